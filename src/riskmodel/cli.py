@@ -1,0 +1,203 @@
+"""The ``riskmodel`` command line: parses arguments and calls the library's jobs.
+
+Exit codes: 0 done; 1 unexpected error; 2 bad input (ledger, config, training data);
+3 model not found or incompatible; 4 output exists or another run holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import RiskModelError
+
+MODEL_DEFAULT = "models:/return-to-poverty@champion"
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .synthetic import generate, write
+
+    truth_months = args.truth_months.split(",") if args.truth_months else None
+    data = generate(households=args.households, months=args.months, start=args.start,
+                    seed=args.seed, truth_months=truth_months if args.truth else None,
+                    with_truth=bool(args.truth))
+    write(data, args.out, args.truth)
+    for line in data.describe():
+        print(line)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .ledger import load_ledger
+    from .outputs import write_parquet_atomic
+
+    result = load_ledger(args.ledger)
+    print(f"{args.ledger}: {result.n_in} rows read, {len(result.valid)} valid, "
+          f"{len(result.quarantine)} quarantined")
+    for rule, count in result.counts_by_rule.items():
+        print(f"  {rule}: {count}")
+    if result.missing_optional:
+        print("  optional columns absent (treated as unknown): "
+              + ", ".join(result.missing_optional))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_parquet_atomic(result.valid, out / "valid.parquet")
+        write_parquet_atomic(result.quarantine, out / "quarantine.parquet")
+        print(f"wrote {out / 'valid.parquet'} and {out / 'quarantine.parquet'}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train_from_path
+
+    train_from_path(args.ledger, config_path=args.config, tracking_uri=args.tracking_uri,
+                    alias=args.alias)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .score import score_month
+
+    result = score_month(args.ledger, args.out, month=args.month, model_uri=args.model,
+                         config_path=args.config, force=args.force, engine=args.engine,
+                         tracking_uri=args.tracking_uri)
+    print(result.describe())
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain_household
+
+    print(explain_household(args.ledger, args.household, month=args.month,
+                            model_uri=args.model, config_path=args.config,
+                            tracking_uri=args.tracking_uri))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_bulletin
+
+    path = write_bulletin(args.scores, args.out, previous=args.previous)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import plan_month
+
+    result = plan_month(args.ledger, args.out, budget=args.budget, grant=args.grant,
+                        month=args.month, model_uri=args.model, config_path=args.config,
+                        visits=args.visits, tracking_uri=args.tracking_uri)
+    print(result.describe())
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a positive integer")
+    return value
+
+
+def _month(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected YYYY-MM")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="riskmodel",
+        description="Risk of rural households falling back into poverty: generate, validate, "
+                    "train, score, explain, report, plan.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("generate", help="write a synthetic ledger (and its truth)")
+    p.add_argument("--households", type=_positive_int, required=True)
+    p.add_argument("--months", type=_positive_int, required=True)
+    p.add_argument("--start", type=_month, default="2022-01")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="ledger Parquet file")
+    p.add_argument("--truth", help="also write the truth file (Parquet)")
+    p.add_argument("--truth-months", help="comma-separated YYYY-MM months for the Monte Carlo "
+                                          "truth (default: last month with a full horizon)")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("validate", help="check a ledger; write valid rows and the quarantine")
+    p.add_argument("--ledger", required=True)
+    p.add_argument("--out", help="folder for valid.parquet and quarantine.parquet")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("train", help="train, backtest, track in MLflow, register")
+    p.add_argument("--ledger", required=True)
+    p.add_argument("--config")
+    p.add_argument("--tracking-uri")
+    p.add_argument("--alias", help="set this registry alias on the new version (e.g. champion)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("score", help="score one month of the ledger: watch list and outputs")
+    p.add_argument("--ledger", required=True)
+    p.add_argument("--month", type=_month)
+    p.add_argument("--model", default=MODEL_DEFAULT)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config")
+    p.add_argument("--engine", choices=["pandas", "spark"], default="pandas")
+    p.add_argument("--force", action="store_true", help="replace an existing month's output")
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("explain", help="one household's score, causes, reasons and what-if")
+    p.add_argument("--ledger", required=True)
+    p.add_argument("--household", required=True)
+    p.add_argument("--month", type=_month)
+    p.add_argument("--model", default=MODEL_DEFAULT)
+    p.add_argument("--config")
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("report", help="the month's bulletin (一月一通报) as one HTML file")
+    p.add_argument("--scores", required=True, help="a month's output folder")
+    p.add_argument("--previous", help="the previous month's output folder")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("plan", help="budget and visit plans that prevent the most falls")
+    p.add_argument("--ledger", required=True)
+    p.add_argument("--month", type=_month)
+    p.add_argument("--model", default=MODEL_DEFAULT)
+    p.add_argument("--budget", type=float, required=True)
+    p.add_argument("--grant", type=float)
+    p.add_argument("--visits", help="CSV of visits available per township")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config")
+    p.add_argument("--tracking-uri")
+    p.set_defaults(func=_cmd_plan)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``riskmodel`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except RiskModelError as exc:
+        print(f"riskmodel {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"riskmodel {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

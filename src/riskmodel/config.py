@@ -1,0 +1,271 @@
+"""Configuration: pydantic models of ``configs/*.yaml``.
+
+A misspelt or unknown key is an error that names it; nothing falls back to a silent default.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+ALIASES_FILE = CONFIG_DIR / "aliases.yaml"
+
+CAUSE_CODES = (
+    "illness",
+    "disability",
+    "accident",
+    "education",
+    "disaster",
+    "labor_shortage",
+    "employment",
+    "business",
+    "housing",
+    "water",
+    "income",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelConfig(_Strict):
+    horizon_months: int = Field(6, gt=0, le=36)
+    min_observed_months: int = Field(6, ge=1, le=12)
+    target_column: str | None = None
+
+
+class PovertyLine(_Strict):
+    year: int = Field(ge=2000, le=2100)
+    line: float = Field(gt=0)
+    region: str | None = None
+
+
+class Cause(_Strict):
+    code: str
+    name_zh: str
+    name_en: str
+    measures_zh: list[str]
+    measures_no_labor_zh: list[str]
+
+    @field_validator("code")
+    @classmethod
+    def _known_code(cls, code: str) -> str:
+        if code not in CAUSE_CODES:
+            raise ValueError(f"Got cause code {code!r}, expected one of {', '.join(CAUSE_CODES)}.")
+        return code
+
+
+class FeatureSpec(_Strict):
+    cause: str
+    monotonic: Literal[-1, 0, 1] = 0
+
+
+class Tiers(_Strict):
+    high: float = Field(gt=0, lt=1)
+    medium: float = Field(gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tiers:
+        if not self.medium < self.high:
+            raise ValueError(
+                f"Got tiers medium={self.medium} and high={self.high}, expected medium < high."
+            )
+        return self
+
+
+class Triggers(_Strict):
+    income_below_line: bool = True
+    medical_oop_12m: float = Field(20000, gt=0)
+    housing_unsafe: bool = True
+    dropout: bool = True
+    water_unsafe: bool = True
+
+
+class Baseline(_Strict):
+    income_ratio: float = Field(1.5, gt=0)
+    medical_oop_12m: float = Field(20000, gt=0)
+    shock_months: int = Field(3, ge=1)
+
+
+class MeasureEffect(_Strict):
+    column: Literal["inc_wage", "inc_transfer", "exp_medical_oop", "exp_education"]
+    amount: float | None = None
+    share: float | None = Field(None, ge=-1, le=1)
+    months: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MeasureEffect:
+        if (self.amount is None) == (self.share is None):
+            raise ValueError("A measure effect needs exactly one of `amount` and `share`.")
+        return self
+
+
+class Measure(_Strict):
+    code: str
+    name_zh: str
+    cost: float = Field(gt=0)
+    effect: MeasureEffect
+    requires: Literal["labor", "medical_bills", "students"] | None = None
+
+
+class Scoring(_Strict):
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    chunk_households: int = Field(200_000, gt=0)
+    drift_psi_warning: float = Field(0.25, gt=0)
+
+
+class ModelConfig(_Strict):
+    max_iter: int = Field(300, gt=0)
+    learning_rate: float = Field(0.06, gt=0, le=1)
+    max_leaf_nodes: int = Field(31, ge=2)
+    min_samples_leaf: int = Field(80, ge=1)
+    l2_regularization: float = Field(1.0, ge=0)
+    validation_months: int = Field(3, ge=1)
+    calibration_months: int = Field(4, ge=1)
+    random_state: int = 0
+
+
+class CauseText(_Strict):
+    zh: str
+    en: str
+
+
+class Reasons(_Strict):
+    """How cause contributions become reason codes, the risk-cause list and reason text."""
+
+    min_weight: float = Field(0.05, ge=0)
+    max_causes: int = Field(5, ge=1, le=11)
+    text_causes: int = Field(2, ge=1, le=3)
+    labor_shortage_max_labor_share: float = Field(0.25, ge=0, le=1)
+    evidence: dict[str, list[str]] = {}
+    text: dict[str, CauseText] = {}
+
+    @field_validator("evidence", "text")
+    @classmethod
+    def _cause_keys(cls, table: dict) -> dict:
+        unknown = sorted(set(table) - set(CAUSE_CODES))
+        if unknown:
+            raise ValueError(f"Got cause codes {unknown}, expected codes of {', '.join(CAUSE_CODES)}.")
+        return table
+
+
+class Config(_Strict):
+    """The whole configuration of a run.
+
+    Examples
+    --------
+    >>> cfg = load_config()
+    >>> cfg.label.horizon_months
+    6
+    >>> cfg.line_for(2024, province="云南省")
+    8700.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    label: LabelConfig = LabelConfig()
+    poverty_lines: list[PovertyLine]
+    causes: list[Cause]
+    features: dict[str, FeatureSpec] = {}
+    tiers: Tiers
+    triggers: Triggers = Triggers()
+    baseline: Baseline = Baseline()
+    measures: list[Measure] = []
+    scoring: Scoring = Scoring()
+    model: ModelConfig = ModelConfig()
+    reasons: Reasons = Reasons()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        codes = [c.code for c in self.causes]
+        if len(set(codes)) != len(codes):
+            raise ValueError("Cause codes must be unique.")
+        for name, spec in self.features.items():
+            if spec.cause not in codes:
+                raise ValueError(
+                    f"Feature {name!r} names cause {spec.cause!r}, expected one of "
+                    f"{', '.join(codes)}."
+                )
+        seen = set()
+        for pl in self.poverty_lines:
+            key = (pl.year, pl.region)
+            if key in seen:
+                raise ValueError(f"Poverty line for year={pl.year} region={pl.region!r} twice.")
+            seen.add(key)
+        return self
+
+    @cached_property
+    def cause_by_code(self) -> dict[str, Cause]:
+        return {c.code: c for c in self.causes}
+
+    def line_for(self, year: int, province: str | None = None, county: str | None = None) -> float:
+        """The monitoring line for one year and place: county, then province, then national."""
+        table = self.line_table()
+        for region in [r for r in (county, province) if r] + [None]:
+            hit = table.get((year, region))
+            if hit is not None:
+                return hit
+        known = sorted({y for y, _ in table})
+        raise ConfigError(f"No poverty line for year {year}; lines are configured for {known}.")
+
+    def line_table(self) -> dict[tuple[int, str | None], float]:
+        return {(pl.year, pl.region): float(pl.line) for pl in self.poverty_lines}
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key {loc!r}")
+        else:
+            parts.append(f"{loc or 'config'}: {e['msg']}")
+    return f"{source}: " + "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate a YAML configuration.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        YAML file. ``None`` loads the packaged ``default.yaml``.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not YAML, or has an unknown, misspelt or invalid key.
+    """
+    source = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found.") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc.__class__.__name__}).") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level.")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, str(source))) from None
+
+
+def load_aliases(path: str | Path | None = None) -> dict[str, str]:
+    """Map of a county export's Chinese headers to the ledger's column names."""
+    source = Path(path) if path is not None else ALIASES_FILE
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    return {str(k).strip(): str(v) for column, names in raw.items() for k in names for v in [column]}

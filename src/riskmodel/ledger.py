@@ -1,0 +1,395 @@
+"""The monthly household ledger: read, map Chinese headers, coerce, validate, quarantine.
+
+A bad row never stops a run and is never dropped silently: it goes to the quarantine table
+with the rule it broke and the offending value, so that rows in = valid + quarantined.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import load_aliases
+from .errors import LedgerError
+
+with warnings.catch_warnings():
+    # pandera probes the optional pyspark integration, which warns about pandas 3 on import.
+    warnings.simplefilter("ignore", FutureWarning)
+    import pandera.pandas as pa
+
+KEY = ["household_id", "month"]
+PLACE = ["county", "township", "village"]
+HOUSEHOLD_TYPES = ("exited", "monitored", "general")
+HOUSEHOLD_TYPE_ALIASES = {"脱贫户": "exited", "监测户": "monitored", "一般农户": "general"}
+MEMBER_COUNTS = [
+    "labor_full",
+    "labor_partial",
+    "elderly",
+    "children",
+    "students_compulsory",
+    "students_noncompulsory",
+    "chronic_ill",
+    "serious_ill",
+    "disabled",
+    "disabled_severe",
+    "migrant_workers",
+]
+INCOME = ["inc_wage", "inc_business", "inc_property", "inc_transfer"]
+SPENDING = ["exp_medical_oop", "exp_education"]
+GUARANTEES = ["insured_all", "housing_safe", "water_safe"]
+ASSISTANCE_FLAGS = ["dibao", "welfare_job"]
+EVENTS = [
+    "ev_illness",
+    "ev_disability",
+    "ev_accident",
+    "ev_education",
+    "ev_disaster",
+    "ev_job_loss",
+    "ev_business_loss",
+    "ev_epidemic",
+]
+BOOLEANS = GUARANTEES + ASSISTANCE_FLAGS + EVENTS
+COUNTS = ["members", *MEMBER_COUNTS, "dropouts"]
+AMOUNTS = [*INCOME, *SPENDING, "temp_assistance"]
+LEDGER_COLUMNS = [
+    *KEY,
+    "province",
+    *PLACE,
+    "household_type",
+    "members",
+    *MEMBER_COUNTS,
+    *INCOME,
+    *SPENDING,
+    *GUARANTEES,
+    "dropouts",
+    *ASSISTANCE_FLAGS,
+    "temp_assistance",
+    *EVENTS,
+]
+REQUIRED = [*KEY, *PLACE, "household_type", "members", "labor_full", "labor_partial",
+            *INCOME, *SPENDING]
+OPTIONAL = [c for c in LEDGER_COLUMNS if c not in REQUIRED]
+
+_TRUE = {"true", "1", "1.0", "yes", "y", "是", "t"}
+_FALSE = {"false", "0", "0.0", "no", "n", "否", "f"}
+_EMPTY = {"", "nan", "none", "null", "<na>", "nat"}
+_MONTH = re.compile(r"^\s*(\d{4})\s*[-/.年]?\s*(\d{1,2})(?:\s*月)?(?:[-/.]\d{1,2})?(?:[ T].*)?\s*$")
+
+SUPPORTED_SUFFIXES = (".parquet", ".csv", ".xlsx")
+
+
+@dataclass
+class ValidationResult:
+    """What validation made of a ledger.
+
+    Attributes
+    ----------
+    valid : DataFrame
+        Rows that passed every rule, typed, with every contract column present.
+    quarantine : DataFrame
+        One row per rejected input row: ``source_row``, ``household_id``, ``month``, the first
+        ``rule`` broken, its ``column`` and offending ``value``, and all ``reasons``.
+    n_in : int
+        Rows read.
+    missing_optional : list of str
+        Optional contract columns absent from the file (added as unknown).
+    """
+
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    n_in: int
+    missing_optional: list[str] = field(default_factory=list)
+
+    @property
+    def counts_by_rule(self) -> dict[str, int]:
+        if self.quarantine.empty:
+            return {}
+        return {str(k): int(v) for k, v in self.quarantine["rule"].value_counts().items()}
+
+    @property
+    def reconciles(self) -> bool:
+        return self.n_in == len(self.valid) + len(self.quarantine)
+
+
+def read_ledger(path: str | Path, aliases: dict[str, str] | None = None) -> pd.DataFrame:
+    """Read a ledger file and map a county export's Chinese headers to the contract names.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.parquet``, ``.csv`` (UTF-8, with or without BOM) or ``.xlsx``.
+    aliases : dict, optional
+        Header → column map; the packaged ``configs/aliases.yaml`` by default.
+
+    Returns
+    -------
+    DataFrame
+        The rows as read (CSV and Excel cells as text), contract column names.
+
+    Raises
+    ------
+    LedgerError
+        Missing, unreadable, empty or unsupported file, or a missing required column.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LedgerError(
+            f"{path}: unsupported file type {suffix or '(none)'!r}, expected one of "
+            f"{', '.join(SUPPORTED_SUFFIXES)}."
+        )
+    if not path.is_file():
+        raise LedgerError(f"{path}: file not found.")
+    try:
+        if suffix == ".parquet":
+            raw = pd.read_parquet(path)
+        elif suffix == ".csv":
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        else:
+            raw = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+    except pd.errors.EmptyDataError:
+        raise LedgerError(f"{path}: the file is empty.") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+        raise LedgerError(f"{path}: cannot be read as {suffix[1:]} ({exc.__class__.__name__}).")\
+            from None
+    return normalise_columns(raw, source=str(path), aliases=aliases)
+
+
+def normalise_columns(
+    raw: pd.DataFrame, source: str = "ledger", aliases: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Rename Chinese headers to contract names and check the required columns are there."""
+    aliases = load_aliases() if aliases is None else aliases
+    renamed = {c: aliases.get(str(c).strip(), str(c).strip()) for c in raw.columns}
+    frame = raw.rename(columns=renamed)
+    dup = frame.columns[frame.columns.duplicated()].unique().tolist()
+    if dup:
+        raise LedgerError(f"{source}: column {dup[0]!r} appears twice (after header aliases).")
+    if frame.empty:
+        raise LedgerError(f"{source}: the file has no rows.")
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise LedgerError(f"{source}: required column {missing[0]!r} is missing"
+                          + (f" (and {len(missing) - 1} more)." if len(missing) > 1 else "."))
+    return frame.reset_index(drop=True)
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.astype("string").str.strip()
+
+
+def _is_empty(text: pd.Series) -> pd.Series:
+    return text.isna() | text.str.lower().isin(_EMPTY)
+
+
+def _to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Float values and a mask of cells that held something that is not a number."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        values = series.astype("float64")
+        return values, pd.Series(False, index=series.index)
+    text = _text(series)
+    empty = _is_empty(text)
+    values = pd.to_numeric(text.str.replace(",", "", regex=False).where(~empty), errors="coerce")
+    values = values.astype("float64")
+    return values, values.isna() & ~empty
+
+
+def _to_bool(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("boolean"), pd.Series(False, index=series.index)
+    text = _text(series).str.lower()
+    empty = _is_empty(text)
+    out = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    out[text.isin(_TRUE).fillna(False).to_numpy()] = True
+    out[text.isin(_FALSE).fillna(False).to_numpy()] = False
+    return out, out.isna() & ~empty
+
+
+def _to_month(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        out = series.dt.strftime("%Y-%m").astype("string")
+        return out, out.isna()
+    parts = _text(series).str.extract(_MONTH)
+    year = pd.to_numeric(parts[0], errors="coerce")
+    mon = pd.to_numeric(parts[1], errors="coerce")
+    ok = year.notna() & mon.between(1, 12)
+    out = (year.astype("Int64").astype("string") + "-"
+           + mon.astype("Int64").astype("string").str.zfill(2)).where(ok)
+    return out.astype("string"), ~ok
+
+
+def _rule(rule: str, test) -> pa.Check:
+    # The check's error string is the rule name reported in the quarantine.
+    return pa.Check(lambda s: s.isna() | test(s), error=rule)
+
+
+def _checked_frame(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Typed columns plus one slack column per cross-column invariant (> 0 means broken).
+
+    Cross-column rules are checked as columns of their own so that a failure names one cell,
+    not every column of the row.
+    """
+    frame = out[["household_id", "household_type", *COUNTS, *AMOUNTS]].copy()
+    source = {}
+    for col in [*MEMBER_COUNTS, "dropouts"]:
+        frame[f"{col}_exceeds_members"] = out[col] - out["members"]
+        source[f"{col}_exceeds_members"] = col
+    frame["labor_exceeds_members"] = out["labor_full"] + out["labor_partial"] - out["members"]
+    source["labor_exceeds_members"] = "labor_partial"
+    frame["disabled_severe_exceeds_disabled"] = out["disabled_severe"] - out["disabled"]
+    source["disabled_severe_exceeds_disabled"] = "disabled_severe"
+    return frame, source
+
+
+def _schema(slack: list[str]) -> pa.DataFrameSchema:
+    columns = {
+        "household_type": pa.Column(
+            "string", _rule("household_type_unknown", lambda s: s.isin(HOUSEHOLD_TYPES))),
+        "members": pa.Column(float, _rule("members_below_1", lambda s: s >= 1), nullable=True),
+        **{c: pa.Column(float, _rule("count_negative", lambda s: s >= 0), nullable=True)
+           for c in [*MEMBER_COUNTS, "dropouts"]},
+        **{c: pa.Column(float, _rule("amount_negative", lambda s: s >= 0), nullable=True)
+           for c in AMOUNTS if c != "inc_business"},
+        **{c: pa.Column(float, _rule(c, lambda s: s <= 0), nullable=True) for c in slack},
+    }
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
+    """Coerce types and check every contract invariant; split valid rows from quarantine.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        A ledger with contract column names, as returned by :func:`read_ledger`.
+
+    Returns
+    -------
+    ValidationResult
+        ``n_in == len(valid) + len(quarantine)`` always.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> ledger = generate_ledger(households=20, months=3, seed=1)
+    >>> ledger.loc[0, "members"] = 0
+    >>> result = validate_ledger(ledger)
+    >>> len(result.quarantine), result.quarantine.loc[0, "rule"]
+    (1, 'members_below_1')
+    """
+    raw = raw.reset_index(drop=True)
+    n = len(raw)
+    out = pd.DataFrame(index=raw.index)
+    problems: list[pd.DataFrame] = []
+
+    def flag(mask: pd.Series, rule: str, column: str) -> None:
+        idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+        if len(idx):
+            values = raw[column].iloc[idx].astype("string") if column in raw else pd.NA
+            problems.append(pd.DataFrame(
+                {"row": idx, "rule": rule, "column": column, "value": values}
+            ).reset_index(drop=True))
+
+    for col in ["household_id", *PLACE, "province", "household_type"]:
+        if col in raw:
+            text = _text(raw[col])
+            empty = _is_empty(text)
+            out[col] = text.where(~empty)
+            if col != "province":
+                flag(empty, "value_missing", col)
+        else:
+            out[col] = pd.Series(pd.NA, index=raw.index, dtype="string")
+    out["household_type"] = out["household_type"].replace(HOUSEHOLD_TYPE_ALIASES)
+
+    out["month"], bad = _to_month(raw["month"])
+    flag(bad, "month_format", "month")
+
+    for col in [*COUNTS, *AMOUNTS]:
+        if col not in raw:
+            out[col] = np.nan
+            continue
+        values, bad = _to_number(raw[col])
+        flag(bad, "not_a_number", col)
+        if col in COUNTS:
+            fractional = values.notna() & (values != np.floor(values))
+            flag(fractional, "count_not_integer", col)
+            flag(values.isna() & ~bad, "value_missing", col)
+        out[col] = values
+    for col in BOOLEANS:
+        if col not in raw:
+            out[col] = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+            continue
+        out[col], bad = _to_bool(raw[col])
+        flag(bad, "not_a_boolean", col)
+        if col in EVENTS:
+            out[col] = out[col].fillna(False)
+
+    checked, slack_source = _checked_frame(out)
+    try:
+        _schema(list(slack_source)).validate(checked, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases
+        cases = cases[cases["index"].notna() & cases["failure_case"].notna()]
+        for (rule, column), grp in cases.groupby(["check", "column"], sort=False):
+            mask = np.zeros(n, dtype=bool)
+            mask[grp["index"].astype("int64").to_numpy()] = True
+            flag(pd.Series(mask), str(rule), slack_source.get(column, column))
+
+    dup = out.duplicated(KEY, keep=False) & out["household_id"].notna() & out["month"].notna()
+    flag(dup, "duplicate_key", "household_id")
+
+    extra = [c for c in raw.columns if c not in LEDGER_COLUMNS]
+    for col in extra:
+        out[col] = raw[col]
+    out = out[[*LEDGER_COLUMNS, *extra]]
+    for col in ["members", *MEMBER_COUNTS, "dropouts"]:
+        if col in raw and out[col].notna().all():
+            out[col] = out[col].astype("int64")
+
+    if problems:
+        found = pd.concat(problems, ignore_index=True).sort_values("row", kind="stable")
+        bad_rows = np.unique(found["row"].to_numpy())
+        reasons = (found["rule"] + "(" + found["column"] + ")").groupby(found["row"]).agg("; ".join)
+        first = found.drop_duplicates("row").set_index("row")
+        quarantine = pd.DataFrame({
+            "source_row": bad_rows,
+            "household_id": raw["household_id"].iloc[bad_rows].astype("string").to_numpy(),
+            "month": raw["month"].iloc[bad_rows].astype("string").to_numpy(),
+            "rule": first.loc[bad_rows, "rule"].to_numpy(),
+            "column": first.loc[bad_rows, "column"].to_numpy(),
+            "value": first.loc[bad_rows, "value"].astype("string").to_numpy(),
+            "reasons": reasons.loc[bad_rows].to_numpy(),
+        })
+        valid = out.drop(index=bad_rows)
+    else:
+        quarantine = empty_quarantine()
+        valid = out
+    valid = valid.sort_values(KEY, kind="stable").reset_index(drop=True)
+    missing = [c for c in OPTIONAL if c not in raw.columns]
+    result = ValidationResult(valid, quarantine, n, missing)
+    assert result.reconciles, "validation lost rows"
+    return result
+
+
+def empty_quarantine() -> pd.DataFrame:
+    """An empty quarantine table with its columns and types."""
+    return pd.DataFrame({
+        "source_row": pd.Series(dtype="int64"),
+        "household_id": pd.Series(dtype="string"),
+        "month": pd.Series(dtype="string"),
+        "rule": pd.Series(dtype="string"),
+        "column": pd.Series(dtype="string"),
+        "value": pd.Series(dtype="string"),
+        "reasons": pd.Series(dtype="string"),
+    })
+
+
+def load_ledger(path: str | Path) -> ValidationResult:
+    """Read and validate a ledger file in one call."""
+    return validate_ledger(read_ledger(path))

@@ -1,0 +1,70 @@
+"""Shared fixtures: small hand-built ledgers that every module's tests can rely on."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel.ledger import EVENTS
+
+# Spark's Python workers must run this interpreter (it has pyarrow and the project).
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "synthetic"
+
+
+def tiny_ledger(households: int = 4, months: int = 3, start: str = "2024-01") -> pd.DataFrame:
+    """A valid ledger of plain numbers, every contract column present."""
+    rng = np.random.default_rng(0)
+    periods = pd.period_range(start, periods=months, freq="M").strftime("%Y-%m")
+    hid = np.repeat([f"H{i:04d}" for i in range(households)], months)
+    n = len(hid)
+    frame = pd.DataFrame({
+        "household_id": hid,
+        "month": np.tile(periods, households),
+        "province": "云南省",
+        "county": "甲县",
+        "township": np.repeat([f"乡{i % 2}" for i in range(households)], months),
+        "village": np.repeat([f"村{i % 3}" for i in range(households)], months),
+        "household_type": np.repeat(
+            [("exited", "monitored", "general")[i % 3] for i in range(households)], months),
+        "members": 4,
+        "labor_full": 2,
+        "labor_partial": 0,
+        "elderly": 1,
+        "children": 1,
+        "students_compulsory": 1,
+        "students_noncompulsory": 0,
+        "chronic_ill": 0,
+        "serious_ill": 0,
+        "disabled": 0,
+        "disabled_severe": 0,
+        "migrant_workers": 1,
+        "inc_wage": rng.integers(1500, 3000, n).astype(float),
+        "inc_business": rng.integers(-200, 800, n).astype(float),
+        "inc_property": 50.0,
+        "inc_transfer": 100.0,
+        "exp_medical_oop": 0.0,
+        "exp_education": 100.0,
+        "insured_all": True,
+        "housing_safe": True,
+        "water_safe": True,
+        "dropouts": 0,
+        "dibao": False,
+        "welfare_job": False,
+        "temp_assistance": 0.0,
+    })
+    for ev in EVENTS:
+        frame[ev] = False
+    return frame
+
+
+@pytest.fixture
+def ledger() -> pd.DataFrame:
+    return tiny_ledger()

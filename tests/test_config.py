@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from riskmodel.config import CAUSE_CODES, DEFAULT_CONFIG, load_aliases, load_config
+from riskmodel.errors import ConfigError
+from riskmodel.ledger import LEDGER_COLUMNS
+
+
+def _write(tmp_path, data):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+
+
+def test_default_config_loads_with_the_fixed_keys():
+    cfg = load_config()
+    assert cfg.label.horizon_months == 6
+    assert cfg.line_for(2021) == 6000
+    assert [c.code for c in cfg.causes] == list(CAUSE_CODES)
+    assert all(c.measures_zh for c in cfg.causes)
+
+
+def test_most_specific_region_wins(tmp_path, raw):
+    raw["poverty_lines"] = [
+        {"year": 2024, "line": 7000},
+        {"year": 2024, "line": 8700, "region": "云南省"},
+        {"year": 2024, "line": 9000, "region": "甲县"},
+    ]
+    cfg = load_config(_write(tmp_path, raw))
+    assert cfg.line_for(2024) == 7000
+    assert cfg.line_for(2024, province="云南省") == 8700
+    assert cfg.line_for(2024, province="云南省", county="甲县") == 9000
+    assert cfg.line_for(2024, province="福建省", county="乙县") == 7000
+    with pytest.raises(ConfigError, match="No poverty line for year 2030"):
+        cfg.line_for(2030)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r["label"].update(horizon_mnths=6), "unknown key 'label.horizon_mnths'"),
+        (lambda r: r.update(tiers_typo={}), "unknown key 'tiers_typo'"),
+        (lambda r: r["label"].update(horizon_months=0), "label.horizon_months"),
+        (lambda r: r["label"].update(horizon_months="six"), "label.horizon_months"),
+        (lambda r: r["poverty_lines"].append({"year": 2021, "line": 1}), "twice"),
+        (lambda r: r["poverty_lines"].append({"year": 2029, "line": -5}), "poverty_lines.9.line"),
+        (lambda r: r["causes"][0].update(code="sickness"), "Got cause code 'sickness'"),
+        (lambda r: r["tiers"].update(medium=0.5), "expected medium < high"),
+        (lambda r: r.update(features={"x": {"cause": "luck"}}), "Feature 'x' names cause 'luck'"),
+        (lambda r: r.pop("poverty_lines"), "poverty_lines: Field required"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, raw, edit, message):
+    edit(raw)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(_write(tmp_path, raw))
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("label: [unclosed", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(bad)
+
+
+def test_aliases_cover_every_contract_column():
+    aliases = load_aliases()
+    assert set(aliases.values()) == set(LEDGER_COLUMNS)
+    assert aliases["户编号"] == "household_id"
+    assert aliases["合规自付医疗费用"] == "exp_medical_oop"
