@@ -121,6 +121,24 @@ class Scoring(_Strict):
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
     chunk_households: int = Field(200_000, gt=0)
     drift_psi_warning: float = Field(0.25, gt=0)
+    experiment: str = Field("riskmodel-scoring", min_length=1)
+
+
+class Elimination(_Strict):
+    """Rules a household must all meet to be proposed for risk elimination (风险消除)."""
+
+    household_types: list[Literal["exited", "monitored", "general"]] = ["monitored"]
+    months_above_line: int = Field(6, ge=1, le=36)
+    rigid_spending_months: int = Field(6, ge=1, le=12)
+    rigid_spending_max_share: float = Field(0.2, ge=0)
+    guarantees: list[Literal["insured_all", "housing_safe", "water_safe"]] = [
+        "insured_all", "housing_safe", "water_safe"]
+    max_risk_tier: Literal["low", "medium"] = "low"
+    min_laborers: int = Field(1, ge=1)
+
+
+class Lifecycle(_Strict):
+    elimination: Elimination = Elimination()
 
 
 class ModelConfig(_Strict):
@@ -132,6 +150,29 @@ class ModelConfig(_Strict):
     validation_months: int = Field(3, ge=1)
     calibration_months: int = Field(4, ge=1)
     random_state: int = 0
+    n_iter_no_change: int = Field(20, ge=1)
+    calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
+    scorecard_bins: int = Field(5, ge=2)
+    scorecard_features: int = Field(12, ge=1)
+    min_positive_labels: int = Field(50, ge=1)
+    max_train_rows: int | None = Field(None, ge=1000)
+
+
+class BacktestConfig(_Strict):
+    origins: int = Field(3, ge=1)
+    test_months: int = Field(1, ge=1)
+    label_embargo: bool = True
+    caseloads: list[float] = [0.02, 0.05, 0.10]
+    bootstrap: int = Field(200, ge=0)
+    calibration_bins: int = Field(10, ge=2)
+    min_group_rows: int = Field(200, ge=1)
+
+    @field_validator("caseloads")
+    @classmethod
+    def _shares(cls, caseloads: list[float]) -> list[float]:
+        if not caseloads or any(not 0 < c < 1 for c in caseloads):
+            raise ValueError(f"Got caseloads={caseloads!r}, expected shares between 0 and 1.")
+        return sorted(caseloads)
 
 
 class CauseText(_Strict):
@@ -154,7 +195,9 @@ class Reasons(_Strict):
     def _cause_keys(cls, table: dict) -> dict:
         unknown = sorted(set(table) - set(CAUSE_CODES))
         if unknown:
-            raise ValueError(f"Got cause codes {unknown}, expected codes of {', '.join(CAUSE_CODES)}.")
+            raise ValueError(
+                f"Got cause codes {unknown}, expected codes of {', '.join(CAUSE_CODES)}."
+            )
         return table
 
 
@@ -182,7 +225,9 @@ class Config(_Strict):
     measures: list[Measure] = []
     scoring: Scoring = Scoring()
     model: ModelConfig = ModelConfig()
+    backtest: BacktestConfig = BacktestConfig()
     reasons: Reasons = Reasons()
+    lifecycle: Lifecycle = Lifecycle()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -268,4 +313,4 @@ def load_aliases(path: str | Path | None = None) -> dict[str, str]:
     """Map of a county export's Chinese headers to the ledger's column names."""
     source = Path(path) if path is not None else ALIASES_FILE
     raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    return {str(k).strip(): str(v) for column, names in raw.items() for k in names for v in [column]}
+    return {str(name).strip(): column for column, names in raw.items() for name in names}

@@ -211,16 +211,21 @@ def _to_bool(series: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _to_month(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        out = series.dt.strftime("%Y-%m").astype("string")
-        return out, out.isna()
-    parts = _text(series).str.extract(_MONTH)
-    year = pd.to_numeric(parts[0], errors="coerce")
-    mon = pd.to_numeric(parts[1], errors="coerce")
-    ok = year.notna() & mon.between(1, 12)
-    out = (year.astype("Int64").astype("string") + "-"
-           + mon.astype("Int64").astype("string").str.zfill(2)).where(ok)
-    return out.astype("string"), ~ok
+    # A ledger holds few distinct months: parse each spelling once.
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    uniq = pd.Series(uniques)
+    if pd.api.types.is_datetime64_any_dtype(uniq):
+        parsed = uniq.dt.strftime("%Y-%m").astype("string")
+    else:
+        parts = _text(uniq).str.extract(_MONTH)
+        year = pd.to_numeric(parts[0], errors="coerce")
+        mon = pd.to_numeric(parts[1], errors="coerce")
+        ok = year.notna() & mon.between(1, 12)
+        parsed = (year.astype("Int64").astype("string") + "-"
+                  + mon.astype("Int64").astype("string").str.zfill(2)).where(ok)
+    lookup = np.append(parsed.astype(object).to_numpy(), pd.NA)
+    out = pd.Series(lookup[codes], index=series.index, dtype="string")
+    return out, out.isna()
 
 
 def _rule(rule: str, test) -> pa.Check:
@@ -285,7 +290,7 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     """
     raw = raw.reset_index(drop=True)
     n = len(raw)
-    out = pd.DataFrame(index=raw.index)
+    cols: dict[str, pd.Series] = {}
     problems: list[pd.DataFrame] = []
 
     def flag(mask: pd.Series, rule: str, column: str) -> None:
@@ -300,19 +305,19 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
         if col in raw:
             text = _text(raw[col])
             empty = _is_empty(text)
-            out[col] = text.where(~empty)
+            cols[col] = text.where(~empty)
             if col != "province":
                 flag(empty, "value_missing", col)
         else:
-            out[col] = pd.Series(pd.NA, index=raw.index, dtype="string")
-    out["household_type"] = out["household_type"].replace(HOUSEHOLD_TYPE_ALIASES)
+            cols[col] = pd.Series(pd.NA, index=raw.index, dtype="string")
+    cols["household_type"] = cols["household_type"].replace(HOUSEHOLD_TYPE_ALIASES)
 
-    out["month"], bad = _to_month(raw["month"])
+    cols["month"], bad = _to_month(raw["month"])
     flag(bad, "month_format", "month")
 
     for col in [*COUNTS, *AMOUNTS]:
         if col not in raw:
-            out[col] = np.nan
+            cols[col] = pd.Series(np.nan, index=raw.index)
             continue
         values, bad = _to_number(raw[col])
         flag(bad, "not_a_number", col)
@@ -320,15 +325,18 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             fractional = values.notna() & (values != np.floor(values))
             flag(fractional, "count_not_integer", col)
             flag(values.isna() & ~bad, "value_missing", col)
-        out[col] = values
+        cols[col] = values
     for col in BOOLEANS:
         if col not in raw:
-            out[col] = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+            cols[col] = pd.Series(pd.NA, index=raw.index, dtype="boolean")
             continue
-        out[col], bad = _to_bool(raw[col])
+        cols[col], bad = _to_bool(raw[col])
         flag(bad, "not_a_boolean", col)
         if col in EVENTS:
-            out[col] = out[col].fillna(False)
+            cols[col] = cols[col].fillna(False)
+
+    extra = [c for c in raw.columns if c not in LEDGER_COLUMNS]
+    out = pd.DataFrame({**{c: cols[c] for c in LEDGER_COLUMNS}, **{c: raw[c] for c in extra}})
 
     checked, slack_source = _checked_frame(out)
     try:
@@ -341,13 +349,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             mask[grp["index"].astype("int64").to_numpy()] = True
             flag(pd.Series(mask), str(rule), slack_source.get(column, column))
 
-    dup = out.duplicated(KEY, keep=False) & out["household_id"].notna() & out["month"].notna()
+    dup = out.duplicated(KEY, keep=False) & cols["household_id"].notna() & cols["month"].notna()
     flag(dup, "duplicate_key", "household_id")
 
-    extra = [c for c in raw.columns if c not in LEDGER_COLUMNS]
-    for col in extra:
-        out[col] = raw[col]
-    out = out[[*LEDGER_COLUMNS, *extra]]
     for col in ["members", *MEMBER_COUNTS, "dropouts"]:
         if col in raw and out[col].notna().all():
             out[col] = out[col].astype("int64")
