@@ -362,14 +362,14 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
         reasons = (found["rule"] + "(" + found["column"] + ")").groupby(found["row"]).agg("; ".join)
         first = found.drop_duplicates("row").set_index("row")
         quarantine = pd.DataFrame({
-            "source_row": bad_rows,
-            "household_id": raw["household_id"].iloc[bad_rows].astype("string").to_numpy(),
+            "source_row": bad_rows.astype("int64"),
+            "household_id": raw["household_id"].iloc[bad_rows].to_numpy(),
             "month": raw["month"].iloc[bad_rows].astype("string").to_numpy(),
             "rule": first.loc[bad_rows, "rule"].to_numpy(),
             "column": first.loc[bad_rows, "column"].to_numpy(),
-            "value": first.loc[bad_rows, "value"].astype("string").to_numpy(),
+            "value": first.loc[bad_rows, "value"].to_numpy(),
             "reasons": reasons.loc[bad_rows].to_numpy(),
-        })
+        }).astype(empty_quarantine().dtypes.to_dict())
         valid = out.drop(index=bad_rows)
     else:
         quarantine = empty_quarantine()
