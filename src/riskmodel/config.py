@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -72,6 +73,18 @@ class FeatureSpec(_Strict):
 class Tiers(_Strict):
     high: float = Field(gt=0, lt=1)
     medium: float = Field(gt=0, lt=1)
+
+    def assign(self, risk) -> np.ndarray:
+        """Tier of each probability: ``high``, ``medium``, ``low``, or None when unscored.
+
+        Examples
+        --------
+        >>> Tiers(high=0.2, medium=0.08).assign([0.3, 0.1, 0.01, float("nan")]).tolist()
+        ['high', 'medium', 'low', None]
+        """
+        risk = np.asarray(risk, dtype="float64")
+        return np.select([risk >= self.high, risk >= self.medium, risk >= 0],
+                         ["high", "medium", "low"], default=None).astype(object)
 
     @model_validator(mode="after")
     def _ordered(self) -> Tiers:
@@ -156,6 +169,7 @@ class ModelConfig(_Strict):
     scorecard_features: int = Field(12, ge=1)
     min_positive_labels: int = Field(50, ge=1)
     max_train_rows: int | None = Field(None, ge=1000)
+    exclude_features: list[str] = []
 
 
 class BacktestConfig(_Strict):
@@ -187,6 +201,7 @@ class Reasons(_Strict):
     max_causes: int = Field(5, ge=1, le=11)
     text_causes: int = Field(2, ge=1, le=3)
     labor_shortage_max_labor_share: float = Field(0.25, ge=0, le=1)
+    structural_margin: float = Field(0.25, ge=0)
     evidence: dict[str, list[str]] = {}
     text: dict[str, CauseText] = {}
 

@@ -1,0 +1,660 @@
+"""Why the model flags a household, in the risk causes cadres record (因病, 因学, 缺劳动力 …).
+
+Attributions are exact path-dependent TreeSHAP values of the gbm's log-odds. Their reference
+(the base value) is the training population's average log-odds: a cause's contribution says how
+far that cause moves this household away from an average household, and its sign is meaningful
+— a cause whose contribution is negative lowers the risk and is never given as a reason. The
+values add up: for every household the per-cause contributions plus the base value equal
+``model.decision_function``. Feature values are summed per cause through the config's
+``features`` block; with the household's ledger, the net-income features, which carry every
+cause at once, are shared out among the causes by what each took from the household (see
+:func:`cause_contributions` and ``docs/explanations.md``).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, load_config
+from .errors import ConfigError, LedgerError
+from .features import FEATURE_NAMES, build_features
+from .labels import poverty_lines, poverty_status
+from .reasons import (
+    WINDOW,
+    LedgerWindow,
+    annual_per_capita,
+    cause_losses,
+    disabled_adults,
+    format_yuan,
+    household_facts,
+    months_of,
+    rank_causes,
+    reason_texts,
+    suggested_measures,
+    trailing_window,
+    valid_causes,
+)
+from .treeshap import tree_shap
+
+N_REASONS = 3
+# Features that sum every income source and rigid spending over a window of months
+# (income_margin_12m, income_ratio_6m, income_ratio_ahead_12m …), with the window's length.
+NET_INCOME = {
+    name: int(match[1]) for name in FEATURE_NAMES
+    if (match := re.fullmatch(r"income_(?:margin|ratio)\w*_(\d+)m", name))
+}
+# Features of the change in net income: recent months (the value) against the last year.
+NET_CHANGE = {
+    name: int(match[1]) for name in FEATURE_NAMES
+    if (match := re.fullmatch(r"income_change_(\d+)v12", name))
+}
+
+
+def _gbm(model):
+    return getattr(model, "gbm_", model)
+
+
+def _matrix(gbm, features: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    names = [str(c) for c in getattr(gbm, "feature_names_in_", features.columns)]
+    missing = [n for n in names if n not in features.columns]
+    if missing:
+        raise ValueError(
+            f"The features lack {len(missing)} column(s) the model was trained on, e.g. "
+            f"{missing[0]!r}; expected the output of riskmodel.features.build_features."
+        )
+    return features[names].to_numpy(dtype="float64"), names
+
+
+def cause_matrix(feature_names: list[str], config: Config) -> pd.DataFrame:
+    """0/1 matrix mapping features (rows) to cause codes (columns, ``config.causes`` order)."""
+    causes = {name: spec.cause for name, spec in config.features.items()}
+    unmapped = [n for n in feature_names if n not in causes]
+    if unmapped:
+        raise ConfigError(
+            f"The config's `features` block gives no cause for {unmapped[0]!r}"
+            + (f" and {len(unmapped) - 1} more" if len(unmapped) > 1 else "")
+            + "; expected every model feature to belong to one cause."
+        )
+    codes = [c.code for c in config.causes]
+    index = pd.Index(codes).get_indexer([causes[n] for n in feature_names])
+    table = np.zeros((len(feature_names), len(codes)))
+    table[np.arange(len(feature_names)), index] = 1.0
+    return pd.DataFrame(table, index=feature_names, columns=codes)
+
+
+def feature_contributions(
+    model, features: pd.DataFrame, n_jobs: int = 1
+) -> tuple[pd.DataFrame, float]:
+    """Exact TreeSHAP values of the gbm log-odds per feature.
+
+    Parameters
+    ----------
+    model : RiskModel or HistGradientBoostingClassifier
+        A fitted model (its ``gbm_`` is explained) or the trees themselves.
+    features : DataFrame
+        Model features (:func:`riskmodel.features.build_features`).
+    n_jobs : int, default=1
+
+    Returns
+    -------
+    values : DataFrame
+        Indexed like ``features``, one column per model feature.
+    base_value : float
+        The training population's average log-odds.
+    """
+    gbm = _gbm(model)
+    X, names = _matrix(gbm, features)
+    values, base = tree_shap(gbm, X, n_jobs=n_jobs)
+    return pd.DataFrame(values, index=features.index, columns=names), base
+
+
+def cause_contributions(
+    model,
+    features: pd.DataFrame,
+    config: Config,
+    n_jobs: int = 1,
+    ledger_rows: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, float]:
+    """TreeSHAP of the gbm log-odds summed per risk cause.
+
+    Each feature's value goes to its cause in the config's ``features`` block. With the
+    household's ledger (``ledger_rows``), two kinds of feature are shared out instead, because
+    they carry several causes at once:
+
+    - net-income features (``income_margin_*``, ``income_ratio_*``), which sum every source of
+      income and rigid spending: for a household they raise the risk of, their value is shared
+      among the causes in proportion to what each took from the household over the feature's
+      window (:func:`riskmodel.reasons.cause_losses`: medical costs, fees, the fall in wages
+      after a job loss …) and the shortfall no cause explains (the loss-free income's distance
+      below the line plus ``reasons.structural_margin`` of it), which stays with 收入偏低; the
+      change in net income (``income_change_3v12``) likewise, by the recent losses;
+    - labor-shortage features of a household whose missing laborer is a disabled member of
+      working age go to 因残.
+
+    Either way the values add up as before.
+
+    Parameters
+    ----------
+    model : RiskModel or HistGradientBoostingClassifier
+        A fitted model (its ``gbm_`` is explained) or the trees themselves.
+    features : DataFrame
+        Model features (:func:`riskmodel.features.build_features`).
+    config : Config
+        Its ``features`` block maps each feature to a cause.
+    n_jobs : int, default=1
+    ledger_rows : DataFrame, optional
+        The validated ledger rows the features were built from (same index).
+    history : DataFrame, optional
+        The validated ledger they come from (the 24 months before each row are read);
+        ``ledger_rows`` alone when ``None``.
+
+    Returns
+    -------
+    contributions : DataFrame
+        Indexed like ``features``, one float column per cause code of ``config.causes``:
+        how much the cause raises (positive) or lowers (negative) the household's log-odds
+        relative to the base value.
+    base_value : float
+        The training population's average log-odds. Row sums plus ``base_value`` equal
+        ``model.decision_function(features)``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> from riskmodel import load_config
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame({"medical_pc_12m": rng.exponential(500, 2000),
+    ...                   "income_margin_12m": rng.normal(2000, 1500, 2000)})
+    >>> y = (X["medical_pc_12m"] - X["income_margin_12m"] > 0).astype(int)
+    >>> gbm = HistGradientBoostingClassifier(max_iter=20).fit(X, y)
+    >>> contributions, base = cause_contributions(gbm, X, load_config())
+    >>> bool(np.allclose(contributions.sum(axis=1) + base, gbm.decision_function(X)))
+    True
+    """
+    values, base = feature_contributions(model, features, n_jobs=n_jobs)
+    if ledger_rows is None:
+        table = cause_matrix(list(values.columns), config)
+        summed = values.to_numpy() @ table.to_numpy()
+        return pd.DataFrame(summed, index=features.index, columns=table.columns), base
+    if not features.index.equals(ledger_rows.index):
+        raise ValueError("Got ledger_rows indexed unlike features; expected the same index "
+                         "(the ledger rows the features were built from).")
+    window = trailing_window(ledger_rows, ledger_rows if history is None else history)
+    line = poverty_lines(config, months_of(ledger_rows["month"]) // 12,
+                         ledger_rows.get("province"), ledger_rows.get("county"))
+    return _shared_out(values, features, ledger_rows, window, line, config), base
+
+
+def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame,
+                window: LedgerWindow, line: np.ndarray, config: Config) -> pd.DataFrame:
+    """Cause contributions with net-income and labor-shortage features shared out."""
+    causes = [c.code for c in config.causes]
+    net = {name: w for name, w in NET_INCOME.items() if name in values.columns}
+    change = [name for name in NET_CHANGE if name in values.columns]
+    table = cause_matrix(list(values.columns), config)
+    shared = [*net, *change]
+    out = pd.DataFrame(values.drop(columns=shared).to_numpy()
+                       @ table.drop(index=shared).to_numpy(),
+                       index=values.index, columns=causes)
+    losses = {c: v for c, v in cause_losses(rows, window).items() if c in causes}
+    members = rows["members"].to_numpy(dtype="float64")
+    lost_over = {months: np.column_stack([annual_per_capita(v, window, members, months)
+                                          for v in losses.values()])
+                 for months in {*net.values(), *NET_CHANGE.values(), WINDOW}}
+
+    def share_out(name: str, lost: np.ndarray, unexplained: np.ndarray) -> None:
+        phi = values[name].to_numpy()
+        total = lost.sum(axis=1) + unexplained
+        share = np.where(((phi > 0) & (total > 0))[:, None],
+                         lost / np.where(total > 0, total, 1.0)[:, None], 0.0)
+        for k, code in enumerate(losses):
+            out[code] += phi * share[:, k]
+        out[table.columns[table.loc[name].to_numpy().argmax()]] += phi * (1 - share.sum(axis=1))
+
+    floor = config.reasons.structural_margin * line
+    for name, months in net.items():
+        lost = lost_over[months]
+        margin = _margin(features, months, line)
+        # Unknown income: nothing to share by, the feature keeps its own cause.
+        lost = np.where(np.isfinite(margin)[:, None], lost, 0.0)
+        share_out(name, lost, np.clip(floor - np.nan_to_num(margin) - lost.sum(axis=1), 0, None))
+    for name in change:
+        recent = np.clip(lost_over[NET_CHANGE[name]] - lost_over[WINDOW], 0, None)
+        fall = np.clip(-features[name].to_numpy(dtype="float64"), 0, None)
+        share_out(name, recent, np.clip(np.nan_to_num(fall) - recent.sum(axis=1), 0, None))
+    if "labor_shortage" in out and "disability" in out:
+        disabled = disabled_adults(rows) > 0
+        out.loc[disabled, "disability"] += out.loc[disabled, "labor_shortage"]
+        out.loc[disabled, "labor_shortage"] = 0.0
+    return out
+
+
+def _margin(features: pd.DataFrame, months: int, line: np.ndarray) -> np.ndarray:
+    """Annual per-capita net income above the line over a window, from the features."""
+    name = f"income_margin_{months}m"
+    if name in features:
+        return features[name].to_numpy(dtype="float64")
+    return (features[f"income_ratio_{months}m"].to_numpy(dtype="float64") - 1.0) * line
+
+
+def scorecard_cause_points(model, features: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """The scorecard's points per feature summed per cause code (row sums: total points)."""
+    points = model.scorecard_.points(features)
+    table = cause_matrix(list(points.columns), config)
+    return pd.DataFrame(points.to_numpy() @ table.to_numpy(), index=features.index,
+                        columns=table.columns)
+
+
+def explain_households(
+    model,
+    features: pd.DataFrame,
+    ledger_rows: pd.DataFrame,
+    config: Config,
+    n_jobs: int = 1,
+    history: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Reasons, the national risk-cause list, reason text and measures for each household.
+
+    Parameters
+    ----------
+    model : RiskModel or HistGradientBoostingClassifier
+    features : DataFrame
+        Model features of the household-months to explain.
+    ledger_rows : DataFrame
+        The validated ledger rows of the same household-months (same index as ``features``).
+    config : Config
+    n_jobs : int, default=1
+    history : DataFrame, optional
+        The validated ledger the rows come from, so that the reason text quotes trailing
+        12- and 3-month figures; without it only the months in ``ledger_rows`` are summed.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``features``. The causes are ranked by :func:`cause_contributions` with
+        the household's ledger, so a medical bill or a lost job that pulled the net income down
+        counts under its own cause rather than under 收入偏低:
+
+        - ``reason_1``, ``reason_2``, ``reason_3``: cause codes that raise the risk, strongest
+          first, among the causes the consistency rules allow; NA where fewer causes raise it
+          by at least ``reasons.min_weight``.
+        - ``reason_1_weight`` … ``reason_3_weight``: each reason's contribution to the log-odds
+          (additive; ``exp(weight)`` is the factor by which the cause multiplies the odds).
+        - ``risk_causes``: up to ``reasons.max_causes`` codes joined by ``","``.
+        - ``reason_text_zh``, ``reason_text_en``: the first ``reasons.text_causes`` reasons in
+          words, with the household's own figures.
+        - ``measures_zh``: the configured measures of those causes; 兜底 measures for
+          households without a laborer.
+    """
+    if not features.index.equals(ledger_rows.index):
+        raise ValueError("Got ledger_rows indexed unlike features; expected the same index "
+                         "(the ledger rows the features were built from).")
+    values, _ = feature_contributions(model, features, n_jobs=n_jobs)
+    window = trailing_window(ledger_rows, ledger_rows if history is None else history)
+    facts = household_facts(ledger_rows, config, window=window)
+    contributions = _shared_out(values, features, ledger_rows, window,
+                                facts["line"].to_numpy(), config)
+    codes, weights = rank_causes(contributions, valid_causes(facts, config), config)
+    return reasons_frame(codes, weights, facts, config)
+
+
+def reasons_frame(
+    codes: np.ndarray, weights: np.ndarray, facts: pd.DataFrame, config: Config
+) -> pd.DataFrame:
+    """The output columns of :func:`explain_households` from ranked causes and facts."""
+    out = pd.DataFrame(index=facts.index)
+    for j in range(N_REASONS):
+        have = j < codes.shape[1]
+        out[f"reason_{j + 1}"] = pd.array(codes[:, j] if have else np.full(len(facts), None),
+                                          dtype="string")
+    for j in range(N_REASONS):
+        out[f"reason_{j + 1}_weight"] = weights[:, j] if j < codes.shape[1] else np.nan
+    listed = pd.Series(pd.array(codes[:, 0], dtype="string"), index=facts.index)
+    for j in range(1, codes.shape[1]):
+        more = pd.Series(pd.array(codes[:, j], dtype="string"), index=facts.index)
+        listed = listed.where(more.isna(), listed + "," + more)
+    out["risk_causes"] = listed.fillna("")
+    texts = reason_texts(codes, facts, config)
+    out["reason_text_zh"] = texts["zh"].to_numpy()
+    out["reason_text_en"] = texts["en"].to_numpy()
+    out["measures_zh"] = suggested_measures(codes, facts["laborers"].to_numpy() > 0,
+                                            config).to_numpy()
+    return out
+
+
+def explain_month(
+    model, ledger: pd.DataFrame, config: Config, month: str, n_jobs: int = 1
+) -> pd.DataFrame:
+    """Score and explain every household of one month of a validated ledger.
+
+    Parameters
+    ----------
+    model : RiskModel
+    ledger : DataFrame
+        A validated ledger holding the month and the 12 months before it.
+    config : Config
+    month : str
+        ``YYYY-MM``.
+    n_jobs : int, default=1
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``household_id``: ``month``, ``risk_score`` (calibrated probability) and
+        the columns of :func:`explain_households`. Every household of the month is there,
+        including those already under the line, which the monthly job does not score.
+    """
+    features = build_features(ledger, config, months=[month])
+    if features.empty:
+        raise LedgerError(f"The ledger has no rows for month {month!r}.")
+    rows = ledger.loc[features.index]
+    out = explain_households(model, features, rows, config, n_jobs=n_jobs, history=ledger)
+    out.insert(0, "risk_score", model.predict_proba(features)[:, 1])
+    out.insert(0, "month", rows["month"].to_numpy())
+    out.index = pd.Index(rows["household_id"].to_numpy(), name="household_id")
+    return out
+
+
+def explain_household(
+    ledger_path: str,
+    household_id: str,
+    month: str | None = None,
+    model_uri: str | None = None,
+    config_path: str | None = None,
+    tracking_uri: str | None = None,
+) -> str:
+    """One household's score, causes, reason text, measures and what-if table, as text.
+
+    Parameters
+    ----------
+    ledger_path : str
+        Ledger file (``.parquet``, ``.csv`` or ``.xlsx``).
+    household_id : str
+    month : str, optional
+        ``YYYY-MM``; the ledger's last month when ``None``.
+    model_uri : str, optional
+        MLflow model URI; ``models:/return-to-poverty@champion`` when ``None``.
+    config_path : str, optional
+        YAML config; the packaged default when ``None``.
+    tracking_uri : str, optional
+        MLflow tracking store.
+
+    Returns
+    -------
+    str
+        A plain-text report for the terminal. A household already under the line, or with
+        too few observed months, has no model score (the monthly job flags it by rule): the
+        report says so and shows its figures but no score, reasons or what-if.
+    """
+    from .ledger import load_ledger
+    from .tracking import load_model
+    from .whatif import what_if
+
+    config = load_config(config_path)
+    ledger = load_ledger(ledger_path).valid
+    month = month or str(ledger["month"].max())
+    mine = ledger["household_id"] == household_id
+    if not (mine & (ledger["month"] == month)).any():
+        raise LedgerError(f"Household {household_id!r} has no valid row for {month} in "
+                          f"{ledger_path}.")
+    history = ledger[mine & (months_of(ledger["month"]) <= months_of(pd.Series([month]))[0])]
+    status = poverty_status(history, config).iloc[-1]
+    if pd.isna(status["poor"]) or status["poor"]:
+        facts = household_facts(history.iloc[[-1]], config, history).iloc[0]
+        state = ("已在监测线以下 already below the line" if pd.notna(status["poor"])
+                 else f"观测月份不足 too few observed months ({status['observed_months']})")
+        return "\n".join([
+            f"户 {household_id}  {month}",
+            f"状态 status: {state}; no model score, flagged by rule",
+            f"近12个月人均可支配收入 income per person: {format_yuan([facts['income_pc']])[0]} 元,"
+            f" 监测线 line: {format_yuan([facts['line']])[0]} 元",
+        ])
+    model, _ = load_model(model_uri or "models:/return-to-poverty@champion",
+                          tracking_uri=tracking_uri)
+    row = explain_month(model, history, config, month).iloc[0]
+    options = what_if(model, history, config, month)
+    return render_household(household_id, row, options, config)
+
+
+def render_household(household_id: str, row: pd.Series, options: pd.DataFrame,
+                     config: Config) -> str:
+    """The terminal report of :func:`explain_household`."""
+    names = {c.code: f"{c.name_zh} {c.code}" for c in config.causes}
+    tier = ("high" if row["risk_score"] >= config.tiers.high
+            else "medium" if row["risk_score"] >= config.tiers.medium else "low")
+    lines = [
+        f"户 {household_id}  {row['month']}",
+        f"风险 risk: {row['risk_score']:.1%}  ({tier}), within "
+        f"{config.label.horizon_months} months",
+        "主要原因 reasons:",
+    ]
+    for j in range(1, N_REASONS + 1):
+        code = row[f"reason_{j}"]
+        if pd.notna(code):
+            lines.append(f"  {j}. {names[code]}  (log-odds +{row[f'reason_{j}_weight']:.2f})")
+    lines += [
+        f"风险类型 risk causes: {row['risk_causes'] or '—'}",
+        f"说明: {row['reason_text_zh']}",
+        f"reason: {row['reason_text_en']}",
+        f"建议措施 measures: {row['measures_zh'] or '—'}",
+        "帮扶测算 what-if (the model's response, not a causal effect):",
+    ]
+    if options.empty:
+        lines.append("  —")
+    for option in options.itertuples(index=False):
+        lines.append(f"  {option.measure:<20} {option.cost:>8,.0f} 元  "
+                     f"{option.risk_before:6.1%} → {option.risk_after:6.1%}  "
+                     f"({option.risk_change:+.1%})")
+    return "\n".join(lines)
+
+
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei", "Noto Serif CJK SC", "Microsoft YaHei", "SimHei", "PingFang SC",
+    "Heiti SC", "Noto Sans CJK JP", "Noto Sans CJK TC",
+)
+CJK_FILES = ("cjk", "wqy", "sourcehan", "simhei", "msyh", "pingfang", "notosanssc")
+
+
+def cjk_font() -> str | None:
+    """The first installed font family that renders Chinese, or None with a warning.
+
+    Matplotlib's default fonts have no Chinese glyphs and draw empty boxes; on Debian or
+    Ubuntu ``apt-get install fonts-noto-cjk`` (or ``fonts-wqy-microhei``) provides one. A font
+    installed after matplotlib built its font cache is found by scanning the system's font
+    folders and registered on the spot.
+    """
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = next((name for name in CJK_FONTS if name in installed), None)
+    if found is None:
+        for path in font_manager.findSystemFonts():
+            if any(key in Path(path).name.lower() for key in CJK_FILES):
+                font_manager.fontManager.addfont(path)
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((name for name in CJK_FONTS if name in installed), None)
+    if found is None:
+        warnings.warn(
+            "No CJK font found, so Chinese labels would render as empty boxes; install one "
+            "(e.g. `apt-get install fonts-noto-cjk`).",
+            stacklevel=2,
+        )
+    return found
+
+
+def _axes(ax, height: float):
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=(8, height), layout="constrained")
+    return fig, ax
+
+
+def _labels(columns, config: Config | None) -> list[str]:
+    if config is None:
+        return [str(c) for c in columns]
+    names = {c.code: c.name_zh for c in config.causes}
+    return [names.get(c, str(c)) for c in columns]
+
+
+def plot_beeswarm(
+    values: pd.DataFrame,
+    features: pd.DataFrame | None = None,
+    config: Config | None = None,
+    max_display: int = 15,
+    ax=None,
+    seed: int = 0,
+):
+    """Beeswarm of SHAP values: one row of points per feature (or cause), widest spread first.
+
+    Parameters
+    ----------
+    values : DataFrame
+        :func:`feature_contributions` or :func:`cause_contributions` output.
+    features : DataFrame, optional
+        Feature values with the same columns, to colour points from low (blue) to high (red);
+        grey without it.
+    config : Config, optional
+        Labels cause codes with their Chinese names (因病 …).
+    max_display : int, default=15
+    ax : matplotlib Axes, optional
+    seed : int, default=0
+        Seed of the vertical jitter.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    font = cjk_font()
+    order = values.abs().mean().sort_values(ascending=False).index[:max_display][::-1]
+    fig, ax = _axes(ax, 0.4 * len(order) + 1.5)
+    rng = np.random.default_rng(seed)
+    for y, name in enumerate(order):
+        x = values[name].to_numpy(dtype="float64")
+        offset = _swarm_offsets(x, rng)
+        if features is not None and name in features:
+            colour = features[name].rank(pct=True).to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            colour = np.full(len(x), 0.5)
+        ax.scatter(x, y + offset, c=colour, cmap="coolwarm", vmin=0, vmax=1, s=6,
+                   linewidths=0, rasterized=True, plotnonfinite=True)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_yticks(range(len(order)), _labels(order, config), fontfamily=font)
+    ax.set_xlabel("SHAP 值（对数几率） SHAP value (log-odds)", fontfamily=font)
+    return fig
+
+
+def _swarm_offsets(x: np.ndarray, rng: np.random.Generator, bins: int = 60) -> np.ndarray:
+    """Vertical offsets that spread points where they are dense, within ±0.4 of the row."""
+    finite = np.isfinite(x)
+    lo, hi = (np.nanmin(x), np.nanmax(x)) if finite.any() else (0.0, 1.0)
+    codes = np.clip(((x - lo) / max(hi - lo, 1e-12) * bins).astype(int, copy=False), 0, bins - 1)
+    codes = np.where(finite, codes, 0)
+    counts = np.bincount(codes, minlength=bins)
+    density = counts[codes] / counts.max()
+    return rng.uniform(-0.4, 0.4, len(x)) * density
+
+
+def plot_cause_bar(
+    contributions: pd.DataFrame, config: Config | None = None, ax=None, risk_raising: bool = False
+):
+    """Bars of the mean absolute contribution per column (feature or cause), largest on top.
+
+    With ``risk_raising=True`` the bars are the mean risk-raising part (negative values
+    counted as zero): how much each cause pushes households towards falling back.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    font = cjk_font()
+    parts = contributions.clip(lower=0) if risk_raising else contributions.abs()
+    mean = parts.mean().sort_values()
+    fig, ax = _axes(ax, 0.35 * len(mean) + 1.5)
+    ax.barh(range(len(mean)), mean.to_numpy(), color="#c0392b" if risk_raising else "#2c7fb8")
+    ax.set_yticks(range(len(mean)), _labels(mean.index, config), fontfamily=font)
+    what = "平均风险推高量 mean risk-raising" if risk_raising else "平均|SHAP| mean |SHAP|"
+    ax.set_xlabel(f"{what} (log-odds)", fontfamily=font)
+    return fig
+
+
+def cause_shares_by(contributions: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
+    """Share of each cause in the risk-raising contributions of each group (e.g. township).
+
+    Parameters
+    ----------
+    contributions : DataFrame
+        :func:`cause_contributions` output.
+    groups : Series
+        Group of each household, aligned with ``contributions`` (same index).
+
+    Returns
+    -------
+    DataFrame
+        One row per group, one column per cause; rows sum to 1 (0 where nothing raises risk).
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"illness": [1.0, -0.5, 0.2], "income": [1.0, 2.0, -1.0]})
+    >>> shares = cause_shares_by(c, pd.Series(["甲镇", "甲镇", "乙镇"]))
+    >>> shares.round(2).to_dict("index")
+    {'乙镇': {'illness': 1.0, 'income': 0.0}, '甲镇': {'illness': 0.25, 'income': 0.75}}
+    """
+    if not contributions.index.equals(groups.index):
+        raise ValueError("Got groups indexed unlike contributions; expected the same index.")
+    totals = contributions.clip(lower=0).groupby(groups.to_numpy(), sort=True).sum()
+    denominator = totals.sum(axis=1).replace(0.0, np.nan)
+    return totals.div(denominator, axis=0).fillna(0.0)
+
+
+def plot_cause_shares(shares: pd.DataFrame, config: Config | None = None, ax=None):
+    """Stacked bars of :func:`cause_shares_by`, one bar per group."""
+    import matplotlib.pyplot as plt
+
+    font = cjk_font()
+    fig, ax = _axes(ax, max(0.35 * len(shares) + 2, 4))
+    left = np.zeros(len(shares))
+    colours = plt.get_cmap("tab20").colors
+    for k, (code, label) in enumerate(zip(shares.columns, _labels(shares.columns, config),
+                                          strict=True)):
+        ax.barh(range(len(shares)), shares[code].to_numpy(), left=left, label=label,
+                color=colours[k % len(colours)])
+        left += shares[code].to_numpy()
+    ax.set_yticks(range(len(shares)), [str(g) for g in shares.index], fontfamily=font)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("风险原因占比 share of risk-raising contributions", fontfamily=font)
+    ax.legend(prop={"family": font, "size": "small"} if font else {"size": "small"},
+              loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def global_explanations(
+    model, features: pd.DataFrame, config: Config, groups: pd.Series | None = None,
+    n_jobs: int = 1,
+) -> dict:
+    """The figures a training run logs and a reviewer looks at: name → matplotlib Figure.
+
+    ``beeswarm_features``, ``bar_features``, ``beeswarm_causes``, ``bar_causes`` and, with
+    ``groups`` (e.g. the township of each row), ``cause_shares``.
+    """
+    values, _ = feature_contributions(model, features, n_jobs=n_jobs)
+    causes = pd.DataFrame(values.to_numpy() @ cause_matrix(list(values.columns), config)
+                          .to_numpy(), index=values.index, columns=[c.code for c in config.causes])
+    figures = {
+        "beeswarm_features": plot_beeswarm(values, features),
+        "bar_features": plot_cause_bar(values),
+        "beeswarm_causes": plot_beeswarm(causes, config=config),
+        "bar_causes": plot_cause_bar(causes, config, risk_raising=True),
+    }
+    if groups is not None:
+        figures["cause_shares"] = plot_cause_shares(cause_shares_by(causes, groups), config)
+    return figures

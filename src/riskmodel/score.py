@@ -1,0 +1,802 @@
+"""The monthly scoring job: one command over the month's ledger, run unattended.
+
+:func:`score_month` reads the ledger in chunks of households, validates each chunk, scores it
+with :func:`score_frame`, and writes ``<out>/<month>/`` atomically:
+
+- ``scores.parquet`` — every valid household of the month, in rank order. Households already
+  under the line (``poor_now``) or with too little income history (``insufficient_history``)
+  have no model score and say why in ``not_scored_reason``.
+- ``watchlist.csv`` / ``watchlist.xlsx`` — the high tier and every household a hard trigger
+  fired for (应纳尽纳), with Chinese headers.
+- ``quarantine.parquet`` — the month's rejected rows with the rule each broke.
+- ``changes.parquet`` — what changed since last month's output in ``<out>``, when it exists.
+- ``summary.json`` — reconciliation, counts by tier, township and cause, drift, timings, the
+  model version and the MLflow run.
+- ``bulletin.html`` — the month's bulletin (一月一通报, :mod:`riskmodel.report`).
+
+Rows in = scored + not eligible + quarantined is checked before anything is published. The
+job is boring on purpose: the same inputs give a byte-identical ``scores.parquet``; a killed run
+leaves the previous complete output or none; an existing month is replaced only with
+``force``; a second run on the same output folder is refused.
+
+:func:`score_frame` is the pure core — validated rows in, scores out, no I/O. A household's
+scores depend on its own rows only, so any partition by household (the chunks here, Spark
+partitions elsewhere) gives the same rows; only ``rank`` is global, assigned by
+:func:`finalize_scores` after the parts are put together.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, load_config
+from .drift import add_counts, count_bins, drift_report
+from .errors import LedgerError, ModelNotFoundError, RiskModelError
+from .explain import explain_households
+from .features import FEATURE_NAMES, build_features
+from .labels import month_index, month_label, poverty_status
+from .ledger import _to_month, normalise_columns, read_ledger, validate_ledger
+from .lifecycle import changes_since, elimination_candidates, monitoring_columns
+from .outputs import MonthOutput, OutputLock, write_json, write_parquet, write_watchlist
+from .report import render_bulletin
+from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
+from .tracking import DEFAULT_MODEL_URI, ModelRef, experiment_id, load_model, resolve_tracking_uri
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("pandas", "spark")
+NOT_SCORED = ("poor_now", "insufficient_history")
+TIERS = ("high", "medium", "low")
+REASON_COLUMNS = [
+    "reason_1", "reason_1_weight", "reason_2", "reason_2_weight", "reason_3", "reason_3_weight",
+    "risk_causes", "reason_text_zh", "reason_text_en", "measures_zh",
+]
+# The scores.parquet contract, in column order, with the types every run writes.
+SCORE_SCHEMA = {
+    "household_id": "string",
+    "month": "string",
+    "county": "string",
+    "township": "string",
+    "village": "string",
+    "household_type": "string",
+    "risk_score": "float64",
+    "risk_tier": "string",
+    "rank": "Int64",
+    "reason_1": "string",
+    "reason_1_weight": "float64",
+    "reason_2": "string",
+    "reason_2_weight": "float64",
+    "reason_3": "string",
+    "reason_3_weight": "float64",
+    "risk_causes": "string",
+    "reason_text_zh": "string",
+    "reason_text_en": "string",
+    "measures_zh": "string",
+    "rule_triggers": "string",
+    "on_watchlist": "bool",
+    "elimination_candidate": "bool",
+    "months_above_line": "int64",
+    "income_pc": "float64",
+    "poverty_line": "float64",
+    "not_scored_reason": "string",
+    "model_version": "string",
+}
+
+
+@dataclass
+class ScoreFrames:
+    """What :func:`score_frame` returns for one set of households.
+
+    Attributes
+    ----------
+    scores : DataFrame
+        One row per household at the month, columns :data:`SCORE_SCHEMA`, in rank order
+        (``rank`` counts within these households only).
+    drift_counts : dict or None
+        Bin counts of the scored rows against the model's ``reference_``
+        (see :func:`riskmodel.drift.count_bins`); None when the model carries no reference.
+    timings : dict
+        Wall seconds per stage (status, features, predict, explain, flags) and CPU seconds
+        under ``cpu:<stage>``.
+    """
+
+    scores: pd.DataFrame
+    drift_counts: dict | None
+    timings: dict = field(default_factory=dict)
+
+
+def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
+                model_version: str | None = None) -> ScoreFrames:
+    """Score, explain and flag every household of ``month``: validated rows in, scores out.
+
+    Parameters
+    ----------
+    ledger : DataFrame
+        Validated ledger rows (:func:`riskmodel.validate_ledger`) of a set of households, with
+        their history; rows after ``month`` are ignored, so features read months ≤ ``month``
+        only.
+    model : RiskModel
+        A fitted model: ``predict_proba``, ``feature_names_in_``, ``gbm_`` and, for drift,
+        ``reference_``.
+    config : Config
+    month : str
+        ``YYYY-MM``.
+    model_version : str, optional
+        Written in the ``model_version`` column.
+
+    Returns
+    -------
+    ScoreFrames
+    """
+    clock = _Clock()
+    t = int(month_index(pd.Series([month]))[0])
+    months = month_index(ledger["month"])
+    history = ledger
+    if (months > t).any():
+        history, months = ledger[months <= t], months[months <= t]
+    now = np.flatnonzero(months == t)
+    rows = history.iloc[now]
+    if len(rows) == 0:
+        return ScoreFrames(_typed(pd.DataFrame(index=rows.index)), None, clock.laps)
+    status = poverty_status(history, config)
+    poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)[now]
+    eligible = poor == 0
+    clock.lap("status")
+
+    features = build_features(history, config, months=[month]).loc[rows.index]
+    clock.lap("features")
+    names = [str(c) for c in model.feature_names_in_]
+    scored = features.loc[eligible, names]
+    risk = np.full(len(rows), np.nan)
+    if len(scored):
+        risk[eligible] = model.predict_proba(scored)[:, 1]
+    clock.lap("predict")
+
+    out = pd.DataFrame(index=rows.index)
+    for column in ("household_id", "month", "county", "township", "village", "household_type"):
+        out[column] = rows[column].to_numpy()
+    out["risk_score"] = risk
+    out["risk_tier"] = pd.array(
+        np.select([risk >= config.tiers.high, risk >= config.tiers.medium, risk >= 0],
+                  ["high", "medium", "low"], default=None), dtype="string")
+    if len(scored):
+        reasons = explain_households(model, scored, rows[eligible], config, history=history)
+        for column in REASON_COLUMNS:
+            out[column] = reasons[column].reindex(out.index)
+    clock.lap("explain")
+
+    fired = rule_triggers(features, config)
+    hard = fired[[c for c in HARD_TRIGGERS if c in fired.columns]].copy()
+    if config.triggers.income_below_line:
+        # The label's own "poor now" fires the trigger, so every household the model does not
+        # score for being under the line is on the watch list.
+        hard["income_below_line"] |= poor == 1
+    out["rule_triggers"] = format_triggers(hard).fillna("")
+    out["on_watchlist"] = out["risk_tier"].eq("high").fillna(False) | (out["rule_triggers"] != "")
+
+    monitoring = monitoring_columns(history, status, month, config)
+    rule = config.lifecycle.elimination
+    facts = rows[["household_type", "labor_full", "labor_partial", *rule.guarantees]].join(
+        monitoring).assign(risk_tier=out["risk_tier"], rule_triggers=out["rule_triggers"])
+    out["elimination_candidate"] = elimination_candidates(facts, config)
+    out["months_above_line"] = monitoring["months_above_line"]
+    out["income_pc"] = status["income_pc"].to_numpy()[now]
+    out["poverty_line"] = status["line"].to_numpy()[now]
+    out["not_scored_reason"] = np.where(np.isnan(poor), NOT_SCORED[1],
+                                        np.where(poor == 1, NOT_SCORED[0], None))
+    out["model_version"] = model_version
+    reference = getattr(model, "reference_", None)
+    counts = count_bins(reference, scored, risk[eligible]) if reference else None
+    clock.lap("flags")
+    return ScoreFrames(finalize_scores(out), counts, clock.laps)
+
+
+def finalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Sort into the published order and number the scored households.
+
+    Scored households come first by decreasing ``risk_score`` (ties by ``household_id``), then
+    the households without a score by ``household_id``; ``rank`` is 1, 2, … over the scored.
+    Applied to the union of partitions it gives the same frame whatever the partition.
+    """
+    frame = _typed(scores)
+    key = pd.DataFrame({"unscored": frame["risk_score"].isna().to_numpy(),
+                        "risk": -frame["risk_score"].fillna(0.0).to_numpy(),
+                        "household_id": frame["household_id"].to_numpy(dtype=object)})
+    order = key.sort_values(["unscored", "risk", "household_id"], kind="stable").index
+    frame = frame.iloc[order].reset_index(drop=True)
+    position = pd.Series(np.arange(1, len(frame) + 1), dtype="Int64")
+    frame["rank"] = position.where(frame["risk_score"].notna())
+    return frame
+
+
+_EMPTY = {"bool": False, "float64": np.nan, "int64": 0}
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    for column, dtype in SCORE_SCHEMA.items():
+        values = frame[column] if column in frame else pd.Series(
+            _EMPTY.get(dtype, pd.NA), index=frame.index, dtype=dtype)
+        out[column] = values.astype(dtype)
+    return out
+
+
+class _Clock:
+    """Wall seconds per stage, and CPU seconds under ``cpu:<stage>`` (wall ≫ CPU: a busy host)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self.restart()
+
+    def lap(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.add(name, wall - self._wall)
+        self.add(f"cpu:{name}", cpu - self._cpu)
+        self._wall, self._cpu = wall, cpu
+
+    def add(self, name: str, seconds: float) -> None:
+        self.laps[name] = self.laps.get(name, 0.0) + seconds
+
+    def restart(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+
+@dataclass
+class ScoreResult:
+    """What a monthly run produced.
+
+    Attributes
+    ----------
+    month : str
+    folder : Path
+        ``<out>/<month>``.
+    model : ModelRef
+    model_version : str
+    summary : dict
+        The contents of ``summary.json``.
+    run_id : str or None
+        The MLflow scoring run.
+    """
+
+    month: str
+    folder: Path
+    model: ModelRef
+    model_version: str
+    summary: dict
+    run_id: str | None
+
+    def describe(self) -> str:
+        """A few lines for the operator's terminal or log."""
+        r = self.summary["reconciliation"]
+        tiers = self.summary["tiers"]
+        lines = [
+            f"{self.month}: {r['rows_in']:,} rows in = {r['scored']:,} scored + "
+            f"{r['not_eligible']:,} not eligible + {r['quarantined']:,} quarantined",
+            f"  tiers: high {tiers['high']:,}, medium {tiers['medium']:,}, low {tiers['low']:,}; "
+            f"watch list {self.summary['watchlist']['households']:,}; elimination candidates "
+            f"{self.summary['lifecycle']['elimination_candidates']:,}",
+            f"  model {self.model_version}; MLflow run {self.run_id}",
+            f"  wrote {self.folder}",
+        ]
+        lines += [f"  warning: {w}" for w in self.summary["warnings"]]
+        return "\n".join(lines)
+
+
+def model_version_label(ref: ModelRef) -> str:
+    """How a model is named in outputs: ``name/version`` when registered, else its URI."""
+    return f"{ref.name}/{ref.version}" if ref.version is not None else str(ref.uri)
+
+
+class _LedgerChunks:
+    """A ledger file read household-chunk by household-chunk, keeping file row numbers.
+
+    Planning reads only the household and month columns; each chunk then holds every row of
+    its households. Parquet is read again per chunk (row groups without the chunk's rows are
+    skipped), so memory is bounded by a chunk, not by the file; CSV and Excel files are
+    county-sized and read once.
+    """
+
+    def __init__(self, path: str | Path, chunk_households: int):
+        self.path = Path(path)
+        self._raw: pd.DataFrame | None = None
+        self._file = None
+        if self.path.suffix.lower() == ".parquet" and self.path.is_file():
+            import pyarrow.parquet as pq
+
+            try:
+                self._file = pq.ParquetFile(self.path)
+                head = next(self._file.iter_batches(batch_size=1), None)
+            except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+                raise LedgerError(f"{self.path}: cannot be read as parquet "
+                                  f"({exc.__class__.__name__}).") from None
+            if head is None:
+                raise LedgerError(f"{self.path}: the file has no rows.")
+            names = normalise_columns(head.to_pandas(), source=str(self.path)).columns
+            raw_name = dict(zip(names, self._file.schema_arrow.names, strict=True))
+            table = self._file.read(columns=[raw_name["household_id"], raw_name["month"]])
+            ids, months = (table.column(i).to_pandas() for i in range(2))
+        else:
+            self._raw = read_ledger(self.path)
+            ids, months = self._raw["household_id"], self._raw["month"]
+        self.n_rows = len(ids)
+
+        codes, uniques = pd.factorize(months)
+        parsed, _ = _to_month(pd.Series(uniques))
+        readable = parsed.notna().to_numpy()
+        index = np.full(len(uniques) + 1, -1, dtype="int64")
+        index[:-1][readable] = month_index(parsed[readable])
+        self.month_of_row = index[codes]
+        self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
+
+        codes, uniques = pd.factorize(ids)
+        keys, _ = pd.factorize(pd.Series(uniques, dtype="string").str.strip())
+        household = np.append(keys, 0)[codes]
+        self.chunk_of_row = (household // chunk_households).astype("int32")
+        self.n_chunks = int(self.chunk_of_row.max()) + 1 if self.n_rows else 0
+
+    def rows_in(self, month: str) -> int:
+        """Rows of ``month``, counting rows whose month cannot be read (they may belong to it)."""
+        t = int(month_index(pd.Series([month]))[0])
+        return int(np.count_nonzero((self.month_of_row == t) | (self.month_of_row < 0)))
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        for k in range(self.n_chunks):
+            rows = np.flatnonzero(self.chunk_of_row == k)
+            if self._raw is not None:
+                yield rows, self._raw.iloc[rows].reset_index(drop=True)
+            else:
+                yield rows, self._read(k)
+
+    def _read(self, k: int) -> pd.DataFrame:
+        import pyarrow as pa
+
+        parts, start = [], 0
+        for group in range(self._file.num_row_groups):
+            size = self._file.metadata.row_group(group).num_rows
+            mask = self.chunk_of_row[start:start + size] == k
+            if mask.any():
+                at = 0
+                for batch in self._file.iter_batches(batch_size=262_144, row_groups=[group]):
+                    keep = mask[at:at + batch.num_rows]
+                    if keep.any():
+                        parts.append(batch.filter(pa.array(keep)))
+                    at += batch.num_rows
+            start += size
+        raw = pa.Table.from_batches(parts).to_pandas()
+        return normalise_columns(raw, source=str(self.path))
+
+
+@dataclass
+class ChunkResult:
+    """One chunk of households, validated and scored: what the job adds up.
+
+    An engine that partitions the ledger differently (Spark) yields these for the job.
+    """
+
+    frames: ScoreFrames
+    quarantine: pd.DataFrame
+    n_rows: int
+    n_valid: int
+    quarantined_by_rule: Counter
+    missing_optional: list[str]
+    timings: dict
+
+
+def _pandas_chunks(chunks: _LedgerChunks, model, config: Config, month: str,
+                   version: str) -> Iterator[ChunkResult]:
+    t = int(month_index(pd.Series([month]))[0])
+    for rows, raw in chunks:
+        clock = _Clock()
+        result = validate_ledger(raw)
+        del raw
+        clock.lap("validate")
+        quarantine = result.quarantine.copy()
+        quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
+        of_month = chunks.month_of_row[quarantine["source_row"].to_numpy()]
+        quarantine = quarantine[(of_month == t) | (of_month < 0)]
+        frames = score_frame(result.valid, model, config, month, model_version=version)
+        yield ChunkResult(frames, quarantine, result.n_in, len(result.valid),
+                          Counter(result.counts_by_rule), result.missing_optional,
+                          {**clock.laps, **frames.timings})
+
+
+class _Progress:
+    """A rich progress bar on a terminal; plain log lines otherwise (cron, systemd, Airflow)."""
+
+    def __init__(self, total: int | None, month: str):
+        self.total, self.month, self.done = total, month, 0
+        self._bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._bar = Progress("[progress.description]{task.description}", BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task(f"scoring {month}", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def advance(self, part: ChunkResult, seconds: float) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)
+            return
+        logger.info("%s chunk %d/%s: %d rows, %d quarantined, %d households scored (%.1f s)",
+                    self.month, self.done, self.total or "?", part.n_rows,
+                    part.n_rows - part.n_valid,
+                    int(part.frames.scores["risk_score"].notna().sum()), seconds)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class _ScoringRun:
+    """The month's MLflow run: params, metrics, summary artifact — never an identifier."""
+
+    def __init__(self, tracking_uri: str | None, experiment: str, month: str, params: dict):
+        from mlflow import MlflowClient
+
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        run = self.client.create_run(experiment_id(self.uri, experiment),
+                                     run_name=f"score-{month}",
+                                     tags={"riskmodel.job": "score", "riskmodel.month": month})
+        self.run_id = run.info.run_id
+        self._log(params=params)
+
+    def _log(self, params: dict | None = None, metrics: dict | None = None) -> None:
+        from mlflow.entities import Metric, Param
+
+        items = [Param(k, str(v)) for k, v in (params or {}).items()]
+        values = [Metric(k, float(v), 0, 0) for k, v in (metrics or {}).items()
+                  if v is not None and np.isfinite(v)]
+        for i in range(0, max(len(items), len(values)), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100],
+                                  metrics=values[i:i + 100])
+
+    def finish(self, metrics: dict, summary: Path) -> None:
+        self._log(metrics=metrics)
+        self.client.log_artifact(self.run_id, str(summary))
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def _check_month(month: str) -> str:
+    parsed, bad = _to_month(pd.Series([month]))
+    if bool(bad.iloc[0]) or str(parsed.iloc[0]) != month:
+        raise LedgerError(f"Got month={month!r}, expected YYYY-MM.")
+    return month
+
+
+def _check_model(model, ref: ModelRef) -> list[str]:
+    names = getattr(model, "feature_names_in_", None)
+    if names is None or not hasattr(model, "predict_proba"):
+        raise ModelNotFoundError(f"{ref.uri} is not a fitted risk model (no feature_names_in_ "
+                                 "or predict_proba).")
+    unknown = [str(n) for n in names if str(n) not in FEATURE_NAMES]
+    if unknown:
+        raise ModelNotFoundError(
+            f"{ref.uri} needs {len(unknown)} feature(s) this version does not build from the "
+            f"ledger, e.g. {unknown[0]!r}; retrain the model or use a matching riskmodel.")
+    return [str(n) for n in names]
+
+
+def _check_columns(model, ref: ModelRef, counts: dict | None) -> None:
+    """Refuse a model whose features this ledger leaves entirely empty but training had."""
+    if not counts:
+        return
+    empty = []
+    for name, observed in counts["features"].items():
+        total = float(np.sum(observed))
+        expected = float(model.reference_["features"][name].get("missing", 0.0))
+        if total and observed[-1] == total and expected < 0.5:
+            empty.append(name)
+    if empty:
+        raise ModelNotFoundError(
+            f"{ref.uri} is incompatible with this ledger: {len(empty)} feature(s) it was "
+            f"trained on are empty for every household, e.g. {empty[0]!r} — the ledger lacks "
+            "the column(s) they are built from.")
+
+
+def _quarantine_error(month: str, quarantined: int, rows_in: int, limit: float,
+                      by_rule: Counter) -> LedgerError:
+    # Raised as soon as the chunks read so far pass the limit: the count is a lower bound.
+    top = ", ".join(f"{rule} ({n:,})" for rule, n in by_rule.most_common(3))
+    return LedgerError(
+        f"At least {quarantined:,} of the {rows_in:,} rows of {month} "
+        f"({quarantined / rows_in:.1%}) are quarantined, over the limit of {limit:.1%} "
+        f"(scoring.max_quarantine_share); most broken rules: {top}. Nothing was written; "
+        "`riskmodel validate --ledger PATH --out DIR` lists the rows."
+    )
+
+
+def score_month(
+    ledger_path: str | Path,
+    out_dir: str | Path,
+    month: str | None = None,
+    model_uri: str | None = None,
+    config_path: str | Path | None = None,
+    force: bool = False,
+    engine: str = "pandas",
+    tracking_uri: str | None = None,
+) -> ScoreResult:
+    """Score one month of a ledger file and publish ``<out_dir>/<month>/`` atomically.
+
+    Parameters
+    ----------
+    ledger_path : str or Path
+        ``.parquet``, ``.csv`` or ``.xlsx`` ledger with the months' history.
+    out_dir : str or Path
+        Output folder; the month's files go to ``<out_dir>/<month>/``.
+    month : str, optional
+        ``YYYY-MM``; the ledger's last month when None.
+    model_uri : str, optional
+        ``models:/return-to-poverty@champion`` when None; any URI or model folder that
+        :func:`riskmodel.tracking.load_model` accepts. An alias is resolved to its version once,
+        at the start, and that version is recorded in every output.
+    config_path : str or Path, optional
+        YAML config; the packaged default when None.
+    force : bool, default=False
+        Replace an existing month's output.
+    engine : {"pandas", "spark"}, default="pandas"
+    tracking_uri : str, optional
+        MLflow store (see :func:`riskmodel.tracking.resolve_tracking_uri`).
+
+    Returns
+    -------
+    ScoreResult
+
+    Raises
+    ------
+    LedgerError
+        Exit code 2: unreadable ledger, bad month, or more of the month's rows quarantined
+        than ``scoring.max_quarantine_share``.
+    ConfigError
+        Exit code 2.
+    ModelNotFoundError
+        Exit code 3: no model at the URI, or a model incompatible with the ledger's columns.
+    OutputExistsError
+        Exit code 4: the month exists and ``force`` is false, or another run holds ``out_dir``.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"Got engine={engine!r}, expected one of {', '.join(ENGINES)}.")
+    clock = _Clock()
+    config = load_config(config_path)
+    out = Path(out_dir)
+    if month is not None:
+        month = _check_month(month)
+    with OutputLock(out):
+        if month is not None:
+            MonthOutput(out, month, force).check()
+        model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
+        version = model_version_label(ref)
+        names = _check_model(model, ref)
+        clock.lap("load_model")
+        chunks = _LedgerChunks(ledger_path, config.scoring.chunk_households)
+        known = chunks.months
+        if not known:
+            raise LedgerError(f"{ledger_path}: no row has a readable month.")
+        month = month or known[-1]
+        if month not in known:
+            raise LedgerError(f"{ledger_path} has no rows for {month}; it holds {known[0]} to "
+                              f"{known[-1]}.")
+        MonthOutput(out, month, force).check()
+        rows_in = chunks.rows_in(month)
+        clock.lap("plan")
+        logger.info("scoring %s with model %s: %d rows of the month in %d chunk(s)", month,
+                    version, rows_in, chunks.n_chunks)
+
+        run = _ScoringRun(tracking_uri, config.scoring.experiment, month, {
+            "month": month, "model_uri": ref.uri, "model_name": ref.name,
+            "model_version": ref.version, "model_run_id": ref.run_id, "engine": engine,
+            "chunk_households": config.scoring.chunk_households, "features": len(names),
+        })
+        try:
+            result = _run(chunks, model, ref, version, config, month, rows_in, out, force, engine,
+                          ledger_path, run, clock)
+        except BaseException:
+            run.end("FAILED")
+            raise
+        run.end("FINISHED")
+    return result
+
+
+def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
+         run, clock) -> ScoreResult:
+    limit = config.scoring.max_quarantine_share
+    parts, quarantined = [], []
+    by_rule: Counter = Counter()
+    month_rules: Counter = Counter()
+    counts = None
+    n_valid = n_quarantined_month = 0
+    missing: list[str] = []
+    if engine == "spark":
+        try:
+            from .spark import score_chunks
+        except ImportError as exc:
+            raise RiskModelError(f"The spark engine is not available ({exc}).") from None
+        source = score_chunks(ledger_path, model, config, month, version)
+    else:
+        source = _pandas_chunks(chunks, model, config, month, version)
+    with _Progress(chunks.n_chunks if engine == "pandas" else None, month) as progress:
+        tick = time.perf_counter()
+        for part in source:
+            parts.append(part.frames.scores)
+            quarantined.append(part.quarantine)
+            by_rule.update(part.quarantined_by_rule)
+            month_rules.update(part.quarantine["rule"].astype(str))
+            n_valid += part.n_valid
+            n_quarantined_month += len(part.quarantine)
+            missing = part.missing_optional
+            counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
+                else counts
+            for name, seconds in part.timings.items():
+                clock.add(name, seconds)
+            if n_quarantined_month > limit * rows_in:
+                raise _quarantine_error(month, n_quarantined_month, rows_in, limit,
+                                        month_rules)
+            progress.advance(part, time.perf_counter() - tick)
+            tick = time.perf_counter()
+    clock.restart()
+    _check_columns(model, ref, counts)
+
+    scores = finalize_scores(pd.concat(parts, ignore_index=True))
+    quarantine = pd.concat(quarantined, ignore_index=True).sort_values(
+        "source_row", kind="stable").reset_index(drop=True)
+    scored = int(scores["risk_score"].notna().sum())
+    not_eligible = len(scores) - scored
+    if scored + not_eligible + len(quarantine) != rows_in or n_valid + sum(by_rule.values()) \
+            != chunks.n_rows:
+        raise RiskModelError(
+            f"Rows do not reconcile for {month}: {rows_in:,} rows in, {scored:,} scored, "
+            f"{not_eligible:,} not eligible, {len(quarantine):,} quarantined. Nothing was "
+            "written.")
+
+    previous_month = str(month_label(int(month_index(pd.Series([month]))[0]) - 1))
+    previous_path = out / previous_month / "scores.parquet"
+    changes = previous_scores = None
+    if previous_path.is_file():
+        previous_scores = pd.read_parquet(previous_path)
+        changes = changes_since(previous_scores, scores,
+                                quarantined=quarantine["household_id"].dropna())
+    reference = getattr(model, "reference_", None)
+    drift = drift_report(reference, counts, config.scoring.drift_psi_warning) if reference \
+        else None
+    clock.lap("assemble")
+
+    summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
+                       n_valid, by_rule, missing, drift, changes, previous_month, model)
+    for warning in summary["warnings"]:
+        logger.warning("%s: %s", month, warning)
+    with MonthOutput(out, month, force) as staged:
+        write_parquet(scores, staged.staging / "scores.parquet")
+        write_parquet(quarantine, staged.staging / "quarantine.parquet")
+        if changes is not None:
+            write_parquet(changes, staged.staging / "changes.parquet")
+        watchlist = write_watchlist(scores, staged.staging, config)
+        summary["watchlist"]["rows_written"] = len(watchlist)
+        clock.lap("write")
+        summary["timings_s"] = {k: round(v, 3) for k, v in clock.laps.items()
+                                if not k.startswith("cpu:")}
+        summary["timings_s"]["total"] = round(sum(summary["timings_s"].values()), 3)
+        summary["cpu_s"] = {k[4:]: round(v, 3) for k, v in clock.laps.items()
+                            if k.startswith("cpu:")}
+        summary["cpu_s"]["total"] = round(sum(summary["cpu_s"].values()), 3)
+        summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
+        path = write_json(summary, staged.staging / "summary.json")
+        (staged.staging / "bulletin.html").write_text(
+            render_bulletin(scores, summary, previous_scores, config=config), encoding="utf-8")
+        run.finish(_metrics(summary, drift), path)
+        folder = staged.publish()
+    logger.info("%s published to %s", month, folder)
+    return ScoreResult(month, folder, ref, version, summary, run.run_id)
+
+
+def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n_valid, by_rule,
+             missing, drift, changes, previous_month, model) -> dict:
+    scored = scores["risk_score"].notna()
+    reasons = scores["not_scored_reason"].value_counts()
+    tiers = scores["risk_tier"].value_counts()
+    flags = scores.assign(
+        rows=1, scored=scored, **{t: scores["risk_tier"].eq(t).fillna(False) for t in TIERS},
+        not_eligible=~scored, watchlist=scores["on_watchlist"],
+        elimination_candidates=scores["elimination_candidate"])
+    columns = ["rows", "scored", *TIERS, "not_eligible", "watchlist", "elimination_candidates"]
+    township = flags.groupby(["county", "township"], dropna=False, sort=True)[columns].sum()
+    causes = pd.crosstab(scores["reason_1"], scores["risk_tier"]).reindex(
+        index=[c.code for c in config.causes], columns=list(TIERS), fill_value=0)
+    triggers = scores["rule_triggers"].str.split(";").explode()
+    warnings = []
+    if missing:
+        warnings.append("optional ledger columns absent (read as unknown): " + ", ".join(missing))
+    horizon = getattr(model, "horizon_months_", None)
+    if horizon is not None and horizon != config.label.horizon_months:
+        warnings.append(f"the model was trained for a {horizon}-month horizon, the config says "
+                        f"{config.label.horizon_months}")
+    drift_part = None
+    if drift is not None:
+        drifted = drift[drift["drifted"]]
+        score_psi = drift.loc[drift["kind"] == "score", "psi"]
+        drift_part = {
+            "threshold": config.scoring.drift_psi_warning,
+            "score_psi": float(score_psi.iloc[0]) if len(score_psi) else None,
+            "drifted": drifted["name"].tolist(),
+            "psi": dict(zip(drift["name"], drift["psi"], strict=True)),
+        }
+        if len(drifted):
+            warnings.append(f"drift over PSI {config.scoring.drift_psi_warning}: "
+                            + ", ".join(f"{n} ({p:.2f})" for n, p in
+                                        zip(drifted["name"], drifted["psi"], strict=True)))
+    else:
+        warnings.append("the model carries no training reference; drift not computed")
+    return {
+        "month": month,
+        "model": {"uri": ref.uri, "name": ref.name, "version": ref.version,
+                  "run_id": ref.run_id, "label": version,
+                  "trained_at": getattr(model, "trained_at_", None),
+                  "backtest": dict(getattr(model, "summary_", None) or {})},
+        "reconciliation": {
+            "rows_in": rows_in, "scored": int(scored.sum()),
+            "not_eligible": int((~scored).sum()),
+            "not_eligible_by_reason": {r: int(reasons.get(r, 0)) for r in NOT_SCORED},
+            "quarantined": len(quarantine),
+            "quarantined_by_rule": {str(k): int(v) for k, v in
+                                    quarantine["rule"].value_counts().items()},
+            "balanced": True,
+        },
+        "ledger": {"rows": chunks.n_rows, "valid": n_valid,
+                   "quarantined": sum(by_rule.values()), "quarantined_by_rule": dict(by_rule),
+                   "months": [chunks.months[0], chunks.months[-1]],
+                   "missing_optional_columns": missing},
+        "tiers": {t: int(tiers.get(t, 0)) for t in TIERS},
+        "thresholds": {"high": config.tiers.high, "medium": config.tiers.medium},
+        "watchlist": {"households": int(scores["on_watchlist"].sum()),
+                      "high_tier": int(tiers.get("high", 0)),
+                      "by_trigger": {k: int(v) for k, v in
+                                     triggers[triggers != ""].value_counts().sort_index().items()}},
+        "lifecycle": {
+            "elimination_candidates": int(scores["elimination_candidate"].sum()),
+            "previous_month": previous_month if changes is not None else None,
+            "changes": ({c: int(n) for c, n in changes["change"].value_counts().sort_index()
+                         .items()} if changes is not None else None),
+        },
+        "by_township": [{"county": c, "township": t, **{k: int(v) for k, v in row.items()}}
+                        for (c, t), row in township.iterrows()],
+        "by_cause": {code: {t: int(causes.loc[code, t]) for t in TIERS} for code in causes.index},
+        "drift": drift_part,
+        "warnings": warnings,
+    }
+
+
+def _metrics(summary: dict, drift: pd.DataFrame | None) -> dict:
+    r = summary["reconciliation"]
+    metrics = {
+        "rows_in": r["rows_in"], "scored": r["scored"], "not_eligible": r["not_eligible"],
+        "quarantined": r["quarantined"], "quarantined_ledger": summary["ledger"]["quarantined"],
+        **{f"not_eligible_{k}": v for k, v in r["not_eligible_by_reason"].items()},
+        **{f"tier_{k}": v for k, v in summary["tiers"].items()},
+        "watchlist": summary["watchlist"]["households"],
+        **{f"trigger_{k}": v for k, v in summary["watchlist"]["by_trigger"].items()},
+        "elimination_candidates": summary["lifecycle"]["elimination_candidates"],
+        **{f"change_{k}": v for k, v in (summary["lifecycle"]["changes"] or {}).items()},
+        **{f"time_{k}_s": v for k, v in summary["timings_s"].items()},
+    }
+    if drift is not None:
+        metrics.update({f"psi_{n}": p for n, p in zip(drift["name"], drift["psi"], strict=True)})
+        metrics["drifted_features"] = int(drift["drifted"].sum())
+    return metrics

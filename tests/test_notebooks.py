@@ -1,0 +1,68 @@
+"""The review notebooks run top to bottom on the committed sample, as a reviewer would run them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from conftest import SAMPLE_DIR
+from nbclient import NotebookClient
+
+from riskmodel import load_config, load_ledger
+from riskmodel.score import score_month
+from riskmodel.train import train
+
+pytestmark = pytest.mark.slow
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NAMES = ["01_review_explanations", "02_model_evaluation", "03_monthly_watchlist"]
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("notebooks")
+    tracking = f"sqlite:///{root / 'mlruns.db'}"
+    ledger_path = SAMPLE_DIR / "ledger.parquet"
+    ledger = load_ledger(ledger_path).valid
+    truth = pd.read_parquet(SAMPLE_DIR / "truth.parquet")
+    train(ledger, load_config(), tracking_uri=tracking, alias="champion", truth=truth)
+    months = sorted(ledger["month"].unique())
+    for month in months[-2:]:
+        score_month(ledger_path, root / "out", month=month, tracking_uri=tracking)
+    return {
+        "RISKMODEL_LEDGER": str(ledger_path),
+        "RISKMODEL_TRUTH": str(SAMPLE_DIR / "truth.parquet"),
+        "RISKMODEL_MONTH": months[-1],
+        "RISKMODEL_MODEL_URI": "models:/return-to-poverty@champion",
+        "MLFLOW_TRACKING_URI": tracking,
+        "RISKMODEL_SCORES_DIR": str(root / "out"),
+        "MPLBACKEND": "Agg",
+    }
+
+
+def test_notebooks_are_committed_without_outputs():
+    for name in NAMES:
+        book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        code = [c for c in book.cells if c.cell_type == "code"]
+        assert code, name
+        assert all(not c.outputs and c.execution_count is None for c in code), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_top_to_bottom(environment, name, monkeypatch):
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    start = time.perf_counter()
+    NotebookClient(book, timeout=240, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    elapsed = time.perf_counter() - start
+    errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert images, "every notebook draws at least one figure"
+    print(f"{name}: {elapsed:.1f} s")

@@ -1,0 +1,215 @@
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from riskmodel import load_config
+from riskmodel.errors import OutputExistsError
+from riskmodel.outputs import (
+    WATCHLIST_HEADERS,
+    MonthOutput,
+    OutputLock,
+    watchlist_frame,
+    write_json,
+    write_parquet,
+    write_parquet_atomic,
+    write_watchlist,
+)
+
+
+def _scores() -> pd.DataFrame:
+    return pd.DataFrame({
+        "rank": pd.array([1, 2, 3, pd.NA], dtype="Int64"),
+        "household_id": ["H1", "H2", "H3", "H4"],
+        "month": "2024-06",
+        "county": "甲县",
+        "township": ["乡一", "乡一", "乡二", "乡二"],
+        "village": "村",
+        "household_type": ["monitored", "exited", "general", "exited"],
+        "risk_score": [0.41234, 0.25, 0.01, np.nan],
+        "risk_tier": pd.array(["high", "high", "low", None], dtype="string"),
+        "reason_1": pd.array(["illness", "education", None, None], dtype="string"),
+        "reason_2": pd.array([None, "income", None, None], dtype="string"),
+        "reason_3": pd.array([None, None, None, None], dtype="string"),
+        "reason_text_zh": ["因病：…", "因学：…", "", None],
+        "measures_zh": ["医疗救助", "教育资助", "", None],
+        "rule_triggers": ["", "medical_oop_12m;dropout", "housing_unsafe", "income_below_line"],
+        "on_watchlist": [True, True, True, True],
+        "income_pc": [9000.4, 12000.0, 20000.0, 5000.0],
+        "poverty_line": 8700.0,
+        "model_version": "return-to-poverty/3",
+    })
+
+
+def test_parquet_bytes_depend_on_the_frame_only(tmp_path):
+    frame = _scores()
+    a = write_parquet(frame, tmp_path / "a.parquet").read_bytes()
+    time.sleep(1.1)
+    b = write_parquet(frame.copy(), tmp_path / "b.parquet").read_bytes()
+    assert a == b
+    changed = frame.assign(risk_score=frame["risk_score"] + 1e-9)
+    assert write_parquet(changed, tmp_path / "c.parquet").read_bytes() != a
+    back = pd.read_parquet(tmp_path / "a.parquet")
+    assert back["risk_score"].isna().tolist() == [False, False, False, True]
+
+
+def test_atomic_parquet_leaves_only_the_file(tmp_path):
+    target = write_parquet_atomic(_scores(), tmp_path / "valid.parquet")
+    assert [p.name for p in tmp_path.iterdir()] == ["valid.parquet"]
+    assert len(pd.read_parquet(target)) == 4
+
+
+def test_json_is_readable_chinese_with_nan_as_null(tmp_path):
+    path = write_json({"乡镇": "乡一", "psi": float("nan"), "n": np.int64(3),
+                       "a": np.array([1.5])}, tmp_path / "s.json")
+    text = path.read_text(encoding="utf-8")
+    assert '"乡镇": "乡一"' in text and '"psi": null' in text and '"n": 3' in text
+
+
+def test_lock_refuses_a_second_holder_and_is_released(tmp_path):
+    with OutputLock(tmp_path):
+        with pytest.raises(OutputExistsError, match="another run") as err:
+            OutputLock(tmp_path).__enter__()
+        assert str(os.getpid()) in str(err.value)
+    with OutputLock(tmp_path):
+        pass
+
+
+def test_lock_of_a_killed_process_is_free(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from riskmodel.outputs import OutputLock
+        with OutputLock({str(tmp_path)!r}):
+            print("held", flush=True)
+            time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(OutputExistsError, match=str(holder.pid)):
+            OutputLock(tmp_path).__enter__()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with OutputLock(tmp_path):
+        pass
+
+
+def _stage(out: Path, month: str, text: str, force: bool = False) -> Path:
+    with MonthOutput(out, month, force=force) as staged:
+        (staged.staging / "scores.txt").write_text(text)
+        (staged.staging / "summary.txt").write_text(text)
+        return staged.publish()
+
+
+def test_month_appears_whole_and_is_not_overwritten(tmp_path):
+    folder = _stage(tmp_path, "2024-06", "first")
+    assert sorted(p.name for p in folder.iterdir()) == ["scores.txt", "summary.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+    with pytest.raises(OutputExistsError, match="--force"):
+        _stage(tmp_path, "2024-06", "second")
+    assert (folder / "scores.txt").read_text() == "first"
+    _stage(tmp_path, "2024-06", "second", force=True)
+    assert (folder / "scores.txt").read_text() == "second"
+    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+
+
+def test_a_failed_run_leaves_the_previous_output(tmp_path):
+    _stage(tmp_path, "2024-06", "first")
+    with pytest.raises(RuntimeError), MonthOutput(tmp_path, "2024-06", force=True) as staged:
+        (staged.staging / "scores.txt").write_text("half")
+        raise RuntimeError("crash while writing")
+    assert (tmp_path / "2024-06" / "scores.txt").read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+
+
+def test_kill_while_replacing_leaves_no_mixed_month_and_next_run_cleans_up(tmp_path):
+    _stage(tmp_path, "2024-06", "first")
+    marker = tmp_path.parent / f"{tmp_path.name}.marker"
+    script = textwrap.dedent(f"""
+        import os, pathlib, time
+        from riskmodel.outputs import MonthOutput
+        real = os.rename
+        def slow_rename(src, dst):
+            real(src, dst)
+            pathlib.Path({str(marker)!r}).write_text("renamed")
+            time.sleep(600)
+        with MonthOutput({str(tmp_path)!r}, "2024-06", force=True) as staged:
+            (staged.staging / "scores.txt").write_text("second")
+            os.rename = slow_rename
+            staged.publish()
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the child never reached the rename"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    # Killed between the two renames: the month is absent, never half old and half new.
+    assert not (tmp_path / "2024-06").exists()
+    _stage(tmp_path, "2024-06", "third")
+    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+    assert (tmp_path / "2024-06" / "scores.txt").read_text() == "third"
+
+
+def test_watchlist_frame_speaks_chinese():
+    table = watchlist_frame(_scores(), load_config())
+    assert list(table.columns) == list(WATCHLIST_HEADERS.values())
+    first = table.iloc[0]
+    assert first["风险等级"] == "高" and first["主要风险1"] == "因病"
+    assert first["户类型"] == "监测户" and first["返贫致贫风险概率"] == 0.4123
+    assert table.loc[1, "纳入原因"] == "高风险；触发：合规自付医疗费用超标、有辍学"
+    assert table.loc[2, "纳入原因"] == "触发：住房不安全"
+    assert table.loc[3, "纳入原因"] == "触发：收入低于监测线"
+    assert pd.isna(table.loc[3, "风险等级"])
+
+
+def test_only_watchlist_rows_are_written(tmp_path):
+    scores = _scores()
+    scores.loc[2, "on_watchlist"] = False
+    table = write_watchlist(scores, tmp_path, load_config())
+    assert table["户编号"].tolist() == ["H1", "H2", "H4"]
+
+
+def test_watchlist_csv_has_bom_and_chinese_headers_and_xlsx_matches(tmp_path):
+    write_watchlist(_scores(), tmp_path, load_config())
+    raw = (tmp_path / "watchlist.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    header = raw[3:].decode("utf-8").splitlines()[0].split(",")
+    assert header == list(WATCHLIST_HEADERS.values())
+    back = pd.read_csv(tmp_path / "watchlist.csv", encoding="utf-8-sig", dtype={"户编号": str})
+    assert back["户编号"].tolist() == ["H1", "H2", "H3", "H4"]
+    sheet = load_workbook(tmp_path / "watchlist.xlsx", read_only=True).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert list(rows[0]) == list(WATCHLIST_HEADERS.values())
+    assert [r[1] for r in rows[1:]] == ["H1", "H2", "H3", "H4"]
+    assert rows[1][7] == pytest.approx(0.4123)
+
+
+def test_xlsx_escapes_text_and_depends_on_the_table_only(tmp_path):
+    scores = _scores()
+    scores["reason_text_zh"] = ["A & B < C > D", "控制\x01字符", "  前后空格  ", None]
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    write_watchlist(scores, first, load_config())
+    time.sleep(1.1)
+    write_watchlist(scores, second, load_config())
+    assert (first / "watchlist.xlsx").read_bytes() == (second / "watchlist.xlsx").read_bytes()
+    back = pd.read_excel(first / "watchlist.xlsx", dtype={"户编号": str})
+    assert back["风险说明"].tolist()[:3] == ["A & B < C > D", "控制字符", "  前后空格  "]
+    assert pd.isna(back["风险说明"].iloc[3]) and pd.isna(back["风险排名"].iloc[3])
+    assert back["风险排名"].tolist()[:3] == [1, 2, 3]
+    sheet = load_workbook(first / "watchlist.xlsx").active
+    assert sheet.title == "监测预警名单" and sheet.freeze_panes == "A2"
+    assert sheet["A1"].font.b

@@ -1,0 +1,254 @@
+"""Budget and visit plans: within budget, only useful measures, deterministic, point-in-time."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskmodel import load_config, validate_ledger
+from riskmodel.features import build_features
+from riskmodel.labels import make_labels
+from riskmodel.margin import fit_margin_model
+from riskmodel.models import RiskModel
+from riskmodel.plan import (
+    PLAN_COLUMNS,
+    PlanInputError,
+    compare_rules,
+    plan_frame,
+    plan_month,
+    read_visits,
+    visit_plan,
+)
+from riskmodel.synthetic import generate_ledger
+from riskmodel.tracking import save_model
+
+MONTHS = 30
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def ledger():
+    return validate_ledger(generate_ledger(households=600, months=MONTHS, seed=5)).valid
+
+
+@pytest.fixture(scope="module")
+def month(ledger):
+    return str(ledger["month"].max())
+
+
+@pytest.fixture(scope="module")
+def model(ledger, config):
+    labels = make_labels(ledger, config)
+    rows = labels["target"].notna().to_numpy()
+    features = build_features(ledger, config).loc[rows]
+    specs = config.features
+    return RiskModel(
+        max_iter=40, min_samples_leaf=20, validation_months=2, calibration_months=3,
+        calibration="sigmoid",
+        monotonic={n: s.monotonic for n, s in specs.items() if s.monotonic},
+    ).fit(features, labels["target"].to_numpy()[rows],
+          months=labels["month"].to_numpy(dtype=object)[rows])
+
+
+@pytest.fixture(scope="module")
+def margin_model(ledger, model, config, month):
+    return fit_margin_model(ledger, config, month, features=list(model.feature_names_in_),
+                            max_iter=40)
+
+
+@pytest.fixture(scope="module")
+def measures_plan(ledger, model, config, month, margin_model):
+    return plan_frame(ledger, model, config, month, budget=60_000.0, margin_model=margin_model)
+
+
+def test_plan_within_budget_and_only_useful_measures(measures_plan, config):
+    plan, effects = measures_plan.plan, measures_plan.effects
+    assert len(plan) > 0
+    assert plan["cost"].sum() <= 60_000.0
+    assert (plan["falls_prevented"] > 0).all()
+    assert plan["household_id"].is_unique
+    assert np.allclose(plan["falls_prevented"], plan["risk_before"] - plan["risk_after"])
+    assert np.allclose(plan["cumulative_cost"], plan["cost"].cumsum())
+    assert set(plan["measure"]) <= {m.code for m in config.measures}
+    # Each chosen option is one the what-if priced for that household.
+    merged = plan.merge(effects, on=["household_id", "measure"], suffixes=("", "_e"))
+    assert len(merged) == len(plan)
+    assert np.allclose(merged["falls_prevented"], merged["falls_prevented_e"])
+    # Only eligible households (not poor now, history known) are planned for.
+    eligible = set(measures_plan.households.loc[measures_plan.households["eligible"],
+                                                "household_id"])
+    assert set(plan["household_id"]) <= eligible
+    assert set(effects["household_id"]) <= eligible
+
+
+def test_measures_respect_their_requirements(measures_plan, ledger, month):
+    rows = ledger[ledger["month"] == month].set_index("household_id")
+    jobs = measures_plan.effects.loc[measures_plan.effects["measure"] == "welfare_job",
+                                     "household_id"]
+    laborers = rows.loc[jobs.astype(str), ["labor_full", "labor_partial"]].sum(axis=1)
+    assert (laborers > 0).all()
+
+
+@pytest.mark.parametrize("estimate", ["margin", "response"])
+def test_grant_plan_and_the_rules_at_the_same_budget(ledger, model, config, month, margin_model,
+                                                     estimate):
+    frames = plan_frame(ledger, model, config, month, budget=30_000.0, grant=1500.0,
+                        estimate=estimate, margin_model=margin_model)
+    plan, effects, comparison = frames.plan, frames.effects, frames.comparison
+    assert set(plan["measure"]) == {"grant_1500"}
+    assert (plan["cost"] == 1500.0).all()
+    assert len(plan) <= 20
+    # With one price the plan is the households the grant helps most, by the model.
+    best = effects["falls_prevented"].nlargest(len(plan)).sum()
+    assert plan["falls_prevented"].sum() == pytest.approx(best)
+    assert comparison.loc["plan", "falls_prevented"] >= comparison.loc["income_cutoff",
+                                                                       "falls_prevented"]
+    assert comparison.loc["plan", "falls_prevented"] >= comparison.loc["risk_ranking",
+                                                                       "falls_prevented"]
+    for rule in ("income_cutoff", "risk_ranking"):
+        assert comparison.loc[rule, "spent"] <= 30_000.0
+    summary = frames.summary
+    assert summary["budget"] == 30_000.0
+    assert summary["households"] == len(plan)
+    assert summary["rules"]["measure"] == "grant_1500"
+    assert summary["effect_estimate"] == estimate
+
+
+def test_rules_follow_their_order():
+    effects = pd.DataFrame({"household_id": list("ABCD"), "measure": "grant", "cost": 1000.0,
+                            "falls_prevented": [0.1, 0.2, 0.3, 0.4]})
+    households = pd.DataFrame({"household_id": list("ABCD"),
+                               "income_pc": [9000.0, 8000.0, 9000.0, 20000.0],
+                               "risk_score": [0.5, 0.1, 0.5, 0.9]})
+    table = compare_rules(effects, households, 2500.0, "grant")
+    # Poorest first: B then A (A before C on the tie, by household_id).
+    assert table.loc["income_cutoff", "falls_prevented"] == pytest.approx(0.3)
+    # Highest risk first: D then A.
+    assert table.loc["risk_ranking", "falls_prevented"] == pytest.approx(0.5)
+    assert table["households"].tolist() == [2, 2]
+    assert table["spent"].tolist() == [2000.0, 2000.0]
+
+
+def test_same_inputs_same_plan(ledger, model, config, month, measures_plan, margin_model):
+    again = plan_frame(ledger.sample(frac=1.0, random_state=3).sort_index(), model, config,
+                       month, budget=60_000.0, margin_model=margin_model)
+    pd.testing.assert_frame_equal(measures_plan.plan, again.plan)
+
+
+def test_plan_for_month_t_reads_nothing_after_t(ledger, model, config):
+    month = "2023-12"
+    cut = ledger[ledger["month"] <= month]
+    later = ledger[ledger["month"] > month].copy()
+    # Whatever the later months hold must not change the plan for month t.
+    later["inc_wage"] = later["inc_wage"] * 0.0 - 5000.0
+    later["ev_illness"] = True
+    changed = pd.concat([cut, later]).sort_values(["household_id", "month"])
+    a = plan_frame(cut, model, config, month, budget=40_000.0)
+    b = plan_frame(changed, model, config, month, budget=40_000.0)
+    pd.testing.assert_frame_equal(a.plan, b.plan)
+    pd.testing.assert_frame_equal(a.effects, b.effects)
+
+
+def test_no_budget_no_plan(ledger, model, config, month):
+    frames = plan_frame(ledger, model, config, month, budget=0.0, grant=1500.0,
+                        estimate="response")
+    assert frames.plan.empty
+    assert frames.summary["spent"] == 0.0
+    with pytest.raises(PlanInputError, match="budget"):
+        plan_frame(ledger, model, config, month, budget=-5.0)
+    with pytest.raises(PlanInputError, match="grant"):
+        plan_frame(ledger, model, config, month, budget=5.0, grant=0.0)
+
+
+def test_visit_plan_triggers_first_then_risk_then_longest_unvisited():
+    scores = pd.DataFrame({
+        "household_id": ["H1", "H2", "H3", "H4", "H5", "H6", "H7"],
+        "township": ["甲乡", "甲乡", "甲乡", "甲乡", "甲乡", "乙镇", "乙镇"],
+        "risk_score": [0.10, np.nan, 0.40, 0.40, 0.40, 0.2, 0.3],
+        "hard_triggers": ["", "income_below_line", "", "", "", "", ""],
+        "months_since_visit": [0.0, 0.0, 1.0, 5.0, 3.0, 2.0, 2.0],
+    })
+    plan = visit_plan(scores, {"甲乡": 3, "乙镇": 5, "丙镇": 2})
+    jia = plan[plan["township"] == "甲乡"]
+    assert jia["household_id"].tolist() == ["H2", "H4", "H5"]
+    assert jia["visit_order"].tolist() == [1, 2, 3]
+    # A township with more visits than households visits them all, highest risk first.
+    assert plan.loc[plan["township"] == "乙镇", "household_id"].tolist() == ["H7", "H6"]
+    assert len(visit_plan(scores, {"甲乡": 0})) == 0
+
+
+def test_visit_plan_maximises_expected_fallers_visited():
+    rng = np.random.default_rng(0)
+    n = 2000
+    scores = pd.DataFrame({
+        "household_id": [f"H{i:05d}" for i in range(n)],
+        "township": rng.choice(["甲乡", "乙镇", "丙镇"], n),
+        "risk_score": rng.beta(1, 12, n),
+        "hard_triggers": "",
+        "months_since_visit": rng.integers(0, 6, n).astype(float),
+    })
+    visits = {"甲乡": 50, "乙镇": 10, "丙镇": 0}
+    plan = visit_plan(scores, visits)
+    for town, k in visits.items():
+        mine = scores[scores["township"] == town]
+        chosen = plan[plan["township"] == town]
+        assert len(chosen) == min(k, len(mine))
+        assert chosen["risk_score"].sum() == pytest.approx(mine["risk_score"].nlargest(k).sum())
+
+
+def test_read_visits_takes_chinese_headers(tmp_path):
+    path = tmp_path / "visits.csv"
+    path.write_text("乡镇,走访户数\n甲乡,12\n乙镇, 3\n甲乡,1\n", encoding="utf-8-sig")
+    table = read_visits(path)
+    assert dict(zip(table["township"], table["visits"], strict=True)) == {"乙镇": 3, "甲乡": 13}
+    path.write_text("township,visits\n甲乡,-1\n", encoding="utf-8")
+    with pytest.raises(PlanInputError, match="row 2"):
+        read_visits(path)
+    path.write_text("place,visits\n甲乡,1\n", encoding="utf-8")
+    with pytest.raises(PlanInputError, match="township"):
+        read_visits(path)
+    with pytest.raises(PlanInputError, match="not found"):
+        read_visits(tmp_path / "missing.csv")
+
+
+def test_plan_month_writes_the_files(tmp_path, ledger, model, month, config):
+    ledger_path = tmp_path / "ledger.parquet"
+    ledger.to_parquet(ledger_path)
+    model_dir = save_model(model, tmp_path / "model")
+    towns = ledger["township"].astype(str).unique()
+    (tmp_path / "visits.csv").write_text(
+        "乡镇,走访户数\n" + "".join(f"{t},5\n" for t in towns), encoding="utf-8-sig")
+    result = plan_month(ledger_path, tmp_path / "out", budget=45_000.0, month=month,
+                        model_uri=str(model_dir), visits=tmp_path / "visits.csv")
+    folder = tmp_path / "out" / month
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["plan.csv", "plan.parquet", "plan_summary.json", "visits.csv"]
+    plan = pd.read_parquet(folder / "plan.parquet")
+    assert plan["household_id"].tolist() == result.plan["household_id"].tolist()
+    assert plan["cost"].sum() <= 45_000.0
+    raw = (folder / "plan.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    header = raw.decode("utf-8-sig").splitlines()[0].split(",")
+    assert header[:2] == [f"{PLAN_COLUMNS['priority']} priority",
+                          f"{PLAN_COLUMNS['household_id']} household_id"]
+    csv = pd.read_csv(folder / "plan.csv", encoding="utf-8-sig")
+    assert len(csv) == len(plan)
+    summary = json.loads((folder / "plan_summary.json").read_text(encoding="utf-8"))
+    assert summary["households"] == len(plan)
+    assert set(summary["rules"]) == {"measure", "income_cutoff", "risk_ranking"}
+    assert "household" not in json.dumps(summary["rules"]).replace("households", "")
+    visits = pd.read_csv(folder / "visits.csv", encoding="utf-8-sig")
+    assert len(visits) == min(5 * len(towns), int((ledger["month"] == month).sum()))
+    assert f"{len(plan):,} households" in result.describe()
+    # A rerun replaces the files with the same bytes.
+    first = (folder / "plan.parquet").read_bytes()
+    plan_month(ledger_path, tmp_path / "out", budget=45_000.0, month=month,
+               model_uri=str(model_dir))
+    assert (folder / "plan.parquet").read_bytes() == first

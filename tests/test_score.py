@@ -1,0 +1,431 @@
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from threadpoolctl import threadpool_limits
+
+from riskmodel import load_config, validate_ledger
+from riskmodel.config import DEFAULT_CONFIG
+from riskmodel.drift import add_counts
+from riskmodel.errors import LedgerError, ModelNotFoundError, OutputExistsError
+from riskmodel.features import build_features
+from riskmodel.labels import make_labels, poverty_status
+from riskmodel.lifecycle import CHANGES
+from riskmodel.models import RiskModel
+from riskmodel.outputs import OutputLock
+from riskmodel.score import (
+    SCORE_SCHEMA,
+    finalize_scores,
+    score_frame,
+    score_month,
+)
+from riskmodel.synthetic import generate_ledger
+from riskmodel.tracking import ModelRef, save_model
+
+MONTH = "2023-08"
+HOUSEHOLDS = 150
+CONTRACT = ["household_id", "month", "risk_score", "risk_tier", "rank", "reason_1",
+            "reason_1_weight", "reason_2", "reason_2_weight", "reason_3", "reason_3_weight",
+            "reason_text_zh", "measures_zh", "rule_triggers", "model_version"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Several test runs share this small machine; OpenMP threads waiting on each other make
+    # tree prediction orders of magnitude slower than one thread.
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def model(config):
+    valid = validate_ledger(generate_ledger(households=400, months=24, seed=11)).valid
+    features = build_features(valid, config)
+    target = make_labels(valid, config)["target"].to_numpy()
+    train = ~np.isnan(target)
+    return RiskModel.from_config(
+        config, features=list(features.columns), max_iter=40, min_samples_leaf=20,
+        validation_months=2, calibration_months=3,
+    ).fit(features[train], target[train], months=valid["month"].to_numpy()[train])
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, model):
+    root = tmp_path_factory.mktemp("score")
+    save_model(model, root / "model")
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    raw.to_parquet(root / "ledger.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def valid():
+    return validate_ledger(generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01",
+                                           seed=7)).valid
+
+
+@pytest.fixture(scope="module")
+def tracking(work):
+    return f"sqlite:///{work / 'mlruns.db'}"
+
+
+@pytest.fixture(scope="module")
+def reference_run(work, tracking):
+    return score_month(work / "ledger.parquet", work / "reference", model_uri=str(work / "model"),
+                       tracking_uri=tracking)
+
+
+def _config_file(folder: Path, **scoring) -> Path:
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    raw["scoring"].update(scoring)
+    path = folder / f"config-{'-'.join(f'{k}{v}' for k, v in scoring.items())}.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def _score(work, out, tracking, **kwargs):
+    return score_month(work / kwargs.pop("ledger", "ledger.parquet"), out,
+                       model_uri=str(work / "model"), tracking_uri=tracking, **kwargs)
+
+
+# --- the pure core ------------------------------------------------------------------------------
+
+def test_score_frame_is_the_same_whatever_the_partition(valid, model, config):
+    whole = score_frame(valid, model, config, MONTH, model_version="v1")
+    households = valid["household_id"].unique()
+    parts, counts = [], None
+    for piece in np.array_split(households, 3):
+        part = score_frame(valid[valid["household_id"].isin(piece)], model, config, MONTH,
+                           model_version="v1")
+        parts.append(part.scores)
+        counts = add_counts(counts, part.drift_counts)
+    pd.testing.assert_frame_equal(finalize_scores(pd.concat(parts)), whole.scores)
+    for name, observed in whole.drift_counts["features"].items():
+        np.testing.assert_array_equal(counts["features"][name], observed)
+    np.testing.assert_array_equal(counts["score"], whole.drift_counts["score"])
+
+
+def test_score_frame_never_reads_later_months(valid, model, config):
+    cut = valid[valid["month"] <= MONTH]
+    later = valid[valid["month"] > MONTH].copy()
+    rng = np.random.default_rng(0)
+    later["inc_wage"] = rng.uniform(0, 50000, len(later))
+    later["exp_medical_oop"] = rng.uniform(0, 50000, len(later))
+    with_future = pd.concat([cut, later]).sort_values(["household_id", "month"])
+    a = score_frame(cut, model, config, MONTH).scores
+    b = score_frame(with_future, model, config, MONTH).scores
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_scores_follow_the_contract(valid, model, config):
+    scores = score_frame(valid, model, config, MONTH, model_version="return-to-poverty/7").scores
+    assert list(scores.columns) == list(SCORE_SCHEMA)
+    assert set(CONTRACT) <= set(scores.columns)
+    assert len(scores) == int((valid["month"] == MONTH).sum())
+    assert (scores["month"] == MONTH).all() and scores["household_id"].is_unique
+    assert (scores["model_version"] == "return-to-poverty/7").all()
+    scored = scores[scores["risk_score"].notna()]
+    assert scored["rank"].tolist() == list(range(1, len(scored) + 1))
+    assert scored["risk_score"].is_monotonic_decreasing
+    tiers = np.select([scored["risk_score"] >= config.tiers.high,
+                       scored["risk_score"] >= config.tiers.medium], ["high", "medium"], "low")
+    assert (scored["risk_tier"].to_numpy() == tiers).all()
+    codes = {c.code for c in config.causes}
+    assert set(scored["reason_1"].dropna()) <= codes
+    high = scored[scored["risk_tier"] == "high"]
+    assert len(high) > 0 and high["reason_1"].notna().mean() > 0.9
+
+
+def test_households_without_a_score_say_why(valid, model, config):
+    scores = score_frame(valid, model, config, MONTH).scores.set_index("household_id")
+    status = poverty_status(valid, config)
+    status = status[status["month"] == MONTH].set_index("household_id")["poor"]
+    expected = np.where(status.isna(), "insufficient_history",
+                        np.where(status.fillna(False), "poor_now", None))
+    got = scores.loc[status.index, "not_scored_reason"].to_numpy(dtype=object)
+    assert [None if pd.isna(g) else g for g in got] == list(expected)
+    unscored = scores[scores["not_scored_reason"].notna()]
+    assert unscored["risk_score"].isna().all() and unscored["rank"].isna().all()
+    assert unscored["reason_1"].isna().all()
+    poor = scores[scores["not_scored_reason"] == "poor_now"]
+    assert len(poor) > 0
+    assert poor["on_watchlist"].all()
+    assert poor["rule_triggers"].str.contains("income_below_line").all()
+
+
+def test_a_hard_trigger_lists_a_low_risk_household(valid, model, config):
+    scores = score_frame(valid, model, config, MONTH).scores
+    calm = scores[(scores["risk_tier"] == "low") & (scores["rule_triggers"] == "")]
+    target = calm["household_id"].iloc[0]
+    changed = valid.copy()
+    at = (changed["household_id"] == target) & (changed["month"] == MONTH)
+    changed.loc[at, "housing_safe"] = False
+    row = score_frame(changed, model, config, MONTH).scores.set_index("household_id").loc[target]
+    assert row["rule_triggers"] == "housing_unsafe"
+    assert bool(row["on_watchlist"]) and row["risk_tier"] == "low"
+    assert not row["elimination_candidate"]
+
+
+# --- the job --------------------------------------------------------------------------------------
+
+def test_a_month_is_written_whole_and_reconciles(reference_run, work):
+    folder = reference_run.folder
+    assert folder == work / "reference" / "2023-08"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "bulletin.html", "quarantine.parquet", "scores.parquet", "summary.json",
+        "watchlist.csv", "watchlist.xlsx"]
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    scores = pd.read_parquet(folder / "scores.parquet")
+    quarantine = pd.read_parquet(folder / "quarantine.parquet")
+    r = summary["reconciliation"]
+    assert r["rows_in"] == HOUSEHOLDS == r["scored"] + r["not_eligible"] + r["quarantined"]
+    assert len(scores) + len(quarantine) == r["rows_in"]
+    assert r["scored"] == int(scores["risk_score"].notna().sum())
+    assert summary["tiers"] == scores["risk_tier"].value_counts().reindex(
+        ["high", "medium", "low"], fill_value=0).to_dict()
+    watch = pd.read_csv(folder / "watchlist.csv", encoding="utf-8-sig")
+    assert len(watch) == int(scores["on_watchlist"].sum()) == summary["watchlist"]["households"]
+    assert sum(t["rows"] for t in summary["by_township"]) == len(scores)
+    assert summary["drift"]["score_psi"] is not None
+    assert summary["model"]["label"] == str(work / "model")
+    assert (scores["model_version"] == str(work / "model")).all()
+    assert summary["lifecycle"]["changes"] is None
+
+
+def test_the_scoring_run_is_tracked_without_identifiers(reference_run, tracking, valid):
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri=tracking).get_run(reference_run.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["month"] == MONTH
+    assert run.data.metrics["rows_in"] == HOUSEHOLDS
+    assert "psi_score" in run.data.metrics
+    assert run.data.metrics["scored"] == reference_run.summary["reconciliation"]["scored"]
+    text = json.dumps([run.data.params, run.data.metrics, run.data.tags], ensure_ascii=False)
+    assert not any(h in text for h in valid["household_id"].unique())
+
+
+def test_a_rerun_gives_identical_scores_whatever_the_chunk_size(reference_run, work, tracking,
+                                                                valid, caplog):
+    expected = (reference_run.folder / "scores.parquet").read_bytes()
+    result = _score(work, work / "reference", tracking, force=True)
+    assert (result.folder / "scores.parquet").read_bytes() == expected
+    small = _config_file(work, chunk_households=55)
+    with caplog.at_level("INFO", logger="riskmodel.score"):
+        result = _score(work, work / "chunked", tracking, config_path=small)
+    assert result.summary["reconciliation"] == reference_run.summary["reconciliation"]
+    assert (result.folder / "scores.parquet").read_bytes() == expected
+    assert (result.folder / "watchlist.xlsx").read_bytes() == \
+        (reference_run.folder / "watchlist.xlsx").read_bytes()
+    # Not a terminal: one plain line per chunk, and no household named in the log.
+    assert [m for m in caplog.messages if " chunk " in m] == [
+        m for m in caplog.messages if re.search(r" chunk [123]/3: \d+ rows", m)]
+    assert len([m for m in caplog.messages if " chunk " in m]) == 3
+    assert not any(h in caplog.text for h in valid["household_id"].unique())
+
+
+def test_an_existing_month_is_refused_without_force(reference_run, work, tracking):
+    before = (reference_run.folder / "summary.json").read_bytes()
+    with pytest.raises(OutputExistsError, match="--force") as err:
+        _score(work, work / "reference", tracking, month=MONTH)
+    assert err.value.exit_code == 4
+    assert (reference_run.folder / "summary.json").read_bytes() == before
+
+
+def test_a_concurrent_run_is_refused(work, tracking):
+    with OutputLock(work / "busy"), pytest.raises(OutputExistsError, match="another run"):
+        _score(work, work / "busy", tracking)
+    assert not (work / "busy" / MONTH).exists()
+
+
+def test_a_killed_run_leaves_no_partial_month_and_the_rerun_completes(reference_run, work,
+                                                                       tracking):
+    out = work / "killed"
+    marker = work / "killed.marker"
+    script = textwrap.dedent(f"""
+        import pathlib, time
+        import riskmodel.score as job
+        real = job.write_watchlist
+        def stall(scores, folder, config):
+            table = real(scores, folder, config)
+            pathlib.Path({str(marker)!r}).write_text(str(folder))
+            time.sleep(600)
+            return table
+        job.write_watchlist = stall
+        job.score_month({str(work / "ledger.parquet")!r}, {str(out)!r},
+                        model_uri={str(work / "model")!r}, tracking_uri={tracking!r})
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ,
+                                                                  "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "the run never reached writing its outputs"
+        staging = Path(marker.read_text())
+        assert (staging / "scores.parquet").is_file()
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert not (out / MONTH).exists()
+    result = _score(work, out, tracking)
+    assert not staging.exists()
+    assert sorted(p.name for p in out.iterdir()) == [".riskmodel.lock", MONTH]
+    assert (result.folder / "scores.parquet").read_bytes() == \
+        (reference_run.folder / "scores.parquet").read_bytes()
+
+
+def _corrupt(raw: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """The ledger as text with a share of the rows broken in assorted ways."""
+    rng = np.random.default_rng(seed)
+    text = raw.astype("string")
+    rows = rng.choice(len(text), int(share * len(text)), replace=False)
+    breakers = [
+        ("members", "0"), ("inc_wage", "abc"), ("month", "2023-13"), ("labor_full", "99"),
+        ("household_type", "unknown"), ("dropouts", "1.5"), ("household_id", ""),
+        ("exp_medical_oop", "-5"),
+    ]
+    for i, row in enumerate(rows):
+        column, value = breakers[i % len(breakers)]
+        text.iloc[row, text.columns.get_loc(column)] = value
+    return text
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rows_reconcile_under_random_corruption(work, tracking, seed):
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    broken = _corrupt(raw, 0.03, seed)
+    path = work / f"broken-{seed}.csv"
+    broken.to_csv(path, index=False, encoding="utf-8-sig")
+    lenient = _config_file(work, max_quarantine_share=0.5)
+    result = _score(work, work / f"broken-{seed}", tracking, ledger=path.name,
+                    config_path=lenient)
+    r = result.summary["reconciliation"]
+    month_rows = int((broken["month"] == MONTH).sum() + (broken["month"] == "2023-13").sum())
+    assert r["rows_in"] == month_rows
+    assert r["rows_in"] == r["scored"] + r["not_eligible"] + r["quarantined"]
+    scores = pd.read_parquet(result.folder / "scores.parquet")
+    quarantine = pd.read_parquet(result.folder / "quarantine.parquet")
+    assert len(scores) + len(quarantine) == month_rows
+    assert r["quarantined"] > 0 and quarantine["rule"].notna().all()
+    ledger = result.summary["ledger"]
+    assert ledger["rows"] == len(raw) == ledger["valid"] + ledger["quarantined"]
+    # Quarantine points at the rows of the file.
+    assert (quarantine["month"].isin([MONTH, "2023-13"])).all()
+    assert set(quarantine["source_row"]) <= set(np.flatnonzero(
+        broken["month"].isin([MONTH, "2023-13"]).to_numpy()))
+
+
+def test_too_much_quarantine_fails_naming_the_rules(work, tracking):
+    from mlflow import MlflowClient
+
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    raw = raw.astype("string")
+    month_rows = np.flatnonzero((raw["month"] == MONTH).to_numpy())
+    raw.iloc[month_rows[:12], raw.columns.get_loc("members")] = "0"
+    path = work / "too-broken.csv"
+    raw.to_csv(path, index=False)
+    out = work / "too-broken"
+    with pytest.raises(LedgerError, match="members_below_1") as err:
+        _score(work, out, tracking, ledger=path.name)
+    assert err.value.exit_code == 2
+    assert "8.0%" in str(err.value) and "5.0%" in str(err.value)
+    assert not (out / MONTH).exists()
+    assert [p.name for p in out.iterdir()] == [".riskmodel.lock"]
+    runs = MlflowClient(tracking_uri=tracking).search_runs(
+        [MlflowClient(tracking_uri=tracking).get_experiment_by_name(
+            "riskmodel-scoring").experiment_id], order_by=["attributes.start_time DESC"],
+        max_results=1)
+    assert runs[0].info.status == "FAILED"
+
+
+def test_changes_since_last_month_are_written(work, tracking):
+    out = work / "monthly"
+    _score(work, out, tracking, month="2023-07")
+    result = _score(work, out, tracking, month=MONTH)
+    changes = pd.read_parquet(result.folder / "changes.parquet")
+    assert set(changes["change"]) <= set(CHANGES)
+    summary = result.summary["lifecycle"]
+    assert summary["previous_month"] == "2023-07"
+    assert sum(summary["changes"].values()) == len(changes)
+    previous = pd.read_parquet(out / "2023-07" / "scores.parquet").set_index("household_id")
+    now = pd.read_parquet(result.folder / "scores.parquet").set_index("household_id")
+    newly = changes.loc[changes["change"] == "newly_high", "household_id"]
+    assert (now.loc[newly, "risk_tier"] == "high").all()
+    assert (previous.loc[newly, "risk_tier"] != "high").all()
+
+
+def test_a_missing_model_is_exit_code_3(work, tracking):
+    with pytest.raises(ModelNotFoundError) as err:
+        score_month(work / "ledger.parquet", work / "nomodel", model_uri=str(work / "absent"),
+                    tracking_uri=tracking)
+    assert err.value.exit_code == 3
+
+
+def test_a_model_that_needs_unknown_features_is_refused(work, tracking, monkeypatch, model):
+    odd = RiskModel(max_iter=5, min_samples_leaf=5, validation_months=1, calibration_months=1)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"not_a_feature": rng.normal(size=400)})
+    odd.fit(frame, rng.integers(0, 2, 400), months=np.repeat(np.arange(4), 100))
+    monkeypatch.setattr("riskmodel.score.load_model",
+                        lambda uri, tracking_uri=None: (odd, ModelRef(uri, None, None, None)))
+    with pytest.raises(ModelNotFoundError, match="not_a_feature"):
+        _score(work, work / "odd", tracking)
+
+
+def test_a_ledger_lacking_a_column_the_model_needs_is_refused(work, tracking, model):
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    used = set(model.feature_names_in_)
+    dropped = next(c for c in ("serious_ill", "disabled", "migrant_workers") if c in used)
+    raw.drop(columns=[dropped]).to_parquet(work / "narrow.parquet")
+    with pytest.raises(ModelNotFoundError, match="incompatible") as err:
+        _score(work, work / "narrow", tracking, ledger="narrow.parquet")
+    assert err.value.exit_code == 3
+    assert not (work / "narrow" / MONTH).exists()
+
+
+def test_a_bad_month_is_bad_input(work, tracking):
+    with pytest.raises(LedgerError, match="2031-01"):
+        _score(work, work / "badmonth", tracking, month="2031-01")
+
+
+def test_the_champion_alias_is_resolved_to_its_version(work, tracking):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    client.create_registered_model("return-to-poverty")
+    version = client.create_model_version("return-to-poverty", source=str(work / "model")).version
+    client.set_registered_model_alias("return-to-poverty", "champion", version)
+    result = score_month(work / "ledger.parquet", work / "champion", tracking_uri=tracking)
+    label = f"return-to-poverty/{version}"
+    assert result.model_version == label and result.model.version == str(version)
+    scores = pd.read_parquet(result.folder / "scores.parquet")
+    assert (scores["model_version"] == label).all()
+    assert result.summary["model"]["label"] == label
+    assert client.get_run(result.run_id).data.params["model_version"] == str(version)
+
+
+def test_the_command_line_exit_codes(work, tracking, reference_run):
+    from riskmodel.cli import main
+
+    args = ["score", "--ledger", str(work / "ledger.parquet"), "--model", str(work / "model"),
+            "--out", str(work / "reference"), "--tracking-uri", tracking]
+    assert main(args) == 4
+    assert main([*args[:-4], "--out", str(work / "cli"), "--tracking-uri", tracking]) == 0
+    assert (work / "cli" / MONTH / "scores.parquet").read_bytes() == \
+        (reference_run.folder / "scores.parquet").read_bytes()

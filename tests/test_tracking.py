@@ -1,0 +1,177 @@
+"""MLflow tracking: store resolution, fingerprints, logging, registry, aliases and loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+from threadpoolctl import threadpool_limits
+
+from riskmodel.errors import ModelNotFoundError
+from riskmodel.models import RiskModel
+from riskmodel.tracking import (
+    MODEL_NAME,
+    TRUSTED_TYPES,
+    ModelRef,
+    data_fingerprint,
+    flatten,
+    input_example,
+    load_model,
+    log_training_run,
+    resolve_tracking_uri,
+    save_model,
+    set_alias,
+)
+
+
+@pytest.fixture(scope="module")
+def model_and_data():
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = pd.DataFrame({"income_margin_12m": rng.normal(size=n), "ev_illness_3m": rng.integers(
+        0, 2, n).astype(float)})
+    y = (rng.random(n) < 1 / (1 + np.exp(2 + X["income_margin_12m"] - X["ev_illness_3m"])))
+    with threadpool_limits(1):
+        model = RiskModel(max_iter=20, min_samples_leaf=20, validation_months=2,
+                          calibration_months=2, scorecard_features=2,
+                          config={"label": {"horizon_months": 6}}).fit(
+            X, y.astype(int), months=np.repeat(np.arange(6), n // 6))
+    return model, X
+
+
+@pytest.fixture(scope="module")
+def store(model_and_data, tmp_path_factory):
+    model, X = model_and_data
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlruns.db'}"
+    first = log_training_run(
+        model, tracking_uri=uri, config={"label": {"horizon_months": 6}, "tiers": [0.2, 0.08]},
+        metrics={"model_auc": 0.8, "undefined": float("nan")},
+        fingerprint={"sha256": "ab" * 32, "rows": len(X)}, example=input_example(X),
+        tables={"scorecard.csv": model.scorecard_.table()},
+        texts={"scorecard.html": model.scorecard_.to_html()}, alias="champion")
+    second = log_training_run(
+        model, tracking_uri=uri, config={}, metrics={}, fingerprint={"sha256": "cd" * 32},
+        example=input_example(X))
+    return uri, first, second
+
+
+def test_resolve_tracking_uri(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert resolve_tracking_uri() == "http://127.0.0.1:5000"
+    assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": None}, "d": [1, "二"], "e": True}) == {
+        "a.b": "1", "a.c": "null", "d": '[1, "二"]', "e": "True"}
+
+
+def test_fingerprint_is_counts_and_a_hash(ledger):
+    fp = data_fingerprint(ledger)
+    assert fp["rows"] == 12 and fp["households"] == 4 and fp["months"] == 3
+    assert (fp["first_month"], fp["last_month"]) == ("2024-01", "2024-03")
+    assert data_fingerprint(ledger.copy()) == fp
+    changed = ledger.copy()
+    changed.loc[5, "inc_wage"] += 1
+    assert data_fingerprint(changed)["sha256"] != fp["sha256"]
+    assert not any("H000" in str(v) for v in fp.values())
+
+
+def test_input_example_is_no_households_data(model_and_data):
+    _, X = model_and_data
+    example = input_example(X)
+    assert example.shape == (1, 2)
+    assert example.iloc[0].tolist() == X.median().tolist()
+
+
+def test_skops_needs_exactly_the_trusted_types(model_and_data):
+    model, _ = model_and_data
+    assert set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) == set(TRUSTED_TYPES)
+
+
+def test_round_trip_by_alias_version_run_and_folder(store, model_and_data, tmp_path):
+    uri, first, second = store
+    model, X = model_and_data
+    assert (first.version, first.alias, second.version, second.alias) == ("1", "champion", "2",
+                                                                          None)
+    expected = model.predict_proba(X)
+    loaded, ref = load_model(f"models:/{MODEL_NAME}@champion", tracking_uri=uri)
+    assert ref == ModelRef(uri=f"models:/{MODEL_NAME}@champion", name=MODEL_NAME, version="1",
+                           run_id=first.run_id)
+    assert np.array_equal(loaded.predict_proba(X), expected)
+    assert np.array_equal(loaded.decision_function(X), model.decision_function(X))
+    assert loaded.scorecard_.table().equals(model.scorecard_.table())
+    assert loaded.reference_ == model.reference_ and loaded.horizon_months_ == 6
+
+    _, ref = load_model(f"models:/{MODEL_NAME}/2", tracking_uri=uri)
+    assert (ref.version, ref.run_id) == ("2", second.run_id)
+    loaded, ref = load_model(f"runs:/{first.run_id}/model", tracking_uri=uri)
+    assert (ref.name, ref.version, ref.run_id) == (None, None, first.run_id)
+    assert np.array_equal(loaded.predict_proba(X), expected)
+
+    folder = save_model(model, tmp_path / "model", input_example(X))
+    loaded, ref = load_model(str(folder))
+    assert ref == ModelRef(uri=str(folder), name=None, version=None, run_id=None)
+    assert np.array_equal(loaded.predict_proba(X), expected)
+
+
+def test_promotion_moves_the_alias(store):
+    uri, _, second = store
+    set_alias("challenger", second.version, tracking_uri=uri)
+    _, ref = load_model(f"models:/{MODEL_NAME}@challenger", tracking_uri=uri)
+    assert ref.version == "2"
+    with pytest.raises(ModelNotFoundError, match="Cannot set alias"):
+        set_alias("champion", "99", tracking_uri=uri)
+
+
+def test_run_records_params_metrics_dataset_and_artifacts(store):
+    from mlflow import MlflowClient
+
+    uri, first, _ = store
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(first.run_id)
+    assert run.data.params["label.horizon_months"] == "6"
+    assert run.data.params["tiers"] == "[0.2, 0.08]"
+    assert run.data.params["data.rows"] == "3000"
+    assert run.data.metrics == {"model_auc": 0.8}
+    assert run.data.tags["horizon_months"] == "6"
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.digest == "ab" * 16 and dataset.dataset.name == "ledger"
+    listed = {a.path for a in client.list_artifacts(first.run_id, "tables")}
+    assert listed == {"tables/scorecard.csv", "tables/scorecard.html"}
+    version = client.get_model_version(MODEL_NAME, "1")
+    assert version.tags["horizon_months"] == "6"
+    # Artifacts sit beside the SQLite store, not in the folder the job ran from.
+    db = Path(uri.removeprefix("sqlite:///"))
+    assert (db.parent / "mlartifacts").is_dir()
+
+
+def test_missing_models_raise_one_clear_error(store, tmp_path):
+    uri, _, _ = store
+    with pytest.raises(ModelNotFoundError, match="alias nope not found"):
+        load_model(f"models:/{MODEL_NAME}@nope", tracking_uri=uri)
+    with pytest.raises(ModelNotFoundError, match="No model at models:/other/1"):
+        load_model("models:/other/1", tracking_uri=uri)
+    absent = tmp_path / "absent.db"
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        load_model(tracking_uri=f"sqlite:///{absent}")
+    assert not absent.exists()
+    with pytest.raises(ModelNotFoundError, match="no MLmodel"):
+        load_model(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="expected models:/NAME@ALIAS"):
+        load_model("s3:/bucket/model", tracking_uri=uri)
+
+
+def test_pickled_models_are_refused(model_and_data, tmp_path):
+    import mlflow.sklearn
+
+    model, _ = model_and_data
+    mlflow.sklearn.save_model(model, str(tmp_path / "pickled"), serialization_format="pickle")
+    with pytest.raises(ModelNotFoundError, match="only skops models"):
+        load_model(str(tmp_path / "pickled"))

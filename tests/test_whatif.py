@@ -1,0 +1,100 @@
+"""What-if: measures written into the ledger, features rebuilt, households re-scored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from riskmodel import load_config, validate_ledger
+from riskmodel.explain import explain_month
+from riskmodel.features import build_features
+from riskmodel.labels import make_labels, month_index
+from riskmodel.models import RiskModel
+from riskmodel.synthetic import generate_ledger
+from riskmodel.whatif import _apply, grant_measures, what_if
+
+CONFIG = load_config()
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    ledger = validate_ledger(generate_ledger(households=800, months=30, seed=11)).valid
+    features = build_features(ledger, CONFIG)
+    target = make_labels(ledger, CONFIG)["target"].to_numpy()
+    train = ~np.isnan(target)
+    with threadpool_limits(1):
+        model = RiskModel.from_config(CONFIG, max_iter=60, min_samples_leaf=40).fit(
+            features[train], target[train].astype(int), months=ledger.loc[train, "month"])
+    return ledger, model
+
+
+def test_medical_assistance_lowers_the_risk_of_households_ill_first(fitted):
+    ledger, model = fitted
+    month = ledger["month"].max()
+    ex = explain_month(model, ledger, CONFIG, month)
+    recent = month_index(ledger["month"]) > month_index(month) - 6
+    billed = ledger[recent].groupby("household_id")["exp_medical_oop"].sum()
+    ill = ex[(ex["reason_1"] == "illness") & (ex["risk_score"] > 0.05)
+             & (billed.reindex(ex.index) > 0)]
+    assert len(ill) >= 3
+    table = what_if(model, ledger, CONFIG, month, measures=["medical_assistance"],
+                    households=list(ill.index))
+    assert sorted(table["household_id"]) == sorted(ill.index)
+    assert (table["risk_change"] <= 1e-12).all()
+    assert table["risk_change"].mean() < 0
+    strongest = ill["reason_1_weight"].idxmax()
+    assert table.set_index("household_id").loc[strongest, "risk_change"] < 0
+    np.testing.assert_allclose(table.set_index("household_id")["risk_before"],
+                               ex.loc[table["household_id"], "risk_score"].to_numpy())
+
+
+def test_measures_apply_only_where_their_requirement_is_met(fitted):
+    ledger, model = fitted
+    month = ledger["month"].max()
+    table = what_if(model, ledger, CONFIG, month, grant_amounts=[800, 5000])
+    assert {"household_id", "measure", "cost", "risk_before", "risk_after",
+            "risk_change"} <= set(table.columns)
+    now = ledger[ledger["month"] == month].set_index("household_id")
+    n = len(now)
+    counts = table["measure"].value_counts()
+    assert counts["grant"] == counts["dibao"] == counts["grant_5000"] == n
+    laborers = (now["labor_full"] + now["labor_partial"]) > 0
+    assert set(table.loc[table["measure"] == "welfare_job", "household_id"]) == set(
+        now.index[laborers])
+    assert 0 < counts["medical_assistance"] < n
+    assert (table.loc[table["measure"] == "grant_5000", "cost"] == 5000).all()
+    np.testing.assert_allclose(table["risk_change"], table["risk_after"] - table["risk_before"])
+    # Ranked within a household: the largest fall first.
+    first = table.groupby("household_id", sort=False)["risk_change"].transform("min")
+    heads = ~table["household_id"].duplicated()
+    assert (table.loc[heads, "risk_change"] == first[heads]).all()
+
+
+def test_an_amount_raises_every_annual_window_by_the_payment():
+    ledger = validate_ledger(generate_ledger(households=60, months=24, seed=2)).valid
+    month = ledger["month"].max()
+    features = build_features(ledger, CONFIG, months=[month])
+    full = features["observed_months_12m"] == 12
+    grant, = grant_measures([2400], CONFIG)
+    age = month_index(month) - month_index(ledger["month"])
+    observed = ledger[["inc_wage", "inc_business", "inc_property", "inc_transfer"]].notna().any(
+        axis=1).to_numpy()
+    changed = _apply(ledger, grant.effect, np.ones(len(ledger), bool), age, observed)
+    after = build_features(changed, CONFIG, months=[month])
+    members = ledger.loc[features.index, "members"].to_numpy()
+    for window in (3, 6, 12):
+        rise = (after[f"income_margin_{window}m"] - features[f"income_margin_{window}m"])[full]
+        np.testing.assert_allclose(rise, (2400 / members)[full.to_numpy()], rtol=1e-9)
+    # No trend, no volatility: a payment is not a shock.
+    for name in ("income_change_3v12", "income_slope_12m", "income_volatility_12m"):
+        np.testing.assert_allclose(after[name][full], features[name][full], atol=1e-6)
+
+
+def test_unknown_measure_and_bad_grant_are_rejected(fitted):
+    ledger, model = fitted
+    month = ledger["month"].max()
+    with pytest.raises(ValueError, match="bogus"):
+        what_if(model, ledger, CONFIG, month, measures=["bogus"])
+    with pytest.raises(ValueError, match="positive"):
+        grant_measures([0], CONFIG)
