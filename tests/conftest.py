@@ -68,3 +68,16 @@ def tiny_ledger(households: int = 4, months: int = 3, start: str = "2024-01") ->
 @pytest.fixture
 def ledger() -> pd.DataFrame:
     return tiny_ledger()
+
+
+def fast_config():
+    """The default config with a small model and a short backtest, for tests that train."""
+    from riskmodel import load_config
+
+    config = load_config()
+    return config.model_copy(update={
+        "model": config.model.model_copy(update={
+            "max_iter": 40, "min_samples_leaf": 20, "validation_months": 2,
+            "calibration_months": 3}),
+        "backtest": config.backtest.model_copy(update={"origins": 1, "bootstrap": 20}),
+    })

@@ -199,3 +199,20 @@ def test_excluded_features_stay_out_of_the_model():
         update={"exclude_features": ["medical_pc_12m"]})})
     assert "medical_pc_12m" not in model_features(frame.columns, config)
     assert "income_ratio_12m" in model_features(frame.columns, config)
+
+
+def test_fast_ranking_metrics_match_scikit_learn_with_ties_and_weights():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(3000) < 0.1).astype(float)
+    score = np.round(rng.random(3000) + y * 0.3, 1)  # coarse: many ties
+    w = rng.integers(0, 3, 3000).astype(float)
+    m = scorer_metrics(y, None, score, np.zeros(3000), (0.05,), weight=w)
+    assert m["auc"] == pytest.approx(roc_auc_score(y, score, sample_weight=w))
+    assert m["ap"] == pytest.approx(average_precision_score(y, score, sample_weight=w))
+    hit = caseload_hits(score, np.zeros(3000), 0.05, weight=w)
+    assert m["recall_at_5pct"] == pytest.approx((w * y * hit).sum() / (w * y).sum())
+    p = rng.uniform(0, 0.3, 3000)
+    assert scorer_metrics(y, p, p, np.zeros(3000), (0.05,))["ece"] == pytest.approx(
+        expected_calibration_error(y, p))

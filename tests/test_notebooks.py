@@ -8,10 +8,10 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import SAMPLE_DIR
+from conftest import SAMPLE_DIR, fast_config
 from nbclient import NotebookClient
 
-from riskmodel import load_config, load_ledger
+from riskmodel import load_ledger
 from riskmodel.score import score_month
 from riskmodel.train import train
 
@@ -27,7 +27,7 @@ def environment(tmp_path_factory):
     ledger_path = SAMPLE_DIR / "ledger.parquet"
     ledger = load_ledger(ledger_path).valid
     truth = pd.read_parquet(SAMPLE_DIR / "truth.parquet")
-    train(ledger, load_config(), tracking_uri=tracking, alias="champion", truth=truth)
+    train(ledger, fast_config(), tracking_uri=tracking, alias="champion", truth=truth)
     months = sorted(ledger["month"].unique())
     for month in months[-2:]:
         score_month(ledger_path, root / "out", month=month, tracking_uri=tracking)
@@ -38,7 +38,6 @@ def environment(tmp_path_factory):
         "RISKMODEL_MODEL_URI": "models:/return-to-poverty@champion",
         "MLFLOW_TRACKING_URI": tracking,
         "RISKMODEL_SCORES_DIR": str(root / "out"),
-        "MPLBACKEND": "Agg",
     }
 
 
@@ -54,6 +53,8 @@ def test_notebooks_are_committed_without_outputs():
 def test_notebook_runs_top_to_bottom(environment, name, monkeypatch):
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
+    # The kernel's own inline backend draws figures into the notebook; Agg would draw none.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     start = time.perf_counter()
     NotebookClient(book, timeout=240, kernel_name="python3",

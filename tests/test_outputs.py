@@ -14,6 +14,7 @@ from openpyxl import load_workbook
 from riskmodel import load_config
 from riskmodel.errors import OutputExistsError
 from riskmodel.outputs import (
+    LOCK_NAME,
     WATCHLIST_HEADERS,
     MonthOutput,
     OutputLock,
@@ -63,7 +64,7 @@ def test_parquet_bytes_depend_on_the_frame_only(tmp_path):
 
 def test_atomic_parquet_leaves_only_the_file(tmp_path):
     target = write_parquet_atomic(_scores(), tmp_path / "valid.parquet")
-    assert [p.name for p in tmp_path.iterdir()] == ["valid.parquet"]
+    assert _listing(tmp_path) == ["valid.parquet"]
     assert len(pd.read_parquet(target)) == 4
 
 
@@ -102,8 +103,12 @@ def test_lock_of_a_killed_process_is_free(tmp_path):
         pass
 
 
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
+
+
 def _stage(out: Path, month: str, text: str, force: bool = False) -> Path:
-    with MonthOutput(out, month, force=force) as staged:
+    with OutputLock(out), MonthOutput(out, month, force=force) as staged:
         (staged.staging / "scores.txt").write_text(text)
         (staged.staging / "summary.txt").write_text(text)
         return staged.publish()
@@ -112,13 +117,13 @@ def _stage(out: Path, month: str, text: str, force: bool = False) -> Path:
 def test_month_appears_whole_and_is_not_overwritten(tmp_path):
     folder = _stage(tmp_path, "2024-06", "first")
     assert sorted(p.name for p in folder.iterdir()) == ["scores.txt", "summary.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+    assert _listing(tmp_path) == ["2024-06"]
     with pytest.raises(OutputExistsError, match="--force"):
         _stage(tmp_path, "2024-06", "second")
     assert (folder / "scores.txt").read_text() == "first"
     _stage(tmp_path, "2024-06", "second", force=True)
     assert (folder / "scores.txt").read_text() == "second"
-    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+    assert _listing(tmp_path) == ["2024-06"]
 
 
 def test_a_failed_run_leaves_the_previous_output(tmp_path):
@@ -127,10 +132,10 @@ def test_a_failed_run_leaves_the_previous_output(tmp_path):
         (staged.staging / "scores.txt").write_text("half")
         raise RuntimeError("crash while writing")
     assert (tmp_path / "2024-06" / "scores.txt").read_text() == "first"
-    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+    assert _listing(tmp_path) == ["2024-06"]
 
 
-def test_kill_while_replacing_leaves_no_mixed_month_and_next_run_cleans_up(tmp_path):
+def test_kill_while_replacing_leaves_no_mixed_month_and_next_run_restores(tmp_path):
     _stage(tmp_path, "2024-06", "first")
     marker = tmp_path.parent / f"{tmp_path.name}.marker"
     script = textwrap.dedent(f"""
@@ -157,8 +162,12 @@ def test_kill_while_replacing_leaves_no_mixed_month_and_next_run_cleans_up(tmp_p
         child.wait()
     # Killed between the two renames: the month is absent, never half old and half new.
     assert not (tmp_path / "2024-06").exists()
-    _stage(tmp_path, "2024-06", "third")
-    assert [p.name for p in tmp_path.iterdir()] == ["2024-06"]
+    # The next run, of any month, puts the previous output back and removes the staging.
+    _stage(tmp_path, "2024-07", "another month")
+    assert _listing(tmp_path) == ["2024-06", "2024-07"]
+    assert (tmp_path / "2024-06" / "scores.txt").read_text() == "first"
+    _stage(tmp_path, "2024-06", "third", force=True)
+    assert _listing(tmp_path) == ["2024-06", "2024-07"]
     assert (tmp_path / "2024-06" / "scores.txt").read_text() == "third"
 
 

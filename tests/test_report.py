@@ -14,10 +14,9 @@ from threadpoolctl import threadpool_limits
 from riskmodel import load_config, validate_ledger
 from riskmodel.cli import main
 from riskmodel.errors import LedgerError
+from riskmodel.fonts import CJK_FILE_HINTS, cjk_font
 from riskmodel.report import (
-    CJK_FILE_HINTS,
     change_counts,
-    cjk_font,
     high_tier_causes,
     measure_needs,
     read_month,

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import fast_config
 from mlflow import MlflowClient
 
-from riskmodel import load_config, validate_ledger
+from riskmodel import validate_ledger
 from riskmodel.score import score_month
 from riskmodel.synthetic import generate_ledger
 from riskmodel.train import train
@@ -66,7 +67,7 @@ def server(tmp_path_factory):
 
 def test_train_register_alias_and_score_through_the_server(server, tmp_path):
     url, root = server
-    config = load_config()
+    config = fast_config()
     raw = generate_ledger(households=300, months=36, seed=31)
     ledger = validate_ledger(raw).valid
     result = train(ledger, config, tracking_uri=url, alias="champion")
@@ -83,7 +84,7 @@ def test_train_register_alias_and_score_through_the_server(server, tmp_path):
     scored = score_month(path, tmp_path / "out", tracking_uri=url)
     scores = pd.read_parquet(scored.folder / "scores.parquet")
     assert scores["model_version"].eq(f"return-to-poverty/{version.version}").all()
-    assert scores["risk_score"].notna().sum() > 300
+    assert scores["risk_score"].notna().sum() > 200
     scoring = client.get_experiment_by_name(config.scoring.experiment)
     runs = client.search_runs([scoring.experiment_id])
     assert len(runs) == 1

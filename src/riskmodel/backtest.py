@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from .config import Config
 from .labels import month_index, month_label
@@ -168,38 +167,104 @@ def reliability_table(y, p, n_bins: int = 10, weight=None) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def _rank_metrics(y, score, w) -> tuple[float, float]:
-    if len(np.unique(y[w > 0])) < 2:
-        return np.nan, np.nan
-    return (float(roc_auc_score(y, score, sample_weight=w)),
-            float(average_precision_score(y, score, sample_weight=w)))
-
-
 def scorer_metrics(y, prob, rank, month, caseloads, n_bins: int = 10, weight=None,
                    tiebreak=None) -> dict[str, float]:
     """Every headline metric of one scorer on one set of rows.
 
     ``prob`` is judged as a probability (Brier, ECE, mean); ``rank`` orders the households for
     the ranking metrics (AUC, AP, recall and precision at each caseload within each month).
+    AUC and AP treat tied scores as scikit-learn's ``roc_auc_score`` and
+    ``average_precision_score`` do.
     """
-    y = np.asarray(y, dtype="float64")
-    w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype="float64")
-    out: dict[str, float] = {"rows": float(w.sum()), "positives": float((w * y).sum())}
-    out["auc"], out["ap"] = _rank_metrics(y, rank, w)
-    if prob is not None:
-        prob = np.asarray(prob, dtype="float64")
-        out["brier"] = float(np.sum(w * (prob - y) ** 2) / w.sum())
-        out["ece"] = expected_calibration_error(y, prob, n_bins, w)
-        out["mean_predicted"] = float(np.sum(w * prob) / w.sum())
-    out["observed_rate"] = float(np.sum(w * y) / w.sum())
-    for share in caseloads:
-        hit = caseload_hits(rank, month, share, w, tiebreak)
-        caught = float(np.sum(w * y * hit))
-        visited = float(np.sum(w * hit))
-        tag = _share_tag(share)
-        out[f"recall_at_{tag}"] = caught / out["positives"] if out["positives"] else np.nan
-        out[f"precision_at_{tag}"] = caught / visited if visited else np.nan
-    return out
+    scored = _Scored(y, prob, rank, month, tiebreak, n_bins)
+    w = np.ones(len(scored.y)) if weight is None else np.asarray(weight, dtype="float64")
+    return scored.metrics(w, caseloads)
+
+
+class _Scored:
+    """One scorer's rows, sorted once, so that any weighting of them scores in linear time.
+
+    The bootstrap reweights households hundreds of times; sorting once keeps it cheap.
+    """
+
+    def __init__(self, y, prob, rank, month, tiebreak, n_bins):
+        self.y = np.asarray(y, dtype="float64")
+        self.prob = None if prob is None else np.asarray(prob, dtype="float64")
+        rank = np.asarray(rank, dtype="float64")
+        tb = np.zeros(len(rank)) if tiebreak is None else np.asarray(tiebreak, dtype="float64")
+        # Overall ranking, for AUC and AP: ties count as ties there, as in scikit-learn.
+        self.order = np.argsort(-rank, kind="stable")
+        self.block = _blocks(rank[self.order])
+        # Ranking within each month, for caseloads.
+        _, g = np.unique(np.asarray(month), return_inverse=True)
+        self.group = g
+        self.m_order = np.lexsort((-tb, -rank, g))
+        self.m_block = _blocks(g[self.m_order], rank[self.m_order], tb[self.m_order])
+        firsts = np.r_[True, np.diff(self.m_block) > 0] if len(g) else np.zeros(0, dtype=bool)
+        self.m_block_group = g[self.m_order][firsts]
+        if self.prob is not None:
+            sorted_p = np.argsort(self.prob, kind="stable")
+            self.bin = np.empty(len(self.prob), dtype="int64")
+            self.bin[sorted_p] = np.minimum((np.arange(len(self.prob)) * n_bins)
+                                            // max(len(self.prob), 1), n_bins - 1)
+            self.n_bins = n_bins
+
+    def metrics(self, w: np.ndarray, caseloads) -> dict[str, float]:
+        y, total = self.y, w.sum()
+        pos_w = w * y
+        positives = pos_w.sum()
+        out: dict[str, float] = {"rows": float(total), "positives": float(positives)}
+        out["auc"], out["ap"] = self._ranking(w, pos_w)
+        if self.prob is not None:
+            p = self.prob
+            out["brier"] = float(np.sum(w * (p - y) ** 2) / total)
+            # Σ over bins of weight × |mean predicted − rate|, over the total weight.
+            gap = np.abs(np.bincount(self.bin, weights=w * p, minlength=self.n_bins)
+                         - np.bincount(self.bin, weights=pos_w, minlength=self.n_bins))
+            out["ece"] = float(gap.sum() / total)
+            out["mean_predicted"] = float(np.sum(w * p) / total)
+        out["observed_rate"] = float(positives / total)
+        block_w = np.bincount(self.m_block, weights=w[self.m_order])
+        block_pos = np.bincount(self.m_block, weights=pos_w[self.m_order])
+        totals = np.bincount(self.group, weights=w)
+        start = np.concatenate([[0.0], np.cumsum(totals)[:-1]])
+        before = np.cumsum(block_w) - block_w - start[self.m_block_group]
+        for share in caseloads:
+            # A visit list holds whole households: round the caseload to the nearest one.
+            capacity = np.floor(share * totals + 0.5)[self.m_block_group]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                fraction = np.clip((capacity - before) / block_w, 0.0, 1.0)
+            fraction = np.where(block_w > 0, fraction, 0.0)
+            caught = float(fraction @ block_pos)
+            visited = float(fraction @ block_w)
+            tag = _share_tag(share)
+            out[f"recall_at_{tag}"] = caught / positives if positives else np.nan
+            out[f"precision_at_{tag}"] = caught / visited if visited else np.nan
+        return out
+
+    def _ranking(self, w: np.ndarray, pos_w: np.ndarray) -> tuple[float, float]:
+        pos = np.bincount(self.block, weights=pos_w[self.order])
+        neg = np.bincount(self.block, weights=w[self.order]) - pos
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos <= 0 or n_neg <= 0:
+            return np.nan, np.nan
+        tp, fp = np.cumsum(pos), np.cumsum(neg)
+        auc = float(np.sum(neg * (tp - 0.5 * pos)) / (n_pos * n_neg))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        ap = float(np.sum(pos / n_pos * precision))
+        return auc, ap
+
+
+def _blocks(*keys: np.ndarray) -> np.ndarray:
+    """Block number of each sorted row: a new block wherever any key changes."""
+    n = len(keys[0])
+    new = np.zeros(n, dtype=bool)
+    if n:
+        new[0] = True
+        for key in keys:
+            new[1:] |= key[1:] != key[:-1]
+    return np.cumsum(new) - 1
 
 
 def _share_tag(share: float) -> str:
@@ -387,19 +452,21 @@ def _scorer_inputs(pred: pd.DataFrame) -> dict[str, tuple]:
     return out
 
 
-def _all_scorers(pred: pd.DataFrame, caseloads, n_bins, weight=None) -> dict[str, dict]:
+def _scored(pred: pd.DataFrame, n_bins: int) -> dict[str, tuple[_Scored, np.ndarray]]:
     y = pred["target"].to_numpy()
     month = pred["month"].to_numpy()
-    w = np.ones(len(pred)) if weight is None else weight
     out = {}
     for scorer, (prob, rank, tie, mask) in _scorer_inputs(pred).items():
-        if not mask.any():
-            continue
-        out[scorer] = scorer_metrics(
-            y[mask], None if prob is None else np.asarray(prob)[mask],
-            np.asarray(rank)[mask], month[mask], caseloads,
-            n_bins, w[mask], None if tie is None else np.asarray(tie)[mask])
+        if mask.any():
+            out[scorer] = (_Scored(y[mask], None if prob is None else np.asarray(prob)[mask],
+                                   np.asarray(rank)[mask], month[mask],
+                                   None if tie is None else np.asarray(tie)[mask], n_bins), mask)
     return out
+
+
+def _all_scorers(pred: pd.DataFrame, caseloads, n_bins) -> dict[str, dict]:
+    return {scorer: scored.metrics(np.ones(int(mask.sum())), caseloads)
+            for scorer, (scored, mask) in _scored(pred, n_bins).items()}
 
 
 def _bootstrap(pred: pd.DataFrame, caseloads, n_bins, n_boot, seed) -> pd.DataFrame:
@@ -408,12 +475,13 @@ def _bootstrap(pred: pd.DataFrame, caseloads, n_bins, n_boot, seed) -> pd.DataFr
     rng = np.random.default_rng(seed)
     house, _ = pd.factorize(pred["_household"])
     n_house = house.max() + 1
+    scorers = _scored(pred, n_bins)
     draws: dict[tuple[str, str], list[float]] = {}
     for _ in range(n_boot):
         counts = np.bincount(rng.integers(0, n_house, n_house), minlength=n_house)
         w = counts[house].astype("float64")
-        for scorer, metrics in _all_scorers(pred, caseloads, n_bins, w).items():
-            for key, value in metrics.items():
+        for scorer, (scored, mask) in scorers.items():
+            for key, value in scored.metrics(w[mask], caseloads).items():
                 if key not in ("rows", "positives"):
                     draws.setdefault((scorer, key), []).append(value)
     rows = [(s, k, float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5)))

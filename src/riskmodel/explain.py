@@ -14,8 +14,6 @@ cause at once, are shared out among the causes by what each took from the househ
 from __future__ import annotations
 
 import re
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +21,7 @@ import pandas as pd
 from .config import Config, load_config
 from .errors import ConfigError, LedgerError
 from .features import FEATURE_NAMES, build_features
+from .fonts import cjk_font
 from .labels import poverty_lines, poverty_status
 from .reasons import (
     WINDOW,
@@ -427,8 +426,7 @@ def render_household(household_id: str, row: pd.Series, options: pd.DataFrame,
                      config: Config) -> str:
     """The terminal report of :func:`explain_household`."""
     names = {c.code: f"{c.name_zh} {c.code}" for c in config.causes}
-    tier = ("high" if row["risk_score"] >= config.tiers.high
-            else "medium" if row["risk_score"] >= config.tiers.medium else "low")
+    tier = config.tiers.assign([row["risk_score"]])[0]
     lines = [
         f"户 {household_id}  {row['month']}",
         f"风险 risk: {row['risk_score']:.1%}  ({tier}), within "
@@ -453,41 +451,6 @@ def render_household(household_id: str, row: pd.Series, options: pd.DataFrame,
                      f"{option.risk_before:6.1%} → {option.risk_after:6.1%}  "
                      f"({option.risk_change:+.1%})")
     return "\n".join(lines)
-
-
-CJK_FONTS = (
-    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei", "Noto Serif CJK SC", "Microsoft YaHei", "SimHei", "PingFang SC",
-    "Heiti SC", "Noto Sans CJK JP", "Noto Sans CJK TC",
-)
-CJK_FILES = ("cjk", "wqy", "sourcehan", "simhei", "msyh", "pingfang", "notosanssc")
-
-
-def cjk_font() -> str | None:
-    """The first installed font family that renders Chinese, or None with a warning.
-
-    Matplotlib's default fonts have no Chinese glyphs and draw empty boxes; on Debian or
-    Ubuntu ``apt-get install fonts-noto-cjk`` (or ``fonts-wqy-microhei``) provides one. A font
-    installed after matplotlib built its font cache is found by scanning the system's font
-    folders and registered on the spot.
-    """
-    from matplotlib import font_manager
-
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    found = next((name for name in CJK_FONTS if name in installed), None)
-    if found is None:
-        for path in font_manager.findSystemFonts():
-            if any(key in Path(path).name.lower() for key in CJK_FILES):
-                font_manager.fontManager.addfont(path)
-        installed = {f.name for f in font_manager.fontManager.ttflist}
-        found = next((name for name in CJK_FONTS if name in installed), None)
-    if found is None:
-        warnings.warn(
-            "No CJK font found, so Chinese labels would render as empty boxes; install one "
-            "(e.g. `apt-get install fonts-noto-cjk`).",
-            stacklevel=2,
-        )
-    return found
 
 
 def _axes(ax, height: float):

@@ -143,6 +143,8 @@ def _plain(value):
 class OutputLock:
     """Exclusive lock on an output folder for the length of a run.
 
+    Once held, leftovers of killed runs are tidied (see :class:`MonthOutput`).
+
     Parameters
     ----------
     out_dir : str or Path
@@ -174,6 +176,7 @@ class OutputLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd = fd
+        _tidy(self.out_dir)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -183,11 +186,25 @@ class OutputLock:
             self._fd = None
 
 
+def _tidy(out_dir: Path) -> None:
+    """Clear what killed runs left behind; only safe while holding the folder's lock."""
+    for stale in out_dir.glob(".????-??.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for old in out_dir.glob(".????-??.replaced-*"):
+        # A run killed between its two renames left the previous output aside: restore it.
+        month = out_dir / old.name[1:8]
+        if month.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(old, month)
+
+
 class MonthOutput:
     """Stage a month's output files beside ``<out>/<month>`` and publish them with one rename.
 
-    Use under :class:`OutputLock`. Entering removes what killed runs left behind (hidden
-    staging folders of this month) and creates a fresh staging folder, ``staging``. Leaving
+    Use under :class:`OutputLock`, which on entry tidies what killed runs left behind: it
+    removes their staging folders and puts back a previous output that a run killed
+    mid-replacement had moved aside. Entering creates a fresh staging folder, ``staging``. Leaving
     without :meth:`publish` removes it, so a failed run leaves the previous output untouched.
 
     Parameters
@@ -216,8 +233,6 @@ class MonthOutput:
 
     def __enter__(self) -> MonthOutput:
         self.check()
-        for stale in self.out_dir.glob(f".{self.month}.*-*"):
-            shutil.rmtree(stale, ignore_errors=True)
         self.staging.mkdir(parents=True)
         return self
 
@@ -230,7 +245,7 @@ class MonthOutput:
         replaced = self.out_dir / f".{self.month}.replaced-{os.getpid()}"
         if self.final.exists():
             # A kill between these two renames leaves no month folder (never a mixed one);
-            # the next run deletes the renamed copy.
+            # the next run puts the previous one back.
             os.rename(self.final, replaced)
         os.rename(self.staging, self.final)
         fsync_path(self.out_dir)

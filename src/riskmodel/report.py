@@ -19,7 +19,6 @@ the page text asks the browser for the same font family first.
 
 from __future__ import annotations
 
-import functools
 import html
 import io
 import json
@@ -33,12 +32,12 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from . import __version__
 from .config import Config, load_config
 from .errors import LedgerError
+from .fonts import cjk_font
 from .labels import month_index, month_label
 from .outputs import TRIGGER_ZH
 
@@ -59,42 +58,6 @@ REQUIRED = ("household_id", "month", "risk_score", "risk_tier")
 # machine is appended, so the text and the charts share one typeface where it is installed.
 FONT_STACK = ("Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC",
               "Hiragino Sans GB", "WenQuanYi Micro Hei")
-CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Zen Hei",
-             "WenQuanYi Micro Hei", "Microsoft YaHei", "PingFang SC", "SimHei",
-             "Noto Sans CJK JP", "Noto Sans CJK TC", "Droid Sans Fallback")
-CJK_FILE_HINTS = ("cjk", "wqy", "wenquanyi", "sourcehan", "droidsansfallback", "simhei", "msyh",
-                  "pingfang")
-
-
-@functools.cache
-def cjk_font() -> str | None:
-    """The name of a CJK font matplotlib can draw Chinese with, or None when none is installed.
-
-    Fonts installed after matplotlib built its font cache are not in it; they are looked up
-    among the system's font files and added.
-
-    Examples
-    --------
-    >>> name = cjk_font()
-    >>> name is None or isinstance(name, str)
-    True
-    """
-    def known() -> str | None:
-        names = {f.name for f in font_manager.fontManager.ttflist}
-        return next((n for n in CJK_FONTS if n in names), None)
-
-    found = known()
-    if found is None:
-        for path in font_manager.findSystemFonts():
-            if any(hint in Path(path).name.lower() for hint in CJK_FILE_HINTS):
-                font_manager.fontManager.addfont(path)
-        found = known()
-    if found is None:
-        logger.warning("No CJK font found (install fonts-noto-cjk): chart labels in Chinese "
-                       "will not render.")
-    return found
-
-
 def read_month(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     """A month's ``scores.parquet`` and ``summary.json`` (empty dict when absent).
 

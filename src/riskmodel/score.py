@@ -165,9 +165,7 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     for column in ("household_id", "month", "county", "township", "village", "household_type"):
         out[column] = rows[column].to_numpy()
     out["risk_score"] = risk
-    out["risk_tier"] = pd.array(
-        np.select([risk >= config.tiers.high, risk >= config.tiers.medium, risk >= 0],
-                  ["high", "medium", "low"], default=None), dtype="string")
+    out["risk_tier"] = pd.array(config.tiers.assign(risk), dtype="string")
     if len(scored):
         reasons = explain_households(model, scored, rows[eligible], config, history=history)
         for column in REASON_COLUMNS:

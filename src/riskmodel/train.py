@@ -7,6 +7,8 @@ given (truncate the ledger to simulate a past date).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pandas as pd
 from .backtest import (
     BacktestResult,
     backtest,
+    model_features,
     plot_calibration,
     plot_caseload,
     plot_precision_recall,
@@ -28,6 +31,8 @@ from .labels import make_labels, month_index
 from .ledger import load_ledger
 from .models import RiskModel
 from .tracking import LoggedRun, data_fingerprint, input_example, log_training_run
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -185,15 +190,22 @@ def train(
     TrainResult
     """
     config = config or load_config()
+    started = time.perf_counter()
     data = training_data(ledger, config)
     _check_slices(data, config)
+    log.info("labels and features: %d training rows, %d positive, %.1f s", len(data.target),
+             int(data.target.sum()), time.perf_counter() - started)
     true_risk = _truth_for(truth, data, ledger, config)
+    step = time.perf_counter()
     result = backtest(data.features, data.target, data.months, config,
                       households=data.households, groups=data.groups, true_risk=true_risk)
-    model = RiskModel.from_config(config, list(data.features.columns),
-                                  calibration=result.calibration)
-    model.fit(data.features, data.target, months=data.months)
+    log.info("backtest: %d origins, %.1f s", len(result.splits), time.perf_counter() - step)
+    step = time.perf_counter()
+    inputs = model_features(data.features.columns, config)
+    model = RiskModel.from_config(config, inputs, calibration=result.calibration)
+    model.fit(data.features[inputs], data.target, months=data.months)
     model.summary_ = result.summary()
+    log.info("final model: %d trees, %.1f s", model.n_iter_, time.perf_counter() - step)
     fingerprint = {**data_fingerprint(ledger), "training_rows": len(data.target),
                    "positives": int(data.target.sum())}
     run = None
@@ -204,7 +216,7 @@ def train(
             config=config.model_dump(mode="json"),
             metrics=_metrics(result),
             fingerprint=fingerprint,
-            example=input_example(data.features),
+            example=input_example(data.features[inputs]),
             figures={"calibration.png": plot_calibration(result),
                      "recall_at_caseload.png": plot_caseload(result),
                      "precision_recall.png": plot_precision_recall(result)},
@@ -218,6 +230,7 @@ def train(
             alias=alias,
             source=source,
         )
+        log.info("tracked as %s, %.1f s in all", run.model_uri, time.perf_counter() - started)
     return TrainResult(model=model, backtest=result, run=run, fingerprint=fingerprint)
 
 
