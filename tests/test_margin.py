@@ -56,43 +56,56 @@ def test_lifted_falls():
                        ramp=np.array([0.0, 200.0, 0.0])).tolist() == [True, False, False]
 
 
-def test_training_rows_read_nothing_after_the_month(ledger, config):
+def test_training_rows_are_falls_and_read_nothing_after_the_month(ledger, config):
     month = "2023-12"
-    features, paths = training_rows(ledger, config, month)
+    features, paths, households = training_rows(ledger, config, month)
     months = ledger.loc[features.index, "month"]
     assert months.max() <= "2023-06"
+    assert falls_under(paths).all()
+    assert (ledger.loc[features.index, "household_id"].to_numpy() == households).all()
     later = ledger[ledger["month"] > month].copy()
     later["inc_wage"] = -1e5
     changed = pd.concat([ledger[ledger["month"] <= month], later]).sort_values(
         ["household_id", "month"])
-    features2, paths2 = training_rows(changed, config, month)
-    pd.testing.assert_frame_equal(features, features2.loc[features.index])
+    features2, paths2, _ = training_rows(changed, config, month)
+    pd.testing.assert_frame_equal(features, features2)
     np.testing.assert_array_equal(paths, paths2)
 
 
-def test_model_prices_a_step_it_was_never_shown():
-    # Paths that dip by a known amount below today's margin: P(fall | step) is known exactly.
+def test_training_rows_keep_whole_households_within_the_cap(ledger, config):
+    features, _, households = training_rows(ledger, config, "2024-06", max_rows=40)
+    everyone = training_rows(ledger, config, "2024-06")[2]
+    assert 0 < len(features) < len(everyone)
+    kept = set(households)
+    assert (np.isin(everyone, list(kept)).sum()) == len(households)
+
+
+def test_model_prices_lifts_it_was_never_shown():
+    # Falls dip a known, exponential depth below the line: the share a lift prevents is known.
     rng = np.random.default_rng(1)
-    n = 20_000
-    margin = rng.uniform(-500, 4000, n)
-    dip = rng.exponential(1500, n)
-    paths = (margin - dip)[:, None] + np.zeros((n, 6))
-    X = pd.DataFrame({"income_margin_12m": margin})
-    model = LowestMarginModel(max_iter=150, monotonic={"income_margin_12m": -1}).fit(X, paths)
-    grid = pd.DataFrame({"income_margin_12m": np.full(5, 1000.0)})
-    steps = np.array([0.0, 250.0, 500.0, 1000.0, 2000.0])
-    got = model.fall_probability(grid, step=steps)
-    expected = np.exp(-(1000.0 + steps) / 1500)
-    assert np.all(np.diff(got) <= 1e-12)
-    np.testing.assert_allclose(got, expected, atol=0.05)
+    n = 30_000
+    scale = rng.choice([500.0, 2000.0], n)
+    margin = rng.uniform(-500, 3000, n)
+    depth = rng.exponential(scale)
+    paths = (np.minimum(margin, 0) - depth)[:, None] + np.zeros((n, 6))
+    X = pd.DataFrame({"shock_scale": scale})
+    model = LowestMarginModel(max_iter=150).fit(X, paths)
+    grid = pd.DataFrame({"shock_scale": np.repeat([500.0, 2000.0], 4)})
+    steps = np.tile([250.0, 500.0, 1000.0, 2000.0], 2)
+    got = model.prevented_share(grid, step=steps)
+    np.testing.assert_allclose(got, 1 - np.exp(-steps / grid["shock_scale"].to_numpy()),
+                               atol=0.05)
+    assert np.all(np.diff(got[:4]) >= 0) and np.all(np.diff(got[4:]) >= 0)
     # A ramp of r a month lifts the lowest month (the first) by r only.
-    ramp = model.fall_probability(grid.iloc[:1], ramp=np.array([500.0]))
-    assert ramp[0] == pytest.approx(np.exp(-1500.0 / 1500), abs=0.06)
+    ramp = model.prevented_share(grid.iloc[[4]], ramp=np.array([1000.0]))
+    assert ramp[0] == pytest.approx(1 - np.exp(-0.5), abs=0.06)
+    assert model.prevented_share(grid.iloc[:2]).tolist() == [0.0, 0.0]
+    assert model.n_falls_ == n
 
 
-def test_refuses_paths_that_do_not_fit():
+def test_refuses_what_it_cannot_learn_from():
     X = pd.DataFrame({"a": [1.0, 2.0]})
     with pytest.raises(ValueError, match="shape"):
         LowestMarginModel().fit(X, np.zeros((3, 6)))
-    with pytest.raises(ValueError, match="one outcome"):
+    with pytest.raises(ValueError, match="falling rows"):
         LowestMarginModel().fit(pd.DataFrame({"a": np.arange(50.0)}), np.ones((50, 6)))

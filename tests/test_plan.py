@@ -59,8 +59,7 @@ def model(ledger, config):
 
 @pytest.fixture(scope="module")
 def margin_model(ledger, model, config, month):
-    return fit_margin_model(ledger, config, month, features=list(model.feature_names_in_),
-                            max_iter=40)
+    return fit_margin_model(ledger, config, month, model, max_iter=40, min_samples_leaf=40)
 
 
 @pytest.fixture(scope="module")

@@ -216,6 +216,26 @@ class Reasons(_Strict):
         return table
 
 
+class MarginModelConfig(_Strict):
+    """The model of how far households fall below the line, which prices help in plans."""
+
+    months: int = Field(36, ge=1)
+    max_rows: int = Field(60_000, ge=100)
+    draws: int = Field(4, ge=1)
+    max_iter: int = Field(400, gt=0)
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    max_leaf_nodes: int = Field(31, ge=2)
+    min_samples_leaf: int = Field(100, ge=1)
+
+
+class PlanConfig(_Strict):
+    """Budget and visit plans (``riskmodel plan``)."""
+
+    estimate: Literal["auto", "margin", "response"] = "auto"
+    rule_measure: str = "grant"
+    margin_model: MarginModelConfig = MarginModelConfig()
+
+
 class Config(_Strict):
     """The whole configuration of a run.
 
@@ -243,6 +263,7 @@ class Config(_Strict):
     backtest: BacktestConfig = BacktestConfig()
     reasons: Reasons = Reasons()
     lifecycle: Lifecycle = Lifecycle()
+    plan: PlanConfig = PlanConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

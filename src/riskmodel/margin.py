@@ -1,4 +1,4 @@
-"""The lowest income margin over the horizon, and what a payment buys against it.
+"""The lowest income margin over the horizon, and the share of falls a payment prevents.
 
 A household falls when its trailing per-capita disposable income drops below the line in some
 month of the horizon, that is when the lowest point of its margin path
@@ -7,14 +7,18 @@ amount: a one-off grant of A yuan paid next month enters every trailing window o
 raising each month's margin by A / members (yuan per person per year); a payment of a yuan a
 month raises month k's margin by k · a / members. So whether help prevents a fall depends on
 how far below the line the path would dip, not only on whether it dips: a question about the
-distribution of the path, which a model of the probability of falling alone cannot answer.
+distribution of the lowest margin, which a model of the probability of falling cannot answer.
 
-:class:`LowestMarginModel` learns ``P(fall | features, step, ramp)`` where ``step`` is the
-per-capita amount added to every month of the path and ``ramp`` the per-capita amount added per
-month: gradient-boosted trees on the features plus the two amounts, never rising with either,
-trained on the ledger's own realised futures. Each household-month is shown without help and
-with random amounts, and its label says whether its real path, lifted by them, would still have
-dipped below the line. One fit prices any grant and any monthly payment without retraining.
+The expected falls a measure prevents split in two::
+
+    P(fall) × P(the lifted path stays above the line | fall)
+
+The first factor is the calibrated risk model's. :class:`LowestMarginModel` learns the second,
+the *prevented share*, from the households of the ledger that did fall: gradient-boosted trees
+on their features, the risk model's log-odds, and a random lift of ``step`` (per-capita yuan
+added to every month) and ``ramp`` (per-capita yuan added per month), labelled by whether the
+household's real path, so lifted, would have stayed above the line. The share never falls as
+either amount grows, and one fit prices any grant and any monthly payment without retraining.
 What it prices is the model's reading of the ledger, not a causal effect of assistance.
 """
 
@@ -27,10 +31,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from .config import Config
-from .features import build_features, feature_monotonic
+from .features import build_features
 from .labels import month_index, poverty_status
 
 HELP = ("step", "ramp")
+RISK_COLUMN = "risk_log_odds"
 
 
 def margin_paths(ledger: pd.DataFrame, config: Config, horizon: int | None = None) -> np.ndarray:
@@ -86,24 +91,23 @@ def falls_under(paths: np.ndarray, step: np.ndarray | float = 0.0,
 
 
 class LowestMarginModel(BaseEstimator):
-    """Probability of falling below the line within the horizon, given help that lifts the
-    household's margin path.
+    """Share of a household's falls below the line that lifting its margin path prevents.
+
+    Learns ``P(the path lifted by step + ramp · k stays above the line | it falls unhelped)``
+    from households that fell: the distribution of how far below the line their lowest margin
+    went, given their features.
 
     Parameters
     ----------
-    draws : int, default=2
-        Random help amounts each training row is shown with, beside no help: half of them
-        steps, half ramps.
+    draws : int, default=4
+        Random lifts each falling row is shown with: steps and ramps in turn.
     max_step, max_ramp : float
         Largest per-capita step (yuan a year) and ramp (yuan a year added per month) drawn;
-        amounts are drawn log-uniformly from a tenth of a percent of these up.
+        amounts are drawn log-uniformly from a thousandth of these up.
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization
         Passed to :class:`~sklearn.ensemble.HistGradientBoostingClassifier`.
-    monotonic : dict, optional
-        Feature name → -1, 0 or 1, the known direction of risk; ``step`` and ``ramp`` are
-        always -1 (more help never raises the risk).
-    validation_share : float, default=0.1
-        Share of training rows (with all their draws) held out for early stopping.
+    validation_share : float, default=0.15
+        Share of households (with all their rows) held out for early stopping.
     random_state : int, default=0
 
     Attributes
@@ -111,32 +115,32 @@ class LowestMarginModel(BaseEstimator):
     gbm_ : HistGradientBoostingClassifier
     feature_names_in_ : ndarray of str
         The features, without ``step`` and ``ramp``.
+    n_falls_ : int
+        Falling rows learned from.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> X = pd.DataFrame({"income_margin_12m": rng.normal(2000, 1500, 4000)})
-    >>> paths = X.to_numpy() + rng.normal(0, 1000, (4000, 6)).cumsum(axis=1)
-    >>> model = LowestMarginModel(max_iter=60, monotonic={"income_margin_12m": -1}).fit(X, paths)
-    >>> p0 = model.fall_probability(X)
-    >>> p1 = model.fall_probability(X, step=np.full(4000, 500.0))
-    >>> bool((p1 <= p0 + 1e-12).all() and p0.mean() > p1.mean())
+    >>> X = pd.DataFrame({"income_margin_12m": rng.normal(1000, 1500, 6000)})
+    >>> paths = X.to_numpy() - rng.exponential(1500, (6000, 1)) + np.zeros((1, 6))
+    >>> model = LowestMarginModel(max_iter=60).fit(X, paths)
+    >>> share = model.prevented_share(X.iloc[:3], step=np.array([0.0, 300.0, 3000.0]))
+    >>> bool(share[0] == 0 and 0 < share[1] < share[2] <= 1)
     True
     """
 
     def __init__(
         self,
         *,
-        draws: int = 2,
+        draws: int = 4,
         max_step: float = 6000.0,
         max_ramp: float = 1500.0,
-        max_iter: int = 250,
+        max_iter: int = 400,
         learning_rate: float = 0.1,
         max_leaf_nodes: int = 31,
         min_samples_leaf: int = 100,
         l2_regularization: float = 1.0,
-        monotonic: dict | None = None,
-        validation_share: float = 0.1,
+        validation_share: float = 0.15,
         random_state: int | None = 0,
     ):
         self.draws = draws
@@ -147,11 +151,10 @@ class LowestMarginModel(BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
-        self.monotonic = monotonic
         self.validation_share = validation_share
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, paths: np.ndarray) -> LowestMarginModel:
+    def fit(self, X: pd.DataFrame, paths: np.ndarray, groups=None) -> LowestMarginModel:
         """Fit on features and the realised margin paths of the same rows.
 
         Parameters
@@ -159,7 +162,11 @@ class LowestMarginModel(BaseEstimator):
         X : DataFrame of shape (n_rows, n_features)
             Features at month t (NaN where unknown).
         paths : ndarray of shape (n_rows, horizon)
-            Realised per-capita margins at t + 1 … t + H (:func:`margin_paths`).
+            Realised per-capita margins at t + 1 … t + H (:func:`margin_paths`). Rows whose
+            path does not fall carry nothing about the share and are left out.
+        groups : array-like of shape (n_rows,), optional
+            Household of each row: early stopping holds out whole households. Each row is its
+            own household when ``None``.
         """
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"Got X of type {type(X).__name__}, expected a DataFrame of features.")
@@ -167,33 +174,39 @@ class LowestMarginModel(BaseEstimator):
         if paths.ndim != 2 or len(paths) != len(X):
             raise ValueError(f"Got paths of shape {paths.shape} for {len(X)} rows, expected "
                              "(n_rows, horizon).")
-        if self.draws < 0:
-            raise ValueError(f"Got draws={self.draws!r}, expected an integer ≥ 0.")
-        rng = np.random.default_rng(self.random_state)
-        n = len(X)
+        if self.draws < 1:
+            raise ValueError(f"Got draws={self.draws!r}, expected a positive integer.")
+        fell = falls_under(paths)
+        groups = np.arange(len(X)) if groups is None else np.asarray(groups)
+        if fell.sum() < 2 * self.min_samples_leaf:
+            raise ValueError(f"Got {int(fell.sum())} falling rows, expected at least "
+                             f"{2 * self.min_samples_leaf} to learn how far households fall.")
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
-        step = np.zeros((self.draws + 1, n))
-        ramp = np.zeros((self.draws + 1, n))
-        for d in range(1, self.draws + 1):
-            top, target = (self.max_step, step) if d % 2 else (self.max_ramp, ramp)
-            target[d] = top * np.exp(rng.uniform(np.log(1e-3), 0.0, n))
-        stacked = np.tile(paths, (self.draws + 1, 1))
-        y = falls_under(stacked, step.ravel(), ramp.ravel()).astype("int8")
-        held = np.tile(rng.random(n) < self.validation_share, self.draws + 1)
-        if len(np.unique(y[~held])) < 2 or len(np.unique(y[held])) < 2:
-            raise ValueError("The training rows hold one outcome only; expected households that "
-                             "fall and households that do not.")
-        frame = self._stack(X, step.ravel(), ramp.ravel(), repeat=self.draws + 1)
-        monotonic = dict(self.monotonic or {})
-        cst = [int(monotonic.get(c, 0)) for c in self.feature_names_in_] + [-1, -1]
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.n_falls_ = int(fell.sum())
+        rng = np.random.default_rng(self.random_state)
+        n = self.n_falls_
+        step = np.zeros((self.draws, n))
+        ramp = np.zeros((self.draws, n))
+        for d in range(self.draws):
+            top, lift = (self.max_step, step) if d % 2 == 0 else (self.max_ramp, ramp)
+            lift[d] = top * np.exp(rng.uniform(np.log(1e-3), 0.0, n))
+        saved = ~falls_under(np.tile(paths[fell], (self.draws, 1)), step.ravel(), ramp.ravel())
+        house, _ = pd.factorize(groups[fell])
+        held = np.tile((rng.random(house.max() + 1) < self.validation_share)[house], self.draws)
+        if min(len(np.unique(saved[held])), len(np.unique(saved[~held]))) < 2:
+            raise ValueError("Every lift saves (or none does) in the training or the held-out "
+                             "rows; expected both outcomes.")
+        frame = self._stack(X[fell], step.ravel(), ramp.ravel(), repeat=self.draws)
         self.gbm_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization, monotonic_cst=cst, early_stopping=True,
+            l2_regularization=self.l2_regularization,
+            monotonic_cst=[0] * self.n_features_in_ + [1, 1], early_stopping=True,
             n_iter_no_change=15, scoring="loss", random_state=self.random_state,
         )
-        self.gbm_.fit(frame[~held], y[~held], X_val=frame[held], y_val=y[held])
-        self.n_features_in_ = len(self.feature_names_in_)
+        self.gbm_.fit(frame[~held], saved[~held].astype("int8"), X_val=frame[held],
+                      y_val=saved[held].astype("int8"))
         return self
 
     def _stack(self, X: pd.DataFrame, step: np.ndarray, ramp: np.ndarray,
@@ -206,86 +219,99 @@ class LowestMarginModel(BaseEstimator):
         frame["ramp"] = ramp
         return frame
 
-    def fall_probability(self, X: pd.DataFrame, step: np.ndarray | float = 0.0,
-                         ramp: np.ndarray | float = 0.0) -> np.ndarray:
-        """P(the margin path, lifted by ``step + ramp · k``, dips below the line).
+    def prevented_share(self, X: pd.DataFrame, step: np.ndarray | float = 0.0,
+                        ramp: np.ndarray | float = 0.0) -> np.ndarray:
+        """P(the margin path, lifted by ``step + ramp · k``, stays above the line | it falls).
 
         Parameters
         ----------
         X : DataFrame
-            Features of the rows.
+            Features of the rows (the columns the model was fitted on).
         step, ramp : float or ndarray of shape (n_rows,)
             Per-capita lift (yuan per person per year) in every month, and per month.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,)
+            0 where there is no lift.
         """
         check_is_fitted(self, "gbm_")
         n = len(X)
-        frame = self._stack(X, np.broadcast_to(np.asarray(step, dtype="float64"), n),
-                            np.broadcast_to(np.asarray(ramp, dtype="float64"), n))
-        return self.gbm_.predict_proba(frame)[:, 1]
+        step = np.broadcast_to(np.asarray(step, dtype="float64"), n)
+        ramp = np.broadcast_to(np.asarray(ramp, dtype="float64"), n)
+        share = self.gbm_.predict_proba(self._stack(X, step, ramp))[:, 1]
+        return np.where((step > 0) | (ramp > 0), share, 0.0)
+
+
+def margin_features(features: pd.DataFrame, risk_model) -> pd.DataFrame:
+    """The risk model's features of the rows and its log-odds (``risk_log_odds``)."""
+    names = [str(c) for c in risk_model.feature_names_in_]
+    out = features[names].copy()
+    out[RISK_COLUMN] = risk_model.decision_function(out)
+    return out
 
 
 def training_rows(
-    ledger: pd.DataFrame, config: Config, month: str, max_rows: int = 120_000,
-    months: int = 12, seed: int = 0,
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """Features and realised margin paths of the household-months a margin model learns from.
+    ledger: pd.DataFrame, config: Config, month: str, max_rows: int = 60_000,
+    months: int = 36, seed: int = 0,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Features, realised margin paths and households of the falls a margin model learns from.
 
     A row qualifies when its whole horizon lies at or before ``month`` (so nothing after
     ``month`` is read), it is among the latest ``months`` such months, the household was not
-    under the line then, and at least one month of its horizon is known. At most ``max_rows``
-    rows are kept, from a random set of whole households.
+    under the line then, and it fell within the horizon. At most ``max_rows`` rows are kept,
+    from a random set of whole households.
 
     Returns
     -------
     features : DataFrame
     paths : ndarray of shape (n_rows, horizon)
+    households : ndarray of shape (n_rows,)
     """
     h = config.label.horizon_months
     t = int(month_index(pd.Series([month]))[0])
     m = month_index(ledger["month"])
-    # History a feature at the oldest training month reads, plus the horizons themselves.
     past = ledger[m <= t]
     m = m[m <= t]
     last = t - h
-    first = last - months + 1
     paths = margin_paths(past, config, h)
     poor = poverty_status(past, config)["poor"].to_numpy(dtype="float64", na_value=np.nan)
-    ok = (m >= first) & (m <= last) & (poor == 0) & ~np.isnan(paths).all(axis=1)
+    ok = (m > last - months) & (m <= last) & (poor == 0)
     rows = np.flatnonzero(ok)
-    if len(rows) > max_rows:
-        house, _ = pd.factorize(past["household_id"].to_numpy()[rows])
-        keep_share = max_rows / len(rows)
-        pick = np.random.default_rng(seed).random(house.max() + 1) < keep_share
-        rows = rows[pick[house]]
+    rows = rows[falls_under(paths[rows])]
     ids = past["household_id"].to_numpy()[rows]
+    if len(rows) > max_rows:
+        house, _ = pd.factorize(ids)
+        pick = np.random.default_rng(seed).random(house.max() + 1) < max_rows / len(rows)
+        rows, ids = rows[pick[house]], ids[pick[house]]
     chosen = past[past["household_id"].isin(pd.unique(ids)).to_numpy()]
     wanted = sorted(set(past["month"].to_numpy()[rows]))
     features = build_features(chosen, config, months=wanted).loc[past.index[rows]]
-    return features, paths[rows]
+    return features, paths[rows], ids
 
 
 def fit_margin_model(
-    ledger: pd.DataFrame, config: Config, month: str, features: list[str] | None = None,
-    max_rows: int = 120_000, **params,
+    ledger: pd.DataFrame, config: Config, month: str, risk_model, max_rows: int = 60_000,
+    months: int = 36, **params,
 ) -> LowestMarginModel:
-    """Fit a :class:`LowestMarginModel` on the ledger's realised futures up to ``month``.
+    """Fit a :class:`LowestMarginModel` on the ledger's realised falls up to ``month``.
 
     Parameters
     ----------
     ledger : DataFrame
         A validated ledger; rows after ``month`` are not read.
     config : Config
-        Horizon, lines, and the features' monotonic directions.
+        Horizon and lines.
     month : str
         ``YYYY-MM``: the month the plan is for.
-    features : list of str, optional
-        Feature columns to use (e.g. the risk model's ``feature_names_in_``); all when ``None``.
-    max_rows : int, default=120_000
+    risk_model : RiskModel
+        Its features and log-odds are the margin model's inputs (:func:`margin_features`).
+    max_rows, months : int
+        See :func:`training_rows`.
     **params
         Passed to :class:`LowestMarginModel`.
     """
-    X, paths = training_rows(ledger, config, month, max_rows=max_rows)
-    if features is not None:
-        X = X[list(features)]
-    monotonic = {k: v for k, v in feature_monotonic(config).items() if k in X.columns and v}
-    return LowestMarginModel(monotonic=monotonic, **params).fit(X, paths)
+    X, paths, households = training_rows(ledger, config, month, max_rows=max_rows,
+                                         months=months)
+    return LowestMarginModel(**params).fit(margin_features(X, risk_model), paths,
+                                           groups=households)

@@ -251,6 +251,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             raise ValueError("Only binary classification is supported. The type of the target "
                              f"is {y_type}.")
         self.classes_, y01 = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"Got one class only ({self.classes_[0]!r}); expected both "
+                             "outcomes, households that fell and households that did not.")
         frame = pd.DataFrame(X, columns=self._names())
         part = self._slices(y01, months)
         for name in ("train", "validation", "calibration"):

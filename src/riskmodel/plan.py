@@ -43,7 +43,7 @@ from .features import LOOKBACK, SOURCES, build_features
 from .knapsack import make_plan, plan_value
 from .labels import month_index, poverty_status
 from .ledger import HOUSEHOLD_TYPE_ALIASES, load_ledger
-from .margin import LowestMarginModel, fit_margin_model
+from .margin import LowestMarginModel, fit_margin_model, margin_features
 from .outputs import OutputLock, write_json, write_parquet_atomic
 from .reasons import household_facts
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
@@ -199,7 +199,7 @@ def estimate_effects(
                          & (months <= t) & (months > t - LOOKBACK)]
         features = build_features(history, config, months=[month]).loc[rows.index]
         risk = model.predict_proba(features[[str(c) for c in model.feature_names_in_]])[:, 1]
-        effects = _margin_effects(risk, margin_model, rows, features, history, config,
+        effects = _margin_effects(model, risk, margin_model, rows, features, history, config,
                                   plan_measures(config, grant))[columns]
     effects["falls_prevented"] = effects["risk_before"] - effects["risk_after"]
     return effects.reset_index(drop=True)
@@ -235,12 +235,12 @@ def help_lift(measure: Measure, features: pd.DataFrame, members: np.ndarray,
     return zero, lift * min(effect.months, horizon) / horizon
 
 
-def _margin_effects(risk, margin_model, rows, features, history, config, measures):
+def _margin_effects(model, risk, margin_model, rows, features, history, config, measures):
     """Effects by the margin model for ``rows`` (one per household), their features and
     calibrated risk."""
     facts = household_facts(rows, config, history)
     facts["students_or_fees"] = facts["students"] + facts["education_12m"]
-    base = margin_model.fall_probability(features)
+    inputs = margin_features(features, model)
     members = rows["members"].to_numpy(dtype="float64")
     frames = []
     for measure in measures:
@@ -251,16 +251,15 @@ def _margin_effects(risk, margin_model, rows, features, history, config, measure
         fits &= (step > 0) | (ramp > 0)
         if not fits.any():
             continue
-        helped = margin_model.fall_probability(features[fits], step[fits], ramp[fits])
-        # The margin model prices the share of the household's falls the money removes; the
-        # calibrated risk model says how many falls there are to remove.
-        kept = np.divide(helped, base[fits], out=np.ones(fits.sum()), where=base[fits] > 0)
+        # The calibrated risk says how many falls there are; the margin model what share of
+        # them the money prevents.
+        share = margin_model.prevented_share(inputs[fits], step[fits], ramp[fits])
         frames.append(pd.DataFrame({
             "household_id": rows["household_id"].to_numpy()[fits],
             "measure": measure.code,
             "cost": measure.cost,
             "risk_before": risk[fits],
-            "risk_after": risk[fits] * np.minimum(kept, 1.0),
+            "risk_after": risk[fits] * (1.0 - share),
         }))
     if not frames:
         return pd.DataFrame({"household_id": pd.Series(dtype="string"),
@@ -438,7 +437,7 @@ def plan_frame(
     grant: float | None = None,
     visits: pd.DataFrame | Mapping[str, int] | None = None,
     method: str = "auto",
-    estimate: str = "auto",
+    estimate: str | None = None,
     margin_model: LowestMarginModel | None = None,
     model_version: str | None = None,
 ) -> PlanFrames:
@@ -462,10 +461,10 @@ def plan_frame(
         Visits available per township (see :func:`visit_plan`).
     method : {"auto", "greedy", "exact"}, default="auto"
         See :func:`riskmodel.knapsack.make_plan`.
-    estimate : {"auto", "margin", "response"}, default="auto"
-        How effects are estimated (see :func:`estimate_effects`). ``auto`` fits a margin model
-        on the ledger's realised futures up to ``month`` and falls back to ``response`` when
-        the ledger is too short to learn one.
+    estimate : {"auto", "margin", "response"}, optional
+        How effects are estimated (see :func:`estimate_effects`); ``plan.estimate`` of the
+        config when ``None``. ``auto`` fits a margin model on the ledger's realised falls up to
+        ``month`` and falls back to ``response`` when the ledger holds too few to learn from.
     margin_model : LowestMarginModel, optional
         A margin model fitted already (on data up to ``month``), used instead of fitting one.
     model_version : str, optional
@@ -492,6 +491,7 @@ def plan_frame(
     is_eligible = households["eligible"].to_numpy()
     eligible = households[is_eligible]
     measures = plan_measures(config, grant)
+    estimate = config.plan.estimate if estimate is None else estimate
     if estimate not in ESTIMATES:
         raise ValueError(f"Got estimate={estimate!r}, expected one of {', '.join(ESTIMATES)}.")
     if estimate != "response" and margin_model is None and is_eligible.any():
@@ -501,7 +501,7 @@ def plan_frame(
     if estimate != "response" and margin_model is not None:
         used = "margin"
         index = rows.index[is_eligible]
-        effects = _margin_effects(eligible["risk_score"].to_numpy(), margin_model,
+        effects = _margin_effects(model, eligible["risk_score"].to_numpy(), margin_model,
                                   rows.loc[index], features.loc[index], history, config, measures)
         effects["falls_prevented"] = effects["risk_before"] - effects["risk_after"]
     else:
@@ -512,7 +512,8 @@ def plan_frame(
     clock["effects"] = time.perf_counter() - start - sum(clock.values())
 
     chosen = make_plan(effects, budget, method=method)
-    rule_measure = measures[0].code if grant is not None else _rule_measure(measures)
+    rule_measure = measures[0].code if grant is not None else _rule_measure(
+        measures, config.plan.rule_measure)
     comparison = pd.concat([
         pd.DataFrame({"households": [len(chosen)], "spent": [float(chosen["cost"].sum())],
                       "falls_prevented": [plan_value(chosen)]}, index=pd.Index(["plan"])),
@@ -539,8 +540,8 @@ def _fit_margin(ledger, config, month, model, required: bool) -> LowestMarginMod
     """A margin model of the ledger's realised futures up to ``month``; None (with a warning)
     when the ledger cannot teach one and ``required`` is false."""
     try:
-        return fit_margin_model(ledger, config, month,
-                                features=[str(c) for c in model.feature_names_in_])
+        return fit_margin_model(ledger, config, month, model,
+                                **config.plan.margin_model.model_dump())
     except ValueError as exc:
         if required:
             raise PlanInputError(f"Cannot learn the margin model from this ledger: {exc}") \
@@ -557,12 +558,11 @@ def _check_amounts(budget: float, grant: float | None) -> None:
         raise PlanInputError(f"Got grant={grant!r}, expected a positive number of yuan.")
 
 
-def _rule_measure(measures: list[Measure]) -> str:
-    """The measure today's rules hand out: the configured one-off grant, else the cheapest
-    measure every household can receive."""
-    for m in measures:
-        if m.code == "grant":
-            return m.code
+def _rule_measure(measures: list[Measure], code: str) -> str:
+    """The measure today's rules hand out: ``plan.rule_measure`` of the config when it is
+    among the measures, else the cheapest measure every household can receive."""
+    if code in {m.code for m in measures}:
+        return code
     open_to_all = [m for m in measures if m.requires is None] or measures
     return min(open_to_all, key=lambda m: (m.cost, m.code)).code
 

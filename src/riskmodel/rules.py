@@ -113,6 +113,9 @@ class RuleBaseline(ClassifierMixin, BaseEstimator):
             raise ValueError("Only binary classification is supported. The type of the target "
                              f"is {y_type}.")
         self.classes_, y01 = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"Got one class only ({self.classes_[0]!r}); expected both "
+                             "outcomes, households that fell and households that did not.")
         if len(y01) != len(X):
             raise ValueError(f"Got {len(X)} rows and {len(y01)} targets, expected as many.")
         combo = self._combination(X)

@@ -82,6 +82,9 @@ class Scorecard(ClassifierMixin, BaseEstimator):
             raise ValueError("Only binary classification is supported. The type of the target "
                              f"is {y_type}.")
         self.classes_, y01 = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"Got one class only ({self.classes_[0]!r}); expected both "
+                             "outcomes, households that fell and households that did not.")
         if self.n_bins < 2 or self.max_features < 1 or self.max_points < 1:
             raise ValueError(f"Got n_bins={self.n_bins!r}, max_features={self.max_features!r}, "
                              f"max_points={self.max_points!r}; expected n_bins ≥ 2 and the others "
