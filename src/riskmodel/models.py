@@ -414,7 +414,7 @@ def reference_bins(values: np.ndarray, n_bins: int = 10) -> dict:
     """
     values = np.asarray(values, dtype="float64")
     known = values[~np.isnan(values)]
-    missing = float(1.0 - known.size / values.size) if values.size else 0.0
+    missing = float((values.size - known.size) / values.size) if values.size else 0.0
     if known.size == 0:
         return {"edges": [-np.inf, np.inf], "shares": [1.0], "missing": missing}
     inner = np.unique(np.quantile(known, np.linspace(0, 1, n_bins + 1)[1:-1]))
