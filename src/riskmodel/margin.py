@@ -32,7 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .config import Config
 from .features import build_features
-from .labels import month_index, poverty_status
+from .labels import month_index, month_label, poverty_status
 
 HELP = ("step", "ramp")
 RISK_COLUMN = "risk_log_odds"
@@ -243,11 +243,13 @@ class LowestMarginModel(BaseEstimator):
         return np.where((step > 0) | (ramp > 0), share, 0.0)
 
 
-def margin_features(features: pd.DataFrame, risk_model) -> pd.DataFrame:
-    """The risk model's features of the rows and its log-odds (``risk_log_odds``)."""
+def margin_features(features: pd.DataFrame, risk_model,
+                    log_odds: np.ndarray | None = None) -> pd.DataFrame:
+    """The risk model's features of the rows and its log-odds (``risk_log_odds``; computed
+    unless given)."""
     names = [str(c) for c in risk_model.feature_names_in_]
     out = features[names].copy()
-    out[RISK_COLUMN] = risk_model.decision_function(out)
+    out[RISK_COLUMN] = risk_model.decision_function(out) if log_odds is None else log_odds
     return out
 
 
@@ -259,34 +261,39 @@ def training_rows(
 
     A row qualifies when its whole horizon lies at or before ``month`` (so nothing after
     ``month`` is read), it is among the latest ``months`` such months, the household was not
-    under the line then, and it fell within the horizon. At most ``max_rows`` rows are kept,
-    from a random set of whole households.
+    under the line then, and it fell within the horizon. At most ``max_rows`` rows are kept, a
+    random sample.
 
     Returns
     -------
     features : DataFrame
+        Indexed like the ledger's rows, in ledger order.
     paths : ndarray of shape (n_rows, horizon)
     households : ndarray of shape (n_rows,)
     """
     h = config.label.horizon_months
     t = int(month_index(pd.Series([month]))[0])
     m = month_index(ledger["month"])
-    past = ledger[m <= t]
+    past = ledger if (m <= t).all() else ledger[m <= t]
     m = m[m <= t]
     last = t - h
     paths = margin_paths(past, config, h)
     poor = poverty_status(past, config)["poor"].to_numpy(dtype="float64", na_value=np.nan)
-    ok = (m > last - months) & (m <= last) & (poor == 0)
-    rows = np.flatnonzero(ok)
+    rows = np.flatnonzero((m > last - months) & (m <= last) & (poor == 0))
     rows = rows[falls_under(paths[rows])]
-    ids = past["household_id"].to_numpy()[rows]
     if len(rows) > max_rows:
-        house, _ = pd.factorize(ids)
-        pick = np.random.default_rng(seed).random(house.max() + 1) < max_rows / len(rows)
-        rows, ids = rows[pick[house]], ids[pick[house]]
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+    ids = past["household_id"].to_numpy()[rows]
     chosen = past[past["household_id"].isin(pd.unique(ids)).to_numpy()]
-    wanted = sorted(set(past["month"].to_numpy()[rows]))
-    features = build_features(chosen, config, months=wanted).loc[past.index[rows]]
+    parts = []
+    # Month by month, the features of only the sampled households of that month.
+    for when in np.unique(m[rows]):
+        at = rows[m[rows] == when]
+        mine = chosen[chosen["household_id"].isin(ids[m[rows] == when]).to_numpy()]
+        parts.append(build_features(mine, config, months=[str(month_label(when))])
+                     .loc[past.index[at]])
+    features = pd.concat(parts).loc[past.index[rows]] if parts else build_features(
+        past.iloc[:0], config)
     return features, paths[rows], ids
 
 

@@ -4,11 +4,14 @@ A county office planning the year's assistance asks which households, helped or 
 prevent the most falls below the line. :func:`plan_frame` answers for one month of the ledger:
 
 - **Effects.** For every eligible household (not under the line now, income history known) and
-  every measure that fits it, the model's risk before and after the measure, from the batched
-  what-if of :func:`riskmodel.whatif.what_if`. ``falls_prevented`` is the fall in risk: the
-  expected number of falls below the line within the horizon the measure prevents. It is the
-  model's response to the changed figures, not a causal estimate; a county checks it with a
-  randomised pilot (see ``docs/plans.md``).
+  every measure that fits it, the risk before and after the measure; ``falls_prevented`` is
+  the difference, the expected number of falls below the line within the horizon the measure
+  prevents. By default the calibrated risk is multiplied by the share of the household's falls
+  the measure's money would prevent, priced by :class:`riskmodel.margin.LowestMarginModel` from
+  how far the ledger's households fell below the line (any grant amount, any monthly payment);
+  the model's what-if response (:func:`riskmodel.whatif.what_if`) is the alternative. Either
+  is the model's estimate, not a causal one; a county checks it with a randomised pilot (see
+  ``docs/plans.md``).
 - **Budget plan.** :func:`riskmodel.knapsack.make_plan` gives each household at most one
   measure, never one whose estimated effect is zero or negative, never over budget.
 - **Rules at the same budget.** :func:`compare_rules` hands the same grant to households in the
@@ -42,11 +45,12 @@ from .explain import explain_households
 from .features import LOOKBACK, SOURCES, build_features
 from .knapsack import make_plan, plan_value
 from .labels import month_index, poverty_status
-from .ledger import HOUSEHOLD_TYPE_ALIASES, load_ledger
+from .ledger import HOUSEHOLD_TYPE_ALIASES, validate_ledger
 from .margin import LowestMarginModel, fit_margin_model, margin_features
 from .outputs import OutputLock, write_json, write_parquet_atomic
 from .reasons import household_facts
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
+from .score import _LedgerChunks
 from .tracking import DEFAULT_MODEL_URI, load_model
 from .whatif import REQUIREMENTS, grant_measures, what_if
 
@@ -118,13 +122,16 @@ class PlanFrames:
         ``risk_before``, ``risk_after``, ``falls_prevented``.
     households : DataFrame
         One row per household of the month: place, type, ``eligible``, ``income_pc``, ``line``,
-        ``risk_score`` (NaN when not eligible), ``hard_triggers``, ``months_since_visit``.
+        ``risk_score`` and ``risk_log_odds`` (NaN when not eligible), ``hard_triggers``,
+        ``months_since_visit``.
     comparison : DataFrame
         Indexed by ``plan`` and :data:`RULES`: ``households``, ``spent``, ``falls_prevented``.
     visits : DataFrame or None
         The visit plan, when visits were given.
     summary : dict
         The contents of ``plan_summary.json``.
+    timings : dict
+        Seconds per step.
     """
 
     plan: pd.DataFrame
@@ -198,9 +205,9 @@ def estimate_effects(
         history = ledger[ledger["household_id"].isin(rows["household_id"]).to_numpy()
                          & (months <= t) & (months > t - LOOKBACK)]
         features = build_features(history, config, months=[month]).loc[rows.index]
-        risk = model.predict_proba(features[[str(c) for c in model.feature_names_in_]])[:, 1]
-        effects = _margin_effects(model, risk, margin_model, rows, features, history, config,
-                                  plan_measures(config, grant))[columns]
+        effects = _margin_effects(model, risk_scores(model, features), margin_model, rows,
+                                  features, history, config, plan_measures(config, grant))
+        effects = effects[columns]
     effects["falls_prevented"] = effects["risk_before"] - effects["risk_after"]
     return effects.reset_index(drop=True)
 
@@ -222,25 +229,26 @@ def help_lift(measure: Measure, features: pd.DataFrame, members: np.ndarray,
     """
     effect = measure.effect
     if effect.amount is not None:
-        monthly = np.full(len(features), float(effect.amount))
+        lift = float(effect.amount) / np.maximum(members, 1.0)
     else:
         source = {column: name for name, column in SOURCES.items()}[effect.column]
         per_person = features[f"{source}_pc_12m"].to_numpy(dtype="float64") / 12.0
+        # A share of income adds to the margin; a share cut from spending (negative) too.
         sign = 1.0 if effect.column.startswith("inc_") else -1.0
-        monthly = np.nan_to_num(sign * effect.share * per_person * members)
-    lift = monthly / np.maximum(members, 1.0)
+        lift = np.nan_to_num(sign * effect.share * per_person)
     zero = np.zeros(len(features))
     if effect.months == 1:
         return lift, zero
     return zero, lift * min(effect.months, horizon) / horizon
 
 
-def _margin_effects(model, risk, margin_model, rows, features, history, config, measures):
+def _margin_effects(model, scores, margin_model, rows, features, history, config, measures):
     """Effects by the margin model for ``rows`` (one per household), their features and
-    calibrated risk."""
+    their (log-odds, calibrated risk) by the risk model."""
+    log_odds, risk = scores
     facts = household_facts(rows, config, history)
     facts["students_or_fees"] = facts["students"] + facts["education_12m"]
-    inputs = margin_features(features, model)
+    inputs = margin_features(features, model, log_odds)
     members = rows["members"].to_numpy(dtype="float64")
     frames = []
     for measure in measures:
@@ -278,8 +286,9 @@ def compare_rules(
 
     The income cut-off gives the measure to the poorest eligible households first (lowest
     annual per-capita disposable income, ``income_pc``); risk ranking to the highest
-    ``risk_score`` first. Each goes down its list until the next household no longer fits in the
-    budget; ties are broken by ``household_id``. The falls each prevents are the same estimates
+    ``risk_score`` first (within a calibration step, the higher ``risk_log_odds`` when given).
+    Each goes down its list until the next household no longer fits in the budget; remaining
+    ties are broken by ``household_id``. The falls each prevents are the same estimates
     the plan uses (a household the estimates give no row for the measure counts as none).
 
     Parameters
@@ -287,7 +296,8 @@ def compare_rules(
     effects : DataFrame
         As from :func:`estimate_effects`.
     households : DataFrame
-        The eligible households: ``household_id``, ``income_pc``, ``risk_score``.
+        The eligible households: ``household_id``, ``income_pc``, ``risk_score`` and optionally
+        ``risk_log_odds``.
     budget : float
     measure : str
         The code of the measure the rules hand out (a grant).
@@ -313,11 +323,16 @@ def compare_rules(
                      index=offer["household_id"].astype(str).to_numpy())
     ids = households["household_id"].astype(str).to_numpy()
     rank_id = pd.Series(ids).rank(method="first").to_numpy()
+    log_odds = (households["risk_log_odds"].to_numpy(dtype="float64")
+                if "risk_log_odds" in households else np.zeros(len(ids)))
     orders = {
         "income_cutoff": np.lexsort((rank_id, households["income_pc"].to_numpy(dtype="float64"))),
-        "risk_ranking": np.lexsort((rank_id, -households["risk_score"].to_numpy(dtype="float64"))),
+        "risk_ranking": np.lexsort((rank_id, -log_odds,
+                                    -households["risk_score"].to_numpy(dtype="float64"))),
     }
-    n = 0 if not (cost > 0) else min(len(ids), int(math.floor(budget / cost + 1e-9)))
+    # In whole fen, so that n grants never cost more than the budget.
+    n = 0 if not (cost > 0) else min(len(ids), math.floor(round(budget * 100, 6))
+                                     // math.ceil(round(cost * 100, 6)))
     rows = []
     for rule in RULES:
         chosen = ids[orders[rule][:n]]
@@ -479,7 +494,7 @@ def plan_frame(
     start = time.perf_counter()
     t = int(month_index(pd.Series([month]))[0])
     months = month_index(ledger["month"])
-    history = ledger[(months <= t) & (months > t - LOOKBACK)]
+    history = _where(ledger, (months <= t) & (months > t - LOOKBACK))
     rows = history[history["month"].to_numpy(dtype=object) == month]
     if rows.empty:
         raise LedgerError(f"The ledger has no valid rows for month {month!r}.")
@@ -495,13 +510,14 @@ def plan_frame(
     if estimate not in ESTIMATES:
         raise ValueError(f"Got estimate={estimate!r}, expected one of {', '.join(ESTIMATES)}.")
     if estimate != "response" and margin_model is None and is_eligible.any():
-        margin_model = _fit_margin(ledger[months <= t], config, month, model,
+        margin_model = _fit_margin(_where(ledger, months <= t), config, month, model,
                                    required=estimate == "margin")
     clock["margin_model"] = time.perf_counter() - start - sum(clock.values())
     if estimate != "response" and margin_model is not None:
         used = "margin"
         index = rows.index[is_eligible]
-        effects = _margin_effects(model, eligible["risk_score"].to_numpy(), margin_model,
+        scores = (eligible["risk_log_odds"].to_numpy(), eligible["risk_score"].to_numpy())
+        effects = _margin_effects(model, scores, margin_model,
                                   rows.loc[index], features.loc[index], history, config, measures)
         effects["falls_prevented"] = effects["risk_before"] - effects["risk_after"]
     else:
@@ -521,7 +537,12 @@ def plan_frame(
     ])
     clock["plan"] = time.perf_counter() - start - sum(clock.values())
 
-    visit_rows = visit_plan(households, visits) if visits is not None else None
+    visit_rows = rotation = None
+    if visits is not None:
+        visit_rows = visit_plan(households, visits)
+        # Today's practice for comparison: visit whoever has waited longest.
+        by_wait = households.assign(risk_score=np.nan, hard_triggers="")
+        rotation = visit_plan(by_wait, visits)["household_id"]
     explained = set(chosen["household_id"].astype(str))
     if visit_rows is not None:
         explained |= set(visit_rows.loc[visit_rows["risk_score"].notna(), "household_id"])
@@ -532,8 +553,17 @@ def plan_frame(
     clock["explain"] = time.perf_counter() - start - sum(clock.values())
     summary = _summary(month, budget, grant, plan, comparison, households, chosen.attrs, measures,
                        visit_rows, model_version, rule_measure, used)
+    if visit_rows is not None:
+        risk = households.set_index("household_id")["risk_score"].fillna(0.0)
+        summary["visits"]["rotation_expected_fallers_visited"] = float(
+            risk.reindex(rotation).sum())
     summary["timings_s"] = {k: round(v, 3) for k, v in clock.items()}
     return PlanFrames(plan, effects, households, comparison, visit_rows, summary, clock)
+
+
+def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """The rows of ``frame`` where ``mask`` holds, without a copy when it holds everywhere."""
+    return frame if mask.all() else frame[mask]
 
 
 def _fit_margin(ledger, config, month, model, required: bool) -> LowestMarginModel | None:
@@ -567,15 +597,24 @@ def _rule_measure(measures: list[Measure], code: str) -> str:
     return min(open_to_all, key=lambda m: (m.cost, m.code)).code
 
 
+def risk_scores(model, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The model's log-odds and calibrated risk of the rows, from one pass of the trees."""
+    log_odds = model.decision_function(features[[str(c) for c in model.feature_names_in_]])
+    calibrators = getattr(model, "calibrators_", None)
+    if calibrators is None:
+        return log_odds, model.predict_proba(features)[:, 1]
+    return log_odds, calibrators[model.calibration_].transform(log_odds)
+
+
 def _households(rows: pd.DataFrame, status: pd.DataFrame, features: pd.DataFrame, model,
                 config: Config) -> pd.DataFrame:
     """One row per household of the month: place, eligibility, income, risk, triggers."""
     poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)
     eligible = poor == 0
     risk = np.full(len(rows), np.nan)
-    names = [str(c) for c in model.feature_names_in_]
+    log_odds = np.full(len(rows), np.nan)
     if eligible.any():
-        risk[eligible] = model.predict_proba(features.loc[eligible, names])[:, 1]
+        log_odds[eligible], risk[eligible] = risk_scores(model, features.loc[eligible])
     fired = rule_triggers(features, config)
     hard = fired[[c for c in HARD_TRIGGERS if c in fired.columns]].copy()
     if "income_below_line" in hard:
@@ -587,6 +626,7 @@ def _households(rows: pd.DataFrame, status: pd.DataFrame, features: pd.DataFrame
     out["income_pc"] = status["income_pc"].to_numpy()
     out["line"] = status["line"].to_numpy()
     out["risk_score"] = risk
+    out["risk_log_odds"] = log_odds
     out["hard_triggers"] = format_triggers(hard).fillna("").to_numpy()
     out["months_since_visit"] = features["months_since_observed"].to_numpy()
     return out
@@ -728,10 +768,46 @@ class PlanResult:
         if "visits" in s:
             v = s["visits"]
             lines.append(f"  visits: {v['households']:,} households in {v['townships']} "
-                         f"townships, {v['expected_fallers_visited']:.1f} expected future "
-                         f"fallers visited")
+                         f"townships reach {v['expected_fallers_visited']:.1f} expected future "
+                         f"fallers (longest-unvisited first: "
+                         f"{v['rotation_expected_fallers_visited']:.1f})")
         lines.append(f"  wrote {', '.join(str(p) for p in self.files)}")
         return "\n".join(lines)
+
+
+def read_valid(ledger_path: str | Path, config: Config,
+               month: str | None = None) -> tuple[pd.DataFrame, str, dict]:
+    """The valid rows of a ledger file up to ``month``, read and validated by household chunk.
+
+    Memory is bounded by one chunk of the raw file (``scoring.chunk_households``) plus the
+    valid rows kept. Rows after ``month`` are dropped as they are read.
+
+    Returns
+    -------
+    ledger : DataFrame
+        Valid rows, sorted by household and month within each chunk.
+    month : str
+        ``month``, or the ledger's last month when ``None``.
+    counts : dict
+        ``rows``, ``valid`` and ``quarantined`` (the whole file) and ``valid_kept``.
+    """
+    chunks = _LedgerChunks(ledger_path, config.scoring.chunk_households)
+    if not chunks.months:
+        raise LedgerError(f"{ledger_path}: no row with a readable month to plan from.")
+    month = month or chunks.months[-1]
+    t = int(month_index(pd.Series([month]))[0])
+    parts, valid, quarantined = [], 0, 0
+    for _, raw in chunks:
+        result = validate_ledger(raw)
+        valid += len(result.valid)
+        quarantined += len(result.quarantine)
+        parts.append(_where(result.valid, month_index(result.valid["month"]) <= t))
+    ledger = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if not (ledger["month"] == month).any():
+        raise LedgerError(f"{ledger_path}: no valid rows for month {month}; the ledger holds "
+                          f"{chunks.months[0]} … {chunks.months[-1]}.")
+    return ledger, month, {"rows": chunks.n_rows, "valid": valid, "quarantined": quarantined,
+                           "valid_kept": len(ledger)}
 
 
 def plan_month(
@@ -773,13 +849,15 @@ def plan_month(
     _check_amounts(budget, grant)
     config = load_config(config_path)
     visits_table = read_visits(visits) if visits is not None else None
-    ledger = load_ledger(ledger_path).valid
-    if ledger.empty:
-        raise LedgerError(f"{ledger_path}: no valid rows to plan from.")
-    month = month or str(ledger["month"].max())
     model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
+    started = time.perf_counter()
+    ledger, month, counts = read_valid(ledger_path, config, month)
+    loaded = time.perf_counter() - started
     frames = plan_frame(ledger, model, config, month, budget, grant=grant, visits=visits_table,
                         model_version=ref.version or ref.uri)
+    frames.summary["ledger"] = counts
+    frames.summary["timings_s"] = {"read_validate": round(loaded, 3),
+                                   **frames.summary["timings_s"]}
     folder = Path(out_dir) / month
     with OutputLock(out_dir):
         folder.mkdir(parents=True, exist_ok=True)
