@@ -126,6 +126,21 @@ def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
     })
 
 
+def binary_target(y) -> tuple[np.ndarray, np.ndarray]:
+    """The classes of a binary target and its 0/1 codes; a clear error for anything else."""
+    from sklearn.utils.multiclass import type_of_target
+
+    y_type = type_of_target(y, input_name="y", raise_unknown=True)
+    if y_type != "binary":
+        raise ValueError(f"Only binary classification is supported. The type of the target is "
+                         f"{y_type}.")
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"Got one class only ({classes[0]!r}); expected both outcomes, "
+                         "households that fell and households that did not.")
+    return classes, codes
+
+
 def make_labels(ledger: pd.DataFrame, config: Config, horizon: int | None = None) -> pd.DataFrame:
     """Training target: not poor at t and poor at some month in (t, t + H].
 

@@ -24,11 +24,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .config import Config
-from .labels import month_index, month_label
+from .labels import binary_target, month_index, month_label
 from .scorecard import Scorecard
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
@@ -246,14 +245,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                              f"{', '.join(CALIBRATION_METHODS)}.")
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype="float64",
                              reset=True)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
-            raise ValueError("Only binary classification is supported. The type of the target "
-                             f"is {y_type}.")
-        self.classes_, y01 = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"Got one class only ({self.classes_[0]!r}); expected both "
-                             "outcomes, households that fell and households that did not.")
+        self.classes_, y01 = binary_target(y)
         frame = pd.DataFrame(X, columns=self._names())
         part = self._slices(y01, months)
         for name in ("train", "validation", "calibration"):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted
 
 from .config import Config
+from .labels import binary_target
 from .ledger import EVENTS
 
 BASELINE_RULES = ("income_low", "medical_oop", "recent_shock")
@@ -108,14 +108,7 @@ class RuleBaseline(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y) -> RuleBaseline:
         y = np.asarray(y)
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
-            raise ValueError("Only binary classification is supported. The type of the target "
-                             f"is {y_type}.")
-        self.classes_, y01 = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"Got one class only ({self.classes_[0]!r}); expected both "
-                             "outcomes, households that fell and households that did not.")
+        self.classes_, y01 = binary_target(y)
         if len(y01) != len(X):
             raise ValueError(f"Got {len(X)} rows and {len(y01)} targets, expected as many.")
         combo = self._combination(X)

@@ -17,8 +17,9 @@ import pandas as pd
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .labels import binary_target
 
 MISSING = "missing"
 
@@ -77,14 +78,7 @@ class Scorecard(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y) -> Scorecard:
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype="float64")
-        y_type = type_of_target(y, input_name="y", raise_unknown=True)
-        if y_type != "binary":
-            raise ValueError("Only binary classification is supported. The type of the target "
-                             f"is {y_type}.")
-        self.classes_, y01 = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"Got one class only ({self.classes_[0]!r}); expected both "
-                             "outcomes, households that fell and households that did not.")
+        self.classes_, y01 = binary_target(y)
         if self.n_bins < 2 or self.max_features < 1 or self.max_points < 1:
             raise ValueError(f"Got n_bins={self.n_bins!r}, max_features={self.max_features!r}, "
                              f"max_points={self.max_points!r}; expected n_bins ≥ 2 and the others "
