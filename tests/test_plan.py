@@ -19,8 +19,6 @@ from riskmodel.plan import (
     compare_rules,
     plan_frame,
     plan_month,
-    read_visits,
-    visit_plan,
 )
 from riskmodel.synthetic import generate_ledger
 from riskmodel.tracking import save_model
@@ -170,57 +168,6 @@ def test_no_budget_no_plan(ledger, model, config, month):
         plan_frame(ledger, model, config, month, budget=5.0, grant=0.0)
 
 
-def test_visit_plan_triggers_first_then_risk_then_longest_unvisited():
-    scores = pd.DataFrame({
-        "household_id": ["H1", "H2", "H3", "H4", "H5", "H6", "H7"],
-        "township": ["甲乡", "甲乡", "甲乡", "甲乡", "甲乡", "乙镇", "乙镇"],
-        "risk_score": [0.10, np.nan, 0.40, 0.40, 0.40, 0.2, 0.3],
-        "hard_triggers": ["", "income_below_line", "", "", "", "", ""],
-        "months_since_visit": [0.0, 0.0, 1.0, 5.0, 3.0, 2.0, 2.0],
-    })
-    plan = visit_plan(scores, {"甲乡": 3, "乙镇": 5, "丙镇": 2})
-    jia = plan[plan["township"] == "甲乡"]
-    assert jia["household_id"].tolist() == ["H2", "H4", "H5"]
-    assert jia["visit_order"].tolist() == [1, 2, 3]
-    # A township with more visits than households visits them all, highest risk first.
-    assert plan.loc[plan["township"] == "乙镇", "household_id"].tolist() == ["H7", "H6"]
-    assert len(visit_plan(scores, {"甲乡": 0})) == 0
-
-
-def test_visit_plan_maximises_expected_fallers_visited():
-    rng = np.random.default_rng(0)
-    n = 2000
-    scores = pd.DataFrame({
-        "household_id": [f"H{i:05d}" for i in range(n)],
-        "township": rng.choice(["甲乡", "乙镇", "丙镇"], n),
-        "risk_score": rng.beta(1, 12, n),
-        "hard_triggers": "",
-        "months_since_visit": rng.integers(0, 6, n).astype(float),
-    })
-    visits = {"甲乡": 50, "乙镇": 10, "丙镇": 0}
-    plan = visit_plan(scores, visits)
-    for town, k in visits.items():
-        mine = scores[scores["township"] == town]
-        chosen = plan[plan["township"] == town]
-        assert len(chosen) == min(k, len(mine))
-        assert chosen["risk_score"].sum() == pytest.approx(mine["risk_score"].nlargest(k).sum())
-
-
-def test_read_visits_takes_chinese_headers(tmp_path):
-    path = tmp_path / "visits.csv"
-    path.write_text("乡镇,走访户数\n甲乡,12\n乙镇, 3\n甲乡,1\n", encoding="utf-8-sig")
-    table = read_visits(path)
-    assert dict(zip(table["township"], table["visits"], strict=True)) == {"乙镇": 3, "甲乡": 13}
-    path.write_text("township,visits\n甲乡,-1\n", encoding="utf-8")
-    with pytest.raises(PlanInputError, match="row 2"):
-        read_visits(path)
-    path.write_text("place,visits\n甲乡,1\n", encoding="utf-8")
-    with pytest.raises(PlanInputError, match="township"):
-        read_visits(path)
-    with pytest.raises(PlanInputError, match="not found"):
-        read_visits(tmp_path / "missing.csv")
-
-
 def test_plan_month_writes_the_files(tmp_path, ledger, model, month, config):
     ledger_path = tmp_path / "ledger.parquet"
     ledger.to_parquet(ledger_path)
@@ -247,6 +194,8 @@ def test_plan_month_writes_the_files(tmp_path, ledger, model, month, config):
     assert summary["households"] == len(plan)
     assert set(summary["rules"]) == {"measure", "income_cutoff", "risk_ranking"}
     assert "household" not in json.dumps(summary["rules"]).replace("households", "")
+    reach = summary["visits"]
+    assert reach["expected_fallers_visited"] >= reach["rotation_expected_fallers_visited"]
     visits = pd.read_csv(folder / "visits.csv", encoding="utf-8-sig")
     assert len(visits) == min(5 * len(towns), int((ledger["month"] == month).sum()))
     assert f"{len(plan):,} households" in result.describe()
@@ -255,3 +204,24 @@ def test_plan_month_writes_the_files(tmp_path, ledger, model, month, config):
     plan_month(ledger_path, tmp_path / "out", budget=45_000.0, month=month,
                model_uri=str(model_dir))
     assert (folder / "plan.parquet").read_bytes() == first
+
+
+def test_plan_month_by_chunks_is_the_plan_of_the_whole_ledger(tmp_path, ledger, model, config,
+                                                              month):
+    import yaml
+
+    raw = config.model_dump(mode="json")
+    raw["scoring"]["chunk_households"] = 170
+    raw["plan"]["margin_model"]["min_samples_leaf"] = 40
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True),
+                                          encoding="utf-8")
+    small = load_config(tmp_path / "config.yaml")
+    ledger.to_parquet(tmp_path / "ledger.parquet")
+    model_dir = save_model(model, tmp_path / "model")
+    chunked = plan_month(tmp_path / "ledger.parquet", tmp_path / "out", budget=50_000.0,
+                         model_uri=str(model_dir), config_path=tmp_path / "config.yaml")
+    whole = plan_frame(ledger, model, small, month, budget=50_000.0)
+    assert chunked.summary["effect_estimate"] == whole.summary["effect_estimate"] == "margin"
+    pd.testing.assert_frame_equal(chunked.plan.reset_index(drop=True),
+                                  whole.plan.reset_index(drop=True), check_dtype=False)
+    assert chunked.summary["ledger"]["rows"] == len(ledger)

@@ -220,6 +220,7 @@ class MarginModelConfig(_Strict):
     """The model of how far households fall below the line, which prices help in plans."""
 
     months: int = Field(36, ge=1)
+    households: int = Field(150_000, ge=1)
     max_rows: int = Field(60_000, ge=100)
     draws: int = Field(4, ge=1)
     max_iter: int = Field(400, gt=0)

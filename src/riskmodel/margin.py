@@ -30,15 +30,16 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.utils.validation import check_is_fitted
 
-from .config import Config
-from .features import build_features
+from .config import Config, Measure
+from .features import FEATURE_NAMES, SOURCES, build_features
 from .labels import month_index, month_label, poverty_status
 
 HELP = ("step", "ramp")
 RISK_COLUMN = "risk_log_odds"
 
 
-def margin_paths(ledger: pd.DataFrame, config: Config, horizon: int | None = None) -> np.ndarray:
+def margin_paths(ledger: pd.DataFrame, config: Config, horizon: int | None = None,
+                 status: pd.DataFrame | None = None) -> np.ndarray:
     """Each row's per-capita margin over the next ``horizon`` months.
 
     Parameters
@@ -49,6 +50,8 @@ def margin_paths(ledger: pd.DataFrame, config: Config, horizon: int | None = Non
         Lines, ``label.min_observed_months`` and ``label.horizon_months``.
     horizon : int, optional
         Months ahead; ``label.horizon_months`` when ``None``.
+    status : DataFrame, optional
+        :func:`riskmodel.labels.poverty_status` of the ledger, when computed already.
 
     Returns
     -------
@@ -68,7 +71,7 @@ def margin_paths(ledger: pd.DataFrame, config: Config, horizon: int | None = Non
     True
     """
     h = config.label.horizon_months if horizon is None else int(horizon)
-    status = poverty_status(ledger, config)
+    status = poverty_status(ledger, config) if status is None else status
     month = month_index(status["month"])
     house, _ = pd.factorize(status["household_id"])
     col = month - month.min()
@@ -253,53 +256,77 @@ def margin_features(features: pd.DataFrame, risk_model,
     return out
 
 
+def sample_households(households: pd.Series | np.ndarray, share: float) -> np.ndarray:
+    """A fixed pseudo-random share of households, by a hash of ``household_id``: the same
+    households are drawn whatever the ledger's row order or partition."""
+    if share >= 1:
+        return np.ones(len(households), dtype=bool)
+    hashed = pd.util.hash_array(np.asarray(households, dtype=object))
+    return hashed < np.uint64(share * float(2**64 - 1))
+
+
+def cap_rows(households: np.ndarray, months: np.ndarray, max_rows: int | None,
+             seed: int = 0) -> np.ndarray:
+    """Positions of at most ``max_rows`` rows, a random sample, in (household, month) order;
+    the same rows whatever order they came in."""
+    order = np.lexsort((months, np.asarray(households, dtype=object)))
+    if max_rows is None or len(order) <= max_rows:
+        return order
+    keep = np.sort(np.random.default_rng(seed).choice(len(order), max_rows, replace=False))
+    return order[keep]
+
+
 def training_rows(
-    ledger: pd.DataFrame, config: Config, month: str, max_rows: int = 60_000,
+    ledger: pd.DataFrame, config: Config, month: str, max_rows: int | None = 60_000,
     months: int = 36, seed: int = 0,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Features, realised margin paths and households of the falls a margin model learns from.
 
     A row qualifies when its whole horizon lies at or before ``month`` (so nothing after
     ``month`` is read), it is among the latest ``months`` such months, the household was not
-    under the line then, and it fell within the horizon. At most ``max_rows`` rows are kept, a
-    random sample.
+    under the line then, and it fell within the horizon. At most ``max_rows`` rows are kept
+    (:func:`cap_rows`); ``None`` keeps all.
 
     Returns
     -------
     features : DataFrame
-        Indexed like the ledger's rows, in ledger order.
+        Indexed like the ledger's rows, in (household, month) order.
     paths : ndarray of shape (n_rows, horizon)
     households : ndarray of shape (n_rows,)
     """
     h = config.label.horizon_months
     t = int(month_index(pd.Series([month]))[0])
-    m = month_index(ledger["month"])
+    m = month_index(ledger["month"]) if len(ledger) else np.zeros(0, dtype="int64")
     past = ledger if (m <= t).all() else ledger[m <= t]
     m = m[m <= t]
+    if past.empty:
+        return (pd.DataFrame(columns=FEATURE_NAMES, dtype="float64"), np.zeros((0, h)),
+                np.zeros(0, dtype=object))
     last = t - h
-    paths = margin_paths(past, config, h)
-    poor = poverty_status(past, config)["poor"].to_numpy(dtype="float64", na_value=np.nan)
+    status = poverty_status(past, config)
+    paths = margin_paths(past, config, h, status=status)
+    poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)
     rows = np.flatnonzero((m > last - months) & (m <= last) & (poor == 0))
     rows = rows[falls_under(paths[rows])]
-    if len(rows) > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
-    ids = past["household_id"].to_numpy()[rows]
+    ids = past["household_id"].to_numpy(dtype=object)[rows]
+    picked = cap_rows(ids, m[rows], max_rows, seed)
+    rows, ids = rows[picked], ids[picked]
     chosen = past[past["household_id"].isin(pd.unique(ids)).to_numpy()]
     parts = []
-    # Month by month, the features of only the sampled households of that month.
+    # Month by month, the features of only the households that fell from that month.
     for when in np.unique(m[rows]):
-        at = rows[m[rows] == when]
-        mine = chosen[chosen["household_id"].isin(ids[m[rows] == when]).to_numpy()]
+        at = m[rows] == when
+        mine = chosen[chosen["household_id"].isin(ids[at]).to_numpy()]
         parts.append(build_features(mine, config, months=[str(month_label(when))])
-                     .loc[past.index[at]])
-    features = pd.concat(parts).loc[past.index[rows]] if parts else build_features(
-        past.iloc[:0], config)
+                     .loc[past.index[rows[at]]])
+    features = (pd.concat(parts).loc[past.index[rows]] if parts
+                else pd.DataFrame(columns=FEATURE_NAMES, dtype="float64"))
     return features, paths[rows], ids
 
 
 def fit_margin_model(
     ledger: pd.DataFrame, config: Config, month: str, risk_model, max_rows: int = 60_000,
-    months: int = 36, **params,
+    months: int = 36, households: int | None = None, **params,
 ) -> LowestMarginModel:
     """Fit a :class:`LowestMarginModel` on the ledger's realised falls up to ``month``.
 
@@ -315,10 +342,59 @@ def fit_margin_model(
         Its features and log-odds are the margin model's inputs (:func:`margin_features`).
     max_rows, months : int
         See :func:`training_rows`.
+    households : int, optional
+        Learn from at most about this many households (:func:`sample_households`).
     **params
         Passed to :class:`LowestMarginModel`.
     """
-    X, paths, households = training_rows(ledger, config, month, max_rows=max_rows,
-                                         months=months)
-    return LowestMarginModel(**params).fit(margin_features(X, risk_model), paths,
-                                           groups=households)
+    if households is not None:
+        ids = ledger["household_id"]
+        share = households / max(ids.nunique(), 1)
+        ledger = ledger[sample_households(ids, share)]
+    X, paths, groups = training_rows(ledger, config, month, max_rows=max_rows, months=months)
+    return LowestMarginModel(**params).fit(margin_features(X, risk_model), paths, groups=groups)
+
+
+def help_lift(measure: Measure, features: pd.DataFrame, members: np.ndarray,
+              horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """How far a measure lifts each household's margin path, per person.
+
+    A one-month measure is a step (every month of the horizon gains it); a measure paid
+    monthly is a ramp (month k gains k payments). A measure paid for fewer months than the
+    horizon counts as the ramp that pays as much by the horizon's end. A share of a spending
+    or income column is priced at the household's monthly average of it over the last 12
+    months (the ``<source>_pc_12m`` features).
+
+    Parameters
+    ----------
+    measure : Measure
+        A measure of ``config.measures`` (or a grant).
+    features : DataFrame
+        The households' features.
+    members : ndarray
+    horizon : int
+
+    Returns
+    -------
+    step, ramp : ndarray
+        Yuan per person per year (the units of ``income_pc − line``).
+    """
+    effect = measure.effect
+    if effect.amount is not None:
+        lift = float(effect.amount) / np.maximum(members, 1.0)
+    else:
+        source = {column: name for name, column in SOURCES.items()}[effect.column]
+        per_person = features[f"{source}_pc_12m"].to_numpy(dtype="float64") / 12.0
+        # A share of income adds to the margin; a share cut from spending (negative) too.
+        sign = 1.0 if effect.column.startswith("inc_") else -1.0
+        lift = np.nan_to_num(sign * effect.share * per_person)
+    zero = np.zeros(len(features))
+    if effect.months == 1:
+        return lift, zero
+    return zero, lift * min(effect.months, horizon) / horizon
+
+
+def lift_columns(risk_model) -> list[str]:
+    """Feature columns the margin model and :func:`help_lift` read."""
+    names = [str(c) for c in risk_model.feature_names_in_]
+    return names + [f"{s}_pc_12m" for s in SOURCES if f"{s}_pc_12m" not in names]

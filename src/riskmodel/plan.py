@@ -1,7 +1,7 @@
 """Budget and visit plans: for the same money and the same visits, prevent the most falls.
 
 A county office planning the year's assistance asks which households, helped or visited, would
-prevent the most falls below the line. :func:`plan_frame` answers for one month of the ledger:
+prevent the most falls below the line. For one month of the ledger:
 
 - **Effects.** For every eligible household (not under the line now, income history known) and
   every measure that fits it, the risk before and after the measure; ``falls_prevented`` is
@@ -21,9 +21,13 @@ prevent the most falls below the line. :func:`plan_frame` answers for one month 
   available reach the most expected future fallers: hard-trigger households first, then by
   risk, ties to the household whose last visit is oldest.
 
-:func:`plan_month` is the thin job behind ``riskmodel plan``: read, validate, load the model,
-plan, and write ``<out>/<month>/`` (``plan.parquet``, ``plan.csv``, ``plan_summary.json`` and,
-with visits, ``visits.csv``), each file written beside and renamed into place.
+:func:`plan_frame` is the pure core (validated ledger in, frames out). A plan reads a household's
+own rows only, except for the margin model, which learns from a fixed hash-drawn sample of
+households; so :func:`plan_month`, the thin job behind ``riskmodel plan``, reads the ledger file
+chunk by chunk of households (:func:`month_inputs` on each, memory bounded by a chunk), plans,
+reads the chosen households again to explain them, and writes ``<out>/<month>/``
+(``plan.parquet``, ``plan.csv``, ``plan_summary.json`` and, with visits, ``visits.csv``), each file
+written beside and renamed into place. Both give the same plan.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import math
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,16 +46,25 @@ import pandas as pd
 from .config import Config, Measure, load_config
 from .errors import LedgerError, RiskModelError
 from .explain import explain_households
-from .features import LOOKBACK, SOURCES, build_features
+from .features import LOOKBACK, build_features
 from .knapsack import make_plan, plan_value
 from .labels import month_index, poverty_status
 from .ledger import HOUSEHOLD_TYPE_ALIASES, validate_ledger
-from .margin import LowestMarginModel, fit_margin_model, margin_features
+from .margin import (
+    LowestMarginModel,
+    cap_rows,
+    help_lift,
+    lift_columns,
+    margin_features,
+    sample_households,
+    training_rows,
+)
 from .outputs import OutputLock, write_json, write_parquet_atomic
 from .reasons import household_facts
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
 from .score import _LedgerChunks
 from .tracking import DEFAULT_MODEL_URI, load_model
+from .visits import VISIT_COLUMNS, read_visits, visit_plan
 from .whatif import REQUIREMENTS, grant_measures, what_if
 
 logger = logging.getLogger(__name__)
@@ -59,9 +72,9 @@ logger = logging.getLogger(__name__)
 RULES = ("income_cutoff", "risk_ranking")
 ESTIMATES = ("auto", "margin", "response")
 ESTIMATE_NOTES = {
-    "margin": "the model's estimate: the calibrated risk times the share of it the measure's "
-              "money removes, by the distribution of the household's lowest margin over the "
-              "horizon learned from the ledger; not a causal estimate",
+    "margin": "the model's estimate: the calibrated risk times the share of the household's "
+              "falls the measure's money prevents, learned from how far the ledger's households "
+              "fell below the line; not a causal estimate",
     "response": "the model's response to the measure written into the ledger (what-if); not "
                 "a causal estimate",
 }
@@ -83,30 +96,55 @@ PLAN_COLUMNS = {
     "reason_1_zh": "主要风险类型",
     "reason_text_zh": "风险说明",
 }
-VISIT_COLUMNS = {
-    "county": "县",
-    "township": "乡镇",
-    "visit_order": "走访顺序",
-    "household_id": "户编号",
-    "village": "村",
-    "household_type": "户类型",
-    "risk_score": "返贫致贫风险概率",
-    "hard_triggers": "触发硬性条件",
-    "months_since_visit": "距上次走访（月）",
-    "reason_1": "主要风险",
-    "reason_1_zh": "主要风险类型",
-}
-VISITS_ALIASES = {
-    "县": "county", "县（市、区）": "county", "乡镇": "township", "乡（镇）": "township",
-    "走访户数": "visits", "可走访户数": "visits", "走访次数": "visits",
-}
 HOUSEHOLD_TYPE_ZH = {code: name for name, code in HOUSEHOLD_TYPE_ALIASES.items()}
+REASON_COLUMNS = ["reason_1", "reason_text_zh"]
+HOUSEHOLD_COLUMNS = {
+    "household_id": "string", "county": "string", "township": "string", "village": "string",
+    "household_type": "string", "members": "float64", "eligible": "bool",
+    "income_pc": "float64", "line": "float64", "risk_score": "float64",
+    "risk_log_odds": "float64", "hard_triggers": "object", "months_since_visit": "float64",
+}
 
 
 class PlanInputError(RiskModelError):
     """A plan cannot be made from what was given: the budget, the grant or the visits file."""
 
     exit_code = 2
+
+
+@dataclass
+class MonthInputs:
+    """What a plan needs from the ledger: gathered per household, so parts add up.
+
+    Attributes
+    ----------
+    households : DataFrame
+        One row per valid household of the month: ``household_id``, place, type, ``members``,
+        ``eligible``, ``income_pc``, ``line``, ``risk_score`` and ``risk_log_odds`` (NaN when
+        not eligible), ``hard_triggers``, ``months_since_visit``.
+    features : DataFrame
+        The eligible households' features (:func:`riskmodel.margin.lift_columns`), indexed by
+        ``household_id``.
+    facts : DataFrame
+        The eligible households' figures the measures' requirements read, same index.
+    training : DataFrame or None
+        Features of the falls the margin model may learn from (sampled households), with
+        ``paths`` and ``groups`` (their households) beside; None when not gathered.
+    paths, groups : ndarray or None
+    months : ndarray or None
+        Month number of each training row.
+    response : DataFrame or None
+        What-if effects of the eligible households, when gathered.
+    """
+
+    households: pd.DataFrame
+    features: pd.DataFrame
+    facts: pd.DataFrame
+    training: pd.DataFrame | None = None
+    paths: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    months: np.ndarray | None = None
+    response: pd.DataFrame | None = None
 
 
 @dataclass
@@ -121,9 +159,7 @@ class PlanFrames:
         Every eligible household's options: ``household_id``, ``measure``, ``cost``,
         ``risk_before``, ``risk_after``, ``falls_prevented``.
     households : DataFrame
-        One row per household of the month: place, type, ``eligible``, ``income_pc``, ``line``,
-        ``risk_score`` and ``risk_log_odds`` (NaN when not eligible), ``hard_triggers``,
-        ``months_since_visit``.
+        One row per valid household of the month (see :class:`MonthInputs`).
     comparison : DataFrame
         Indexed by ``plan`` and :data:`RULES`: ``households``, ``spent``, ``falls_prevented``.
     visits : DataFrame or None
@@ -152,107 +188,134 @@ def plan_measures(config: Config, grant: float | None = None) -> list[Measure]:
     return list(config.measures)
 
 
-def estimate_effects(
-    model, ledger: pd.DataFrame, config: Config, month: str, households: pd.Index,
-    grant: float | None = None, method: str = "margin", margin_model=None,
-) -> pd.DataFrame:
-    """Falls each measure would prevent for each given household.
+def month_inputs(
+    ledger: pd.DataFrame, model, config: Config, month: str, sample_share: float = 1.0,
+    learn: bool = True, response: bool = False, grant: float | None = None,
+) -> MonthInputs:
+    """What a plan for ``month`` needs from some households' validated rows.
 
     Parameters
     ----------
-    model : RiskModel
-        Gives ``risk_before``, the calibrated risk.
     ledger : DataFrame
-        A validated ledger holding the month and its history (later months are not read).
+        Validated rows of a set of households with their history; rows after ``month`` are
+        not read.
+    model : RiskModel
     config : Config
     month : str
         ``YYYY-MM``.
-    households : Index
-        Household ids to try (the eligible households of the month).
+    sample_share : float, default=1.0
+        Share of households (drawn by :func:`riskmodel.margin.sample_households`) whose falls
+        the margin model may learn from.
+    learn : bool, default=True
+        Gather the margin model's training rows.
+    response : bool, default=False
+        Gather what-if effects (of ``grant``, or of the configured measures).
     grant : float, optional
-        Try only a one-off grant of this amount; the configured measures otherwise.
-    method : {"margin", "response"}, default="margin"
-        ``margin``: the share of the household's risk the measure's money removes, by
-        ``margin_model`` (:class:`riskmodel.margin.LowestMarginModel`), which prices how far
-        the household's margin path would dip below the line. ``response``: the model's risk
-        on features rebuilt with the measure written into the ledger
-        (:func:`riskmodel.whatif.what_if`).
-    margin_model : LowestMarginModel, optional
-        Required for ``method="margin"``.
+
+    Returns
+    -------
+    MonthInputs
+    """
+    t = int(month_index(pd.Series([month]))[0])
+    months = month_index(ledger["month"])
+    history = _where(ledger, (months <= t) & (months > t - LOOKBACK))
+    rows = history[history["month"].to_numpy(dtype=object) == month]
+    out = _month_rows(rows, history, model, config) if len(rows) else MonthInputs(
+        households=pd.DataFrame({c: pd.Series(dtype=d) for c, d in HOUSEHOLD_COLUMNS.items()}),
+        features=pd.DataFrame(columns=lift_columns(model), dtype="float64"),
+        facts=pd.DataFrame(columns=list(REQUIREMENTS.values()), dtype="float64"))
+    if learn:
+        past = _where(ledger, months <= t)
+        mine = past[sample_households(past["household_id"], sample_share)]
+        X, paths, groups = training_rows(mine, config, month, max_rows=None,
+                                         months=config.plan.margin_model.months)
+        out.training = X[lift_columns(model)].reset_index(drop=True)
+        out.paths, out.groups = paths, groups
+        out.months = month_index(mine.loc[X.index, "month"]) if len(X) else np.zeros(0, int)
+    if response:
+        ids = out.households.loc[out.households["eligible"], "household_id"]
+        out.response = _response_effects(model, history, config, month, ids, grant)
+    return out
+
+
+def _month_rows(rows: pd.DataFrame, history: pd.DataFrame, model, config: Config) -> MonthInputs:
+    """Households, features and requirement figures of the month's rows."""
+    t = int(month_index(rows["month"].iloc[:1])[0])
+    recent = _where(history, month_index(history["month"]) > t - 12)
+    status = poverty_status(recent, config).set_axis(recent.index).loc[rows.index]
+    features = build_features(history, config, months=[rows["month"].iloc[0]]).loc[rows.index]
+    households = _households(rows, status, features, model, config)
+    eligible = households["eligible"].to_numpy()
+    ids = pd.Index(households["household_id"].to_numpy()[eligible], name="household_id")
+    facts = household_facts(rows[eligible], config, recent)
+    facts = pd.DataFrame({
+        "laborers": facts["laborers"].to_numpy(),
+        "medical_12m": facts["medical_12m"].to_numpy(),
+        "students_or_fees": (facts["students"] + facts["education_12m"]).to_numpy(),
+    }, index=ids)
+    return MonthInputs(households=households.reset_index(drop=True),
+                       features=features.loc[eligible, lift_columns(model)].set_axis(ids),
+                       facts=facts)
+
+
+def combine_inputs(parts: list[MonthInputs]) -> MonthInputs:
+    """The inputs of several disjoint sets of households as one."""
+    def joined(name: str):
+        values = [getattr(p, name) for p in parts if getattr(p, name) is not None]
+        if not values:
+            return None
+        if isinstance(values[0], np.ndarray):
+            return np.concatenate(values)
+        return pd.concat(values, ignore_index=name in ("households", "training", "response"))
+
+    return MonthInputs(**{name: joined(name) for name in MonthInputs.__dataclass_fields__})
+
+
+def fit_from_inputs(inputs: MonthInputs, model, config: Config) -> LowestMarginModel:
+    """The margin model fitted on the gathered falls (at most ``plan.margin_model.max_rows``).
+
+    Raises
+    ------
+    ValueError
+        Too few falls were gathered to learn from.
+    """
+    if inputs.training is None:
+        raise ValueError("no training rows were gathered")
+    params = config.plan.margin_model.model_dump()
+    for key in ("months", "max_rows", "households"):
+        params.pop(key)
+    keep = cap_rows(inputs.groups, inputs.months, config.plan.margin_model.max_rows)
+    X = inputs.training.iloc[keep]
+    return LowestMarginModel(**params).fit(margin_features(X, model), inputs.paths[keep],
+                                           groups=inputs.groups[keep])
+
+
+def margin_effects(
+    model, margin_model: LowestMarginModel, inputs: MonthInputs, config: Config,
+    measures: list[Measure],
+) -> pd.DataFrame:
+    """Falls each measure prevents for each eligible household, by the margin model.
+
+    ``risk_after = risk_before × (1 − share)``, where ``share`` is the part of the household's
+    falls the measure's lift of its margin path prevents
+    (:meth:`riskmodel.margin.LowestMarginModel.prevented_share`).
 
     Returns
     -------
     DataFrame
-        One row per household and applicable measure: ``household_id``, ``measure``, ``cost``,
-        ``risk_before``, ``risk_after`` and ``falls_prevented`` (``risk_before − risk_after``).
+        ``household_id``, ``measure``, ``cost``, ``risk_before``, ``risk_after``,
+        ``falls_prevented``, sorted by household and measure.
     """
-    if method not in ("margin", "response"):
-        raise ValueError(f"Got method={method!r}, expected 'margin' or 'response'.")
-    columns = ["household_id", "measure", "cost", "risk_before", "risk_after"]
-    if len(households) == 0:
-        return pd.DataFrame({c: pd.Series(dtype="string" if c in columns[:2] else "float64")
-                             for c in [*columns, "falls_prevented"]})
-    if method == "response":
-        codes = [] if grant is not None else [m.code for m in plan_measures(config)]
-        effects = what_if(model, ledger, config, month, measures=codes, households=households,
-                          grant_amounts=[grant] if grant is not None else None)[columns]
-    else:
-        if margin_model is None:
-            raise ValueError("method='margin' needs a fitted margin_model.")
-        t = int(month_index(pd.Series([month]))[0])
-        months = month_index(ledger["month"])
-        rows = ledger[(months == t) & ledger["household_id"].isin(list(households)).to_numpy()]
-        history = ledger[ledger["household_id"].isin(rows["household_id"]).to_numpy()
-                         & (months <= t) & (months > t - LOOKBACK)]
-        features = build_features(history, config, months=[month]).loc[rows.index]
-        effects = _margin_effects(model, risk_scores(model, features), margin_model, rows,
-                                  features, history, config, plan_measures(config, grant))
-        effects = effects[columns]
-    effects["falls_prevented"] = effects["risk_before"] - effects["risk_after"]
-    return effects.reset_index(drop=True)
-
-
-def help_lift(measure: Measure, features: pd.DataFrame, members: np.ndarray,
-              horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """How far a measure lifts each household's margin path, per person.
-
-    A one-month measure is a step (every month of the horizon gains it); a measure paid
-    monthly is a ramp (month k gains k payments). A measure paid for fewer months than the
-    horizon counts as the ramp that pays as much by the horizon's end. A share of a spending
-    or income column is priced at the household's monthly average of it over the last 12
-    months (``<source>_pc_12m`` features).
-
-    Returns
-    -------
-    step, ramp : ndarray
-        Yuan per person per year (the units of ``income_pc − line``).
-    """
-    effect = measure.effect
-    if effect.amount is not None:
-        lift = float(effect.amount) / np.maximum(members, 1.0)
-    else:
-        source = {column: name for name, column in SOURCES.items()}[effect.column]
-        per_person = features[f"{source}_pc_12m"].to_numpy(dtype="float64") / 12.0
-        # A share of income adds to the margin; a share cut from spending (negative) too.
-        sign = 1.0 if effect.column.startswith("inc_") else -1.0
-        lift = np.nan_to_num(sign * effect.share * per_person)
-    zero = np.zeros(len(features))
-    if effect.months == 1:
-        return lift, zero
-    return zero, lift * min(effect.months, horizon) / horizon
-
-
-def _margin_effects(model, scores, margin_model, rows, features, history, config, measures):
-    """Effects by the margin model for ``rows`` (one per household), their features and
-    their (log-odds, calibrated risk) by the risk model."""
-    log_odds, risk = scores
-    facts = household_facts(rows, config, history)
-    facts["students_or_fees"] = facts["students"] + facts["education_12m"]
-    inputs = margin_features(features, model, log_odds)
-    members = rows["members"].to_numpy(dtype="float64")
+    eligible = inputs.households[inputs.households["eligible"].to_numpy()]
+    ids = eligible["household_id"].to_numpy()
+    features = inputs.features.loc[ids]
+    facts = inputs.facts.loc[ids]
+    risk = eligible["risk_score"].to_numpy()
+    X = margin_features(features, model, eligible["risk_log_odds"].to_numpy())
+    members = eligible["members"].to_numpy(dtype="float64")
     frames = []
     for measure in measures:
-        fits = np.ones(len(rows), dtype=bool)
+        fits = np.ones(len(ids), dtype=bool)
         if measure.requires is not None:
             fits = facts[REQUIREMENTS[measure.requires]].to_numpy() > 0
         step, ramp = help_lift(measure, features, members, config.label.horizon_months)
@@ -261,21 +324,34 @@ def _margin_effects(model, scores, margin_model, rows, features, history, config
             continue
         # The calibrated risk says how many falls there are; the margin model what share of
         # them the money prevents.
-        share = margin_model.prevented_share(inputs[fits], step[fits], ramp[fits])
+        share = margin_model.prevented_share(X[fits], step[fits], ramp[fits])
         frames.append(pd.DataFrame({
-            "household_id": rows["household_id"].to_numpy()[fits],
-            "measure": measure.code,
-            "cost": measure.cost,
-            "risk_before": risk[fits],
-            "risk_after": risk[fits] * (1.0 - share),
+            "household_id": ids[fits], "measure": measure.code, "cost": measure.cost,
+            "risk_before": risk[fits], "risk_after": risk[fits] * (1.0 - share),
         }))
+    return _effects_frame(frames)
+
+
+def _response_effects(model, history, config, month, ids, grant) -> pd.DataFrame:
+    columns = ["household_id", "measure", "cost", "risk_before", "risk_after"]
+    if len(ids) == 0:
+        return _effects_frame([])
+    codes = [] if grant is not None else [m.code for m in plan_measures(config)]
+    found = what_if(model, history, config, month, measures=codes, households=list(ids),
+                    grant_amounts=[grant] if grant is not None else None)
+    return _effects_frame([found[columns]])
+
+
+def _effects_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
     if not frames:
-        return pd.DataFrame({"household_id": pd.Series(dtype="string"),
-                             "measure": pd.Series(dtype="string"),
-                             **{c: pd.Series(dtype="float64")
-                                for c in ("cost", "risk_before", "risk_after")}})
-    out = pd.concat(frames, ignore_index=True).astype({"household_id": "string",
-                                                        "measure": "string"})
+        out = pd.DataFrame({"household_id": pd.Series(dtype="string"),
+                            "measure": pd.Series(dtype="string"),
+                            **{c: pd.Series(dtype="float64")
+                               for c in ("cost", "risk_before", "risk_after")}})
+    else:
+        out = pd.concat(frames, ignore_index=True).astype({"household_id": "string",
+                                                            "measure": "string"})
+    out["falls_prevented"] = out["risk_before"] - out["risk_after"]
     return out.sort_values(["household_id", "measure"], kind="stable", ignore_index=True)
 
 
@@ -341,108 +417,6 @@ def compare_rules(
     return pd.DataFrame(rows).set_index("rule")
 
 
-def read_visits(path: str | Path) -> pd.DataFrame:
-    """Visits available per township this month, from a CSV file.
-
-    Columns ``township`` and ``visits`` (or 乡镇 and 走访户数), optionally ``county`` (县) to tell
-    apart townships of the same name in different counties.
-    """
-    try:
-        raw = pd.read_csv(path, dtype=str, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise PlanInputError(f"{path}: visits file not found.") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PlanInputError(f"{path}: not a readable CSV file ({exc.__class__.__name__}).") \
-            from None
-    raw = raw.rename(columns=lambda c: VISITS_ALIASES.get(str(c).strip(), str(c).strip()))
-    missing = [c for c in ("township", "visits") if c not in raw.columns]
-    if missing:
-        raise PlanInputError(f"{path}: no {missing[0]!r} column; expected columns township and "
-                             "visits (乡镇, 走访户数), optionally county (县).")
-    visits = pd.to_numeric(raw["visits"].str.strip(), errors="coerce")
-    bad = visits.isna() | (visits < 0) | (visits != visits.round())
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise PlanInputError(f"{path}: row {row + 2} has visits={raw['visits'].iloc[row]!r}, "
-                             "expected a whole number ≥ 0.")
-    out = raw[[c for c in ("county", "township") if c in raw.columns]].apply(
-        lambda s: s.str.strip()).astype("string")
-    out["visits"] = visits.astype("int64")
-    key = [c for c in ("county", "township") if c in out.columns]
-    return out.groupby(key, as_index=False, sort=True)["visits"].sum()
-
-
-def visit_plan(
-    scores: pd.DataFrame, visits_per_township: pd.DataFrame | Mapping[str, int]
-) -> pd.DataFrame:
-    """Which households each township's cadres should visit this month, in order.
-
-    Within a township, households that meet a hard trigger come first, then the highest risk
-    (the expected number of future fallers visited is largest), ties to the household whose last
-    recorded visit is oldest, then ``household_id``. Households without a model score (under the
-    line now, or too little history) come after the scored ones unless a trigger fired.
-
-    Parameters
-    ----------
-    scores : DataFrame
-        One row per household: ``household_id``, ``township`` (and ``county`` when the visits
-        name counties), ``risk_score`` (NaN when not scored), ``hard_triggers`` (names joined
-        by ``;``, empty when none) and ``months_since_visit`` (months since the last month with
-        income recorded; NaN when never).
-    visits_per_township : DataFrame or mapping
-        ``township`` → visits available, or a frame with ``township``, ``visits`` and optionally
-        ``county``. A township not named gets no visits.
-
-    Returns
-    -------
-    DataFrame
-        The households to visit: the columns of ``scores`` plus ``visit_order`` (1, 2, … within
-        the township), sorted by township and order.
-
-    Examples
-    --------
-    >>> scores = pd.DataFrame({"household_id": ["A", "B", "C", "D"],
-    ...                        "township": ["T1", "T1", "T1", "T2"],
-    ...                        "risk_score": [0.30, 0.05, 0.30, 0.9],
-    ...                        "hard_triggers": ["", "dropout", "", ""],
-    ...                        "months_since_visit": [1.0, 0.0, 4.0, 0.0]})
-    >>> visit_plan(scores, {"T1": 2})["household_id"].tolist()
-    ['B', 'C']
-    """
-    if isinstance(visits_per_township, Mapping):
-        visits = pd.DataFrame({"township": list(visits_per_township),
-                               "visits": list(visits_per_township.values())})
-    else:
-        visits = visits_per_township
-    key = [c for c in ("county", "township") if c in visits.columns]
-    missing = [c for c in key if c not in scores.columns]
-    if missing:
-        raise ValueError(f"The scores lack {missing[0]!r}, which the visits are given by.")
-    place = scores[key].astype("string").fillna("")
-    wanted = visits.assign(**{c: visits[c].astype("string") for c in key})
-    available = place.merge(wanted, on=key, how="left")["visits"].fillna(0).to_numpy()
-    town, _ = pd.factorize(pd.MultiIndex.from_frame(place), sort=True)
-    risk = scores["risk_score"].to_numpy(dtype="float64", na_value=np.nan)
-    since = scores["months_since_visit"].to_numpy(dtype="float64", na_value=np.nan)
-    hard = scores["hard_triggers"].fillna("").astype(str).to_numpy() != ""
-    rank_id = pd.Series(scores["household_id"].astype(str).to_numpy()).rank(method="first")
-    order = np.lexsort((
-        rank_id.to_numpy(),
-        -np.nan_to_num(since, nan=np.inf),
-        -np.nan_to_num(risk, nan=-1.0),
-        ~hard,
-        town,
-    ))
-    sorted_town = town[order]
-    starts = np.flatnonzero(np.r_[True, sorted_town[1:] != sorted_town[:-1]])
-    sizes = np.diff(np.r_[starts, len(order)])
-    position = np.arange(len(order)) - np.repeat(starts, sizes)
-    keep = position < available[order]
-    out = scores.iloc[order[keep]].copy()
-    out.insert(len(key), "visit_order", position[keep] + 1)
-    return out.reset_index(drop=True)
-
-
 def plan_frame(
     ledger: pd.DataFrame,
     model,
@@ -477,9 +451,12 @@ def plan_frame(
     method : {"auto", "greedy", "exact"}, default="auto"
         See :func:`riskmodel.knapsack.make_plan`.
     estimate : {"auto", "margin", "response"}, optional
-        How effects are estimated (see :func:`estimate_effects`); ``plan.estimate`` of the
-        config when ``None``. ``auto`` fits a margin model on the ledger's realised falls up to
-        ``month`` and falls back to ``response`` when the ledger holds too few to learn from.
+        How effects are estimated; ``plan.estimate`` of the config when ``None``. ``margin``:
+        the calibrated risk times the share of the household's falls the measure's money
+        prevents (:func:`margin_effects`), with a margin model learned from the ledger's
+        realised falls up to ``month``; ``response``: the model's what-if response
+        (:func:`riskmodel.whatif.what_if`); ``auto``: margin, or response when the ledger
+        holds too few falls to learn from.
     margin_model : LowestMarginModel, optional
         A margin model fitted already (on data up to ``month``), used instead of fitting one.
     model_version : str, optional
@@ -490,43 +467,58 @@ def plan_frame(
     PlanFrames
     """
     _check_amounts(budget, grant)
-    clock = {}
-    start = time.perf_counter()
+    estimate = _check_estimate(config, estimate)
+    clock = _Clock()
     t = int(month_index(pd.Series([month]))[0])
-    months = month_index(ledger["month"])
-    history = _where(ledger, (months <= t) & (months > t - LOOKBACK))
-    rows = history[history["month"].to_numpy(dtype=object) == month]
-    if rows.empty:
+    past = _where(ledger, month_index(ledger["month"]) <= t)
+    if not (past["month"].to_numpy(dtype=object) == month).any():
         raise LedgerError(f"The ledger has no valid rows for month {month!r}.")
-    status = poverty_status(history, config).set_axis(history.index)
-    features = build_features(history, config, months=[month]).loc[rows.index]
-    households = _households(rows, status.loc[rows.index], features, model, config)
-    clock["scores"] = time.perf_counter() - start
+    share = _sample_share(config, int((past["month"].to_numpy(dtype=object) == month).sum()))
+    inputs = month_inputs(past, model, config, month, sample_share=share,
+                          learn=estimate != "response" and margin_model is None,
+                          response=estimate == "response", grant=grant)
+    clock.lap("inputs")
+    used, margin_model = _effect_source(inputs, model, config, estimate, margin_model)
+    if used == "response" and inputs.response is None:
+        ids = inputs.households.loc[inputs.households["eligible"], "household_id"]
+        inputs.response = _response_effects(model, past, config, month, ids, grant)
+    clock.lap("margin_model")
+    frames = plan_inputs(inputs, model, config, month, budget, grant=grant, visits=visits,
+                         method=method, estimate=used, margin_model=margin_model,
+                         model_version=model_version)
+    clock.lap("plan")
+    reasons = explain_chosen(past, model, config, month, _to_explain(frames))
+    clock.lap("explain")
+    return _with_explanations(frames, reasons, config, clock.laps)
 
-    is_eligible = households["eligible"].to_numpy()
-    eligible = households[is_eligible]
+
+def plan_inputs(
+    inputs: MonthInputs,
+    model,
+    config: Config,
+    month: str,
+    budget: float,
+    grant: float | None = None,
+    visits: pd.DataFrame | Mapping[str, int] | None = None,
+    method: str = "auto",
+    estimate: str = "margin",
+    margin_model: LowestMarginModel | None = None,
+    model_version: str | None = None,
+) -> PlanFrames:
+    """The plan, the rules' comparison and the visits from gathered inputs (no reasons yet).
+
+    ``estimate`` is ``margin`` (with ``margin_model``) or ``response`` (with
+    ``inputs.response``); see :func:`plan_frame` for the rest.
+    """
+    clock = _Clock()
+    households = inputs.households
+    eligible = households[households["eligible"].to_numpy()]
     measures = plan_measures(config, grant)
-    estimate = config.plan.estimate if estimate is None else estimate
-    if estimate not in ESTIMATES:
-        raise ValueError(f"Got estimate={estimate!r}, expected one of {', '.join(ESTIMATES)}.")
-    if estimate != "response" and margin_model is None and is_eligible.any():
-        margin_model = _fit_margin(_where(ledger, months <= t), config, month, model,
-                                   required=estimate == "margin")
-    clock["margin_model"] = time.perf_counter() - start - sum(clock.values())
-    if estimate != "response" and margin_model is not None:
-        used = "margin"
-        index = rows.index[is_eligible]
-        scores = (eligible["risk_log_odds"].to_numpy(), eligible["risk_score"].to_numpy())
-        effects = _margin_effects(model, scores, margin_model,
-                                  rows.loc[index], features.loc[index], history, config, measures)
-        effects["falls_prevented"] = effects["risk_before"] - effects["risk_after"]
+    if estimate == "margin":
+        effects = margin_effects(model, margin_model, inputs, config, measures)
     else:
-        used = "response"
-        effects = estimate_effects(model, history, config, month,
-                                   pd.Index(eligible["household_id"]), grant=grant,
-                                   method="response")
-    clock["effects"] = time.perf_counter() - start - sum(clock.values())
-
+        effects = inputs.response
+    clock.lap("effects")
     chosen = make_plan(effects, budget, method=method)
     rule_measure = measures[0].code if grant is not None else _rule_measure(
         measures, config.plan.rule_measure)
@@ -535,50 +527,100 @@ def plan_frame(
                       "falls_prevented": [plan_value(chosen)]}, index=pd.Index(["plan"])),
         compare_rules(effects, eligible, budget, rule_measure),
     ])
-    clock["plan"] = time.perf_counter() - start - sum(clock.values())
-
-    visit_rows = rotation = None
+    clock.lap("knapsack")
+    visit_rows = None
+    summary = _summary(month, budget, grant, chosen, comparison, households, measures,
+                       model_version, rule_measure, estimate)
     if visits is not None:
         visit_rows = visit_plan(households, visits)
-        # Today's practice for comparison: visit whoever has waited longest.
-        by_wait = households.assign(risk_score=np.nan, hard_triggers="")
-        rotation = visit_plan(by_wait, visits)["household_id"]
-    explained = set(chosen["household_id"].astype(str))
-    if visit_rows is not None:
-        explained |= set(visit_rows.loc[visit_rows["risk_score"].notna(), "household_id"])
-    reasons = _top_reasons(model, features, rows, history, households, explained, config)
-    plan = _plan_table(chosen, households, reasons, measures, config)
-    if visit_rows is not None:
-        visit_rows = _visit_table(visit_rows, reasons, config)
-    clock["explain"] = time.perf_counter() - start - sum(clock.values())
-    summary = _summary(month, budget, grant, plan, comparison, households, chosen.attrs, measures,
-                       visit_rows, model_version, rule_measure, used)
-    if visit_rows is not None:
+        # Today's practice for comparison: hard triggers first, then whoever waited longest.
+        rota = visit_plan(households.assign(risk_score=np.nan), visits)
         risk = households.set_index("household_id")["risk_score"].fillna(0.0)
-        summary["visits"]["rotation_expected_fallers_visited"] = float(
-            risk.reindex(rotation).sum())
-    summary["timings_s"] = {k: round(v, 3) for k, v in clock.items()}
-    return PlanFrames(plan, effects, households, comparison, visit_rows, summary, clock)
+        summary["visits"] = {
+            "households": int(len(visit_rows)),
+            "townships": int(visit_rows["township"].nunique()),
+            "hard_trigger_households": int((visit_rows["hard_triggers"] != "").sum()),
+            "expected_fallers_visited": float(visit_rows["risk_score"].fillna(0.0).sum()),
+            "rotation_expected_fallers_visited": float(
+                risk.reindex(rota["household_id"]).sum()),
+        }
+        clock.lap("visits")
+    plan = _plan_table(chosen, households, measures)
+    return PlanFrames(plan, effects, households, comparison, visit_rows, summary, clock.laps)
+
+
+def explain_chosen(ledger: pd.DataFrame, model, config: Config, month: str,
+                   ids: pd.Index) -> pd.DataFrame:
+    """``reason_1`` and ``reason_text_zh`` of the given eligible households, by household_id.
+
+    ``ledger`` holds the households' validated rows up to ``month`` (others are ignored).
+    """
+    empty = pd.DataFrame({c: pd.Series(dtype="string") for c in REASON_COLUMNS},
+                         index=pd.Index([], dtype="string", name="household_id"))
+    mine = ledger[ledger["household_id"].isin(list(ids)).to_numpy()]
+    t = int(month_index(pd.Series([month]))[0])
+    mine = mine[month_index(mine["month"]) <= t] if len(mine) else mine
+    rows = mine[mine["month"].to_numpy(dtype=object) == month]
+    if rows.empty:
+        return empty
+    names = [str(c) for c in model.feature_names_in_]
+    features = build_features(mine, config, months=[month]).loc[rows.index, names]
+    reasons = explain_households(model, features, rows, config, history=mine)
+    reasons.index = pd.Index(rows["household_id"].astype(str).to_numpy(), name="household_id")
+    return reasons[REASON_COLUMNS]
+
+
+def _to_explain(frames: PlanFrames) -> pd.Index:
+    """The households whose reasons the plan and the visits show."""
+    ids = set(frames.plan["household_id"].astype(str))
+    if frames.visits is not None:
+        ids |= set(frames.visits.loc[frames.visits["risk_score"].notna(), "household_id"])
+    return pd.Index(sorted(ids), name="household_id")
+
+
+def _with_explanations(frames: PlanFrames, reasons: pd.DataFrame, config: Config,
+                       laps: dict) -> PlanFrames:
+    plan = _with_reasons(frames.plan, reasons, config, text=True)
+    visits = None
+    if frames.visits is not None:
+        columns = [c for c in VISIT_COLUMNS if c in frames.visits.columns]
+        visits = _with_reasons(frames.visits[columns].copy(), reasons, config, text=False)
+    timings = {**laps, **{f"plan_{k}": v for k, v in frames.timings.items()}}
+    summary = {**frames.summary, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
+    return replace(frames, plan=plan, visits=visits, summary=summary, timings=timings)
+
+
+def _effect_source(inputs, model, config, estimate, margin_model):
+    """Which estimate is used, and the margin model (fitted here when needed)."""
+    if estimate == "response":
+        return "response", None
+    if margin_model is not None:
+        return "margin", margin_model
+    try:
+        return "margin", fit_from_inputs(inputs, model, config)
+    except ValueError as exc:
+        if estimate == "margin":
+            raise PlanInputError(f"Cannot learn the margin model from this ledger: {exc}") \
+                from None
+        logger.warning("margin model not fitted (%s); effects are the model's what-if response",
+                       exc)
+        return "response", None
+
+
+def _sample_share(config: Config, households: int) -> float:
+    return min(1.0, config.plan.margin_model.households / max(households, 1))
+
+
+def _check_estimate(config: Config, estimate: str | None) -> str:
+    estimate = config.plan.estimate if estimate is None else estimate
+    if estimate not in ESTIMATES:
+        raise ValueError(f"Got estimate={estimate!r}, expected one of {', '.join(ESTIMATES)}.")
+    return estimate
 
 
 def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     """The rows of ``frame`` where ``mask`` holds, without a copy when it holds everywhere."""
     return frame if mask.all() else frame[mask]
-
-
-def _fit_margin(ledger, config, month, model, required: bool) -> LowestMarginModel | None:
-    """A margin model of the ledger's realised futures up to ``month``; None (with a warning)
-    when the ledger cannot teach one and ``required`` is false."""
-    try:
-        return fit_margin_model(ledger, config, month, model,
-                                **config.plan.margin_model.model_dump())
-    except ValueError as exc:
-        if required:
-            raise PlanInputError(f"Cannot learn the margin model from this ledger: {exc}") \
-                from None
-        logger.warning("margin model not fitted (%s); effects are the model's what-if response",
-                       exc)
-        return None
 
 
 def _check_amounts(budget: float, grant: float | None) -> None:
@@ -622,6 +664,7 @@ def _households(rows: pd.DataFrame, status: pd.DataFrame, features: pd.DataFrame
     out = pd.DataFrame(index=rows.index)
     for column in ("household_id", "county", "township", "village", "household_type"):
         out[column] = rows[column].astype("string").to_numpy()
+    out["members"] = rows["members"].to_numpy(dtype="float64")
     out["eligible"] = eligible
     out["income_pc"] = status["income_pc"].to_numpy()
     out["line"] = status["line"].to_numpy()
@@ -632,27 +675,22 @@ def _households(rows: pd.DataFrame, status: pd.DataFrame, features: pd.DataFrame
     return out
 
 
-def _top_reasons(model, features, rows, history, households, ids, config) -> pd.DataFrame:
-    """``reason_1`` and ``reason_text_zh`` of the given households, by their household_id."""
-    pick = (households["household_id"].isin(list(ids)).to_numpy()
-            & households["eligible"].to_numpy())
-    empty = pd.DataFrame({"reason_1": pd.Series(dtype="string"),
-                          "reason_text_zh": pd.Series(dtype="string")})
-    if not pick.any():
-        return empty
-    names = [str(c) for c in model.feature_names_in_]
-    index = rows.index[pick]
-    reasons = explain_households(model, features.loc[index, names], rows.loc[index], config,
-                                 history=history)
-    reasons.index = pd.Index(rows.loc[index, "household_id"].astype(str).to_numpy())
-    return reasons[["reason_1", "reason_text_zh"]]
+class _Clock:
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
 
 
-def _plan_table(chosen, households, reasons, measures, config) -> pd.DataFrame:
+def _plan_table(chosen, households, measures) -> pd.DataFrame:
     info = households.set_index(households["household_id"].astype(str))
     ids = chosen["household_id"].astype(str).to_numpy()
     names = {m.code: m.name_zh for m in measures}
-    out = pd.DataFrame({
+    return pd.DataFrame({
         "priority": chosen["priority"].to_numpy(dtype="int64"),
         "household_id": pd.array(ids, dtype="string"),
         **{c: info[c].reindex(ids).to_numpy() for c in ("county", "township", "village",
@@ -665,39 +703,35 @@ def _plan_table(chosen, households, reasons, measures, config) -> pd.DataFrame:
         "falls_prevented": chosen["falls_prevented"].to_numpy(dtype="float64"),
         "cumulative_cost": chosen["cumulative_cost"].to_numpy(dtype="float64"),
     })
-    return _with_reasons(out, reasons, config)
 
 
-def _visit_table(visit_rows, reasons, config) -> pd.DataFrame:
-    columns = [c for c in VISIT_COLUMNS if c in visit_rows.columns]
-    return _with_reasons(visit_rows[columns].copy(), reasons, config)
-
-
-def _with_reasons(out: pd.DataFrame, reasons: pd.DataFrame, config: Config) -> pd.DataFrame:
+def _with_reasons(out: pd.DataFrame, reasons: pd.DataFrame, config: Config,
+                  text: bool) -> pd.DataFrame:
+    out = out.copy()
     ids = out["household_id"].astype(str)
     out["reason_1"] = reasons["reason_1"].reindex(ids).astype("string").to_numpy()
     causes = {c.code: c.name_zh for c in config.causes}
     out["reason_1_zh"] = out["reason_1"].map(causes).astype("string")
-    if "risk_after" in out:
+    if text:
         out["reason_text_zh"] = reasons["reason_text_zh"].reindex(ids).astype("string").to_numpy()
     return out
 
 
-def _summary(month, budget, grant, plan, comparison, households, attrs, measures, visits,
-             model_version, rule_measure, estimate) -> dict:
+def _summary(month, budget, grant, chosen, comparison, households, measures, model_version,
+             rule_measure, estimate) -> dict:
     plan_falls = float(comparison.loc["plan", "falls_prevented"])
-    by_measure = plan.groupby("measure", sort=True).agg(
+    by_measure = chosen.groupby("measure", sort=True).agg(
         households=("household_id", "size"), spent=("cost", "sum"),
         falls_prevented=("falls_prevented", "sum"))
     summary = {
         "month": month,
         "budget": float(budget),
-        "spent": float(plan["cost"].sum()),
-        "households": int(len(plan)),
+        "spent": float(chosen["cost"].sum()),
+        "households": int(len(chosen)),
         "falls_prevented": plan_falls,
         "grant": grant,
         "measures_considered": [m.code for m in measures],
-        "solver": attrs.get("method"),
+        "solver": chosen.attrs.get("method"),
         "effect_estimate": estimate,
         "effect_note": ESTIMATE_NOTES[estimate],
         "households_in_month": int(len(households)),
@@ -715,14 +749,6 @@ def _summary(month, budget, grant, plan, comparison, households, attrs, measures
             "falls_prevented": float(row["falls_prevented"]),
             "plan_ratio": plan_falls / row["falls_prevented"] if row["falls_prevented"] > 0
             else None,
-        }
-    if visits is not None:
-        risk = visits["risk_score"].fillna(0.0)
-        summary["visits"] = {
-            "households": int(len(visits)),
-            "townships": int(visits["township"].nunique()),
-            "hard_trigger_households": int((visits["hard_triggers"] != "").sum()),
-            "expected_fallers_visited": float(risk.sum()),
         }
     return summary
 
@@ -769,45 +795,10 @@ class PlanResult:
             v = s["visits"]
             lines.append(f"  visits: {v['households']:,} households in {v['townships']} "
                          f"townships reach {v['expected_fallers_visited']:.1f} expected future "
-                         f"fallers (longest-unvisited first: "
+                         f"fallers (triggers, then longest unvisited first: "
                          f"{v['rotation_expected_fallers_visited']:.1f})")
         lines.append(f"  wrote {', '.join(str(p) for p in self.files)}")
         return "\n".join(lines)
-
-
-def read_valid(ledger_path: str | Path, config: Config,
-               month: str | None = None) -> tuple[pd.DataFrame, str, dict]:
-    """The valid rows of a ledger file up to ``month``, read and validated by household chunk.
-
-    Memory is bounded by one chunk of the raw file (``scoring.chunk_households``) plus the
-    valid rows kept. Rows after ``month`` are dropped as they are read.
-
-    Returns
-    -------
-    ledger : DataFrame
-        Valid rows, sorted by household and month within each chunk.
-    month : str
-        ``month``, or the ledger's last month when ``None``.
-    counts : dict
-        ``rows``, ``valid`` and ``quarantined`` (the whole file) and ``valid_kept``.
-    """
-    chunks = _LedgerChunks(ledger_path, config.scoring.chunk_households)
-    if not chunks.months:
-        raise LedgerError(f"{ledger_path}: no row with a readable month to plan from.")
-    month = month or chunks.months[-1]
-    t = int(month_index(pd.Series([month]))[0])
-    parts, valid, quarantined = [], 0, 0
-    for _, raw in chunks:
-        result = validate_ledger(raw)
-        valid += len(result.valid)
-        quarantined += len(result.quarantine)
-        parts.append(_where(result.valid, month_index(result.valid["month"]) <= t))
-    ledger = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    if not (ledger["month"] == month).any():
-        raise LedgerError(f"{ledger_path}: no valid rows for month {month}; the ledger holds "
-                          f"{chunks.months[0]} … {chunks.months[-1]}.")
-    return ledger, month, {"rows": chunks.n_rows, "valid": valid, "quarantined": quarantined,
-                           "valid_kept": len(ledger)}
 
 
 def plan_month(
@@ -822,6 +813,11 @@ def plan_month(
     tracking_uri: str | None = None,
 ) -> PlanResult:
     """The ``riskmodel plan`` job: read, validate, plan one month and write its files.
+
+    The ledger file is read and validated chunk by chunk of households
+    (``scoring.chunk_households``), so memory is bounded by a chunk and what the plan keeps
+    per household; the chosen households are read again to explain them. The plan is the one
+    :func:`plan_frame` gives on the valid rows.
 
     Parameters
     ----------
@@ -848,16 +844,49 @@ def plan_month(
     """
     _check_amounts(budget, grant)
     config = load_config(config_path)
+    estimate = _check_estimate(config, None)
     visits_table = read_visits(visits) if visits is not None else None
     model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
-    started = time.perf_counter()
-    ledger, month, counts = read_valid(ledger_path, config, month)
-    loaded = time.perf_counter() - started
-    frames = plan_frame(ledger, model, config, month, budget, grant=grant, visits=visits_table,
-                        model_version=ref.version or ref.uri)
+    clock = _Clock()
+    chunks = _LedgerChunks(ledger_path, config.scoring.chunk_households)
+    if not chunks.months:
+        raise LedgerError(f"{ledger_path}: no row with a readable month to plan from.")
+    month = month or chunks.months[-1]
+    counts = {"rows": chunks.n_rows, "valid": 0, "quarantined": 0}
+    share = _sample_share(config, chunks.rows_in(month))
+    parts = []
+    for valid, quarantined in _valid_chunks(chunks):
+        clock.lap("read_validate")
+        counts["valid"] += len(valid)
+        counts["quarantined"] += quarantined
+        parts.append(month_inputs(valid, model, config, month, sample_share=share,
+                                  learn=estimate != "response", response=estimate == "response",
+                                  grant=grant))
+        clock.lap("inputs")
+    inputs = combine_inputs(parts)
+    del parts
+    if inputs.households.empty:
+        raise LedgerError(f"{ledger_path}: no valid rows for month {month}; the ledger holds "
+                          f"{chunks.months[0]} … {chunks.months[-1]}.")
+    clock.lap("inputs")
+    used, margin_model = _effect_source(inputs, model, config, estimate, None)
+    if used == "response" and inputs.response is None:
+        eligible = set(inputs.households.loc[inputs.households["eligible"], "household_id"])
+        inputs.response = _effects_frame([
+            _response_effects(model, valid, config, month,
+                              sorted(eligible & set(valid["household_id"])), grant)
+            for valid, _ in _valid_chunks(chunks)])
+    clock.lap("margin_model")
+    frames = plan_inputs(inputs, model, config, month, budget, grant=grant, visits=visits_table,
+                         method="auto", estimate=used, margin_model=margin_model,
+                         model_version=ref.version or ref.uri)
+    clock.lap("plan")
+    wanted = _to_explain(frames)
+    reasons = pd.concat([explain_chosen(valid, model, config, month, wanted)
+                         for valid, _ in _valid_chunks(chunks, wanted)])
+    clock.lap("explain")
+    frames = _with_explanations(frames, reasons, config, clock.laps)
     frames.summary["ledger"] = counts
-    frames.summary["timings_s"] = {"read_validate": round(loaded, 3),
-                                   **frames.summary["timings_s"]}
     folder = Path(out_dir) / month
     with OutputLock(out_dir):
         folder.mkdir(parents=True, exist_ok=True)
@@ -871,6 +900,19 @@ def plan_month(
     logger.info("plan %s: %d households, %.0f yuan, %.1f expected falls prevented", month,
                 len(frames.plan), frames.summary["spent"], frames.summary["falls_prevented"])
     return PlanResult(month, folder, frames.plan, frames.visits, frames.summary, files)
+
+
+def _valid_chunks(chunks: _LedgerChunks, households: pd.Index | None = None):
+    """Each chunk's valid rows and its count of quarantined rows; with ``households``, only
+    their rows are validated."""
+    for _, raw in chunks:
+        if households is not None:
+            ids = raw["household_id"].astype("string").str.strip()
+            raw = raw[ids.isin(households).fillna(False).to_numpy()]
+            if raw.empty:
+                continue
+        result = validate_ledger(raw)
+        yield result.valid, len(result.quarantine)
 
 
 def csv_table(frame: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
