@@ -109,6 +109,23 @@ def test_feature_values_equal_shap_tree_explainer(fitted):
     assert base == pytest.approx(float(np.ravel(explainer.expected_value)[0]), abs=1e-9)
 
 
+def test_explanations_follow_a_model_refitted_in_place():
+    # The TreeSHAP tables are kept per model between chunks; a refit must not reuse them.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame({"medical_pc_12m": rng.exponential(500, 3000),
+                      "income_margin_12m": rng.normal(2000, 1500, 3000)})
+    gbm = HistGradientBoostingClassifier(max_iter=10, random_state=0)
+    gbm.fit(X, (X["medical_pc_12m"] > 600).astype(int))
+    first, _ = feature_contributions(gbm, X, n_jobs=2)
+    gbm.set_params(max_iter=25).fit(X, (X["income_margin_12m"] < 1000).astype(int))
+    values, base = feature_contributions(gbm, X, n_jobs=2)
+    np.testing.assert_allclose(values.sum(axis=1) + base, gbm.decision_function(X),
+                               rtol=0, atol=1e-9)
+    assert values["income_margin_12m"].abs().mean() > first["income_margin_12m"].abs().mean()
+
+
 def test_a_feature_without_a_cause_is_a_config_error(fitted):
     _, features, model = fitted
     partial = CONFIG.model_copy(update={

@@ -132,7 +132,8 @@ class Measure(_Strict):
 
 class Scoring(_Strict):
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
-    chunk_households: int = Field(200_000, gt=0)
+    chunk_households: int = Field(100_000, gt=0)
+    threads: int = Field(2, ge=1)
     drift_psi_warning: float = Field(0.25, gt=0)
     experiment: str = Field("riskmodel-scoring", min_length=1)
 

@@ -210,7 +210,9 @@ def _to_bool(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     return out, out.isna() & ~empty
 
 
-def _to_month(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+def parse_months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Months as ``YYYY-MM`` text from the spellings ledgers use (2024-03, 2024/3, 202403,
+    2024年3月, dates), and a mask of the values left NA (empty or unreadable)."""
     # A ledger holds few distinct months: parse each spelling once.
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     uniq = pd.Series(uniques)
@@ -312,7 +314,7 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             cols[col] = pd.Series(pd.NA, index=raw.index, dtype="string")
     cols["household_type"] = cols["household_type"].replace(HOUSEHOLD_TYPE_ALIASES)
 
-    cols["month"], bad = _to_month(raw["month"])
+    cols["month"], bad = parse_months(raw["month"])
     flag(bad, "month_format", "month")
 
     for col in [*COUNTS, *AMOUNTS]:

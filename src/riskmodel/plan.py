@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .chunks import LedgerChunks
 from .config import Config, Measure, load_config
 from .errors import LedgerError, RiskModelError
 from .explain import explain_households
@@ -62,7 +63,6 @@ from .margin import (
 from .outputs import OutputLock, write_json, write_parquet_atomic
 from .reasons import household_facts
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
-from .score import _LedgerChunks
 from .tracking import DEFAULT_MODEL_URI, load_model
 from .visits import VISIT_COLUMNS, read_visits, visit_plan
 from .whatif import REQUIREMENTS, grant_measures, what_if
@@ -848,7 +848,7 @@ def plan_month(
     visits_table = read_visits(visits) if visits is not None else None
     model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
     clock = _Clock()
-    chunks = _LedgerChunks(ledger_path, config.scoring.chunk_households)
+    chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
     if not chunks.months:
         raise LedgerError(f"{ledger_path}: no row with a readable month to plan from.")
     month = month or chunks.months[-1]
@@ -902,7 +902,7 @@ def plan_month(
     return PlanResult(month, folder, frames.plan, frames.visits, frames.summary, files)
 
 
-def _valid_chunks(chunks: _LedgerChunks, households: pd.Index | None = None):
+def _valid_chunks(chunks: LedgerChunks, households: pd.Index | None = None):
     """Each chunk's valid rows and its count of quarantined rows; with ``households``, only
     their rows are validated."""
     for _, raw in chunks:

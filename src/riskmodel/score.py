@@ -38,13 +38,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .chunks import LedgerChunks
 from .config import Config, load_config
 from .drift import add_counts, count_bins, drift_report
 from .errors import LedgerError, ModelNotFoundError, RiskModelError
 from .explain import explain_households
 from .features import FEATURE_NAMES, build_features
 from .labels import month_index, month_label, poverty_status
-from .ledger import _to_month, normalise_columns, read_ledger, validate_ledger
+from .ledger import parse_months, validate_ledger
 from .lifecycle import changes_since, elimination_candidates, monitoring_columns
 from .outputs import MonthOutput, OutputLock, write_json, write_parquet, write_watchlist
 from .report import render_bulletin
@@ -167,7 +168,8 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     out["risk_score"] = risk
     out["risk_tier"] = pd.array(config.tiers.assign(risk), dtype="string")
     if len(scored):
-        reasons = explain_households(model, scored, rows[eligible], config, history=history)
+        reasons = explain_households(model, scored, rows[eligible], config,
+                                     n_jobs=config.scoring.threads, history=history)
         for column in REASON_COLUMNS:
             out[column] = reasons[column].reindex(out.index)
     clock.lap("explain")
@@ -294,85 +296,6 @@ def model_version_label(ref: ModelRef) -> str:
     return f"{ref.name}/{ref.version}" if ref.version is not None else str(ref.uri)
 
 
-class _LedgerChunks:
-    """A ledger file read household-chunk by household-chunk, keeping file row numbers.
-
-    Planning reads only the household and month columns; each chunk then holds every row of
-    its households. Parquet is read again per chunk (row groups without the chunk's rows are
-    skipped), so memory is bounded by a chunk, not by the file; CSV and Excel files are
-    county-sized and read once.
-    """
-
-    def __init__(self, path: str | Path, chunk_households: int):
-        self.path = Path(path)
-        self._raw: pd.DataFrame | None = None
-        self._file = None
-        if self.path.suffix.lower() == ".parquet" and self.path.is_file():
-            import pyarrow.parquet as pq
-
-            try:
-                self._file = pq.ParquetFile(self.path)
-                head = next(self._file.iter_batches(batch_size=1), None)
-            except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
-                raise LedgerError(f"{self.path}: cannot be read as parquet "
-                                  f"({exc.__class__.__name__}).") from None
-            if head is None:
-                raise LedgerError(f"{self.path}: the file has no rows.")
-            names = normalise_columns(head.to_pandas(), source=str(self.path)).columns
-            raw_name = dict(zip(names, self._file.schema_arrow.names, strict=True))
-            table = self._file.read(columns=[raw_name["household_id"], raw_name["month"]])
-            ids, months = (table.column(i).to_pandas() for i in range(2))
-        else:
-            self._raw = read_ledger(self.path)
-            ids, months = self._raw["household_id"], self._raw["month"]
-        self.n_rows = len(ids)
-
-        codes, uniques = pd.factorize(months)
-        parsed, _ = _to_month(pd.Series(uniques))
-        readable = parsed.notna().to_numpy()
-        index = np.full(len(uniques) + 1, -1, dtype="int64")
-        index[:-1][readable] = month_index(parsed[readable])
-        self.month_of_row = index[codes]
-        self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
-
-        codes, uniques = pd.factorize(ids)
-        keys, _ = pd.factorize(pd.Series(uniques, dtype="string").str.strip())
-        household = np.append(keys, 0)[codes]
-        self.chunk_of_row = (household // chunk_households).astype("int32")
-        self.n_chunks = int(self.chunk_of_row.max()) + 1 if self.n_rows else 0
-
-    def rows_in(self, month: str) -> int:
-        """Rows of ``month``, counting rows whose month cannot be read (they may belong to it)."""
-        t = int(month_index(pd.Series([month]))[0])
-        return int(np.count_nonzero((self.month_of_row == t) | (self.month_of_row < 0)))
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-        for k in range(self.n_chunks):
-            rows = np.flatnonzero(self.chunk_of_row == k)
-            if self._raw is not None:
-                yield rows, self._raw.iloc[rows].reset_index(drop=True)
-            else:
-                yield rows, self._read(k)
-
-    def _read(self, k: int) -> pd.DataFrame:
-        import pyarrow as pa
-
-        parts, start = [], 0
-        for group in range(self._file.num_row_groups):
-            size = self._file.metadata.row_group(group).num_rows
-            mask = self.chunk_of_row[start:start + size] == k
-            if mask.any():
-                at = 0
-                for batch in self._file.iter_batches(batch_size=262_144, row_groups=[group]):
-                    keep = mask[at:at + batch.num_rows]
-                    if keep.any():
-                        parts.append(batch.filter(pa.array(keep)))
-                    at += batch.num_rows
-            start += size
-        raw = pa.Table.from_batches(parts).to_pandas()
-        return normalise_columns(raw, source=str(self.path))
-
-
 @dataclass
 class ChunkResult:
     """One chunk of households, validated and scored: what the job adds up.
@@ -389,7 +312,7 @@ class ChunkResult:
     timings: dict
 
 
-def _pandas_chunks(chunks: _LedgerChunks, model, config: Config, month: str,
+def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
                    version: str) -> Iterator[ChunkResult]:
     t = int(month_index(pd.Series([month]))[0])
     for rows, raw in chunks:
@@ -475,7 +398,7 @@ class _ScoringRun:
 
 
 def _check_month(month: str) -> str:
-    parsed, bad = _to_month(pd.Series([month]))
+    parsed, bad = parse_months(pd.Series([month]))
     if bool(bad.iloc[0]) or str(parsed.iloc[0]) != month:
         raise LedgerError(f"Got month={month!r}, expected YYYY-MM.")
     return month
@@ -585,7 +508,7 @@ def score_month(
         version = model_version_label(ref)
         names = _check_model(model, ref)
         clock.lap("load_model")
-        chunks = _LedgerChunks(ledger_path, config.scoring.chunk_households)
+        chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
         known = chunks.months
         if not known:
             raise LedgerError(f"{ledger_path}: no row has a readable month.")

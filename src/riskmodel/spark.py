@@ -27,7 +27,7 @@ import pandas as pd
 
 from .config import Config
 from .labels import month_index
-from .ledger import _to_month, normalise_columns, validate_ledger
+from .ledger import normalise_columns, parse_months, validate_ledger
 
 ROW = "__source_row"
 BUCKET = "__bucket"
@@ -97,7 +97,7 @@ def _score_bucket(pdf: pd.DataFrame, model, config: Config, month: str, version:
     quarantine = result.quarantine.copy()
     at = quarantine["source_row"].to_numpy(dtype="int64")
     quarantine["source_row"] = rows[at]
-    parsed, _ = _to_month(raw["month"].iloc[at].reset_index(drop=True))
+    parsed, _ = parse_months(raw["month"].iloc[at].reset_index(drop=True))
     target = int(month_index(pd.Series([month]))[0])
     readable = parsed.notna().to_numpy()
     of_month = np.full(len(at), -1, dtype="int64")

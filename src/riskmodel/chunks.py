@@ -1,0 +1,97 @@
+"""A ledger file read household-chunk by household-chunk, so that memory is bounded by a chunk.
+
+The scoring job and the plans read a province-sized ledger this way: every chunk holds every
+row of its households (the history features need), and each row keeps its number in the file
+so that a rejected row can be reported where the operator will find it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import LedgerError
+from .labels import month_index, month_label
+from .ledger import normalise_columns, parse_months, read_ledger
+
+
+class LedgerChunks:
+    """A ledger file read household-chunk by household-chunk, keeping file row numbers.
+
+    Planning reads only the household and month columns; each chunk then holds every row of
+    its households. Parquet is read again per chunk (row groups without the chunk's rows are
+    skipped), so memory is bounded by a chunk, not by the file; CSV and Excel files are
+    county-sized and read once.
+    """
+
+    def __init__(self, path: str | Path, chunk_households: int):
+        self.path = Path(path)
+        self._raw: pd.DataFrame | None = None
+        self._file = None
+        if self.path.suffix.lower() == ".parquet" and self.path.is_file():
+            import pyarrow.parquet as pq
+
+            try:
+                self._file = pq.ParquetFile(self.path)
+                head = next(self._file.iter_batches(batch_size=1), None)
+            except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+                raise LedgerError(f"{self.path}: cannot be read as parquet "
+                                  f"({exc.__class__.__name__}).") from None
+            if head is None:
+                raise LedgerError(f"{self.path}: the file has no rows.")
+            names = normalise_columns(head.to_pandas(), source=str(self.path)).columns
+            raw_name = dict(zip(names, self._file.schema_arrow.names, strict=True))
+            table = self._file.read(columns=[raw_name["household_id"], raw_name["month"]])
+            ids, months = (table.column(i).to_pandas() for i in range(2))
+        else:
+            self._raw = read_ledger(self.path)
+            ids, months = self._raw["household_id"], self._raw["month"]
+        self.n_rows = len(ids)
+
+        codes, uniques = pd.factorize(months)
+        parsed, _ = parse_months(pd.Series(uniques))
+        readable = parsed.notna().to_numpy()
+        index = np.full(len(uniques) + 1, -1, dtype="int64")
+        index[:-1][readable] = month_index(parsed[readable])
+        self.month_of_row = index[codes]
+        self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
+
+        codes, uniques = pd.factorize(ids)
+        keys, _ = pd.factorize(pd.Series(uniques, dtype="string").str.strip())
+        household = np.append(keys, 0)[codes]
+        self.chunk_of_row = (household // chunk_households).astype("int32")
+        self.n_chunks = int(self.chunk_of_row.max()) + 1 if self.n_rows else 0
+
+    def rows_in(self, month: str) -> int:
+        """Rows of ``month``, counting rows whose month cannot be read (they may belong to it)."""
+        t = int(month_index(pd.Series([month]))[0])
+        return int(np.count_nonzero((self.month_of_row == t) | (self.month_of_row < 0)))
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        for k in range(self.n_chunks):
+            rows = np.flatnonzero(self.chunk_of_row == k)
+            if self._raw is not None:
+                yield rows, self._raw.iloc[rows].reset_index(drop=True)
+            else:
+                yield rows, self._read(k)
+
+    def _read(self, k: int) -> pd.DataFrame:
+        import pyarrow as pa
+
+        parts, start = [], 0
+        for group in range(self._file.num_row_groups):
+            size = self._file.metadata.row_group(group).num_rows
+            mask = self.chunk_of_row[start:start + size] == k
+            if mask.any():
+                at = 0
+                for batch in self._file.iter_batches(batch_size=262_144, row_groups=[group]):
+                    keep = mask[at:at + batch.num_rows]
+                    if keep.any():
+                        parts.append(batch.filter(pa.array(keep)))
+                    at += batch.num_rows
+            start += size
+        raw = pa.Table.from_batches(parts).to_pandas()
+        return normalise_columns(raw, source=str(self.path))
