@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskmodel import validate_ledger
 from riskmodel.ledger import EVENTS
 
 # Spark's Python workers must run this interpreter (it has pyarrow and the project).
@@ -81,3 +82,35 @@ def fast_config():
             "calibration_months": 3}),
         "backtest": config.backtest.model_copy(update={"origins": 1, "bootstrap": 20}),
     })
+
+
+def household_rows(months: int = 12, **columns) -> pd.DataFrame:
+    """One household's validated ledger rows ending 2024-12; ``columns`` override the defaults,
+    a list giving one value per month."""
+    periods = pd.period_range(end="2024-12", periods=months, freq="M").strftime("%Y-%m")
+    frame = pd.DataFrame({
+        "household_id": "H1", "month": periods, "province": "云南省", "county": "甲县",
+        "township": "乙镇", "village": "丙村", "household_type": "exited", "members": 4,
+        "labor_full": 2, "labor_partial": 0, "elderly": 1, "children": 1,
+        "students_compulsory": 0, "students_noncompulsory": 0, "chronic_ill": 0,
+        "serious_ill": 0, "disabled": 0, "disabled_severe": 0, "migrant_workers": 0,
+        "inc_wage": 2000.0, "inc_business": 300.0, "inc_property": 0.0, "inc_transfer": 100.0,
+        "exp_medical_oop": 0.0, "exp_education": 0.0, "insured_all": True,
+        "housing_safe": True, "water_safe": True, "dropouts": 0, "dibao": False,
+        "welfare_job": False, "temp_assistance": 0.0, **{ev: False for ev in EVENTS},
+    })
+    for name, value in columns.items():
+        frame[name] = value
+    result = validate_ledger(frame)
+    assert result.quarantine.empty, result.quarantine
+    return result.valid
+
+
+def households(*specs: dict) -> pd.DataFrame:
+    """Several households' rows, each from ``household_rows(**spec)``, ids H0, H1 …"""
+    parts = []
+    for i, spec in enumerate(specs):
+        rows = household_rows(**spec)
+        rows["household_id"] = f"H{i}"
+        parts.append(rows)
+    return pd.concat(parts, ignore_index=True)

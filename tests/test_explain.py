@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
+from conftest import household_rows, households
 from threadpoolctl import threadpool_limits
 
 from riskmodel import ConfigError, LedgerError, load_config, validate_ledger
@@ -24,7 +25,6 @@ from riskmodel.explain import (
 )
 from riskmodel.features import build_features
 from riskmodel.labels import make_labels, poverty_status
-from riskmodel.ledger import EVENTS
 from riskmodel.models import RiskModel
 from riskmodel.reasons import (
     format_yuan,
@@ -53,38 +53,6 @@ def fitted():
         model = RiskModel.from_config(CONFIG, max_iter=60, min_samples_leaf=40).fit(
             features[train], target[train].astype(int), months=ledger.loc[train, "month"])
     return ledger, features, model
-
-
-def household_rows(months: int = 12, **columns) -> pd.DataFrame:
-    """One household's validated ledger rows ending 2024-12; ``columns`` override the defaults,
-    a list giving one value per month."""
-    periods = pd.period_range(end="2024-12", periods=months, freq="M").strftime("%Y-%m")
-    frame = pd.DataFrame({
-        "household_id": "H1", "month": periods, "province": "云南省", "county": "甲县",
-        "township": "乙镇", "village": "丙村", "household_type": "exited", "members": 4,
-        "labor_full": 2, "labor_partial": 0, "elderly": 1, "children": 1,
-        "students_compulsory": 0, "students_noncompulsory": 0, "chronic_ill": 0,
-        "serious_ill": 0, "disabled": 0, "disabled_severe": 0, "migrant_workers": 0,
-        "inc_wage": 2000.0, "inc_business": 300.0, "inc_property": 0.0, "inc_transfer": 100.0,
-        "exp_medical_oop": 0.0, "exp_education": 0.0, "insured_all": True,
-        "housing_safe": True, "water_safe": True, "dropouts": 0, "dibao": False,
-        "welfare_job": False, "temp_assistance": 0.0, **{ev: False for ev in EVENTS},
-    })
-    for name, value in columns.items():
-        frame[name] = value
-    result = validate_ledger(frame)
-    assert result.quarantine.empty, result.quarantine
-    return result.valid
-
-
-def households(*specs: dict) -> pd.DataFrame:
-    """Several households' rows, each from ``household_rows(**spec)``, ids H0, H1 …"""
-    parts = []
-    for i, spec in enumerate(specs):
-        rows = household_rows(**spec)
-        rows["household_id"] = f"H{i}"
-        parts.append(rows)
-    return pd.concat(parts, ignore_index=True)
 
 
 def test_cause_contributions_add_up_to_the_log_odds(fitted):

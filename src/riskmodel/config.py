@@ -203,6 +203,8 @@ class Reasons(_Strict):
     text_causes: int = Field(2, ge=1, le=3)
     labor_shortage_max_labor_share: float = Field(0.25, ge=0, le=1)
     structural_margin: float = Field(0.25, ge=0)
+    counterfactual_min_risk: float | None = Field(0.08, ge=0, le=1)
+    counterfactual_reach: float = Field(1.5, ge=0)
     evidence: dict[str, list[str]] = {}
     text: dict[str, CauseText] = {}
 

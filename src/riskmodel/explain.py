@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, load_config
+from .counterfactual import cause_drops
 from .errors import ConfigError, LedgerError
 from .features import FEATURE_NAMES, build_features
 from .fonts import cjk_font
@@ -28,7 +29,7 @@ from .reasons import (
     WINDOW,
     LedgerWindow,
     annual_per_capita,
-    cause_losses,
+    cause_givebacks,
     disabled_adults,
     format_yuan,
     household_facts,
@@ -168,7 +169,9 @@ def cause_contributions(
         The validated ledger rows the features were built from (same index).
     history : DataFrame, optional
         The validated ledger they come from (the 24 months before each row are read);
-        ``ledger_rows`` alone when ``None``.
+        ``ledger_rows`` alone when ``None``. With it, households whose risk is at least
+        ``reasons.counterfactual_min_risk`` share the net-income features by the model's
+        counterfactual (:func:`riskmodel.counterfactual.cause_drops`) instead.
 
     Returns
     -------
@@ -205,12 +208,44 @@ def cause_contributions(
     window = trailing_window(ledger_rows, ledger_rows if history is None else history)
     line = poverty_lines(config, months_of(ledger_rows["month"]) // 12,
                          ledger_rows.get("province"), ledger_rows.get("county"))
-    return _shared_out(values, features, ledger_rows, window, line, config), base
+    givebacks = cause_givebacks(ledger_rows, window)
+    drops = _counterfactual(model, features, values, base, ledger_rows, history, window,
+                            givebacks, config)
+    return _shared_out(values, features, ledger_rows, window, line, config, drops,
+                       givebacks), base
+
+
+def _counterfactual(model, features: pd.DataFrame, values: pd.DataFrame, base: float,
+                    rows: pd.DataFrame, history: pd.DataFrame | None, window: LedgerWindow,
+                    givebacks: dict, config: Config,
+                    risk: np.ndarray | None = None) -> pd.DataFrame | None:
+    """Counterfactual cause weights of the households at risk whose net-income features raise
+    their risk, or None (no history, none such, or turned off)."""
+    threshold = config.reasons.counterfactual_min_risk
+    if history is None or threshold is None or not len(rows):
+        return None
+    if risk is None:
+        risk = model.predict_proba(features[list(values.columns)])[:, 1]
+    # The counterfactual only moves net-income value that raises the risk (_share_by_drops).
+    net = [name for name in values.columns if name in NET_INCOME or name in NET_CHANGE]
+    select = (np.asarray(risk, dtype="float64") >= threshold) & (
+        values[net].to_numpy().sum(axis=1) > 0)
+    if not select.any():
+        return None
+    raw = values.to_numpy().sum(axis=1) + base
+    return cause_drops(model, rows, history, config, raw=raw, select=select, window=window,
+                       givebacks=givebacks)
 
 
 def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame,
-                window: LedgerWindow, line: np.ndarray, config: Config) -> pd.DataFrame:
-    """Cause contributions with net-income and labor-shortage features shared out."""
+                window: LedgerWindow, line: np.ndarray, config: Config,
+                drops: pd.DataFrame | None = None,
+                givebacks: dict[str, dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
+    """Cause contributions with net-income and labor-shortage features shared out.
+
+    Rows with counterfactual weights (``drops``, finite) share the net-income features by
+    them; the others by the yuan each cause took (:func:`riskmodel.reasons.cause_losses`).
+    """
     causes = [c.code for c in config.causes]
     net = {name: w for name, w in NET_INCOME.items() if name in values.columns}
     change = [name for name in NET_CHANGE if name in values.columns]
@@ -219,7 +254,9 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
     out = pd.DataFrame(values.drop(columns=shared).to_numpy()
                        @ table.drop(index=shared).to_numpy(),
                        index=values.index, columns=causes)
-    losses = {c: v for c, v in cause_losses(rows, window).items() if c in causes}
+    given = pd.DataFrame(0.0, index=values.index, columns=causes)
+    givebacks = cause_givebacks(rows, window) if givebacks is None else givebacks
+    losses = {c: sum(v.values()) for c, v in givebacks.items() if c in causes}
     members = rows["members"].to_numpy(dtype="float64")
     lost_over = {months: np.column_stack([annual_per_capita(v, window, members, months)
                                           for v in losses.values()])
@@ -231,8 +268,8 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
         share = np.where(((phi > 0) & (total > 0))[:, None],
                          lost / np.where(total > 0, total, 1.0)[:, None], 0.0)
         for k, code in enumerate(losses):
-            out[code] += phi * share[:, k]
-        out[table.columns[table.loc[name].to_numpy().argmax()]] += phi * (1 - share.sum(axis=1))
+            given[code] += phi * share[:, k]
+        given[_own_cause(table, name)] += phi * (1 - share.sum(axis=1))
 
     floor = config.reasons.structural_margin * line
     for name, months in net.items():
@@ -245,11 +282,49 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
         recent = np.clip(lost_over[NET_CHANGE[name]] - lost_over[WINDOW], 0, None)
         fall = np.clip(-features[name].to_numpy(dtype="float64"), 0, None)
         share_out(name, recent, np.clip(np.nan_to_num(fall) - recent.sum(axis=1), 0, None))
+    if drops is not None and shared:
+        _share_by_drops(given, values[shared], drops, table, config)
+    out += given
     if "labor_shortage" in out and "disability" in out:
         disabled = disabled_adults(rows) > 0
         out.loc[disabled, "disability"] += out.loc[disabled, "labor_shortage"]
         out.loc[disabled, "labor_shortage"] = 0.0
     return out
+
+
+def _own_cause(table: pd.DataFrame, name: str) -> str:
+    return table.columns[table.loc[name].to_numpy().argmax()]
+
+
+def _share_by_drops(given: pd.DataFrame, net: pd.DataFrame, drops: pd.DataFrame,
+                    table: pd.DataFrame, config: Config) -> None:
+    """Net-income features shared by the counterfactual weights, in place, where known.
+
+    Their summed value, where it raises the risk, goes to the causes in proportion to how far
+    giving each back lowers the log-odds, up to ``reasons.counterfactual_reach`` times that
+    fall in all; the rest stays with each feature's own cause (收入偏低).
+    """
+    causes = [c for c in drops.columns if c in given.columns]
+    fall = np.clip(drops[causes].to_numpy(dtype="float64"), 0, None)
+    known = np.isfinite(fall).all(axis=1)
+    if not known.any():
+        return
+    fall = fall[known]
+    phi = net.to_numpy()[known]
+    total = phi.sum(axis=1)
+    reach = fall.sum(axis=1)
+    to_causes = np.clip(np.minimum(total, config.reasons.counterfactual_reach * reach), 0, None)
+    kept = 1.0 - np.divide(to_causes, total, out=np.zeros_like(total), where=total > 0)
+    out = given.to_numpy(copy=True)
+    block = np.zeros((int(known.sum()), out.shape[1]))
+    column = {code: j for j, code in enumerate(given.columns)}
+    for k, name in enumerate(net.columns):
+        block[:, column[_own_cause(table, name)]] += phi[:, k] * kept
+    weights = np.divide(fall, reach[:, None], out=np.zeros_like(fall), where=reach[:, None] > 0)
+    for k, cause in enumerate(causes):
+        block[:, column[cause]] += to_causes * weights[:, k]
+    out[known] = block
+    given.iloc[:, :] = out
 
 
 def _margin(features: pd.DataFrame, months: int, line: np.ndarray) -> np.ndarray:
@@ -275,6 +350,7 @@ def explain_households(
     config: Config,
     n_jobs: int = 1,
     history: pd.DataFrame | None = None,
+    risk: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Reasons, the national risk-cause list, reason text and measures for each household.
 
@@ -289,7 +365,11 @@ def explain_households(
     n_jobs : int, default=1
     history : DataFrame, optional
         The validated ledger the rows come from, so that the reason text quotes trailing
-        12- and 3-month figures; without it only the months in ``ledger_rows`` are summed.
+        12- and 3-month figures and the households at risk get counterfactual cause weights
+        (see :func:`cause_contributions`); without it only the months in ``ledger_rows`` are
+        summed.
+    risk : ndarray, optional
+        The model's risk of each row, when already computed (else predicted here).
 
     Returns
     -------
@@ -312,11 +392,14 @@ def explain_households(
     if not features.index.equals(ledger_rows.index):
         raise ValueError("Got ledger_rows indexed unlike features; expected the same index "
                          "(the ledger rows the features were built from).")
-    values, _ = feature_contributions(model, features, n_jobs=n_jobs)
+    values, base = feature_contributions(model, features, n_jobs=n_jobs)
     window = trailing_window(ledger_rows, ledger_rows if history is None else history)
     facts = household_facts(ledger_rows, config, window=window)
+    givebacks = cause_givebacks(ledger_rows, window)
+    drops = _counterfactual(model, features, values, base, ledger_rows, history, window,
+                            givebacks, config, risk)
     contributions = _shared_out(values, features, ledger_rows, window,
-                                facts["line"].to_numpy(), config)
+                                facts["line"].to_numpy(), config, drops, givebacks)
     codes, weights = rank_causes(contributions, valid_causes(facts, config), config)
     return reasons_frame(codes, weights, facts, config)
 

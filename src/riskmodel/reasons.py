@@ -184,8 +184,8 @@ def months_of(months: pd.Series) -> np.ndarray:
     return month_index(pd.Series(np.asarray(distinct, dtype=object)))[codes]
 
 
-def cause_losses(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, np.ndarray]:
-    """What each cause took from the household in each of the last 12 months, in yuan.
+def cause_givebacks(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, dict[str, np.ndarray]]:
+    """What each cause took from the household in each of the last 12 months, by ledger column.
 
     The ledger's own record of a cause's damage, as the national guidance asks cadres to
     verify it: 因病 the out-of-pocket medical costs (less what an accident added) and the fall
@@ -199,7 +199,9 @@ def cause_losses(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, np.ndarr
     Returns
     -------
     dict
-        Cause code → (rows × 12) array, the row's own month first; 0 in unobserved months.
+        Cause code → {ledger column → (rows × 12) yuan, the row's own month first, 0 in
+        unobserved months}: what giving the cause back adds to an ``inc_*`` column or takes
+        off an ``exp_*`` column.
     """
     observed = window.observed
     money = window.money
@@ -229,15 +231,32 @@ def cause_losses(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, np.ndarr
     wage_per_laborer = (money["inc_wage"][:, :WINDOW] * recent).sum(axis=1) / np.maximum(
         recent.sum(axis=1), 1) / np.maximum(laborers, 1)
     return {
-        "illness": medical - accident_medical + change_after("inc_wage", illness, -1.0),
-        "accident": accident_medical + change_after("inc_wage", accident, -1.0),
-        "education": money["exp_education"][:, :WINDOW] * recent,
-        "employment": change_after("inc_wage", latest("job_loss"), -1.0),
-        "business": change_after("inc_business", latest("business_loss"), -1.0),
-        "disaster": change_after("inc_business", disaster, -1.0)
-        + change_after("inc_wage", disaster, -1.0),
-        "disability": (disabled_adults(rows) * wage_per_laborer)[:, None] * recent,
+        "illness": {"exp_medical_oop": medical - accident_medical,
+                    "inc_wage": change_after("inc_wage", illness, -1.0)},
+        "accident": {"exp_medical_oop": accident_medical,
+                     "inc_wage": change_after("inc_wage", accident, -1.0)},
+        "education": {"exp_education": money["exp_education"][:, :WINDOW] * recent},
+        "employment": {"inc_wage": change_after("inc_wage", latest("job_loss"), -1.0)},
+        "business": {"inc_business": change_after("inc_business", latest("business_loss"),
+                                                  -1.0)},
+        "disaster": {"inc_business": change_after("inc_business", disaster, -1.0),
+                     "inc_wage": change_after("inc_wage", disaster, -1.0)},
+        "disability": {"inc_wage": (disabled_adults(rows) * wage_per_laborer)[:, None]
+                       * recent},
     }
+
+
+def cause_losses(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, np.ndarray]:
+    """What each cause took from the household in each of the last 12 months, in yuan: the sum
+    over ledger columns of :func:`cause_givebacks`.
+
+    Returns
+    -------
+    dict
+        Cause code → (rows × 12) array, the row's own month first; 0 in unobserved months.
+    """
+    return {cause: sum(columns.values())
+            for cause, columns in cause_givebacks(rows, window).items()}
 
 
 def _count(rows: pd.DataFrame, col: str) -> np.ndarray:

@@ -169,7 +169,8 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     out["risk_tier"] = pd.array(config.tiers.assign(risk), dtype="string")
     if len(scored):
         reasons = explain_households(model, scored, rows[eligible], config,
-                                     n_jobs=config.scoring.threads, history=history)
+                                     n_jobs=config.scoring.threads, history=history,
+                                     risk=risk[eligible])
         for column in REASON_COLUMNS:
             out[column] = reasons[column].reindex(out.index)
     clock.lap("explain")
