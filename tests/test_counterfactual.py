@@ -67,6 +67,11 @@ def test_disability_given_back_puts_the_disabled_adult_to_work():
     added = changed["inc_wage"].to_numpy() - history["inc_wage"].to_numpy(dtype="float64")
     np.testing.assert_allclose(added[12:], 2000.0)
     np.testing.assert_allclose(added[:12], 0.0)
+    # A disabled adult the ledger counts as a partial laborer works full time instead.
+    history = households({"months": 24, "labor_full": 1, "labor_partial": 1, "disabled": 1})
+    changed = rewritten(history, "disability")
+    assert (changed["labor_full"] == 2).all() and (changed["labor_partial"] == 0).all()
+    assert (changed["labor_full"] + changed["labor_partial"] <= changed["members"]).all()
 
 
 def test_a_job_loss_given_back_restores_the_wage_it_cut():

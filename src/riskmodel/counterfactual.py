@@ -154,8 +154,14 @@ def _given_back(hist: pd.DataFrame, cause: str, amounts: dict[str, np.ndarray],
             if column in changed:
                 changed[column] = changed[column] * 0
     elif cause == "disability":
-        working = disabled_adults(changed).astype("int64")
-        changed["labor_full"] = changed["labor_full"] + working
+        working = disabled_adults(changed)
+        # Of them, those the ledger counts as partial laborers now work full time.
+        idle = (_counts(changed, ["members"])[:, 0]
+                - _counts(changed, ["elderly", "children", "students_noncompulsory",
+                                    "labor_full", "labor_partial"]).sum(axis=1))
+        partial = working - np.minimum(working, np.clip(idle, 0, None))
+        changed["labor_full"] = changed["labor_full"] + working.astype("int64")
+        changed["labor_partial"] = changed["labor_partial"] - partial.astype("int64")
         changed["disabled"] = changed["disabled"] - working
         if "disabled_severe" in changed:
             changed["disabled_severe"] = np.minimum(
