@@ -60,9 +60,12 @@ class LedgerChunks:
         self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
 
         codes, uniques = pd.factorize(ids)
-        keys, _ = pd.factorize(pd.Series(uniques, dtype="string").str.strip())
-        household = np.append(keys, 0)[codes]
-        self.chunk_of_row = (household // chunk_households).astype("int32")
+        keys, names = pd.factorize(pd.Series(uniques, dtype="string").str.strip())
+        household = np.append(keys, -1)[codes]  # -1: no household id
+        self._household_of_row = household.astype("int32")
+        self._households = pd.Index(names)
+        # Rows without a household id go with the first chunk (and are quarantined there).
+        self.chunk_of_row = (np.maximum(household, 0) // chunk_households).astype("int32")
         self.n_chunks = int(self.chunk_of_row.max()) + 1 if self.n_rows else 0
 
     def rows_in(self, month: str) -> int:
@@ -78,13 +81,26 @@ class LedgerChunks:
             else:
                 yield rows, self._read(k)
 
+    def rows_of(self, households) -> pd.DataFrame:
+        """Every row of the given households (ids as validated, without surrounding spaces),
+        in file order, in one pass over the file."""
+        found = self._households.get_indexer(pd.Index(list(households), dtype="string"))
+        mask = np.isin(self._household_of_row, found[found >= 0])
+        if self._raw is not None:
+            return self._raw.iloc[np.flatnonzero(mask)].reset_index(drop=True)
+        return self._read_rows(mask)
+
     def _read(self, k: int) -> pd.DataFrame:
+        return self._read_rows(self.chunk_of_row == k)
+
+    def _read_rows(self, wanted: np.ndarray) -> pd.DataFrame:
+        """The file's rows where ``wanted`` (one flag per row), skipping row groups without."""
         import pyarrow as pa
 
         parts, start = [], 0
         for group in range(self._file.num_row_groups):
             size = self._file.metadata.row_group(group).num_rows
-            mask = self.chunk_of_row[start:start + size] == k
+            mask = wanted[start:start + size]
             if mask.any():
                 at = 0
                 for batch in self._file.iter_batches(batch_size=262_144, row_groups=[group]):
@@ -93,5 +109,7 @@ class LedgerChunks:
                         parts.append(batch.filter(pa.array(keep)))
                     at += batch.num_rows
             start += size
-        raw = pa.Table.from_batches(parts).to_pandas()
-        return normalise_columns(raw, source=str(self.path))
+        if not parts:  # no row wanted: the columns alone
+            head = next(self._file.iter_batches(batch_size=1)).to_pandas()
+            return normalise_columns(head, source=str(self.path)).iloc[:0]
+        return normalise_columns(pa.Table.from_batches(parts).to_pandas(), source=str(self.path))

@@ -882,8 +882,9 @@ def plan_month(
                          model_version=ref.version or ref.uri)
     clock.lap("plan")
     wanted = _to_explain(frames)
-    reasons = pd.concat([explain_chosen(valid, model, config, month, wanted)
-                         for valid, _ in _valid_chunks(chunks, wanted)])
+    # One pass over the file for the households shown, not one per chunk.
+    reasons = explain_chosen(validate_ledger(chunks.rows_of(wanted)).valid, model, config,
+                             month, wanted)
     clock.lap("explain")
     frames = _with_explanations(frames, reasons, config, clock.laps)
     frames.summary["ledger"] = counts
@@ -902,15 +903,9 @@ def plan_month(
     return PlanResult(month, folder, frames.plan, frames.visits, frames.summary, files)
 
 
-def _valid_chunks(chunks: LedgerChunks, households: pd.Index | None = None):
-    """Each chunk's valid rows and its count of quarantined rows; with ``households``, only
-    their rows are validated."""
+def _valid_chunks(chunks: LedgerChunks):
+    """Each chunk's valid rows and its count of quarantined rows."""
     for _, raw in chunks:
-        if households is not None:
-            ids = raw["household_id"].astype("string").str.strip()
-            raw = raw[ids.isin(households).fillna(False).to_numpy()]
-            if raw.empty:
-                continue
         result = validate_ledger(raw)
         yield result.valid, len(result.quarantine)
 
