@@ -20,6 +20,29 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "synthetic"
 
 
+def small_model(seed: int):
+    """A validated synthetic ledger of 800 households × 30 months, its features and a small
+    risk model fitted on it: ``(ledger, features, model)``."""
+    from threadpoolctl import threadpool_limits
+
+    from riskmodel import load_config
+    from riskmodel.features import build_features
+    from riskmodel.labels import make_labels
+    from riskmodel.models import RiskModel
+    from riskmodel.synthetic import generate_ledger
+
+    config = load_config()
+    ledger = validate_ledger(generate_ledger(households=800, months=30, seed=seed)).valid
+    features = build_features(ledger, config)
+    target = make_labels(ledger, config)["target"].to_numpy()
+    train = ~np.isnan(target)
+    # One thread: the trees fit in seconds, where competing OpenMP threads take a minute.
+    with threadpool_limits(1):
+        model = RiskModel.from_config(config, max_iter=60, min_samples_leaf=40).fit(
+            features[train], target[train].astype(int), months=ledger.loc[train, "month"])
+    return ledger, features, model
+
+
 def tiny_ledger(households: int = 4, months: int = 3, start: str = "2024-01") -> pd.DataFrame:
     """A valid ledger of plain numbers, every contract column present."""
     rng = np.random.default_rng(0)

@@ -5,17 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import households
-from threadpoolctl import threadpool_limits
+from conftest import households, small_model
 
-from riskmodel import load_config, validate_ledger
+from riskmodel import load_config
 from riskmodel.counterfactual import _given_back, cause_drops
 from riskmodel.explain import _share_by_drops, cause_contributions, cause_matrix
 from riskmodel.features import build_features
-from riskmodel.labels import make_labels, month_index
-from riskmodel.models import RiskModel
+from riskmodel.labels import month_index
 from riskmodel.reasons import cause_givebacks, trailing_window
-from riskmodel.synthetic import generate_ledger
 
 CONFIG = load_config()
 LAST = "2024-12"
@@ -23,13 +20,7 @@ LAST = "2024-12"
 
 @pytest.fixture(scope="module")
 def fitted():
-    ledger = validate_ledger(generate_ledger(households=800, months=30, seed=11)).valid
-    features = build_features(ledger, CONFIG)
-    target = make_labels(ledger, CONFIG)["target"].to_numpy()
-    train = ~np.isnan(target)
-    with threadpool_limits(1):
-        model = RiskModel.from_config(CONFIG, max_iter=60, min_samples_leaf=40).fit(
-            features[train], target[train].astype(int), months=ledger.loc[train, "month"])
+    ledger, _, model = small_model(seed=11)
     return ledger, model
 
 

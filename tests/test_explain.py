@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
-from conftest import household_rows, households
-from threadpoolctl import threadpool_limits
+from conftest import household_rows, households, small_model
 
-from riskmodel import ConfigError, LedgerError, load_config, validate_ledger
+from riskmodel import ConfigError, LedgerError, load_config
 from riskmodel.explain import (
     _shared_out,
     cause_contributions,
@@ -24,8 +23,7 @@ from riskmodel.explain import (
     global_explanations,
 )
 from riskmodel.features import build_features
-from riskmodel.labels import make_labels, poverty_status
-from riskmodel.models import RiskModel
+from riskmodel.labels import poverty_status
 from riskmodel.reasons import (
     format_yuan,
     household_facts,
@@ -35,7 +33,6 @@ from riskmodel.reasons import (
     trailing_window,
     valid_causes,
 )
-from riskmodel.synthetic import generate_ledger
 from riskmodel.tracking import save_model
 
 CONFIG = load_config()
@@ -44,15 +41,7 @@ CODES = [c.code for c in CONFIG.causes]
 
 @pytest.fixture(scope="module")
 def fitted():
-    ledger = validate_ledger(generate_ledger(households=800, months=30, seed=7)).valid
-    features = build_features(ledger, CONFIG)
-    target = make_labels(ledger, CONFIG)["target"].to_numpy()
-    train = ~np.isnan(target)
-    # One thread: the trees fit in seconds, where competing OpenMP threads take a minute.
-    with threadpool_limits(1):
-        model = RiskModel.from_config(CONFIG, max_iter=60, min_samples_leaf=40).fit(
-            features[train], target[train].astype(int), months=ledger.loc[train, "month"])
-    return ledger, features, model
+    return small_model(seed=7)
 
 
 def test_cause_contributions_add_up_to_the_log_odds(fitted):

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
+from conftest import small_model
 
 from riskmodel import load_config, validate_ledger
 from riskmodel.explain import explain_month
 from riskmodel.features import build_features
-from riskmodel.labels import make_labels, month_index
-from riskmodel.models import RiskModel
+from riskmodel.labels import month_index
 from riskmodel.synthetic import generate_ledger
 from riskmodel.whatif import _apply, grant_measures, what_if
 
@@ -19,13 +18,7 @@ CONFIG = load_config()
 
 @pytest.fixture(scope="module")
 def fitted():
-    ledger = validate_ledger(generate_ledger(households=800, months=30, seed=11)).valid
-    features = build_features(ledger, CONFIG)
-    target = make_labels(ledger, CONFIG)["target"].to_numpy()
-    train = ~np.isnan(target)
-    with threadpool_limits(1):
-        model = RiskModel.from_config(CONFIG, max_iter=60, min_samples_leaf=40).fit(
-            features[train], target[train].astype(int), months=ledger.loc[train, "month"])
+    ledger, _, model = small_model(seed=11)
     return ledger, model
 
 
