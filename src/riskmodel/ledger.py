@@ -180,7 +180,10 @@ def normalise_columns(
 
 
 def _text(series: pd.Series) -> pd.Series:
-    return series.astype("string").str.strip()
+    """Values as stripped text (NA stays NA), each distinct value converted once."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype=object).astype("string").str.strip().array
+    return pd.Series(text.take(codes, allow_fill=True), index=series.index, dtype="string")
 
 
 def _is_empty(text: pd.Series) -> pd.Series:
@@ -342,7 +345,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
 
     checked, slack_source = _checked_frame(out)
     try:
-        _schema(list(slack_source)).validate(checked, lazy=True)
+        # The checked frame is built for the checks alone: no need for pandera to copy it.
+        _schema(list(slack_source)).validate(checked, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         cases = cases[cases["index"].notna() & cases["failure_case"].notna()]
