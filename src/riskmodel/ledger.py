@@ -244,7 +244,7 @@ def _checked_frame(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     Cross-column rules are checked as columns of their own so that a failure names one cell,
     not every column of the row.
     """
-    frame = out[["household_id", "household_type", *COUNTS, *AMOUNTS]].copy()
+    frame = {c: out[c] for c in ["household_id", "household_type", *COUNTS, *AMOUNTS]}
     source = {}
     for col in [*MEMBER_COUNTS, "dropouts"]:
         frame[f"{col}_exceeds_members"] = out[col] - out["members"]
@@ -253,7 +253,8 @@ def _checked_frame(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     source["labor_exceeds_members"] = "labor_partial"
     frame["disabled_severe_exceeds_disabled"] = out["disabled_severe"] - out["disabled"]
     source["disabled_severe_exceeds_disabled"] = "disabled_severe"
-    return frame, source
+    # Columns side by side without consolidating them into one block: the checks read each.
+    return pd.DataFrame(frame, copy=False), source
 
 
 def _schema(slack: list[str]) -> pa.DataFrameSchema:
