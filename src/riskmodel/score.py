@@ -50,7 +50,7 @@ from .lifecycle import changes_since, elimination_candidates, monitoring_columns
 from .outputs import MonthOutput, OutputLock, write_json, write_parquet, write_watchlist
 from .report import render_bulletin
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
-from .tracking import DEFAULT_MODEL_URI, ModelRef, experiment_id, load_model, resolve_tracking_uri
+from .tracking import DEFAULT_MODEL_URI, ModelRef, ScoringRun, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -366,38 +366,6 @@ class _Progress:
             self._bar.stop()
 
 
-class _ScoringRun:
-    """The month's MLflow run: params, metrics, summary artifact — never an identifier."""
-
-    def __init__(self, tracking_uri: str | None, experiment: str, month: str, params: dict):
-        from mlflow import MlflowClient
-
-        self.uri = resolve_tracking_uri(tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        run = self.client.create_run(experiment_id(self.uri, experiment),
-                                     run_name=f"score-{month}",
-                                     tags={"riskmodel.job": "score", "riskmodel.month": month})
-        self.run_id = run.info.run_id
-        self._log(params=params)
-
-    def _log(self, params: dict | None = None, metrics: dict | None = None) -> None:
-        from mlflow.entities import Metric, Param
-
-        items = [Param(k, str(v)) for k, v in (params or {}).items()]
-        values = [Metric(k, float(v), 0, 0) for k, v in (metrics or {}).items()
-                  if v is not None and np.isfinite(v)]
-        for i in range(0, max(len(items), len(values)), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100],
-                                  metrics=values[i:i + 100])
-
-    def finish(self, metrics: dict, summary: Path) -> None:
-        self._log(metrics=metrics)
-        self.client.log_artifact(self.run_id, str(summary))
-
-    def end(self, status: str) -> None:
-        self.client.set_terminated(self.run_id, status=status)
-
-
 def _check_month(month: str) -> str:
     parsed, bad = parse_months(pd.Series([month]))
     if bool(bad.iloc[0]) or str(parsed.iloc[0]) != month:
@@ -523,7 +491,7 @@ def score_month(
         logger.info("scoring %s with model %s: %d rows of the month in %d chunk(s)", month,
                     version, rows_in, chunks.n_chunks)
 
-        run = _ScoringRun(tracking_uri, config.scoring.experiment, month, {
+        run = ScoringRun(tracking_uri, config.scoring.experiment, month, {
             "month": month, "model_uri": ref.uri, "model_name": ref.name,
             "model_version": ref.version, "model_run_id": ref.run_id, "engine": engine,
             "chunk_households": config.scoring.chunk_households, "features": len(names),

@@ -452,3 +452,36 @@ def _load_folder(folder: Path, model_uri: str):
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "message", exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ScoringRun:
+    """The monthly scoring job's MLflow run: params, metrics, the summary as an artifact —
+    never a household identifier."""
+
+    def __init__(self, tracking_uri: str | None, experiment: str, month: str, params: dict):
+        from mlflow import MlflowClient
+
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        run = self.client.create_run(experiment_id(self.uri, experiment),
+                                     run_name=f"score-{month}",
+                                     tags={"riskmodel.job": "score", "riskmodel.month": month})
+        self.run_id = run.info.run_id
+        self._log(params=params)
+
+    def _log(self, params: dict | None = None, metrics: dict | None = None) -> None:
+        from mlflow.entities import Metric, Param
+
+        items = [Param(k, str(v)) for k, v in (params or {}).items()]
+        values = [Metric(k, float(v), 0, 0) for k, v in (metrics or {}).items()
+                  if v is not None and np.isfinite(v)]
+        for i in range(0, max(len(items), len(values)), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100],
+                                  metrics=values[i:i + 100])
+
+    def finish(self, metrics: dict, summary: Path) -> None:
+        self._log(metrics=metrics)
+        self.client.log_artifact(self.run_id, str(summary))
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
