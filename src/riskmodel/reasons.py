@@ -162,20 +162,25 @@ def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPA
     keep = np.flatnonzero((hist_month >= 0) & (hist_month < span))
     hist_code, hist_month = hist_code[keep], hist_month[keep]
     # A row's household has at least the row itself in the history the rows come from.
-    cells = (row_code[:, None], (row_month - first)[:, None] - np.arange(months)[None, :])
+    # Cells of a (households × span) grid, flat: where each history row goes, and where each
+    # row's trailing months are read from.
+    put = hist_code * span + hist_month
+    cells = (row_code * span + row_month - first)[:, None] - np.arange(months)[None, :]
 
     def column(name: str, na: float) -> np.ndarray:
         return history[name].to_numpy(dtype="float64", na_value=na)[keep]
 
-    incomes = np.column_stack([column(c, np.nan) for c in INCOME])
-    grid = np.zeros((len(households), span), dtype=bool)
-    grid[hist_code, hist_month] = ~np.isnan(incomes).all(axis=1)
+    size = len(households) * span
+    incomes = {name: column(name, np.nan) for name in INCOME}
+    observed = np.zeros(size, dtype=bool)
+    observed[put] = ~np.isnan(np.column_stack(list(incomes.values()))).all(axis=1)
     money = {}
+    grid = np.empty(size)
     for name in columns:
-        grid_values = np.zeros((len(households), span))
-        grid_values[hist_code, hist_month] = np.nan_to_num(column(name, 0.0))
-        money[name] = grid_values[cells]
-    return LedgerWindow(money, grid[cells])
+        grid.fill(0.0)
+        grid[put] = np.nan_to_num(incomes.pop(name) if name in incomes else column(name, 0.0))
+        money[name] = grid.take(cells)
+    return LedgerWindow(money, observed.take(cells))
 
 
 def months_of(months: pd.Series) -> np.ndarray:
