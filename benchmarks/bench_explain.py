@@ -11,7 +11,7 @@ given (it decides which households also get counterfactual cause weights) is the
 as in the scoring job.
 Target: 1,000,000 households in under 60 seconds on 2 cores.
 
-    python benchmarks/bench_explain.py --households 1000000 --months 24 --workdir /tmp/bench
+    python benchmarks/bench_explain.py --households 1000000 --months 24 --workdir bench-data
 
 The model and the ledger are those of ``bench_score.py`` (same file names), so one work folder
 serves both.
