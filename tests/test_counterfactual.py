@@ -164,3 +164,14 @@ def test_counterfactual_weights_keep_the_contributions_additive(fitted):
     # Households below the threshold keep the yuan sharing; those at risk may differ.
     np.testing.assert_allclose(shared[~at_risk], plain[~at_risk], atol=1e-12)
     assert not np.allclose(shared[at_risk], plain[at_risk])
+
+
+def test_rows_of_several_months_get_the_same_weights_as_month_by_month(fitted):
+    ledger, model = fitted
+    months = sorted(ledger["month"].unique())[-3:]
+    rows = ledger[ledger["month"].isin(months).to_numpy()].groupby("month").head(60)
+    together = cause_drops(model, rows, ledger, CONFIG)
+    apart = pd.concat([cause_drops(model, rows[rows["month"] == m], ledger, CONFIG)
+                       for m in months]).loc[rows.index]
+    pd.testing.assert_frame_equal(together, apart)
+    assert (together.to_numpy() != 0).any()
