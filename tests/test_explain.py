@@ -21,6 +21,7 @@ from riskmodel.explain import (
     explain_month,
     feature_contributions,
     global_explanations,
+    risk_without,
 )
 from riskmodel.features import build_features
 from riskmodel.labels import poverty_status
@@ -265,6 +266,13 @@ def test_explain_household_prints_score_causes_text_measures_and_what_if(fitted,
     assert f"{row['risk_score']:.1%}" in text
     assert row["reason_text_zh"] in text and row["measures_zh"] in text
     assert "welfare_job" in text or "grant" in text
+    # The model's counterfactual per cause: the household's first cause, taken away, lowers
+    # its risk, and the report shows the risk without it.
+    without = risk_without(model, ledger[ledger["household_id"] == household], CONFIG, month)
+    first = next(c for c in row[["reason_1", "reason_2", "reason_3"]] if c in without)
+    assert without.loc[household, first] < row["risk_score"]
+    assert "risk with each cause taken away" in text
+    assert f"{without.loc[household, first]:.1%}" in text
     poor = now.index[now.eq(True).fillna(False).to_numpy(dtype=bool)][0]
     text = explain_household(str(path), poor, model_uri=str(tmp_path / "model"))
     assert "already below the line" in text and "risk:" not in text

@@ -519,12 +519,39 @@ def explain_household(
                           tracking_uri=tracking_uri)
     row = explain_month(model, history, config, month).iloc[0]
     options = what_if(model, history, config, month)
-    return render_household(household_id, row, options, config)
+    return render_household(household_id, row, options, config,
+                            risk_without(model, history, config, month).iloc[0])
+
+
+def risk_without(model, ledger: pd.DataFrame, config: Config, month: str) -> pd.DataFrame:
+    """Each household's risk at ``month`` with each cause it has given back in its ledger.
+
+    The model's counterfactual (:func:`riskmodel.counterfactual.cause_drops`) as calibrated
+    risks: one row per household of the month (indexed by ``household_id``), one column per
+    cause; equal to the risk now where the cause took nothing from the household.
+    """
+    features = build_features(ledger, config, months=[month])
+    rows = ledger.loc[features.index]
+    raw = model.decision_function(features[[str(c) for c in model.feature_names_in_]])
+    drops = cause_drops(model, rows, ledger, config, raw=raw)
+    out = pd.DataFrame({cause: _risk(model, raw - drops[cause].to_numpy())
+                        for cause in drops.columns})
+    out.index = pd.Index(rows["household_id"].to_numpy(), name="household_id")
+    return out
+
+
+def _risk(model, log_odds: np.ndarray) -> np.ndarray:
+    """Calibrated risk of raw log-odds (the sigmoid for a bare classifier)."""
+    calibrators = getattr(model, "calibrators_", None)
+    if calibrators is not None:
+        return calibrators[model.calibration_].transform(log_odds)
+    return 1.0 / (1.0 + np.exp(-log_odds))
 
 
 def render_household(household_id: str, row: pd.Series, options: pd.DataFrame,
-                     config: Config) -> str:
-    """The terminal report of :func:`explain_household`."""
+                     config: Config, without: pd.Series | None = None) -> str:
+    """The terminal report of :func:`explain_household`; ``without`` is the household's row
+    of :func:`risk_without`."""
     names = {c.code: f"{c.name_zh} {c.code}" for c in config.causes}
     tier = config.tiers.assign([row["risk_score"]])[0]
     lines = [
@@ -542,8 +569,16 @@ def render_household(household_id: str, row: pd.Series, options: pd.DataFrame,
         f"说明: {row['reason_text_zh']}",
         f"reason: {row['reason_text_en']}",
         f"建议措施 measures: {row['measures_zh'] or '—'}",
-        "帮扶测算 what-if (the model's response, not a causal effect):",
     ]
+    if without is not None:
+        lines.append("去除此因 risk with each cause taken away (the model's response):")
+        moved = without[(without - row["risk_score"]).abs() > 5e-4].sort_values()
+        if moved.empty:
+            lines.append("  —")
+        for code, risk in moved.items():
+            lines.append(f"  {names.get(code, code):<22} {row['risk_score']:6.1%} → {risk:6.1%}  "
+                         f"({risk - row['risk_score']:+.1%})")
+    lines.append("帮扶测算 what-if (the model's response, not a causal effect):")
     if options.empty:
         lines.append("  —")
     for option in options.itertuples(index=False):
