@@ -7,8 +7,9 @@ far that cause moves this household away from an average household, and its sign
 values add up: for every household the per-cause contributions plus the base value equal
 ``model.decision_function``. Feature values are summed per cause through the config's
 ``features`` block; with the household's ledger, the net-income features, which carry every
-cause at once, are shared out among the causes by what each took from the household (see
-:func:`cause_contributions` and ``docs/explanations.md``).
+cause at once, are shared out among the causes by what each took from the household or, for the
+households at risk, by how far the model's log-odds fall when each cause is given back (see
+:func:`cause_contributions`, :mod:`riskmodel.counterfactual` and ``docs/explanations.md``).
 """
 
 from __future__ import annotations
