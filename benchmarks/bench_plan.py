@@ -267,9 +267,10 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--speed-households", type=int, default=1_000_000)
     parser.add_argument("--plot", default="docs/img/plan_cost_curve.png")
+    parser.add_argument("--config", help="YAML config (the packaged default when absent)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=FutureWarning)
-    config = load_config()
+    config = load_config(args.config)
     model = quality(args, config)
     if args.speed_households:
         speed(args, config, model)
