@@ -44,23 +44,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     import shap
-    from bench_score import _train
+    from bench_score import prepare
 
     from riskmodel import load_config, validate_ledger
     from riskmodel.chunks import LedgerChunks
     from riskmodel.explain import explain_households, feature_contributions
     from riskmodel.features import build_features
-    from riskmodel.synthetic import generate_ledger
     from riskmodel.tracking import load_model
 
     folder = Path(args.workdir or tempfile.mkdtemp(prefix="bench-explain-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    ledger = folder / f"ledger-{args.households}x{args.months}.parquet"
-    if not ledger.exists():
-        generate_ledger(households=args.households, months=args.months, seed=7).to_parquet(ledger)
-    if not (folder / "model").exists():
-        _train(folder, args.train_households, 36)
-    model, _ = load_model(str(folder / "model"))
+    ledger, saved = prepare(folder, args.households, args.months, args.train_households)
+    model, _ = load_model(str(saved))
     config = load_config()
     names = list(model.feature_names_in_)
 

@@ -53,6 +53,28 @@ def _train(folder: Path, households: int, months: int) -> Path:
     return save_model(model, folder / "model")
 
 
+def prepare(folder: Path, households: int, months: int,
+            train_households: int) -> tuple[Path, Path]:
+    """The synthetic ledger (Parquet) and the saved model in ``folder``, made when absent and
+    reused otherwise: ``(ledger path, model folder)``."""
+    from riskmodel.synthetic import generate_ledger
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger = folder / f"ledger-{households}x{months}.parquet"
+    if not ledger.exists():
+        tick = time.perf_counter()
+        generate_ledger(households=households, months=months, seed=7).to_parquet(ledger)
+        print(f"ledger: {households:,} households × {months} months written in "
+              f"{time.perf_counter() - tick:.0f} s ({ledger.stat().st_size / 2**20:.0f} MiB)")
+    model = folder / "model"
+    if not model.exists():
+        tick = time.perf_counter()
+        _train(folder, train_households, 36)
+        print(f"model: trained on {train_households:,} households × 36 months in "
+              f"{time.perf_counter() - tick:.0f} s")
+    return ledger, model
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=1_000_000)
@@ -65,22 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     import yaml
 
     from riskmodel.config import DEFAULT_CONFIG
-    from riskmodel.synthetic import generate_ledger
 
     folder = Path(args.workdir or tempfile.mkdtemp(prefix="bench-score-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    ledger = folder / f"ledger-{args.households}x{args.months}.parquet"
-    if not ledger.exists():
-        tick = time.perf_counter()
-        generate_ledger(households=args.households, months=args.months, seed=7).to_parquet(ledger)
-        print(f"ledger: {args.households:,} households × {args.months} months written in "
-              f"{time.perf_counter() - tick:.0f} s ({ledger.stat().st_size / 2**20:.0f} MiB)")
-    model = folder / "model"
-    if not model.exists():
-        tick = time.perf_counter()
-        _train(folder, args.train_households, 36)
-        print(f"model: trained on {args.train_households:,} households × 36 months in "
-              f"{time.perf_counter() - tick:.0f} s")
+    ledger, model = prepare(folder, args.households, args.months, args.train_households)
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
     if args.chunk:
         raw["scoring"]["chunk_households"] = args.chunk

@@ -27,7 +27,9 @@ from .reasons import (
     LedgerWindow,
     cause_givebacks,
     disabled_adults,
+    member_count,
     months_of,
+    not_full_time,
     trailing_window,
 )
 
@@ -98,7 +100,7 @@ def cause_drops(
     # The features do not read where in the county a household lives; copying it costs.
     columns = [c for c in history.columns if c not in UNREAD]
     burden = {
-        "illness": _counts(rows, ILL_MEMBERS).sum(axis=1) > 0,
+        "illness": sum(member_count(rows, c) for c in ILL_MEMBERS) > 0,
         "disability": disabled_adults(rows) > 0,
     }
     for t in np.unique(row_month[select]):
@@ -156,10 +158,8 @@ def _given_back(hist: pd.DataFrame, cause: str, amounts: dict[str, np.ndarray],
     elif cause == "disability":
         working = disabled_adults(changed)
         # Of them, those the ledger counts as partial laborers now work full time.
-        idle = (_counts(changed, ["members"])[:, 0]
-                - _counts(changed, ["elderly", "children", "students_noncompulsory",
-                                    "labor_full", "labor_partial"]).sum(axis=1))
-        partial = working - np.minimum(working, np.clip(idle, 0, None))
+        idle = np.clip(not_full_time(changed) - member_count(changed, "labor_partial"), 0, None)
+        partial = working - np.minimum(working, idle)
         changed["labor_full"] = changed["labor_full"] + working.astype("int64")
         changed["labor_partial"] = changed["labor_partial"] - partial.astype("int64")
         changed["disabled"] = changed["disabled"] - working
@@ -178,8 +178,3 @@ def _log_odds(model, hist: pd.DataFrame, ids: np.ndarray, month: str, config: Co
     order = pd.Index(households).get_indexer(ids)
     return model.decision_function(features[names].iloc[order])
 
-
-def _counts(rows: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    return np.column_stack([
-        rows[c].to_numpy(dtype="float64", na_value=0.0) if c in rows
-        else np.zeros(len(rows)) for c in columns])

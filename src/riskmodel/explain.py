@@ -228,9 +228,8 @@ def _counterfactual(model, features: pd.DataFrame, values: pd.DataFrame, base: f
     if risk is None:
         risk = model.predict_proba(features[list(values.columns)])[:, 1]
     # The counterfactual only moves net-income value that raises the risk (_share_by_drops).
-    net = [name for name in values.columns if name in NET_INCOME or name in NET_CHANGE]
     select = (np.asarray(risk, dtype="float64") >= threshold) & (
-        values[net].to_numpy().sum(axis=1) > 0)
+        values[_net_features(values.columns)].to_numpy().sum(axis=1) > 0)
     if not select.any():
         return None
     raw = values.to_numpy().sum(axis=1) + base
@@ -251,7 +250,7 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
     net = {name: w for name, w in NET_INCOME.items() if name in values.columns}
     change = [name for name in NET_CHANGE if name in values.columns]
     table = cause_matrix(list(values.columns), config)
-    shared = [*net, *change]
+    shared = _net_features(values.columns)
     out = pd.DataFrame(values.drop(columns=shared).to_numpy()
                        @ table.drop(index=shared).to_numpy(),
                        index=values.index, columns=causes)
@@ -291,6 +290,11 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
         out.loc[disabled, "disability"] += out.loc[disabled, "labor_shortage"]
         out.loc[disabled, "labor_shortage"] = 0.0
     return out
+
+
+def _net_features(columns) -> list[str]:
+    """The features shared out among the causes: net income and its change, in that order."""
+    return [*(n for n in NET_INCOME if n in columns), *(n for n in NET_CHANGE if n in columns)]
 
 
 def _own_cause(table: pd.DataFrame, name: str) -> str:
@@ -455,8 +459,10 @@ def explain_month(
     if features.empty:
         raise LedgerError(f"The ledger has no rows for month {month!r}.")
     rows = ledger.loc[features.index]
-    out = explain_households(model, features, rows, config, n_jobs=n_jobs, history=ledger)
-    out.insert(0, "risk_score", model.predict_proba(features)[:, 1])
+    risk = model.predict_proba(features)[:, 1]
+    out = explain_households(model, features, rows, config, n_jobs=n_jobs, history=ledger,
+                             risk=risk)
+    out.insert(0, "risk_score", risk)
     out.insert(0, "month", rows["month"].to_numpy())
     out.index = pd.Index(rows["household_id"].to_numpy(), name="household_id")
     return out
@@ -543,9 +549,8 @@ def risk_without(model, ledger: pd.DataFrame, config: Config, month: str) -> pd.
 
 def _risk(model, log_odds: np.ndarray) -> np.ndarray:
     """Calibrated risk of raw log-odds (the sigmoid for a bare classifier)."""
-    calibrators = getattr(model, "calibrators_", None)
-    if calibrators is not None:
-        return calibrators[model.calibration_].transform(log_odds)
+    if hasattr(model, "calibrated"):
+        return model.calibrated(log_odds)
     return 1.0 / (1.0 + np.exp(-log_odds))
 
 

@@ -285,7 +285,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                                     causes=self.causes).fit(frame[~cal], y01[~cal])
         self.scorecard_.recalibrate(frame[cal], y01[cal])
 
-        score = self.calibrators_[self.calibration_].transform(raw_cal)
+        score = self.calibrated(raw_cal)
         self.reference_ = {
             "features": {c: reference_bins(frame.loc[cal, c].to_numpy(), self.reference_bins)
                          for c in frame.columns},
@@ -380,9 +380,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probabilities, shape (n_samples, 2); column 1 is the risk."""
-        raw = self.decision_function(X)
-        p = self.calibrators_[self.calibration_].transform(raw)
+        p = self.calibrated(self.decision_function(X))
         return np.column_stack([1.0 - p, p])
+
+    def calibrated(self, log_odds: np.ndarray) -> np.ndarray:
+        """The risk of raw log-odds of the trees (:meth:`decision_function`), calibrated."""
+        return self.calibrators_[self.calibration_].transform(np.asarray(log_odds))
 
     def predict(self, X) -> np.ndarray:
         positive = self.predict_proba(X)[:, 1] >= 0.5

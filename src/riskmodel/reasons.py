@@ -232,7 +232,7 @@ def cause_givebacks(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, dict[
     accident_medical = np.minimum(change_after("exp_medical_oop", accident, 1.0), medical)
     disaster = latest("disaster")
 
-    laborers = _count(rows, "labor_full") + 0.5 * _count(rows, "labor_partial")
+    laborers = member_count(rows, "labor_full") + 0.5 * member_count(rows, "labor_partial")
     wage_per_laborer = (money["inc_wage"][:, :WINDOW] * recent).sum(axis=1) / np.maximum(
         recent.sum(axis=1), 1) / np.maximum(laborers, 1)
     return {
@@ -264,15 +264,23 @@ def cause_losses(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, np.ndarr
             for cause, columns in cause_givebacks(rows, window).items()}
 
 
-def _count(rows: pd.DataFrame, col: str) -> np.ndarray:
+def member_count(rows: pd.DataFrame, col: str) -> np.ndarray:
+    """A count column of the ledger rows as floats, 0 where empty."""
     return rows[col].to_numpy(dtype="float64", na_value=0.0)
+
+
+def not_full_time(rows: pd.DataFrame) -> np.ndarray:
+    """Members of working age not at school who do not work full time (partial laborers
+    included)."""
+    idle = member_count(rows, "members") - sum(
+        member_count(rows, c)
+        for c in ("elderly", "children", "students_noncompulsory", "labor_full"))
+    return np.clip(idle, 0, None)
 
 
 def disabled_adults(rows: pd.DataFrame) -> np.ndarray:
     """Disabled members of working age who do not work full time (at most the disabled)."""
-    idle = (_count(rows, "members") - _count(rows, "elderly") - _count(rows, "children")
-            - _count(rows, "students_noncompulsory") - _count(rows, "labor_full"))
-    return np.minimum(_count(rows, "disabled"), np.clip(idle, 0, None))
+    return np.minimum(member_count(rows, "disabled"), not_full_time(rows))
 
 
 def annual_per_capita(monthly: np.ndarray, window: LedgerWindow, members: np.ndarray,
