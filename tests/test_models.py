@@ -8,9 +8,10 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
+import riskmodel.models as models_module
 from riskmodel import load_config
 from riskmodel.ledger import EVENTS
-from riskmodel.models import Calibrator, RiskModel, reference_bins
+from riskmodel.models import Calibrator, RiskModel, predict_in_threads, reference_bins
 from riskmodel.rules import (
     BASELINE_RULES,
     SHOCK_FEATURES,
@@ -98,6 +99,25 @@ def test_monotonic_constraint_holds(fitted):
     grid = pd.DataFrame({"margin": np.linspace(-3, 3, 61), "shock": 1.0, "noise": 0.0})
     risk = model.decision_function(grid)
     assert np.all(np.diff(risk) <= 1e-12)
+
+
+def test_rows_split_over_threads_predict_exactly_as_one_call(fitted, monkeypatch):
+    model, X, _, _ = fitted
+    whole = model.gbm_.decision_function(X)
+    monkeypatch.setattr(models_module, "THREAD_ROWS", 500)
+    calls = []
+
+    def predict(rows):
+        calls.append(len(rows))
+        return model.gbm_.decision_function(rows)
+
+    np.testing.assert_array_equal(predict_in_threads(predict, X, threads=3), whole)
+    assert sorted(calls) == [1333, 1333, 1334]
+    calls.clear()
+    np.testing.assert_array_equal(predict_in_threads(predict, X.iloc[:900], threads=3),
+                                  whole[:900])
+    assert calls == [900]                       # under two blocks' worth: one call
+    np.testing.assert_array_equal(model.decision_function(X), whole)
 
 
 def test_calibrated_mean_matches_the_calibration_slice(fitted):

@@ -12,7 +12,10 @@ against are kept in ``reference_``.
 
 from __future__ import annotations
 
+import functools
+import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +28,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import ThreadpoolController
 
 from .config import Config
 from .labels import binary_target, month_index, month_label
@@ -374,9 +378,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         return pd.DataFrame(X, columns=self._names())
 
     def decision_function(self, X) -> np.ndarray:
-        """Raw log-odds of the trees, before calibration."""
+        """Raw log-odds of the trees, before calibration (rows split over threads, see
+        :func:`predict_in_threads`)."""
         frame = self._frame(X)
-        return self.gbm_.decision_function(frame)
+        return predict_in_threads(self.gbm_.decision_function, frame)
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probabilities, shape (n_samples, 2); column 1 is the risk."""
@@ -396,6 +401,53 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.classifier_tags.multi_class = False
         return tags
+
+
+# Rows below which one thread predicts them all.
+THREAD_ROWS = 20_000
+
+
+def predict_in_threads(predict, X: pd.DataFrame, threads: int | None = None) -> np.ndarray:
+    """``predict(X)`` over blocks of rows in threads, each tree walk on one OpenMP thread.
+
+    scikit-learn's tree predictor opens an OpenMP parallel region per tree and row block, so
+    each of the model's hundreds of trees waits for every thread; with another process busy on
+    the cores, that wait makes two threads 3–6 times slower than one (measured on the 2-core
+    project machine). Threads over row blocks wait once, at the end, and fall back to the
+    speed of one thread when the cores are taken. The result is identical to ``predict(X)``.
+
+    Parameters
+    ----------
+    predict : callable
+        Row-wise prediction, e.g. a fitted model's ``decision_function``.
+    X : DataFrame
+    threads : int, optional
+        The usable CPUs (``OMP_NUM_THREADS`` when set lower) by default; one thread per
+        ``THREAD_ROWS`` rows at most.
+    """
+    threads = _usable_cpus() if threads is None else max(1, int(threads))
+    blocks = max(1, min(threads, len(X) // THREAD_ROWS))
+    with _openmp().limit(limits=1, user_api="openmp"):
+        if blocks == 1:
+            return np.asarray(predict(X))
+        bounds = np.linspace(0, len(X), blocks + 1).astype(int)
+        with ThreadPoolExecutor(blocks) as pool:
+            parts = pool.map(lambda ab: np.asarray(predict(X.iloc[ab[0]:ab[1]])),
+                             zip(bounds[:-1], bounds[1:], strict=True))
+            return np.concatenate(list(parts))
+
+
+@functools.cache
+def _openmp() -> ThreadpoolController:
+    """The process's thread pools, found once (finding them costs ~15 ms a call)."""
+    return ThreadpoolController()
+
+
+def _usable_cpus() -> int:
+    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
 
 
 def reference_bins(values: np.ndarray, n_bins: int = 10) -> dict:
@@ -443,4 +495,5 @@ def _month_numbers(months) -> tuple[np.ndarray, bool]:
     return month_index(pd.Series(values)), True
 
 
-__all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "code_version", "reference_bins"]
+__all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "code_version", "predict_in_threads",
+           "reference_bins"]
