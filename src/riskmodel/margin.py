@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from .config import Config, Measure
 from .features import FEATURE_NAMES, SOURCES, build_features
 from .labels import month_index, month_label, poverty_status
+from .models import predict_in_threads
 
 HELP = ("step", "ramp")
 RISK_COLUMN = "risk_log_odds"
@@ -242,7 +243,8 @@ class LowestMarginModel(BaseEstimator):
         n = len(X)
         step = np.broadcast_to(np.asarray(step, dtype="float64"), n)
         ramp = np.broadcast_to(np.asarray(ramp, dtype="float64"), n)
-        share = self.gbm_.predict_proba(self._stack(X, step, ramp))[:, 1]
+        share = predict_in_threads(lambda rows: self.gbm_.predict_proba(rows)[:, 1],
+                                   self._stack(X, step, ramp))
         return np.where((step > 0) | (ramp > 0), share, 0.0)
 
 
