@@ -440,7 +440,8 @@ def _truth_frame(run: _Run, complete: pd.DataFrame, config: Config) -> pd.DataFr
 def generate(households: int, months: int, start: str = "2022-01", seed: int = 0,
              truth_months: list[str] | tuple[str, ...] | None = None,
              config: Config | None = None, grant_amounts: tuple[float, ...] = (1500,),
-             replicas: int = 200, with_truth: bool = True) -> SyntheticData:
+             replicas: int = 200, with_truth: bool = True,
+             truth_seed: int | None = None) -> SyntheticData:
     """Generate a synthetic ledger with its truth.
 
     The ledger is exactly :func:`generate_ledger`'s for the same arguments. The truth has one
@@ -477,6 +478,11 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
     with_truth : bool, default True
         False skips the truth (``truth`` is None): the ledger alone, as fast as
         :func:`generate_ledger`.
+    truth_seed : int, optional
+        Seed of the Monte Carlo futures; ``seed`` when omitted. Another value gives the same
+        ledger and an independent estimate of the same true risks: choosing households on one
+        estimate and scoring them on the other shows how much a choice gains from the first
+        estimate's noise.
 
     Returns
     -------
@@ -522,7 +528,8 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
     values = {name: np.full((households, months), np.nan) for name in names}
     cause = np.full((households, months), None, dtype=object)
     for t in at:
-        risks = _monte_carlo(run, t, config, grants, int(replicas), int(seed), params)
+        risks = _monte_carlo(run, t, config, grants, int(replicas),
+                             int(seed if truth_seed is None else truth_seed), params)
         k = t - first
         for name, v in risks.items():
             values[name][:, k] = v
