@@ -31,6 +31,7 @@ from .reasons import (
     LedgerWindow,
     annual_per_capita,
     cause_givebacks,
+    cause_losses,
     disabled_adults,
     format_yuan,
     household_facts,
@@ -255,8 +256,7 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
                        @ table.drop(index=shared).to_numpy(),
                        index=values.index, columns=causes)
     given = pd.DataFrame(0.0, index=values.index, columns=causes)
-    givebacks = cause_givebacks(rows, window) if givebacks is None else givebacks
-    losses = {c: sum(v.values()) for c, v in givebacks.items() if c in causes}
+    losses = {c: v for c, v in cause_losses(rows, window, givebacks).items() if c in causes}
     members = rows["members"].to_numpy(dtype="float64")
     lost_over = {months: np.column_stack([annual_per_capita(v, window, members, months)
                                           for v in losses.values()])

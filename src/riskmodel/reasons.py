@@ -251,17 +251,19 @@ def cause_givebacks(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, dict[
     }
 
 
-def cause_losses(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, np.ndarray]:
+def cause_losses(rows: pd.DataFrame, window: LedgerWindow,
+                 givebacks: dict[str, dict[str, np.ndarray]] | None = None
+                 ) -> dict[str, np.ndarray]:
     """What each cause took from the household in each of the last 12 months, in yuan: the sum
-    over ledger columns of :func:`cause_givebacks`.
+    over ledger columns of :func:`cause_givebacks` (``givebacks``, when already at hand).
 
     Returns
     -------
     dict
         Cause code → (rows × 12) array, the row's own month first; 0 in unobserved months.
     """
-    return {cause: sum(columns.values())
-            for cause, columns in cause_givebacks(rows, window).items()}
+    givebacks = cause_givebacks(rows, window) if givebacks is None else givebacks
+    return {cause: sum(columns.values()) for cause, columns in givebacks.items()}
 
 
 def member_count(rows: pd.DataFrame, col: str) -> np.ndarray:
