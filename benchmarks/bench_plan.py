@@ -20,9 +20,10 @@
    Prints the table, with 95% intervals of the plan's ratios from a Poisson bootstrap over
    households, and draws the cost curve (true falls prevented against yuan spent).
 2. **Speed.** Writes a large ledger (default 1,000,000 households × 24 months) to Parquet and
-   runs :func:`riskmodel.plan.plan_month` on its last month with the model from step 1, once
-   with a grant and once choosing among the configured measures: time in all, time after
-   reading and validating the ledger, and peak memory.
+   runs ``riskmodel plan`` on its last month with the model from step 1, each time in a fresh
+   process as an operator would, once with a grant and once choosing among the configured
+   measures: time in all, time after reading and validating the ledger, and the process's peak
+   memory.
 
 Run: ``python benchmarks/bench_plan.py [--households N] [--months M] [--speed-households N]``
 (``--speed-households 0`` skips step 2). The figures are recorded in ``docs/plans.md``.
@@ -32,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -47,11 +50,13 @@ from riskmodel.backtest import model_features
 from riskmodel.knapsack import make_plan
 from riskmodel.labels import month_index
 from riskmodel.models import RiskModel
-from riskmodel.plan import compare_rules, plan_frame, plan_month
+from riskmodel.plan import compare_rules, plan_frame
 from riskmodel.synthetic import generate, generate_ledger, write
 from riskmodel.tracking import save_model
 from riskmodel.train import training_data
 
+# The ``riskmodel`` console script, run with this interpreter.
+PLAN_COMMAND = "import sys; from riskmodel.cli import main; sys.exit(main(sys.argv[1:]))"
 SHARES = (0.01, 0.02, 0.05, 0.10, 0.15, 0.20)
 # Offset of the seed of the second, independent Monte Carlo estimate of the truth.
 INDEPENDENT = 10_000
@@ -239,48 +244,34 @@ def speed(args: argparse.Namespace, config, model: RiskModel) -> None:
         save_model(model, folder / "model")
         budget = 0.05 * args.speed_households * args.grant
         for grant in (args.grant, None):
+            out = folder / ("out-grant" if grant else "out-measures")
+            command = [sys.executable, "-c", PLAN_COMMAND, "plan",
+                       "--ledger", str(folder / "ledger.parquet"), "--budget", f"{budget:.0f}",
+                       "--model", str(folder / "model"), "--out", str(out)]
+            if grant:
+                command += ["--grant", f"{grant:.0f}"]
+            # The command as an operator runs it: a fresh process, with its own peak memory
+            # (wait4 gives this child's resource use alone).
+            log = folder / "plan.log"
             clock = time.perf_counter()
-            with Peak() as peak:
-                result = plan_month(folder / "ledger.parquet", folder / "out", budget=budget,
-                                    grant=grant, model_uri=str(folder / "model"))
+            with open(log, "w", encoding="utf-8") as handle:
+                process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+                _, status, usage = os.wait4(process.pid, 0)
             took = time.perf_counter() - clock
-            timings = result.summary["timings_s"]
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                sys.exit(f"riskmodel plan failed ({process.returncode}):\n"
+                         f"{log.read_text('utf-8')[-4000:]}")
+            summary = json.loads(next(out.glob("*/plan_summary.json")).read_text("utf-8"))
+            timings = summary["timings_s"]
             planned = took - timings["read_validate"]
             what = f"grant {grant:,.0f}" if grant else f"{len(config.measures)} measures"
             parts = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-            print(f"plan_month, {result.summary['households_in_month']:,} households, {what}: "
+            print(f"riskmodel plan, {summary['households_in_month']:,} households, {what}: "
                   f"{took:.0f} s in all, {planned:.0f} s after reading and validating ({parts}); "
-                  f"{result.summary['households']:,} households chosen, solver "
-                  f"{result.summary['solver']}, estimate {result.summary['effect_estimate']}; "
-                  f"peak memory {peak.gib:.1f} GiB")
-            del result
-            gc.collect()
-
-
-class Peak:
-    """Peak resident memory of this process while the block runs (sampled every 0.2 s)."""
-
-    def __enter__(self) -> Peak:
-        self.gib = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.2):
-            self.gib = max(self.gib, _rss())
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.gib = max(self.gib, _rss())
-
-
-def _rss() -> float:
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**30
+                  f"{summary['households']:,} households chosen, solver "
+                  f"{summary['solver']}, estimate {summary['effect_estimate']}; "
+                  f"peak memory {usage.ru_maxrss / 2**20:.1f} GiB")
 
 
 def main() -> None:
