@@ -14,8 +14,8 @@ noise, and no explanation can agree with that noise: the fewer the replicas, the
 measured rate. ``--second-truth`` draws a second, independent estimate of the same truth and
 prints how often the two name the same true cause, and the rate measured against the second.
 
-Run from the repository root (about 12 minutes on 2 cores; each further estimate of the truth
-about 2 minutes)::
+Run from the repository root (about 15 minutes on 2 cores, 10 of them for the truth's 4,000
+replicas; each further estimate of the truth as long)::
 
     .venv/bin/python benchmarks/bench_reasons.py --households 20000
 """
@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--start", default="2022-01")
     parser.add_argument("--truth-months", default="2024-03,2024-06")
-    parser.add_argument("--replicas", type=int, default=1000,
+    parser.add_argument("--replicas", type=int, default=4000,
                         help="Monte Carlo futures per household and scenario of the truth")
     parser.add_argument("--second-truth", action="store_true",
                         help="also score against an independent estimate of the same truth")
