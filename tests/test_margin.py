@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from riskmodel import load_config, validate_ledger
+from riskmodel import margin as margin_module
 from riskmodel.labels import make_labels, poverty_status
 from riskmodel.margin import LowestMarginModel, falls_under, margin_paths, training_rows
 from riskmodel.synthetic import generate_ledger
@@ -104,6 +105,22 @@ def test_model_prices_lifts_it_was_never_shown():
     assert ramp[0] == pytest.approx(1 - np.exp(-0.5), abs=0.06)
     assert model.prevented_share(grid.iloc[:2]).tolist() == [0.0, 0.0]
     assert model.n_falls_ == n
+
+
+def test_prevented_share_in_blocks_equals_one_pass(monkeypatch):
+    rng = np.random.default_rng(3)
+    n = 3_000
+    scale = rng.choice([500.0, 2000.0], n)
+    paths = (-rng.exponential(scale))[:, None] + np.zeros((n, 6))
+    X = pd.DataFrame({"shock_scale": scale})
+    model = LowestMarginModel(max_iter=30, learning_rate=0.2).fit(X, paths)
+    step = rng.uniform(0, 3000, n)
+    step[::7] = 0.0
+    whole = model.prevented_share(X, step=step)
+    monkeypatch.setattr(margin_module, "PREDICT_ROWS", 256)
+    blocks = model.prevented_share(X, step=step)
+    assert np.array_equal(blocks, whole)
+    assert np.all(whole[::7] == 0.0) and np.all(whole[1::7] > 0.0)
 
 
 def test_refuses_what_it_cannot_learn_from():

@@ -36,6 +36,9 @@ from .labels import month_index, month_label, poverty_status
 from .models import predict_in_threads
 
 HELP = ("step", "ramp")
+# Rows stacked with their lift and predicted at a time: a month's households at once would hold
+# several float64 copies of the whole feature matrix (about 0.7 GB each per million rows).
+PREDICT_ROWS = 200_000
 RISK_COLUMN = "risk_log_odds"
 
 
@@ -243,8 +246,12 @@ class LowestMarginModel(BaseEstimator):
         n = len(X)
         step = np.broadcast_to(np.asarray(step, dtype="float64"), n)
         ramp = np.broadcast_to(np.asarray(ramp, dtype="float64"), n)
-        share = predict_in_threads(lambda rows: self.gbm_.predict_proba(rows)[:, 1],
-                                   self._stack(X, step, ramp))
+        share = np.empty(n)
+        for lo in range(0, n, PREDICT_ROWS):
+            hi = min(n, lo + PREDICT_ROWS)
+            share[lo:hi] = predict_in_threads(
+                lambda rows: self.gbm_.predict_proba(rows)[:, 1],
+                self._stack(X.iloc[lo:hi], step[lo:hi], ramp[lo:hi]))
         return np.where((step > 0) | (ramp > 0), share, 0.0)
 
 

@@ -324,7 +324,9 @@ def margin_effects(
             continue
         # The calibrated risk says how many falls there are; the margin model what share of
         # them the money prevents.
-        share = margin_model.prevented_share(X[fits], step[fits], ramp[fits])
+        # Most measures fit every household: no copy of the features then.
+        share = margin_model.prevented_share(X if fits.all() else X[fits], step[fits],
+                                             ramp[fits])
         frames.append(pd.DataFrame({
             "household_id": ids[fits], "measure": measure.code, "cost": measure.cost,
             "risk_before": risk[fits], "risk_after": risk[fits] * (1.0 - share),
