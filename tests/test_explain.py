@@ -15,6 +15,7 @@ from riskmodel import ConfigError, LedgerError, load_config
 from riskmodel.explain import (
     _shared_out,
     cause_contributions,
+    cause_matrix,
     cause_shares_by,
     explain_household,
     explain_households,
@@ -22,6 +23,7 @@ from riskmodel.explain import (
     feature_contributions,
     global_explanations,
     risk_without,
+    sum_by_cause,
 )
 from riskmodel.features import build_features
 from riskmodel.labels import poverty_status
@@ -55,6 +57,21 @@ def test_cause_contributions_add_up_to_the_log_odds(fitted):
     np.testing.assert_allclose(contributions.sum(axis=1) + base, raw, rtol=0, atol=1e-6)
     # The gbm learned from several causes, not one.
     assert (contributions.abs().mean() > 1e-3).sum() >= 4
+
+
+def test_a_rows_cause_sums_do_not_depend_on_the_rows_summed_with_it(fitted):
+    _, features, model = fitted
+    rows = features.iloc[:400]
+    values, _ = feature_contributions(model, rows)
+    table = cause_matrix(list(values.columns), CONFIG).to_numpy()
+    whole = sum_by_cause(values.to_numpy(), table)
+    np.testing.assert_allclose(whole, values.to_numpy() @ table, rtol=0, atol=1e-12)
+    # A BLAS product adds in an order that depends on the number of rows; these sums must not.
+    for start, stop in [(0, 1), (5, 8), (17, 72), (100, 255)]:
+        np.testing.assert_array_equal(sum_by_cause(values.to_numpy()[start:stop], table),
+                                      whole[start:stop])
+    with pytest.raises(ValueError, match="0 and 1"):
+        sum_by_cause(values.to_numpy(), table * 0.5)
 
 
 def test_feature_values_equal_shap_tree_explainer(fitted):

@@ -114,7 +114,12 @@ def test_deep_trees_with_long_paths():
     explainer = TreeShapExplainer(model)
     # Some paths test too many features for a table and take the per-pattern route.
     assert explainer._deep
-    assert_equals_shap(model, explain_rows(20, n=1500))
+    X = explain_rows(20, n=1500)
+    assert_equals_shap(model, X)
+    # The per-pattern route sees each chunk's own patterns; the values must not depend on them.
+    whole = explainer.shap_values(X)
+    for chunk_rows in (1, 7, 55):
+        np.testing.assert_array_equal(explainer.shap_values(X, chunk_rows=chunk_rows), whole)
 
 
 def test_max_depth_limited(data):
@@ -143,8 +148,10 @@ def test_jobs_and_chunks_do_not_change_values(model):
     explainer = TreeShapExplainer(model)
     one = explainer.shap_values(X, n_jobs=1, chunk_rows=300)
     np.testing.assert_array_equal(explainer.shap_values(X, n_jobs=2, chunk_rows=300), one)
-    np.testing.assert_allclose(explainer.shap_values(X), one, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(explainer.shap_values(X[:1]), one[:1], rtol=0, atol=1e-12)
+    # Bit for bit: a household's reasons must not depend on the chunk it was scored in.
+    np.testing.assert_array_equal(explainer.shap_values(X), one)
+    np.testing.assert_array_equal(explainer.shap_values(X[:1]), one[:1])
+    np.testing.assert_array_equal(explainer.shap_values(X[3:10]), one[3:10])
     assert explainer.shap_values(X[:0]).shape == (0, X.shape[1])
 
 

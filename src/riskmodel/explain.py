@@ -90,6 +90,31 @@ def cause_matrix(feature_names: list[str], config: Config) -> pd.DataFrame:
     return pd.DataFrame(table, index=feature_names, columns=codes)
 
 
+_SUM_ROWS = 8192
+
+
+def sum_by_cause(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``values @ table`` for a 0/1 ``table``, each row's sums depending on that row alone.
+
+    A BLAS product adds in an order that depends on the number of rows (its blocking and its
+    kernels for the edges), so the same household could get a reason weight that differs in
+    the last bit with the chunk it was scored in. Here each cause's columns are added one at a
+    time, in feature order.
+    """
+    if not np.isin(table, (0.0, 1.0)).all():
+        raise ValueError("Got a table with entries other than 0 and 1; expected a cause matrix.")
+    values = np.asarray(values, dtype="float64")
+    out = np.zeros((values.shape[0], table.shape[1]))
+    pairs = list(zip(*np.nonzero(table), strict=True))
+    for start in range(0, len(values), _SUM_ROWS):  # a block's columns stay in cache
+        columns = np.ascontiguousarray(values[start:start + _SUM_ROWS].T)
+        sums = np.zeros((table.shape[1], len(columns[0]) if len(columns) else 0))
+        for j, c in pairs:
+            sums[c] += columns[j]
+        out[start:start + _SUM_ROWS] = sums.T
+    return out
+
+
 def feature_contributions(
     model, features: pd.DataFrame, n_jobs: int = 1
 ) -> tuple[pd.DataFrame, float]:
@@ -202,7 +227,7 @@ def cause_contributions(
     values, base = feature_contributions(model, features, n_jobs=n_jobs)
     if ledger_rows is None:
         table = cause_matrix(list(values.columns), config)
-        summed = values.to_numpy() @ table.to_numpy()
+        summed = sum_by_cause(values.to_numpy(), table.to_numpy())
         return pd.DataFrame(summed, index=features.index, columns=table.columns), base
     if not features.index.equals(ledger_rows.index):
         raise ValueError("Got ledger_rows indexed unlike features; expected the same index "
@@ -252,8 +277,8 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
     change = [name for name in NET_CHANGE if name in values.columns]
     table = cause_matrix(list(values.columns), config)
     shared = _net_features(values.columns)
-    out = pd.DataFrame(values.drop(columns=shared).to_numpy()
-                       @ table.drop(index=shared).to_numpy(),
+    out = pd.DataFrame(sum_by_cause(values.drop(columns=shared).to_numpy(),
+                                    table.drop(index=shared).to_numpy()),
                        index=values.index, columns=causes)
     given = pd.DataFrame(0.0, index=values.index, columns=causes)
     losses = {c: v for c, v in cause_losses(rows, window, givebacks).items() if c in causes}
@@ -344,8 +369,8 @@ def scorecard_cause_points(model, features: pd.DataFrame, config: Config) -> pd.
     """The scorecard's points per feature summed per cause code (row sums: total points)."""
     points = model.scorecard_.points(features)
     table = cause_matrix(list(points.columns), config)
-    return pd.DataFrame(points.to_numpy() @ table.to_numpy(), index=features.index,
-                        columns=table.columns)
+    return pd.DataFrame(sum_by_cause(points.to_numpy(), table.to_numpy()),
+                        index=features.index, columns=table.columns)
 
 
 def explain_households(
@@ -751,8 +776,9 @@ def global_explanations(
     ``groups`` (e.g. the township of each row), ``cause_shares``.
     """
     values, _ = feature_contributions(model, features, n_jobs=n_jobs)
-    causes = pd.DataFrame(values.to_numpy() @ cause_matrix(list(values.columns), config)
-                          .to_numpy(), index=values.index, columns=[c.code for c in config.causes])
+    causes = pd.DataFrame(
+        sum_by_cause(values.to_numpy(), cause_matrix(list(values.columns), config).to_numpy()),
+        index=values.index, columns=[c.code for c in config.causes])
     figures = {
         "beeswarm_features": plot_beeswarm(values, features),
         "bar_features": plot_cause_bar(values),

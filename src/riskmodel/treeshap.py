@@ -120,7 +120,12 @@ def _leaf_contributions(ones: np.ndarray, zero_fractions: np.ndarray, value: flo
     for s in range(k - 1, 0, -1):
         quotient = poly[s] - z[:, None] * quotient
         weighted += weights[s - 1] * quotient
-    by_zero = (weights @ poly[:k])[None, :] / z[:, None]
+    # Summed term by term, not by a BLAS product, whose order of summation depends on how many
+    # patterns the chunk has: a row's values must not depend on the rows explained with it.
+    by_zero = np.zeros(n_patterns)
+    for s in range(k):
+        by_zero += weights[s] * poly[s]
+    by_zero = by_zero[None, :] / z[:, None]
     weighted = np.where(o > 0, weighted, by_zero)
     return (value * (o - z[:, None]) * weighted).T
 
