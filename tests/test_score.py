@@ -354,6 +354,16 @@ def test_too_much_quarantine_fails_naming_the_rules(work, tracking):
     assert runs[0].info.status == "FAILED"
 
 
+def test_the_spark_engine_refuses_a_csv_ledger_before_writing_anything(work, tracking):
+    path = work / "for-spark.csv"
+    generate_ledger(households=20, months=14, start="2022-01", seed=7).to_csv(path, index=False)
+    out = work / "spark-csv"
+    with pytest.raises(LedgerError, match="spark engine reads a Parquet ledger") as err:
+        _score(work, out, tracking, ledger=path.name, engine="spark")
+    assert err.value.exit_code == 2
+    assert not out.exists()
+
+
 def test_changes_since_last_month_are_written(work, tracking):
     out = work / "monthly"
     _score(work, out, tracking, month="2023-07")

@@ -465,6 +465,11 @@ def score_month(
     """
     if engine not in ENGINES:
         raise ValueError(f"Got engine={engine!r}, expected one of {', '.join(ENGINES)}.")
+    if engine == "spark" and Path(ledger_path).suffix.lower() in (".csv", ".xlsx"):
+        raise LedgerError(
+            f"{ledger_path}: the spark engine reads a Parquet ledger; this one is "
+            f"{Path(ledger_path).suffix.lower()[1:]}. Score it with --engine pandas, or write "
+            "it as Parquet (one row per ledger row, in the same order) and score that.")
     clock = _Clock()
     config = load_config(config_path)
     out = Path(out_dir)
