@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel import load_config, validate_ledger
+from riskmodel import LedgerError, load_config, validate_ledger
 from riskmodel.features import build_features
 from riskmodel.labels import make_labels
 from riskmodel.margin import fit_margin_model
@@ -225,3 +225,11 @@ def test_plan_month_by_chunks_is_the_plan_of_the_whole_ledger(tmp_path, ledger, 
     pd.testing.assert_frame_equal(chunked.plan.reset_index(drop=True),
                                   whole.plan.reset_index(drop=True), check_dtype=False)
     assert chunked.summary["ledger"]["rows"] == len(ledger)
+    # The chunks' features waited on disk beside the outputs; nothing of them is left.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".riskmodel.lock",
+                                                                    chunked.month]
+    with pytest.raises(LedgerError, match="no valid rows for month 2031-01"):
+        plan_month(tmp_path / "ledger.parquet", tmp_path / "failed", budget=50_000.0,
+                   month="2031-01", model_uri=str(model_dir),
+                   config_path=tmp_path / "config.yaml")
+    assert list((tmp_path / "failed").iterdir()) == []

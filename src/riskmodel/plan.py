@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -506,20 +507,20 @@ def plan_inputs(
     estimate: str = "margin",
     margin_model: LowestMarginModel | None = None,
     model_version: str | None = None,
+    effects: pd.DataFrame | None = None,
 ) -> PlanFrames:
     """The plan, the rules' comparison and the visits from gathered inputs (no reasons yet).
 
-    ``estimate`` is ``margin`` (with ``margin_model``) or ``response`` (with
-    ``inputs.response``); see :func:`plan_frame` for the rest.
+    ``estimate`` is ``margin`` (with ``margin_model``, or the margin ``effects`` priced already)
+    or ``response`` (with ``inputs.response``); see :func:`plan_frame` for the rest.
     """
     clock = _Clock()
     households = inputs.households
     eligible = households[households["eligible"].to_numpy()]
     measures = plan_measures(config, grant)
-    if estimate == "margin":
-        effects = margin_effects(model, margin_model, inputs, config, measures)
-    else:
-        effects = inputs.response
+    if effects is None:
+        effects = (margin_effects(model, margin_model, inputs, config, measures)
+                   if estimate == "margin" else inputs.response)
     clock.lap("effects")
     chosen = make_plan(effects, budget, method=method)
     rule_measure = measures[0].code if grant is not None else _rule_measure(
@@ -818,8 +819,10 @@ def plan_month(
 
     The ledger file is read and validated chunk by chunk of households
     (``scoring.chunk_households``), so memory is bounded by a chunk and what the plan keeps
-    per household; the chosen households are read again to explain them. The plan is the one
-    :func:`plan_frame` gives on the valid rows.
+    per household: each chunk's features wait on disk, in a temporary folder inside
+    ``out_dir`` (``.plan-features-*``, removed when the run ends, failed or not), until the
+    margin model that prices them is fitted. The chosen households are read again to explain
+    them. The plan is the one :func:`plan_frame` gives on the valid rows.
 
     Parameters
     ----------
@@ -856,32 +859,50 @@ def plan_month(
     month = month or chunks.months[-1]
     counts = {"rows": chunks.n_rows, "valid": 0, "quarantined": 0}
     share = _sample_share(config, chunks.rows_in(month))
-    parts = []
-    for valid, quarantined in _valid_chunks(chunks):
-        clock.lap("read_validate")
-        counts["valid"] += len(valid)
-        counts["quarantined"] += quarantined
-        parts.append(month_inputs(valid, model, config, month, sample_share=share,
-                                  learn=estimate != "response", response=estimate == "response",
-                                  grant=grant))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    # Each chunk's features wait on disk, beside the outputs, until the margin model that
+    # prices them is fitted: memory holds one chunk's features, not the month's.
+    with tempfile.TemporaryDirectory(prefix=".plan-features-", dir=out_dir) as spill:
+        parts, stored = [], []
+        for valid, quarantined in _valid_chunks(chunks):
+            clock.lap("read_validate")
+            counts["valid"] += len(valid)
+            counts["quarantined"] += quarantined
+            part = month_inputs(valid, model, config, month, sample_share=share,
+                                learn=estimate != "response", response=estimate == "response",
+                                grant=grant)
+            if estimate != "response":
+                start = stored[-1].start + stored[-1].n_households if stored else 0
+                stored.append(_SpilledFeatures.save(part, Path(spill) / f"{len(stored)}.npy",
+                                                    start))
+            # A new empty frame: a slice would keep the whole block alive.
+            part.features = pd.DataFrame(columns=part.features.columns, dtype="float64")
+            parts.append(part)
+            clock.lap("inputs")
+        inputs = combine_inputs(parts)
+        del parts
+        if inputs.households.empty:
+            raise LedgerError(f"{ledger_path}: no valid rows for month {month}; the ledger "
+                              f"holds {chunks.months[0]} … {chunks.months[-1]}.")
         clock.lap("inputs")
-    inputs = combine_inputs(parts)
-    del parts
-    if inputs.households.empty:
-        raise LedgerError(f"{ledger_path}: no valid rows for month {month}; the ledger holds "
-                          f"{chunks.months[0]} … {chunks.months[-1]}.")
-    clock.lap("inputs")
-    used, margin_model = _effect_source(inputs, model, config, estimate, None)
-    if used == "response" and inputs.response is None:
-        eligible = set(inputs.households.loc[inputs.households["eligible"], "household_id"])
-        inputs.response = _effects_frame([
-            _response_effects(model, valid, config, month,
-                              sorted(eligible & set(valid["household_id"])), grant)
-            for valid, _ in _valid_chunks(chunks)])
-    clock.lap("margin_model")
+        used, margin_model = _effect_source(inputs, model, config, estimate, None)
+        if used == "response" and inputs.response is None:
+            eligible = set(inputs.households.loc[inputs.households["eligible"], "household_id"])
+            inputs.response = _effects_frame([
+                _response_effects(model, valid, config, month,
+                                  sorted(eligible & set(valid["household_id"])), grant)
+                for valid, _ in _valid_chunks(chunks)])
+        clock.lap("margin_model")
+        effects = None
+        if used == "margin":
+            measures = plan_measures(config, grant)
+            effects = pd.concat(
+                [margin_effects(model, margin_model, chunk.inputs(inputs), config, measures)
+                 for chunk in stored], ignore_index=True).sort_values(
+                ["household_id", "measure"], kind="stable", ignore_index=True)
     frames = plan_inputs(inputs, model, config, month, budget, grant=grant, visits=visits_table,
                          method="auto", estimate=used, margin_model=margin_model,
-                         model_version=ref.version or ref.uri)
+                         model_version=ref.version or ref.uri, effects=effects)
     clock.lap("plan")
     wanted = _to_explain(frames)
     # One pass over the file for the households shown, not one per chunk.
@@ -903,6 +924,30 @@ def plan_month(
     logger.info("plan %s: %d households, %.0f yuan, %.1f expected falls prevented", month,
                 len(frames.plan), frames.summary["spent"], frames.summary["falls_prevented"])
     return PlanResult(month, folder, frames.plan, frames.visits, frames.summary, files)
+
+
+@dataclass
+class _SpilledFeatures:
+    """One chunk's eligible households' features, kept in a ``.npy`` file until priced."""
+
+    path: Path
+    columns: list[str]
+    start: int  # the chunk's first row in the combined households
+    n_households: int
+
+    @classmethod
+    def save(cls, part: MonthInputs, path: Path, start: int) -> _SpilledFeatures:
+        np.save(path, part.features.to_numpy(dtype="float64"), allow_pickle=False)
+        return cls(path, list(part.features.columns), start, len(part.households))
+
+    def inputs(self, combined: MonthInputs) -> MonthInputs:
+        """The chunk's households, features and figures, from the combined inputs."""
+        households = combined.households.iloc[self.start:self.start + self.n_households]
+        ids = pd.Index(households.loc[households["eligible"].to_numpy(), "household_id"]
+                       .to_numpy(), name="household_id")
+        features = pd.DataFrame(np.load(self.path, allow_pickle=False), index=ids,
+                                columns=self.columns)
+        return MonthInputs(households=households, features=features, facts=combined.facts)
 
 
 def _valid_chunks(chunks: LedgerChunks):
