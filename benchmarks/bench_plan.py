@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peak import run_measured
 
 from riskmodel import load_config, validate_ledger
 from riskmodel.backtest import model_features
@@ -250,17 +250,13 @@ def speed(args: argparse.Namespace, config, model: RiskModel) -> None:
                        "--model", str(folder / "model"), "--out", str(out)]
             if grant:
                 command += ["--grant", f"{grant:.0f}"]
-            # The command as an operator runs it: a fresh process, with its own peak memory
-            # (wait4 gives this child's resource use alone).
+            # The command as an operator runs it: a fresh process, with its own peak memory.
             log = folder / "plan.log"
-            clock = time.perf_counter()
             with open(log, "w", encoding="utf-8") as handle:
-                process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-                _, status, usage = os.wait4(process.pid, 0)
-            took = time.perf_counter() - clock
-            process.returncode = os.waitstatus_to_exitcode(status)
-            if process.returncode != 0:
-                sys.exit(f"riskmodel plan failed ({process.returncode}):\n"
+                done = run_measured(command, stdout=handle, stderr=subprocess.STDOUT)
+            took = done.seconds
+            if done.returncode != 0:
+                sys.exit(f"riskmodel plan failed ({done.returncode}):\n"
                          f"{log.read_text('utf-8')[-4000:]}")
             summary = json.loads(next(out.glob("*/plan_summary.json")).read_text("utf-8"))
             timings = summary["timings_s"]
@@ -271,7 +267,7 @@ def speed(args: argparse.Namespace, config, model: RiskModel) -> None:
                   f"{took:.0f} s in all, {planned:.0f} s after reading and validating ({parts}); "
                   f"{summary['households']:,} households chosen, solver "
                   f"{summary['solver']}, estimate {summary['effect_estimate']}; "
-                  f"peak memory {usage.ru_maxrss / 2**20:.1f} GiB")
+                  f"peak memory {done.peak_bytes / 2**30:.1f} GiB")
 
 
 def main() -> None:

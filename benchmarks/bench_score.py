@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak import run_measured
 
 SCORE = """
 import json, sys, time
@@ -97,22 +97,26 @@ def main(argv: list[str] | None = None) -> None:
     config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     out = Path(tempfile.mkdtemp(prefix="out-", dir=folder))
 
-    done = subprocess.run(
-        [sys.executable, "-c", SCORE, str(ledger), str(out), str(model), str(config),
-         f"sqlite:///{folder / 'mlruns.db'}"],
-        capture_output=True, text=True, check=False)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # A fresh process with its own peak memory (the launcher keeps this process's, which may
+    # hold the ledger it generated, out of the figure).
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as stderr:
+        done = run_measured(
+            [sys.executable, "-c", SCORE, str(ledger), str(out), str(model), str(config),
+             f"sqlite:///{folder / 'mlruns.db'}"], stdout=stdout, stderr=stderr)
+        stdout.seek(0)
+        stderr.seek(0)
+        output, errors = stdout.read(), stderr.read()
     if done.returncode != 0:
-        sys.exit(f"score_month failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+        sys.exit(f"score_month failed ({done.returncode}):\n{errors[-4000:]}")
+    report = json.loads(output.strip().splitlines()[-1])
     r = report["summary"]["reconciliation"]
     print(f"scored {r['rows_in']:,} households of {report['summary']['month']}: "
           f"{r['scored']:,} scored, {r['not_eligible']:,} not eligible, "
           f"{r['quarantined']:,} quarantined; {report['summary']['watchlist']['households']:,} "
           "on the watch list")
     print(f"end to end: {report['seconds']:.1f} s wall, "
-          f"{usage.ru_utime + usage.ru_stime:.1f} s CPU, peak memory "
-          f"{usage.ru_maxrss / 2**20:.2f} GiB")
+          f"{done.cpu_seconds:.1f} s CPU, peak memory {done.peak_bytes / 2**30:.2f} GiB")
     for name, key in (("wall", "timings_s"), ("CPU", "cpu_s")):
         print(f"stages, {name} (s): " + ", ".join(
             f"{k} {v:.1f}" for k, v in report["summary"][key].items()))

@@ -900,6 +900,7 @@ def plan_month(
                 [margin_effects(model, margin_model, chunk.inputs(inputs), config, measures)
                  for chunk in stored], ignore_index=True).sort_values(
                 ["household_id", "measure"], kind="stable", ignore_index=True)
+            clock.lap("effects")
     frames = plan_inputs(inputs, model, config, month, budget, grant=grant, visits=visits_table,
                          method="auto", estimate=used, margin_model=margin_model,
                          model_version=ref.version or ref.uri, effects=effects)
