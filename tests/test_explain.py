@@ -290,6 +290,12 @@ def test_explain_household_prints_score_causes_text_measures_and_what_if(fitted,
     assert without.loc[household, first] < row["risk_score"]
     assert "risk with each cause taken away" in text
     assert f"{without.loc[household, first]:.1%}" in text
+    # Another household's broken rows, a CSV export and spaces around the id change nothing.
+    broken = ledger.astype({"members": "string"})
+    broken.loc[broken["household_id"] != household, "members"] = "?"
+    broken.to_csv(tmp_path / "ledger.csv", index=False, encoding="utf-8-sig")
+    assert explain_household(str(tmp_path / "ledger.csv"), f" {household} ",
+                             model_uri=str(tmp_path / "model")) == text
     poor = now.index[now.eq(True).fillna(False).to_numpy(dtype=bool)][0]
     text = explain_household(str(path), poor, model_uri=str(tmp_path / "model"))
     assert "already below the line" in text and "risk:" not in text

@@ -524,18 +524,21 @@ def explain_household(
         too few observed months, has no model score (the monthly job flags it by rule): the
         report says so and shows its figures but no score, reasons or what-if.
     """
-    from .ledger import load_ledger
+    from .chunks import LedgerChunks
+    from .ledger import validate_ledger
     from .tracking import load_model
     from .whatif import what_if
 
     config = load_config(config_path)
-    ledger = load_ledger(ledger_path).valid
-    month = month or str(ledger["month"].max())
-    mine = ledger["household_id"] == household_id
-    if not (mine & (ledger["month"] == month)).any():
+    # Only this household's rows are read and validated, not the whole ledger.
+    chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
+    household_id = str(household_id).strip()
+    ledger = validate_ledger(chunks.rows_of([household_id])).valid
+    month = month or (chunks.months[-1] if chunks.months else "")
+    if not (ledger["month"] == month).any():
         raise LedgerError(f"Household {household_id!r} has no valid row for {month} in "
                           f"{ledger_path}.")
-    history = ledger[mine & (months_of(ledger["month"]) <= months_of(pd.Series([month]))[0])]
+    history = ledger[months_of(ledger["month"]) <= months_of(pd.Series([month]))[0]]
     status = poverty_status(history, config).iloc[-1]
     if pd.isna(status["poor"]) or status["poor"]:
         facts = household_facts(history.iloc[[-1]], config, history).iloc[0]
