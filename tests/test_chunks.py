@@ -61,3 +61,61 @@ def test_rows_of_the_chosen_households_in_file_order(raw, tmp_path, kind):
     assert got["household_id"].astype(str).str.startswith(" ").sum() == 6
     empty = chunks.rows_of([])
     assert empty.empty and "household_id" in empty.columns
+
+
+def broken(raw: pd.DataFrame) -> pd.DataFrame:
+    """The ledger with a few bad cells and a duplicated row, as exports have them."""
+    out = raw.astype({"members": object, "inc_wage": object})
+    out.loc[3, "members"] = 0
+    out.loc[40, "inc_wage"] = "一千"
+    out.loc[101, "month"] = "2023-13"
+    return pd.concat([out, out.iloc[[200]]], ignore_index=True).astype(
+        {"members": "string", "inc_wage": "string"})
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_validating_a_file_by_chunks_is_validating_it_whole(raw, tmp_path, kind):
+    from riskmodel.chunks import validate_file
+    from riskmodel.ledger import KEY, load_ledger
+
+    path = write(broken(raw), tmp_path, kind)
+    whole = load_ledger(path)
+    result = validate_file(path, chunk_households=25, out=tmp_path / "out")
+    assert result.reconciles and result.n_in == whole.n_in == len(raw) + 1
+    assert result.n_valid == len(whole.valid) and result.counts_by_rule == whole.counts_by_rule
+    assert len(result.quarantine) == 5        # the bad cells, both copies of the duplicate
+    pd.testing.assert_frame_equal(result.quarantine, whole.quarantine)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["quarantine.parquet",
+                                                                   "valid.parquet"]
+    valid = pd.read_parquet(tmp_path / "out" / "valid.parquet")
+    pd.testing.assert_frame_equal(valid.sort_values(KEY, ignore_index=True),
+                                  whole.valid.sort_values(KEY, ignore_index=True),
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "out" / "quarantine.parquet"),
+                                  whole.quarantine, check_dtype=False)
+
+
+def test_the_validate_command_prints_the_counts_and_writes_the_files(raw, tmp_path, capsys):
+    from riskmodel.cli import main
+
+    path = write(broken(raw), tmp_path, "csv")
+    assert main(["validate", "--ledger", str(path), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(raw) + 1} rows read, {len(raw) - 4} valid, 5 quarantined" in printed
+    assert "duplicate_key: 2" in printed
+    assert len(pd.read_parquet(tmp_path / "out" / "valid.parquet")) == len(raw) - 4
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    from riskmodel.outputs import AtomicParquetWriter
+
+    frame = pd.DataFrame({"household_id": ["H1", "H2"], "x": [1.0, 2.0]})
+    with pytest.raises(RuntimeError), AtomicParquetWriter(tmp_path / "a.parquet") as writer:
+        writer.write(frame)
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+    with AtomicParquetWriter(tmp_path / "b.parquet") as writer:
+        writer.write(frame)
+        writer.write(frame.assign(x=[3, 4]))       # cast to the first frame's types
+    assert pd.read_parquet(tmp_path / "b.parquet")["x"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert [p.name for p in tmp_path.iterdir()] == ["b.parquet"]

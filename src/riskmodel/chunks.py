@@ -7,7 +7,10 @@ so that a rejected row can be reported where the operator will find it.
 
 from __future__ import annotations
 
+import contextlib
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,7 @@ import pandas as pd
 
 from .errors import LedgerError
 from .labels import month_index, month_label
-from .ledger import normalise_columns, parse_months, read_ledger
+from .ledger import empty_quarantine, normalise_columns, parse_months, read_ledger, validate_ledger
 
 
 class LedgerChunks:
@@ -113,3 +116,62 @@ class LedgerChunks:
             head = next(self._file.iter_batches(batch_size=1)).to_pandas()
             return normalise_columns(head, source=str(self.path)).iloc[:0]
         return normalise_columns(pa.Table.from_batches(parts).to_pandas(), source=str(self.path))
+
+
+@dataclass
+class FileValidation:
+    """What :func:`validate_file` made of a ledger file (the valid rows themselves are written,
+    not kept)."""
+
+    n_in: int
+    n_valid: int
+    quarantine: pd.DataFrame
+    missing_optional: list[str] = field(default_factory=list)
+    counts_by_rule: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.n_in == self.n_valid + len(self.quarantine)
+
+
+def validate_file(path: str | Path, chunk_households: int,
+                  out: str | Path | None = None) -> FileValidation:
+    """Validate a ledger file chunk by chunk of households, so memory is bounded by a chunk.
+
+    With ``out``, writes ``valid.parquet`` (the valid rows household by household, in the
+    order households first appear in the file, each household's months in order) and
+    ``quarantine.parquet`` (the rejected rows with their rules, ``source_row`` numbering the
+    file's rows from 0), each renamed into place only when whole.
+    """
+    from .outputs import AtomicParquetWriter, write_parquet_atomic
+
+    chunks = LedgerChunks(path, chunk_households)
+    n_in = n_valid = 0
+    quarantined, missing = [], []
+    counts: Counter = Counter()
+    writer = contextlib.nullcontext()
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        # The columns of a file without rows (a CSV of headers only) come from validating it.
+        empty = validate_ledger(chunks._raw).valid if chunks.n_chunks == 0 else None
+        writer = AtomicParquetWriter(Path(out) / "valid.parquet", empty)
+    with writer:
+        for rows, raw in chunks:
+            result = validate_ledger(raw)
+            del raw
+            quarantine = result.quarantine
+            quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
+            quarantined.append(quarantine)
+            counts.update(result.counts_by_rule)
+            n_in += result.n_in
+            n_valid += len(result.valid)
+            missing = result.missing_optional
+            if out is not None:
+                writer.write(result.valid)
+    quarantine = (pd.concat(quarantined, ignore_index=True).sort_values(
+        "source_row", ignore_index=True) if quarantined else empty_quarantine())
+    if out is not None:
+        write_parquet_atomic(quarantine, Path(out) / "quarantine.parquet")
+    result = FileValidation(n_in, n_valid, quarantine, missing, dict(counts.most_common()))
+    assert result.reconciles, "validation lost rows"
+    return result

@@ -30,11 +30,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .ledger import load_ledger
-    from .outputs import write_parquet_atomic
+    from .chunks import validate_file
+    from .config import load_config
 
-    result = load_ledger(args.ledger)
-    print(f"{args.ledger}: {result.n_in} rows read, {len(result.valid)} valid, "
+    # Chunk by chunk of households, as the scoring job reads the file: memory stays bounded.
+    result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out)
+    print(f"{args.ledger}: {result.n_in} rows read, {result.n_valid} valid, "
           f"{len(result.quarantine)} quarantined")
     for rule, count in result.counts_by_rule.items():
         print(f"  {rule}: {count}")
@@ -43,9 +44,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
               + ", ".join(result.missing_optional))
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_parquet_atomic(result.valid, out / "valid.parquet")
-        write_parquet_atomic(result.quarantine, out / "quarantine.parquet")
         print(f"wrote {out / 'valid.parquet'} and {out / 'quarantine.parquet'}")
     return 0
 

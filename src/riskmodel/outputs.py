@@ -420,3 +420,48 @@ __all__ = [
     "write_parquet_atomic",
     "write_watchlist",
 ]
+
+
+class AtomicParquetWriter:
+    """Parquet written frame by frame to a hidden file beside ``path``, renamed into place
+    when the ``with`` block ends without an error (removed otherwise).
+
+    Every frame is cast to the first one's schema; ``empty`` gives the schema when no frame
+    is written.
+    """
+
+    def __init__(self, path: str | Path, empty: pd.DataFrame | None = None):
+        self.path = Path(path)
+        self.rows = 0
+        self._empty = empty
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        options = dict(PARQUET_OPTIONS)
+        row_group_size = options.pop("row_group_size")
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._tmp, table.schema, **options)
+        else:
+            table = table.cast(self._writer.schema)
+        self._writer.write_table(table, row_group_size=row_group_size)
+        self.rows += len(frame)
+
+    def __enter__(self) -> AtomicParquetWriter:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None and self._writer is None:
+                if self._empty is None:
+                    raise ValueError("Got no frame to write and no empty frame for the columns.")
+                self.write(self._empty)
+            if self._writer is not None:
+                self._writer.close()
+            if kind is None:
+                fsync_path(self._tmp)
+                os.replace(self._tmp, self.path)
+                fsync_path(self.path.parent)
+        finally:
+            self._tmp.unlink(missing_ok=True)
