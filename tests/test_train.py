@@ -120,6 +120,31 @@ def test_train_from_path_prints_the_backtest_table(trained, ledger, tmp_path, mo
     assert "recall_at_5pct" in out and "rules_income" in out and "champion" in out
 
 
+def test_train_from_path_reads_only_a_sample_of_households_when_asked(trained, ledger, tmp_path,
+                                                                       monkeypatch):
+    import yaml
+
+    result, uri = trained
+    raw = load_config().model_dump(mode="json")
+    raw["model"]["train_households"] = 150
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True),
+                                          encoding="utf-8")
+    seen = []
+    monkeypatch.setattr(train_module, "train",
+                        lambda valid, config, **kwargs: seen.append(valid) or result)
+    ledger.to_parquet(tmp_path / "ledger.parquet")
+    # The same file in another row order draws the same households.
+    ledger.sample(frac=1.0, random_state=3).to_csv(tmp_path / "shuffled.csv", index=False)
+    for name in ("ledger.parquet", "shuffled.csv"):
+        train_from_path(tmp_path / name, config_path=tmp_path / "config.yaml", tracking_uri=uri)
+    first, second = seen
+    households = first["household_id"].unique()
+    assert 100 <= len(households) <= 200 < ledger["household_id"].nunique()
+    # Whole households: every month of each one drawn.
+    assert (first.groupby("household_id")["month"].nunique() == 26).all()
+    assert sorted(households) == sorted(second["household_id"].unique())
+
+
 @pytest.fixture
 def no_fit(monkeypatch):
     def refuse(*args, **kwargs):

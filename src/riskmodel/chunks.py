@@ -71,6 +71,11 @@ class LedgerChunks:
         self.chunk_of_row = (np.maximum(household, 0) // chunk_households).astype("int32")
         self.n_chunks = int(self.chunk_of_row.max()) + 1 if self.n_rows else 0
 
+    @property
+    def households(self) -> pd.Index:
+        """The file's household ids, without surrounding spaces, in order of first appearance."""
+        return self._households
+
     def rows_in(self, month: str) -> int:
         """Rows of ``month``, counting rows whose month cannot be read (they may belong to it)."""
         t = int(month_index(pd.Series([month]))[0])

@@ -170,6 +170,7 @@ class ModelConfig(_Strict):
     scorecard_features: int = Field(12, ge=1)
     min_positive_labels: int = Field(50, ge=1)
     max_train_rows: int | None = Field(None, ge=1000)
+    train_households: int | None = Field(None, ge=1)
     exclude_features: list[str] = []
 
 

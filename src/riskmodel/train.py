@@ -24,11 +24,13 @@ from .backtest import (
     plot_precision_recall,
     time_splits,
 )
+from .chunks import LedgerChunks
 from .config import Config, load_config
 from .errors import ConfigError, TrainingDataError
 from .features import build_features, feature_causes
 from .labels import make_labels, month_index
-from .ledger import load_ledger
+from .ledger import load_ledger, validate_ledger
+from .margin import sample_households
 from .models import RiskModel
 from .tracking import LoggedRun, data_fingerprint, input_example, log_training_run
 
@@ -269,8 +271,19 @@ def train_from_path(
     from rich.table import Table
 
     config = load_config(config_path)
-    loaded = load_ledger(ledger_path)
     console = Console()
+    loaded, sample = None, config.model.train_households
+    if sample is not None:
+        # Only the drawn households' rows are read and validated.
+        chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
+        ids = chunks.households
+        if len(ids) > sample:
+            drawn = ids[sample_households(ids, sample / len(ids))]
+            loaded = validate_ledger(chunks.rows_of(drawn))
+            console.print(f"{ledger_path}: {len(drawn)} of {len(ids)} households drawn "
+                          f"(model.train_households: {sample})")
+    if loaded is None:
+        loaded = load_ledger(ledger_path)
     console.print(f"{ledger_path}: {loaded.n_in} rows read, {len(loaded.valid)} valid, "
                   f"{len(loaded.quarantine)} quarantined")
     result = train(loaded.valid, config, tracking_uri=tracking_uri, alias=alias,
