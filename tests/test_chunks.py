@@ -119,3 +119,18 @@ def test_a_failed_write_leaves_no_file(tmp_path):
         writer.write(frame.assign(x=[3, 4]))       # cast to the first frame's types
     assert pd.read_parquet(tmp_path / "b.parquet")["x"].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert [p.name for p in tmp_path.iterdir()] == ["b.parquet"]
+
+
+def test_a_filtered_frame_saved_with_its_index_is_read(raw, tmp_path):
+    from riskmodel.chunks import validate_file
+
+    # pandas writes a non-default index as a column of the file.
+    kept = raw[raw.index % 7 != 3]
+    kept.to_parquet(tmp_path / "kept.parquet")
+    assert "__index_level_0__" in pq.read_schema(tmp_path / "kept.parquet").names
+    chunks = LedgerChunks(tmp_path / "kept.parquet", chunk_households=25)
+    assert chunks.n_rows == len(kept)
+    assert sum(len(frame) for _, frame in chunks) == len(kept)
+    assert "__index_level_0__" not in next(iter(chunks))[1].columns
+    result = validate_file(tmp_path / "kept.parquet", chunk_households=25)
+    assert result.n_valid == len(kept) and result.quarantine.empty

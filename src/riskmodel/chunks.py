@@ -45,7 +45,10 @@ class LedgerChunks:
                                   f"({exc.__class__.__name__}).") from None
             if head is None:
                 raise LedgerError(f"{self.path}: the file has no rows.")
-            names = normalise_columns(head.to_pandas(), source=str(self.path)).columns
+            # Without the pandas metadata: a frame saved after filtering rows stores its index
+            # as a column (``__index_level_0__``), which must keep its place among the names.
+            names = normalise_columns(head.to_pandas(ignore_metadata=True),
+                                      source=str(self.path)).columns
             raw_name = dict(zip(names, self._file.schema_arrow.names, strict=True))
             table = self._file.read(columns=[raw_name["household_id"], raw_name["month"]])
             ids, months = (table.column(i).to_pandas() for i in range(2))
