@@ -134,3 +134,14 @@ def test_a_filtered_frame_saved_with_its_index_is_read(raw, tmp_path):
     assert "__index_level_0__" not in next(iter(chunks))[1].columns
     result = validate_file(tmp_path / "kept.parquet", chunk_households=25)
     assert result.n_valid == len(kept) and result.quarantine.empty
+
+
+def test_an_out_that_is_a_file_is_one_line_not_a_traceback(raw, tmp_path, capsys):
+    from riskmodel.cli import main
+
+    path = write(raw, tmp_path, "csv")
+    (tmp_path / "afile").write_text("not a folder", encoding="utf-8")
+    assert main(["validate", "--ledger", str(path), "--out", str(tmp_path / "afile")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("riskmodel validate: cannot read or write a file")
+    assert (tmp_path / "afile").read_text(encoding="utf-8") == "not a folder"

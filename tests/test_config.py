@@ -75,6 +75,15 @@ def test_unreadable_config_files(tmp_path):
     bad.write_text("- a list\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(bad)
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+    # Edited in a Chinese Windows editor: GBK, or UTF-8 with a byte-order mark.
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    bad.write_bytes(text.encode("gb18030"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(bad)
+    bad.write_bytes(text.encode("utf-8-sig"))
+    assert load_config(bad) == load_config()
 
 
 def test_aliases_cover_every_contract_column():

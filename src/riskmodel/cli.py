@@ -192,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     except RiskModelError as exc:
         print(f"riskmodel {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # The machine, not the input: a full disk, no permission, a file where --out wants a
+        # folder. One line for the operator; the traceback with --verbose.
+        logging.getLogger("riskmodel").debug("file error", exc_info=True)
+        print(f"riskmodel {args.command}: cannot read or write a file: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"riskmodel {args.command}: interrupted", file=sys.stderr)
         return 130

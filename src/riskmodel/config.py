@@ -337,9 +337,16 @@ def load_config(path: str | Path | None = None) -> Config:
     """
     source = Path(path) if path is not None else DEFAULT_CONFIG
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(source.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError(f"{source}: config file not found.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a folder; expected a YAML config file.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text (saved as GBK?); save the config as "
+                          "UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({exc.__class__.__name__}).") from None
     if not isinstance(raw, dict):
