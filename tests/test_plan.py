@@ -166,6 +166,13 @@ def test_no_budget_no_plan(ledger, model, config, month):
         plan_frame(ledger, model, config, month, budget=-5.0)
     with pytest.raises(PlanInputError, match="grant"):
         plan_frame(ledger, model, config, month, budget=5.0, grant=0.0)
+    with pytest.raises(PlanInputError, match="one fen"):
+        plan_frame(ledger, model, config, month, budget=5.0, grant=0.001)
+    # The ledger's second month: no household has the history for a score, so no plan.
+    early = sorted(ledger["month"].unique())[1]
+    frames = plan_frame(ledger, model, config, early, budget=30_000.0, grant=1500.0,
+                        estimate="response")
+    assert frames.plan.empty and frames.summary["spent"] == 0.0
 
 
 def test_plan_month_writes_the_files(tmp_path, ledger, model, month, config):

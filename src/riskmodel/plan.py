@@ -248,12 +248,15 @@ def _month_rows(rows: pd.DataFrame, history: pd.DataFrame, model, config: Config
     households = _households(rows, status, features, model, config)
     eligible = households["eligible"].to_numpy()
     ids = pd.Index(households["household_id"].to_numpy()[eligible], name="household_id")
-    facts = household_facts(rows[eligible], config, recent)
-    facts = pd.DataFrame({
-        "laborers": facts["laborers"].to_numpy(),
-        "medical_12m": facts["medical_12m"].to_numpy(),
-        "students_or_fees": (facts["students"] + facts["education_12m"]).to_numpy(),
-    }, index=ids)
+    if eligible.any():
+        facts = household_facts(rows[eligible], config, recent)
+        facts = pd.DataFrame({
+            "laborers": facts["laborers"].to_numpy(),
+            "medical_12m": facts["medical_12m"].to_numpy(),
+            "students_or_fees": (facts["students"] + facts["education_12m"]).to_numpy(),
+        }, index=ids)
+    else:  # no household with a score this month (too little history, all under the line)
+        facts = pd.DataFrame(columns=list(REQUIREMENTS.values()), index=ids, dtype="float64")
     return MonthInputs(households=households.reset_index(drop=True),
                        features=features.loc[eligible, lift_columns(model)].set_axis(ids),
                        facts=facts)
@@ -629,8 +632,8 @@ def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
 def _check_amounts(budget: float, grant: float | None) -> None:
     if not (isinstance(budget, int | float | np.number) and math.isfinite(budget) and budget >= 0):
         raise PlanInputError(f"Got budget={budget!r}, expected a number of yuan ≥ 0.")
-    if grant is not None and not (math.isfinite(grant) and grant > 0):
-        raise PlanInputError(f"Got grant={grant!r}, expected a positive number of yuan.")
+    if grant is not None and not (math.isfinite(grant) and grant >= 0.01):
+        raise PlanInputError(f"Got grant={grant!r}, expected a number of yuan ≥ 0.01 (one fen).")
 
 
 def _rule_measure(measures: list[Measure], code: str) -> str:
