@@ -103,10 +103,15 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def temp_beside(path: Path) -> Path:
+    """The hidden file beside ``path`` that a writer fills before renaming it into place."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
 def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
     """:func:`write_parquet` to a hidden file beside ``path``, then rename it into place."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_beside(path)
     try:
         write_parquet(frame, tmp)
         os.replace(tmp, path)
@@ -417,6 +422,7 @@ __all__ = [
     "watchlist_frame",
     "write_json",
     "write_parquet",
+    "temp_beside",
     "write_parquet_atomic",
     "write_watchlist",
 ]
@@ -432,21 +438,19 @@ class AtomicParquetWriter:
 
     def __init__(self, path: str | Path, empty: pd.DataFrame | None = None):
         self.path = Path(path)
-        self.rows = 0
         self._empty = empty
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._tmp = temp_beside(self.path)
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        options = dict(PARQUET_OPTIONS)
-        row_group_size = options.pop("row_group_size")
+        # The writer takes the file's options; the row-group size belongs to each write.
+        options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
         if self._writer is None:
             self._writer = pq.ParquetWriter(self._tmp, table.schema, **options)
         else:
             table = table.cast(self._writer.schema)
-        self._writer.write_table(table, row_group_size=row_group_size)
-        self.rows += len(frame)
+        self._writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
 
     def __enter__(self) -> AtomicParquetWriter:
         return self

@@ -61,7 +61,7 @@ from .margin import (
     sample_households,
     training_rows,
 )
-from .outputs import OutputLock, write_json, write_parquet_atomic
+from .outputs import OutputLock, temp_beside, write_json, write_parquet_atomic
 from .reasons import household_facts
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
 from .tracking import DEFAULT_MODEL_URI, load_model
@@ -980,7 +980,7 @@ def _write_csv(frame: pd.DataFrame, path: Path, headers: dict[str, str]) -> Path
 
 def _atomic(path: Path, write) -> Path:
     """Write through ``write(temp)`` beside ``path``, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_beside(path)
     try:
         write(tmp)
         with open(tmp, "rb") as handle:

@@ -39,7 +39,7 @@ from .config import Config, load_config
 from .errors import LedgerError
 from .fonts import cjk_font
 from .labels import month_index, month_label
-from .outputs import TRIGGER_ZH
+from .outputs import TRIGGER_ZH, temp_beside
 
 logger = logging.getLogger(__name__)
 
@@ -822,7 +822,7 @@ def write_bulletin(scores_dir: str | Path, out_path: str | Path,
     page = render_bulletin(scores, summary, previous_scores, config=config)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    tmp = temp_beside(out_path)
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(page)
