@@ -8,12 +8,13 @@ from riskmodel.drift import (
     EPSILON,
     add_counts,
     bin_values,
+    calendar_reference,
     count_bins,
     drift_report,
     expected_shares,
     psi,
 )
-from riskmodel.models import reference_bins
+from riskmodel.models import calendar_month_shares, reference_bins
 
 
 def _reference(frame: pd.DataFrame, score: np.ndarray) -> dict:
@@ -107,3 +108,56 @@ def test_counts_add_up_across_chunks(values, cut):
         parts = add_counts(parts, count_bins(reference, frame.iloc[piece], values[piece]))
     np.testing.assert_array_equal(parts["features"]["x"], whole["features"]["x"])
     np.testing.assert_array_equal(parts["score"], whole["score"])
+
+
+def _seasonal_training(rng, years: int = 2, per_month: int = 2000):
+    """Wages that drop every February (the spring festival) on top of noise."""
+    months = np.repeat(np.arange(24_000, 24_000 + 12 * years), per_month)
+    season = np.where(months % 12 == 1, -2.0, 0.0)
+    frame = pd.DataFrame({"wage_change": rng.normal(size=months.size) + season,
+                          "noise": rng.normal(size=months.size)})
+    cal = months >= months.max() - 2
+    reference = _reference(frame[cal], rng.random(int(cal.sum())))
+    reference["calendar_months"] = calendar_month_shares(frame, months, reference["features"])
+    return reference
+
+
+def test_a_season_that_comes_back_is_not_drift_a_new_shift_is():
+    rng = np.random.default_rng(5)
+    reference = _seasonal_training(rng)
+    february = pd.DataFrame({"wage_change": rng.normal(size=3000) - 2.0,
+                             "noise": rng.normal(size=3000)})
+    counts = count_bins(reference, february, None)
+    seasonal = drift_report(reference, counts, 0.25, month="2026-02").set_index("name")
+    assert seasonal.loc["wage_change", "reference"] == "calendar_month"
+    assert not seasonal.loc["wage_change", "drifted"]
+    assert seasonal.loc["wage_change", "psi"] < 0.05
+    # Against the calibration months (October to December) the same February is far off.
+    flat = drift_report(reference, counts, 0.25).set_index("name")
+    assert flat.loc["wage_change", "reference"] == "calibration"
+    assert flat.loc["wage_change", "drifted"]
+    # A February whose wages fall further than every February before has drifted.
+    worse = february.assign(wage_change=february["wage_change"] - 1.5)
+    moved = drift_report(reference, count_bins(reference, worse, None), 0.25, month="2026-02")
+    assert moved.set_index("name").loc["wage_change", "drifted"]
+    assert not moved.set_index("name").loc["noise", "drifted"]
+
+
+def test_the_score_is_always_compared_with_calibration():
+    rng = np.random.default_rng(6)
+    reference = _seasonal_training(rng)
+    table = drift_report(reference, None, 0.25, month="2026-02").set_index("name")
+    assert table.loc["score", "reference"] == "calibration"
+
+
+def test_a_thin_month_of_the_year_falls_back_to_calibration():
+    rng = np.random.default_rng(7)
+    reference = _seasonal_training(rng, years=1, per_month=400)
+    assert calendar_reference(reference, "2026-02", min_rows=1000) is None
+    assert calendar_reference(reference, "2026-02", min_rows=400) is not None
+    assert calendar_reference(reference, None, min_rows=1) is None
+    month = pd.DataFrame({"wage_change": rng.normal(size=500) - 2.0,
+                          "noise": rng.normal(size=500)})
+    table = drift_report(reference, count_bins(reference, month, None), 0.25,
+                         month="2026-02", min_rows=1000)
+    assert set(table["reference"]) == {"calibration"}

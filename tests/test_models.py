@@ -171,6 +171,31 @@ def test_reference_describes_the_calibration_slice(fitted):
     assert ref["features"]["margin"]["missing"] == pytest.approx(X.loc[cal, "margin"].isna().mean())
 
 
+def test_reference_keeps_every_month_of_the_year_in_the_calibration_bins(fitted):
+    model, X, _, months = fitted
+    by_month = model.reference_["calendar_months"]
+    calendar = months % 12
+    assert sorted(by_month) == [f"{m + 1:02d}" for m in np.unique(calendar)]
+    for key, entry in by_month.items():
+        rows = calendar == int(key) - 1
+        assert entry["rows"] == int(rows.sum())
+        for name, shares in entry["features"].items():
+            edges = model.reference_["features"][name]["edges"]
+            assert len(shares["shares"]) == len(edges) - 1
+            assert sum(shares["shares"]) == pytest.approx(1.0)
+            values = X.loc[rows, name]
+            assert shares["missing"] == pytest.approx(values.isna().mean())
+            known = values.dropna().to_numpy()
+            below_first = np.mean(known < edges[1]) if len(edges) > 2 else 1.0
+            assert shares["shares"][0] == pytest.approx(below_first)
+
+
+def test_reference_without_months_has_no_calendar():
+    X, y, _ = _frame(2000)
+    model = RiskModel(max_iter=10, scorecard_features=2).fit(X, y)
+    assert "calendar_months" not in model.reference_
+
+
 def test_reference_bins_of_all_missing():
     assert reference_bins(np.array([np.nan, np.nan])) == {
         "edges": [-np.inf, np.inf], "shares": [1.0], "missing": 1.0}

@@ -12,6 +12,11 @@ Counts add up, so a job that works in chunks of households (or a Spark job over 
 counts each part with :func:`count_bins`, adds them with :func:`add_counts` and computes the
 index once with :func:`drift_report`. A PSI under 0.1 is usually read as stable, 0.1–0.25 as a
 moderate shift and over 0.25 as a shift worth acting on.
+
+Many of a household's figures follow the year — migrant wages around the spring festival, school
+fees in September — so a model fitted with months also keeps, per month of the year, the shares
+of all its training rows in the same bins; a month's features are compared with that season
+(:func:`calendar_reference`) and the score with the calibration months.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import pandas as pd
 
 # Floor on both shares: an empty bin then adds a large but finite term instead of infinity.
 EPSILON = 1e-4
+# Below this many training rows of a month of the year, its shares are too noisy to compare with.
+CALENDAR_MIN_ROWS = 1000
 
 
 def _inner_edges(bins: Mapping) -> np.ndarray:
@@ -124,8 +131,41 @@ def add_counts(left: Mapping | None, right: Mapping) -> dict:
     return out
 
 
-def drift_report(reference: Mapping, counts: Mapping | None, threshold: float) -> pd.DataFrame:
+def calendar_reference(reference: Mapping, month: str | None, min_rows: int) -> dict | None:
+    """The model's reference for ``month``'s month of the year, as bins; None when too thin.
+
+    Parameters
+    ----------
+    reference : mapping
+        The model's ``reference_``; its ``calendar_months`` (see
+        :func:`riskmodel.models.calendar_month_shares`) reuse the edges of ``features``.
+    month : str or None
+        ``YYYY-MM``.
+    min_rows : int
+        Fewest training rows of that month of the year for its shares to be used.
+
+    Returns
+    -------
+    dict or None
+        ``{name: bins}`` like ``reference["features"]``.
+    """
+    if month is None:
+        return None
+    entry = reference.get("calendar_months", {}).get(str(month)[5:7])
+    if entry is None or entry["rows"] < min_rows:
+        return None
+    return {name: {"edges": reference["features"][name]["edges"], **shares}
+            for name, shares in entry["features"].items() if name in reference["features"]}
+
+
+def drift_report(reference: Mapping, counts: Mapping | None, threshold: float,
+                 month: str | None = None, min_rows: int = CALENDAR_MIN_ROWS) -> pd.DataFrame:
     """PSI of every feature and of the score.
+
+    Features are compared with the training rows of the same month of the year when the model
+    keeps them (``reference["calendar_months"]``, at least ``min_rows`` rows), so that a season
+    that comes back every year — spring-festival wages, school fees in September — is not read
+    as drift; otherwise, and always for the score, with the calibration months.
 
     Parameters
     ----------
@@ -135,12 +175,17 @@ def drift_report(reference: Mapping, counts: Mapping | None, threshold: float) -
         Summed :func:`count_bins` results; None when nothing was scored.
     threshold : float
         PSI above which a distribution is reported as drifted.
+    month : str, optional
+        ``YYYY-MM`` of the scored rows; without it every comparison is with calibration.
+    min_rows : int, default=CALENDAR_MIN_ROWS
+        Fewest training rows of that month of the year for the seasonal comparison.
 
     Returns
     -------
     DataFrame
         Columns ``name``, ``kind`` (``"score"`` or ``"feature"``), ``psi``, ``missing_share``
-        (this month) and ``drifted``; the score first, then features by decreasing PSI.
+        (this month), ``drifted`` and ``reference`` (``"calendar_month"`` or
+        ``"calibration"``); the score first, then features by decreasing PSI.
 
     Examples
     --------
@@ -152,11 +197,20 @@ def drift_report(reference: Mapping, counts: Mapping | None, threshold: float) -
     >>> counts = count_bins(ref, pd.DataFrame({"x": [-1.0, 1.0, 2.0, 3.0]}), None)
     >>> drift_report(ref, counts, 0.25)[["name", "drifted"]].values.tolist()
     [['x', True]]
+
+    The same month a year earlier had three values in four above zero: no drift then.
+
+    >>> ref["calendar_months"] = {"03": {"rows": 4000, "features": {
+    ...     "x": {"shares": [0.25, 0.75], "missing": 0.0}}}}
+    >>> drift_report(ref, counts, 0.25, month="2025-03")[
+    ...     ["name", "psi", "drifted", "reference"]].values.tolist()
+    [['x', 0.0, False, 'calendar_month']]
     """
     counts = counts or {"features": {}}
+    seasonal = calendar_reference(reference, month, min_rows) or {}
     rows = []
     entries = [("score", "score", reference.get("score"), counts.get("score"))]
-    entries += [(name, "feature", bins, counts["features"].get(name))
+    entries += [(name, "feature", seasonal.get(name, bins), counts["features"].get(name))
                 for name, bins in reference.get("features", {}).items()]
     for name, kind, bins, observed in entries:
         if bins is None:
@@ -170,12 +224,15 @@ def drift_report(reference: Mapping, counts: Mapping | None, threshold: float) -
             "psi": value,
             "missing_share": float(observed[-1] / total) if total else float("nan"),
             "drifted": bool(value > threshold),
+            "reference": "calendar_month" if kind == "feature" and name in seasonal
+                         else "calibration",
         })
-    table = pd.DataFrame(rows, columns=["name", "kind", "psi", "missing_share", "drifted"])
+    table = pd.DataFrame(rows, columns=["name", "kind", "psi", "missing_share", "drifted",
+                                        "reference"])
     order = np.lexsort((table["name"].to_numpy(), -table["psi"].fillna(-1).to_numpy(),
                         (table["kind"] != "score").to_numpy()))
     return table.iloc[order].reset_index(drop=True)
 
 
-__all__ = ["EPSILON", "add_counts", "bin_values", "count_bins", "drift_report",
-           "expected_shares", "psi"]
+__all__ = ["CALENDAR_MIN_ROWS", "EPSILON", "add_counts", "bin_values", "calendar_reference",
+           "count_bins", "drift_report", "expected_shares", "psi"]

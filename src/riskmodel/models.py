@@ -124,7 +124,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         edges starting at -inf and ending at +inf, ``shares[i]`` the share of non-missing
         training values in ``[edges[i], edges[i+1])`` (shares sum to 1), ``missing`` the share
         of missing values. Taken on the calibration slice, the months nearest to scoring.
-        ``score`` bins the calibrated probability.
+        ``score`` bins the calibrated probability. When ``fit`` gets ``months``,
+        ``calendar_months`` adds, per calendar month (``"01"`` … ``"12"``), the shares of all
+        fitted rows of that month of the year in the same bins (see
+        :func:`calendar_month_shares`): a month is then compared with the same season.
     slices_ : dict
         Months (``YYYY-MM``) and rows of the train, validation and calibration slices.
     config_ : dict
@@ -296,6 +299,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             "score": reference_bins(score, self.reference_bins),
             "rows": int(cal.sum()),
         }
+        if months is not None:
+            self.reference_["calendar_months"] = calendar_month_shares(
+                frame, _month_numbers(months)[0], self.reference_["features"])
         self.config_ = dict(self.config) if self.config else {}
         self.horizon_months_ = self.config_.get("label", {}).get("horizon_months")
         self.trained_at_ = datetime.now(UTC).date().isoformat()
@@ -473,6 +479,59 @@ def reference_bins(values: np.ndarray, n_bins: int = 10) -> dict:
             "missing": missing}
 
 
+def calendar_month_shares(frame: pd.DataFrame, months: np.ndarray,
+                          bins: dict[str, dict]) -> dict[str, dict]:
+    """Per calendar month, the shares of each feature's values in its reference bins.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Features of the fitted rows.
+    months : ndarray of int
+        Month number of each row (year × 12 + month − 1).
+    bins : dict
+        Feature name → reference bins (:func:`reference_bins`), whose edges are reused.
+
+    Returns
+    -------
+    dict
+        ``{"MM": {"rows": int, "features": {name: {"shares": [...], "missing": float}}}}`` for
+        each calendar month present.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, np.nan]})
+    >>> out = calendar_month_shares(frame, np.array([0, 0, 12, 1]),
+    ...                             {"x": reference_bins(frame["x"].to_numpy(), 2)})
+    >>> out["01"]["rows"], out["01"]["features"]["x"]
+    (3, {'shares': [0.3333333333333333, 0.6666666666666666], 'missing': 0.0})
+    >>> out["02"]["features"]["x"]
+    {'shares': [0.5, 0.5], 'missing': 1.0}
+    """
+    calendar = np.asarray(months, dtype="int64") % 12
+    values = frame[list(bins)].to_numpy(dtype="float64")
+    order = np.argsort(calendar, kind="stable")
+    bounds = np.searchsorted(calendar[order], np.arange(13))
+    out = {}
+    for month in range(12):
+        block = values[order[bounds[month]:bounds[month + 1]]]
+        if not len(block):
+            continue
+        features = {}
+        for column, (name, reference) in enumerate(bins.items()):
+            known = block[:, column][~np.isnan(block[:, column])]
+            inner = np.asarray(reference["edges"], dtype="float64")[1:-1]
+            counts = np.bincount(np.searchsorted(inner, known, side="right"),
+                                 minlength=inner.size + 1)
+            # All missing: the shares are weighted by zero; spread them evenly to sum to 1.
+            shares = counts / known.size if known.size else np.full(inner.size + 1,
+                                                                    1.0 / (inner.size + 1))
+            features[name] = {"shares": [float(v) for v in shares],
+                              "missing": float(1.0 - known.size / len(block))}
+        out[f"{month + 1:02d}"] = {"rows": len(block), "features": features}
+    return out
+
+
 def code_version() -> str:
     """The package version, with the git commit when running from a checkout."""
     try:
@@ -496,5 +555,5 @@ def _month_numbers(months) -> tuple[np.ndarray, bool]:
     return month_index(pd.Series(values)), True
 
 
-__all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "code_version", "predict_in_threads",
-           "reference_bins"]
+__all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "calendar_month_shares",
+           "code_version", "predict_in_threads", "reference_bins"]
