@@ -145,3 +145,123 @@ def test_an_out_that_is_a_file_is_one_line_not_a_traceback(raw, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("riskmodel validate: cannot read or write a file")
     assert (tmp_path / "afile").read_text(encoding="utf-8") == "not a folder"
+
+
+def with_blank_rows(raw: pd.DataFrame, kind: str, folder) -> tuple:
+    """The ledger written with empty rows among its rows (and, in a CSV, lines of commas after
+    them, as Excel exports them): the path, the blank rows' numbers and each row's number."""
+    rows = np.insert(np.arange(len(raw)), [0, 101, 250], -1)   # -1: a blank row
+    blank = pd.DataFrame([[None] * raw.shape[1]], columns=raw.columns)
+    frame = pd.concat([raw, blank], ignore_index=True).iloc[np.where(rows < 0, len(raw), rows)]
+    path = write(frame.reset_index(drop=True), folder, kind)
+    numbers = np.flatnonzero(rows < 0).tolist()
+    if kind == "csv":
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(("," * (raw.shape[1] - 1) + "\n") * 20)
+        numbers += list(range(len(frame), len(frame) + 20))
+    return path, numbers, np.flatnonzero(rows >= 0)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_blank_rows_are_in_no_chunk_and_no_month_and_are_logged(raw, tmp_path, kind, caplog):
+    path, numbers, _ = with_blank_rows(raw, kind, tmp_path)
+    with caplog.at_level("WARNING", logger="riskmodel"):
+        chunks = LedgerChunks(path, chunk_households=25)
+    assert chunks.blank_rows.tolist() == numbers
+    assert chunks.n_rows == len(raw) and len(chunks.households) == 60
+    last = raw["month"].max()
+    assert chunks.rows_in(last) == int((raw["month"] == last).sum())
+    rows = np.concatenate([r for r, _ in chunks])
+    assert len(rows) == len(raw) and not np.isin(rows, numbers).any()
+    assert f"{len(numbers)} blank row(s) skipped" in caplog.text
+    assert f"source_row {numbers[0]}, {numbers[1]}" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_validating_a_file_with_blank_rows(raw, tmp_path, kind):
+    from riskmodel.chunks import validate_file
+    from riskmodel.ledger import load_ledger
+
+    path, numbers, position = with_blank_rows(broken(raw), kind, tmp_path)
+    result = validate_file(path, chunk_households=25, out=tmp_path / "out")
+    whole = load_ledger(path)
+    assert whole.blank_rows.tolist() == numbers and whole.n_in == result.n_in
+    pd.testing.assert_frame_equal(result.quarantine, whole.quarantine)
+    assert result.blank_rows.tolist() == numbers and result.n_blank == len(numbers)
+    assert result.reconciles and result.n_in == len(raw) + 1
+    # The broken rows (and both copies of the duplicate) are named by their place in the
+    # file, blank rows counted.
+    broken_rows = position[[3, 40, 101, 200, len(raw)]]
+    assert result.quarantine["source_row"].tolist() == sorted(broken_rows)
+    assert len(pd.read_parquet(tmp_path / "out" / "valid.parquet")) == result.n_valid
+
+
+def test_a_file_of_blank_rows_has_no_rows(raw, tmp_path):
+    from riskmodel.errors import LedgerError
+
+    blank = pd.DataFrame({c: pd.Series([None] * 4, dtype="string") for c in raw.columns})
+    with pytest.raises(LedgerError, match="the file has no rows; its 4 rows are blank"):
+        LedgerChunks(write(blank, tmp_path, "parquet"), chunk_households=25)
+
+
+def test_validate_tells_columns_present_but_empty_from_absent_ones(raw, tmp_path, capsys,
+                                                                   caplog):
+    from riskmodel.cli import main
+
+    frame = raw.drop(columns=["ev_illness"]).astype({"inc_wage": object, "dibao": object})
+    frame["inc_wage"] = None
+    frame["dibao"] = None
+    path, numbers, _ = with_blank_rows(frame, "csv", tmp_path)
+    with caplog.at_level("WARNING", logger="riskmodel"):
+        assert main(["validate", "--ledger", str(path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(raw)} rows read, {len(raw)} valid, 0 quarantined" in printed
+    assert "optional columns absent (treated as unknown): ev_illness\n" in printed
+    assert "present but empty in every row (read as unknown): inc_wage, dibao" in caplog.text
+    assert f"{len(numbers)} blank row(s) skipped" in caplog.text
+    assert "columns present but empty in every row (treated as unknown): inc_wage, dibao\n" \
+        in printed
+    shown = ", ".join(str(n) for n in sorted(numbers)[:5])
+    assert f"blank rows skipped (every field empty; no household): {len(numbers)} " \
+        f"(source_row {shown}" in printed
+
+
+def test_blank_rows_do_not_count_against_the_months_quarantine_limit(raw, tmp_path, caplog):
+    import json
+
+    from threadpoolctl import threadpool_limits
+
+    from riskmodel import load_config, validate_ledger
+    from riskmodel.cli import main
+    from riskmodel.features import build_features
+    from riskmodel.labels import make_labels
+    from riskmodel.models import RiskModel
+    from riskmodel.tracking import save_model
+
+    config = load_config()
+    with threadpool_limits(1):
+        history = validate_ledger(generate_ledger(households=300, months=20, seed=11)).valid
+        features = build_features(history, config)
+        target = make_labels(history, config)["target"].to_numpy()
+        train = ~np.isnan(target)
+        model = RiskModel.from_config(
+            config, features=list(features.columns), max_iter=20, min_samples_leaf=20,
+            validation_months=2, calibration_months=3,
+        ).fit(features[train], target[train], months=history["month"].to_numpy()[train])
+    save_model(model, tmp_path / "model")
+    last = raw["month"].max()
+    ledger = raw.astype({"members": object})
+    ledger.loc[np.flatnonzero(ledger["month"] == last)[0], "members"] = 0
+    # 23 blank rows against 60 rows of the month: over the 5% limit if they counted.
+    path, numbers, _ = with_blank_rows(ledger, "csv", tmp_path)
+    with caplog.at_level("WARNING", logger="riskmodel"), threadpool_limits(1):
+        assert main(["score", "--ledger", str(path), "--out", str(tmp_path / "out"),
+                     "--model", str(tmp_path / "model"),
+                     "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"]) == 0
+    assert f"{len(numbers)} blank row(s) skipped" in caplog.text
+    summary = json.loads((tmp_path / "out" / last / "summary.json").read_text())
+    r = summary["reconciliation"]
+    assert r["rows_in"] == 60 and r["quarantined"] == 1
+    assert summary["ledger"]["blank_rows_skipped"] == len(numbers)
+    assert r["scored"] + r["not_eligible"] + r["quarantined"] == r["rows_in"]
+    assert summary["ledger"]["rows"] == len(raw)

@@ -91,3 +91,47 @@ def test_aliases_cover_every_contract_column():
     assert set(aliases.values()) == set(LEDGER_COLUMNS)
     assert aliases["户编号"] == "household_id"
     assert aliases["合规自付医疗费用"] == "exp_medical_oop"
+
+
+def test_a_key_given_twice_is_an_error_naming_it_and_its_lines(tmp_path, capsys):
+    from riskmodel.cli import main
+
+    # A block pasted twice: YAML alone would keep only the second `label:` block.
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    first = text.splitlines().index("label:") + 1
+    last = len(text.splitlines()) + 2
+    path = tmp_path / "twice.yaml"
+    path.write_text(text + "\nlabel:\n  horizon_months: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"key 'label' appears twice, on lines {first} and "
+                                          rf"{last}; expected each key once"):
+        load_config(path)
+    assert main(["train", "--ledger", str(tmp_path / "absent.parquet"),
+                 "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'label' appears twice" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("label:\n  horizon_months: 6\n  horizon_months: 3\n", "label.horizon_months", (2, 3)),
+        ("poverty_lines:\n  - year: 2024\n    line: 7000\n  - year: 2024\n    line: 8700\n"
+         "    line: 9000\n", "poverty_lines.1.line", (5, 6)),
+    ],
+)
+def test_a_nested_key_given_twice_is_named_by_its_path(tmp_path, text, key, lines):
+    path = tmp_path / "twice.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"key '{key}' appears twice, on lines "
+                                          rf"{lines[0]} and {lines[1]}"):
+        load_config(path)
+
+
+def test_keys_brought_by_a_merge_may_be_overridden(tmp_path):
+    # `<<:` then an own key is how YAML overrides a merged key, not a key given twice.
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8").replace(
+        "label:\n", "label:\n  <<: {horizon_months: 3, min_observed_months: 4}\n", 1)
+    path = tmp_path / "merged.yaml"
+    path.write_text(text, encoding="utf-8")
+    label = load_config(path).label
+    assert (label.horizon_months, label.min_observed_months) == (6, 6)

@@ -299,7 +299,7 @@ def test_explain_household_prints_score_causes_text_measures_and_what_if(fitted,
     poor = now.index[now.eq(True).fillna(False).to_numpy(dtype=bool)][0]
     text = explain_household(str(path), poor, model_uri=str(tmp_path / "model"))
     assert "already below the line" in text and "risk:" not in text
-    with pytest.raises(LedgerError, match="no valid row"):
+    with pytest.raises(LedgerError, match="Household .nobody. is not in"):
         explain_household(str(path), "nobody", model_uri=str(tmp_path / "model"))
 
 
@@ -328,3 +328,33 @@ def test_cause_shares_by_township_sum_to_one(fitted):
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
     assert (shares.to_numpy() >= 0).all()
     assert set(shares.index) == set(ledger.loc[rows.index, "township"])
+
+
+def test_explain_says_why_a_household_has_no_row_to_explain(tmp_path, capsys):
+    from conftest import tiny_ledger
+
+    from riskmodel.cli import main
+
+    ledger = tiny_ledger(households=3, months=3).astype({"members": object})
+    # H0000: no row for the last month; H0001: its last month's row is broken.
+    ledger = ledger[~((ledger["household_id"] == "H0000") & (ledger["month"] == "2024-03"))]
+    ledger.loc[(ledger["household_id"] == "H0001") & (ledger["month"] == "2024-03"),
+               "members"] = 0
+    path = tmp_path / "ledger.csv"
+    ledger.to_csv(path, index=False)
+    model = str(tmp_path / "no-model")   # never loaded: each case stops before
+    with pytest.raises(LedgerError, match=r"Household 'nobody' is not in .*ledger.csv "
+                                          r"\(3 households\)"):
+        explain_household(str(path), "nobody", model_uri=model)
+    with pytest.raises(LedgerError, match=r"Household 'H0000' has no row for 2024-03 in "
+                                          r".*; its rows are for 2024-01, 2024-02\.$"):
+        explain_household(str(path), "H0000", model_uri=model)
+    with pytest.raises(LedgerError, match="The row of household 'H0001' for 2024-03 in .* is "
+                                          r"quarantined: it breaks members_below_1 "
+                                          r"\(members='0'\) and \d+ other rule"):
+        explain_household(str(path), "H0001", model_uri=model)
+    assert main(["explain", "--ledger", str(path), "--household", "H0002", "--month",
+                 "2024-07", "--model", model]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"riskmodel explain: Household 'H0002' has no row for 2024-07 in {path}; "
+                   "its rows are for 2024-01, 2024-02, 2024-03."]

@@ -6,6 +6,7 @@ import pytest
 from conftest import tiny_ledger
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 
 from riskmodel.config import load_aliases
 from riskmodel.errors import LedgerError
@@ -198,3 +199,61 @@ def test_counts_reconcile_under_random_corruption(cells, duplicates, renamed):
 def test_optional_list_is_the_complement_of_required():
     assert "ev_epidemic" in OPTIONAL
     assert "household_id" not in OPTIONAL
+
+
+def _with_blank_rows(frame: pd.DataFrame, at: list[int]) -> pd.DataFrame:
+    """``frame`` with a row of empty cells inserted before each position in ``at``."""
+    parts, start = [], 0
+    blank = pd.DataFrame([[None] * frame.shape[1]], columns=frame.columns)
+    for row in at:
+        parts += [frame.iloc[start:row], blank]
+        start = row
+    return pd.concat([*parts, frame.iloc[start:]], ignore_index=True)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".xlsx"])
+def test_blank_rows_are_skipped_and_counted_not_quarantined(tmp_path, suffix):
+    frame = tiny_ledger().astype({"members": object})
+    frame.loc[5, "members"] = 0
+    raw = _with_blank_rows(frame, [2, 7, 7])
+    path = tmp_path / f"ledger{suffix}"
+    if suffix == ".parquet":
+        raw.to_parquet(path)
+    elif suffix == ".xlsx":
+        raw.to_excel(path, index=False)
+        # Rows after the last one, empty but for a cell holding a space, are read as rows.
+        book = load_workbook(path)
+        book.active.cell(row=18, column=3).value = " "
+        book.save(path)
+    else:
+        raw.to_csv(path, index=False)
+        # Excel ends a CSV with empty lines of commas only, with or without spaces.
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("," * (raw.shape[1] - 1) + "\n" + " ," * (raw.shape[1] - 1) + "\n")
+    result = validate_ledger(read_ledger(path))
+    blank = [2, 8, 9] + ([] if suffix == ".parquet" else [15, 16])
+    assert result.blank_rows.tolist() == blank and result.n_blank == len(blank)
+    assert result.n_in == len(frame) and result.reconciles
+    assert len(result.valid) == len(frame) - 1
+    # The broken row keeps its number in the file, blank rows counted.
+    assert result.quarantine[["source_row", "rule"]].values.tolist() == [[6, "members_below_1"]]
+
+
+def test_a_row_with_one_field_is_not_blank():
+    raw = _with_blank_rows(tiny_ledger(), [12]).astype(object)
+    raw.loc[12, "village"] = "合计"
+    result = validate_ledger(raw)
+    assert result.n_blank == 0 and result.n_in == 13
+    assert result.quarantine["source_row"].tolist() == [12]
+
+
+def test_columns_present_but_empty_are_told_from_absent_ones(tmp_path):
+    frame = tiny_ledger().drop(columns=["province", "ev_illness"]).astype(object)
+    frame[["inc_wage", "dibao", "ev_accident"]] = ""
+    frame.loc[3, "elderly"] = None
+    path = tmp_path / "ledger.csv"
+    frame.to_csv(path, index=False)
+    result = validate_ledger(read_ledger(path))
+    assert result.missing_optional == ["province", "ev_illness"]
+    assert result.empty_columns == ["inc_wage", "dibao", "ev_accident"]
+    assert result.quarantine["source_row"].tolist() == [3]

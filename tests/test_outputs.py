@@ -222,3 +222,55 @@ def test_xlsx_escapes_text_and_depends_on_the_table_only(tmp_path):
     sheet = load_workbook(first / "watchlist.xlsx").active
     assert sheet.title == "监测预警名单" and sheet.freeze_panes == "A2"
     assert sheet["A1"].font.b
+
+
+def test_a_folder_the_lock_made_is_removed_when_it_holds_only_the_lock(tmp_path):
+    new = tmp_path / "new"
+    with pytest.raises(RuntimeError), OutputLock(new):
+        raise RuntimeError("the model cannot be loaded")
+    assert not new.exists()
+    # A folder that was there before stays, even empty; one holding output stays.
+    (tmp_path / "old").mkdir()
+    with OutputLock(tmp_path / "old"):
+        pass
+    assert _listing(tmp_path / "old") == [] and (tmp_path / "old").is_dir()
+    _stage(new, "2024-06", "first")
+    assert _listing(new) == ["2024-06"]
+
+
+def test_a_failed_first_score_run_leaves_no_folder(tmp_path, capsys):
+    from riskmodel.cli import main
+
+    out = tmp_path / "out"
+    code = main(["score", "--ledger", str(tmp_path / "ledger.parquet"), "--out", str(out),
+                 "--model", str(tmp_path / "no-model"),
+                 "--tracking-uri", f"sqlite:///{tmp_path}/mlruns.db"])
+    assert code == 3 and "no-model" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_lock_file_removed_by_its_last_holder_is_not_held(tmp_path, monkeypatch):
+    import fcntl
+
+    from riskmodel import outputs
+
+    lock = tmp_path / "out" / LOCK_NAME
+    real = fcntl.flock
+    calls = []
+
+    def flock(fd, operation):
+        real(fd, operation)
+        if not calls:
+            # The run that held the lock removed its file (and folder) before letting go,
+            # while this run was opening the file.
+            lock.unlink()
+            lock.parent.rmdir()
+        calls.append(operation)
+
+    monkeypatch.setattr(outputs.fcntl, "flock", flock)
+    with OutputLock(tmp_path / "out"):
+        monkeypatch.setattr(outputs.fcntl, "flock", real)
+        # Held on the file now at the path: a second run is refused, not let in beside it.
+        assert lock.is_file() and len(calls) == 2
+        with pytest.raises(OutputExistsError, match="another run"):
+            OutputLock(tmp_path / "out").__enter__()

@@ -1,3 +1,4 @@
+import json
 import re
 import shutil
 import subprocess
@@ -376,3 +377,75 @@ def test_chromium_prints_the_bulletin_on_a4_pages(sample_run, tmp_path):
     width, height = map(float, re.search(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)",
                                          data).groups())
     assert width == pytest.approx(595.3, abs=2) and height == pytest.approx(841.9, abs=2)
+
+
+def _month_folder(root: Path, frame: pd.DataFrame, month: str) -> Path:
+    folder = root / month
+    folder.mkdir(parents=True)
+    frame.to_parquet(folder / "scores.parquet")
+    (folder / "summary.json").write_text(json.dumps({"month": month}), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("scores.parquet", b"PAR1\x15\x04", "scores.parquet: cannot be read as Parquet"),
+        ("scores.parquet", "户编号,月份\nH1,2024-06\n".encode(),
+         "scores.parquet: cannot be read as Parquet"),
+        ("summary.json", b'{"month": "2024-06", "reconciliation": {"rows_in"',
+         "summary.json: not valid JSON"),
+        ("summary.json", "本月".encode("gb18030"), "summary.json: not UTF-8 text"),
+        ("summary.json", b'["2024-06"]', "summary.json: holds an array; expected"),
+        ("summary.json", b'{"reconciliation": "7 rows"}',
+         "summary.json: 'reconciliation' holds a string; expected"),
+    ],
+)
+def test_a_corrupt_month_folder_is_one_line_naming_the_file(tmp_path, current, capsys, name,
+                                                            content, message):
+    folder = _month_folder(tmp_path, current, "2024-06")
+    (folder / name).write_bytes(content)
+    with pytest.raises(LedgerError, match=message):
+        read_month(folder)
+    assert main(["report", "--scores", str(folder), "--out", str(tmp_path / "b.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(folder / name) in err[0]
+    assert not (tmp_path / "b.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: f.drop(columns=["risk_tier"]), r"missing columns \['risk_tier'\]"),
+        (lambda f: f.assign(risk_score="high"), "column 'risk_score' holds"),
+        (lambda f: f.assign(month=["2024-05", "2024-06"] * 3 + ["2024-06"]),
+         "holds the months"),
+    ],
+)
+def test_scores_with_wrong_columns_are_bad_input(tmp_path, current, edit, message):
+    folder = _month_folder(tmp_path, edit(current), "2024-06")
+    with pytest.raises(LedgerError, match=message):
+        read_month(folder)
+
+
+def test_previous_must_be_the_month_before(tmp_path, current, previous, capsys):
+    now = _month_folder(tmp_path / "out", current, "2024-06")
+    same = _month_folder(tmp_path / "copy", current, "2024-06")
+    older = _month_folder(tmp_path / "archive", previous.assign(month="2024-04"), "2024-04")
+    before = _month_folder(tmp_path / "archive", previous, "2024-05")
+    for wrong, held in ((same, "2024-06"), (older, "2024-04")):
+        assert main(["report", "--scores", str(now), "--previous", str(wrong),
+                     "--out", str(tmp_path / "b.html")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and (f"holds the scores of {held}, expected 2024-05, the month "
+                                  f"before 2024-06 of {now}") in err[0]
+    assert not (tmp_path / "b.html").exists()
+    assert main(["report", "--scores", str(now), "--previous", str(before),
+                 "--out", str(tmp_path / "b.html")]) == 0
+    page = (tmp_path / "b.html").read_text(encoding="utf-8")
+    assert 'id="fig-newly-high" data-value="2"' in page
+    # A year's first month follows the last of the year before.
+    january = _month_folder(tmp_path / "out", current.assign(month="2025-01"), "2025-01")
+    december = _month_folder(tmp_path / "out", previous.assign(month="2024-12"), "2024-12")
+    assert main(["report", "--scores", str(january), "--previous", str(december),
+                 "--out", str(tmp_path / "c.html")]) == 0

@@ -2,12 +2,15 @@
 
 The scoring job and the plans read a province-sized ledger this way: every chunk holds every
 row of its households (the history features need), and each row keeps its number in the file
-so that a rejected row can be reported where the operator will find it.
+so that a rejected row can be reported where the operator will find it. Blank rows (every field
+empty, as spreadsheets export them) hold no household: they are in no chunk and no month, and
+are counted and logged instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +21,19 @@ import pandas as pd
 
 from .errors import LedgerError
 from .labels import month_index, month_label
-from .ledger import empty_quarantine, normalise_columns, parse_months, read_ledger, validate_ledger
+from .ledger import (
+    LEDGER_COLUMNS,
+    blank_rows,
+    empty_cells,
+    empty_quarantine,
+    normalise_columns,
+    parse_months,
+    read_ledger,
+    validate_ledger,
+    warn_blank_rows,
+)
+
+logger = logging.getLogger(__name__)
 
 
 class LedgerChunks:
@@ -28,6 +43,10 @@ class LedgerChunks:
     its households. Parquet is read again per chunk (row groups without the chunk's rows are
     skipped), so memory is bounded by a chunk, not by the file; CSV and Excel files are
     county-sized and read once.
+
+    Blank rows (every field empty) are in no chunk and no month: ``n_rows`` counts the other
+    rows, ``blank_rows`` numbers the blank ones (from 0, as ``source_row`` does) and a warning
+    is logged when there are any.
     """
 
     def __init__(self, path: str | Path, chunk_households: int):
@@ -55,7 +74,6 @@ class LedgerChunks:
         else:
             self._raw = read_ledger(self.path)
             ids, months = self._raw["household_id"], self._raw["month"]
-        self.n_rows = len(ids)
 
         codes, uniques = pd.factorize(months)
         parsed, _ = parse_months(pd.Series(uniques))
@@ -64,15 +82,26 @@ class LedgerChunks:
         index[:-1][readable] = month_index(parsed[readable])
         self.month_of_row = index[codes]
         self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
+        no_month = np.append(empty_cells(pd.Series(uniques)), True)[codes]
 
         codes, uniques = pd.factorize(ids)
-        keys, names = pd.factorize(pd.Series(uniques, dtype="string").str.strip())
+        text = pd.Series(uniques, dtype="string").str.strip()
+        keys, names = pd.factorize(text.mask(empty_cells(text)))
         household = np.append(keys, -1)[codes]  # -1: no household id
         self._household_of_row = household.astype("int32")
         self._households = pd.Index(names)
-        # Rows without a household id go with the first chunk (and are quarantined there).
-        self.chunk_of_row = (np.maximum(household, 0) // chunk_households).astype("int32")
-        self.n_chunks = int(self.chunk_of_row.max()) + 1 if self.n_rows else 0
+        self._blank = self._find_blank((household < 0) & no_month)
+        self.blank_rows = np.flatnonzero(self._blank)
+        self.n_rows = len(ids) - len(self.blank_rows)
+        if not self.n_rows:
+            raise LedgerError(f"{self.path}: the file has no rows; its {len(ids):,} rows are "
+                              "blank (every field empty).")
+        warn_blank_rows(self.path, self.blank_rows)
+        # Rows without a household id go with the first chunk (and are quarantined there);
+        # blank rows go with none.
+        chunk = np.maximum(household, 0) // chunk_households
+        self.chunk_of_row = np.where(self._blank, -1, chunk).astype("int32")
+        self.n_chunks = int(self.chunk_of_row.max()) + 1
 
     @property
     def households(self) -> pd.Index:
@@ -80,9 +109,20 @@ class LedgerChunks:
         return self._households
 
     def rows_in(self, month: str) -> int:
-        """Rows of ``month``, counting rows whose month cannot be read (they may belong to it)."""
+        """Rows of ``month``, counting rows whose month cannot be read (they may belong to it)
+        but not blank rows."""
         t = int(month_index(pd.Series([month]))[0])
-        return int(np.count_nonzero((self.month_of_row == t) | (self.month_of_row < 0)))
+        of_month = (self.month_of_row == t) | (self.month_of_row < 0)
+        return int(np.count_nonzero(of_month & ~self._blank))
+
+    def _find_blank(self, candidates: np.ndarray) -> np.ndarray:
+        """Which of the rows without a household id and a month have no field at all."""
+        blank = candidates.copy()
+        at = np.flatnonzero(candidates)
+        if len(at):
+            rows = self._raw.iloc[at] if self._raw is not None else self._read_rows(candidates)
+            blank[at] = blank_rows(rows)
+        return blank
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
         for k in range(self.n_chunks):
@@ -129,13 +169,26 @@ class LedgerChunks:
 @dataclass
 class FileValidation:
     """What :func:`validate_file` made of a ledger file (the valid rows themselves are written,
-    not kept)."""
+    not kept).
+
+    ``n_in`` counts the rows holding a record, ``n_blank`` the blank rows skipped (every field
+    empty; ``blank_rows`` numbers them as ``source_row`` does): the file has
+    ``n_in + n_blank`` rows.
+    ``missing_optional`` lists the optional columns absent from the file, ``empty_columns`` the
+    contract columns present but without a single value.
+    """
 
     n_in: int
     n_valid: int
     quarantine: pd.DataFrame
     missing_optional: list[str] = field(default_factory=list)
     counts_by_rule: dict[str, int] = field(default_factory=dict)
+    blank_rows: np.ndarray = field(default_factory=lambda: np.array([], dtype="int64"))
+    empty_columns: list[str] = field(default_factory=list)
+
+    @property
+    def n_blank(self) -> int:
+        return len(self.blank_rows)
 
     @property
     def reconciles(self) -> bool:
@@ -149,20 +202,20 @@ def validate_file(path: str | Path, chunk_households: int,
     With ``out``, writes ``valid.parquet`` (the valid rows household by household, in the
     order households first appear in the file, each household's months in order) and
     ``quarantine.parquet`` (the rejected rows with their rules, ``source_row`` numbering the
-    file's rows from 0), each renamed into place only when whole.
+    file's rows from 0), each renamed into place only when whole. Blank rows are in neither:
+    they are counted in ``n_blank`` and logged, as are columns present but empty.
     """
     from .outputs import AtomicParquetWriter, write_parquet_atomic
 
     chunks = LedgerChunks(path, chunk_households)
     n_in = n_valid = 0
     quarantined, missing = [], []
+    empty = set(LEDGER_COLUMNS)
     counts: Counter = Counter()
     writer = contextlib.nullcontext()
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
-        # The columns of a file without rows (a CSV of headers only) come from validating it.
-        empty = validate_ledger(chunks._raw).valid if chunks.n_chunks == 0 else None
-        writer = AtomicParquetWriter(Path(out) / "valid.parquet", empty)
+        writer = AtomicParquetWriter(Path(out) / "valid.parquet")
     with writer:
         for rows, raw in chunks:
             result = validate_ledger(raw)
@@ -174,12 +227,19 @@ def validate_file(path: str | Path, chunk_households: int,
             n_in += result.n_in
             n_valid += len(result.valid)
             missing = result.missing_optional
+            # A column is empty in the file when it is empty in every chunk.
+            empty &= set(result.empty_columns)
             if out is not None:
                 writer.write(result.valid)
     quarantine = (pd.concat(quarantined, ignore_index=True).sort_values(
         "source_row", ignore_index=True) if quarantined else empty_quarantine())
     if out is not None:
         write_parquet_atomic(quarantine, Path(out) / "quarantine.parquet")
-    result = FileValidation(n_in, n_valid, quarantine, missing, dict(counts.most_common()))
+    empty_columns = [c for c in LEDGER_COLUMNS if c in empty]
+    if empty_columns:
+        logger.warning("%s: column(s) present but empty in every row (read as unknown): %s",
+                       chunks.path, ", ".join(empty_columns))
+    result = FileValidation(n_in, n_valid, quarantine, missing, dict(counts.most_common()),
+                            chunks.blank_rows, empty_columns)
     assert result.reconciles, "validation lost rows"
     return result

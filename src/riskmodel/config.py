@@ -318,6 +318,59 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return f"{source}: " + "; ".join(parts)
 
 
+def _duplicate_key(node: yaml.Node, path: str = "") -> tuple[str, int, int] | None:
+    """The first key given twice in one mapping under ``node``: its dotted path and both lines."""
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            if found := _duplicate_key(item, f"{path}.{i}" if path else str(i)):
+                return found
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            # A merge key (``<<``) brings keys that the mapping's own keys may override.
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            name = f"{path}.{key}" if path else key
+            if key in lines:
+                return name, lines[key], line
+            lines[key] = line
+            if found := _duplicate_key(value_node, name):
+                return found
+    return None
+
+
+def _read_yaml(source: Path):
+    """The YAML document of ``source``; any failure, or a key given twice, is a ConfigError."""
+    try:
+        loader = yaml.SafeLoader(source.read_text(encoding="utf-8-sig"))
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            duplicate = _duplicate_key(node)
+            if duplicate is not None:
+                name, first, second = duplicate
+                # YAML itself keeps the last of two equal keys: a block pasted twice would
+                # silently replace the first.
+                raise ConfigError(f"{source}: key {name!r} appears twice, on lines {first} and "
+                                  f"{second}; expected each key once.")
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a folder; expected a YAML config file.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text (saved as GBK?); save the config as "
+                          "UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc.__class__.__name__}).") from None
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Load and validate a YAML configuration.
 
@@ -333,22 +386,11 @@ def load_config(path: str | Path | None = None) -> Config:
     Raises
     ------
     ConfigError
-        The file is missing, is not YAML, or has an unknown, misspelt or invalid key.
+        The file is missing, is not YAML, gives a key twice in one mapping, or has an unknown,
+        misspelt or invalid key.
     """
     source = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise ConfigError(f"{source}: config file not found.") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{source}: is a folder; expected a YAML config file.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{source}: not UTF-8 text (saved as GBK?); save the config as "
-                          "UTF-8.") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({exc.__class__.__name__}).") from None
+    raw = _read_yaml(source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level.")
     try:
@@ -360,5 +402,5 @@ def load_config(path: str | Path | None = None) -> Config:
 def load_aliases(path: str | Path | None = None) -> dict[str, str]:
     """Map of a county export's Chinese headers to the ledger's column names."""
     source = Path(path) if path is not None else ALIASES_FILE
-    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    raw = _read_yaml(source)
     return {str(name).strip(): column for column, names in raw.items() for name in names}

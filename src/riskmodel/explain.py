@@ -523,6 +523,12 @@ def explain_household(
         A plain-text report for the terminal. A household already under the line, or with
         too few observed months, has no model score (the monthly job flags it by rule): the
         report says so and shows its figures but no score, reasons or what-if.
+
+    Raises
+    ------
+    LedgerError
+        The household is not in the ledger, has no row for the month, or its row for the
+        month is quarantined (the message names the rule it broke).
     """
     from .chunks import LedgerChunks
     from .ledger import validate_ledger
@@ -533,11 +539,14 @@ def explain_household(
     # Only this household's rows are read and validated, not the whole ledger.
     chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
     household_id = str(household_id).strip()
-    ledger = validate_ledger(chunks.rows_of([household_id])).valid
+    if household_id not in chunks.households:
+        raise LedgerError(f"Household {household_id!r} is not in {ledger_path} "
+                          f"({len(chunks.households):,} households); check the id.")
+    result = validate_ledger(chunks.rows_of([household_id]))
+    ledger = result.valid
     month = month or (chunks.months[-1] if chunks.months else "")
     if not (ledger["month"] == month).any():
-        raise LedgerError(f"Household {household_id!r} has no valid row for {month} in "
-                          f"{ledger_path}.")
+        raise _no_row(household_id, month, ledger_path, ledger, result.quarantine)
     history = ledger[months_of(ledger["month"]) <= months_of(pd.Series([month]))[0]]
     status = poverty_status(history, config).iloc[-1]
     if pd.isna(status["poor"]) or status["poor"]:
@@ -556,6 +565,28 @@ def explain_household(
     options = what_if(model, history, config, month)
     return render_household(household_id, row, options, config,
                             risk_without(model, history, config, month).iloc[0])
+
+
+def _no_row(household_id: str, month: str, ledger_path, valid: pd.DataFrame,
+            quarantine: pd.DataFrame) -> LedgerError:
+    """Why a household in the ledger has no valid row for ``month``: quarantined, or absent."""
+    from .ledger import parse_months
+
+    quarantined_month, _ = parse_months(quarantine["month"])
+    broken = quarantine[(quarantined_month == month).fillna(False).to_numpy(dtype=bool)]
+    if len(broken):
+        row = broken.iloc[0]
+        others = len(str(row["reasons"]).split("; ")) - 1
+        return LedgerError(
+            f"The row of household {household_id!r} for {month} in {ledger_path} is "
+            f"quarantined: it breaks {row['rule']} ({row['column']}={row['value']!r})"
+            + (f" and {others} other rule(s)" if others else "") + "; fix the row "
+            "(`riskmodel validate --ledger PATH --out DIR` lists every rule it breaks).")
+    months = sorted({*valid["month"], *quarantined_month.dropna()})
+    held = (", ".join(months) if len(months) <= 6
+            else f"{len(months)} months from {months[0]} to {months[-1]}")
+    return LedgerError(f"Household {household_id!r} has no row for {month} in {ledger_path}; "
+                       f"its rows are for {held}.")
 
 
 def risk_without(model, ledger: pd.DataFrame, config: Config, month: str) -> pd.DataFrame:

@@ -6,6 +6,7 @@ with the rule it broke and the offending value, so that rows in = valid + quaran
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ with warnings.catch_warnings():
     # pandera probes the optional pyspark integration, which warns about pandas 3 on import.
     warnings.simplefilter("ignore", FutureWarning)
     import pandera.pandas as pa
+
+logger = logging.getLogger(__name__)
 
 KEY = ["household_id", "month"]
 PLACE = ["county", "township", "village"]
@@ -95,15 +98,26 @@ class ValidationResult:
         One row per rejected input row: ``source_row``, ``household_id``, ``month``, the first
         ``rule`` broken, its ``column`` and offending ``value``, and all ``reasons``.
     n_in : int
-        Rows read.
+        Rows holding a record: the rows read, less the blank ones.
     missing_optional : list of str
         Optional contract columns absent from the file (added as unknown).
+    blank_rows : ndarray of int
+        Blank rows skipped, numbered as ``source_row``: every field empty, so no household to
+        validate or quarantine.
+    empty_columns : list of str
+        Contract columns present but without a single value (read as unknown).
     """
 
     valid: pd.DataFrame
     quarantine: pd.DataFrame
     n_in: int
     missing_optional: list[str] = field(default_factory=list)
+    blank_rows: np.ndarray = field(default_factory=lambda: np.array([], dtype="int64"))
+    empty_columns: list[str] = field(default_factory=list)
+
+    @property
+    def n_blank(self) -> int:
+        return len(self.blank_rows)
 
     @property
     def counts_by_rule(self) -> dict[str, int]:
@@ -188,6 +202,49 @@ def _text(series: pd.Series) -> pd.Series:
 
 def _is_empty(text: pd.Series) -> pd.Series:
     return text.isna() | text.str.lower().isin(_EMPTY)
+
+
+def empty_cells(series: pd.Series) -> np.ndarray:
+    """Mask of the cells without a value: missing, blank, or written as empty (``nan``, ``null``
+    …), as validation reads them.
+
+    Examples
+    --------
+    >>> empty_cells(pd.Series(["H1", " ", None, "NaN", "0"])).tolist()
+    [False, True, True, True, False]
+    """
+    return _is_empty(_text(series)).to_numpy(dtype=bool, na_value=True)
+
+
+def blank_rows(raw: pd.DataFrame) -> np.ndarray:
+    """Mask of the rows whose every field is empty (see :func:`empty_cells`).
+
+    Spreadsheets export such rows (trailing lines of commas in a CSV, empty or formatted rows
+    of a sheet): they carry no household, so validation skips and counts them instead of
+    quarantining them.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"household_id": ["H1", "", None], "month": ["2024-01", "", "x"]})
+    >>> blank_rows(raw).tolist()
+    [False, True, False]
+    """
+    blank = np.ones(len(raw), dtype=bool)
+    # The key first: the rows left to look at are then few.
+    for column in [*(c for c in KEY if c in raw), *(c for c in raw.columns if c not in KEY)]:
+        at = np.flatnonzero(blank)
+        if not len(at):
+            break
+        blank[at] = empty_cells(raw[column].iloc[at])
+    return blank
+
+
+def warn_blank_rows(source: str | Path, rows: np.ndarray, shown: int = 5) -> None:
+    """Log a warning that names the blank rows skipped (their ``source_row`` numbers)."""
+    if len(rows):
+        listed = ", ".join(str(r) for r in rows[:shown]) + (", …" if len(rows) > shown else "")
+        logger.warning("%s: %d blank row(s) skipped, every field empty (source_row %s)",
+                       source, len(rows), listed)
 
 
 def _to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -282,7 +339,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     Returns
     -------
     ValidationResult
-        ``n_in == len(valid) + len(quarantine)`` always.
+        ``n_in == len(valid) + len(quarantine)`` always; blank rows (every field empty) are
+        neither, and are listed in ``blank_rows``. ``source_row`` numbers the rows of ``raw``,
+        blank rows included.
 
     Examples
     --------
@@ -294,10 +353,14 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     >>> len(result.quarantine), result.quarantine.loc[0, "rule"]
     (1, 'members_below_1')
     """
-    raw = raw.reset_index(drop=True)
+    given = raw.reset_index(drop=True)
+    blank = blank_rows(given)
+    kept = np.flatnonzero(~blank)
+    raw = given.iloc[kept].reset_index(drop=True) if blank.any() else given
     n = len(raw)
     cols: dict[str, pd.Series] = {}
     problems: list[pd.DataFrame] = []
+    empty_columns: list[str] = []
 
     def flag(mask: pd.Series, rule: str, column: str) -> None:
         idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
@@ -312,6 +375,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             text = _text(raw[col])
             empty = _is_empty(text)
             cols[col] = text.where(~empty)
+            if empty.all():
+                empty_columns.append(col)
             if col != "province":
                 flag(empty, "value_missing", col)
         else:
@@ -320,6 +385,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
 
     cols["month"], bad = parse_months(raw["month"])
     flag(bad, "month_format", "month")
+    if empty_cells(raw["month"]).all():
+        empty_columns.append("month")
 
     for col in [*COUNTS, *AMOUNTS]:
         if col not in raw:
@@ -327,6 +394,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             continue
         values, bad = _to_number(raw[col])
         flag(bad, "not_a_number", col)
+        if values.isna().all() and not bad.any():
+            empty_columns.append(col)
         if col in COUNTS:
             fractional = values.notna() & (values != np.floor(values))
             flag(fractional, "count_not_integer", col)
@@ -338,6 +407,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             continue
         cols[col], bad = _to_bool(raw[col])
         flag(bad, "not_a_boolean", col)
+        if cols[col].isna().all() and not bad.any():
+            empty_columns.append(col)
         if col in EVENTS:
             cols[col] = cols[col].fillna(False)
 
@@ -369,7 +440,7 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
         reasons = (found["rule"] + "(" + found["column"] + ")").groupby(found["row"]).agg("; ".join)
         first = found.drop_duplicates("row").set_index("row")
         quarantine = pd.DataFrame({
-            "source_row": bad_rows.astype("int64"),
+            "source_row": kept[bad_rows].astype("int64"),
             "household_id": raw["household_id"].iloc[bad_rows].to_numpy(),
             "month": raw["month"].iloc[bad_rows].astype("string").to_numpy(),
             "rule": first.loc[bad_rows, "rule"].to_numpy(),
@@ -383,7 +454,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
         valid = out
     valid = valid.sort_values(KEY, kind="stable").reset_index(drop=True)
     missing = [c for c in OPTIONAL if c not in raw.columns]
-    result = ValidationResult(valid, quarantine, n, missing)
+    # Without a row, no column has a value: that says nothing about the file's columns.
+    empty = [c for c in LEDGER_COLUMNS if c in empty_columns] if n else []
+    result = ValidationResult(valid, quarantine, n, missing, np.flatnonzero(blank), empty)
     assert result.reconciles, "validation lost rows"
     return result
 
@@ -402,5 +475,7 @@ def empty_quarantine() -> pd.DataFrame:
 
 
 def load_ledger(path: str | Path) -> ValidationResult:
-    """Read and validate a ledger file in one call."""
-    return validate_ledger(read_ledger(path))
+    """Read and validate a ledger file in one call; blank rows skipped are logged."""
+    result = validate_ledger(read_ledger(path))
+    warn_blank_rows(path, result.blank_rows)
+    return result

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -148,7 +149,9 @@ def _plain(value):
 class OutputLock:
     """Exclusive lock on an output folder for the length of a run.
 
-    Once held, leftovers of killed runs are tidied (see :class:`MonthOutput`).
+    Once held, leftovers of killed runs are tidied (see :class:`MonthOutput`). A folder the
+    lock created is removed on exit when it holds nothing but the lock file (a run that failed
+    before writing), so a failed first run leaves no empty output folder behind.
 
     Parameters
     ----------
@@ -165,19 +168,34 @@ class OutputLock:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / LOCK_NAME
         self._fd: int | None = None
+        self._created = False
 
     def __enter__(self) -> OutputLock:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        while True:
+            try:
+                self.out_dir.mkdir(parents=True)
+                self._created = True
+            except FileExistsError:
+                if not self.out_dir.is_dir():
+                    raise
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                continue  # the run that created the folder removed it in between
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise OutputExistsError(
+                    f"{self.out_dir}: another run is writing to this folder (pid {holder}, lock "
+                    f"{self.path}); wait for it to finish, or stop it."
+                ) from None
+            if _same_file(fd, self.path):
+                break
+            # Its last holder removed the file (and perhaps the folder) before letting go:
+            # a lock on it guards nothing, so lock the file now at the path.
             os.close(fd)
-            raise OutputExistsError(
-                f"{self.out_dir}: another run is writing to this folder (pid {holder}, lock "
-                f"{self.path}); wait for it to finish, or stop it."
-            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd = fd
@@ -185,10 +203,29 @@ class OutputLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
+        if self._fd is None:
+            return
+        try:
+            if self._created and [p.name for p in self.out_dir.iterdir()] == [LOCK_NAME]:
+                # Still holding the lock, so no other run writes here. A run that opened the
+                # file meanwhile finds it gone once it gets the lock, and starts again.
+                self.path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # another run has just made its lock file
+                    self.out_dir.rmdir()
+        finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the open file ``fd``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _tidy(out_dir: Path) -> None:
@@ -432,13 +469,11 @@ class AtomicParquetWriter:
     """Parquet written frame by frame to a hidden file beside ``path``, renamed into place
     when the ``with`` block ends without an error (removed otherwise).
 
-    Every frame is cast to the first one's schema; ``empty`` gives the schema when no frame
-    is written.
+    Every frame is cast to the first one's schema; at least one frame must be written.
     """
 
-    def __init__(self, path: str | Path, empty: pd.DataFrame | None = None):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._empty = empty
         self._tmp = temp_beside(self.path)
         self._writer: pq.ParquetWriter | None = None
 
@@ -458,9 +493,7 @@ class AtomicParquetWriter:
     def __exit__(self, kind, error, trace) -> None:
         try:
             if kind is None and self._writer is None:
-                if self._empty is None:
-                    raise ValueError("Got no frame to write and no empty frame for the columns.")
-                self.write(self._empty)
+                raise ValueError("Got no frame to write, expected at least one for the columns.")
             if self._writer is not None:
                 self._writer.close()
             if kind is None:

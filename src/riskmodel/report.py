@@ -39,6 +39,7 @@ from .config import Config, load_config
 from .errors import LedgerError
 from .fonts import cjk_font
 from .labels import month_index, month_label
+from .ledger import parse_months
 from .outputs import TRIGGER_ZH, temp_beside
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ REQUIRED = ("household_id", "month", "risk_score", "risk_tier")
 # machine is appended, so the text and the charts share one typeface where it is installed.
 FONT_STACK = ("Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", "PingFang SC",
               "Hiragino Sans GB", "WenQuanYi Micro Hei")
+# The parts of ``summary.json`` the page reads, each a JSON object when present.
+SUMMARY_SECTIONS = ("reconciliation", "lifecycle", "model", "drift", "watchlist")
+
+
 def read_month(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     """A month's ``scores.parquet`` and ``summary.json`` (empty dict when absent).
 
@@ -66,10 +71,17 @@ def read_month(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     folder : str or Path
         ``<out>/<month>`` written by ``riskmodel score``, or the ``scores.parquet`` in it.
 
+    Returns
+    -------
+    scores : DataFrame
+    summary : dict
+
     Raises
     ------
     LedgerError
-        No ``scores.parquet`` there, or it lacks a column the bulletin needs.
+        No ``scores.parquet`` there; it cannot be read as Parquet (truncated, another kind of
+        file), lacks a column the bulletin needs or holds more than one month; or
+        ``summary.json`` is not the JSON object ``riskmodel score`` writes.
     """
     path = Path(folder)
     if path.is_dir():
@@ -77,14 +89,48 @@ def read_month(folder: str | Path) -> tuple[pd.DataFrame, dict]:
     if not path.is_file():
         raise LedgerError(f"{folder}: no scores.parquet; expected a month's output folder "
                           "written by `riskmodel score`.")
-    scores = pd.read_parquet(path)
+    try:
+        scores = pd.read_parquet(path)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+        raise LedgerError(f"{path}: cannot be read as Parquet ({exc.__class__.__name__}); "
+                          "expected the scores.parquet written by `riskmodel score`.") from None
     missing = [c for c in REQUIRED if c not in scores.columns]
     if missing:
         raise LedgerError(f"{path}: missing columns {missing}; expected the scores of "
                           "`riskmodel score`.")
+    if not pd.api.types.is_numeric_dtype(scores["risk_score"]):
+        raise LedgerError(f"{path}: column 'risk_score' holds {scores['risk_score'].dtype} "
+                          "values; expected probabilities (numbers).")
+    months = scores["month"].astype("string").dropna().unique()
+    if len(months) > 1:
+        raise LedgerError(f"{path}: holds the months {sorted(months)[:3]}; expected the "
+                          "scores of one month.")
     summary_path = path.parent / "summary.json"
-    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-    return scores, summary
+    return scores, _read_summary(summary_path) if summary_path.is_file() else {}
+
+
+def _read_summary(path: Path) -> dict:
+    expected = "expected the summary.json written by `riskmodel score`"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LedgerError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); "
+                          f"{expected}.") from None
+    except UnicodeDecodeError:
+        raise LedgerError(f"{path}: not UTF-8 text; {expected}.") from None
+    if not isinstance(summary, dict):
+        raise LedgerError(f"{path}: holds {_json_kind(summary)}; {expected}, an object.")
+    wrong = [k for k in SUMMARY_SECTIONS if not isinstance(summary.get(k), dict | None)]
+    if wrong:
+        raise LedgerError(f"{path}: {wrong[0]!r} holds {_json_kind(summary[wrong[0]])}; "
+                          f"{expected}, where it is an object.")
+    return summary
+
+
+def _json_kind(value) -> str:
+    kinds = {list: "an array", str: "a string", bool: "true or false", int: "a number",
+             float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _state_codes(scores: pd.DataFrame) -> np.ndarray:
@@ -782,6 +828,14 @@ def _notes(config: Config) -> str:
             + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ol></section>")
 
 
+def _month(scores: pd.DataFrame, summary: Mapping) -> str | None:
+    """The ``YYYY-MM`` month of a month's scores (of its summary when it has no row)."""
+    months = scores["month"].dropna().unique()
+    given = pd.Series([months[0] if len(months) else summary.get("month")], dtype=object)
+    parsed, unreadable = parse_months(given)
+    return None if unreadable.iloc[0] else str(parsed.iloc[0])
+
+
 def previous_month_folder(folder: str | Path) -> Path | None:
     """The output folder of the month before ``folder``'s, beside it, when it holds scores."""
     folder = Path(folder)
@@ -802,8 +856,9 @@ def write_bulletin(scores_dir: str | Path, out_path: str | Path,
     out_path : str or Path
         The HTML file to write; written beside and renamed into place.
     previous : str or Path, optional
-        Last month's output folder. When None, the folder of the month before beside
-        ``scores_dir`` is used if it exists.
+        Last month's output folder: its scores must be of the calendar month before
+        ``scores_dir``'s. When None, the folder of the month before beside ``scores_dir`` is
+        used if it exists.
     config : Config, optional
 
     Returns
@@ -814,11 +869,21 @@ def write_bulletin(scores_dir: str | Path, out_path: str | Path,
     Raises
     ------
     LedgerError
-        A folder holds no ``scores.parquet``.
+        A folder holds no readable scores (see :func:`read_month`), or ``previous`` holds
+        another month than the one before.
     """
     scores, summary = read_month(scores_dir)
     previous = previous if previous is not None else previous_month_folder(scores_dir)
-    previous_scores = read_month(previous)[0] if previous is not None else None
+    previous_scores = None
+    if previous is not None:
+        previous_scores, previous_summary = read_month(previous)
+        month, before = _month(scores, summary), _month(previous_scores, previous_summary)
+        expected = month_label(int(month_index(pd.Series([month]))[0]) - 1) if month else None
+        if before and expected and before != expected:
+            raise LedgerError(
+                f"{previous}: holds the scores of {before}, expected {expected}, the month "
+                f"before {month} of {scores_dir}; give that month's output folder as "
+                "--previous.")
     page = render_bulletin(scores, summary, previous_scores, config=config)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
