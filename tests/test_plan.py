@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel import LedgerError, load_config, validate_ledger
+from riskmodel import (
+    LedgerError,
+    ModelNotFoundError,
+    OutputExistsError,
+    load_config,
+    validate_ledger,
+)
 from riskmodel.features import build_features
 from riskmodel.labels import make_labels
 from riskmodel.margin import fit_margin_model
@@ -21,7 +34,7 @@ from riskmodel.plan import (
     plan_month,
 )
 from riskmodel.synthetic import generate_ledger
-from riskmodel.tracking import save_model
+from riskmodel.tracking import ModelRef, save_model
 
 MONTHS = 30
 
@@ -206,11 +219,199 @@ def test_plan_month_writes_the_files(tmp_path, ledger, model, month, config):
     visits = pd.read_csv(folder / "visits.csv", encoding="utf-8-sig")
     assert len(visits) == min(5 * len(towns), int((ledger["month"] == month).sum()))
     assert f"{len(plan):,} households" in result.describe()
-    # A rerun replaces the files with the same bytes.
-    first = (folder / "plan.parquet").read_bytes()
-    plan_month(ledger_path, tmp_path / "out", budget=45_000.0, month=month,
-               model_uri=str(model_dir))
-    assert (folder / "plan.parquet").read_bytes() == first
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".riskmodel.lock", month]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, ledger, model):
+    """The ledger and the model as files, and a visits file naming every township."""
+    root = tmp_path_factory.mktemp("plan")
+    ledger.to_parquet(root / "ledger.parquet")
+    save_model(model, root / "model")
+    towns = ledger["township"].astype(str).unique()
+    (root / "visits.csv").write_text(
+        "乡镇,走访户数\n" + "".join(f"{t},5\n" for t in towns), encoding="utf-8-sig")
+    return root
+
+
+def _plan(saved, out, **kwargs):
+    return plan_month(saved / kwargs.pop("ledger", "ledger.parquet"), out,
+                      budget=kwargs.pop("budget", 45_000.0), model_uri=str(saved / "model"),
+                      **kwargs)
+
+
+def _contents(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _left_in(out):
+    """What a run left in ``out``: no month, staging or spill, at most the lock's file."""
+    return {p.name for p in out.iterdir()} if out.exists() else set()
+
+
+def test_a_rerun_is_refused_without_force_and_replaces_the_whole_month_with_it(
+        tmp_path, saved, month):
+    from riskmodel.cli import main
+
+    out = tmp_path / "out"
+    _plan(saved, out, month=month, visits=saved / "visits.csv")
+    first = _contents(out / month)
+    assert "visits.csv" in first
+    args = ["plan", "--ledger", str(saved / "ledger.parquet"), "--model", str(saved / "model"),
+            "--budget", "45000", "--out", str(out)]
+    with pytest.raises(OutputExistsError, match="--force") as err:
+        _plan(saved, out)
+    assert err.value.exit_code == 4
+    assert main(args) == 4
+    assert _contents(out / month) == first
+    # Replaced whole: the plan is the same, and the earlier run's visits are gone with it.
+    assert main([*args, "--force"]) == 0
+    again = _contents(out / month)
+    assert sorted(again) == ["plan.csv", "plan.parquet", "plan_summary.json"]
+    assert again["plan.parquet"] == first["plan.parquet"]
+    assert again["plan.csv"] == first["plan.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".riskmodel.lock", month]
+
+
+def test_a_failed_run_leaves_the_previous_plan_or_none(tmp_path, saved, month, monkeypatch):
+    import riskmodel.plan as job
+
+    out = tmp_path / "out"
+    _plan(saved, out)
+    first = _contents(out / month)
+    staged = []
+
+    def full_disk(data, path):
+        staged.append(sorted(p.name for p in path.parent.iterdir()))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(job, "write_json", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        _plan(saved, tmp_path / "fresh")
+    assert staged == [["plan.csv", "plan.parquet"]]
+    assert _left_in(tmp_path / "fresh") <= {".riskmodel.lock"}
+    # Another budget, another plan: a half-replaced month would mix the two.
+    with pytest.raises(OSError, match="No space"):
+        _plan(saved, out, budget=20_000.0, force=True)
+    assert _contents(out / month) == first
+    assert sorted(p.name for p in out.iterdir()) == [".riskmodel.lock", month]
+
+
+def test_a_killed_run_leaves_nothing_the_next_run_does_not_clear(tmp_path, saved, month):
+    out = tmp_path / "out"
+    marker = tmp_path / "spilled"
+    script = textwrap.dedent(f"""
+        import pathlib, time
+        import riskmodel.plan as job
+        real = job._SpilledFeatures.save
+        def stall(cls, part, path, start):
+            spilled = real(part, path, start)
+            pathlib.Path({str(marker)!r}).write_text(str(path.parent))
+            time.sleep(600)
+            return spilled
+        job._SpilledFeatures.save = classmethod(stall)
+        job.plan_month({str(saved / "ledger.parquet")!r}, {str(out)!r}, budget=45000.0,
+                       model_uri={str(saved / "model")!r})
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "the run never spilled its features"
+        spill = Path(marker.read_text())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert spill.is_dir() and list(spill.glob("*.npy"))
+    assert not (out / month).exists()
+    result = _plan(saved, out)
+    assert not spill.exists()
+    assert sorted(p.name for p in out.iterdir()) == [".riskmodel.lock", month]
+    assert result.folder == out / month
+
+
+def test_a_plan_never_replaces_a_scoring_run_s_month(tmp_path, saved, month):
+    scores = tmp_path / "out" / month / "scores.parquet"
+    scores.parent.mkdir(parents=True)
+    scores.write_bytes(b"scores")
+    with pytest.raises(OutputExistsError, match="scoring run") as err:
+        _plan(saved, tmp_path / "out", month=month)
+    assert err.value.exit_code == 4
+    # Not even with force, which would replace the whole folder, scores and all.
+    with pytest.raises(OutputExistsError, match="scoring run"):
+        _plan(saved, tmp_path / "out", month=month, force=True)
+    assert sorted(p.name for p in scores.parent.iterdir()) == ["scores.parquet"]
+
+
+def test_too_much_quarantine_is_refused_as_the_scoring_job_refuses_it(tmp_path, saved, ledger,
+                                                                     month):
+    raw = ledger.astype("string")
+    rows = np.flatnonzero((raw["month"] == month).to_numpy())
+    raw.iloc[rows[:len(rows) // 5], raw.columns.get_loc("members")] = "0"
+    raw.to_csv(tmp_path / "broken.csv", index=False)
+    out = tmp_path / "out"
+    with pytest.raises(LedgerError, match="max_quarantine_share") as err:
+        plan_month(tmp_path / "broken.csv", out, budget=45_000.0,
+                   model_uri=str(saved / "model"))
+    assert err.value.exit_code == 2
+    assert "members_below_1" in str(err.value)
+    assert "20.0%" in str(err.value) and "5.0%" in str(err.value)
+    assert _left_in(out) <= {".riskmodel.lock"}
+
+
+def test_a_ledger_lacking_a_column_the_model_needs_is_refused(tmp_path, saved, ledger, model):
+    used = set(model.feature_names_in_)
+    dropped = next(c for c in ("serious_ill", "disabled", "migrant_workers") if c in used)
+    ledger.drop(columns=[dropped]).to_parquet(tmp_path / "narrow.parquet")
+    out = tmp_path / "out"
+    with pytest.raises(ModelNotFoundError, match="incompatible") as err:
+        plan_month(tmp_path / "narrow.parquet", out, budget=45_000.0,
+                   model_uri=str(saved / "model"))
+    assert err.value.exit_code == 3
+    assert dropped in str(err.value)
+    assert _left_in(out) <= {".riskmodel.lock"}
+
+
+def test_a_model_that_needs_unknown_features_is_refused(tmp_path, saved, monkeypatch):
+    class Odd:
+        feature_names_in_ = np.array(["not_a_feature"])
+
+        def predict_proba(self, X):
+            return np.zeros((len(X), 2))
+
+    monkeypatch.setattr("riskmodel.plan.load_model",
+                        lambda uri, tracking_uri=None: (Odd(), ModelRef(uri, None, None, None)))
+    with pytest.raises(ModelNotFoundError, match="not_a_feature") as err:
+        _plan(saved, tmp_path / "out")
+    assert err.value.exit_code == 3
+    assert not (tmp_path / "out").exists()
+
+
+def test_visits_for_a_township_the_month_lacks_are_refused(tmp_path, saved, ledger, model,
+                                                           config, month, margin_model):
+    from riskmodel.cli import main
+
+    towns = sorted(ledger["township"].astype(str).unique())
+    typo = towns[0][:-1] + "真"
+    assert typo not in towns
+    (tmp_path / "typo.csv").write_text(f"乡镇,走访户数\n{towns[1]},4\n{typo},3\n",
+                                       encoding="utf-8-sig")
+    out = tmp_path / "out"
+    with pytest.raises(PlanInputError, match=typo) as err:
+        _plan(saved, out, visits=tmp_path / "typo.csv")
+    assert err.value.exit_code == 2
+    assert towns[0] in str(err.value) and "\n" not in str(err.value)
+    assert not (out / month).exists()
+    with pytest.raises(PlanInputError, match=typo):
+        plan_frame(ledger, model, config, month, budget=45_000.0, visits={typo: 3},
+                   margin_model=margin_model)
+    # A folder given as the visits file: bad input, before anything is read or written.
+    args = ["plan", "--ledger", str(saved / "ledger.parquet"), "--model", str(saved / "model"),
+            "--budget", "45000", "--out", str(tmp_path / "cli"), "--visits", str(tmp_path)]
+    assert main(args) == 2
+    assert not (tmp_path / "cli").exists()
 
 
 def test_plan_month_by_chunks_is_the_plan_of_the_whole_ledger(tmp_path, ledger, model, config,
@@ -232,11 +433,11 @@ def test_plan_month_by_chunks_is_the_plan_of_the_whole_ledger(tmp_path, ledger, 
     pd.testing.assert_frame_equal(chunked.plan.reset_index(drop=True),
                                   whole.plan.reset_index(drop=True), check_dtype=False)
     assert chunked.summary["ledger"]["rows"] == len(ledger)
-    # The chunks' features waited on disk beside the outputs; nothing of them is left.
+    # The chunks' features waited on disk in the staging folder; nothing of them is left.
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".riskmodel.lock",
                                                                     chunked.month]
-    with pytest.raises(LedgerError, match="no valid rows for month 2031-01"):
+    with pytest.raises(LedgerError, match="no rows for month 2031-01"):
         plan_month(tmp_path / "ledger.parquet", tmp_path / "failed", budget=50_000.0,
                    month="2031-01", model_uri=str(model_dir),
                    config_path=tmp_path / "config.yaml")
-    assert list((tmp_path / "failed").iterdir()) == []
+    assert not (tmp_path / "failed").exists()

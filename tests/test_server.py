@@ -16,8 +16,11 @@ from conftest import fast_config
 from mlflow import MlflowClient
 
 from riskmodel import validate_ledger
+from riskmodel.cli import main
+from riskmodel.models import RiskModel
 from riskmodel.score import score_month
 from riskmodel.synthetic import generate_ledger
+from riskmodel.tracking import check_tracking_server
 from riskmodel.train import train
 
 pytestmark = pytest.mark.slow
@@ -90,3 +93,19 @@ def test_train_register_alias_and_score_through_the_server(server, tmp_path):
     assert len(runs) == 1
     assert runs[0].data.params["model_version"] == version.version
     assert runs[0].info.status == "FINISHED"
+
+
+def test_a_live_server_passes_the_reachability_check(server, tmp_path, monkeypatch, capsys):
+    url, _ = server
+    check_tracking_server(url)
+    check_tracking_server(url + "/")
+    ledger = tmp_path / "ledger.parquet"
+    generate_ledger(households=20, months=8, seed=2).to_parquet(ledger)
+    # Reached, and no such model: the model is what is missing (3), not the server (5).
+    assert main(["score", "--ledger", str(ledger), "--out", str(tmp_path / "out"),
+                 "--model", "models:/no-such-model@champion", "--tracking-uri", url]) == 3
+    assert "No model at models:/no-such-model@champion" in capsys.readouterr().err
+    monkeypatch.setattr(RiskModel, "fit", lambda *a, **k: pytest.fail("training started"))
+    assert main(["train", "--ledger", str(ledger), "--tracking-uri", url,
+                 "--alias", "bad alias/x"]) == 2
+    assert "Got alias 'bad alias/x'" in capsys.readouterr().err

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel import load_config, validate_ledger
+from riskmodel import load_config, load_ledger, validate_ledger
+from riskmodel.cli import main
+from riskmodel.errors import ArgumentError, ConfigError
 from riskmodel.ledger import INCOME, LEDGER_COLUMNS, SPENDING
 from riskmodel.simulate import CAUSES, Draws, Params, draw, paths, populate, step
 from riskmodel.synthetic import base_rates, generate, generate_ledger, write
@@ -314,10 +316,22 @@ def test_grant_amounts_name_their_columns():
     ({"households": 0, "months": 3}, "households=0"),
     ({"households": 5, "months": 2.5}, "months=2.5"),
     ({"households": 5, "months": 3, "start": "2022-13"}, "start='2022-13'"),
+    ({"households": 5, "months": 3, "seed": -1}, "seed=-1, expected an integer ≥ 0"),
+    ({"households": 5, "months": 3, "seed": 2.5}, "seed=2.5"),
 ])
 def test_bad_arguments_say_what_was_given(kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_ledger(**kwargs)
+    with pytest.raises(ArgumentError, match=message):
+        generate(**kwargs, with_truth=False)
+
+
+def test_years_without_a_line_are_refused_before_the_simulation(monkeypatch):
+    import riskmodel.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "_simulate", lambda *a, **k: pytest.fail("simulated"))
+    with pytest.raises(ConfigError, match="2026-06 to 2028-05: No poverty line for year 2027"):
+        generate(households=5, months=24, start="2026-06")
 
 
 def test_truth_months_outside_the_ledger_are_refused():
@@ -342,3 +356,102 @@ def test_describe_reports_the_truth(data):
     lines = data.describe()
     truth_line = next(line for line in lines if line.startswith("truth at 2022-12, 2023-06"))
     assert "structural" in truth_line
+
+
+def test_describe_says_unknown_where_a_short_ledger_has_no_figure():
+    data = generate(households=10, months=1, seed=1, replicas=4)
+    rates = base_rates(data.ledger, truth=data.truth)
+    assert np.isnan(rates["poor_share"]) and np.isnan(rates["poor_share_complete"])
+    lines = data.describe()
+    assert lines[0].startswith("ledger: 10 households × 1 month (2022-01 … 2022-01)")
+    assert lines[1].startswith("poor: unknown, no household-month has the 6 observed months")
+    assert lines[2].startswith("fall below the line within the horizon: unknown")
+
+
+def _generate(*args: str) -> int:
+    return main(["generate", "--households", "20", "--months", "8", *args])
+
+
+def _left(tmp_path) -> list[str]:
+    """Everything under tmp_path, hidden files included."""
+    return sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--start", "2017-01"], "No poverty line for year 2017"),
+    (["--seed", "-1"], "seed=-1, expected an integer ≥ 0"),
+    (["--truth", "{tmp}/t.parquet", "--truth-months", "2021-12"],
+     "truth_months=['2021-12'], expected months within the ledger"),
+    (["--truth", "{tmp}/t.parquet", "--truth-months", "2022-03,2022-1x"],
+     "truth_months='2022-1x', expected a month as 'YYYY-MM'"),
+    (["--truth-months", "2022-03"], "--truth-months without --truth"),
+    (["--truth", "{tmp}/ledger.parquet"], "for both the ledger and the truth"),
+    (["--truth", "{tmp}/t.xlsx"], "t.xlsx, expected a file name ending in .parquet or .csv"),
+])
+def test_generate_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, capsys, args,
+                                                                    message):
+    args = [a.format(tmp=tmp_path) for a in args]
+    assert _generate("--out", str(tmp_path / "ledger.parquet"), *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("riskmodel generate: ") and err.count("\n") == 1
+    assert message in err
+    assert _left(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["ledger.xlsx", "ledger", "ledger.parquet.bak"])
+def test_generate_refuses_a_name_it_cannot_write(tmp_path, capsys, name):
+    assert _generate("--out", str(tmp_path / name)) == 2
+    assert "expected a file name ending in .parquet or .csv" in capsys.readouterr().err
+    assert _left(tmp_path) == []
+
+
+def test_generate_refuses_a_folder_as_out_and_leaves_nothing_behind(tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    assert _generate("--out", str(tmp_path / "folder")) == 2
+    assert "an existing folder" in capsys.readouterr().err
+    assert _left(tmp_path) == ["folder"]
+
+
+def test_a_failed_write_leaves_no_file_and_no_folder_behind(tmp_path, monkeypatch, capsys):
+    import riskmodel.synthetic as synthetic
+
+    real = synthetic._write_frame
+
+    def full_disk(frame, path, suffix):
+        if "true_risk" in frame:
+            raise OSError(28, "No space left on device")
+        real(frame, path, suffix)
+
+    monkeypatch.setattr(synthetic, "_write_frame", full_disk)
+    assert _generate("--out", str(tmp_path / "new" / "ledger.parquet"),
+                     "--truth", str(tmp_path / "new" / "deeper" / "truth.parquet")) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert _left(tmp_path) == []
+
+
+def test_generate_writes_a_one_month_ledger(tmp_path, capsys):
+    out = tmp_path / "ledger.parquet"
+    assert main(["generate", "--households", "20", "--months", "1", "--out", str(out)]) == 0
+    assert "poor: unknown" in capsys.readouterr().out
+    assert validate_ledger(pd.read_parquet(out)).quarantine.empty
+
+
+def test_generate_writes_csv_the_ledger_reader_reads_back(tmp_path):
+    args = ["--seed", "5", "--truth-months", "2022-03"]
+    assert _generate("--out", str(tmp_path / "l.csv"),
+                     "--truth", str(tmp_path / "t.csv"), *args) == 0
+    assert _generate("--out", str(tmp_path / "l.parquet"),
+                     "--truth", str(tmp_path / "t.parquet"), *args) == 0
+    raw = (tmp_path / "l.csv").read_bytes()
+    assert raw.startswith("\ufeffhousehold_id,month,".encode())
+    assert "云南省" in raw.decode("utf-8-sig")
+    assert _left(tmp_path) == ["l.csv", "l.parquet", "t.csv", "t.parquet"]
+    from_csv, from_parquet = load_ledger(tmp_path / "l.csv"), load_ledger(tmp_path / "l.parquet")
+    assert from_csv.quarantine.empty and len(from_csv.valid) == 160
+    pd.testing.assert_frame_equal(from_csv.valid.reset_index(drop=True),
+                                  from_parquet.valid.reset_index(drop=True))
+    truth_csv = pd.read_csv(tmp_path / "t.csv", encoding="utf-8-sig")
+    truth = pd.read_parquet(tmp_path / "t.parquet")
+    assert list(truth_csv.columns) == list(truth.columns)
+    assert np.allclose(truth_csv["true_risk"], truth["true_risk"], equal_nan=True, rtol=0,
+                       atol=0)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +14,16 @@ import pytest
 import skops.io
 from threadpoolctl import threadpool_limits
 
-from riskmodel.errors import ModelNotFoundError
+import riskmodel.tracking as tracking
+from riskmodel.cli import main
+from riskmodel.errors import ArgumentError, ModelNotFoundError, TrackingServerError
 from riskmodel.models import RiskModel
 from riskmodel.tracking import (
     MODEL_NAME,
     TRUSTED_TYPES,
     ModelRef,
+    check_alias,
+    check_tracking_server,
     data_fingerprint,
     flatten,
     input_example,
@@ -175,3 +183,126 @@ def test_pickled_models_are_refused(model_and_data, tmp_path):
     mlflow.sklearn.save_model(model, str(tmp_path / "pickled"), serialization_format="pickle")
     with pytest.raises(ModelNotFoundError, match="only skops models"):
         load_model(str(tmp_path / "pickled"))
+
+
+@pytest.mark.parametrize("alias", [
+    "champion", "challenger-2", "prod_2025", "冠军", "V", "v2a", "x" * 255,
+    "bad alias/x", "", "a.b", "latest", "LATEST", "v3", "V12", "x" * 256,
+])
+def test_aliases_follow_mlflows_own_rules(alias):
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import (
+        _validate_model_alias_name,
+        _validate_model_alias_name_reserved,
+    )
+
+    try:
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+        mlflow_accepts = True
+    except MlflowException:
+        mlflow_accepts = False
+    if mlflow_accepts:
+        assert check_alias(alias) == alias
+    else:
+        with pytest.raises(ArgumentError, match="Got alias"):
+            check_alias(alias)
+
+
+def test_a_bad_alias_is_refused_before_anything_is_logged(store, model_and_data):
+    from mlflow import MlflowClient
+
+    uri, _, second = store
+    model, X = model_and_data
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    before = len(client.search_model_versions(f"name='{MODEL_NAME}'"))
+    with pytest.raises(ArgumentError, match="'bad alias/x'"):
+        log_training_run(model, tracking_uri=uri, config={}, metrics={},
+                         fingerprint={"sha256": "ef" * 32}, example=input_example(X),
+                         alias="bad alias/x")
+    assert len(client.search_model_versions(f"name='{MODEL_NAME}'")) == before
+    with pytest.raises(ArgumentError, match="reserves"):
+        set_alias("latest", second.version, tracking_uri=uri)
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture
+def answering():
+    """A local HTTP server answering every request with the status it is told."""
+    status = {"code": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status["code"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", status
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_unreachable_server_is_said_at_once(tmp_path):
+    url = _closed_port()
+    started = time.monotonic()
+    with pytest.raises(TrackingServerError,
+                       match=rf"tracking server at {url} cannot be reached \(connection refused\)"):
+        check_tracking_server(url)
+    for model_uri in (f"models:/{MODEL_NAME}@champion", "runs:/abc/model"):
+        with pytest.raises(TrackingServerError, match=url):
+            load_model(model_uri, tracking_uri=url)
+    with pytest.raises(TrackingServerError, match=url):
+        set_alias("champion", "1", tracking_uri=url)
+    assert time.monotonic() - started < 10
+    assert TrackingServerError.exit_code == 5
+    check_tracking_server(f"sqlite:///{tmp_path / 'absent.db'}")
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_any_answer_counts_but_a_proxys_gateway_error(answering):
+    url, status = answering
+    for code in (200, 401, 403, 404, 500):
+        status["code"] = code
+        check_tracking_server(url)
+    for code in (502, 503, 504):
+        status["code"] = code
+        with pytest.raises(TrackingServerError, match=f"answered HTTP {code}"):
+            check_tracking_server(url + "/")
+
+
+def test_a_server_that_never_answers_is_given_up_on(monkeypatch):
+    monkeypatch.setattr(tracking, "_REACH_TIMEOUT_S", 0.3)
+    with socket.socket() as silent:
+        # Listening, never accepting: the connection opens, no answer comes.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(TrackingServerError, match=r"no answer within 0.3 s"):
+            check_tracking_server(url)
+
+
+def test_score_names_an_unreachable_server_set_in_the_environment(ledger, tmp_path,
+                                                                  monkeypatch, capsys):
+    url = _closed_port()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    ledger.to_parquet(tmp_path / "ledger.parquet")
+    started = time.monotonic()
+    code = main(["score", "--ledger", str(tmp_path / "ledger.parquet"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 5, err
+    assert time.monotonic() - started < 10
+    assert err == (f"riskmodel score: The tracking server at {url} cannot be reached "
+                   "(connection refused); expected a running MLflow server there: start it, or "
+                   "give another --tracking-uri or MLFLOW_TRACKING_URI.\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ from threadpoolctl import threadpool_limits
 
 import riskmodel.train as train_module
 from riskmodel import load_config, validate_ledger
-from riskmodel.errors import ConfigError, TrainingDataError
+from riskmodel.cli import main
+from riskmodel.errors import ArgumentError, ConfigError, TrackingServerError, TrainingDataError
 from riskmodel.features import FEATURE_NAMES, build_features
 from riskmodel.models import RiskModel
 from riskmodel.synthetic import generate_ledger
@@ -180,3 +183,61 @@ def test_unknown_feature_in_config_stops_before_training(ledger, no_fit):
         update={"exclude_features": ["income_magic_12m"]})})
     with pytest.raises(ConfigError, match="exclude_features"):
         train(ledger, excluded, track=False)
+
+
+@pytest.fixture
+def no_read(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the ledger was read")
+
+    monkeypatch.setattr(train_module, "load_ledger", refuse)
+
+
+def test_cli_refuses_a_bad_alias_before_reading_or_training(ledger, tmp_path, no_fit, no_read,
+                                                            capsys):
+    ledger.to_parquet(tmp_path / "ledger.parquet")
+    store = tmp_path / "mlruns.db"
+    code = main(["train", "--ledger", str(tmp_path / "ledger.parquet"),
+                 "--tracking-uri", f"sqlite:///{store}", "--alias", "bad alias/x"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("riskmodel train: Got alias 'bad alias/x', expected letters, digits")
+    assert err.count("\n") == 1
+    assert not store.exists() and not (tmp_path / "mlartifacts").exists()
+
+
+def test_train_refuses_a_reserved_alias_before_training(ledger, tmp_path, no_fit):
+    with pytest.raises(ArgumentError, match="'latest', which MLflow reserves"):
+        train(ledger, _config(), tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", alias="latest")
+
+
+def _closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("where", ["--tracking-uri", "MLFLOW_TRACKING_URI"])
+def test_cli_names_an_unreachable_server_before_reading_or_training(ledger, tmp_path, no_fit,
+                                                                    no_read, monkeypatch,
+                                                                    capsys, where):
+    url = _closed_port()
+    ledger.to_parquet(tmp_path / "ledger.parquet")
+    args = ["train", "--ledger", str(tmp_path / "ledger.parquet"), "--alias", "champion"]
+    if where == "--tracking-uri":
+        args += ["--tracking-uri", url]
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    started = time.monotonic()
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 5, err
+    assert time.monotonic() - started < 10
+    assert err.startswith(f"riskmodel train: The tracking server at {url} cannot be reached "
+                          "(connection refused)")
+    assert err.count("\n") == 1
+
+
+def test_train_names_an_unreachable_server_before_training(ledger, no_fit):
+    with pytest.raises(TrackingServerError, match="cannot be reached"):
+        train(ledger, _config(), tracking_uri=_closed_port())

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.visits import VisitsFileError, read_visits, visit_plan
+from riskmodel.visits import VisitsFileError, read_visits, unknown_townships, visit_plan
 
 
 def test_visit_plan_triggers_first_then_risk_then_longest_unvisited():
@@ -58,3 +58,19 @@ def test_read_visits_takes_chinese_headers(tmp_path):
         read_visits(path)
     with pytest.raises(VisitsFileError, match="not found"):
         read_visits(tmp_path / "missing.csv")
+    with pytest.raises(VisitsFileError, match="folder"):
+        read_visits(tmp_path)
+    path.write_text("乡镇,走访户数\n甲乡,1\n ,2\n", encoding="utf-8")
+    with pytest.raises(VisitsFileError, match="row 3 names no township"):
+        read_visits(path)
+
+
+def test_unknown_townships_are_found_by_name_and_county():
+    scores = pd.DataFrame({"household_id": ["H1", "H2", "H3"], "county": ["甲县", "甲县", "乙县"],
+                           "township": ["甲乡", "乙镇", "甲乡"]})
+    assert unknown_townships(scores, {"甲乡": 2, "乙镇": 1}).empty
+    assert unknown_townships(scores, {"甲乡": 2, "甲相": 1})["township"].tolist() == ["甲相"]
+    visits = pd.DataFrame({"county": ["甲县", "乙县", "丙县"], "township": ["乙镇", "甲乡", "甲乡"],
+                           "visits": [1, 1, 1]})
+    unknown = unknown_townships(scores, visits)
+    assert unknown.to_dict("records") == [{"county": "丙县", "township": "甲乡"}]

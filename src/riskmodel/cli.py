@@ -1,7 +1,8 @@
 """The ``riskmodel`` command line: parses arguments and calls the library's jobs.
 
 Exit codes: 0 done; 1 unexpected error; 2 bad input (ledger, config, training data);
-3 model not found or incompatible; 4 output exists or another run holds it.
+3 model not found or incompatible; 4 output exists or another run holds it; 5 the tracking
+server cannot be reached.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import RiskModelError
@@ -17,14 +19,21 @@ MODEL_DEFAULT = "models:/return-to-poverty@champion"
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .synthetic import generate, write
+    from .errors import ArgumentError
+    from .synthetic import check_paths, generate, write
 
-    truth_months = args.truth_months.split(",") if args.truth_months else None
+    if args.truth_months and not args.truth:
+        raise ArgumentError("Got --truth-months without --truth, expected --truth FILE too "
+                            "(where the true risks go).")
+    check_paths(args.out, args.truth)
+    truth_months = ([m.strip() for m in args.truth_months.split(",")] if args.truth_months
+                    else None)
     data = generate(households=args.households, months=args.months, start=args.start,
-                    seed=args.seed, truth_months=truth_months if args.truth else None,
-                    with_truth=bool(args.truth))
+                    seed=args.seed, truth_months=truth_months, with_truth=bool(args.truth))
+    # Everything that can fail comes before the files: a failed run writes nothing.
+    lines = data.describe()
     write(data, args.out, args.truth)
-    for line in data.describe():
+    for line in lines:
         print(line)
     return 0
 
@@ -42,6 +51,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if result.missing_optional:
         print("  optional columns absent (treated as unknown): "
               + ", ".join(result.missing_optional))
+    if result.empty_columns:
+        print("  columns present but empty in every row (treated as unknown): "
+              + ", ".join(result.empty_columns))
+    if result.n_blank:
+        shown = ", ".join(str(r) for r in result.blank_rows[:5])
+        print(f"  blank rows skipped (every field empty; no household): {result.n_blank} "
+              f"(source_row {shown}{' …' if result.n_blank > 5 else ''})")
     if args.out:
         out = Path(args.out)
         print(f"wrote {out / 'valid.parquet'} and {out / 'quarantine.parquet'}")
@@ -88,7 +104,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     result = plan_month(args.ledger, args.out, budget=args.budget, grant=args.grant,
                         month=args.month, model_uri=args.model, config_path=args.config,
-                        visits=args.visits, tracking_uri=args.tracking_uri)
+                        visits=args.visits, tracking_uri=args.tracking_uri, force=args.force)
     print(result.describe())
     return 0
 
@@ -122,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=_positive_int, required=True)
     p.add_argument("--start", type=_month, default="2022-01")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="ledger Parquet file")
-    p.add_argument("--truth", help="also write the truth file (Parquet)")
+    p.add_argument("--out", required=True, help="ledger file: .parquet, or .csv (UTF-8)")
+    p.add_argument("--truth", help="also write the truth file (.parquet or .csv)")
     p.add_argument("--truth-months", help="comma-separated YYYY-MM months for the Monte Carlo "
                                           "truth (default: last month with a full horizon)")
     p.set_defaults(func=_cmd_generate)
@@ -175,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--visits", help="CSV of visits available per township")
     p.add_argument("--out", required=True)
     p.add_argument("--config")
+    p.add_argument("--force", action="store_true", help="replace an existing month's output")
     p.add_argument("--tracking-uri")
     p.set_defaults(func=_cmd_plan)
     return parser
@@ -183,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``riskmodel`` console script."""
     args = build_parser().parse_args(argv)
+    # pandera imports pyspark.pandas when the spark extra is installed, which warns about the
+    # pandas version on every command; scoring on Spark does not use pyspark.pandas.
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
+                            category=FutureWarning)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

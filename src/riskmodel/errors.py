@@ -35,3 +35,15 @@ class OutputExistsError(RiskModelError):
     """The month's output exists already and ``--force`` was not given, or a run holds it."""
 
     exit_code = 4
+
+
+class ArgumentError(RiskModelError, ValueError):
+    """An argument is malformed or out of range: a seed, a month, an alias, an output path."""
+
+    exit_code = 2
+
+
+class TrackingServerError(RiskModelError):
+    """The MLflow tracking server named by the tracking URI cannot be reached."""
+
+    exit_code = 5

@@ -25,18 +25,20 @@ prevent the most falls below the line. For one month of the ledger:
 own rows only, except for the margin model, which learns from a fixed hash-drawn sample of
 households; so :func:`plan_month`, the thin job behind ``riskmodel plan``, reads the ledger file
 chunk by chunk of households (:func:`month_inputs` on each, memory bounded by a chunk), plans,
-reads the chosen households again to explain them, and writes ``<out>/<month>/``
-(``plan.parquet``, ``plan.csv``, ``plan_summary.json`` and, with visits, ``visits.csv``), each file
-written beside and renamed into place. Both give the same plan.
+reads the chosen households again to explain them, and publishes ``<out>/<month>/``
+(``plan.parquet``, ``plan.csv``, ``plan_summary.json`` and, with visits, ``visits.csv``) as the
+scoring job does: staged in a hidden folder and renamed into place whole, an existing month
+replaced only with ``force``. Both give the same plan.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
-import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,9 +46,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .checks import check_columns, check_model, quarantine_error
 from .chunks import LedgerChunks
 from .config import Config, Measure, load_config
-from .errors import LedgerError, RiskModelError
+from .drift import add_counts, count_bins
+from .errors import LedgerError, OutputExistsError, RiskModelError
 from .explain import explain_households
 from .features import LOOKBACK, build_features
 from .knapsack import make_plan, plan_value
@@ -61,11 +65,11 @@ from .margin import (
     sample_households,
     training_rows,
 )
-from .outputs import OutputLock, temp_beside, write_json, write_parquet_atomic
+from .outputs import MonthOutput, OutputLock, write_json, write_parquet
 from .reasons import household_facts
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
 from .tracking import DEFAULT_MODEL_URI, load_model
-from .visits import VISIT_COLUMNS, read_visits, visit_plan
+from .visits import VISIT_COLUMNS, read_visits, unknown_townships, visit_plan
 from .whatif import REQUIREMENTS, grant_measures, what_if
 
 logger = logging.getLogger(__name__)
@@ -453,7 +457,8 @@ def plan_frame(
         Give every chosen household this one-off amount; without it each household gets the
         configured measure that prevents most per yuan.
     visits : DataFrame or mapping, optional
-        Visits available per township (see :func:`visit_plan`).
+        Visits available per township (see :func:`visit_plan`); a township without a valid
+        household of the month is a :class:`PlanInputError`.
     method : {"auto", "greedy", "exact"}, default="auto"
         See :func:`riskmodel.knapsack.make_plan`.
     estimate : {"auto", "margin", "response"}, optional
@@ -483,6 +488,7 @@ def plan_frame(
     inputs = month_inputs(past, model, config, month, sample_share=share,
                           learn=estimate != "response" and margin_model is None,
                           response=estimate == "response", grant=grant)
+    _check_visits(visits, inputs.households, month)
     clock.lap("inputs")
     used, margin_model = _effect_source(inputs, model, config, estimate, margin_model)
     if used == "response" and inputs.response is None:
@@ -817,15 +823,25 @@ def plan_month(
     config_path: str | Path | None = None,
     visits: str | Path | None = None,
     tracking_uri: str | None = None,
+    force: bool = False,
 ) -> PlanResult:
-    """The ``riskmodel plan`` job: read, validate, plan one month and write its files.
+    """The ``riskmodel plan`` job: read, validate, plan one month and publish its folder.
+
+    The arguments, the visits file, the model and the ledger's months are checked before
+    ``out_dir`` is created; then, holding ``out_dir``'s lock (:class:`riskmodel.outputs.OutputLock`)
+    for the rest of the run, an existing ``<out_dir>/<month>`` is refused unless ``force``,
+    and the files are written into a hidden staging folder and published with one rename
+    (:class:`riskmodel.outputs.MonthOutput`): a reader sees the previous plan or the new
+    one, never a mixture, and a failed or killed run leaves the previous plan as it was.
 
     The ledger file is read and validated chunk by chunk of households
     (``scoring.chunk_households``), so memory is bounded by a chunk and what the plan keeps
-    per household: each chunk's features wait on disk, in a temporary folder inside
-    ``out_dir`` (``.plan-features-*``, removed when the run ends, failed or not), until the
-    margin model that prices them is fitted. The chosen households are read again to explain
-    them. The plan is the one :func:`plan_frame` gives on the valid rows.
+    per household: each chunk's features wait on disk, in a temporary folder inside the
+    staging folder (removed when priced; a killed run's is removed with its staging folder by
+    the next run on ``out_dir``), until the margin model that prices them is fitted. The
+    month's quarantine is held to ``scoring.max_quarantine_share`` and the model to the
+    ledger's columns as :func:`riskmodel.score.score_month` does. The chosen households are
+    read again to explain them. The plan is the one :func:`plan_frame` gives on the valid rows.
 
     Parameters
     ----------
@@ -845,35 +861,92 @@ def plan_month(
     visits : str or Path, optional
         CSV of visits available per township (:func:`read_visits`); writes ``visits.csv``.
     tracking_uri : str, optional
+    force : bool, default=False
+        Replace an existing plan of the month.
 
     Returns
     -------
     PlanResult
+
+    Raises
+    ------
+    PlanInputError
+        Exit code 2: a bad budget or grant, or visits naming a township the month's ledger has
+        no valid household in (a bad visits file: :class:`riskmodel.visits.VisitsFileError`,
+        exit code 2 too).
+    LedgerError
+        Exit code 2: unreadable ledger, no rows for the month, or more of the month's rows
+        quarantined than ``scoring.max_quarantine_share``.
+    ModelNotFoundError
+        Exit code 3: no model at the URI, or a model incompatible with the ledger's columns.
+    OutputExistsError
+        Exit code 4: the month exists and ``force`` is false, it holds a scoring run's output,
+        or another run holds ``out_dir``.
     """
     _check_amounts(budget, grant)
     config = load_config(config_path)
     estimate = _check_estimate(config, None)
+    out = Path(out_dir)
+    if month is not None:
+        _month_output(out, month, force).check()
     visits_table = read_visits(visits) if visits is not None else None
     model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
+    check_model(model, ref)
     clock = _Clock()
     chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
     if not chunks.months:
         raise LedgerError(f"{ledger_path}: no row with a readable month to plan from.")
     month = month or chunks.months[-1]
+    if month not in chunks.months:
+        raise LedgerError(f"{ledger_path}: no rows for month {month}; the ledger holds "
+                          f"{chunks.months[0]} … {chunks.months[-1]}.")
+    with OutputLock(out), _month_output(out, month, force) as staged:
+        frames = _plan_chunks(chunks, model, ref, config, month, estimate, budget, grant,
+                              visits_table, staged.staging, clock)
+        written = [
+            write_parquet(frames.plan, staged.staging / "plan.parquet"),
+            _write_csv(frames.plan, staged.staging / "plan.csv", PLAN_COLUMNS),
+            write_json(frames.summary, staged.staging / "plan_summary.json"),
+        ]
+        if frames.visits is not None:
+            written.append(_write_csv(frames.visits, staged.staging / "visits.csv",
+                                      VISIT_COLUMNS))
+        folder = staged.publish()
+    logger.info("plan %s: %d households, %.0f yuan, %.1f expected falls prevented", month,
+                len(frames.plan), frames.summary["spent"], frames.summary["falls_prevented"])
+    return PlanResult(month, folder, frames.plan, frames.visits, frames.summary,
+                      [folder / path.name for path in written])
+
+
+def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, estimate: str,
+                 budget: float, grant: float | None, visits: pd.DataFrame | None,
+                 spill_dir: Path, clock: _Clock) -> PlanFrames:
+    """The plan of the file's month, read chunk by chunk, checked as the scoring job checks."""
+    t = int(month_index(pd.Series([month]))[0])
+    rows_in = chunks.rows_in(month)
+    limit = config.scoring.max_quarantine_share
+    reference = getattr(model, "reference_", None)
     counts = {"rows": chunks.n_rows, "valid": 0, "quarantined": 0}
-    share = _sample_share(config, chunks.rows_in(month))
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    # Each chunk's features wait on disk, beside the outputs, until the margin model that
-    # prices them is fitted: memory holds one chunk's features, not the month's.
-    with tempfile.TemporaryDirectory(prefix=".plan-features-", dir=out_dir) as spill:
+    month_rules: Counter = Counter()
+    bins = None
+    share = _sample_share(config, rows_in)
+    # Each chunk's features wait on disk until the margin model that prices them is fitted:
+    # memory holds one chunk's features, not the month's.
+    with tempfile.TemporaryDirectory(prefix=".plan-features-", dir=spill_dir) as spill:
         parts, stored = [], []
-        for valid, quarantined in _valid_chunks(chunks):
+        for valid, quarantine in _valid_chunks(chunks):
             clock.lap("read_validate")
             counts["valid"] += len(valid)
-            counts["quarantined"] += quarantined
+            counts["quarantined"] += len(quarantine)
+            of_month = chunks.month_of_row[quarantine["source_row"].to_numpy()]
+            month_rules.update(quarantine["rule"].astype(str)[(of_month == t) | (of_month < 0)])
+            if month_rules.total() > limit * rows_in:
+                raise quarantine_error(month, month_rules.total(), rows_in, limit, month_rules)
             part = month_inputs(valid, model, config, month, sample_share=share,
                                 learn=estimate != "response", response=estimate == "response",
                                 grant=grant)
+            if reference:
+                bins = add_counts(bins, count_bins(reference, part.features, None))
             if estimate != "response":
                 start = stored[-1].start + stored[-1].n_households if stored else 0
                 stored.append(_SpilledFeatures.save(part, Path(spill) / f"{len(stored)}.npy",
@@ -882,11 +955,13 @@ def plan_month(
             part.features = pd.DataFrame(columns=part.features.columns, dtype="float64")
             parts.append(part)
             clock.lap("inputs")
+        check_columns(model, ref, bins)
         inputs = combine_inputs(parts)
         del parts
         if inputs.households.empty:
-            raise LedgerError(f"{ledger_path}: no valid rows for month {month}; the ledger "
+            raise LedgerError(f"{chunks.path}: no valid rows for month {month}; the ledger "
                               f"holds {chunks.months[0]} … {chunks.months[-1]}.")
+        _check_visits(visits, inputs.households, month)
         clock.lap("inputs")
         used, margin_model = _effect_source(inputs, model, config, estimate, None)
         if used == "response" and inputs.response is None:
@@ -904,7 +979,7 @@ def plan_month(
                  for chunk in stored], ignore_index=True).sort_values(
                 ["household_id", "measure"], kind="stable", ignore_index=True)
             clock.lap("effects")
-    frames = plan_inputs(inputs, model, config, month, budget, grant=grant, visits=visits_table,
+    frames = plan_inputs(inputs, model, config, month, budget, grant=grant, visits=visits,
                          method="auto", estimate=used, margin_model=margin_model,
                          model_version=ref.version or ref.uri, effects=effects)
     clock.lap("plan")
@@ -915,19 +990,40 @@ def plan_month(
     clock.lap("explain")
     frames = _with_explanations(frames, reasons, config, clock.laps)
     frames.summary["ledger"] = counts
-    folder = Path(out_dir) / month
-    with OutputLock(out_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-        files = [
-            write_parquet_atomic(frames.plan, folder / "plan.parquet"),
-            _write_csv(frames.plan, folder / "plan.csv", PLAN_COLUMNS),
-            _atomic(folder / "plan_summary.json", lambda p: write_json(frames.summary, p)),
-        ]
-        if frames.visits is not None:
-            files.append(_write_csv(frames.visits, folder / "visits.csv", VISIT_COLUMNS))
-    logger.info("plan %s: %d households, %.0f yuan, %.1f expected falls prevented", month,
-                len(frames.plan), frames.summary["spent"], frames.summary["falls_prevented"])
-    return PlanResult(month, folder, frames.plan, frames.visits, frames.summary, files)
+    return frames
+
+
+def _month_output(out: Path, month: str, force: bool) -> MonthOutput:
+    """The month's output folder, refused when it holds a scoring run's files: ``force``
+    would replace the whole folder, scores and all."""
+    output = MonthOutput(out, month, force)
+    if (output.final / "scores.parquet").exists():
+        raise OutputExistsError(f"{output.final} holds a scoring run's output (scores.parquet); "
+                                "give plans an --out folder of their own.")
+    return output
+
+
+def _check_visits(visits, households: pd.DataFrame, month: str) -> None:
+    """Refuse visits naming a township without a valid household of the month."""
+    if visits is None:
+        return
+    unknown = unknown_townships(households, visits)
+    if unknown.empty:
+        return
+    missing = _place_names(unknown)
+    known = sorted(_place_names(households[list(unknown.columns)].drop_duplicates()))
+    close = [m for name in missing[:5] for m in difflib.get_close_matches(name, known, n=2)]
+    shown = list(dict.fromkeys(close + known))[:5]
+    raise PlanInputError(
+        f"The visits name {len(missing)} township(s) without a valid household in {month}: "
+        f"{', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}; the month's "
+        f"{len(known)} township(s) include {', '.join(shown)}{' …' if len(known) > 5 else ''}; "
+        "check the names (and counties) in the visits file.")
+
+
+def _place_names(places: pd.DataFrame) -> list[str]:
+    """``county township`` (or ``township``) of each row of a few places."""
+    return places.astype("string").fillna("").agg(" ".join, axis=1).tolist()
 
 
 @dataclass
@@ -955,10 +1051,12 @@ class _SpilledFeatures:
 
 
 def _valid_chunks(chunks: LedgerChunks):
-    """Each chunk's valid rows and its count of quarantined rows."""
-    for _, raw in chunks:
+    """Each chunk's valid rows and its quarantine, ``source_row`` numbering the file's rows."""
+    for rows, raw in chunks:
         result = validate_ledger(raw)
-        yield result.valid, len(result.quarantine)
+        quarantine = result.quarantine.copy()
+        quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
+        yield result.valid, quarantine
 
 
 def csv_table(frame: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
@@ -974,18 +1072,5 @@ def csv_table(frame: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, headers: dict[str, str]) -> Path:
-    table = csv_table(frame, headers)
-    return _atomic(path, lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
-
-
-def _atomic(path: Path, write) -> Path:
-    """Write through ``write(temp)`` beside ``path``, then rename it into place."""
-    tmp = temp_beside(path)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    csv_table(frame, headers).to_csv(path, index=False, encoding="utf-8-sig")
     return path

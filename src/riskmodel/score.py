@@ -38,12 +38,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .checks import check_columns, check_model, quarantine_error
 from .chunks import LedgerChunks
 from .config import Config, load_config
 from .drift import add_counts, count_bins, drift_report
-from .errors import LedgerError, ModelNotFoundError, RiskModelError
+from .errors import LedgerError, RiskModelError
 from .explain import explain_households
-from .features import FEATURE_NAMES, build_features
+from .features import build_features
 from .labels import month_index, month_label, poverty_status
 from .ledger import parse_months, validate_ledger
 from .lifecycle import changes_since, elimination_candidates, monitoring_columns
@@ -373,48 +374,6 @@ def _check_month(month: str) -> str:
     return month
 
 
-def _check_model(model, ref: ModelRef) -> list[str]:
-    names = getattr(model, "feature_names_in_", None)
-    if names is None or not hasattr(model, "predict_proba"):
-        raise ModelNotFoundError(f"{ref.uri} is not a fitted risk model (no feature_names_in_ "
-                                 "or predict_proba).")
-    unknown = [str(n) for n in names if str(n) not in FEATURE_NAMES]
-    if unknown:
-        raise ModelNotFoundError(
-            f"{ref.uri} needs {len(unknown)} feature(s) this version does not build from the "
-            f"ledger, e.g. {unknown[0]!r}; retrain the model or use a matching riskmodel.")
-    return [str(n) for n in names]
-
-
-def _check_columns(model, ref: ModelRef, counts: dict | None) -> None:
-    """Refuse a model whose features this ledger leaves entirely empty but training had."""
-    if not counts:
-        return
-    empty = []
-    for name, observed in counts["features"].items():
-        total = float(np.sum(observed))
-        expected = float(model.reference_["features"][name].get("missing", 0.0))
-        if total and observed[-1] == total and expected < 0.5:
-            empty.append(name)
-    if empty:
-        raise ModelNotFoundError(
-            f"{ref.uri} is incompatible with this ledger: {len(empty)} feature(s) it was "
-            f"trained on are empty for every household, e.g. {empty[0]!r} — the ledger lacks "
-            "the column(s) they are built from.")
-
-
-def _quarantine_error(month: str, quarantined: int, rows_in: int, limit: float,
-                      by_rule: Counter) -> LedgerError:
-    # Raised as soon as the chunks read so far pass the limit: the count is a lower bound.
-    top = ", ".join(f"{rule} ({n:,})" for rule, n in by_rule.most_common(3))
-    return LedgerError(
-        f"At least {quarantined:,} of the {rows_in:,} rows of {month} "
-        f"({quarantined / rows_in:.1%}) are quarantined, over the limit of {limit:.1%} "
-        f"(scoring.max_quarantine_share); most broken rules: {top}. Nothing was written; "
-        "`riskmodel validate --ledger PATH --out DIR` lists the rows."
-    )
-
-
 def score_month(
     ledger_path: str | Path,
     out_dir: str | Path,
@@ -480,7 +439,7 @@ def score_month(
             MonthOutput(out, month, force).check()
         model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
         version = model_version_label(ref)
-        names = _check_model(model, ref)
+        names = check_model(model, ref)
         clock.lap("load_model")
         chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
         known = chunks.months
@@ -543,12 +502,12 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             for name, seconds in part.timings.items():
                 clock.add(name, seconds)
             if n_quarantined_month > limit * rows_in:
-                raise _quarantine_error(month, n_quarantined_month, rows_in, limit,
-                                        month_rules)
+                raise quarantine_error(month, n_quarantined_month, rows_in, limit,
+                                       month_rules)
             progress.advance(part, time.perf_counter() - tick)
             tick = time.perf_counter()
     clock.restart()
-    _check_columns(model, ref, counts)
+    check_columns(model, ref, counts)
 
     scores = finalize_scores(pd.concat(parts, ignore_index=True))
     quarantine = pd.concat(quarantined, ignore_index=True).sort_values(
@@ -570,8 +529,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         changes = changes_since(previous_scores, scores,
                                 quarantined=quarantine["household_id"].dropna())
     reference = getattr(model, "reference_", None)
-    drift = drift_report(reference, counts, config.scoring.drift_psi_warning) if reference \
-        else None
+    drift = drift_report(reference, counts, config.scoring.drift_psi_warning, month=month) \
+        if reference else None
     clock.lap("assemble")
 
     summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
@@ -632,6 +591,9 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
             "score_psi": float(score_psi.iloc[0]) if len(score_psi) else None,
             "drifted": drifted["name"].tolist(),
             "psi": dict(zip(drift["name"], drift["psi"], strict=True)),
+            "features_compared_with": ("the same month of the year in training"
+                                       if (drift["reference"] == "calendar_month").any()
+                                       else "the calibration months"),
         }
         if len(drifted):
             warnings.append(f"drift over PSI {config.scoring.drift_psi_warning}: "
@@ -657,7 +619,8 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
         "ledger": {"rows": chunks.n_rows, "valid": n_valid,
                    "quarantined": sum(by_rule.values()), "quarantined_by_rule": dict(by_rule),
                    "months": [chunks.months[0], chunks.months[-1]],
-                   "missing_optional_columns": missing},
+                   "missing_optional_columns": missing,
+                   "blank_rows_skipped": len(chunks.blank_rows)},
         "tiers": {t: int(tiers.get(t, 0)) for t in TIERS},
         "thresholds": {"high": config.tiers.high, "medium": config.tiers.medium},
         "watchlist": {"households": int(scores["on_watchlist"].sum()),

@@ -10,6 +10,7 @@ and what each form of assistance would change, by Monte Carlo from the full late
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,8 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .config import Config, load_config
+from .errors import ArgumentError, ConfigError
 from .labels import make_labels, month_index, poverty_lines
 from .ledger import EVENTS, INCOME, LEDGER_COLUMNS, SPENDING
+from .outputs import temp_beside
 from .simulate import (
     CAUSE_EVENTS,
     CAUSES,
@@ -51,14 +54,42 @@ _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 def _month_number(text: str, name: str = "start") -> int:
     match = _MONTH.match(str(text))
     if not match:
-        raise ValueError(f"Got {name}={text!r}, expected a month as 'YYYY-MM'.")
+        raise ArgumentError(f"Got {name}={text!r}, expected a month as 'YYYY-MM'.")
     return int(match[1]) * 12 + int(match[2]) - 1
 
 
-def _check_size(households: object, months: object) -> None:
+def _month_text(number: int) -> str:
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_size(households: object, months: object, seed: object) -> None:
     for name, value in (("households", households), ("months", months)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"Got {name}={value!r}, expected a positive integer.")
+        if not _is_int(value) or value < 1:
+            raise ArgumentError(f"Got {name}={value!r}, expected a positive integer.")
+    _check_seed(seed)
+
+
+def _check_seed(seed: object, name: str = "seed") -> None:
+    if not _is_int(seed) or seed < 0:
+        raise ArgumentError(f"Got {name}={seed!r}, expected an integer ≥ 0.")
+
+
+def _check_lines(first: int, months: int, config: Config) -> None:
+    """Every year of the ledger needs a monitoring line: the truth and the figures use them."""
+    counties = places(Params())[0]
+    for year in range(first // 12, (first + months - 1) // 12 + 1):
+        try:
+            for county in counties:
+                config.line_for(year, province=PROVINCE, county=county)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"Got a ledger from {_month_text(first)} to {_month_text(first + months - 1)}: "
+                f"{exc} Choose months within those years, or add lines to the config."
+            ) from None
 
 
 @dataclass
@@ -82,17 +113,26 @@ class SyntheticData:
 
     def describe(self) -> list[str]:
         """The plausibility figures of :func:`base_rates` as lines of text, for the command."""
-        r = base_rates(self.ledger, self.config, self.truth)
+        config = load_config() if self.config is None else self.config
+        r = base_rates(self.ledger, config, self.truth)
         months = self.ledger["month"]
+        # A short ledger has no known poverty (it needs observed months) or no label.
+        poor = (f"{r['poor_share']:.1%} of household-months whose poverty is known "
+                "(plausible: 10–20%)" if not np.isnan(r["poor_share"]) else
+                f"unknown, no household-month has the {config.label.min_observed_months} "
+                "observed months an annual income needs")
+        fall = (f"{_share(r['fall_rate_same_line'])} of the non-poor over months under one line "
+                f"(plausible: 2–6%); {_share(r['fall_rate'])} over all months"
+                if not np.isnan(r["fall_rate"]) else
+                "unknown, no month has a label (its poverty known and the "
+                f"{config.label.horizon_months} months after it in the ledger)")
         lines = [
-            f"ledger: {r['households']:,.0f} households × {r['months']:.0f} months "
+            f"ledger: {r['households']:,.0f} households × {r['months']:.0f} "
+            f"month{'' if r['months'] == 1 else 's'} "
             f"({months.iloc[0]} … {months.iloc[-1]}); {r['unvisited_share']:.1%} of "
             "household-months not visited",
-            f"poor: {r['poor_share']:.1%} of household-months whose poverty is known "
-            "(plausible: 10–20%)",
-            f"fall below the line within the horizon: {r['fall_rate_same_line']:.1%} of the "
-            f"non-poor over months under one line (plausible: 2–6%); {r['fall_rate']:.1%} "
-            "over all months",
+            f"poor: {poor}",
+            f"fall below the line within the horizon: {fall}",
             f"低保 {r['dibao_share']:.1%}, public-welfare jobs {r['welfare_job_share']:.1%}, "
             f"monitored {r['monitored_share']:.1%} of household-months",
             "events per household-year: " + ", ".join(
@@ -100,14 +140,15 @@ class SyntheticData:
         ]
         if self.truth is not None:
             lines.append(
-                f"complete data: poor {r['poor_share_complete']:.1%}, fall "
-                f"{r['fall_rate_complete_same_line']:.1%} (months under one line)")
+                f"complete data: poor {_share(r['poor_share_complete'])}, fall "
+                f"{_share(r['fall_rate_complete_same_line'])} (months under one line)")
             at = self.truth.loc[self.truth["true_risk"].notna(), "month"].unique().tolist()
             if at:
                 causes = ", ".join(f"{c} {r[f'true_cause_{c}']:.0%}"
-                                   for c in [*CAUSES, "structural"])
+                                   for c in [*CAUSES, "structural"]
+                                   if not np.isnan(r[f"true_cause_{c}"])) or "no household"
                 lines.append(f"truth at {', '.join(at)}: mean true risk of the non-poor "
-                             f"{r['true_risk_not_poor']:.1%}; true causes where it is at "
+                             f"{_share(r['true_risk_not_poor'])}; true causes where it is at "
                              f"least 0.25: {causes}")
         return lines
 
@@ -250,8 +291,8 @@ def generate_ledger(households: int, months: int, start: str = "2022-01",
     start : str, default "2022-01"
         First month, ``YYYY-MM``.
     seed : int, default 0
-        Seed; the same arguments give the same ledger. A longer ledger with the same seed and
-        start extends a shorter one.
+        Seed, an integer ≥ 0; the same arguments give the same ledger. A longer ledger with the
+        same seed and start extends a shorter one.
 
     Returns
     -------
@@ -260,6 +301,11 @@ def generate_ledger(households: int, months: int, start: str = "2022-01",
         household type are categorical, counts ``int16``, amounts ``float64`` (NaN where the
         month was not visited), flags ``bool``; it passes :func:`riskmodel.validate_ledger`
         with no row quarantined.
+
+    Raises
+    ------
+    ArgumentError
+        A size, seed or start out of range (a ``ValueError``).
 
     Examples
     --------
@@ -270,7 +316,7 @@ def generate_ledger(households: int, months: int, start: str = "2022-01",
     >>> ledger[["household_id", "month"]].iloc[3].tolist()
     ['H0000002', '2022-01']
     """
-    _check_size(households, months)
+    _check_size(households, months, seed)
     params = Params()
     run = _simulate(int(households), int(months), _month_number(start), int(seed), params)
     return _ledger(run, params)
@@ -488,6 +534,15 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
     -------
     SyntheticData
 
+    Raises
+    ------
+    ArgumentError
+        A size, seed, month, count of replicas or grant out of range; checked before anything
+        is simulated. It is a ``ValueError``.
+    ConfigError
+        A year of the ledger without a monitoring line in ``config``: its truth and its figures
+        (:meth:`SyntheticData.describe`) would have none to measure against.
+
     Examples
     --------
     >>> from riskmodel.synthetic import generate
@@ -495,27 +550,30 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
     >>> data.truth.dropna(subset=["true_risk"])["month"].unique().tolist()
     ['2022-12']
     """
-    _check_size(households, months)
-    if isinstance(replicas, bool) or not isinstance(replicas, int | np.integer) or replicas < 1:
-        raise ValueError(f"Got replicas={replicas!r}, expected a positive integer.")
+    _check_size(households, months, seed)
+    if truth_seed is not None:
+        _check_seed(truth_seed, "truth_seed")
+    if not _is_int(replicas) or replicas < 1:
+        raise ArgumentError(f"Got replicas={replicas!r}, expected a positive integer.")
     grants = tuple(float(a) for a in grant_amounts)
     if any(not a > 0 for a in grants):
-        raise ValueError(f"Got grant_amounts={grant_amounts!r}, expected positive amounts.")
+        raise ArgumentError(f"Got grant_amounts={grant_amounts!r}, expected positive amounts.")
     config = load_config() if config is None else config
     horizon = config.label.horizon_months
     first = _month_number(start)
+    _check_lines(first, int(months), config)
     if truth_months is None:
         at = [first + months - 1 - horizon] if months > horizon else []
     else:
         at = sorted({_month_number(m, "truth_months") for m in truth_months})
         outside = [m for m in at if not first <= m < first + months]
         if outside:
-            raise ValueError(f"Got truth_months={list(truth_months)!r}, expected months within "
-                             f"the ledger ({start} and the {months - 1} after).")
+            raise ArgumentError(f"Got truth_months={list(truth_months)!r}, expected months "
+                                f"within the ledger ({start} and the {months - 1} after).")
     params = Params()
     if not with_truth:
         if truth_months is not None:
-            raise ValueError("Got truth_months with with_truth=False; drop one of them.")
+            raise ArgumentError("Got truth_months with with_truth=False; drop one of them.")
         run = _simulate(int(households), int(months), first, int(seed), params)
         return SyntheticData(_ledger(run, params), None, config)
     run = _simulate(int(households), int(months), first, int(seed), params,
@@ -603,7 +661,7 @@ def base_rates(ledger: pd.DataFrame, config: Config | None = None,
         "households": float(ledger["household_id"].nunique()),
         "months": float(ledger["month"].nunique()),
         "unvisited_share": float(ledger[INCOME].isna().all(axis=1).mean()),
-        "poor_share": float(labels["poor"].mean()),
+        "poor_share": _mean(_floats(labels["poor"])),
         "fall_rate": _mean(target),
         "fall_rate_same_line": _mean(target[same]),
         "dibao_share": float(ledger["dibao"].astype(float).mean()),
@@ -617,7 +675,7 @@ def base_rates(ledger: pd.DataFrame, config: Config | None = None,
         at = truth[truth["true_risk"].notna() & (truth["poor_complete"] == False)]  # noqa: E712
         high = at.loc[at["true_risk"] >= 0.25, "true_cause"].astype(str)
         rates.update({
-            "poor_share_complete": float(truth["poor_complete"].mean()),
+            "poor_share_complete": _mean(_floats(truth["poor_complete"])),
             "fall_rate_complete": _mean(complete),
             "fall_rate_complete_same_line": _mean(complete[same]),
             "true_risk_not_poor": _mean(at["true_risk"].to_numpy()),
@@ -632,20 +690,73 @@ def _mean(values: np.ndarray) -> float:
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if len(finite) else np.nan
 
-def _write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    partial = path.with_name(f".{path.name}.partial")
-    pq.write_table(table, partial, compression="zstd", row_group_size=1_000_000)
-    os.replace(partial, path)
+
+def _floats(flags: pd.Series) -> np.ndarray:
+    """A nullable boolean column as 1.0 / 0.0 / NaN."""
+    return flags.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _share(value: float) -> str:
+    return "unknown" if np.isnan(value) else f"{value:.1%}"
+
+
+_FORMATS = (".parquet", ".csv")
+
+
+def check_paths(ledger_path: str | Path, truth_path: str | Path | None = None) -> None:
+    """Refuse the file names :func:`write` cannot honour, before anything is generated.
+
+    Parameters
+    ----------
+    ledger_path, truth_path : str or Path
+        As for :func:`write`.
+
+    Raises
+    ------
+    ArgumentError
+        A name ends neither in ``.parquet`` nor in ``.csv``, names an existing folder, or both
+        name the same file.
+
+    Examples
+    --------
+    >>> check_paths("ledger.parquet", "truth.csv")
+    >>> from riskmodel.errors import ArgumentError
+    >>> try:
+    ...     check_paths("ledger.xlsx")
+    ... except ArgumentError as exc:
+    ...     print(exc)
+    Got ledger.xlsx, expected a file name ending in .parquet or .csv.
+    """
+    paths = [Path(ledger_path)] + ([] if truth_path is None else [Path(truth_path)])
+    for path in paths:
+        if path.is_dir():
+            raise ArgumentError(f"Got {path}, an existing folder; expected a file name ending in "
+                                ".parquet or .csv.")
+        if path.suffix.lower() not in _FORMATS:
+            raise ArgumentError(f"Got {path}, expected a file name ending in .parquet or .csv.")
+    if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
+        raise ArgumentError(f"Got {paths[0]} for both the ledger and the truth, expected two "
+                            "files.")
+
+
+def _write_frame(frame: pd.DataFrame, path: Path, suffix: str) -> None:
+    if suffix == ".csv":
+        # With a BOM, as the watch list, so that Excel shows the Chinese place names.
+        frame.to_csv(path, index=False, encoding="utf-8-sig")
+    else:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, path, compression="zstd", row_group_size=1_000_000)
 
 
 def write(data: SyntheticData | pd.DataFrame, ledger_path: str | Path,
           truth_path: str | Path | None = None) -> None:
-    """Write the ledger (and the truth) as Parquet, atomically and deterministically.
+    """Write the ledger (and the truth) as Parquet or CSV, atomically and deterministically.
 
-    The same data give byte-identical files (with the same versions of pandas and pyarrow).
+    The format follows the name: ``.parquet`` (zstd), or ``.csv`` (UTF-8 with BOM, the
+    ledger reader's other format); :func:`check_paths` refuses any other name first. Each file
+    is written beside its place and renamed into it only when every file is written, so a
+    failure leaves neither a partial file nor a folder it made. The same data give
+    byte-identical files (with the same versions of pandas and pyarrow).
 
     Parameters
     ----------
@@ -655,11 +766,34 @@ def write(data: SyntheticData | pd.DataFrame, ledger_path: str | Path,
         Where the ledger goes.
     truth_path : str or Path, optional
         Where the truth goes; needs ``data`` to be a :class:`SyntheticData`.
+
+    Raises
+    ------
+    ArgumentError
+        A file name :func:`check_paths` refuses, or a ``truth_path`` without a truth.
     """
     ledger = data.ledger if isinstance(data, SyntheticData) else data
     if truth_path is not None and (not isinstance(data, SyntheticData) or data.truth is None):
-        raise ValueError("Got a truth_path but no truth; pass what generate() returned with "
-                         "with_truth=True.")
-    _write_parquet(ledger, ledger_path)
+        raise ArgumentError("Got a truth_path but no truth; pass what generate() returned with "
+                            "with_truth=True.")
+    check_paths(ledger_path, truth_path)
+    files = [(ledger, Path(ledger_path))]
     if truth_path is not None:
-        _write_parquet(data.truth, truth_path)
+        files.append((data.truth, Path(truth_path)))
+    made: list[Path] = []
+    temps: list[Path] = []
+    try:
+        for frame, path in files:
+            made += [folder for folder in path.parents if not folder.exists()]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temps.append(temp_beside(path))
+            _write_frame(frame, temps[-1], path.suffix.lower())
+        for (_, path), temp in zip(files, temps, strict=True):
+            os.replace(temp, path)
+    except BaseException:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+        for folder in sorted(set(made), key=lambda f: len(f.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .errors import ModelNotFoundError
+from .errors import ArgumentError, ModelNotFoundError, TrackingServerError
 
 MODEL_NAME = "return-to-poverty"
 EXPERIMENT = "return-to-poverty"
@@ -40,6 +41,15 @@ TRUSTED_TYPES = [
 ]
 _MAX_BATCH = 100
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+# MLflow's rules for registry aliases (mlflow/utils/validation.py: _validate_model_alias_name and
+# _validate_model_alias_name_reserved, which the SQL store and the server apply).
+_ALIAS = re.compile(r"[\w\-]+")
+_ALIAS_VERSION = re.compile(r"[vV]\d+")
+_ALIAS_MAX_LENGTH = 255
+# One try with a short timeout: MLflow's own client retries a refused connection for minutes.
+_REACH_TIMEOUT_S = 10.0
+# What a proxy answers when the server behind it is down; MLflow would retry these too.
+_GATEWAY_DOWN = (502, 503, 504)
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,111 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
     if env:
         return env
     return f"sqlite:///{(Path.cwd() / DEFAULT_STORE).resolve()}"
+
+
+def check_alias(alias: str) -> str:
+    """Refuse a registry alias that MLflow would refuse, before any work is done.
+
+    The rules are MLflow's own: letters, digits, underscores and dashes, at most 255
+    characters, and neither ``latest`` (any case) nor a version name such as ``v2``.
+
+    Parameters
+    ----------
+    alias : str
+        The alias, e.g. ``champion``.
+
+    Returns
+    -------
+    str
+        The alias, unchanged.
+
+    Raises
+    ------
+    ArgumentError
+        The alias breaks one of the rules.
+
+    Examples
+    --------
+    >>> check_alias("champion")
+    'champion'
+    >>> from riskmodel.errors import ArgumentError
+    >>> try:
+    ...     check_alias("bad alias/x")
+    ... except ArgumentError as exc:
+    ...     print(exc.exit_code)
+    2
+    """
+    text = alias if isinstance(alias, str) else None
+    if text is None or not _ALIAS.fullmatch(text) or len(text) > _ALIAS_MAX_LENGTH:
+        raise ArgumentError(
+            f"Got alias {alias!r}, expected letters, digits, underscores (_) or dashes (-), "
+            f"at most {_ALIAS_MAX_LENGTH} characters (MLflow's rule for registry aliases).")
+    if text.lower() == "latest" or _ALIAS_VERSION.fullmatch(text):
+        raise ArgumentError(
+            f"Got alias {alias!r}, which MLflow reserves (for the latest version or for version "
+            "numbers); expected another name, e.g. champion.")
+    return text
+
+
+def check_tracking_server(uri: str) -> None:
+    """Say at once, in one line, when the tracking server at ``uri`` cannot be reached.
+
+    Only ``http://`` and ``https://`` stores are checked (one request, a few seconds at most);
+    a SQLite store is a file and needs no check. Any answer of the server counts, an error
+    status or a refused login included; no connection, no answer in time, or a proxy's
+    502/503/504 (the server behind it is down) does not.
+
+    Parameters
+    ----------
+    uri : str
+        A resolved tracking URI (see :func:`resolve_tracking_uri`).
+
+    Raises
+    ------
+    TrackingServerError
+        Nothing answers at ``uri``.
+
+    Examples
+    --------
+    >>> check_tracking_server("sqlite:///mlruns.db")   # a file: nothing to reach
+    """
+    # MLflow's own HTTP client: proxies and certificates are found the way MLflow finds them.
+    import requests
+
+    if urlparse(uri).scheme not in ("http", "https"):
+        return
+    health = f"{uri.rstrip('/')}/health"
+    try:
+        with requests.get(health, timeout=_REACH_TIMEOUT_S, stream=True) as reply:
+            status = reply.status_code
+    except requests.exceptions.SSLError:
+        # A server is there; whether its certificate is trusted is MLflow's settings' business.
+        return
+    except requests.exceptions.Timeout:
+        reason = f"no answer within {_REACH_TIMEOUT_S:g} s"
+    except requests.exceptions.RequestException as exc:
+        reason = _socket_reason(exc)
+    else:
+        if status not in _GATEWAY_DOWN:
+            return
+        reason = f"it answered HTTP {status}: the server behind it is down"
+    raise TrackingServerError(
+        f"The tracking server at {uri} cannot be reached ({reason}); expected a running MLflow "
+        "server there: start it, or give another --tracking-uri or MLFLOW_TRACKING_URI.")
+
+
+def _socket_reason(exc: BaseException) -> str:
+    """The operating system's words at the bottom of a requests error (connection refused …)."""
+    seen, todo = set(), [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.strerror:
+            return err.strerror.lower()
+        todo += [getattr(err, "reason", None), err.__cause__, err.__context__]
+    return type(exc).__name__
 
 
 @contextmanager
@@ -222,11 +337,19 @@ def log_training_run(
     figures, tables, texts : mapping
         Artifact file name → matplotlib figure, DataFrame (written as CSV) or text (e.g. HTML).
     alias : str, optional
-        Alias to point at the new registered version (e.g. ``champion``).
+        Alias to point at the new registered version (e.g. ``champion``); checked with
+        :func:`check_alias` before anything is logged.
     source : str, optional
         Where the ledger came from (a path), recorded with the fingerprint.
     register : bool, default=True
         Register the model as ``return-to-poverty``.
+
+    Raises
+    ------
+    ArgumentError
+        The alias is not one MLflow accepts.
+    TrackingServerError
+        The store is a tracking server that cannot be reached (nothing is logged).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -235,7 +358,10 @@ def log_training_run(
     from mlflow.entities import Metric, Param
     from mlflow.models import infer_signature
 
+    if alias is not None:
+        check_alias(alias)
     uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_server(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     with _tracking(uri):
         exp = experiment_id(uri)
@@ -302,7 +428,9 @@ def set_alias(alias: str, version: str, tracking_uri: str | None = None,
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    check_alias(alias)
     uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_server(uri)
     try:
         MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(
             name, alias, str(version))
@@ -364,15 +492,20 @@ def load_model(model_uri: str = DEFAULT_MODEL_URI, tracking_uri: str | None = No
     ------
     ModelNotFoundError
         Nothing is found at the URI, or the model holds types this version does not trust.
+    TrackingServerError
+        A ``models:/`` or ``runs:/`` URI, and the tracking server cannot be reached.
     """
     from mlflow.exceptions import MlflowException
 
     uri = resolve_tracking_uri(tracking_uri)
     local = Path(model_uri).expanduser()
     store = _sqlite_file(uri)
-    if store is not None and not store.is_file() and model_uri.startswith(("models:/", "runs:/")):
+    from_store = model_uri.startswith(("models:/", "runs:/"))
+    if store is not None and not store.is_file() and from_store:
         raise ModelNotFoundError(f"No model at {model_uri}: the tracking store {uri} does not "
                                  "exist. Train one first (riskmodel train --alias champion).")
+    if from_store:
+        check_tracking_server(uri)
     try:
         if "://" not in model_uri and ":/" not in model_uri:
             if not (local / "MLmodel").is_file():
@@ -462,6 +595,7 @@ class ScoringRun:
         from mlflow import MlflowClient
 
         self.uri = resolve_tracking_uri(tracking_uri)
+        check_tracking_server(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         run = self.client.create_run(experiment_id(self.uri, experiment),
                                      run_name=f"score-{month}",

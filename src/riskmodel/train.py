@@ -32,7 +32,15 @@ from .labels import make_labels, month_index
 from .ledger import load_ledger, validate_ledger
 from .margin import sample_households
 from .models import RiskModel
-from .tracking import LoggedRun, data_fingerprint, input_example, log_training_run
+from .tracking import (
+    LoggedRun,
+    check_alias,
+    check_tracking_server,
+    data_fingerprint,
+    input_example,
+    log_training_run,
+    resolve_tracking_uri,
+)
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +198,17 @@ def train(
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    ArgumentError
+        ``alias`` is not one MLflow accepts; said before anything trains.
+    TrackingServerError
+        With ``track``, the tracking server cannot be reached; said before anything trains.
     """
     config = config or load_config()
+    if track:
+        _check_tracking(tracking_uri, alias)
     started = time.perf_counter()
     data = training_data(ledger, config)
     _check_slices(data, config)
@@ -236,6 +253,13 @@ def train(
     return TrainResult(model=model, backtest=result, run=run, fingerprint=fingerprint)
 
 
+def _check_tracking(tracking_uri: str | None, alias: str | None) -> None:
+    """What would stop the run at the end, said before the minutes of training."""
+    if alias is not None:
+        check_alias(alias)
+    check_tracking_server(resolve_tracking_uri(tracking_uri))
+
+
 def _metrics(result: BacktestResult) -> dict[str, float]:
     out = dict(result.summary())
     for row in result.intervals.itertuples(index=False):
@@ -265,12 +289,14 @@ def train_from_path(
 ) -> TrainResult:
     """Read and validate a ledger file, train, print the backtest table, return the result.
 
-    This is what ``riskmodel train`` runs.
+    This is what ``riskmodel train`` runs. The alias and the tracking server are checked
+    before the ledger is read (see :func:`train`).
     """
     from rich.console import Console
     from rich.table import Table
 
     config = load_config(config_path)
+    _check_tracking(tracking_uri, alias)
     console = Console()
     loaded, sample = None, config.model.train_households
     if sample is not None:

@@ -263,9 +263,18 @@ class TreeShapExplainer:
 
     Examples
     --------
-    >>> explainer = TreeShapExplainer(model)  # doctest: +SKIP
-    >>> values = explainer.shap_values(X, n_jobs=2)  # doctest: +SKIP
-    >>> raw = values.sum(axis=1) + explainer.expected_value  # doctest: +SKIP
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 3))
+    >>> y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(size=500) > 0).astype(int)
+    >>> model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+    >>> explainer = TreeShapExplainer(model)
+    >>> values = explainer.shap_values(X, n_jobs=2)
+    >>> values.shape
+    (500, 3)
+    >>> raw = values.sum(axis=1) + explainer.expected_value
+    >>> bool(np.allclose(raw, model.decision_function(X)))
+    True
     """
 
     def __init__(self, model) -> None:

@@ -4,7 +4,9 @@ Cadre time is the other budget. With a number of visits available per township, 
 should reach the most households that will fall below the line: households that meet a hard
 trigger first (应纳尽纳), then the highest risk, equal risks to the household whose last
 recorded visit is oldest. :func:`riskmodel.plan.plan_month` writes the result as
-``visits.csv`` when given ``--visits``.
+``visits.csv`` when given ``--visits``, and refuses a visits file that names a township the
+month's ledger has no household in (:func:`unknown_townships`): a misspelt name would
+otherwise lose that township's visits.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ VISITS_ALIASES = {
     "走访户数": "visits", "可走访户数": "visits", "走访次数": "visits",
 }
 
+
 def read_visits(path: str | Path) -> pd.DataFrame:
     """Visits available per township this month, from a CSV file.
 
@@ -52,6 +55,9 @@ def read_visits(path: str | Path) -> pd.DataFrame:
         raw = pd.read_csv(path, dtype=str, encoding="utf-8-sig")
     except FileNotFoundError:
         raise VisitsFileError(f"{path}: visits file not found.") from None
+    except IsADirectoryError:
+        raise VisitsFileError(f"{path}: a folder, not a visits file; give the CSV file of "
+                              "visits per township.") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise VisitsFileError(f"{path}: not a readable CSV file ({exc.__class__.__name__}).") \
             from None
@@ -66,10 +72,14 @@ def read_visits(path: str | Path) -> pd.DataFrame:
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise VisitsFileError(f"{path}: row {row + 2} has visits={raw['visits'].iloc[row]!r}, "
                              "expected a whole number ≥ 0.")
-    out = raw[[c for c in ("county", "township") if c in raw.columns]].apply(
-        lambda s: s.str.strip()).astype("string")
+    key = [c for c in ("county", "township") if c in raw.columns]
+    out = raw[key].apply(lambda s: s.str.strip()).astype("string")
+    blank = out.fillna("").eq("")
+    if blank.any(axis=None):
+        row, column = np.argwhere(blank.to_numpy())[0]
+        raise VisitsFileError(f"{path}: row {row + 2} names no {key[column]}; every row needs "
+                             "one.")
     out["visits"] = visits.astype("int64")
-    key = [c for c in ("county", "township") if c in out.columns]
     return out.groupby(key, as_index=False, sort=True)["visits"].sum()
 
 
@@ -110,15 +120,7 @@ def visit_plan(
     >>> visit_plan(scores, {"T1": 2})["household_id"].tolist()
     ['B', 'C']
     """
-    if isinstance(visits_per_township, Mapping):
-        visits = pd.DataFrame({"township": list(visits_per_township),
-                               "visits": list(visits_per_township.values())})
-    else:
-        visits = visits_per_township
-    key = [c for c in ("county", "township") if c in visits.columns]
-    missing = [c for c in key if c not in scores.columns]
-    if missing:
-        raise ValueError(f"The scores lack {missing[0]!r}, which the visits are given by.")
+    visits, key = _visits_by_place(scores, visits_per_township)
     place = scores[key].astype("string").fillna("")
     wanted = visits.assign(**{c: visits[c].astype("string") for c in key})
     available = place.merge(wanted, on=key, how="left")["visits"].fillna(0).to_numpy()
@@ -142,3 +144,49 @@ def visit_plan(
     out = scores.iloc[order[keep]].copy()
     out.insert(len(key), "visit_order", position[keep] + 1)
     return out.reset_index(drop=True)
+
+
+def unknown_townships(
+    scores: pd.DataFrame, visits_per_township: pd.DataFrame | Mapping[str, int]
+) -> pd.DataFrame:
+    """The places the visits name that no household of ``scores`` is in.
+
+    A township is matched by name, and by county too when the visits name counties: a
+    misspelt township would otherwise get no visits without a word.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        One row per household, with ``township`` (and ``county`` when the visits name counties).
+    visits_per_township : DataFrame or mapping
+        As for :func:`visit_plan`.
+
+    Returns
+    -------
+    DataFrame
+        The unknown places: ``township`` (and ``county``), in the visits' order.
+
+    Examples
+    --------
+    >>> scores = pd.DataFrame({"household_id": ["A", "B"], "township": ["T1", "T2"]})
+    >>> unknown_townships(scores, {"T1": 2, "T3": 1})["township"].tolist()
+    ['T3']
+    """
+    visits, key = _visits_by_place(scores, visits_per_township)
+    known = pd.MultiIndex.from_frame(scores[key].astype("string").fillna(""))
+    wanted = visits[key].astype("string")
+    return wanted[~pd.MultiIndex.from_frame(wanted).isin(known)].reset_index(drop=True)
+
+
+def _visits_by_place(scores: pd.DataFrame, visits_per_township) -> tuple[pd.DataFrame, list]:
+    """The visits as a frame and the place columns they are given by."""
+    if isinstance(visits_per_township, Mapping):
+        visits = pd.DataFrame({"township": list(visits_per_township),
+                               "visits": list(visits_per_township.values())})
+    else:
+        visits = visits_per_township
+    key = [c for c in ("county", "township") if c in visits.columns]
+    missing = [c for c in key if c not in scores.columns]
+    if missing:
+        raise ValueError(f"The scores lack {missing[0]!r}, which the visits are given by.")
+    return visits, key
