@@ -20,9 +20,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "synthetic"
 
 
-def small_model(seed: int):
-    """A validated synthetic ledger of 800 households × 30 months, its features and a small
-    risk model fitted on it: ``(ledger, features, model)``."""
+def small_model(seed: int, households: int = 800, months: int = 30, **params):
+    """A validated synthetic ledger (800 households × 30 months unless told), its features and
+    a small risk model fitted on it: ``(ledger, features, model)``; ``params`` override the
+    model's."""
     from threadpoolctl import threadpool_limits
 
     from riskmodel import load_config
@@ -32,13 +33,15 @@ def small_model(seed: int):
     from riskmodel.synthetic import generate_ledger
 
     config = load_config()
-    ledger = validate_ledger(generate_ledger(households=800, months=30, seed=seed)).valid
+    ledger = validate_ledger(generate_ledger(households=households, months=months,
+                                             seed=seed)).valid
     features = build_features(ledger, config)
     target = make_labels(ledger, config)["target"].to_numpy()
     train = ~np.isnan(target)
     # One thread: the trees fit in seconds, where competing OpenMP threads take a minute.
     with threadpool_limits(1):
-        model = RiskModel.from_config(config, max_iter=60, min_samples_leaf=40).fit(
+        model = RiskModel.from_config(config, **{"max_iter": 60, "min_samples_leaf": 40,
+                                                 **params}).fit(
             features[train], target[train].astype(int), months=ledger.loc[train, "month"])
     return ledger, features, model
 

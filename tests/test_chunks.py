@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import small_model
 
 from riskmodel.chunks import LedgerChunks
 from riskmodel.synthetic import generate_ledger
@@ -231,23 +232,11 @@ def test_blank_rows_do_not_count_against_the_months_quarantine_limit(raw, tmp_pa
 
     from threadpoolctl import threadpool_limits
 
-    from riskmodel import load_config, validate_ledger
     from riskmodel.cli import main
-    from riskmodel.features import build_features
-    from riskmodel.labels import make_labels
-    from riskmodel.models import RiskModel
     from riskmodel.tracking import save_model
 
-    config = load_config()
-    with threadpool_limits(1):
-        history = validate_ledger(generate_ledger(households=300, months=20, seed=11)).valid
-        features = build_features(history, config)
-        target = make_labels(history, config)["target"].to_numpy()
-        train = ~np.isnan(target)
-        model = RiskModel.from_config(
-            config, features=list(features.columns), max_iter=20, min_samples_leaf=20,
-            validation_months=2, calibration_months=3,
-        ).fit(features[train], target[train], months=history["month"].to_numpy()[train])
+    _, _, model = small_model(seed=11, households=300, months=20, max_iter=20,
+                              min_samples_leaf=20, validation_months=2, calibration_months=3)
     save_model(model, tmp_path / "model")
     last = raw["month"].max()
     ledger = raw.astype({"members": object})
