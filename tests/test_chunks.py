@@ -254,3 +254,22 @@ def test_blank_rows_do_not_count_against_the_months_quarantine_limit(raw, tmp_pa
     assert summary["ledger"]["blank_rows_skipped"] == len(numbers)
     assert r["scored"] + r["not_eligible"] + r["quarantined"] == r["rows_in"]
     assert summary["ledger"]["rows"] == len(raw)
+
+
+def test_validate_does_not_call_an_empty_count_column_unknown(raw, tmp_path, capsys, caplog):
+    from riskmodel.cli import main
+
+    frame = raw.astype({"elderly": object, "inc_wage": object})
+    frame["elderly"] = None
+    frame["inc_wage"] = None
+    path = write(frame, tmp_path, "csv")
+    with caplog.at_level("WARNING", logger="riskmodel"):
+        assert main(["validate", "--ledger", str(path)]) == 0
+    printed = capsys.readouterr().out
+    # A count cannot be unknown: every row is quarantined for it, and the output says so.
+    assert f"{len(raw)} rows read, 0 valid, {len(raw)} quarantined" in printed
+    assert "(treated as unknown): inc_wage\n" in printed
+    assert "which every row needs a value in (each row quarantined): elderly; an optional " \
+           "column the county does not record (elderly) may be left out" in printed
+    assert "(read as unknown): inc_wage\n" in caplog.text + "\n"
+    assert "(each row quarantined): elderly" in caplog.text

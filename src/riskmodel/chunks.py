@@ -23,6 +23,7 @@ from .errors import LedgerError
 from .labels import month_index, month_label
 from .ledger import (
     LEDGER_COLUMNS,
+    VALUE_NEEDED,
     blank_rows,
     empty_cells,
     empty_quarantine,
@@ -166,6 +167,19 @@ class LedgerChunks:
         return normalise_columns(pa.Table.from_batches(parts).to_pandas(), source=str(self.path))
 
 
+def split_empty_columns(columns: list[str]) -> tuple[list[str], list[str]]:
+    """Columns present but empty in every row: those read as unknown, and those every row
+    needs a value in (:data:`riskmodel.ledger.VALUE_NEEDED`: each row is quarantined).
+
+    Examples
+    --------
+    >>> split_empty_columns(["inc_wage", "elderly", "dibao"])
+    (['inc_wage', 'dibao'], ['elderly'])
+    """
+    return ([c for c in columns if c not in VALUE_NEEDED],
+            [c for c in columns if c in VALUE_NEEDED])
+
+
 @dataclass
 class FileValidation:
     """What :func:`validate_file` made of a ledger file (the valid rows themselves are written,
@@ -236,9 +250,13 @@ def validate_file(path: str | Path, chunk_households: int,
     if out is not None:
         write_parquet_atomic(quarantine, Path(out) / "quarantine.parquet")
     empty_columns = [c for c in LEDGER_COLUMNS if c in empty]
-    if empty_columns:
+    unknown, needed = split_empty_columns(empty_columns)
+    if unknown:
         logger.warning("%s: column(s) present but empty in every row (read as unknown): %s",
-                       chunks.path, ", ".join(empty_columns))
+                       chunks.path, ", ".join(unknown))
+    if needed:
+        logger.warning("%s: column(s) present but empty in every row, which every row needs a "
+                       "value in (each row quarantined): %s", chunks.path, ", ".join(needed))
     result = FileValidation(n_in, n_valid, quarantine, missing, dict(counts.most_common()),
                             chunks.blank_rows, empty_columns)
     assert result.reconciles, "validation lost rows"

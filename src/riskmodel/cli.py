@@ -39,8 +39,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .chunks import validate_file
+    from .chunks import split_empty_columns, validate_file
     from .config import load_config
+    from .ledger import OPTIONAL
 
     # Chunk by chunk of households, as the scoring job reads the file: memory stays bounded.
     result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out)
@@ -51,9 +52,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if result.missing_optional:
         print("  optional columns absent (treated as unknown): "
               + ", ".join(result.missing_optional))
-    if result.empty_columns:
+    unknown, needed = split_empty_columns(result.empty_columns)
+    if unknown:
         print("  columns present but empty in every row (treated as unknown): "
-              + ", ".join(result.empty_columns))
+              + ", ".join(unknown))
+    if needed:
+        optional = [c for c in needed if c in OPTIONAL]
+        print("  columns present but empty in every row, which every row needs a value in "
+              "(each row quarantined): " + ", ".join(needed)
+              + (f"; an optional column the county does not record ({', '.join(optional)}) "
+                 "may be left out of the export instead" if optional else ""))
     if result.n_blank:
         shown = ", ".join(str(r) for r in result.blank_rows[:5])
         print(f"  blank rows skipped (every field empty; no household): {result.n_blank} "

@@ -77,6 +77,9 @@ LEDGER_COLUMNS = [
 REQUIRED = [*KEY, *PLACE, "household_type", "members", "labor_full", "labor_partial",
             *INCOME, *SPENDING]
 OPTIONAL = [c for c in LEDGER_COLUMNS if c not in REQUIRED]
+# Columns every row needs a value in: an empty cell quarantines the row (``value_missing``, or
+# ``month_format`` for the month), where an empty income, flag or amount reads as unknown.
+VALUE_NEEDED = ["household_id", "month", *PLACE, "household_type", *COUNTS]
 
 _TRUE = {"true", "1", "1.0", "yes", "y", "是", "t"}
 _FALSE = {"false", "0", "0.0", "no", "n", "否", "f"}
