@@ -974,10 +974,9 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
         effects = None
         if used == "margin":
             measures = plan_measures(config, grant)
-            effects = pd.concat(
+            effects = _effects_frame(
                 [margin_effects(model, margin_model, chunk.inputs(inputs), config, measures)
-                 for chunk in stored], ignore_index=True).sort_values(
-                ["household_id", "measure"], kind="stable", ignore_index=True)
+                 for chunk in stored])
             clock.lap("effects")
     frames = plan_inputs(inputs, model, config, month, budget, grant=grant, visits=visits,
                          method="auto", estimate=used, margin_model=margin_model,
