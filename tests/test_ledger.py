@@ -136,6 +136,44 @@ def test_all_three_file_types_read_the_same(tmp_path, suffix):
     pd.testing.assert_frame_equal(result.valid, expected, check_dtype=False)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_title_lines_above_the_header_are_skipped(tmp_path, suffix, caplog):
+    frame = tiny_ledger().astype({"members": object}).rename(columns=ZH)
+    frame.loc[4, ZH["members"]] = 0
+    path = tmp_path / f"ledger{suffix}"
+    title = "青岚县防止返贫动态监测台账（2024年3月）"
+    if suffix == ".csv":
+        # A title and a date line above the header, shorter than it, as exports write them.
+        body = frame.to_csv(index=False)
+        path.write_text(f"{title}\n制表日期：2024-04-02,,\n{body}", encoding="utf-8-sig")
+    else:
+        frame.to_excel(path, index=False, startrow=2)
+        book = load_workbook(path)
+        book.active.cell(row=1, column=1).value = title
+        book.save(path)
+    with caplog.at_level("INFO", logger="riskmodel"):
+        result = validate_ledger(read_ledger(path))
+    assert "under 2 title" in caplog.text
+    expected = validate_ledger(tiny_ledger().astype({"members": object}).assign(
+        members=lambda f: f["members"].where(f.index != 4, 0)))
+    pd.testing.assert_frame_equal(result.valid, expected.valid, check_dtype=False)
+    # Records are numbered from the first under the header.
+    assert result.quarantine[["source_row", "rule"]].values.tolist() == [[4, "members_below_1"]]
+
+
+def test_a_header_further_down_than_the_title_rows_searched_is_not_found(tmp_path):
+    from riskmodel.ledger import HEADER_SEARCH_ROWS
+
+    path = tmp_path / "ledger.csv"
+    titles = "".join(f"title {i}\n" for i in range(HEADER_SEARCH_ROWS + 1))
+    path.write_text(titles + tiny_ledger().to_csv(index=False), encoding="utf-8")
+    with pytest.raises(LedgerError, match="none of its first 11 lines is a header naming"):
+        read_ledger(path)
+    path.write_text(titles[len("title 0\n"):] + tiny_ledger().to_csv(index=False),
+                    encoding="utf-8")
+    assert len(read_ledger(path)) == 12
+
+
 def test_csv_without_bom(tmp_path):
     path = tmp_path / "ledger.csv"
     tiny_ledger().to_csv(path, index=False, encoding="utf-8")

@@ -6,6 +6,7 @@ with the rule it broke and the offending value, so that rows in = valid + quaran
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 import warnings
@@ -87,6 +88,8 @@ _EMPTY = {"", "nan", "none", "null", "<na>", "nat"}
 _MONTH = re.compile(r"^\s*(\d{4})\s*[-/.年]?\s*(\d{1,2})(?:\s*月)?(?:[-/.]\d{1,2})?(?:[ T].*)?\s*$")
 
 SUPPORTED_SUFFIXES = (".parquet", ".csv", ".xlsx")
+# Rows searched for the header when a spreadsheet export puts a title (or a date line) above it.
+HEADER_SEARCH_ROWS = 10
 
 
 @dataclass
@@ -166,15 +169,59 @@ def read_ledger(path: str | Path, aliases: dict[str, str] | None = None) -> pd.D
         if suffix == ".parquet":
             raw = pd.read_parquet(path)
         elif suffix == ".csv":
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                              skiprows=_csv_header_line(path, aliases))
         else:
-            raw = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+            raw = _under_header(pd.read_excel(path, dtype=str, keep_default_na=False,
+                                              engine="openpyxl", header=None), path, aliases)
     except pd.errors.EmptyDataError:
         raise LedgerError(f"{path}: the file is empty.") from None
+    except pd.errors.ParserError:
+        raise LedgerError(
+            f"{path}: cannot be read as csv: its lines have different numbers of fields, and "
+            f"none of its first {HEADER_SEARCH_ROWS + 1} lines is a header naming every "
+            f"required column ({', '.join(REQUIRED[:3])} …).") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
         raise LedgerError(f"{path}: cannot be read as {suffix[1:]} ({exc.__class__.__name__}).")\
             from None
     return normalise_columns(raw, source=str(path), aliases=aliases)
+
+
+def _header_at(rows, aliases: dict[str, str] | None) -> int | None:
+    """Which of the first rows (lists of cells) names every required column, if any.
+
+    County exports often put a title or a date line above the header; the rows above it are
+    titles, not records.
+    """
+    aliases = load_aliases() if aliases is None else aliases
+    for at, cells in enumerate(rows):
+        if at > HEADER_SEARCH_ROWS:
+            break
+        if set(REQUIRED) <= {aliases.get(str(c).strip(), str(c).strip()) for c in cells}:
+            return at
+    return None
+
+
+def _csv_header_line(path: Path, aliases: dict[str, str] | None) -> int:
+    """Lines above a CSV's header (0 when it is the first line or none is found)."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        at = _header_at(csv.reader(handle), aliases)
+    if at:
+        logger.info("%s: the header is on line %d, under %d title line(s)", path, at + 1, at)
+    return at or 0
+
+
+def _under_header(sheet: pd.DataFrame, path: Path, aliases: dict[str, str] | None):
+    """A sheet read without a header as a frame of its records under the header row."""
+    if sheet.empty:
+        raise pd.errors.EmptyDataError("no rows")
+    at = _header_at(sheet.itertuples(index=False), aliases) or 0
+    if at:
+        logger.info("%s: the header is on row %d, under %d title row(s)", path, at + 1, at)
+    header = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(sheet.iloc[at])]
+    records = sheet.iloc[at + 1:].reset_index(drop=True)
+    records.columns = header
+    return records
 
 
 def normalise_columns(
