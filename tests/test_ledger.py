@@ -184,6 +184,7 @@ def test_csv_without_bom(tmp_path):
     ("name", "content", "message"),
     [
         ("ledger.json", "{}", "unsupported file type '.json'"),
+        ("ledger.xls", "old", r"unsupported file type '.xls'.*save the workbook as .xlsx"),
         ("empty.csv", "", "the file is empty"),
         ("header.csv", ",".join(LEDGER_COLUMNS) + "\n", "the file has no rows"),
         ("broken.parquet", "not parquet", "cannot be read as parquet"),

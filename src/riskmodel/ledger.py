@@ -161,7 +161,9 @@ def read_ledger(path: str | Path, aliases: dict[str, str] | None = None) -> pd.D
     if suffix not in SUPPORTED_SUFFIXES:
         raise LedgerError(
             f"{path}: unsupported file type {suffix or '(none)'!r}, expected one of "
-            f"{', '.join(SUPPORTED_SUFFIXES)}."
+            f"{', '.join(SUPPORTED_SUFFIXES)}"
+            + ("; save the workbook as .xlsx (另存为 Excel 工作簿) and give that."
+               if suffix == ".xls" else ".")
         )
     if not path.is_file():
         raise LedgerError(f"{path}: file not found.")
