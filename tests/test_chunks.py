@@ -256,20 +256,57 @@ def test_blank_rows_do_not_count_against_the_months_quarantine_limit(raw, tmp_pa
     assert summary["ledger"]["rows"] == len(raw)
 
 
-def test_validate_does_not_call_an_empty_count_column_unknown(raw, tmp_path, capsys, caplog):
+def test_validate_does_not_call_an_empty_required_count_unknown(raw, tmp_path, capsys, caplog):
     from riskmodel.cli import main
 
-    frame = raw.astype({"elderly": object, "inc_wage": object})
-    frame["elderly"] = None
+    frame = raw.astype({"labor_full": object, "inc_wage": object})
+    frame["labor_full"] = None
     frame["inc_wage"] = None
     path = write(frame, tmp_path, "csv")
     with caplog.at_level("WARNING", logger="riskmodel"):
         assert main(["validate", "--ledger", str(path)]) == 0
     printed = capsys.readouterr().out
-    # A count cannot be unknown: every row is quarantined for it, and the output says so.
+    # A required count cannot be unknown: every row is quarantined for it, and the output says so.
     assert f"{len(raw)} rows read, 0 valid, {len(raw)} quarantined" in printed
     assert "(treated as unknown): inc_wage\n" in printed
-    assert "which every row needs a value in (each row quarantined): elderly; an optional " \
-           "column the county does not record (elderly) may be left out" in printed
-    assert "(read as unknown): inc_wage\n" in caplog.text + "\n"
-    assert "(each row quarantined): elderly" in caplog.text
+    assert "which every row needs a value in (each row quarantined): labor_full\n" in printed
+    assert "(each row quarantined): labor_full" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["parquet", "parquet-text", "csv"])
+def test_an_optional_count_no_row_fills_reads_as_absent(raw, tmp_path, kind, caplog):
+    from riskmodel.chunks import validate_file
+    from riskmodel.ledger import load_ledger
+
+    frame = raw.copy()
+    frame["elderly"] = pd.Series(pd.NA, index=frame.index,
+                                 dtype="string" if kind == "parquet-text" else "Float64")
+    if kind == "parquet-text":
+        frame.loc[frame.index[::2], "elderly"] = " "
+    path, _, _ = with_blank_rows(frame, kind.split("-")[0], tmp_path)
+    with caplog.at_level("WARNING", logger="riskmodel"):
+        chunks = LedgerChunks(path, chunk_households=25)
+    assert chunks.unfilled == ["elderly"]
+    assert "read as absent: elderly" in caplog.text
+    assert all("elderly" not in part.columns for _, part in chunks)
+    assert "elderly" not in chunks.rows_of(chunks.households[:2]).columns
+    result = validate_file(path, chunk_households=25)
+    assert len(result.quarantine) == 0 and result.n_valid == len(raw)
+    assert "elderly" in result.empty_columns and "elderly" not in result.missing_optional
+    whole = load_ledger(path)
+    assert len(whole.quarantine) == 0 and "elderly" in whole.empty_columns
+    assert "elderly" not in whole.missing_optional
+
+
+def test_an_optional_count_some_rows_fill_quarantines_the_others_whatever_the_chunks(raw,
+                                                                                   tmp_path):
+    from riskmodel.chunks import validate_file
+
+    frame = raw.astype({"elderly": object})
+    first = frame["household_id"] == frame["household_id"].iloc[0]
+    frame.loc[~first, "elderly"] = None
+    path = write(frame, tmp_path, "parquet")
+    assert LedgerChunks(path, chunk_households=25).unfilled == []
+    counts = {size: validate_file(path, chunk_households=size).counts_by_rule
+              for size in (1, 25, 1000)}
+    assert counts[1] == counts[25] == counts[1000] == {"value_missing": int((~first).sum())}

@@ -94,3 +94,35 @@ def test_spark_and_pandas_reconcile_the_same(runs):
     for key in ["reconciliation", "ledger", "tiers", "watchlist", "by_township", "by_cause"]:
         assert a[key] == b[key], key
     assert a["drift"]["psi"] == pytest.approx(b["drift"]["psi"], abs=1e-12)
+
+
+def test_an_optional_count_left_empty_reads_as_absent_on_both_engines(tmp_path):
+    config = load_config()
+    # A county that never records migrant workers: the model is trained without the column.
+    train = validate_ledger(generate_ledger(households=400, months=24, seed=21)
+                            .drop(columns=["migrant_workers"])).valid
+    features = build_features(train, config)
+    target = make_labels(train, config)["target"].to_numpy()
+    rows = ~np.isnan(target)
+    model = RiskModel.from_config(
+        config, features=list(features.columns), max_iter=30, min_samples_leaf=20,
+        validation_months=2, calibration_months=3,
+    ).fit(features[rows], target[rows], months=train["month"].to_numpy()[rows])
+    save_model(model, tmp_path / "model")
+    # Its export has the header, never filled.
+    raw = generate_ledger(households=200, months=20, start="2022-01", seed=5)
+    raw["migrant_workers"] = pd.Series(pd.NA, index=raw.index, dtype="string")
+    raw.to_parquet(tmp_path / "ledger.parquet", row_group_size=1000)
+    common = {"month": MONTH, "model_uri": str(tmp_path / "model"),
+              "tracking_uri": f"sqlite:///{tmp_path / 'mlruns.db'}"}
+    pandas_run = score_month(tmp_path / "ledger.parquet", tmp_path / "pandas", **common)
+    spark_run = score_month(tmp_path / "ledger.parquet", tmp_path / "spark", engine="spark",
+                            **common)
+    a = pd.read_parquet(pandas_run.folder / "scores.parquet")
+    b = pd.read_parquet(spark_run.folder / "scores.parquet")
+    assert len(a) == 200 and a["risk_score"].notna().sum() > 150
+    np.testing.assert_allclose(a["risk_score"].to_numpy(float), b["risk_score"].to_numpy(float),
+                               rtol=0, atol=1e-12)
+    for run in (pandas_run, spark_run):
+        assert run.summary["reconciliation"]["quarantined"] == 0
+        assert run.summary["ledger"]["unfilled_optional_columns"] == ["migrant_workers"]

@@ -82,7 +82,7 @@ def check_columns(model, ref: ModelRef, counts: dict | None) -> None:
         raise ModelNotFoundError(
             f"{ref.uri} is incompatible with this ledger: {len(empty)} feature(s) it was "
             f"trained on are empty for every household, e.g. {empty[0]!r} — the ledger lacks "
-            "the column(s) they are built from.")
+            "the column(s) they are built from, or leaves them empty in every row.")
 
 
 def quarantine_error(month: str, quarantined: int, rows_in: int, limit: float,

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import LedgerError
 from .labels import month_index, month_label
 from .ledger import (
     LEDGER_COLUMNS,
+    OPTIONAL_COUNTS,
     VALUE_NEEDED,
     blank_rows,
     empty_cells,
@@ -30,6 +32,7 @@ from .ledger import (
     normalise_columns,
     parse_months,
     read_ledger,
+    unfilled_optional_counts,
     validate_ledger,
     warn_blank_rows,
 )
@@ -52,6 +55,7 @@ class LedgerChunks:
 
     def __init__(self, path: str | Path, chunk_households: int):
         self.path = Path(path)
+        self.unfilled: list[str] = []
         self._raw: pd.DataFrame | None = None
         self._file = None
         if self.path.suffix.lower() == ".parquet" and self.path.is_file():
@@ -75,6 +79,7 @@ class LedgerChunks:
         else:
             self._raw = read_ledger(self.path)
             ids, months = self._raw["household_id"], self._raw["month"]
+            raw_name = None
 
         codes, uniques = pd.factorize(months)
         parsed, _ = parse_months(pd.Series(uniques))
@@ -98,6 +103,12 @@ class LedgerChunks:
             raise LedgerError(f"{self.path}: the file has no rows; its {len(ids):,} rows are "
                               "blank (every field empty).")
         warn_blank_rows(self.path, self.blank_rows)
+        self.unfilled = self._unfilled(raw_name if self._raw is None else None)
+        if self.unfilled:
+            logger.warning("%s: optional column(s) present but empty in every row, read as "
+                           "absent: %s", self.path, ", ".join(self.unfilled))
+            if self._raw is not None:
+                self._raw = self._raw.drop(columns=self.unfilled)
         # Rows without a household id go with the first chunk (and are quarantined there);
         # blank rows go with none.
         chunk = np.maximum(household, 0) // chunk_households
@@ -115,6 +126,34 @@ class LedgerChunks:
         t = int(month_index(pd.Series([month]))[0])
         of_month = (self.month_of_row == t) | (self.month_of_row < 0)
         return int(np.count_nonzero(of_month & ~self._blank))
+
+    def _unfilled(self, raw_name: dict[str, str] | None) -> list[str]:
+        """Optional counts no row of the file fills (:func:`unfilled_optional_counts`).
+
+        A Parquet file answers from its row groups' statistics where they tell: every value
+        null, or a numeric minimum (so a value). Otherwise the column is read and looked at."""
+        if self._raw is not None:
+            return unfilled_optional_counts(self._raw, self._blank)
+        meta = self._file.metadata
+        schema = self._file.schema_arrow
+        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+        found = []
+        for column in (c for c in OPTIONAL_COUNTS if c in raw_name):
+            at = schema.get_field_index(raw_name[column])
+            kind = schema.field(at).type
+            stats = [g.column(at).statistics for g in groups]
+            if pa.types.is_null(kind) or all(
+                    s is not None and s.has_null_count and s.null_count == g.num_rows
+                    for s, g in zip(stats, groups, strict=True)):
+                found.append(column)
+            elif (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and any(
+                    s is not None and s.has_min_max for s in stats):
+                continue
+            else:
+                values = self._file.read(columns=[raw_name[column]]).column(0).to_pandas()
+                if empty_cells(values)[~self._blank].all():
+                    found.append(column)
+        return found
 
     def _find_blank(self, candidates: np.ndarray) -> np.ndarray:
         """Which of the rows without a household id and a month have no field at all."""
@@ -147,8 +186,6 @@ class LedgerChunks:
 
     def _read_rows(self, wanted: np.ndarray) -> pd.DataFrame:
         """The file's rows where ``wanted`` (one flag per row), skipping row groups without."""
-        import pyarrow as pa
-
         parts, start = [], 0
         for group in range(self._file.num_row_groups):
             size = self._file.metadata.row_group(group).num_rows
@@ -163,21 +200,25 @@ class LedgerChunks:
             start += size
         if not parts:  # no row wanted: the columns alone
             head = next(self._file.iter_batches(batch_size=1)).to_pandas()
-            return normalise_columns(head, source=str(self.path)).iloc[:0]
-        return normalise_columns(pa.Table.from_batches(parts).to_pandas(), source=str(self.path))
+            frame = normalise_columns(head, source=str(self.path)).iloc[:0]
+        else:
+            frame = normalise_columns(pa.Table.from_batches(parts).to_pandas(),
+                                      source=str(self.path))
+        return frame.drop(columns=self.unfilled)
 
 
 def split_empty_columns(columns: list[str]) -> tuple[list[str], list[str]]:
-    """Columns present but empty in every row: those read as unknown, and those every row
-    needs a value in (:data:`riskmodel.ledger.VALUE_NEEDED`: each row is quarantined).
+    """Columns present but empty in every row of a file: those read as unknown, and those
+    every row needs a value in (:data:`riskmodel.ledger.VALUE_NEEDED`: each row is
+    quarantined). An optional count left empty throughout reads as absent, so as unknown.
 
     Examples
     --------
-    >>> split_empty_columns(["inc_wage", "elderly", "dibao"])
-    (['inc_wage', 'dibao'], ['elderly'])
+    >>> split_empty_columns(["inc_wage", "elderly", "members", "dibao"])
+    (['inc_wage', 'elderly', 'dibao'], ['members'])
     """
-    return ([c for c in columns if c not in VALUE_NEEDED],
-            [c for c in columns if c in VALUE_NEEDED])
+    needed = set(VALUE_NEEDED) - set(OPTIONAL_COUNTS)
+    return [c for c in columns if c not in needed], [c for c in columns if c in needed]
 
 
 @dataclass
@@ -249,7 +290,8 @@ def validate_file(path: str | Path, chunk_households: int,
         "source_row", ignore_index=True) if quarantined else empty_quarantine())
     if out is not None:
         write_parquet_atomic(quarantine, Path(out) / "quarantine.parquet")
-    empty_columns = [c for c in LEDGER_COLUMNS if c in empty]
+    missing = [c for c in missing if c not in chunks.unfilled]
+    empty_columns = [c for c in LEDGER_COLUMNS if c in empty or c in chunks.unfilled]
     unknown, needed = split_empty_columns(empty_columns)
     if unknown:
         logger.warning("%s: column(s) present but empty in every row (read as unknown): %s",

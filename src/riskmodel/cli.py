@@ -41,7 +41,6 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .chunks import split_empty_columns, validate_file
     from .config import load_config
-    from .ledger import OPTIONAL
 
     # Chunk by chunk of households, as the scoring job reads the file: memory stays bounded.
     result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out)
@@ -57,11 +56,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print("  columns present but empty in every row (treated as unknown): "
               + ", ".join(unknown))
     if needed:
-        optional = [c for c in needed if c in OPTIONAL]
         print("  columns present but empty in every row, which every row needs a value in "
-              "(each row quarantined): " + ", ".join(needed)
-              + (f"; an optional column the county does not record ({', '.join(optional)}) "
-                 "may be left out of the export instead" if optional else ""))
+              "(each row quarantined): " + ", ".join(needed))
     if result.n_blank:
         shown = ", ".join(str(r) for r in result.blank_rows[:5])
         print(f"  blank rows skipped (every field empty; no household): {result.n_blank} "

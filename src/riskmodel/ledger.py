@@ -81,6 +81,10 @@ OPTIONAL = [c for c in LEDGER_COLUMNS if c not in REQUIRED]
 # Columns every row needs a value in: an empty cell quarantines the row (``value_missing``, or
 # ``month_format`` for the month), where an empty income, flag or amount reads as unknown.
 VALUE_NEEDED = ["household_id", "month", *PLACE, "household_type", *COUNTS]
+# Optional counts a county may export as a header it never fills. Empty in every row of the
+# file, such a column reads as absent (unknown); empty in some rows only, those rows lack a count
+# the others have and are quarantined. Decided over the whole file, never per chunk.
+OPTIONAL_COUNTS = [c for c in COUNTS if c in OPTIONAL]
 
 _TRUE = {"true", "1", "1.0", "yes", "y", "是", "t"}
 _FALSE = {"false", "0", "0.0", "no", "n", "否", "f"}
@@ -526,8 +530,50 @@ def empty_quarantine() -> pd.DataFrame:
     })
 
 
+def unfilled_optional_counts(raw: pd.DataFrame, blank: np.ndarray | None = None) -> list[str]:
+    """The optional count columns of a whole file that no row fills (:data:`OPTIONAL_COUNTS`).
+
+    Parameters
+    ----------
+    raw : DataFrame
+        Every row of the file, contract column names.
+    blank : ndarray of bool, optional
+        The file's blank rows (:func:`blank_rows`), computed when not given.
+
+    Returns
+    -------
+    list of str
+        Columns to read as absent, in contract order.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"household_id": ["H1", "H2"], "elderly": ["", None],
+    ...                     "children": ["1", ""]})
+    >>> unfilled_optional_counts(raw)
+    ['elderly']
+    """
+    blank = blank_rows(raw) if blank is None else blank
+    return [c for c in OPTIONAL_COUNTS
+            if c in raw.columns and empty_cells(raw[c])[~blank].all()]
+
+
+def present_but_unfilled(result: ValidationResult, unfilled: list[str]) -> ValidationResult:
+    """``result`` of rows read without ``unfilled`` columns, which the file had but left empty:
+    they are listed as empty columns, not as absent ones."""
+    result.missing_optional = [c for c in result.missing_optional if c not in unfilled]
+    result.empty_columns = [c for c in LEDGER_COLUMNS
+                            if c in result.empty_columns or c in unfilled]
+    return result
+
+
 def load_ledger(path: str | Path) -> ValidationResult:
-    """Read and validate a ledger file in one call; blank rows skipped are logged."""
-    result = validate_ledger(read_ledger(path))
+    """Read and validate a ledger file in one call; blank rows skipped are logged.
+
+    Optional count columns the file has but leaves empty in every row read as absent
+    (:func:`unfilled_optional_counts`), as the chunked readers read them.
+    """
+    raw = read_ledger(path)
+    unfilled = unfilled_optional_counts(raw)
+    result = present_but_unfilled(validate_ledger(raw.drop(columns=unfilled)), unfilled)
     warn_blank_rows(path, result.blank_rows)
     return result

@@ -484,7 +484,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             from .spark import score_chunks
         except ImportError as exc:
             raise RiskModelError(f"The spark engine is not available ({exc}).") from None
-        source = score_chunks(ledger_path, model, config, month, version)
+        source = score_chunks(ledger_path, model, config, month, version,
+                              unfilled=chunks.unfilled)
     else:
         source = _pandas_chunks(chunks, model, config, month, version)
     with _Progress(chunks.n_chunks if engine == "pandas" else None, month) as progress:
@@ -496,7 +497,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             month_rules.update(part.quarantine["rule"].astype(str))
             n_valid += part.n_valid
             n_quarantined_month += len(part.quarantine)
-            missing = part.missing_optional
+            missing = [c for c in part.missing_optional if c not in chunks.unfilled]
             counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
                 else counts
             for name, seconds in part.timings.items():
@@ -578,6 +579,9 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
     warnings = []
     if missing:
         warnings.append("optional ledger columns absent (read as unknown): " + ", ".join(missing))
+    if chunks.unfilled:
+        warnings.append("optional ledger columns present but empty in every row (read as "
+                        "unknown): " + ", ".join(chunks.unfilled))
     horizon = getattr(model, "horizon_months_", None)
     if horizon is not None and horizon != config.label.horizon_months:
         warnings.append(f"the model was trained for a {horizon}-month horizon, the config says "
@@ -620,6 +624,7 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
                    "quarantined": sum(by_rule.values()), "quarantined_by_rule": dict(by_rule),
                    "months": [chunks.months[0], chunks.months[-1]],
                    "missing_optional_columns": missing,
+                   "unfilled_optional_columns": chunks.unfilled,
                    "blank_rows_skipped": len(chunks.blank_rows)},
         "tiers": {t: int(tiers.get(t, 0)) for t in TIERS},
         "thresholds": {"high": config.tiers.high, "medium": config.tiers.medium},

@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +111,7 @@ def _score_bucket(pdf: pd.DataFrame, model, config: Config, month: str, version:
 
 
 def score_spark(frame, model, config: Config, month: str, version: str,
-                partitions: int = 8) -> Iterator:
+                partitions: int = 8, unfilled: Sequence[str] = ()) -> Iterator:
     """Validate and score one month of a Spark ledger, bucket by bucket of households.
 
     Parameters
@@ -127,6 +127,9 @@ def score_spark(frame, model, config: Config, month: str, version: str,
         Model version recorded on every row.
     partitions : int
         Buckets of households, each scored in one pandas call on an executor.
+    unfilled : sequence of str
+        Optional count columns the file leaves empty in every row, read as absent
+        (:attr:`riskmodel.chunks.LedgerChunks.unfilled`), as the pandas engine reads them.
 
     Yields
     ------
@@ -137,6 +140,7 @@ def score_spark(frame, model, config: Config, month: str, version: str,
 
     names = _contract_names(frame)
     frame = frame.withColumnsRenamed({k: v for k, v in names.items() if k != v})
+    frame = frame.drop(*[c for c in unfilled if c in frame.columns])
     household = F.trim(F.col("household_id").cast("string"))
     frame = frame.withColumn(BUCKET, F.pmod(F.xxhash64(household), F.lit(partitions)))
 
@@ -153,9 +157,10 @@ def score_spark(frame, model, config: Config, month: str, version: str,
 
 
 def score_chunks(ledger_path: str | Path, model, config: Config, month: str, version: str,
-                 partitions: int | None = None) -> Iterator:
+                 partitions: int | None = None, unfilled: Sequence[str] = ()) -> Iterator:
     """The Spark engine of :func:`riskmodel.score.score_month`: a Parquet file or a table."""
     spark = spark_session()
     n = partitions or int(os.environ.get("RISKMODEL_SPARK_PARTITIONS", "8"))
     frame = read_ledger_spark(ledger_path, spark)
-    yield from score_spark(frame, model, config, month, version, partitions=n)
+    yield from score_spark(frame, model, config, month, version, partitions=n,
+                           unfilled=unfilled)
