@@ -25,19 +25,24 @@ pytestmark = pytest.mark.slow
 MONTH = "2023-08"
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
+def _save_model(raw: pd.DataFrame, path, max_iter: int) -> None:
+    """A small risk model fitted on ``raw`` (a generated ledger), saved to ``path``."""
     config = load_config()
-    root = tmp_path_factory.mktemp("spark")
-    train = validate_ledger(generate_ledger(households=400, months=24, seed=21)).valid
+    train = validate_ledger(raw).valid
     features = build_features(train, config)
     target = make_labels(train, config)["target"].to_numpy()
     rows = ~np.isnan(target)
     model = RiskModel.from_config(
-        config, features=list(features.columns), max_iter=40, min_samples_leaf=20,
+        config, features=list(features.columns), max_iter=max_iter, min_samples_leaf=20,
         validation_months=2, calibration_months=3,
     ).fit(features[rows], target[rows], months=train["month"].to_numpy()[rows])
-    save_model(model, root / "model")
+    save_model(model, path)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spark")
+    _save_model(generate_ledger(households=400, months=24, seed=21), root / "model", 40)
 
     raw = generate_ledger(households=300, months=20, start="2022-01", seed=5).astype(object)
     rng = np.random.default_rng(3)
@@ -97,18 +102,9 @@ def test_spark_and_pandas_reconcile_the_same(runs):
 
 
 def test_an_optional_count_left_empty_reads_as_absent_on_both_engines(tmp_path):
-    config = load_config()
     # A county that never records migrant workers: the model is trained without the column.
-    train = validate_ledger(generate_ledger(households=400, months=24, seed=21)
-                            .drop(columns=["migrant_workers"])).valid
-    features = build_features(train, config)
-    target = make_labels(train, config)["target"].to_numpy()
-    rows = ~np.isnan(target)
-    model = RiskModel.from_config(
-        config, features=list(features.columns), max_iter=30, min_samples_leaf=20,
-        validation_months=2, calibration_months=3,
-    ).fit(features[rows], target[rows], months=train["month"].to_numpy()[rows])
-    save_model(model, tmp_path / "model")
+    _save_model(generate_ledger(households=400, months=24, seed=21)
+                .drop(columns=["migrant_workers"]), tmp_path / "model", 30)
     # Its export has the header, never filled.
     raw = generate_ledger(households=200, months=20, start="2022-01", seed=5)
     raw["migrant_workers"] = pd.Series(pd.NA, index=raw.index, dtype="string")
