@@ -177,6 +177,11 @@ def test_the_model_paragraph_reports_recall_against_the_rules_and_drift(current,
     calm = render_bulletin(current, {**summary, "drift": {"threshold": 0.25, "score_psi": 0.04,
                                                           "drifted": []}}, config=config)
     assert '<span id="drift-status">数据分布稳定</span>' in calm
+    assert "历年同月" not in page + calm
+    seasonal = render_bulletin(current, {**summary, "drift": {
+        "threshold": 0.25, "score_psi": 0.04, "drifted": [],
+        "features_compared_with": "the same month of the year in training"}}, config=config)
+    assert "各项特征（与训练数据中历年同月相比）均低于预警线" in seasonal
 
 
 def test_write_bulletin_finds_last_month_beside_and_writes_in_place(tmp_path, current,

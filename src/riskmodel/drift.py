@@ -30,6 +30,9 @@ import pandas as pd
 EPSILON = 1e-4
 # Below this many training rows of a month of the year, its shares are too noisy to compare with.
 CALENDAR_MIN_ROWS = 1000
+# What a month's features were compared with, as ``summary.json`` says it.
+SAME_MONTH_OF_YEAR = "the same month of the year in training"
+CALIBRATION_MONTHS = "the calibration months"
 
 
 def _inner_edges(bins: Mapping) -> np.ndarray:
@@ -234,5 +237,6 @@ def drift_report(reference: Mapping, counts: Mapping | None, threshold: float,
     return table.iloc[order].reset_index(drop=True)
 
 
-__all__ = ["CALENDAR_MIN_ROWS", "EPSILON", "add_counts", "bin_values", "calendar_reference",
-           "count_bins", "drift_report", "expected_shares", "psi"]
+__all__ = ["CALENDAR_MIN_ROWS", "CALIBRATION_MONTHS", "EPSILON", "SAME_MONTH_OF_YEAR",
+           "add_counts", "bin_values", "calendar_reference", "count_bins", "drift_report",
+           "expected_shares", "psi"]

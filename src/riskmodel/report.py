@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 
 from . import __version__
 from .config import Config, load_config
+from .drift import SAME_MONTH_OF_YEAR
 from .errors import LedgerError
 from .fonts import cjk_font
 from .labels import month_index, month_label
@@ -580,11 +581,13 @@ def _drift_sentence(drift: Mapping, config: Config) -> str:
     if score_psi is not None:
         parts.append(f"风险分布的稳定性指数（PSI）为 {score_psi:.3f}，"
                      f"{'超过' if score_psi > threshold else '低于'} {threshold:g} 的预警线")
+    seasonal = drift.get("features_compared_with") == SAME_MONTH_OF_YEAR
+    against = "（与训练数据中历年同月相比）" if seasonal else ""
     if features:
         names = "、".join(features[:3]) + ("等" if len(features) > 3 else "")
-        parts.append(f"{len(features)} 项特征的 PSI 超过预警线（{names}）")
+        parts.append(f"{len(features)} 项特征的 PSI{against}超过预警线（{names}）")
     else:
-        parts.append("各项特征均低于预警线")
+        parts.append(f"各项特征{against}均低于预警线")
     if features or (score_psi is not None and score_psi > threshold):
         status = ('<span class="warning" id="drift-status">数据分布有漂移，建议复核台账数据，'
                   "并考虑用近期数据重新训练模型</span>")

@@ -41,7 +41,13 @@ import pandas as pd
 from .checks import check_columns, check_model, quarantine_error
 from .chunks import LedgerChunks
 from .config import Config, load_config
-from .drift import add_counts, count_bins, drift_report
+from .drift import (
+    CALIBRATION_MONTHS,
+    SAME_MONTH_OF_YEAR,
+    add_counts,
+    count_bins,
+    drift_report,
+)
 from .errors import LedgerError, RiskModelError
 from .explain import explain_households
 from .features import build_features
@@ -595,9 +601,9 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
             "score_psi": float(score_psi.iloc[0]) if len(score_psi) else None,
             "drifted": drifted["name"].tolist(),
             "psi": dict(zip(drift["name"], drift["psi"], strict=True)),
-            "features_compared_with": ("the same month of the year in training"
+            "features_compared_with": (SAME_MONTH_OF_YEAR
                                        if (drift["reference"] == "calendar_month").any()
-                                       else "the calibration months"),
+                                       else CALIBRATION_MONTHS),
         }
         if len(drifted):
             warnings.append(f"drift over PSI {config.scoring.drift_psi_warning}: "
