@@ -40,6 +40,17 @@ def month_label(index: np.ndarray | int) -> np.ndarray | str:
     return str(out) if out.ndim == 0 else out.astype(object)
 
 
+def month_before(month: str) -> str:
+    """The ``YYYY-MM`` month before ``month``.
+
+    Examples
+    --------
+    >>> month_before("2025-01")
+    '2024-12'
+    """
+    return str(month_label(int(month_index(pd.Series([month]))[0]) - 1))
+
+
 def net_income(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Monthly net disposable income and whether the month was observed."""
     incomes = ledger[INCOME].to_numpy(dtype="float64", na_value=np.nan)

@@ -39,7 +39,7 @@ from .config import Config, load_config
 from .drift import SAME_MONTH_OF_YEAR
 from .errors import LedgerError
 from .fonts import cjk_font
-from .labels import month_index, month_label
+from .labels import month_before
 from .ledger import parse_months
 from .outputs import TRIGGER_ZH, temp_beside
 
@@ -844,7 +844,7 @@ def previous_month_folder(folder: str | Path) -> Path | None:
     folder = Path(folder)
     if not re.fullmatch(r"\d{4}-\d{2}", folder.name):
         return None
-    before = folder.parent / month_label(int(month_index(pd.Series([folder.name]))[0]) - 1)
+    before = folder.parent / month_before(folder.name)
     return before if (before / "scores.parquet").is_file() else None
 
 
@@ -881,7 +881,7 @@ def write_bulletin(scores_dir: str | Path, out_path: str | Path,
     if previous is not None:
         previous_scores, previous_summary = read_month(previous)
         month, before = _month(scores, summary), _month(previous_scores, previous_summary)
-        expected = month_label(int(month_index(pd.Series([month]))[0]) - 1) if month else None
+        expected = month_before(month) if month else None
         if before and expected and before != expected:
             raise LedgerError(
                 f"{previous}: holds the scores of {before}, expected {expected}, the month "

@@ -51,7 +51,7 @@ from .drift import (
 from .errors import LedgerError, RiskModelError
 from .explain import explain_households
 from .features import build_features
-from .labels import month_index, month_label, poverty_status
+from .labels import month_before, month_index, poverty_status
 from .ledger import parse_months, validate_ledger
 from .lifecycle import changes_since, elimination_candidates, monitoring_columns
 from .outputs import MonthOutput, OutputLock, write_json, write_parquet, write_watchlist
@@ -528,7 +528,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             f"{not_eligible:,} not eligible, {len(quarantine):,} quarantined. Nothing was "
             "written.")
 
-    previous_month = str(month_label(int(month_index(pd.Series([month]))[0]) - 1))
+    previous_month = month_before(month)
     previous_path = out / previous_month / "scores.parquet"
     changes = previous_scores = None
     if previous_path.is_file():
