@@ -86,6 +86,20 @@ def test_unreadable_config_files(tmp_path):
     assert load_config(bad) == load_config()
 
 
+def test_a_header_under_two_columns_is_refused(tmp_path):
+    path = tmp_path / "aliases.yaml"
+    path.write_text("inc_wage: [工资性收入, 务工收入]\ninc_business: [经营性收入, 务工收入 ]\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="header '务工收入' is listed under both 'inc_wage' "
+                                          "and 'inc_business'"):
+        load_aliases(path)
+    path.write_text("inc_wage: 工资性收入\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping of each column to a list"):
+        load_aliases(path)
+    path.write_text("inc_wage: [工资性收入, 工资性收入]\n", encoding="utf-8")
+    assert load_aliases(path) == {"工资性收入": "inc_wage"}
+
+
 def test_aliases_cover_every_contract_column():
     aliases = load_aliases()
     assert set(aliases.values()) == set(LEDGER_COLUMNS)

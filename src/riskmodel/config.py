@@ -400,7 +400,23 @@ def load_config(path: str | Path | None = None) -> Config:
 
 
 def load_aliases(path: str | Path | None = None) -> dict[str, str]:
-    """Map of a county export's Chinese headers to the ledger's column names."""
+    """Map of a county export's Chinese headers to the ledger's column names.
+
+    Raises
+    ------
+    ConfigError
+        The file is not a mapping of columns to lists of headers, or one header is listed
+        under two columns (which column it means would be a guess).
+    """
     source = Path(path) if path is not None else ALIASES_FILE
     raw = _read_yaml(source)
-    return {str(name).strip(): column for column, names in raw.items() for name in names}
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise ConfigError(f"{source}: expected a mapping of each column to a list of headers.")
+    aliases: dict[str, str] = {}
+    for column, names in raw.items():
+        for name in (str(n).strip() for n in names):
+            if aliases.get(name, column) != column:
+                raise ConfigError(f"{source}: header {name!r} is listed under both "
+                                  f"{aliases[name]!r} and {column!r}; expected it under one.")
+            aliases[name] = column
+    return aliases
