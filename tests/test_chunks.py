@@ -310,3 +310,17 @@ def test_an_optional_count_some_rows_fill_quarantines_the_others_whatever_the_ch
     counts = {size: validate_file(path, chunk_households=size).counts_by_rule
               for size in (1, 25, 1000)}
     assert counts[1] == counts[25] == counts[1000] == {"value_missing": int((~first).sum())}
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_places_of_a_month_are_read_without_the_other_columns(raw, tmp_path, kind):
+    last = raw["month"].max()
+    frame = raw.astype({"township": object})
+    at = frame.index[frame["month"] == last][0]
+    frame.loc[at, "township"] = f"  {frame.loc[at, 'township']} "   # read as written, stripped
+    chunks = LedgerChunks(write(frame, tmp_path, kind), chunk_households=25)
+    places = chunks.places(last, ["county", "township"])
+    expected = raw.loc[raw["month"] == last, ["county", "township"]].drop_duplicates()
+    assert sorted(map(tuple, places.to_numpy().tolist())) == \
+        sorted(map(tuple, expected.astype(str).to_numpy().tolist()))
+    assert list(places.columns) == ["county", "township"]

@@ -103,7 +103,8 @@ class LedgerChunks:
             raise LedgerError(f"{self.path}: the file has no rows; its {len(ids):,} rows are "
                               "blank (every field empty).")
         warn_blank_rows(self.path, self.blank_rows)
-        self.unfilled = self._unfilled(raw_name if self._raw is None else None)
+        self._raw_name = raw_name
+        self.unfilled = self._unfilled(raw_name)
         if self.unfilled:
             logger.warning("%s: optional column(s) present but empty in every row, read as "
                            "absent: %s", self.path, ", ".join(self.unfilled))
@@ -119,6 +120,19 @@ class LedgerChunks:
     def households(self) -> pd.Index:
         """The file's household ids, without surrounding spaces, in order of first appearance."""
         return self._households
+
+    def places(self, month: str, columns: list[str]) -> pd.DataFrame:
+        """The distinct places (``columns`` of ``PLACE``, stripped) of the rows of ``month``,
+        as written, before validation: reads only those columns."""
+        t = int(month_index(pd.Series([month]))[0])
+        rows = (self.month_of_row == t) & ~self._blank
+        if self._raw is not None:
+            frame = self._raw.loc[rows, columns]
+        else:
+            table = self._file.read(columns=[self._raw_name[c] for c in columns])
+            frame = table.to_pandas().set_axis(columns, axis=1)[rows]
+        text = frame.astype("string").apply(lambda s: s.str.strip())
+        return text.drop_duplicates().reset_index(drop=True)
 
     def rows_in(self, month: str) -> int:
         """Rows of ``month``, counting rows whose month cannot be read (they may belong to it)

@@ -900,6 +900,11 @@ def plan_month(
     if month not in chunks.months:
         raise LedgerError(f"{ledger_path}: no rows for month {month}; the ledger holds "
                           f"{chunks.months[0]} … {chunks.months[-1]}.")
+    if visits_table is not None:
+        # A township the month has no row in at all is known before the ledger is read; one
+        # whose rows are all quarantined only once it is.
+        place = [c for c in ("county", "township") if c in visits_table.columns]
+        _check_visits(visits_table, chunks.places(month, place), month)
     with OutputLock(out), _month_output(out, month, force) as staged:
         frames = _plan_chunks(chunks, model, ref, config, month, estimate, budget, grant,
                               visits_table, staged.staging, clock)
