@@ -43,6 +43,21 @@ def test_medical_assistance_lowers_the_risk_of_households_ill_first(fitted):
                                ex.loc[table["household_id"], "risk_score"].to_numpy())
 
 
+def test_money_paid_as_a_transfer_never_raises_the_risk(fitted):
+    ledger, model = fitted
+    month = ledger["month"].max()
+    table = what_if(model, ledger, CONFIG, month, measures=["grant", "dibao"],
+                    grant_amounts=[500, 5000])
+    assert set(table["measure"]) == {"grant", "dibao", "grant_500", "grant_5000"}
+    # The transfer features that mark households on assistance are held, as the status flags
+    # are; what the payment moves is constrained never to raise the risk.
+    assert (table["risk_change"] <= 1e-12).all()
+    assert (table["risk_change"] < 0).mean() > 0.1
+    by_amount = table[table["measure"].isin(["grant_500", "grant_5000"])].pivot(
+        index="household_id", columns="measure", values="risk_after")
+    assert (by_amount["grant_5000"] <= by_amount["grant_500"] + 1e-12).all()
+
+
 def test_measures_apply_only_where_their_requirement_is_met(fitted):
     ledger, model = fitted
     month = ledger["month"].max()
