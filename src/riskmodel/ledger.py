@@ -557,7 +557,7 @@ def unfilled_optional_counts(raw: pd.DataFrame, blank: np.ndarray | None = None)
             if c in raw.columns and empty_cells(raw[c])[~blank].all()]
 
 
-def present_but_unfilled(result: ValidationResult, unfilled: list[str]) -> ValidationResult:
+def _listed_as_empty(result: ValidationResult, unfilled: list[str]) -> ValidationResult:
     """``result`` of rows read without ``unfilled`` columns, which the file had but left empty:
     they are listed as empty columns, not as absent ones."""
     result.missing_optional = [c for c in result.missing_optional if c not in unfilled]
@@ -574,6 +574,6 @@ def load_ledger(path: str | Path) -> ValidationResult:
     """
     raw = read_ledger(path)
     unfilled = unfilled_optional_counts(raw)
-    result = present_but_unfilled(validate_ledger(raw.drop(columns=unfilled)), unfilled)
+    result = _listed_as_empty(validate_ledger(raw.drop(columns=unfilled)), unfilled)
     warn_blank_rows(path, result.blank_rows)
     return result
