@@ -129,9 +129,12 @@ class LedgerChunks:
         if self._raw is not None:
             frame = self._raw.loc[rows, columns]
         else:
-            table = self._file.read(columns=[self._raw_name[c] for c in columns])
-            frame = table.to_pandas().set_axis(columns, axis=1)[rows]
-        text = frame.astype("string").apply(lambda s: s.str.strip())
+            names = [self._raw_name[c] for c in columns]
+            # Distinct in Arrow: a province's place names are few, its rows many.
+            table = self._file.read(columns=names).filter(pa.array(rows))
+            frame = table.group_by(names).aggregate([]).to_pandas()
+            frame = frame[names].set_axis(columns, axis=1)
+        text = frame.drop_duplicates().astype("string").apply(lambda s: s.str.strip())
         return text.drop_duplicates().reset_index(drop=True)
 
     def rows_in(self, month: str) -> int:
