@@ -62,8 +62,9 @@ def check_columns(model, ref: ModelRef, counts: dict | None) -> None:
         With ``reference_`` (the training distribution of each feature).
     ref : ModelRef
     counts : dict or None
-        Summed :func:`riskmodel.drift.count_bins` of the month's scored households; None
-        (nothing to check) when the model carries no reference.
+        Summed :func:`riskmodel.drift.count_bins` (or :func:`known_and_missing`) of the month's
+        scored households: per feature, counts whose last is of missing values; None (nothing
+        to check) when the model carries no reference.
 
     Raises
     ------
@@ -83,6 +84,21 @@ def check_columns(model, ref: ModelRef, counts: dict | None) -> None:
             f"{ref.uri} is incompatible with this ledger: {len(empty)} feature(s) it was "
             f"trained on are empty for every household, e.g. {empty[0]!r} — the ledger lacks "
             "the column(s) they are built from, or leaves them empty in every row.")
+
+
+def known_and_missing(features) -> dict:
+    """Per feature, the counts of known and of missing values: what :func:`check_columns`
+    reads, without binning the known values as drift needs.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> known_and_missing(pd.DataFrame({"x": [1.0, None, 2.0]}))["features"]["x"].tolist()
+    [2, 1]
+    """
+    missing = features.isna().sum().to_numpy()
+    return {"features": {name: np.array([len(features) - m, m], dtype="int64")
+                         for name, m in zip(features.columns, missing, strict=True)}}
 
 
 def quarantine_error(month: str, quarantined: int, rows_in: int, limit: float,

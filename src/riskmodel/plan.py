@@ -46,10 +46,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checks import check_columns, check_model, quarantine_error
+from .checks import check_columns, check_model, known_and_missing, quarantine_error
 from .chunks import LedgerChunks
 from .config import Config, Measure, load_config
-from .drift import add_counts, count_bins
+from .drift import add_counts
 from .errors import LedgerError, OutputExistsError, RiskModelError
 from .explain import explain_households
 from .features import LOOKBACK, build_features
@@ -933,7 +933,7 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
     reference = getattr(model, "reference_", None)
     counts = {"rows": chunks.n_rows, "valid": 0, "quarantined": 0}
     month_rules: Counter = Counter()
-    bins = None
+    column_counts = None
     share = _sample_share(config, rows_in)
     # Each chunk's features wait on disk until the margin model that prices them is fitted:
     # memory holds one chunk's features, not the month's.
@@ -951,7 +951,9 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
                                 learn=estimate != "response", response=estimate == "response",
                                 grant=grant)
             if reference:
-                bins = add_counts(bins, count_bins(reference, part.features, None))
+                known = [c for c in reference["features"] if c in part.features.columns]
+                column_counts = add_counts(column_counts,
+                                           known_and_missing(part.features[known]))
             if estimate != "response":
                 start = stored[-1].start + stored[-1].n_households if stored else 0
                 stored.append(_SpilledFeatures.save(part, Path(spill) / f"{len(stored)}.npy",
@@ -960,7 +962,7 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
             part.features = pd.DataFrame(columns=part.features.columns, dtype="float64")
             parts.append(part)
             clock.lap("inputs")
-        check_columns(model, ref, bins)
+        check_columns(model, ref, column_counts)
         inputs = combine_inputs(parts)
         del parts
         if inputs.households.empty:
