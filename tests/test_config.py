@@ -55,7 +55,7 @@ def test_most_specific_region_wins(tmp_path, raw):
         (lambda r: r["causes"][0].update(code="sickness"), "Got cause code 'sickness'"),
         (lambda r: r["tiers"].update(medium=0.5), "expected medium < high"),
         (lambda r: r.update(features={"x": {"cause": "luck"}}), "Feature 'x' names cause 'luck'"),
-        (lambda r: r.pop("poverty_lines"), "poverty_lines: Field required"),
+        (lambda r: r["causes"][0].pop("name_zh"), "causes.0.name_zh: Field required"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path, raw, edit, message):
@@ -149,3 +149,57 @@ def test_keys_brought_by_a_merge_may_be_overridden(tmp_path):
     path.write_text(text, encoding="utf-8")
     label = load_config(path).label
     assert (label.horizon_months, label.min_observed_months) == (6, 6)
+
+
+def test_a_partial_config_is_laid_over_the_defaults(tmp_path):
+    default = load_config()
+    path = tmp_path / "county.yaml"
+    path.write_text("poverty_lines:\n  - {year: 2024, line: 9000, region: 甲县}\n"
+                    "  - {year: 2024, line: 8700}\n"
+                    "label:\n  horizon_months: 3\n"
+                    "reasons:\n  text:\n    income: {zh: 收入低, en: low income}\n",
+                    encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.line_for(2024, county="甲县") == 9000
+    # Keys the file does not give keep their defaults, inside a block it overrides too.
+    assert cfg.causes == default.causes and cfg.tiers == default.tiers
+    assert cfg.label.horizon_months == 3
+    assert cfg.label.min_observed_months == default.label.min_observed_months
+    assert cfg.reasons.text["income"].zh == "收入低"
+    assert cfg.reasons.text["illness"] == default.reasons.text["illness"]
+    # A list replaces the default's whole: only the county's lines are left.
+    assert cfg.line_table() == {(2024, "甲县"): 9000.0, (2024, None): 8700.0}
+    # The default file itself, named explicitly, is the default.
+    assert load_config(DEFAULT_CONFIG) == default
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("label:\n  horizon_mnths: 3\n", "unknown key 'label.horizon_mnths'"),
+        ("poverty_line:\n  - {year: 2024, line: 9000}\n", "unknown key 'poverty_line'"),
+        ("tiers:\n  medium: 0.5\n", "expected medium < high"),
+        ("label:\n  horizon_months: 3\n  horizon_months: 4\n",
+         "key 'label.horizon_months' appears twice, on lines 2 and 3"),
+    ],
+)
+def test_a_partial_config_is_still_checked_key_by_key(tmp_path, text, message):
+    path = tmp_path / "county.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert str(info.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("loader", [load_config, load_aliases])
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path, loader):
+    path = tmp_path / "broken.yaml"
+    path.write_text("label:\n  horizon_months: 3\n  - six\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        loader(path)
+    assert str(info.value) == (f"{path}, line 3, column 3: not valid YAML: expected <block end>, "
+                               "but found '-' (ParserError).")
+    path.write_text("label:\n\thorizon_months: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken.yaml, line 2, column 1: not valid YAML: "
+                                          r"found character '\\t' that cannot start any token"):
+        loader(path)

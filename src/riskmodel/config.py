@@ -1,6 +1,8 @@
 """Configuration: pydantic models of ``configs/*.yaml``.
 
 A misspelt or unknown key is an error that names it; nothing falls back to a silent default.
+A user's file is laid over ``configs/default.yaml`` (:func:`load_config`), so a county gives only
+the keys it changes.
 """
 
 from __future__ import annotations
@@ -367,17 +369,46 @@ def _read_yaml(source: Path):
                           "UTF-8.") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot be read ({exc.strerror or exc}).") from None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(_yaml_error(source, exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML ({exc.__class__.__name__}).") from None
 
 
+def _yaml_error(source: Path, exc: yaml.MarkedYAMLError) -> str:
+    """One line naming where the YAML breaks: file, line and column (1-based), and what broke."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = " ".join(str(exc.problem or exc.context or "").split())
+    return (f"{source}{where}: not valid YAML" + (f": {what}" if what else "")
+            + f" ({exc.__class__.__name__}).")
+
+
+def _layered(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base``: mappings merge key by key, anything else (a list, a
+    number, a string) replaces the base's value whole."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _layered(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def load_config(path: str | Path | None = None) -> Config:
-    """Load and validate a YAML configuration.
+    """Load and validate a YAML configuration, laid over the packaged defaults.
+
+    A county's file gives only the keys it changes: its mappings merge key by key into
+    ``configs/default.yaml`` (``label: {horizon_months: 3}`` keeps the rest of ``label``),
+    while a list or a single value replaces the default's whole (``poverty_lines`` lists every
+    line the county uses). Unknown keys are still errors.
 
     Parameters
     ----------
     path : str or Path, optional
-        YAML file. ``None`` loads the packaged ``default.yaml``.
+        YAML file of overrides (a complete config is an override of every key). ``None``
+        loads the packaged ``default.yaml`` alone.
 
     Returns
     -------
@@ -386,13 +417,25 @@ def load_config(path: str | Path | None = None) -> Config:
     Raises
     ------
     ConfigError
-        The file is missing, is not YAML, gives a key twice in one mapping, or has an unknown,
-        misspelt or invalid key.
+        The file is missing, is not YAML (the message gives the line and column), gives a key
+        twice in one mapping, or has an unknown, misspelt or invalid key.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> county = Path(tempfile.mkdtemp()) / "county.yaml"
+    >>> _ = county.write_text("poverty_lines:\n  - {year: 2024, line: 9000}\n", encoding="utf-8")
+    >>> cfg = load_config(county)
+    >>> cfg.line_for(2024), cfg.causes == load_config().causes
+    (9000.0, True)
     """
     source = Path(path) if path is not None else DEFAULT_CONFIG
     raw = _read_yaml(source)
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level.")
+    if source.resolve() != DEFAULT_CONFIG.resolve():
+        raw = _layered(_read_yaml(DEFAULT_CONFIG), raw)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
