@@ -128,75 +128,129 @@ def _month(text: str) -> str:
     return text
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends an option's default to its help line, unless the line already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        # Identity, not equality: a default of 0 is shown, as False and None are not.
+        if ("default" not in text and action.option_strings
+                and not any(action.default is v for v in (None, False, argparse.SUPPRESS))):
+            text += " (default: %(default)s)"
+        return text
+
+
+CONFIG_HELP = "YAML file of the keys that differ from the packaged configs/default.yaml " \
+              "(default: the packaged defaults alone)"
+TRACKING_HELP = "MLflow tracking store (default: $MLFLOW_TRACKING_URI, else " \
+                "sqlite:///mlruns.db in the working folder)"
+MODEL_HELP = "registered model URI or model folder"
+MONTH_HELP = "month YYYY-MM (default: the ledger's last month)"
+LEDGER_HELP = "ledger file: .parquet, .csv or .xlsx (required)"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # Accepted before the command and after it: `riskmodel -v score` and `riskmodel score -v`.
+    # SUPPRESS keeps a command's parser from resetting the flag given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug logging, and the traceback of a file error (default: off)")
     parser = argparse.ArgumentParser(
         prog="riskmodel",
         description="Risk of rural households falling back into poverty: generate, validate, "
                     "train, score, explain, report, plan.",
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the traceback of a file error (default: off)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("generate", help="write a synthetic ledger (and its truth)")
-    p.add_argument("--households", type=_positive_int, required=True)
-    p.add_argument("--months", type=_positive_int, required=True)
-    p.add_argument("--start", type=_month, default="2022-01")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="ledger file: .parquet, or .csv (UTF-8)")
-    p.add_argument("--truth", help="also write the truth file (.parquet or .csv)")
-    p.add_argument("--truth-months", help="comma-separated YYYY-MM months for the Monte Carlo "
-                                          "truth (default: last month with a full horizon)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common],
+                              formatter_class=_HelpFormatter)
+
+    p = command("generate", "write a synthetic ledger (and its truth)")
+    p.add_argument("--households", type=_positive_int, required=True, metavar="N",
+                   help="households to generate (required)")
+    p.add_argument("--months", type=_positive_int, required=True, metavar="N",
+                   help="months per household (required)")
+    p.add_argument("--start", type=_month, default="2022-01", metavar="YYYY-MM",
+                   help="first month")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the "
+                                                       "same ledger")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="ledger file: .parquet, or .csv (UTF-8) (required)")
+    p.add_argument("--truth", metavar="PATH", help="also write the truth file (.parquet or "
+                                                   ".csv) (default: none)")
+    p.add_argument("--truth-months", metavar="YYYY-MM,...",
+                   help="comma-separated YYYY-MM months for the Monte Carlo "
+                        "truth (default: last month with a full horizon)")
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser("validate", help="check a ledger; write valid rows and the quarantine")
-    p.add_argument("--ledger", required=True)
-    p.add_argument("--out", help="folder for valid.parquet and quarantine.parquet")
+    p = command("validate", "check a ledger; write valid rows and the quarantine")
+    p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
+    p.add_argument("--out", metavar="DIR", help="folder for valid.parquet and quarantine.parquet "
+                                                "(default: none; only the counts are printed)")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("train", help="train, backtest, track in MLflow, register")
-    p.add_argument("--ledger", required=True)
-    p.add_argument("--config")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--alias", help="set this registry alias on the new version (e.g. champion)")
+    p = command("train", "train, backtest, track in MLflow, register")
+    p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
+    p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
+    p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    p.add_argument("--alias", help="set this registry alias on the new version, e.g. champion "
+                                   "(default: none; the version is registered without one)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("score", help="score one month of the ledger: watch list and outputs")
-    p.add_argument("--ledger", required=True)
-    p.add_argument("--month", type=_month)
-    p.add_argument("--model", default=MODEL_DEFAULT)
-    p.add_argument("--out", required=True)
-    p.add_argument("--config")
-    p.add_argument("--engine", choices=["pandas", "spark"], default="pandas")
-    p.add_argument("--force", action="store_true", help="replace an existing month's output")
-    p.add_argument("--tracking-uri")
+    p = command("score", "score one month of the ledger: watch list and outputs")
+    p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
+    p.add_argument("--month", type=_month, metavar="YYYY-MM", help=MONTH_HELP)
+    p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder; the month is written to DIR/YYYY-MM (required)")
+    p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
+    p.add_argument("--engine", choices=["pandas", "spark"], default="pandas",
+                   help="what scores the chunks")
+    p.add_argument("--force", action="store_true", help="replace an existing month's output "
+                                                        "(default: refuse it, exit code 4)")
+    p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     p.set_defaults(func=_cmd_score)
 
-    p = sub.add_parser("explain", help="one household's score, causes, reasons and what-if")
-    p.add_argument("--ledger", required=True)
-    p.add_argument("--household", required=True)
-    p.add_argument("--month", type=_month)
-    p.add_argument("--model", default=MODEL_DEFAULT)
-    p.add_argument("--config")
-    p.add_argument("--tracking-uri")
+    p = command("explain", "one household's score, causes, reasons and what-if")
+    p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
+    p.add_argument("--household", required=True, metavar="ID", help="household id (required)")
+    p.add_argument("--month", type=_month, metavar="YYYY-MM", help=MONTH_HELP)
+    p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
+    p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
+    p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     p.set_defaults(func=_cmd_explain)
 
-    p = sub.add_parser("report", help="the month's bulletin (一月一通报) as one HTML file")
-    p.add_argument("--scores", required=True, help="a month's output folder")
-    p.add_argument("--previous", help="the previous month's output folder")
-    p.add_argument("--out", required=True)
+    p = command("report", "the month's bulletin (一月一通报) as one HTML file")
+    p.add_argument("--scores", required=True, metavar="DIR",
+                   help="a month's output folder, DIR/YYYY-MM of `score` (required)")
+    p.add_argument("--previous", metavar="DIR", help="the previous month's output folder "
+                                                     "(default: the month before beside "
+                                                     "--scores, when it exists)")
+    p.add_argument("--out", required=True, metavar="PATH", help="the HTML file to write "
+                                                                "(required)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("plan", help="budget and visit plans that prevent the most falls")
-    p.add_argument("--ledger", required=True)
-    p.add_argument("--month", type=_month)
-    p.add_argument("--model", default=MODEL_DEFAULT)
-    p.add_argument("--budget", type=float, required=True)
-    p.add_argument("--grant", type=float)
-    p.add_argument("--visits", help="CSV of visits available per township")
-    p.add_argument("--out", required=True)
-    p.add_argument("--config")
-    p.add_argument("--force", action="store_true", help="replace an existing month's output")
-    p.add_argument("--tracking-uri")
+    p = command("plan", "budget and visit plans that prevent the most falls")
+    p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
+    p.add_argument("--month", type=_month, metavar="YYYY-MM", help=MONTH_HELP)
+    p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
+    p.add_argument("--budget", type=float, required=True, metavar="YUAN",
+                   help="yuan available (required)")
+    p.add_argument("--grant", type=float, metavar="YUAN",
+                   help="one-off amount each chosen household receives (default: none; the "
+                        "configured measures)")
+    p.add_argument("--visits", metavar="CSV", help="CSV of visits available per township; "
+                                                   "writes visits.csv (default: none)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder; the plan is written to DIR/YYYY-MM (required)")
+    p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
+    p.add_argument("--force", action="store_true", help="replace an existing month's plan "
+                                                        "(default: refuse it, exit code 4)")
+    p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     p.set_defaults(func=_cmd_plan)
     return parser
 
