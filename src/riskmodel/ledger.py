@@ -571,6 +571,42 @@ def load_ledger(path: str | Path) -> ValidationResult:
 
     Optional count columns the file has but leaves empty in every row read as absent
     (:func:`unfilled_optional_counts`), as the chunked readers read them.
+
+    Parameters
+    ----------
+    path : str or Path
+        Ledger file (``.parquet``, ``.csv`` or ``.xlsx``), read by :func:`read_ledger`.
+
+    Returns
+    -------
+    ValidationResult
+        Not a frame: the rows to model are its ``valid`` attribute. Its attributes:
+
+        - ``valid`` : DataFrame, the rows that passed every rule, typed, with every contract
+          column (what :func:`riskmodel.build_features`, training and
+          :func:`riskmodel.explain_one` take);
+        - ``quarantine`` : DataFrame, one row per rejected row (``source_row``,
+          ``household_id``, ``month``, ``rule``, ``column``, ``value``, ``reasons``);
+        - ``n_in`` : int, rows holding a record (``n_in == len(valid) + len(quarantine)``);
+        - ``counts_by_rule`` : dict, quarantined rows per first rule broken;
+        - ``missing_optional``, ``empty_columns`` : list of str, optional columns absent from
+          the file, and columns present but empty in every row;
+        - ``blank_rows`` : ndarray, blank rows skipped (numbered as ``source_row``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> path = Path(tempfile.mkdtemp()) / "ledger.parquet"
+    >>> raw = generate_ledger(households=20, months=3, seed=1)
+    >>> raw.loc[0, "members"] = 0
+    >>> raw.to_parquet(path)
+    >>> result = load_ledger(path)
+    >>> len(result.valid), len(result.quarantine), result.n_in
+    (59, 1, 60)
+    >>> result.counts_by_rule
+    {'members_below_1': 1}
     """
     raw = read_ledger(path)
     unfilled = unfilled_optional_counts(raw)
