@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from .errors import ConfigError, LedgerError
 from .features import FEATURE_NAMES, build_features
 from .fonts import cjk_font
 from .labels import poverty_lines, poverty_status
+from .ledger import ValidationResult
 from .reasons import (
     WINDOW,
     LedgerWindow,
@@ -42,6 +44,7 @@ from .reasons import (
     trailing_window,
     valid_causes,
 )
+from .rules import HARD_TRIGGERS, rule_triggers
 from .treeshap import TreeShapExplainer
 
 N_REASONS = 3
@@ -493,6 +496,257 @@ def explain_month(
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class HouseholdExplanation:
+    """One household's score and explanation at one month (:func:`explain_one`).
+
+    ``str(explanation)`` (or :meth:`to_text`) is the report ``riskmodel explain`` prints.
+
+    Attributes
+    ----------
+    household_id : str
+    month : str
+        ``YYYY-MM``.
+    risk_score : float
+        Calibrated probability of falling under the line within ``label.horizon_months``;
+        NaN when the model does not score the household (see ``not_scored_reason``).
+    risk_tier : str or None
+        ``high``, ``medium`` or ``low`` by the config's ``tiers``; None when not scored.
+    not_scored_reason : str or None
+        As ``scores.parquet`` says it: ``poor_now`` (already under the line) or
+        ``insufficient_history`` (fewer than ``label.min_observed_months`` months of income
+        observed in the last 12); None when scored.
+    observed_months : int
+        Months of the last 12 with income observed.
+    income_pc : float
+        Annual per-capita disposable income over the last 12 months; NaN when unknown.
+    poverty_line : float
+        The household's monitoring line for the month.
+    rule_triggers : tuple of str
+        The hard triggers that fired (应纳尽纳), as ``scores.parquet``'s ``rule_triggers``.
+    reasons : DataFrame
+        The reasons, strongest first, indexed by ``rank`` (1, 2, …): ``cause`` (code),
+        ``name_zh`` and ``weight`` (the cause's contribution to the log-odds). Empty when not
+        scored.
+    risk_causes : tuple of str
+        The national risk-cause list (codes).
+    reason_text_zh, reason_text_en : str
+        The reasons in words, with the household's own figures ("" when not scored).
+    measures_zh : tuple of str
+        Suggested measures of the first reasons.
+    risk_without : Series
+        The risk with each cause given back (:func:`risk_without`), indexed by cause code.
+    what_if : DataFrame
+        The model's response to each applicable measure (:func:`riskmodel.whatif.what_if`):
+        ``measure``, ``cost``, ``risk_before``, ``risk_after``, ``risk_change``.
+    config : Config
+        The configuration it was made with (names, tiers, horizon).
+    """
+
+    household_id: str
+    month: str
+    risk_score: float
+    risk_tier: str | None
+    not_scored_reason: str | None
+    observed_months: int
+    income_pc: float
+    poverty_line: float
+    rule_triggers: tuple[str, ...]
+    reasons: pd.DataFrame = field(repr=False)
+    risk_causes: tuple[str, ...]
+    reason_text_zh: str
+    reason_text_en: str
+    measures_zh: tuple[str, ...]
+    risk_without: pd.Series = field(repr=False)
+    what_if: pd.DataFrame = field(repr=False)
+    config: Config = field(repr=False)
+
+    @property
+    def scored(self) -> bool:
+        """Whether the model scored the household."""
+        return self.not_scored_reason is None
+
+    @property
+    def on_watchlist(self) -> bool:
+        """In the high tier or with a hard trigger fired, as the monthly watch list."""
+        return self.risk_tier == "high" or bool(self.rule_triggers)
+
+    def to_text(self) -> str:
+        """The plain-text report of ``riskmodel explain``."""
+        if self.scored:
+            return render_household(self.household_id, self._row(), self.what_if, self.config,
+                                    self.risk_without)
+        return self._not_scored_text()
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _row(self) -> pd.Series:
+        """The household's row as :func:`explain_month` gives it."""
+        row = {"month": self.month, "risk_score": self.risk_score}
+        for j in range(1, N_REASONS + 1):
+            have = j in self.reasons.index
+            row[f"reason_{j}"] = self.reasons.at[j, "cause"] if have else pd.NA
+            row[f"reason_{j}_weight"] = self.reasons.at[j, "weight"] if have else np.nan
+        return pd.Series({**row, "risk_causes": ",".join(self.risk_causes),
+                          "reason_text_zh": self.reason_text_zh,
+                          "reason_text_en": self.reason_text_en,
+                          "measures_zh": "、".join(self.measures_zh)})
+
+    def _not_scored_text(self) -> str:
+        if self.not_scored_reason == "poor_now":
+            state = "已在监测线以下 already below the line; the model does not score it"
+        else:
+            needed = self.config.label.min_observed_months
+            state = (f"观测月份不足，无法评分 too little history to score: "
+                     f"{self.observed_months} month(s) of income observed in the last 12, "
+                     f"the model needs {needed}")
+        listed = ("列入监测预警名单 on the watch list" if self.on_watchlist
+                  else "未列入监测预警名单 not on the watch list")
+        return "\n".join([
+            f"户 {self.household_id}  {self.month}",
+            f"状态 status: {state}",
+            f"触发规则 rules fired: {', '.join(self.rule_triggers) or '无 none'}; {listed}",
+            f"近12个月人均可支配收入 income per person: {format_yuan([self.income_pc])[0]} 元,"
+            f" 监测线 line: {format_yuan([self.poverty_line])[0]} 元",
+        ])
+
+
+def explain_one(
+    ledger: pd.DataFrame | ValidationResult,
+    model,
+    household_id: str,
+    month: str | None = None,
+    config: Config | None = None,
+) -> HouseholdExplanation:
+    """One household's score, causes, reasons, measures and what-if, in memory.
+
+    The household is scored and explained as the monthly job scores it (same tiers, reasons
+    and hard triggers as ``scores.parquet``), from its own rows up to ``month``.
+
+    Parameters
+    ----------
+    ledger : DataFrame or ValidationResult
+        A validated ledger (``load_ledger(path).valid``), or the result of
+        :func:`riskmodel.load_ledger` / :func:`riskmodel.validate_ledger` itself, which also
+        lets a quarantined row be named as such.
+    model : RiskModel
+        A fitted model (e.g. :func:`riskmodel.load_model`'s first element).
+    household_id : str
+    month : str, optional
+        ``YYYY-MM``; the ledger's last month when ``None``.
+    config : Config, optional
+        The packaged default when ``None``.
+
+    Returns
+    -------
+    HouseholdExplanation
+        ``str()`` of it is the report ``riskmodel explain`` prints. A household already
+        under the line, or with too few observed months, has no model score: its
+        ``not_scored_reason`` says which and ``rule_triggers`` which hard triggers fired.
+
+    Raises
+    ------
+    LedgerError
+        The household is not in the ledger, has no row for the month, or its row for the
+        month is quarantined (the message names the rule it broke).
+
+    Examples
+    --------
+    >>> from sklearn.ensemble import HistGradientBoostingClassifier
+    >>> from riskmodel import build_features, load_config, make_labels, validate_ledger
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> config = load_config()
+    >>> ledger = validate_ledger(generate_ledger(households=60, months=14, seed=0))
+    >>> features = build_features(ledger.valid, config)
+    >>> target = make_labels(ledger.valid, config)["target"]
+    >>> known = target.notna().to_numpy()
+    >>> model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(
+    ...     features[known], target[known].astype(int))
+    >>> month = ledger.valid["month"].max()
+    >>> scored = features.index[ledger.valid["month"].eq(month).to_numpy()]
+    >>> household = ledger.valid.loc[scored[0], "household_id"]
+    >>> e = explain_one(ledger, model, household, config=config)
+    >>> (e.household_id == household, e.month == month, e.scored or e.not_scored_reason)
+    (True, True, True)
+    >>> list(e.what_if.columns)
+    ['measure', 'cost', 'risk_before', 'risk_after', 'risk_change']
+    >>> str(e).splitlines()[0] == f"户 {household}  {month}"
+    True
+    """
+    from .whatif import what_if
+
+    config = load_config() if config is None else config
+    quarantine = None
+    if isinstance(ledger, ValidationResult):
+        ledger, quarantine = ledger.valid, ledger.quarantine
+    household_id = str(household_id).strip()
+    month = month or (str(ledger["month"].max()) if len(ledger) else "")
+    history = _history(ledger, quarantine, household_id, month, "the ledger")
+    at = (history["month"] == month).to_numpy()
+    status = poverty_status(history, config)[at].iloc[0]
+    features = build_features(history, config, months=[month])
+    fired = rule_triggers(features, config)
+    hard = fired[[c for c in HARD_TRIGGERS if c in fired.columns]].iloc[0].to_dict()
+    poor_now = pd.notna(status["poor"]) and bool(status["poor"])
+    if config.triggers.income_below_line and poor_now:
+        # As the monthly job: the label's own "poor now" fires the trigger.
+        hard["income_below_line"] = True
+    facts = {
+        "household_id": household_id, "month": month,
+        "observed_months": int(status["observed_months"]),
+        "income_pc": float(status["income_pc"]), "poverty_line": float(status["line"]),
+        "rule_triggers": tuple(name for name, on in hard.items() if on), "config": config,
+    }
+    if pd.isna(status["poor"]) or poor_now:
+        return HouseholdExplanation(
+            risk_score=np.nan, risk_tier=None,
+            not_scored_reason="insufficient_history" if pd.isna(status["poor"]) else "poor_now",
+            reasons=pd.DataFrame({"cause": [], "name_zh": [], "weight": []},
+                                 index=pd.Index([], dtype="int64", name="rank")),
+            risk_causes=(), reason_text_zh="", reason_text_en="", measures_zh=(),
+            risk_without=pd.Series(dtype="float64", name="risk"),
+            what_if=pd.DataFrame({"measure": [], "cost": [], "risk_before": [],
+                                  "risk_after": [], "risk_change": []}),
+            **facts)
+    row = explain_month(model, history, config, month).iloc[0]
+    names = {c.code: c.name_zh for c in config.causes}
+    ranks = [j for j in range(1, N_REASONS + 1) if pd.notna(row[f"reason_{j}"])]
+    reasons = pd.DataFrame({
+        "cause": [str(row[f"reason_{j}"]) for j in ranks],
+        "name_zh": [names[str(row[f"reason_{j}"])] for j in ranks],
+        "weight": [float(row[f"reason_{j}_weight"]) for j in ranks],
+    }, index=pd.Index(ranks, dtype="int64", name="rank"))
+    options = what_if(model, history, config, month)
+    without = risk_without(model, history, config, month).iloc[0].rename("risk")
+    return HouseholdExplanation(
+        risk_score=float(row["risk_score"]),
+        risk_tier=config.tiers.assign([row["risk_score"]])[0], not_scored_reason=None,
+        reasons=reasons, risk_causes=tuple(c for c in str(row["risk_causes"]).split(",") if c),
+        reason_text_zh=str(row["reason_text_zh"]), reason_text_en=str(row["reason_text_en"]),
+        measures_zh=tuple(m for m in str(row["measures_zh"]).split("、") if m),
+        risk_without=without,
+        what_if=options.drop(columns="household_id").reset_index(drop=True),
+        **facts)
+
+
+def _history(ledger: pd.DataFrame, quarantine: pd.DataFrame | None, household_id: str,
+             month: str, source) -> pd.DataFrame:
+    """The household's valid rows up to ``month``, or the error saying why it has none then."""
+    mine = ledger[(ledger["household_id"] == household_id).to_numpy(dtype=bool)]
+    if quarantine is None:
+        quarantine = pd.DataFrame({"household_id": [], "month": [], "rule": []})
+    broken = quarantine[(quarantine["household_id"].astype("string").str.strip()
+                         == household_id).fillna(False).to_numpy(dtype=bool)]
+    if mine.empty and broken.empty:
+        n = ledger["household_id"].nunique()
+        raise LedgerError(f"Household {household_id!r} is not in {source} ({n:,} households); "
+                          "check the id.")
+    if not (mine["month"] == month).any():
+        raise _no_row(household_id, month, source, mine, broken)
+    return mine[months_of(mine["month"]) <= months_of(pd.Series([month]))[0]]
+
+
 def explain_household(
     ledger_path: str,
     household_id: str,
@@ -502,6 +756,9 @@ def explain_household(
     tracking_uri: str | None = None,
 ) -> str:
     """One household's score, causes, reason text, measures and what-if table, as text.
+
+    Reads only the household's rows of the file, loads the model and prints
+    :func:`explain_one`; use that function for the same explanation as data.
 
     Parameters
     ----------
@@ -513,7 +770,7 @@ def explain_household(
     model_uri : str, optional
         MLflow model URI; ``models:/return-to-poverty@champion`` when ``None``.
     config_path : str, optional
-        YAML config; the packaged default when ``None``.
+        YAML config laid over the packaged default; the default alone when ``None``.
     tracking_uri : str, optional
         MLflow tracking store.
 
@@ -521,8 +778,9 @@ def explain_household(
     -------
     str
         A plain-text report for the terminal. A household already under the line, or with
-        too few observed months, has no model score (the monthly job flags it by rule): the
-        report says so and shows its figures but no score, reasons or what-if.
+        too few observed months, has no model score (the monthly job does not score it): the
+        report says which, which hard triggers fired (none, if none did) and shows its figures
+        but no score, reasons or what-if.
 
     Raises
     ------
@@ -533,7 +791,6 @@ def explain_household(
     from .chunks import LedgerChunks
     from .ledger import validate_ledger
     from .tracking import load_model
-    from .whatif import what_if
 
     config = load_config(config_path)
     # Only this household's rows are read and validated, not the whole ledger.
@@ -543,28 +800,12 @@ def explain_household(
         raise LedgerError(f"Household {household_id!r} is not in {ledger_path} "
                           f"({len(chunks.households):,} households); check the id.")
     result = validate_ledger(chunks.rows_of([household_id]))
-    ledger = result.valid
     month = month or (chunks.months[-1] if chunks.months else "")
-    if not (ledger["month"] == month).any():
-        raise _no_row(household_id, month, ledger_path, ledger, result.quarantine)
-    history = ledger[months_of(ledger["month"]) <= months_of(pd.Series([month]))[0]]
-    status = poverty_status(history, config).iloc[-1]
-    if pd.isna(status["poor"]) or status["poor"]:
-        facts = household_facts(history.iloc[[-1]], config, history).iloc[0]
-        state = ("已在监测线以下 already below the line" if pd.notna(status["poor"])
-                 else f"观测月份不足 too few observed months ({status['observed_months']})")
-        return "\n".join([
-            f"户 {household_id}  {month}",
-            f"状态 status: {state}; no model score, flagged by rule",
-            f"近12个月人均可支配收入 income per person: {format_yuan([facts['income_pc']])[0]} 元,"
-            f" 监测线 line: {format_yuan([facts['line']])[0]} 元",
-        ])
+    # The ledger's errors come before the model is loaded.
+    _history(result.valid, result.quarantine, household_id, month, ledger_path)
     model, _ = load_model(model_uri or "models:/return-to-poverty@champion",
                           tracking_uri=tracking_uri)
-    row = explain_month(model, history, config, month).iloc[0]
-    options = what_if(model, history, config, month)
-    return render_household(household_id, row, options, config,
-                            risk_without(model, history, config, month).iloc[0])
+    return explain_one(result, model, household_id, month=month, config=config).to_text()
 
 
 def _no_row(household_id: str, month: str, ledger_path, valid: pd.DataFrame,
