@@ -11,7 +11,7 @@ import pytest
 import shap
 from conftest import household_rows, households, small_model
 
-from riskmodel import ConfigError, LedgerError, load_config
+from riskmodel import ConfigError, LedgerError, load_config, validate_ledger
 from riskmodel.explain import (
     _shared_out,
     cause_contributions,
@@ -20,6 +20,7 @@ from riskmodel.explain import (
     explain_household,
     explain_households,
     explain_month,
+    explain_one,
     feature_contributions,
     global_explanations,
     risk_without,
@@ -37,6 +38,7 @@ from riskmodel.reasons import (
     valid_causes,
 )
 from riskmodel.tracking import save_model
+from riskmodel.whatif import what_if
 
 CONFIG = load_config()
 CODES = [c.code for c in CONFIG.causes]
@@ -358,3 +360,135 @@ def test_explain_says_why_a_household_has_no_row_to_explain(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"riskmodel explain: Household 'H0002' has no row for 2024-07 in {path}; "
                    "its rows are for 2024-01, 2024-02, 2024-03."]
+
+
+def _at_risk_household(ledger, model, month):
+    ex = explain_month(model, ledger, CONFIG, month)
+    status = poverty_status(ledger, CONFIG)
+    now = status[status["month"] == month].set_index("household_id")["poor"]
+    above = now.index[now.eq(False).fillna(False).to_numpy(dtype=bool)]
+    return ex.loc[above, "risk_score"].idxmax(), ex
+
+
+def test_explain_one_gives_the_explanation_as_data(fitted, tmp_path):
+    ledger, _, model = fitted
+    month = ledger["month"].max()
+    household, ex = _at_risk_household(ledger, model, month)
+    e = explain_one(ledger, model, household)
+    row = ex.loc[household]
+    assert (e.household_id, e.month, e.scored, e.not_scored_reason) == (household, month,
+                                                                        True, None)
+    assert e.risk_score == row["risk_score"]
+    assert e.risk_tier == CONFIG.tiers.assign([row["risk_score"]])[0]
+    assert list(e.reasons["cause"]) == [c for c in row[["reason_1", "reason_2", "reason_3"]]
+                                        if pd.notna(c)]
+    np.testing.assert_array_equal(e.reasons["weight"], row[[f"reason_{j}_weight"
+                                                            for j in e.reasons.index]])
+    assert e.reasons.loc[1, "name_zh"] == CONFIG.cause_by_code[row["reason_1"]].name_zh
+    assert ",".join(e.risk_causes) == row["risk_causes"]
+    assert (e.reason_text_zh, e.reason_text_en) == (row["reason_text_zh"],
+                                                    row["reason_text_en"])
+    assert "、".join(e.measures_zh) == row["measures_zh"]
+    mine = ledger[ledger["household_id"] == household]
+    expected = what_if(model, mine, CONFIG, month).drop(columns="household_id")
+    pd.testing.assert_frame_equal(e.what_if, expected.reset_index(drop=True))
+    pd.testing.assert_series_equal(e.risk_without,
+                                   risk_without(model, mine, CONFIG, month).iloc[0],
+                                   check_names=False)
+    # The text is the command's report: one implementation for both.
+    save_model(model, tmp_path / "model")
+    ledger.to_parquet(tmp_path / "ledger.parquet")
+    assert str(e) == e.to_text() == explain_household(str(tmp_path / "ledger.parquet"),
+                                                      household,
+                                                      model_uri=str(tmp_path / "model"))
+    assert household in repr(e) and "what_if" not in repr(e)
+    # A ValidationResult, an id with spaces and an earlier month are taken too.
+    earlier = sorted(ledger["month"].unique())[-2]
+    result = validate_ledger(ledger[ledger["household_id"] == household])
+    before = explain_one(result, model, f" {household} ", month=earlier, config=CONFIG)
+    assert before.month == earlier
+    assert before.risk_score == explain_month(model, ledger, CONFIG, earlier).loc[
+        household, "risk_score"]
+
+
+def test_a_household_new_this_month_says_it_has_too_little_history(fitted, tmp_path, capsys):
+    from riskmodel.cli import main
+    from riskmodel.score import score_frame
+
+    ledger, _, model = fitted
+    month = ledger["month"].max()
+    last = ledger[ledger["month"] == month]
+    # Two households first recorded this month, as a county adds them: one with nothing
+    # amiss, one in unsafe housing (a hard trigger, whatever the score).
+    new = last.iloc[:2].copy()
+    new["household_id"] = ["N1", "N2"]
+    new["housing_safe"] = [True, False]
+    extended = pd.concat([ledger, new], ignore_index=True)
+    scores = score_frame(extended[extended["household_id"].isin(["N1", "N2"])], model, CONFIG,
+                         month).scores.set_index("household_id")
+    path = tmp_path / "ledger.parquet"
+    extended.to_parquet(path)
+    save_model(model, tmp_path / "model")
+    for household, fired in [("N1", ()), ("N2", ("housing_unsafe",))]:
+        e = explain_one(extended, model, household)
+        assert (e.scored, e.not_scored_reason, e.observed_months) == (
+            False, "insufficient_history", 1)
+        assert np.isnan(e.risk_score) and e.risk_tier is None and e.reasons.empty
+        assert e.what_if.empty and e.risk_without.empty
+        # The same hard triggers and reason as the monthly job's scores.parquet.
+        assert e.rule_triggers == fired
+        assert ";".join(e.rule_triggers) == scores.loc[household, "rule_triggers"]
+        assert e.not_scored_reason == scores.loc[household, "not_scored_reason"]
+        assert e.on_watchlist == bool(scores.loc[household, "on_watchlist"])
+        text = explain_household(str(path), household, model_uri=str(tmp_path / "model"))
+        assert text == str(e)
+        assert "flagged by rule" not in text
+        assert ("too little history to score: 1 month(s) of income observed in the last 12, "
+                f"the model needs {CONFIG.label.min_observed_months}") in text
+    assert "rules fired: 无 none; 未列入监测预警名单 not on the watch list" in str(
+        explain_one(extended, model, "N1"))
+    assert "rules fired: housing_unsafe; 列入监测预警名单 on the watch list" in str(
+        explain_one(extended, model, "N2"))
+    assert main(["explain", "--ledger", str(path), "--household", "N1", "--model",
+                 str(tmp_path / "model")]) == 0
+    assert "rules fired: 无 none" in capsys.readouterr().out
+
+
+def test_a_household_under_the_line_names_the_trigger_that_lists_it(fitted):
+    ledger, _, model = fitted
+    month = ledger["month"].max()
+    status = poverty_status(ledger, CONFIG)
+    now = status[status["month"] == month].set_index("household_id")["poor"]
+    poor = now.index[now.eq(True).fillna(False).to_numpy(dtype=bool)][0]
+    e = explain_one(ledger, model, poor)
+    assert (e.scored, e.not_scored_reason) == (False, "poor_now")
+    assert "income_below_line" in e.rule_triggers and e.on_watchlist
+    assert e.income_pc < e.poverty_line
+    assert "already below the line" in str(e) and "income_below_line" in str(e)
+    # With the trigger turned off in the config, nothing is said to have fired for it.
+    off = CONFIG.model_copy(update={
+        "triggers": CONFIG.triggers.model_copy(update={"income_below_line": False})})
+    assert "income_below_line" not in explain_one(ledger, model, poor, config=off).rule_triggers
+
+
+def test_explain_one_says_why_a_household_has_no_row_to_explain():
+    from conftest import tiny_ledger
+
+    ledger = tiny_ledger(households=3, months=3).astype({"members": object})
+    ledger = ledger[~((ledger["household_id"] == "H0000") & (ledger["month"] == "2024-03"))]
+    ledger.loc[(ledger["household_id"] == "H0001") & (ledger["month"] == "2024-03"),
+               "members"] = 0
+    result = validate_ledger(ledger)
+    # Every case stops before the model is used.
+    with pytest.raises(LedgerError, match=r"Household 'nobody' is not in the ledger "
+                                          r"\(3 households\)"):
+        explain_one(result, None, "nobody")
+    with pytest.raises(LedgerError, match=r"Household 'H0000' has no row for 2024-03 in the "
+                                          r"ledger; its rows are for 2024-01, 2024-02\.$"):
+        explain_one(result.valid, None, "H0000")
+    with pytest.raises(LedgerError, match=r"The row of household 'H0001' for 2024-03 in the "
+                                          r"ledger is quarantined: it breaks members_below_1"):
+        explain_one(result, None, "H0001")
+    # Without the quarantine, the row is only missing.
+    with pytest.raises(LedgerError, match=r"Household 'H0001' has no row for 2024-03"):
+        explain_one(result.valid, None, "H0001")

@@ -35,6 +35,8 @@ _LAZY = {
     "cause_contributions": "explain",
     "explain_households": "explain",
     "explain_month": "explain",
+    "explain_one": "explain",
+    "HouseholdExplanation": "explain",
     "global_explanations": "explain",
     "cause_shares_by": "explain",
     "what_if": "whatif",
