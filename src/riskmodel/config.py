@@ -425,7 +425,7 @@ def load_config(path: str | Path | None = None) -> Config:
     >>> import tempfile
     >>> from pathlib import Path
     >>> county = Path(tempfile.mkdtemp()) / "county.yaml"
-    >>> _ = county.write_text("poverty_lines:\n  - {year: 2024, line: 9000}\n", encoding="utf-8")
+    >>> _ = county.write_text("poverty_lines:\\n  - {year: 2024, line: 9000}\\n", encoding="utf-8")
     >>> cfg = load_config(county)
     >>> cfg.line_for(2024), cfg.causes == load_config().causes
     (9000.0, True)
