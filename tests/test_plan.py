@@ -441,3 +441,64 @@ def test_plan_month_by_chunks_is_the_plan_of_the_whole_ledger(tmp_path, ledger, 
                    month="2031-01", model_uri=str(model_dir),
                    config_path=tmp_path / "config.yaml")
     assert not (tmp_path / "failed").exists()
+
+
+# --- a month that cannot be scored ------------------------------------------------------------
+
+INCOME = ["inc_wage", "inc_business", "inc_property", "inc_transfer"]
+
+
+def test_a_month_nobody_can_be_scored_is_not_planned(tmp_path, saved, ledger, month, capsys):
+    from riskmodel.cli import main
+    from riskmodel.errors import TooFewScoredError
+
+    n = int((ledger["month"] == month).sum())
+    ledger.assign(**{c: np.nan for c in INCOME}).to_parquet(tmp_path / "no-income.parquet")
+    out = tmp_path / "out"
+    with pytest.raises(TooFewScoredError) as err:
+        _plan(saved, out, ledger=tmp_path / "no-income.parquet")
+    message = str(err.value)
+    assert err.value.exit_code == 6 and "\n" not in message
+    assert message.startswith(f"0 of {n} valid households of {month} could be scored: {n} too "
+                              "little income history (insufficient_history; income recorded "
+                              f"in fewer than 6 of the last 12 months: {n} with none)")
+    assert "present but empty in every row: " + ", ".join(INCOME) in message
+    assert "Nothing was published" in message
+    assert _left_in(out) <= {".riskmodel.lock"}
+    args = ["plan", "--ledger", str(tmp_path / "no-income.parquet"), "--model",
+            str(saved / "model"), "--budget", "45000", "--out", str(out)]
+    assert main(args) == 6
+    assert f"riskmodel plan: {message}\n" in capsys.readouterr().err
+    assert _left_in(out) <= {".riskmodel.lock"}
+    # Asked for explicitly: published, the reasons and the empty columns in the summary.
+    assert main([*args, "--allow-unscored"]) == 0
+    summary = json.loads((out / month / "plan_summary.json").read_text(encoding="utf-8"))
+    assert summary["households"] == 0 and summary["eligible_households"] == 0
+    assert summary["warnings"][0].endswith("published because --allow-unscored was given")
+    assert ("ledger columns present but empty in every row (read as unknown): "
+            + ", ".join(INCOME)) in summary["warnings"]
+    assert summary["not_eligible_by_reason"] == {"poor_now": 0, "insufficient_history": n}
+    assert summary["insufficient_history_by_months_recorded"] == {"0": n}
+    assert summary["coverage"]["published_below_min"] is True
+
+
+def test_a_month_without_income_history_is_not_planned(tmp_path, saved, ledger):
+    from riskmodel.errors import TooFewScoredError
+
+    third = sorted(ledger["month"].unique())[2]
+    n = int((ledger["month"] == third).sum())
+    out = tmp_path / "out"
+    with pytest.raises(TooFewScoredError, match=f"^0 of {n} valid households of {third} could "
+                                                f"be scored: {n} too little income history"):
+        _plan(saved, out, month=third)
+    assert _left_in(out) <= {".riskmodel.lock"}
+
+
+def test_a_plan_counts_the_households_it_could_not_score(tmp_path, saved, ledger, month):
+    result = _plan(saved, tmp_path / "out", month=month)
+    s = result.summary
+    by_reason = s["not_eligible_by_reason"]
+    assert sum(by_reason.values()) == s["households_in_month"] - s["eligible_households"]
+    assert by_reason["poor_now"] > 0
+    assert s["coverage"]["scored"] == s["eligible_households"]
+    assert s["coverage"]["published_below_min"] is False and s["warnings"] == []

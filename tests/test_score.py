@@ -439,3 +439,133 @@ def test_the_command_line_exit_codes(work, tracking, reference_run):
     assert main([*args[:-4], "--out", str(work / "cli"), "--tracking-uri", tracking]) == 0
     assert (work / "cli" / MONTH / "scores.parquet").read_bytes() == \
         (reference_run.folder / "scores.parquet").read_bytes()
+
+
+# --- a month that cannot be scored ------------------------------------------------------------
+
+INCOME = ["inc_wage", "inc_business", "inc_property", "inc_transfer"]
+
+
+def _last_run_status(tracking):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking)
+    experiment = client.get_experiment_by_name("riskmodel-scoring").experiment_id
+    return client.search_runs([experiment], order_by=["attributes.start_time DESC"],
+                              max_results=1)[0].info.status
+
+
+@pytest.fixture(scope="module")
+def no_income(work):
+    """The ledger with every income cell empty, as a county export whose income feed failed."""
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    raw[INCOME] = np.nan
+    raw.to_parquet(work / "no-income.parquet")
+    return "no-income.parquet"
+
+
+def test_a_month_nobody_can_be_scored_publishes_nothing_and_says_why(work, tracking, no_income,
+                                                                     capsys):
+    from riskmodel.cli import main
+    from riskmodel.errors import TooFewScoredError
+
+    out = work / "no-income"
+    with pytest.raises(TooFewScoredError) as err:
+        _score(work, out, tracking, ledger=no_income, month=MONTH)
+    message = str(err.value)
+    assert err.value.exit_code == 6 and "\n" not in message
+    assert message.startswith(f"0 of {HOUSEHOLDS} valid households of {MONTH} could be scored: "
+                              f"{HOUSEHOLDS} too little income history (insufficient_history; "
+                              "income recorded in fewer than 6 of the last 12 months: "
+                              f"{HOUSEHOLDS} with none)")
+    assert "present but empty in every row: " + ", ".join(INCOME) in message
+    assert "Nothing was published" in message and "--allow-unscored" in message
+    assert not out.exists()
+    assert _last_run_status(tracking) == "FAILED"
+    args = ["score", "--ledger", str(work / no_income), "--model", str(work / "model"),
+            "--out", str(out), "--month", MONTH, "--tracking-uri", tracking]
+    assert main(args) == 6
+    assert f"riskmodel score: {message}\n" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["one_month", "third_month"])
+def test_a_month_without_income_history_is_refused(work, tracking, case):
+    from riskmodel.errors import TooFewScoredError
+
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    month = MONTH if case == "one_month" else "2022-03"
+    if case == "one_month":
+        raw = raw[raw["month"] == MONTH]
+    raw.to_parquet(work / f"{case}.parquet")
+    out = work / case
+    with pytest.raises(TooFewScoredError, match=f"^0 of {HOUSEHOLDS} valid households of "
+                                                f"{month} could be scored: {HOUSEHOLDS} too "
+                                                "little income history") as err:
+        _score(work, out, tracking, ledger=f"{case}.parquet", month=month)
+    assert err.value.exit_code == 6
+    assert not out.exists()
+
+
+def test_allow_unscored_publishes_with_the_reasons_and_empty_columns_as_warnings(
+        work, tracking, no_income):
+    from riskmodel.cli import main
+
+    out = work / "no-income-allowed"
+    assert main(["score", "--ledger", str(work / no_income), "--model", str(work / "model"),
+                 "--out", str(out), "--month", MONTH, "--tracking-uri", tracking,
+                 "--allow-unscored"]) == 0
+    summary = json.loads((out / MONTH / "summary.json").read_text(encoding="utf-8"))
+    warnings = summary["warnings"]
+    assert warnings[0].startswith(f"0 of {HOUSEHOLDS} valid households of {MONTH} could be "
+                                  "scored")
+    assert warnings[0].endswith("published because --allow-unscored was given")
+    assert ("ledger columns present but empty in every row (read as unknown): "
+            + ", ".join(INCOME)) in warnings
+    assert summary["ledger"]["empty_columns"] == INCOME
+    r = summary["reconciliation"]
+    assert r["scored"] == 0 and r["not_eligible"] == HOUSEHOLDS
+    assert r["not_eligible_by_reason"] == {"poor_now": 0, "insufficient_history": HOUSEHOLDS}
+    assert r["insufficient_history_by_months_recorded"] == {"0": HOUSEHOLDS}
+    assert summary["coverage"] == {"valid_households": HOUSEHOLDS, "scored": 0, "share": 0.0,
+                                   "min_scored_share": 0.3, "published_below_min": True}
+
+
+def test_a_month_scored_under_the_configured_share_is_refused(work, tracking, reference_run):
+    from riskmodel.errors import TooFewScoredError
+
+    r = reference_run.summary["reconciliation"]
+    share = r["scored"] / (r["scored"] + r["not_eligible"])
+    assert 0.3 < share < 0.95
+    strict = _config_file(work, min_scored_share=0.95)
+    with pytest.raises(TooFewScoredError, match=rf"^{r['scored']} of "
+                       rf"{r['scored'] + r['not_eligible']} valid households \({share:.1%}\) "
+                       rf"of {MONTH} could be scored: .*under scoring.min_scored_share "
+                       r"\(95%\)\. Nothing was published") as err:
+        _score(work, work / "strict", tracking, config_path=strict)
+    assert err.value.exit_code == 6
+    assert not (work / "strict").exists()
+
+
+def test_every_reason_for_no_score_is_counted_in_the_summary(reference_run):
+    scores = pd.read_parquet(reference_run.folder / "scores.parquet")
+    r = reference_run.summary["reconciliation"]
+    by_reason = r["not_eligible_by_reason"]
+    assert by_reason == scores["not_scored_reason"].value_counts().reindex(
+        list(by_reason), fill_value=0).to_dict()
+    assert sum(by_reason.values()) == r["not_eligible"] == scores["risk_score"].isna().sum()
+    assert sum(r["insufficient_history_by_months_recorded"].values()) == \
+        by_reason["insufficient_history"]
+    assert all(int(k) < 6 for k in r["insufficient_history_by_months_recorded"])
+    assert reference_run.summary["coverage"]["published_below_min"] is False
+
+
+def test_a_column_left_empty_in_every_row_is_a_warning_of_the_run(work, tracking):
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    raw["inc_property"] = None
+    raw.to_parquet(work / "no-property.parquet")
+    result = _score(work, work / "no-property", tracking, ledger="no-property.parquet")
+    expected = "ledger columns present but empty in every row (read as unknown): inc_property"
+    assert expected in result.summary["warnings"]
+    assert f"warning: {expected}" in result.describe()
+    assert result.summary["ledger"]["empty_columns"] == ["inc_property"]

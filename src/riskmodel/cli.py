@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 1 unexpected error; 2 bad input (ledger, config, training data);
 3 model not found or incompatible; 4 output exists or another run holds it; 5 the tracking
-server cannot be reached.
+server cannot be reached; 6 nothing (or too little) of the month could be scored.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 from .errors import RiskModelError
 
 MODEL_DEFAULT = "models:/return-to-poverty@champion"
+ALLOW_UNSCORED_HELP = ("publish even when no household, or fewer than scoring.min_scored_share "
+                       "of the month's, can be scored (default: exit 6, nothing published)")
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
@@ -81,7 +83,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     result = score_month(args.ledger, args.out, month=args.month, model_uri=args.model,
                          config_path=args.config, force=args.force, engine=args.engine,
-                         tracking_uri=args.tracking_uri)
+                         tracking_uri=args.tracking_uri, allow_unscored=args.allow_unscored)
     print(result.describe())
     return 0
 
@@ -108,7 +110,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     result = plan_month(args.ledger, args.out, budget=args.budget, grant=args.grant,
                         month=args.month, model_uri=args.model, config_path=args.config,
-                        visits=args.visits, tracking_uri=args.tracking_uri, force=args.force)
+                        visits=args.visits, tracking_uri=args.tracking_uri, force=args.force,
+                        allow_unscored=args.allow_unscored)
     print(result.describe())
     return 0
 
@@ -213,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing month's output "
                                                         "(default: refuse it, exit code 4)")
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    p.add_argument("--allow-unscored", action="store_true", help=ALLOW_UNSCORED_HELP)
     p.set_defaults(func=_cmd_score)
 
     p = command("explain", "one household's score, causes, reasons and what-if")
@@ -251,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing month's plan "
                                                         "(default: refuse it, exit code 4)")
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    p.add_argument("--allow-unscored", action="store_true", help=ALLOW_UNSCORED_HELP)
     p.set_defaults(func=_cmd_plan)
     return parser
 

@@ -138,6 +138,7 @@ class Scoring(_Strict):
     threads: int = Field(2, ge=1)
     drift_psi_warning: float = Field(0.25, gt=0)
     experiment: str = Field("riskmodel-scoring", min_length=1)
+    min_scored_share: float = Field(0.3, ge=0, le=1)
 
 
 class Elimination(_Strict):

@@ -47,3 +47,10 @@ class TrackingServerError(RiskModelError):
     """The MLflow tracking server named by the tracking URI cannot be reached."""
 
     exit_code = 5
+
+
+class TooFewScoredError(RiskModelError):
+    """None, or fewer than ``scoring.min_scored_share``, of the month's valid households could
+    be scored (too little income history, income columns left empty, all under the line)."""
+
+    exit_code = 6

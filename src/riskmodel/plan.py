@@ -46,7 +46,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checks import check_columns, check_model, known_and_missing, quarantine_error
+from .checks import (
+    Coverage,
+    EmptyColumns,
+    check_columns,
+    check_model,
+    known_and_missing,
+    quarantine_error,
+)
 from .chunks import LedgerChunks
 from .config import Config, Measure, load_config
 from .drift import add_counts
@@ -108,6 +115,7 @@ HOUSEHOLD_COLUMNS = {
     "household_type": "string", "members": "float64", "eligible": "bool",
     "income_pc": "float64", "line": "float64", "risk_score": "float64",
     "risk_log_odds": "float64", "hard_triggers": "object", "months_since_visit": "float64",
+    "observed_months": "int64",
 }
 
 
@@ -126,7 +134,8 @@ class MonthInputs:
     households : DataFrame
         One row per valid household of the month: ``household_id``, place, type, ``members``,
         ``eligible``, ``income_pc``, ``line``, ``risk_score`` and ``risk_log_odds`` (NaN when
-        not eligible), ``hard_triggers``, ``months_since_visit``.
+        not eligible), ``hard_triggers``, ``months_since_visit``, ``observed_months`` (of the
+        last 12, with income recorded).
     features : DataFrame
         The eligible households' features (:func:`riskmodel.margin.lift_columns`), indexed by
         ``household_id``.
@@ -684,6 +693,7 @@ def _households(rows: pd.DataFrame, status: pd.DataFrame, features: pd.DataFrame
     out["risk_log_odds"] = log_odds
     out["hard_triggers"] = format_triggers(hard).fillna("").to_numpy()
     out["months_since_visit"] = features["months_since_observed"].to_numpy()
+    out["observed_months"] = status["observed_months"].to_numpy()
     return out
 
 
@@ -810,6 +820,7 @@ class PlanResult:
                          f"fallers (triggers, then longest unvisited first: "
                          f"{v['rotation_expected_fallers_visited']:.1f})")
         lines.append(f"  wrote {', '.join(str(p) for p in self.files)}")
+        lines += [f"  warning: {w}" for w in s.get("warnings", [])]
         return "\n".join(lines)
 
 
@@ -824,6 +835,7 @@ def plan_month(
     visits: str | Path | None = None,
     tracking_uri: str | None = None,
     force: bool = False,
+    allow_unscored: bool = False,
 ) -> PlanResult:
     """The ``riskmodel plan`` job: read, validate, plan one month and publish its folder.
 
@@ -863,6 +875,9 @@ def plan_month(
     tracking_uri : str, optional
     force : bool, default=False
         Replace an existing plan of the month.
+    allow_unscored : bool, default=False
+        Publish a plan even when no household, or fewer than ``scoring.min_scored_share`` of
+        the month's valid households, can be scored, with a warning in ``plan_summary.json``.
 
     Returns
     -------
@@ -882,6 +897,10 @@ def plan_month(
     OutputExistsError
         Exit code 4: the month exists and ``force`` is false, it holds a scoring run's output,
         or another run holds ``out_dir``.
+    TooFewScoredError
+        Exit code 6: no household, or fewer than ``scoring.min_scored_share`` of the month's
+        valid households, can be scored (the message says why), and ``allow_unscored`` is
+        false; checked as :func:`riskmodel.score.score_month` checks it.
     """
     _check_amounts(budget, grant)
     config = load_config(config_path)
@@ -907,7 +926,7 @@ def plan_month(
         _check_visits(visits_table, chunks.places(month, place), month)
     with OutputLock(out), _month_output(out, month, force) as staged:
         frames = _plan_chunks(chunks, model, ref, config, month, estimate, budget, grant,
-                              visits_table, staged.staging, clock)
+                              visits_table, staged.staging, clock, allow_unscored)
         written = [
             write_parquet(frames.plan, staged.staging / "plan.parquet"),
             _write_csv(frames.plan, staged.staging / "plan.csv", PLAN_COLUMNS),
@@ -925,7 +944,7 @@ def plan_month(
 
 def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, estimate: str,
                  budget: float, grant: float | None, visits: pd.DataFrame | None,
-                 spill_dir: Path, clock: _Clock) -> PlanFrames:
+                 spill_dir: Path, clock: _Clock, allow_unscored: bool = False) -> PlanFrames:
     """The plan of the file's month, read chunk by chunk, checked as the scoring job checks."""
     t = int(month_index(pd.Series([month]))[0])
     rows_in = chunks.rows_in(month)
@@ -934,12 +953,13 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
     counts = {"rows": chunks.n_rows, "valid": 0, "quarantined": 0}
     month_rules: Counter = Counter()
     column_counts = None
+    empty = EmptyColumns(chunks.unfilled)
     share = _sample_share(config, rows_in)
     # Each chunk's features wait on disk until the margin model that prices them is fitted:
     # memory holds one chunk's features, not the month's.
     with tempfile.TemporaryDirectory(prefix=".plan-features-", dir=spill_dir) as spill:
         parts, stored = [], []
-        for valid, quarantine in _valid_chunks(chunks):
+        for valid, quarantine in _valid_chunks(chunks, empty):
             clock.lap("read_validate")
             counts["valid"] += len(valid)
             counts["quarantined"] += len(quarantine)
@@ -968,6 +988,8 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
         if inputs.households.empty:
             raise LedgerError(f"{chunks.path}: no valid rows for month {month}; the ledger "
                               f"holds {chunks.months[0]} … {chunks.months[-1]}.")
+        coverage = _coverage(inputs.households, config, month, empty)
+        unscored = coverage.check(config.scoring.min_scored_share, allow=allow_unscored)
         _check_visits(visits, inputs.households, month)
         clock.lap("inputs")
         used, margin_model = _effect_source(inputs, model, config, estimate, None)
@@ -995,8 +1017,34 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
                              month, wanted)
     clock.lap("explain")
     frames = _with_explanations(frames, reasons, config, clock.laps)
-    frames.summary["ledger"] = counts
+    frames.summary["ledger"] = {**counts, "empty_columns": empty.columns}
+    frames.summary["not_eligible_by_reason"] = coverage.by_reason
+    frames.summary["insufficient_history_by_months_recorded"] = {
+        str(k): int(v) for k, v in sorted(coverage.months_recorded.items())}
+    frames.summary["coverage"] = {
+        "valid_households": coverage.households, "scored": coverage.scored,
+        "share": round(coverage.share, 4),
+        "min_scored_share": config.scoring.min_scored_share,
+        "published_below_min": unscored is not None}
+    frames.summary["warnings"] = ([unscored] if unscored else []) + empty.warnings()
+    for warning in frames.summary["warnings"]:
+        logger.warning("plan %s: %s", month, warning)
     return frames
+
+
+def _coverage(households: pd.DataFrame, config: Config, month: str,
+              empty: EmptyColumns) -> Coverage:
+    """The month's valid households that have a score (``eligible``), and why the others not:
+    the reasons ``riskmodel score`` writes in ``not_scored_reason``."""
+    eligible = households["eligible"].to_numpy(dtype=bool)
+    unknown = households["income_pc"].isna().to_numpy()
+    recorded = households.loc[unknown, "observed_months"].value_counts()
+    return Coverage(
+        month, len(households), int(eligible.sum()),
+        {"poor_now": int((~eligible & ~unknown).sum()),
+         "insufficient_history": int(unknown.sum())},
+        {int(k): int(v) for k, v in recorded.items()}, config.label.min_observed_months,
+        empty.columns)
 
 
 def _month_output(out: Path, month: str, force: bool) -> MonthOutput:
@@ -1056,10 +1104,13 @@ class _SpilledFeatures:
         return MonthInputs(households=households, features=features, facts=combined.facts)
 
 
-def _valid_chunks(chunks: LedgerChunks):
-    """Each chunk's valid rows and its quarantine, ``source_row`` numbering the file's rows."""
+def _valid_chunks(chunks: LedgerChunks, empty: EmptyColumns | None = None):
+    """Each chunk's valid rows and its quarantine, ``source_row`` numbering the file's rows;
+    each chunk's empty columns go to ``empty`` when given."""
     for rows, raw in chunks:
         result = validate_ledger(raw)
+        if empty is not None:
+            empty.add(result.empty_columns)
         quarantine = result.quarantine.copy()
         quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
         yield result.valid, quarantine

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .checks import check_columns, check_model, quarantine_error
+from .checks import Coverage, EmptyColumns, check_columns, check_model, quarantine_error
 from .chunks import LedgerChunks
 from .config import Config, load_config
 from .drift import (
@@ -115,11 +115,15 @@ class ScoreFrames:
     timings : dict
         Wall seconds per stage (status, features, predict, explain, flags) and CPU seconds
         under ``cpu:<stage>``.
+    months_recorded : dict
+        The households with too little income history (``insufficient_history``) by the
+        number of the last 12 months with income recorded.
     """
 
     scores: pd.DataFrame
     drift_counts: dict | None
     timings: dict = field(default_factory=dict)
+    months_recorded: dict = field(default_factory=dict)
 
 
 def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
@@ -204,8 +208,11 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     out["model_version"] = model_version
     reference = getattr(model, "reference_", None)
     counts = count_bins(reference, scored, risk[eligible]) if reference else None
+    recorded, n = np.unique(status["observed_months"].to_numpy()[now][np.isnan(poor)],
+                            return_counts=True)
     clock.lap("flags")
-    return ScoreFrames(finalize_scores(out), counts, clock.laps)
+    return ScoreFrames(finalize_scores(out), counts, clock.laps,
+                       dict(zip(recorded.tolist(), n.tolist(), strict=True)))
 
 
 def finalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
@@ -318,6 +325,7 @@ class ChunkResult:
     quarantined_by_rule: Counter
     missing_optional: list[str]
     timings: dict
+    empty_columns: list[str] | None = None
 
 
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
@@ -335,7 +343,7 @@ def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
         frames = score_frame(result.valid, model, config, month, model_version=version)
         yield ChunkResult(frames, quarantine, result.n_in, len(result.valid),
                           Counter(result.counts_by_rule), result.missing_optional,
-                          {**clock.laps, **frames.timings})
+                          {**clock.laps, **frames.timings}, result.empty_columns)
 
 
 class _Progress:
@@ -389,6 +397,7 @@ def score_month(
     force: bool = False,
     engine: str = "pandas",
     tracking_uri: str | None = None,
+    allow_unscored: bool = False,
 ) -> ScoreResult:
     """Score one month of a ledger file and publish ``<out_dir>/<month>/`` atomically.
 
@@ -411,6 +420,9 @@ def score_month(
     engine : {"pandas", "spark"}, default="pandas"
     tracking_uri : str, optional
         MLflow store (see :func:`riskmodel.tracking.resolve_tracking_uri`).
+    allow_unscored : bool, default=False
+        Publish a month in which no household, or fewer than ``scoring.min_scored_share`` of
+        the month's valid households, could be scored, with a warning in ``summary.json``.
 
     Returns
     -------
@@ -427,6 +439,10 @@ def score_month(
         Exit code 3: no model at the URI, or a model incompatible with the ledger's columns.
     OutputExistsError
         Exit code 4: the month exists and ``force`` is false, or another run holds ``out_dir``.
+    TooFewScoredError
+        Exit code 6: no household, or fewer than ``scoring.min_scored_share`` of the month's
+        valid households, could be scored (the message says why), and ``allow_unscored`` is
+        false.
     """
     if engine not in ENGINES:
         raise ValueError(f"Got engine={engine!r}, expected one of {', '.join(ENGINES)}.")
@@ -468,7 +484,7 @@ def score_month(
         })
         try:
             result = _run(chunks, model, ref, version, config, month, rows_in, out, force, engine,
-                          ledger_path, run, clock)
+                          ledger_path, run, clock, allow_unscored)
         except BaseException:
             run.end("FAILED")
             raise
@@ -477,11 +493,13 @@ def score_month(
 
 
 def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
-         run, clock) -> ScoreResult:
+         run, clock, allow_unscored=False) -> ScoreResult:
     limit = config.scoring.max_quarantine_share
     parts, quarantined = [], []
     by_rule: Counter = Counter()
     month_rules: Counter = Counter()
+    months_recorded: Counter = Counter()
+    empty = EmptyColumns(chunks.unfilled)
     counts = None
     n_valid = n_quarantined_month = 0
     missing: list[str] = []
@@ -504,6 +522,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             n_valid += part.n_valid
             n_quarantined_month += len(part.quarantine)
             missing = [c for c in part.missing_optional if c not in chunks.unfilled]
+            empty.add(part.empty_columns)
+            months_recorded.update(part.frames.months_recorded)
             counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
                 else counts
             for name, seconds in part.timings.items():
@@ -521,12 +541,17 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         "source_row", kind="stable").reset_index(drop=True)
     scored = int(scores["risk_score"].notna().sum())
     not_eligible = len(scores) - scored
+    # Every household without a score says why.
     if scored + not_eligible + len(quarantine) != rows_in or n_valid + sum(by_rule.values()) \
-            != chunks.n_rows:
+            != chunks.n_rows or scores["not_scored_reason"].notna().sum() != not_eligible:
         raise RiskModelError(
             f"Rows do not reconcile for {month}: {rows_in:,} rows in, {scored:,} scored, "
             f"{not_eligible:,} not eligible, {len(quarantine):,} quarantined. Nothing was "
             "written.")
+    coverage = Coverage(month, len(scores), scored,
+                        scores["not_scored_reason"].value_counts().to_dict(),
+                        dict(months_recorded), config.label.min_observed_months, empty.columns)
+    unscored = coverage.check(config.scoring.min_scored_share, allow=allow_unscored)
 
     previous_month = month_before(month)
     previous_path = out / previous_month / "scores.parquet"
@@ -541,7 +566,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     clock.lap("assemble")
 
     summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
-                       n_valid, by_rule, missing, drift, changes, previous_month, model)
+                       n_valid, by_rule, missing, drift, changes, previous_month, model,
+                       empty, coverage, unscored)
     for warning in summary["warnings"]:
         logger.warning("%s: %s", month, warning)
     with MonthOutput(out, month, force) as staged:
@@ -569,9 +595,11 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
 
 
 def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n_valid, by_rule,
-             missing, drift, changes, previous_month, model) -> dict:
+             missing, drift, changes, previous_month, model, empty, coverage, unscored) -> dict:
     scored = scores["risk_score"].notna()
     reasons = scores["not_scored_reason"].value_counts()
+    # Every reason a household has no score, the two known ones always.
+    reason_keys = [*NOT_SCORED, *sorted(str(r) for r in reasons.index if r not in NOT_SCORED)]
     tiers = scores["risk_tier"].value_counts()
     flags = scores.assign(
         rows=1, scored=scored, **{t: scores["risk_tier"].eq(t).fillna(False) for t in TIERS},
@@ -582,12 +610,10 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
     causes = pd.crosstab(scores["reason_1"], scores["risk_tier"]).reindex(
         index=[c.code for c in config.causes], columns=list(TIERS), fill_value=0)
     triggers = scores["rule_triggers"].str.split(";").explode()
-    warnings = []
+    warnings = [unscored] if unscored else []
     if missing:
         warnings.append("optional ledger columns absent (read as unknown): " + ", ".join(missing))
-    if chunks.unfilled:
-        warnings.append("optional ledger columns present but empty in every row (read as "
-                        "unknown): " + ", ".join(chunks.unfilled))
+    warnings += empty.warnings()
     horizon = getattr(model, "horizon_months_", None)
     if horizon is not None and horizon != config.label.horizon_months:
         warnings.append(f"the model was trained for a {horizon}-month horizon, the config says "
@@ -620,7 +646,9 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
         "reconciliation": {
             "rows_in": rows_in, "scored": int(scored.sum()),
             "not_eligible": int((~scored).sum()),
-            "not_eligible_by_reason": {r: int(reasons.get(r, 0)) for r in NOT_SCORED},
+            "not_eligible_by_reason": {r: int(reasons.get(r, 0)) for r in reason_keys},
+            "insufficient_history_by_months_recorded": {
+                str(k): int(v) for k, v in sorted(coverage.months_recorded.items())},
             "quarantined": len(quarantine),
             "quarantined_by_rule": {str(k): int(v) for k, v in
                                     quarantine["rule"].value_counts().items()},
@@ -631,7 +659,12 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
                    "months": [chunks.months[0], chunks.months[-1]],
                    "missing_optional_columns": missing,
                    "unfilled_optional_columns": chunks.unfilled,
+                   "empty_columns": empty.columns,
                    "blank_rows_skipped": len(chunks.blank_rows)},
+        "coverage": {"valid_households": coverage.households, "scored": coverage.scored,
+                     "share": round(coverage.share, 4),
+                     "min_scored_share": config.scoring.min_scored_share,
+                     "published_below_min": unscored is not None},
         "tiers": {t: int(tiers.get(t, 0)) for t in TIERS},
         "thresholds": {"high": config.tiers.high, "medium": config.tiers.medium},
         "watchlist": {"households": int(scores["on_watchlist"].sum()),
@@ -656,6 +689,7 @@ def _metrics(summary: dict, drift: pd.DataFrame | None) -> dict:
     r = summary["reconciliation"]
     metrics = {
         "rows_in": r["rows_in"], "scored": r["scored"], "not_eligible": r["not_eligible"],
+        "scored_share": summary["coverage"]["share"],
         "quarantined": r["quarantined"], "quarantined_ledger": summary["ledger"]["quarantined"],
         **{f"not_eligible_{k}": v for k, v in r["not_eligible_by_reason"].items()},
         **{f"tier_{k}": v for k, v in summary["tiers"].items()},

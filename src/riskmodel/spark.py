@@ -107,7 +107,7 @@ def _score_bucket(pdf: pd.DataFrame, model, config: Config, month: str, version:
     frames = score_frame(result.valid, model, config, month, model_version=version)
     return ChunkResult(frames, quarantine, result.n_in, len(result.valid),
                        Counter(result.counts_by_rule), result.missing_optional,
-                       {"validate": validated, **frames.timings})
+                       {"validate": validated, **frames.timings}, result.empty_columns)
 
 
 def score_spark(frame, model, config: Config, month: str, version: str,
