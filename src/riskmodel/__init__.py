@@ -39,6 +39,8 @@ _LAZY = {
     "HouseholdExplanation": "explain",
     "global_explanations": "explain",
     "cause_shares_by": "explain",
+    "shap_explanation": "shapviews",
+    "shap_by_cause": "shapviews",
     "what_if": "whatif",
     "score_frame": "score",
     "score_month": "score",

@@ -532,10 +532,15 @@ def calendar_month_shares(frame: pd.DataFrame, months: np.ndarray,
     return out
 
 
+#: The distribution's name on package indexes (the import name is ``riskmodel``; the
+#: distribution ``riskmodel`` on PyPI is an unrelated package).
+DISTRIBUTION = "fanpin-riskmodel"
+
+
 def code_version() -> str:
     """The package version, with the git commit when running from a checkout."""
     try:
-        version = metadata.version("riskmodel")
+        version = metadata.version(DISTRIBUTION)
     except metadata.PackageNotFoundError:
         version = "unknown"
     try:

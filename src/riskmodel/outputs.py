@@ -4,7 +4,8 @@
   the same bytes; :func:`write_parquet_atomic` adds write-beside-then-rename for a single file.
 - :class:`OutputLock` holds an exclusive ``fcntl`` lock on ``<out>/.riskmodel.lock``: a second
   run on the same output folder is refused, and because the kernel drops the lock when its
-  process dies, a killed run never leaves a stale lock behind.
+  process dies, a killed run never leaves a stale lock behind. Where there is no ``fcntl``
+  (Windows), the lock is that file itself, created exclusively and removed at the end.
 - :class:`MonthOutput` stages the month's files in a hidden folder beside ``<out>/<month>``,
   fsyncs them and renames the folder into place, so readers see the previous complete output
   or the new complete output, never a mixture.
@@ -15,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import os
@@ -32,6 +32,11 @@ from openpyxl.utils import get_column_letter
 from .config import Config
 from .errors import OutputExistsError
 from .ledger import HOUSEHOLD_TYPE_ALIASES
+
+try:
+    import fcntl
+except ImportError:  # Windows: OutputLock creates its lock file exclusively instead
+    fcntl = None
 
 # Fixed writer settings: changing any of them changes the bytes of every output.
 PARQUET_OPTIONS = {
@@ -171,6 +176,10 @@ class OutputLock:
         self._created = False
 
     def __enter__(self) -> OutputLock:
+        if fcntl is None:
+            self._fd = self._create_exclusively()
+            _tidy(self.out_dir)
+            return self
         while True:
             try:
                 self.out_dir.mkdir(parents=True)
@@ -202,8 +211,44 @@ class OutputLock:
         _tidy(self.out_dir)
         return self
 
+    def _create_exclusively(self) -> int:
+        """Without ``fcntl``: the lock is the file itself, created only if absent."""
+        while True:
+            try:
+                self.out_dir.mkdir(parents=True)
+                self._created = True
+            except FileExistsError:
+                if not self.out_dir.is_dir():
+                    raise
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileNotFoundError:
+                continue  # the run that created the folder removed it in between
+            except FileExistsError:
+                try:
+                    holder = self.path.read_text("ascii", "replace").strip() or "unknown"
+                except OSError:
+                    holder = "unknown"
+                raise OutputExistsError(
+                    f"{self.out_dir}: another run is writing to this folder (pid {holder}, lock "
+                    f"{self.path}); wait for it to finish, or stop it. A killed run leaves this "
+                    f"file behind on this platform: delete it if no run is writing here."
+                ) from None
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            return fd
+
     def __exit__(self, *exc) -> None:
         if self._fd is None:
+            return
+        if fcntl is None:
+            # Removing the file releases the lock; it is closed first, as Windows requires.
+            alone = self._created and [p.name for p in self.out_dir.iterdir()] == [LOCK_NAME]
+            os.close(self._fd)
+            self._fd = None
+            self.path.unlink(missing_ok=True)
+            if alone:
+                with contextlib.suppress(OSError):  # another run has just made its lock file
+                    self.out_dir.rmdir()
             return
         try:
             if self._created and [p.name for p in self.out_dir.iterdir()] == [LOCK_NAME]:

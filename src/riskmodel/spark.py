@@ -6,7 +6,7 @@ the pandas engine uses (:func:`riskmodel.validate_ledger`, :func:`riskmodel.scor
 so a household gets the same score, tier and reasons whichever engine runs. Ranks are global
 and assigned on the driver after the parts are put together, as in the pandas engine.
 
-pyspark is an optional extra (``pip install riskmodel[spark]``); Java 17 is the only system
+pyspark is an optional extra (``pip install '.[spark]'``); Java 17 is the only system
 requirement. The executors' Python is this interpreter unless ``PYSPARK_PYTHON`` says
 otherwise.
 """

@@ -448,8 +448,10 @@ def requirements() -> list[str]:
     """
     from importlib import metadata
 
+    from .models import DISTRIBUTION
+
     pinned = ("scikit-learn", "skops")
-    loose = ("riskmodel", "numpy", "pandas", "scipy")
+    loose = (DISTRIBUTION, "numpy", "pandas", "scipy")
     out = [f"{name}=={metadata.version(name)}" for name in pinned]
     for name in loose:
         try:
