@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import warnings
 
 import matplotlib.pyplot as plt
@@ -23,6 +24,7 @@ from riskmodel.explain import (
     explain_one,
     feature_contributions,
     global_explanations,
+    render_household,
     risk_without,
     sum_by_cause,
 )
@@ -284,7 +286,7 @@ def test_explain_household_prints_score_causes_text_measures_and_what_if(fitted,
     assert household in text and month in text
     assert f"{row['risk_score']:.1%}" in text
     assert row["reason_text_zh"] in text and row["measures_zh"] in text
-    assert "welfare_job" in text or "grant" in text
+    assert "公益性岗位" in text or "一次性救助金" in text
     # The model's counterfactual per cause: the household's first cause, taken away, lowers
     # its risk, and the report shows the risk without it.
     without = risk_without(model, ledger[ledger["household_id"] == household], CONFIG, month)
@@ -492,3 +494,28 @@ def test_explain_one_says_why_a_household_has_no_row_to_explain():
     # Without the quarantine, the row is only missing.
     with pytest.raises(LedgerError, match=r"Household 'H0001' has no row for 2024-03"):
         explain_one(result.valid, None, "H0001")
+def test_the_household_report_names_measures_and_causes_in_chinese():
+    row = pd.Series({
+        "month": "2024-12", "risk_score": 0.31, "reason_1": "employment",
+        "reason_1_weight": 0.8, "reason_2": "business", "reason_2_weight": 0.2,
+        "reason_3": None, "reason_3_weight": np.nan, "risk_causes": "employment,business",
+        "reason_text_zh": "因务工就业不稳：……", "reason_text_en": "unstable employment: …",
+        "measures_zh": "就业帮扶、公益性岗位",
+    })
+    options = pd.DataFrame({"household_id": "H1",
+                            "measure": ["welfare_job", "dibao", "grant_500"],
+                            "cost": [6000.0, 3600.0, 500.0], "risk_before": 0.31,
+                            "risk_after": [0.2, 0.25, 0.3]})
+    options["risk_change"] = options["risk_after"] - options["risk_before"]
+    text = render_household("H1", row, options, CONFIG)
+    what_if = text.split("what-if")[1].splitlines()[1:]
+    names = {m.code: m.name_zh for m in CONFIG.measures}
+    assert [line.split()[0] for line in what_if] == [names["welfare_job"], names["dibao"],
+                                                     "一次性救助金"]
+    assert "500 元" in what_if[2]
+    assert not any(code in text for code in ("welfare_job", "dibao", "grant_500"))
+    assert "风险类型 risk causes: 因务工就业不稳、因产业失败" in text and "高风险" in text
+    # The cost column lines up in a terminal, where a Chinese character fills two columns.
+    columns = {sum(1 + (unicodedata.east_asian_width(ch) == "W")
+                   for ch in line[:line.rindex(" 元")]) for line in what_if}
+    assert len(columns) == 1

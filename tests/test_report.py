@@ -1,3 +1,4 @@
+import html
 import json
 import re
 import shutil
@@ -8,32 +9,42 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from matplotlib import font_manager
 from matplotlib import image as mpimg
 from threadpoolctl import threadpool_limits
 
 from riskmodel import load_config, validate_ledger
 from riskmodel.cli import main
-from riskmodel.errors import LedgerError
+from riskmodel.config import DEFAULT_CONFIG
+from riskmodel.errors import ConfigError, LedgerError
+from riskmodel.features import FEATURE_NAMES
 from riskmodel.fonts import CJK_FILE_HINTS, cjk_font
+from riskmodel.ledger import MEMBER_COUNTS
 from riskmodel.report import (
     change_counts,
     high_tier_causes,
     measure_needs,
     read_month,
+    read_quarantined,
     render_bulletin,
     tier_transitions,
     township_table,
     trigger_counts,
     write_bulletin,
 )
-from riskmodel.score import score_month
+from riskmodel.score import NOT_SCORED, score_month
+from riskmodel.synthetic import generate_ledger
 from riskmodel.tracking import save_model
 from riskmodel.train import train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "synthetic" / "ledger.parquet"
 MONTHS = ("2024-05", "2024-06")
 BROKEN_ROWS = 7
+# Rows of May broken too, of other households: in June they are back.
+BROKEN_BEFORE = 5
+# A code as a reader must never see one: snake_case, as features, rules and measures are coded.
+CODE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")
 TIER_RANK = {"low": 0, "medium": 1, "high": 2}
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser",
                                                   "google-chrome", "google-chrome-stable")
@@ -97,7 +108,54 @@ def test_tier_transitions_follow_each_household(previous, current):
     assert moves.loc["low", "absent"] == 1 and moves.loc["absent", "low"] == 1
     counts = change_counts(moves)
     # H02 medium→high, H04 not scored→high; H03 high→medium, H05 medium→low.
-    assert counts == {"newly_high": 2, "tier_fell": 2, "tier_rose": 1, "left": 1, "joined": 2}
+    assert counts == {"newly_high": 2, "tier_fell": 2, "tier_rose": 1, "left": 1, "joined": 2,
+                      "rejected": 0, "restored": 0}
+
+
+def test_a_household_whose_row_was_quarantined_neither_joined_nor_left(previous, current,
+                                                                        config):
+    # H08 (low last month) has its row quarantined this month; H07's row was quarantined last
+    # month and is back; H06 is new.
+    moves = tier_transitions(previous, current, quarantined=["H08"], previous_quarantined=["H07"])
+    assert moves.loc["low", "quarantined"] == 1 and moves.loc["quarantined", "low"] == 1
+    assert moves.loc["absent", "not_scored"] == 1 and moves["absent"].sum() == 0
+    assert moves.to_numpy().sum() == 8
+    counts = change_counts(moves)
+    assert [counts[k] for k in ("joined", "left", "rejected", "restored")] == [1, 0, 1, 1]
+
+    page = render_bulletin(current, {}, previous, config=config, quarantined=pd.Series(["H08"]),
+                           previous_quarantined=pd.Series(["H07", None]))
+    lead = _text(page.split('id="changes"')[1].split("</p>")[0])
+    assert "本月新进入台账 1 户" in lead and "上月在册本月无记录 0 户" in lead
+    assert "本月记录未通过数据校验被隔离 1 户" in lead
+    assert "上月记录被隔离、本月恢复有效记录 1 户" in lead
+    found = _Figures()
+    found.feed(page)
+    assert found.cells[("transition", "low", "quarantined")] == "1"
+    assert found.cells[("transition", "quarantined", "low")] == "1"
+    # Without the quarantines the page does not claim that a missing household joined or left.
+    blind = _text(render_bulletin(current, {}, previous, config=config))
+    assert "本月新进入台账" not in blind and "被隔离" not in blind
+    assert "上月在册、本月无有效记录 1 户" in blind and "上月无有效记录、本月有记录 2 户" in blind
+
+
+def test_the_command_line_reads_each_month_quarantine(tmp_path, previous, current, capsys):
+    now = _month_folder(tmp_path, current, "2024-06")
+    before = _month_folder(tmp_path, previous, "2024-05")
+    for folder, ids in ((now, ["H08", "H08", None]), (before, ["H07"])):
+        pd.DataFrame({"source_row": range(len(ids)), "household_id": pd.Series(ids, dtype="string"),
+                      "rule": "members_below_1"}).to_parquet(folder / "quarantine.parquet")
+    assert read_quarantined(now).tolist() == ["H08"]
+    assert read_quarantined(tmp_path) is None
+    assert main(["report", "--scores", str(now), "--out", str(tmp_path / "b.html")]) == 0
+    lead = _text((tmp_path / "b.html").read_text(encoding="utf-8").split('id="changes"')[1]
+                 .split("</p>")[0])
+    assert "本月新进入台账 1 户" in lead and "被隔离 1 户" in lead and "恢复有效记录 1 户" in lead
+    (now / "quarantine.parquet").write_bytes(b"PAR1 not parquet")
+    assert main(["report", "--scores", str(now), "--out", str(tmp_path / "c.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "quarantine.parquet: cannot be read as Parquet" in err[0]
+    assert not (tmp_path / "c.html").exists()
 
 
 def test_township_table_counts_each_township_within_its_county(current, previous, config):
@@ -132,8 +190,122 @@ def test_trigger_counts_split_every_listed_trigger(current):
     table = trigger_counts(current).set_index("trigger")
     assert table["households"].to_dict() == {"dropout": 1, "housing_unsafe": 1,
                                              "income_below_line": 1, "medical_oop_12m": 1}
-    assert table.loc["income_below_line", "not_high"] == 1
-    assert table.loc["dropout", "not_high"] == 0
+    groups = ["high", "scored_not_high", "not_scored"]
+    assert (table[groups].sum(axis=1) == table["households"]).all()
+    assert table.loc["dropout", groups].tolist() == [1, 0, 0]
+
+
+def test_table_1_says_not_scored_for_households_never_scored(current, config):
+    # H06 is under the line already: the model never scored it, so it was not "not placed in
+    # the high tier" by the model.
+    table = trigger_counts(current).set_index("trigger")
+    assert table.loc["income_below_line", ["high", "scored_not_high", "not_scored"]].tolist() \
+        == [0, 0, 1]
+    found = _Figures()
+    found.feed(render_bulletin(current, {}, config=config))
+    row = ("trigger", "income_below_line")
+    assert [found.cells[(*row, c)] for c in ("households", "high", "scored_not_high",
+                                             "not_scored")] == ["1", "0", "0", "1"]
+    assert "未评为高风险" not in render_bulletin(current, {}, config=config)
+
+
+def test_the_cause_table_tells_the_first_cause_from_every_cause_listed(config):
+    # Four high-risk households: business is the first cause of one, among the first two of
+    # two, and listed by all four; its measures go only to the households whose first two
+    # causes name it and that have a laborer.
+    scores = _scores([
+        ("H1", "甲县", "东镇", "high", "illness", "医疗保障、产业补助", ""),
+        ("H2", "甲县", "东镇", "high", "business", "产业补助", ""),
+        ("H3", "甲县", "东镇", "high", "income", "综合帮扶", ""),
+        ("H4", "甲县", "东镇", "high", "income", "综合帮扶", ""),
+    ])
+    scores["reason_2"] = ["business", "illness", "education", None]
+    scores["reason_3"] = ["education", None, "business", None]
+    scores["risk_causes"] = ["illness,business,education", "business,illness",
+                             "income,education,business", "income,business"]
+    table = high_tier_causes(scores, config).set_index("cause")
+    assert table["primary"].sum() == len(scores) and table["share"].sum() == pytest.approx(1)
+    assert table.loc["business", ["primary", "leading", "any"]].tolist() == [1, 2, 4]
+    assert table.loc["education", ["primary", "leading", "any"]].tolist() == [0, 1, 2]
+    assert table.loc["business", "measures_no_labor_zh"] == "、".join(
+        config.cause_by_code["business"].measures_no_labor_zh)
+    page = render_bulletin(scores, {}, config=config)
+    found = _Figures()
+    found.feed(page)
+    assert [found.cells[("cause", "business", c)] for c in ("primary", "leading", "any")] \
+        == ["1", "2", "4"]
+    headers = re.search(r'id="table-cause">.*?<thead>(.*?)</thead>', page).group(1)
+    assert [_text(h) for h in re.findall(r"<th>(.*?)</th>", headers)] == [
+        "风险类型", "为首要风险类型的户数", "首要风险类型占高风险户", "列为前2项风险类型的户数",
+        "风险类型中列有的户数", "对应帮扶措施"]
+    assert "每户只计一个首要风险类型" in page and "帮扶措施只按每户前 2 项风险类型建议" in page
+
+
+def test_every_name_a_reader_sees_is_chinese(current, previous, config):
+    summary = {
+        "drift": {"threshold": 0.25, "score_psi": 0.3,
+                  "drifted": ["months_since_ev_epidemic", "wage_pc_3m", "score"]},
+        "reconciliation": {"rows_in": 10, "quarantined": 3, "quarantined_by_rule": {
+            "not_a_number": 2, "children_exceeds_members": 1},
+            "not_eligible_by_reason": {"poor_now": 1, "insufficient_history": 0}},
+    }
+    page = render_bulletin(current.assign(not_scored_reason=["insufficient_history", *[None] * 4,
+                                                             "poor_now", None]),
+                           summary, previous, config=config, quarantined=["H08"],
+                           previous_quarantined=[])
+    text = _text(page)
+    assert CODE.findall(text) == []
+    names = config.names_zh
+    for name in (names.features["months_since_ev_epidemic"], names.features["wage_pc_3m"],
+                 f"{names.rules['not_a_number']} 2 条",
+                 f"{names.rules['children_exceeds_members']} 1 条"):
+        assert name in text
+    # Every reason a household is not scored is counted, in the overview and the data check.
+    reasons = (f"（{names.not_scored['insufficient_history']} 1 户，"
+               f"{names.not_scored['poor_now']} 1 户）")
+    assert text.count(reasons) == 2
+    # Without the column in the scores, the summary's counts are shown.
+    bare = _text(render_bulletin(current.drop(columns="not_scored_reason"), summary,
+                                 config=config))
+    assert f"未评分 1 户（{names.not_scored['poor_now']} 1 户）" in bare
+
+
+def _rule_codes() -> set[str]:
+    """Every rule the validation can break, broken by a small ledger on purpose."""
+    ledger = generate_ledger(households=40, months=2, seed=3).astype(
+        {"members": object, "dibao": object, "month": object, "household_type": object})
+    edits = [("household_id", ""), ("month", "2024-13"), ("members", "多"), ("dibao", "也许"),
+             ("members", 2.5), ("household_type", "某户"), ("members", 0), ("elderly", -1),
+             ("inc_wage", -5.0), ("labor_full", 40), ("disabled_severe", 30)]
+    edits += [(column, 99) for column in [*MEMBER_COUNTS, "dropouts"]]
+    for row, (column, value) in enumerate(edits):
+        ledger.loc[row, column] = value
+    ledger = pd.concat([ledger, ledger.iloc[[-1]]], ignore_index=True)
+    reasons = validate_ledger(ledger).quarantine["reasons"].str.split("; ").explode()
+    return set(reasons.str.replace(r"\(.*\)$", "", regex=True))
+
+
+def test_every_feature_rule_and_not_scored_reason_has_a_chinese_name(config, tmp_path):
+    names = config.names_zh
+    assert [f for f in FEATURE_NAMES if f not in names.features] == []
+    assert [r for r in NOT_SCORED if r not in names.not_scored] == []
+    rules = _rule_codes()
+    assert {"duplicate_key", "not_a_boolean", "labor_exceeds_members",
+            "disabled_severe_exceeds_disabled", "dropouts_exceeds_members"} <= rules
+    assert sorted(rules - set(names.rules)) == []
+    han = re.compile(r"[\u4e00-\u9fff]")
+    assert all(han.search(n) for table in (names.features, names.rules, names.not_scored)
+               for n in table.values())
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    raw["names_zh"]["features"]["wage_pc_4m"] = "近4个月人均工资性收入"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match="names_zh.features names 'wage_pc_4m'"):
+        load_config(path)
+    raw["names_zh"]["features"] = {"wage_pc_3m": " "}
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match="no Chinese name for 'wage_pc_3m'"):
+        load_config(path)
 
 
 def test_the_page_is_self_contained_and_names_no_household(current, previous, config):
@@ -172,8 +344,8 @@ def test_the_model_paragraph_reports_recall_against_the_rules_and_drift(current,
     assert "return-to-poverty 第 7 版" in page and "2024-04-02" in page
     assert '<span id="backtest-recall">50.0%</span>' in page
     assert '<span id="backtest-rules">25.0%</span>' in page and "2.0 倍" in page
-    assert 'class="warning" id="drift-status"' in page and "wage_pc_3m" in page
-    assert "members_below_1 2 条" in page and "三者合计与台账一致" in page
+    assert 'class="warning" id="drift-status"' in page and "近3个月人均工资性收入" in page
+    assert "家庭人口数小于1 2 条" in page and "三者合计与台账一致" in page
     calm = render_bulletin(current, {**summary, "drift": {"threshold": 0.25, "score_psi": 0.04,
                                                           "drifted": []}}, config=config)
     assert '<span id="drift-status">数据分布稳定</span>' in calm
@@ -221,6 +393,9 @@ def sample_run(tmp_path_factory, config):
     raw = pd.read_parquet(SAMPLE)
     broken = np.flatnonzero(raw["month"].astype(str).to_numpy() == MONTHS[1])[:BROKEN_ROWS]
     raw.iloc[broken, raw.columns.get_loc("members")] = 0
+    may = np.flatnonzero(raw["month"].astype(str).to_numpy() == MONTHS[0])
+    may = may[~raw["household_id"].iloc[may].isin(raw["household_id"].iloc[broken]).to_numpy()]
+    raw.iloc[may[-BROKEN_BEFORE:], raw.columns.get_loc("members")] = 0
     raw.to_parquet(work / "ledger.parquet")
 
     # One thread: on a busy machine OpenMP workers spinning against each other cost far more
@@ -254,6 +429,36 @@ def test_the_scoring_job_writes_the_bulletin_the_command_line_writes(sample_run,
     assert (tmp_path / "bulletin.html").read_bytes() == page.read_bytes()
     text = page.read_text(encoding="utf-8")
     assert 'id="backtest-recall"' in text and 'id="backtest-rules"' in text
+
+
+def test_the_job_counts_households_with_quarantined_rows_as_quarantined(sample_run):
+    work, page = sample_run
+    out = work / "out"
+    now, before = (pd.read_parquet(out / m / "scores.parquet") for m in MONTHS[::-1])
+    held_now, held_before = (set(pd.read_parquet(out / m / "quarantine.parquet")["household_id"])
+                             for m in MONTHS[::-1])
+    ids_now, ids_before = set(now["household_id"]), set(before["household_id"])
+    expected = {
+        "rejected": len(ids_before & held_now),
+        "restored": len(held_before & ids_now),
+        "joined": len(ids_now - ids_before - held_before),
+        "left": len(ids_before - ids_now - held_now),
+    }
+    assert expected == {"rejected": BROKEN_ROWS, "restored": BROKEN_BEFORE, "joined": 0,
+                        "left": 0}
+    changes = pd.read_parquet(out / MONTHS[1] / "changes.parquet")["change"].value_counts()
+    assert changes.get("quarantined", 0) == BROKEN_ROWS and changes.get("left_ledger", 0) == 0
+    text = page.read_text(encoding="utf-8")
+    lead = _text(text.split('id="changes"')[1].split("</p>")[0])
+    assert (f"本月新进入台账 {expected['joined']} 户" in lead
+            and f"上月在册本月无记录 {expected['left']} 户" in lead)
+    assert f"本月记录未通过数据校验被隔离 {expected['rejected']} 户" in lead
+    assert f"上月记录被隔离、本月恢复有效记录 {expected['restored']} 户" in lead
+    found = _Figures()
+    found.feed(text)
+    moved = sum(_int(found.cells[("transition", s, "quarantined")])
+                for s in ("high", "medium", "low", "not_scored"))
+    assert moved == BROKEN_ROWS
 
 
 def _chromium(tmp_path: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -300,6 +505,12 @@ class _Figures(HTMLParser):
 
 def _int(text: str) -> int:
     return int(text.replace(",", ""))
+
+
+def _text(page: str) -> str:
+    """The text a reader sees: no styles, no charts (their glyphs are outlines), no tags."""
+    page = re.sub(r"<(style|svg)\b.*?</\1>", "", page, flags=re.S)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
 
 
 @pytest.mark.slow

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.visits import VisitsFileError, read_visits, unknown_townships, visit_plan
+from riskmodel.outputs import TRIGGER_ZH
+from riskmodel.plan import csv_table
+from riskmodel.visits import (
+    VISIT_COLUMNS,
+    VisitsFileError,
+    read_visits,
+    unknown_townships,
+    visit_plan,
+)
 
 
 def test_visit_plan_triggers_first_then_risk_then_longest_unvisited():
@@ -74,3 +82,26 @@ def test_unknown_townships_are_found_by_name_and_county():
                            "visits": [1, 1, 1]})
     unknown = unknown_townships(scores, visits)
     assert unknown.to_dict("records") == [{"county": "丙县", "township": "甲乡"}]
+
+
+def test_visits_csv_names_triggers_and_causes_in_chinese():
+    # The columns plan writes to visits.csv, as it writes them (csv_table of VISIT_COLUMNS),
+    # with the main cause the plan adds: a cadre reads names, not codes.
+    scores = pd.DataFrame({
+        "household_id": ["H1", "H2", "H3"], "township": ["甲乡"] * 3,
+        "village": ["一村", "二村", "一村"], "household_type": ["monitored", "exited", "general"],
+        "risk_score": [np.nan, 0.3, 0.1],
+        "hard_triggers": ["income_below_line;dropout", "medical_oop_12m", ""],
+        "months_since_visit": [0.0, 1.0, 2.0],
+    })
+    plan = visit_plan(scores, {"甲乡": 3})
+    assert dict(zip(plan["household_id"], plan["hard_triggers_zh"], strict=True)) == {
+        "H1": f"{TRIGGER_ZH['income_below_line']}、{TRIGGER_ZH['dropout']}",
+        "H2": TRIGGER_ZH["medical_oop_12m"], "H3": ""}
+    plan["reason_1"] = plan["household_id"].map({"H2": "illness", "H3": "income"})
+    plan["reason_1_zh"] = plan["household_id"].map({"H2": "因病", "H3": "收入偏低"})
+    table = csv_table(plan[[c for c in VISIT_COLUMNS if c in plan.columns]], VISIT_COLUMNS)
+    values = table.drop(columns=[c for c in table.columns if c.endswith(" household_id")])
+    codes = values.astype("string").stack().str.fullmatch(r"[a-z]+(?:_[a-z0-9]+)*")
+    assert not codes.any(), values.astype("string").stack()[codes].tolist()
+    assert "合规自付医疗费用超标" in table["触发硬性条件 hard_triggers_zh"].tolist()

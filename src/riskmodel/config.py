@@ -244,6 +244,23 @@ class PlanConfig(_Strict):
     margin_model: MarginModelConfig = MarginModelConfig()
 
 
+class NamesZh(_Strict):
+    """Chinese names of the codes a reader meets: model features, validation rules and the
+    reasons a household is not scored (causes and measures carry ``name_zh`` themselves)."""
+
+    features: dict[str, str] = {}
+    rules: dict[str, str] = {}
+    not_scored: dict[str, str] = {}
+
+    @field_validator("features", "rules", "not_scored")
+    @classmethod
+    def _named(cls, table: dict[str, str]) -> dict[str, str]:
+        blank = [code for code, name in table.items() if not str(name).strip()]
+        if blank:
+            raise ValueError(f"Got no Chinese name for {blank[0]!r}, expected a name.")
+        return table
+
+
 class Config(_Strict):
     """The whole configuration of a run.
 
@@ -272,6 +289,7 @@ class Config(_Strict):
     reasons: Reasons = Reasons()
     lifecycle: Lifecycle = Lifecycle()
     plan: PlanConfig = PlanConfig()
+    names_zh: NamesZh = NamesZh()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -290,6 +308,15 @@ class Config(_Strict):
             if key in seen:
                 raise ValueError(f"Poverty line for year={pl.year} region={pl.region!r} twice.")
             seen.add(key)
+        return self
+
+    @model_validator(mode="after")
+    def _names_of_features(self) -> Config:
+        # A misspelt feature code would leave the feature it meant shown as its code.
+        unknown = [n for n in self.names_zh.features if n not in self.features]
+        if self.features and unknown:
+            raise ValueError(f"names_zh.features names {unknown[0]!r}, which is not a feature "
+                             "of the `features` table.")
         return self
 
     @cached_property

@@ -7,9 +7,12 @@ stylesheet, so "print to PDF" from a browser gives clean pages.
 
 Every household figure on the page is counted from ``scores.parquet`` (and last month's, for
 the changes): households by tier, by township and by risk cause, the measures the high tier
-calls for, hard triggers, risk-elimination candidates. ``summary.json`` supplies only what
-``scores.parquet`` cannot hold: rows quarantined, drift and the model's facts. The page holds
-counts only — no household identifier, name or health detail, since bulletins are circulated;
+calls for, hard triggers, risk-elimination candidates. The changes tell a household whose row
+was quarantined (``quarantine.parquet`` of either month) from one that joined or left the
+ledger. ``summary.json`` supplies only what ``scores.parquet`` cannot hold: rows quarantined,
+drift and the model's facts. Every name on the page is Chinese: causes and measures from their
+tables in config, features, validation rules and not-scored reasons from ``names_zh``. The page
+holds counts only — no household identifier, name or health detail, since bulletins are circulated;
 the watch list is the place for names.
 
 Charts are drawn with matplotlib in a CJK font found on the machine (:func:`cjk_font`) and
@@ -50,7 +53,13 @@ TIERS = ("high", "medium", "low")
 STATES = (*TIERS, "not_scored")
 STATE_ZH = {"high": "高风险", "medium": "中风险", "low": "低风险", "not_scored": "未评分"}
 STATE_COLORS = {"high": "#b8322a", "medium": "#e08a1e", "low": "#3f8f5a", "not_scored": "#9aa0a6"}
-NOT_SCORED_ZH = {"poor_now": "当月收入已低于监测线", "insufficient_history": "收入记录不足"}
+# A household of one month's output that has no row in the other month's: its row was
+# quarantined there, or it had none at all.
+QUARANTINED = "quarantined"
+ABSENT = "absent"
+MOVES = (*STATES, QUARANTINED, ABSENT)
+BEFORE_ZH = {**STATE_ZH, QUARANTINED: "上月记录被隔离", ABSENT: "上月无记录"}
+NOW_ZH = {**STATE_ZH, QUARANTINED: "本月记录被隔离", ABSENT: "本月无记录"}
 NO_TOWNSHIP = "（未填乡镇）"
 CHART_TOWNSHIPS = 30
 NO_CAUSE = "unattributed"
@@ -128,6 +137,38 @@ def _read_summary(path: Path) -> dict:
     return summary
 
 
+def read_quarantined(folder: str | Path) -> pd.Series | None:
+    """Household ids of the rows a month's job quarantined (``quarantine.parquet``).
+
+    Parameters
+    ----------
+    folder : str or Path
+        ``<out>/<month>`` written by ``riskmodel score``, or the ``scores.parquet`` in it.
+
+    Returns
+    -------
+    Series or None
+        The distinct household ids (a row without an id names no household); None when the
+        folder has no ``quarantine.parquet``, so whether a row was quarantined is unknown.
+
+    Raises
+    ------
+    LedgerError
+        ``quarantine.parquet`` cannot be read as Parquet or has no ``household_id``.
+    """
+    folder = Path(folder)
+    path = (folder.parent if folder.is_file() else folder) / "quarantine.parquet"
+    if not path.is_file():
+        return None
+    expected = "expected the quarantine.parquet written by `riskmodel score`"
+    try:
+        ids = pd.read_parquet(path, columns=["household_id"])["household_id"]
+    except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+        raise LedgerError(f"{path}: cannot be read as Parquet with a household_id column "
+                          f"({exc.__class__.__name__}); {expected}.") from None
+    return ids.astype("string").dropna().drop_duplicates().reset_index(drop=True)
+
+
 def _json_kind(value) -> str:
     kinds = {list: "an array", str: "a string", bool: "true or false", int: "a number",
              float: "a number"}
@@ -186,50 +227,87 @@ def _cause_names(config: Config) -> dict[str, str]:
     return {**{c.code: c.name_zh for c in config.causes}, NO_CAUSE: NO_CAUSE_ZH}
 
 
-def tier_transitions(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+def _ids(values) -> pd.Series:
+    return pd.Series(values, dtype=object).astype("string")
+
+
+def _month_states(households: pd.Index, scores: pd.DataFrame, quarantined) -> np.ndarray:
+    """Each household's index in :data:`MOVES` for one month: its state in the month's scores,
+    else ``quarantined`` when one of its rows was, else ``absent``."""
+    # Household ids are unique within a month's scores, so positions map one to one.
+    at = pd.Index(_ids(scores["household_id"])).get_indexer(households)
+    codes = np.full(len(households), MOVES.index(ABSENT))
+    codes[at >= 0] = _state_codes(scores)[at[at >= 0]]
+    if quarantined is not None:
+        held = (at < 0) & households.isin(_ids(quarantined).dropna())
+        codes[held] = MOVES.index(QUARANTINED)
+    return codes
+
+
+def tier_transitions(previous: pd.DataFrame, current: pd.DataFrame,
+                     quarantined=None, previous_quarantined=None) -> pd.DataFrame:
     """Households by last month's state (rows) and this month's (columns).
 
-    States are the tiers, ``not_scored`` (in the ledger without a score) and ``absent`` (not
-    in that month's scores at all).
+    States are the tiers, ``not_scored`` (in the month's scores without a score),
+    ``quarantined`` (not in the scores: a row of it was quarantined that month) and ``absent``
+    (no row that month at all).
+
+    Parameters
+    ----------
+    previous, current : DataFrame
+        Last month's and this month's ``scores.parquet``.
+    quarantined, previous_quarantined : sequence of str, optional
+        Household ids of this month's and last month's quarantined rows
+        (:func:`read_quarantined`). Without them a household missing from a month's scores
+        counts as ``absent``.
 
     Examples
     --------
-    >>> prev = pd.DataFrame({"household_id": ["A", "B", "C"],
-    ...                      "risk_tier": ["low", "high", None]})
+    >>> prev = pd.DataFrame({"household_id": ["A", "B", "C", "E"],
+    ...                      "risk_tier": ["low", "high", None, "low"]})
     >>> cur = pd.DataFrame({"household_id": ["A", "B", "D"],
     ...                     "risk_tier": ["high", "medium", "low"]})
     >>> int(tier_transitions(prev, cur).loc["low", "high"])
     1
     >>> int(tier_transitions(prev, cur).loc["not_scored", "absent"])
     1
+    >>> int(tier_transitions(prev, cur, quarantined=["E"]).loc["low", "quarantined"])
+    1
     """
-    before, now = _state_codes(previous), _state_codes(current)
-    absent = len(STATES)
-    # Household ids are unique within a month's scores, so positions map one to one.
-    at = pd.Index(previous["household_id"]).get_indexer(current["household_id"])
-    gone = pd.Index(current["household_id"]).get_indexer(previous["household_id"]) < 0
-    pairs = np.concatenate([np.where(at >= 0, before[at], absent) * (absent + 1) + now,
-                            before[gone] * (absent + 1) + absent])
-    states = [*STATES, "absent"]
-    counts = np.bincount(pairs, minlength=len(states) ** 2).reshape(len(states), len(states))
-    return pd.DataFrame(counts, index=pd.Index(states, name="before"),
-                        columns=pd.Index(states, name="now")).astype("int64")
+    listed = [_ids(previous["household_id"]), _ids(current["household_id"])]
+    listed += [_ids(ids) for ids in (quarantined, previous_quarantined) if ids is not None]
+    households = pd.Index(pd.concat(listed, ignore_index=True).dropna().unique())
+    before = _month_states(households, previous, previous_quarantined)
+    now = _month_states(households, current, quarantined)
+    n = len(MOVES)
+    counts = np.bincount(before * n + now, minlength=n * n).reshape(n, n)
+    return pd.DataFrame(counts, index=pd.Index(MOVES, name="before"),
+                        columns=pd.Index(MOVES, name="now")).astype("int64")
 
 
 def change_counts(transitions: pd.DataFrame) -> dict[str, int]:
-    """Headline changes from :func:`tier_transitions`: ``newly_high`` (high now, not last
-    month), ``tier_fell``, ``tier_rose`` (between tiers), ``left`` and ``joined`` the scores."""
+    """Headline changes from :func:`tier_transitions`.
+
+    ``newly_high`` (high now, not last month), ``tier_fell``, ``tier_rose`` (between tiers),
+    ``left`` (in last month's scores, no row this month), ``joined`` (no row last month, in this
+    month's scores), ``rejected`` (in last month's scores, this month's row quarantined) and
+    ``restored`` (last month's row quarantined, in this month's scores).
+    """
     order = {tier: i for i, tier in enumerate(reversed(TIERS))}
     before = np.array([order.get(s, -1) for s in transitions.index])
     now = np.array([order.get(s, -1) for s in transitions.columns])
     scored = (before[:, None] >= 0) & (now[None, :] >= 0)
     values = transitions.to_numpy()
+    listed = list(STATES)
+    moves = transitions.reindex(index=MOVES, columns=MOVES, fill_value=0)
     return {
         "newly_high": int(transitions["high"].sum() - transitions.loc["high", "high"]),
         "tier_fell": int(values[scored & (now[None, :] < before[:, None])].sum()),
         "tier_rose": int(values[scored & (now[None, :] > before[:, None])].sum()),
-        "left": int(transitions["absent"].sum()),
-        "joined": int(transitions.loc["absent"].sum()),
+        "left": int(moves.loc[listed, ABSENT].sum()),
+        "joined": int(moves.loc[ABSENT, listed].sum()),
+        "rejected": int(moves.loc[listed, QUARANTINED].sum()),
+        "restored": int(moves.loc[QUARANTINED, listed].sum()),
     }
 
 
@@ -292,17 +370,29 @@ def township_table(scores: pd.DataFrame, config: Config | None = None,
 def high_tier_causes(scores: pd.DataFrame, config: Config | None = None) -> pd.DataFrame:
     """The risk causes of the high tier and the measures each calls for.
 
+    A household has one first cause but may list several: ``primary`` counts each household
+    once (the column sums to the high tier), ``leading`` and ``any`` count a household under
+    every cause it lists there.
+
     Returns
     -------
     DataFrame
-        One row per cause seen in the high tier, most common main cause first: ``cause``
+        One row per cause seen in the high tier, most common first cause first: ``cause``
         (code), ``name_zh``, ``primary`` (high-risk households whose first reason it is),
-        ``share`` (of the high tier), ``any`` (households whose risk-cause list names it)
-        and ``measures_zh`` (the cause's measures in config).
+        ``share`` (``primary`` over the high tier), ``leading`` (households for which it is one
+        of the first ``reasons.text_causes`` reasons, those whose measures are suggested),
+        ``any`` (households whose risk-cause list, up to ``reasons.max_causes`` causes, names
+        it), ``measures_zh`` and ``measures_no_labor_zh`` (the cause's measures in config, for
+        households with and without a laborer).
     """
     config = config or load_config()
     high = _states(scores) == "high"
     primary = _primary_cause(scores)[high].value_counts()
+    firsts = pd.Series("", index=scores.index[high], dtype="string")
+    for j in range(1, config.reasons.text_causes + 1):
+        if f"reason_{j}" in scores:
+            firsts = firsts + "," + scores.loc[high, f"reason_{j}"].astype("string").fillna("")
+    leading = _count_listed(firsts, ",")
     if "risk_causes" in scores:
         lists = scores.loc[high, "risk_causes"]
     else:
@@ -318,9 +408,12 @@ def high_tier_causes(scores: pd.DataFrame, config: Config | None = None) -> pd.D
         "cause": codes,
         "name_zh": [names[c] for c in codes],
         "primary": [int(primary.get(c, 0)) for c in codes],
+        "leading": [int(leading.get(c, 0)) for c in codes],
         "any": [int(named.get(c, 0)) for c in codes],
         "measures_zh": ["、".join(config.cause_by_code[c].measures_zh)
                         if c in config.cause_by_code else "—" for c in codes],
+        "measures_no_labor_zh": ["、".join(config.cause_by_code[c].measures_no_labor_zh)
+                                 if c in config.cause_by_code else "—" for c in codes],
     })
     table.insert(3, "share", table["primary"] / n_high if n_high else np.nan)
     return table.sort_values(["primary", "any"], ascending=False, kind="stable").reset_index(
@@ -353,14 +446,26 @@ def measure_needs(scores: pd.DataFrame, config: Config | None = None) -> pd.Data
 
 
 def trigger_counts(scores: pd.DataFrame) -> pd.DataFrame:
-    """Households each hard trigger fired for, and of those how many are not high risk."""
+    """Households each hard trigger fired for, split by what the model made of them.
+
+    Returns
+    -------
+    DataFrame
+        ``trigger``, ``households``, and of those ``high`` (the model's high tier),
+        ``scored_not_high`` (scored, medium or low) and ``not_scored`` (no model score: under
+        the line already, or too little history), most households first.
+    """
+    groups = ("high", "scored_not_high", "not_scored")
     if "rule_triggers" not in scores:
-        return pd.DataFrame({"trigger": [], "households": [], "not_high": []})
-    counts = _count_listed(scores["rule_triggers"], "[,;]", by=_states(scores) != "high")
-    counts = counts.reindex(columns=[False, True], fill_value=0)
+        return pd.DataFrame({c: [] for c in ("trigger", "households", *groups)})
+    states = _states(scores)
+    group = np.where(states == "high", groups[0],
+                     np.where(states == "not_scored", groups[2], groups[1]))
+    counts = _count_listed(scores["rule_triggers"], "[,;]", by=pd.Series(group))
+    counts = counts.reindex(columns=list(groups), fill_value=0)
     table = pd.DataFrame({"trigger": counts.index.astype(str),
                           "households": counts.sum(axis=1).to_numpy(dtype="int64"),
-                          "not_high": counts[True].to_numpy(dtype="int64")})
+                          **{g: counts[g].to_numpy(dtype="int64") for g in groups}})
     return table.sort_values(["households", "trigger"], ascending=[False, True],
                              kind="stable").reset_index(drop=True)
 
@@ -396,7 +501,8 @@ def _figures(scores: pd.DataFrame, summary: Mapping, transitions: pd.DataFrame |
         reasons = scores["not_scored_reason"].astype("string").dropna().value_counts()
         fig["not_scored_reasons"] = {str(k): int(v) for k, v in reasons.items()}
     else:
-        fig["not_scored_reasons"] = {}
+        by_reason = reconciliation.get("not_eligible_by_reason") or {}
+        fig["not_scored_reasons"] = {str(k): int(v) for k, v in by_reason.items() if v}
     return fig
 
 
@@ -502,7 +608,7 @@ def _cause_chart(causes: pd.DataFrame) -> str:
         for y, (share, n) in enumerate(zip(shown["share"], shown["primary"], strict=True)):
             ax.text(share * 100, y, f" {int(n):,} 户（{share:.1%}）", va="center", fontsize=8)
         ax.set_xlim(0, max(float(shown["share"].max()) * 100, 1) * 1.3)
-        ax.set_xlabel("占高风险户比例（%，按主要风险类型）")
+        ax.set_xlabel("占高风险户比例（%，按首要风险类型）")
         ax.spines[["top", "right"]].set_visible(False)
         return _svg(fig)
 
@@ -557,16 +663,18 @@ def _model_paragraph(scores: pd.DataFrame, summary: Mapping, config: Config) -> 
     return text + _drift_sentence(summary.get("drift") or {}, config)
 
 
-def _data_paragraph(fig: dict) -> str:
+def _data_paragraph(fig: dict, config: Config) -> str:
     if fig.get("rows_in") is None:
         return ""
     text = (f"本月台账记录 {fig['rows_in']:,} 条：模型评分 {fig['scored']:,} 户，未评分 "
-            f"{fig['not_scored']:,} 户，数据校验未通过 {_num(fig.get('quarantined'))} 条")
+            f"{fig['not_scored']:,} 户{_not_scored_text(fig, config)}，数据校验未通过 "
+            f"{_num(fig.get('quarantined'))} 条")
     balanced = fig["scored"] + fig["not_scored"] + (fig.get("quarantined") or 0) == fig["rows_in"]
     text += "，三者合计与台账一致，无遗漏户。" if balanced else "，三者合计与台账不一致，请核查。"
     top = sorted(fig["quarantined_by_rule"].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
     if top:
-        text += ("未通过校验的主要问题（规则代码）：" + "；".join(f"{r} {n:,} 条" for r, n in top)
+        rules = config.names_zh.rules
+        text += ("未通过校验的主要问题：" + "；".join(f"{rules.get(r, r)} {n:,} 条" for r, n in top)
                  + "。明细见本月隔离记录（quarantine），请相关乡镇核实更正后重报。")
     return f"<p>{_esc(text)}</p>"
 
@@ -584,7 +692,8 @@ def _drift_sentence(drift: Mapping, config: Config) -> str:
     seasonal = drift.get("features_compared_with") == SAME_MONTH_OF_YEAR
     against = "（与训练数据中历年同月相比）" if seasonal else ""
     if features:
-        names = "、".join(features[:3]) + ("等" if len(features) > 3 else "")
+        zh = config.names_zh.features
+        names = "、".join(zh.get(n, n) for n in features[:3]) + ("等" if len(features) > 3 else "")
         parts.append(f"{len(features)} 项特征的 PSI{against}超过预警线（{names}）")
     else:
         parts.append(f"各项特征{against}均低于预警线")
@@ -598,7 +707,8 @@ def _drift_sentence(drift: Mapping, config: Config) -> str:
 
 def render_bulletin(scores: pd.DataFrame, summary: Mapping | None = None,
                     previous_scores: pd.DataFrame | None = None,
-                    config: Config | None = None) -> str:
+                    config: Config | None = None, quarantined=None,
+                    previous_quarantined=None) -> str:
     """The month's bulletin as one self-contained HTML page.
 
     Parameters
@@ -614,6 +724,11 @@ def render_bulletin(scores: pd.DataFrame, summary: Mapping | None = None,
     config : Config, optional
         Cause and measure names, tier thresholds and the horizon; the packaged default when
         None.
+    quarantined, previous_quarantined : sequence of str, optional
+        Household ids of this month's and last month's quarantined rows
+        (:func:`read_quarantined`): a household missing from one month's scores is then
+        counted as quarantined, not as having joined or left the ledger. Without them the
+        page says it cannot tell the two apart.
 
     Returns
     -------
@@ -635,7 +750,7 @@ def render_bulletin(scores: pd.DataFrame, summary: Mapping | None = None,
     summary = summary or {}
     months = scores["month"].astype("string").dropna().unique()
     month = str(summary.get("month") or (months[0] if len(months) else ""))
-    transitions = (tier_transitions(previous_scores, scores)
+    transitions = (tier_transitions(previous_scores, scores, quarantined, previous_quarantined)
                    if previous_scores is not None else None)
     fig = _figures(scores, summary, transitions)
     towns = township_table(scores, config, previous=previous_scores)
@@ -655,10 +770,11 @@ def render_bulletin(scores: pd.DataFrame, summary: Mapping | None = None,
         _overview(fig, month_zh, config),
         _trigger_section(triggers, fig),
         _township_section(towns, previous_scores is not None),
-        _cause_section(causes, measures, fig),
-        _change_section(transitions, fig),
+        _cause_section(causes, measures, fig, config),
+        _change_section(transitions, fig, quarantined is not None,
+                        previous_quarantined is not None),
         "<section id=\"model\"><h2>五、模型与数据质量</h2><p>"
-        + _model_paragraph(scores, summary, config) + "</p>" + _data_paragraph(fig)
+        + _model_paragraph(scores, summary, config) + "</p>" + _data_paragraph(fig, config)
         + "</section>",
         _notes(config),
     ]
@@ -672,16 +788,21 @@ def render_bulletin(scores: pd.DataFrame, summary: Mapping | None = None,
     )
 
 
+def _not_scored_text(fig: dict, config: Config) -> str:
+    """``"（当月收入已低于监测线 43 户，收入记录不足 6 户）"``: every reason and its count."""
+    names = config.names_zh.not_scored
+    reasons = "，".join(f"{names.get(k, k)} {v:,} 户" for k, v in fig["not_scored_reasons"].items())
+    return f"（{reasons}）" if reasons else ""
+
+
 def _overview(fig: dict, month_zh: str, config: Config) -> str:
     scored = fig["scored"]
-    reasons = "，".join(f"{NOT_SCORED_ZH.get(k, k)} {v:,} 户"
-                       for k, v in fig["not_scored_reasons"].items())
     area = "全县" if fig["counties"] == 1 else "全域"
     lead = (f"{month_zh}，{area}纳入本月台账并通过校验的农户共 {fig['households']:,} 户，"
             f"其中模型评分 {scored:,} 户：高风险 {fig['high']:,} 户"
             f"（{_pct(fig['high'] / scored if scored else np.nan)}），"
             f"中风险 {fig['medium']:,} 户，低风险 {fig['low']:,} 户；"
-            f"未评分 {fig['not_scored']:,} 户" + (f"（{reasons}）" if reasons else "") + "。")
+            f"未评分 {fig['not_scored']:,} 户" + _not_scored_text(fig, config) + "。")
     if fig.get("newly_high") is not None:
         lead += f"较上月新增高风险 {fig['newly_high']:,} 户。"
     if fig.get("triggered"):
@@ -715,13 +836,16 @@ def _trigger_section(triggers: pd.DataFrame, fig: dict) -> str:
     if triggers.empty:
         body = '<p class="empty">本月无农户触发硬性监测指标。</p>'
     else:
-        rows = [(t, {"trigger": TRIGGER_ZH.get(t, t), "households": _num(h),
-                     "not_high": _num(n)})
-                for t, h, n in triggers[["trigger", "households", "not_high"]].itertuples(
-                    index=False)]
+        counted = ("households", "high", "scored_not_high", "not_scored")
+        rows = [(t["trigger"], {"trigger": TRIGGER_ZH.get(t["trigger"], t["trigger"]),
+                                **{c: _num(t[c]) for c in counted}})
+                for t in triggers.to_dict("records")]
         body = _table([("trigger", "硬性指标", False), ("households", "触发户数", True),
-                       ("not_high", "其中模型未评为高风险", True)], rows,
-                      "表1　硬性监测指标触发情况（一户可触发多项）", "trigger")
+                       ("high", "其中模型评为高风险", True),
+                       ("scored_not_high", "其中模型评为中、低风险", True),
+                       ("not_scored", "其中未评分", True)], rows,
+                      "表1　硬性监测指标触发情况（一户可触发多项；未评分户已低于监测线或收入记录"
+                      "不足，模型不评分）", "trigger")
     return f'<section id="triggers"><h3>硬性监测指标</h3>{body}</section>'
 
 
@@ -736,7 +860,7 @@ def _township_section(towns: pd.DataFrame, with_changes: bool) -> str:
     columns.append(("triggered", "触发硬性指标", True))
     if "elimination" in towns:
         columns.append(("elimination", "风险消除候选", True))
-    columns.append(("main_causes", "高风险户主要风险类型", False))
+    columns.append(("main_causes", "高风险户首要风险类型（户）", False))
     counted = [c for c, _, numeric in columns if numeric and c != "high_share"]
 
     def values(place: tuple[str, str], row: Mapping) -> dict:
@@ -760,26 +884,39 @@ def _township_section(towns: pd.DataFrame, with_changes: bool) -> str:
     return f'<section id="townships"><h2>二、分乡镇情况</h2>{table}{chart}</section>'
 
 
-def _cause_section(causes: pd.DataFrame, measures: pd.DataFrame, fig: dict) -> str:
+def _cause_section(causes: pd.DataFrame, measures: pd.DataFrame, fig: dict,
+                   config: Config) -> str:
     if fig["high"] == 0:
         return ('<section id="causes"><h2>三、高风险户风险类型与帮扶需求</h2>'
                 '<p class="empty">本月无高风险户。</p></section>')
     top = causes.iloc[0]
-    lead = (f"本月 {fig['high']:,} 户高风险户中，主要风险类型以{top['name_zh']}为首"
+    k, most = config.reasons.text_causes, config.reasons.max_causes
+    lead = (f"本月 {fig['high']:,} 户高风险户中，首要风险类型以{top['name_zh']}为首"
             f"（{int(top['primary']):,} 户，占 {_pct(top['share'])}）")
     if len(causes) > 1:
         second = causes.iloc[1]
         lead += f"，其次为{second['name_zh']}（{int(second['primary']):,} 户）"
     lead += "。各乡镇应按风险类型分类施策，本月需统筹安排的帮扶措施见表4。"
-    cause_rows = [(c["cause"], {"name_zh": c["name_zh"], "primary": _num(c["primary"]),
-                                "share": _pct(c["share"]), "any": _num(c["any"]),
-                                "measures_zh": c["measures_zh"]})
-                  for c in causes.to_dict("records")]
-    cause_table = _table([("name_zh", "风险类型", False), ("primary", "主要风险户数", True),
-                          ("share", "占高风险户", True), ("any", "涉及户数", True),
+    cause_rows = [(c["cause"], {
+        "name_zh": c["name_zh"], "primary": _num(c["primary"]), "share": _pct(c["share"]),
+        "leading": _num(c["leading"]), "any": _num(c["any"]),
+        "measures_zh": c["measures_zh"] + (f"；无劳动力户：{c['measures_no_labor_zh']}"
+                                           if c["measures_no_labor_zh"] != c["measures_zh"]
+                                           else "")})
+        for c in causes.to_dict("records")]
+    cause_table = _table([("name_zh", "风险类型", False),
+                          ("primary", "为首要风险类型的户数", True),
+                          ("share", "首要风险类型占高风险户", True),
+                          ("leading", f"列为前{k}项风险类型的户数", True),
+                          ("any", "风险类型中列有的户数", True),
                           ("measures_zh", "对应帮扶措施", False)], cause_rows,
-                         "表3　高风险户风险类型（一户可涉及多项风险，按主要风险计占比）", "cause")
-    chart = (f"<figure>{_cause_chart(causes)}<figcaption>图2　高风险户主要风险类型构成"
+                         "表3　高风险户风险类型", "cause")
+    note = ("说明：每户只计一个首要风险类型，“为首要风险类型的户数”合计为高风险户数，"
+            "占比按此计算；一户可列多项风险类型（至多 "
+            f"{most} 项），“列为前{k}项风险类型的户数”“风险类型中列有的户数”两列中一户计入"
+            f"其所列每一项，合计可大于高风险户数。帮扶措施只按每户前 {k} 项风险类型建议，"
+            "无劳动力户改为兜底措施，故表4中某项措施的户数可少于列有相应风险类型的户数。")
+    chart = (f"<figure>{_cause_chart(causes)}<figcaption>图2　高风险户首要风险类型构成"
              "</figcaption></figure>")
     if measures.empty:
         measure_table = '<p class="empty">评分结果未给出建议帮扶措施。</p>'
@@ -791,10 +928,14 @@ def _cause_section(causes: pd.DataFrame, measures: pd.DataFrame, fig: dict) -> s
                                 ("causes", "适用风险类型", False)], measure_rows,
                                "表4　高风险户建议帮扶措施需求（一户可涉及多项措施）", "measure")
     return (f'<section id="causes"><h2>三、高风险户风险类型与帮扶需求</h2><p>{_esc(lead)}</p>'
-            f"{cause_table}{chart}{measure_table}</section>")
+            f'{cause_table}<p class="table-note">{_esc(note)}</p>{chart}{measure_table}'
+            "</section>")
 
 
-def _change_section(transitions: pd.DataFrame | None, fig: dict) -> str:
+def _change_section(transitions: pd.DataFrame | None, fig: dict, known_now: bool = False,
+                    known_before: bool = False) -> str:
+    """Section 四; ``known_now``/``known_before``: whether this month's and last month's
+    quarantines were given, so that a household missing from the scores can be told apart."""
     head = '<section id="changes"><h2>四、较上月变化</h2>'
     if transitions is None:
         known = {k: fig.get(k) for k in ("newly_high", "tier_fell") if fig.get(k) is not None}
@@ -802,26 +943,39 @@ def _change_section(transitions: pd.DataFrame | None, fig: dict) -> str:
             return head + '<p class="empty">无上月评分结果，本月不作比较。</p></section>'
         return head + (f"<p>较上月新增高风险 {_num(known.get('newly_high'))} 户，风险等级下降 "
                        f"{_num(known.get('tier_fell'))} 户。</p></section>")
-    lead = (f"较上月，新增高风险 {fig['newly_high']:,} 户，风险等级上升 {fig['tier_rose']:,} 户、"
-            f"下降 {fig['tier_fell']:,} 户；本月新进入台账 {fig['joined']:,} 户，"
-            f"上月在册本月无记录 {fig['left']:,} 户（请核实是否销号或漏报）。")
-    states = [*STATES, "absent"]
-    columns = [("state", "上月＼本月", False),
-               *[(s, STATE_ZH.get(s, "本月无记录"), True) for s in states]]
-    rows = [(before, {"state": STATE_ZH.get(before, "上月无记录"),
-                      **{s: _num(transitions.loc[before, s]) for s in states}})
-            for before in states]
+    parts = [f"较上月，新增高风险 {fig['newly_high']:,} 户，风险等级上升 {fig['tier_rose']:,} 户、"
+             f"下降 {fig['tier_fell']:,} 户"]
+    parts.append(f"本月新进入台账 {fig['joined']:,} 户" if known_before else
+                 f"上月无有效记录、本月有记录 {fig['joined']:,} 户（上月隔离记录未附，其中可能有"
+                 "上月记录未通过校验的户）")
+    parts.append(f"上月在册本月无记录 {fig['left']:,} 户（请核实是否销号或漏报）" if known_now else
+                 f"上月在册、本月无有效记录 {fig['left']:,} 户（本月隔离记录未附，请核实是否销号、"
+                 "漏报或记录未通过校验）")
+    if known_now:
+        parts.append(f"上月在册、本月记录未通过数据校验被隔离 {fig['rejected']:,} 户"
+                     "（仍在台账，请相关乡镇更正后重报）")
+    if known_before:
+        parts.append(f"上月记录被隔离、本月恢复有效记录 {fig['restored']:,} 户")
+    lead = "；".join(parts) + "。"
+    states = [s for s in MOVES if s != QUARANTINED or known_before or known_now]
+    before_states = [s for s in states if s != QUARANTINED or known_before]
+    now_states = [s for s in states if s != QUARANTINED or known_now]
+    columns = [("state", "上月＼本月", False), *[(s, NOW_ZH[s], True) for s in now_states]]
+    rows = [(before, {"state": BEFORE_ZH[before],
+                      **{s: _num(transitions.loc[before, s]) for s in now_states}})
+            for before in before_states]
     table = _table(columns, rows, "表5　风险等级变化（户）", "transition")
     return head + f"<p>{_esc(lead)}</p>{table}</section>"
 
 
 def _notes(config: Config) -> str:
+    not_scored = "、".join(config.names_zh.not_scored.values()) or "无法评分"
     items = [
         f"风险概率：模型估计的未来 {config.label.horizon_months} 个月内家庭年人均可支配收入"
         "（扣除合规自付医疗、教育支出）跌破当年监测线的概率。"
         f"高风险：概率≥{config.tiers.high:.0%}；中风险：{config.tiers.medium:.0%}至"
         f"{config.tiers.high:.0%}；低风险：低于{config.tiers.medium:.0%}。",
-        "未评分：当月收入已低于监测线（直接纳入监测），或收入记录不足，无法评分。",
+        f"未评分：模型不评分的户（{not_scored}）；当月收入已低于监测线的户直接纳入监测。",
         "硬性监测指标：收入低于监测线、合规自付医疗费用超标、住房不安全、有辍学、饮水不安全；"
         "触发任一项即纳入监测预警名单，不论模型评分。",
         "风险消除候选：按风险消除政策规则筛出的监测户，供乡村核实，不是消除结论。",
@@ -861,7 +1015,8 @@ def write_bulletin(scores_dir: str | Path, out_path: str | Path,
     previous : str or Path, optional
         Last month's output folder: its scores must be of the calendar month before
         ``scores_dir``'s. When None, the folder of the month before beside ``scores_dir`` is
-        used if it exists.
+        used if it exists. Each folder's ``quarantine.parquet`` tells households whose row was
+        quarantined from those that joined or left the ledger.
     config : Config, optional
 
     Returns
@@ -872,14 +1027,16 @@ def write_bulletin(scores_dir: str | Path, out_path: str | Path,
     Raises
     ------
     LedgerError
-        A folder holds no readable scores (see :func:`read_month`), or ``previous`` holds
-        another month than the one before.
+        A folder holds no readable scores (see :func:`read_month`) or an unreadable
+        ``quarantine.parquet`` (see :func:`read_quarantined`), or ``previous`` holds another
+        month than the one before.
     """
     scores, summary = read_month(scores_dir)
     previous = previous if previous is not None else previous_month_folder(scores_dir)
-    previous_scores = None
+    previous_scores = previous_quarantined = None
     if previous is not None:
         previous_scores, previous_summary = read_month(previous)
+        previous_quarantined = read_quarantined(previous)
         month, before = _month(scores, summary), _month(previous_scores, previous_summary)
         expected = month_before(month) if month else None
         if before and expected and before != expected:
@@ -887,7 +1044,9 @@ def write_bulletin(scores_dir: str | Path, out_path: str | Path,
                 f"{previous}: holds the scores of {before}, expected {expected}, the month "
                 f"before {month} of {scores_dir}; give that month's output folder as "
                 "--previous.")
-    page = render_bulletin(scores, summary, previous_scores, config=config)
+    page = render_bulletin(scores, summary, previous_scores, config=config,
+                           quarantined=read_quarantined(scores_dir),
+                           previous_quarantined=previous_quarantined)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_beside(out_path)
@@ -909,6 +1068,7 @@ __all__ = [
     "measure_needs",
     "previous_month_folder",
     "read_month",
+    "read_quarantined",
     "render_bulletin",
     "tier_transitions",
     "township_table",

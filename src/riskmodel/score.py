@@ -55,7 +55,7 @@ from .labels import month_before, month_index, poverty_status
 from .ledger import parse_months, validate_ledger
 from .lifecycle import changes_since, elimination_candidates, monitoring_columns
 from .outputs import MonthOutput, OutputLock, write_json, write_parquet, write_watchlist
-from .report import render_bulletin
+from .report import read_quarantined, render_bulletin
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
 from .tracking import DEFAULT_MODEL_URI, ModelRef, ScoringRun, load_model
 
@@ -555,9 +555,10 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
 
     previous_month = month_before(month)
     previous_path = out / previous_month / "scores.parquet"
-    changes = previous_scores = None
+    changes = previous_scores = previous_quarantined = None
     if previous_path.is_file():
         previous_scores = pd.read_parquet(previous_path)
+        previous_quarantined = read_quarantined(previous_path.parent)
         changes = changes_since(previous_scores, scores,
                                 quarantined=quarantine["household_id"].dropna())
     reference = getattr(model, "reference_", None)
@@ -587,7 +588,9 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
         path = write_json(summary, staged.staging / "summary.json")
         (staged.staging / "bulletin.html").write_text(
-            render_bulletin(scores, summary, previous_scores, config=config), encoding="utf-8")
+            render_bulletin(scores, summary, previous_scores, config=config,
+                            quarantined=quarantine["household_id"],
+                            previous_quarantined=previous_quarantined), encoding="utf-8")
         run.finish(_metrics(summary, drift), path)
         folder = staged.publish()
     logger.info("%s published to %s", month, folder)

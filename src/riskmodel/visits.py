@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import RiskModelError
+from .outputs import TRIGGER_ZH
 
 
 class VisitsFileError(RiskModelError):
@@ -26,6 +27,8 @@ class VisitsFileError(RiskModelError):
     exit_code = 2
 
 
+# The columns of visits.csv, for cadres: every value a name in Chinese (the hard triggers and
+# the main cause by name, not by code).
 VISIT_COLUMNS = {
     "county": "县",
     "township": "乡镇",
@@ -34,9 +37,8 @@ VISIT_COLUMNS = {
     "village": "村",
     "household_type": "户类型",
     "risk_score": "返贫致贫风险概率",
-    "hard_triggers": "触发硬性条件",
+    "hard_triggers_zh": "触发硬性条件",
     "months_since_visit": "距上次走访（月）",
-    "reason_1": "主要风险",
     "reason_1_zh": "主要风险类型",
 }
 VISITS_ALIASES = {
@@ -108,7 +110,8 @@ def visit_plan(
     -------
     DataFrame
         The households to visit: the columns of ``scores`` plus ``visit_order`` (1, 2, … within
-        the township), sorted by township and order.
+        the township) and ``hard_triggers_zh`` (the triggers' Chinese names joined by 、),
+        sorted by township and order.
 
     Examples
     --------
@@ -143,7 +146,23 @@ def visit_plan(
     keep = position < available[order]
     out = scores.iloc[order[keep]].copy()
     out.insert(len(key), "visit_order", position[keep] + 1)
+    out["hard_triggers_zh"] = trigger_names(out["hard_triggers"])
     return out.reset_index(drop=True)
+
+
+def trigger_names(triggers: pd.Series) -> pd.Series:
+    """Hard-trigger codes joined by ``;`` as their Chinese names joined by 、 (empty stays empty).
+
+    Examples
+    --------
+    >>> trigger_names(pd.Series(["income_below_line;dropout", ""])).tolist()
+    ['收入低于监测线、有辍学', '']
+    """
+    codes = triggers.fillna("").astype(str)
+    names = {combo: "、".join(TRIGGER_ZH.get(c.strip(), c.strip()) for c in combo.split(";")
+                             if c.strip())
+             for combo in codes.unique()}
+    return codes.map(names)
 
 
 def unknown_townships(

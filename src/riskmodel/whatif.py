@@ -75,6 +75,30 @@ def grant_measures(amounts: Sequence[float], config: Config) -> list[Measure]:
     return out
 
 
+def measure_names(codes: Sequence[str], config: Config) -> dict[str, str]:
+    """The Chinese name of each measure code: ``name_zh`` of ``config.measures``, and
+    ``一次性救助金 <amount> 元`` for the grants of :func:`grant_measures`; an unknown code keeps
+    its code.
+
+    Examples
+    --------
+    >>> from riskmodel import load_config
+    >>> measure_names(["dibao", "grant_500"], load_config())
+    {'dibao': '低保', 'grant_500': '一次性救助金 500 元'}
+    """
+    known = {m.code: m.name_zh for m in config.measures}
+    out = {}
+    for code in dict.fromkeys(str(c) for c in codes):
+        amount = code.removeprefix("grant_")
+        if code not in known and amount != code:
+            try:
+                known[code] = grant_measures([float(amount)], config)[0].name_zh
+            except ValueError:
+                pass
+        out[code] = known.get(code, code)
+    return out
+
+
 def what_if(
     model,
     ledger: pd.DataFrame,
