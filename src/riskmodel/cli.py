@@ -43,7 +43,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .config import load_config
 
     # Chunk by chunk of households, as the scoring job reads the file: memory stays bounded.
-    result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out)
+    result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out,
+                           sheet=args.sheet)
     print(f"{args.ledger}: {result.n_in} rows read, {result.n_valid} valid, "
           f"{len(result.quarantine)} quarantined")
     for rule, count in result.counts_by_rule.items():
@@ -64,7 +65,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
               f"(source_row {shown}{' …' if result.n_blank > 5 else ''})")
     if args.out:
         out = Path(args.out)
-        print(f"wrote {out / 'valid.parquet'} and {out / 'quarantine.parquet'}")
+        print(f"wrote {out / 'valid.parquet'}, {out / 'quarantine.parquet'} and "
+              f"{out / 'quarantine.xlsx'}")
     return 0
 
 
@@ -120,6 +122,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _amount(text: str) -> float:
+    """Yuan as a ledger cell may write them: ``30000``, ``30,000``, ``３００００``."""
+    from .ledger import parse_amount
+
+    try:
+        return parse_amount(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected an amount in yuan such as 30000 or 30,000") from None
+
+
+def _add_sheet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sheet", help="the workbook sheet holding the ledger (default: the first "
+                                   "whose header names every required column)")
+
+
 def _month(text: str) -> str:
     import re
 
@@ -150,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check a ledger; write valid rows and the quarantine")
     p.add_argument("--ledger", required=True)
-    p.add_argument("--out", help="folder for valid.parquet and quarantine.parquet")
+    p.add_argument("--out", help="folder for valid.parquet, quarantine.parquet and "
+                                   "quarantine.xlsx")
+    _add_sheet(p)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("train", help="train, backtest, track in MLflow, register")
@@ -158,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config")
     p.add_argument("--tracking-uri")
     p.add_argument("--alias", help="set this registry alias on the new version (e.g. champion)")
+    _add_sheet(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("score", help="score one month of the ledger: watch list and outputs")
@@ -169,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["pandas", "spark"], default="pandas")
     p.add_argument("--force", action="store_true", help="replace an existing month's output")
     p.add_argument("--tracking-uri")
+    _add_sheet(p)
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("explain", help="one household's score, causes, reasons and what-if")
@@ -178,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=MODEL_DEFAULT)
     p.add_argument("--config")
     p.add_argument("--tracking-uri")
+    _add_sheet(p)
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("report", help="the month's bulletin (一月一通报) as one HTML file")
@@ -190,13 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", required=True)
     p.add_argument("--month", type=_month)
     p.add_argument("--model", default=MODEL_DEFAULT)
-    p.add_argument("--budget", type=float, required=True)
-    p.add_argument("--grant", type=float)
+    p.add_argument("--budget", type=_amount, required=True)
+    p.add_argument("--grant", type=_amount)
     p.add_argument("--visits", help="CSV of visits available per township")
     p.add_argument("--out", required=True)
     p.add_argument("--config")
     p.add_argument("--force", action="store_true", help="replace an existing month's output")
     p.add_argument("--tracking-uri")
+    _add_sheet(p)
     p.set_defaults(func=_cmd_plan)
     return parser
 
@@ -212,8 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from .ledger import ledger_sheet
+
     try:
-        return args.func(args)
+        with ledger_sheet(getattr(args, "sheet", None)):
+            return args.func(args)
     except RiskModelError as exc:
         print(f"riskmodel {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
