@@ -398,8 +398,8 @@ def _workbook_with_instructions(path, frame: pd.DataFrame, ledger_sheet: str = "
     """A workbook whose first sheet is 填报说明 (instructions), the ledger second, under a
     title row."""
     with pd.ExcelWriter(path) as writer:
-        pd.DataFrame({"填报说明": ["1. 户编号、月份必填", "2. 人数填整数", "3. 金额单位：元"]}).to_excel(
-            writer, sheet_name="填报说明", index=False)
+        notes = ["1. 户编号、月份必填", "2. 人数填整数", "3. 金额单位：元"]
+        pd.DataFrame({"填报说明": notes}).to_excel(writer, sheet_name="填报说明", index=False)
         frame.to_excel(writer, sheet_name=ledger_sheet, index=False, startrow=1)
         writer.sheets[ledger_sheet].cell(row=1, column=1).value = "青岚县监测台账"
 
