@@ -402,7 +402,7 @@ def quarantine_frame(quarantine: pd.DataFrame, located: pd.DataFrame | None = No
     ...     "rule": ["not_a_number"], "column": ["members"], "value": ["四"],
     ...     "reasons": ["not_a_number(members); labor_exceeds_members(labor_partial)"]})])
     >>> row = quarantine_frame(q).iloc[0]
-    >>> row["原表行号"], row["问题说明"]
+    >>> int(row["原表行号"]), row["问题说明"]
     (6, '“家庭人口数”应填数字')
     >>> row["本行全部问题"]
     '“家庭人口数”应填数字；全劳动力与弱劳动力人数之和大于家庭人口'
