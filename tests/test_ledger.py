@@ -429,10 +429,16 @@ def test_the_sheet_holding_the_header_is_read_and_named(tmp_path, caplog):
 
 
 def test_a_sheet_for_a_file_without_sheets_is_refused(tmp_path):
+    from riskmodel.chunks import LedgerChunks
+    from riskmodel.ledger import ledger_sheet
+
     path = tmp_path / "ledger.csv"
     tiny_ledger().to_csv(path, index=False)
     with pytest.raises(LedgerError, match="only an .xlsx workbook has sheets"):
         read_ledger(path, sheet="台账")
+    tiny_ledger().to_parquet(path.with_suffix(".parquet"))
+    with ledger_sheet("台账"), pytest.raises(LedgerError, match="only an .xlsx workbook"):
+        LedgerChunks(path.with_suffix(".parquet"), 100)
 
 
 def test_an_empty_line_in_a_csv_keeps_the_numbering_of_the_file(tmp_path):

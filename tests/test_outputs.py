@@ -379,3 +379,26 @@ def test_every_quarantine_rule_is_explained_in_chinese():
     for text in [*table["问题说明"], *table["本行全部问题"]]:
         assert not any(code in text for code in rules), text
         assert "{" not in text
+
+
+def test_quarantine_xlsx_of_a_parquet_ledger_finds_each_rows_township(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from conftest import tiny_ledger
+
+    from riskmodel.chunks import validate_file
+
+    frame = tiny_ledger(households=20, months=3)
+    frame["township"] = [f"乡{i}" for i in range(len(frame))]
+    bad = [0, 13, 14, 59]
+    frame.loc[bad, "members"] = 0
+    path = tmp_path / "ledger.parquet"
+    # Several row groups: the places are read from the groups holding the rows only.
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=7)
+    validate_file(path, chunk_households=6, out=tmp_path / "out")
+    table = pd.read_excel(tmp_path / "out" / "quarantine.xlsx")
+    by_row = table.sort_values("原表行号")
+    # A Parquet file counts as a sheet whose header is row 1.
+    assert by_row["原表行号"].tolist() == [r + 2 for r in bad]
+    assert by_row["乡镇"].tolist() == [f"乡{r}" for r in bad]
+    assert (by_row["问题说明"] == "家庭人口至少为 1").all()

@@ -35,6 +35,7 @@ from .ledger import (
     normalise_columns,
     parse_months,
     read_source,
+    sheet_to_read,
     unfilled_optional_counts,
     validate_ledger,
     warn_blank_rows,
@@ -82,8 +83,7 @@ class LedgerChunks:
             raw_name = dict(zip(names, self._file.schema_arrow.names, strict=True))
             table = self._file.read(columns=[raw_name["household_id"], raw_name["month"]])
             ids, months = (table.column(i).to_pandas() for i in range(2))
-            if sheet is not None:
-                read_source(self.path, sheet=sheet)  # refused: a Parquet file has no sheets
+            sheet_to_read(self.path, sheet)  # a Parquet file has no sheets: refused
             self.source = LedgerSource("parquet", headers=raw_name)
         else:
             self._raw, self.source = read_source(self.path, sheet=sheet)
@@ -140,9 +140,18 @@ class LedgerChunks:
         if self._raw is not None:
             frame = self._raw.iloc[rows][PLACE].reset_index(drop=True)
         else:
+            # Only the row groups holding the rows, only the place columns.
             names = [self._raw_name[c] for c in PLACE]
-            table = self._file.read(columns=names).take(pa.array(rows))
-            frame = table.to_pandas().set_axis(PLACE, axis=1)
+            meta = self._file.metadata
+            starts = np.cumsum([0] + [meta.row_group(g).num_rows
+                                      for g in range(meta.num_row_groups)])
+            groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
+            table = self._file.read_row_groups(groups.tolist(), columns=names)
+            # Rows numbered within the groups read, which follow each other in the table.
+            offset = np.cumsum([0] + [meta.row_group(g).num_rows for g in groups])
+            at = np.searchsorted(groups, np.searchsorted(starts, rows, side="right") - 1)
+            local = rows - starts[groups[at]] + offset[at]
+            frame = table.take(pa.array(local)).to_pandas().set_axis(PLACE, axis=1)
         text = frame.astype("string").apply(lambda s: s.str.strip())
         text = text.mask(text.eq("").fillna(False))
         return text.assign(file_row=rows + self.source.first_row)[["file_row", *PLACE]]

@@ -259,7 +259,6 @@ def read_source(path: str | Path, aliases: dict[str, str] | None = None,
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    sheet = _SHEET.get() if sheet is None else sheet
     if suffix not in SUPPORTED_SUFFIXES:
         raise LedgerError(
             f"{path}: unsupported file type {suffix or '(none)'!r}, expected one of "
@@ -269,9 +268,7 @@ def read_source(path: str | Path, aliases: dict[str, str] | None = None,
         )
     if not path.is_file():
         raise LedgerError(f"{path}: file not found.")
-    if sheet is not None and suffix != ".xlsx":
-        raise LedgerError(f"{path}: got a sheet ({sheet!r}), but only an .xlsx workbook has "
-                          "sheets; leave --sheet out for this file.")
+    sheet = sheet_to_read(path, sheet)
     source = str(path)
     try:
         if suffix == ".parquet":
@@ -296,6 +293,21 @@ def read_source(path: str | Path, aliases: dict[str, str] | None = None,
     frame = normalise_columns(raw, source=source, aliases=aliases)
     headers = {new: str(old) for old, new in zip(raw.columns, frame.columns, strict=True)}
     return frame, LedgerSource(how.kind, how.encoding, how.sheet, how.title_rows, headers)
+
+
+def sheet_to_read(path: str | Path, sheet: str | None = None) -> str | None:
+    """The sheet named for ``path``: ``sheet``, else the one set by :func:`ledger_sheet`.
+
+    Raises
+    ------
+    LedgerError
+        A sheet named for a file that is not an ``.xlsx`` workbook.
+    """
+    sheet = _SHEET.get() if sheet is None else sheet
+    if sheet is not None and Path(path).suffix.lower() != ".xlsx":
+        raise LedgerError(f"{path}: got a sheet ({sheet!r}), but only an .xlsx workbook has "
+                          "sheets; leave --sheet out for this file.")
+    return sheet
 
 
 def _read_csv(path: Path, aliases: dict[str, str] | None) -> tuple[pd.DataFrame, LedgerSource]:
