@@ -86,8 +86,8 @@ def test_validating_a_file_by_chunks_is_validating_it_whole(raw, tmp_path, kind)
     assert result.n_valid == len(whole.valid) and result.counts_by_rule == whole.counts_by_rule
     assert len(result.quarantine) == 5        # the bad cells, both copies of the duplicate
     pd.testing.assert_frame_equal(result.quarantine, whole.quarantine)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["quarantine.parquet",
-                                                                   "valid.parquet"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "quarantine.parquet", "quarantine.xlsx", "valid.parquet"]
     valid = pd.read_parquet(tmp_path / "out" / "valid.parquet")
     pd.testing.assert_frame_equal(valid.sort_values(KEY, ignore_index=True),
                                   whole.valid.sort_values(KEY, ignore_index=True),

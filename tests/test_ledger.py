@@ -296,3 +296,160 @@ def test_columns_present_but_empty_are_told_from_absent_ones(tmp_path):
     assert result.missing_optional == ["province", "ev_illness"]
     assert result.empty_columns == ["inc_wage", "dibao", "ev_accident"]
     assert result.quarantine["source_row"].tolist() == [3]
+
+
+# --- input a county really sends -----------------------------------------------------------------
+
+_FULL = str.maketrans("0123456789+-.,", "０１２３４５６７８９＋－．，")
+
+
+def _full_width(text: str) -> str:
+    return text.translate(_FULL)
+
+
+def test_full_width_digits_signs_points_and_spaces_are_numbers(tmp_path):
+    frame = tiny_ledger().astype(object).rename(columns=ZH)
+    frame.loc[0, ZH["members"]] = "４"
+    frame.loc[1, ZH["members"]] = "\u3000４\u3000"
+    frame.loc[2, ZH["inc_wage"]] = _full_width("1,234.5")
+    frame.loc[3, ZH["inc_business"]] = _full_width("-200")
+    frame.loc[4, ZH["inc_transfer"]] = "+１００"
+    frame.loc[5, ZH["elderly"]] = "１"
+    frame.loc[6, ZH["inc_business"]] = "\u221250"  # the minus sign, as some exports write it
+    frame.loc[7, ZH["month"]] = _full_width("2024-02").replace("－", "年") + "月"
+    frame.loc[8, ZH["dibao"]] = "１"
+    path = tmp_path / "ledger.csv"
+    frame.to_csv(path, index=False, encoding="utf-8-sig")
+    result = validate_ledger(read_ledger(path))
+    assert result.quarantine.empty, result.quarantine[["rule", "column", "value"]]
+    valid = result.valid
+    expected = tiny_ledger()
+    assert valid["members"].tolist() == expected["members"].tolist()
+    assert valid.loc[2, "inc_wage"] == 1234.5
+    assert valid.loc[3, "inc_business"] == -200.0
+    assert valid.loc[4, "inc_transfer"] == 100.0
+    assert valid.loc[6, "inc_business"] == -50.0
+    assert valid.loc[7, "month"] == "2024-02"
+    assert bool(valid.loc[8, "dibao"])
+
+
+def test_a_household_id_in_full_width_is_the_same_household():
+    raw = tiny_ledger().astype(object)
+    raw.loc[1, "household_id"] = "Ｈ００００"
+    raw.loc[2, "household_id"] = "Ｈ０００１"  # H0001's month 2024-03 is also at row 5
+    raw.loc[2, "month"] = "2024-03"
+    result = validate_ledger(raw)
+    assert result.valid["household_id"].str.isascii().all()
+    assert result.valid.loc[result.valid["household_id"] == "H0000", "month"].tolist() == [
+        "2024-01", "2024-02"]
+    # Written in either width, one household and month twice is a duplicate.
+    assert result.quarantine["rule"].tolist() == ["duplicate_key", "duplicate_key"]
+    assert result.quarantine["household_id"].tolist() == ["Ｈ０００１", "H0001"]
+
+
+def test_full_width_text_that_is_no_number_is_still_quarantined():
+    raw = tiny_ledger().astype(object)
+    raw.loc[3, "members"] = "四"
+    raw.loc[4, "inc_wage"] = "约３０００"
+    result = validate_ledger(raw)
+    assert result.quarantine[["source_row", "rule", "value"]].values.tolist() == [
+        [3, "not_a_number", "四"], [4, "not_a_number", "约３０００"]]
+
+
+def test_parse_amount_reads_what_a_ledger_cell_may_write():
+    from riskmodel.ledger import parse_amount
+
+    assert parse_amount("30,000") == 30000.0
+    assert parse_amount("３０，０００") == 30000.0
+    assert parse_amount(" 1,234.5 ") == 1234.5
+    for garbage in ("", "三万", "30000元", "inf", "nan", "1e"):
+        with pytest.raises(ValueError, match="expected an amount"):
+            parse_amount(garbage)
+
+
+def test_a_gbk_csv_is_read_as_gb18030_and_says_so(tmp_path, caplog):
+    from riskmodel.ledger import read_source
+
+    frame = tiny_ledger().rename(columns=ZH)
+    path = tmp_path / "ledger.csv"
+    body = "青岚县监测台账（2024年3月）\n" + frame.to_csv(index=False)
+    path.write_bytes(body.encode("gbk"))
+    with caplog.at_level("INFO", logger="riskmodel"):
+        raw, source = read_source(path)
+    assert source.encoding == "gb18030" and source.title_rows == 1
+    assert "read as GB18030" in caplog.text
+    result = validate_ledger(raw)
+    pd.testing.assert_frame_equal(result.valid, validate_ledger(tiny_ledger()).valid,
+                                  check_dtype=False)
+    path.write_bytes(frame.to_csv(index=False).encode("utf-8"))
+    assert read_source(path)[1].encoding == "utf-8"
+
+
+def test_a_csv_in_neither_utf8_nor_gbk_stops_with_one_line(tmp_path):
+    path = tmp_path / "ledger.csv"
+    path.write_bytes(tiny_ledger().rename(columns=ZH).to_csv(index=False).encode("utf-8")
+                     + b"\x81\x20\xff\xff\n")
+    with pytest.raises(LedgerError, match="neither UTF-8 nor GBK") as info:
+        read_ledger(path)
+    assert "\n" not in str(info.value)
+
+
+def _workbook_with_instructions(path, frame: pd.DataFrame, ledger_sheet: str = "台账"):
+    """A workbook whose first sheet is 填报说明 (instructions), the ledger second, under a
+    title row."""
+    with pd.ExcelWriter(path) as writer:
+        notes = ["1. 户编号、月份必填", "2. 人数填整数", "3. 金额单位：元"]
+        pd.DataFrame({"填报说明": notes}).to_excel(writer, sheet_name="填报说明", index=False)
+        frame.to_excel(writer, sheet_name=ledger_sheet, index=False, startrow=1)
+        writer.sheets[ledger_sheet].cell(row=1, column=1).value = "青岚县监测台账"
+
+
+def test_the_sheet_holding_the_header_is_read_and_named(tmp_path, caplog):
+    from riskmodel.chunks import LedgerChunks
+    from riskmodel.ledger import ledger_sheet, read_source
+
+    path = tmp_path / "台账.xlsx"
+    _workbook_with_instructions(path, tiny_ledger().rename(columns=ZH))
+    with caplog.at_level("INFO", logger="riskmodel"):
+        raw, source = read_source(path)
+    assert source.sheet == "台账" and source.title_rows == 1 and source.first_row == 3
+    assert "read sheet '台账'" in caplog.text
+    pd.testing.assert_frame_equal(validate_ledger(raw).valid,
+                                  validate_ledger(tiny_ledger()).valid, check_dtype=False)
+    # Named: read as named; a name the workbook lacks is one line listing its sheets.
+    assert read_source(path, sheet="台账")[1].sheet == "台账"
+    with pytest.raises(LedgerError, match="required column 'household_id' is missing"):
+        read_ledger(path, sheet="填报说明")
+    with pytest.raises(LedgerError, match="has no sheet '六月'; its sheets are '填报说明', '台账'"):
+        read_ledger(path, sheet="六月")
+    # The command line's --sheet reaches readers given only a path.
+    with ledger_sheet("填报说明"), pytest.raises(LedgerError, match="sheet 填报说明"):
+        LedgerChunks(path, 100)
+    assert LedgerChunks(path, 100).source.sheet == "台账"
+
+
+def test_a_sheet_for_a_file_without_sheets_is_refused(tmp_path):
+    from riskmodel.chunks import LedgerChunks
+    from riskmodel.ledger import ledger_sheet
+
+    path = tmp_path / "ledger.csv"
+    tiny_ledger().to_csv(path, index=False)
+    with pytest.raises(LedgerError, match="only an .xlsx workbook has sheets"):
+        read_ledger(path, sheet="台账")
+    tiny_ledger().to_parquet(path.with_suffix(".parquet"))
+    with ledger_sheet("台账"), pytest.raises(LedgerError, match="only an .xlsx workbook"):
+        LedgerChunks(path.with_suffix(".parquet"), 100)
+
+
+def test_an_empty_line_in_a_csv_keeps_the_numbering_of_the_file(tmp_path):
+    frame = tiny_ledger().astype({"members": object})
+    frame.loc[6, "members"] = 0
+    lines = frame.to_csv(index=False).splitlines()
+    # An empty line between records 2 and 3: record 6 is on line 2 + 6 + 1 = 9 of the file.
+    path = tmp_path / "ledger.csv"
+    path.write_text("\n".join([*lines[:3], "", *lines[3:]]) + "\n", encoding="utf-8")
+    result = validate_ledger(read_ledger(path))
+    assert result.blank_rows.tolist() == [2] and result.n_in == len(frame)
+    assert result.quarantine["source_row"].tolist() == [7]
+    assert path.read_text(encoding="utf-8").splitlines()[7 + 1].startswith(
+        frame.loc[6, "household_id"])

@@ -274,3 +274,131 @@ def test_a_lock_file_removed_by_its_last_holder_is_not_held(tmp_path, monkeypatc
         assert lock.is_file() and len(calls) == 2
         with pytest.raises(OutputExistsError, match="another run"):
             OutputLock(tmp_path / "out").__enter__()
+
+
+# --- quarantine.xlsx ------------------------------------------------------------------------------
+
+def _county_ledger(tmp_path: Path, suffix: str) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """A county's ledger with Chinese headers, two title lines and an empty line, and the
+    faults planted in it: ``{household_id: (month, rule)}``."""
+    from conftest import tiny_ledger
+
+    from riskmodel.config import load_aliases
+
+    zh = {}
+    for header, column in load_aliases().items():
+        zh.setdefault(column, header)
+    frame = tiny_ledger(households=6).astype(object)
+    frame.loc[4, "members"] = "四"
+    frame.loc[9, "inc_wage"] = "-5"
+    frame.loc[16, "township"] = ""
+    planted = {frame.loc[r, "household_id"]: (frame.loc[r, "month"], rule) for r, rule in
+               [(4, "not_a_number"), (9, "amount_negative"), (16, "value_missing")]}
+    frame = frame.rename(columns=zh)
+    blank = pd.DataFrame([[None] * frame.shape[1]], columns=frame.columns)
+    frame = pd.concat([frame.iloc[:7], blank, frame.iloc[7:]], ignore_index=True)
+    path = tmp_path / f"台账{suffix}"
+    if suffix == ".csv":
+        path.write_text("青岚县监测台账（2024年3月）\n制表日期：2024-04-02\n"
+                        + frame.to_csv(index=False), encoding="utf-8-sig")
+    else:
+        frame.to_excel(path, index=False, startrow=2, sheet_name="台账")
+        book = load_workbook(path)
+        book.active.cell(row=1, column=1).value = "青岚县监测台账（2024年3月）"
+        book.save(path)
+    return path, planted
+
+
+def _as_county_sees_it(path: Path) -> dict[int, list]:
+    """The file's rows by the row number a spreadsheet shows."""
+    import csv
+
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return {i + 1: row for i, row in enumerate(csv.reader(handle))}
+    sheet = load_workbook(path, read_only=True).active
+    return {i + 1: list(row) for i, row in enumerate(sheet.iter_rows(values_only=True))}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_quarantine_xlsx_speaks_chinese_with_township_and_the_files_row_numbers(tmp_path,
+                                                                               suffix):
+    from riskmodel.chunks import validate_file
+    from riskmodel.outputs import QUARANTINE_HEADERS
+
+    path, planted = _county_ledger(tmp_path, suffix)
+    out = tmp_path / "out"
+    result = validate_file(path, chunk_households=2, out=out)
+    assert result.n_in + result.n_blank == 6 * 3 + 1 and result.reconciles
+    assert sorted(p.name for p in out.iterdir()) == [
+        "quarantine.parquet", "quarantine.xlsx", "valid.parquet"]
+    book = load_workbook(out / "quarantine.xlsx")
+    sheet = book.active
+    assert sheet.title == "隔离记录" and sheet.auto_filter.ref == "A1:K4"
+    rows = list(sheet.iter_rows(values_only=True))
+    table = pd.DataFrame(rows[1:], columns=rows[0])
+    assert list(table.columns) == list(QUARANTINE_HEADERS.values())
+    assert len(table) == len(result.quarantine) == 3
+    seen = _as_county_sees_it(path)
+    for _, row in table.iterrows():
+        month, rule = planted[row["户编号"]]
+        assert row["月份"] == month and row["规则代码"] == rule
+        # The row number is the one the county's spreadsheet shows for that record.
+        assert seen[row["原表行号"]][:2] == [row["户编号"], month]
+    by_id = table.set_index("户编号")
+    assert by_id.loc["H0001", "问题说明"] == "“家庭人口数”应填数字"
+    assert by_id.loc["H0001", "填写内容"] == "四" and by_id.loc["H0001", "问题列"] == "家庭人口数"
+    assert by_id.loc["H0003", "问题说明"] == "“工资性收入”不能为负数（只有生产经营性收入可以为负）"
+    assert by_id.loc["H0003", "乡镇"] == "乡1" and by_id.loc["H0003", "村"] == "村0"
+    assert by_id.loc["H0005", "问题说明"] == "“乡”为空，此项必填"
+    # Sorted by township, rows without one last.
+    assert [r[1] for r in rows[1:]] == ["乡1", "乡1", None]
+
+
+def test_every_quarantine_rule_is_explained_in_chinese():
+    from conftest import tiny_ledger
+
+    from riskmodel import validate_ledger
+    from riskmodel.ledger import MEMBER_COUNTS, RULES_ZH
+    from riskmodel.outputs import quarantine_frame
+
+    broken = [("members", 0), ("elderly", -1), ("labor_partial", 3), ("inc_wage", -5.0),
+              ("household_type", "城市户"), ("month", "2024-13"), ("inc_transfer", "一百"),
+              ("village", " "), ("housing_safe", "maybe"), ("students_compulsory", 1.5),
+              ("disabled_severe", 1), ("dropouts", 5),
+              *[(c, 9) for c in MEMBER_COUNTS if c not in ("disabled_severe",)]]
+    raw = tiny_ledger(households=len(broken) + 2, months=1).astype(object)
+    for row, (column, value) in enumerate(broken):
+        raw.loc[row, column] = value
+    raw.loc[len(broken) + 1, "household_id"] = raw.loc[len(broken), "household_id"]
+    quarantine = validate_ledger(raw).quarantine
+    rules = set(quarantine["reasons"].str.findall(r"(\w+)\(").explode())
+    assert rules <= set(RULES_ZH), rules - set(RULES_ZH)
+    assert len(rules) >= 15
+    table = quarantine_frame(quarantine)
+    for text in [*table["问题说明"], *table["本行全部问题"]]:
+        assert not any(code in text for code in rules), text
+        assert "{" not in text
+
+
+def test_quarantine_xlsx_of_a_parquet_ledger_finds_each_rows_township(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from conftest import tiny_ledger
+
+    from riskmodel.chunks import validate_file
+
+    frame = tiny_ledger(households=20, months=3)
+    frame["township"] = [f"乡{i}" for i in range(len(frame))]
+    bad = [0, 13, 14, 59]
+    frame.loc[bad, "members"] = 0
+    path = tmp_path / "ledger.parquet"
+    # Several row groups: the places are read from the groups holding the rows only.
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=7)
+    validate_file(path, chunk_households=6, out=tmp_path / "out")
+    table = pd.read_excel(tmp_path / "out" / "quarantine.xlsx")
+    by_row = table.sort_values("原表行号")
+    # A Parquet file counts as a sheet whose header is row 1.
+    assert by_row["原表行号"].tolist() == [r + 2 for r in bad]
+    assert by_row["乡镇"].tolist() == [f"乡{r}" for r in bad]
+    assert (by_row["问题说明"] == "家庭人口至少为 1").all()

@@ -187,8 +187,8 @@ def test_a_month_is_written_whole_and_reconciles(reference_run, work):
     folder = reference_run.folder
     assert folder == work / "reference" / "2023-08"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "bulletin.html", "quarantine.parquet", "scores.parquet", "summary.json",
-        "watchlist.csv", "watchlist.xlsx"]
+        "bulletin.html", "quarantine.parquet", "quarantine.xlsx", "scores.parquet",
+        "summary.json", "watchlist.csv", "watchlist.xlsx"]
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     scores = pd.read_parquet(folder / "scores.parquet")
     quarantine = pd.read_parquet(folder / "quarantine.parquet")
@@ -569,3 +569,92 @@ def test_a_column_left_empty_in_every_row_is_a_warning_of_the_run(work, tracking
     assert expected in result.summary["warnings"]
     assert f"warning: {expected}" in result.describe()
     assert result.summary["ledger"]["empty_columns"] == ["inc_property"]
+# --- input a county really sends -----------------------------------------------------------------
+
+def _county_file(work: Path, kind: str) -> tuple[Path, str, int]:
+    """The test ledger as a county sends it: Chinese headers, a title line, full-width member
+    counts in the scored month, and one row of it with no number; as a workbook whose first
+    sheet is 填报说明, or as a GBK CSV. Returns the path, the broken row's household and the
+    row number the county's spreadsheet shows for it."""
+    from riskmodel.config import load_aliases
+
+    zh = {}
+    for header, column in load_aliases().items():
+        zh.setdefault(column, header)
+    raw = generate_ledger(households=HOUSEHOLDS, months=20, start="2022-01", seed=7)
+    raw = raw.astype({"members": object, "labor_full": object})
+    rows = np.flatnonzero((raw["month"] == MONTH).to_numpy())
+    wide = str.maketrans("0123456789", "０１２３４５６７８９")
+    raw.loc[rows[:40], "members"] = raw.loc[rows[:40], "members"].astype(str).str.translate(wide)
+    raw.loc[rows[40:80], "labor_full"] = "\u3000" + raw.loc[rows[40:80], "labor_full"].astype(
+        str).str.translate(wide)
+    broken = rows[100]
+    raw.loc[broken, "members"] = "四"
+    raw = raw.rename(columns=zh)
+    if kind == "xlsx":
+        path = work / "county.xlsx"
+        with pd.ExcelWriter(path) as writer:
+            pd.DataFrame({"填报说明": ["人数填整数", "金额单位：元"]}).to_excel(
+                writer, sheet_name="填报说明", index=False)
+            raw.to_excel(writer, sheet_name="监测台账", index=False, startrow=1)
+            writer.sheets["监测台账"].cell(row=1, column=1).value = "青岚县防止返贫动态监测台账"
+    else:
+        path = work / "county-gbk.csv"
+        path.write_bytes(("青岚县防止返贫动态监测台账\n" + raw.to_csv(index=False)).encode("gbk"))
+    # Title line, header, then the records from 0.
+    return path, str(raw.loc[broken, zh["household_id"]]), int(broken) + 3
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "gbk"])
+def test_a_county_file_is_scored_and_its_quarantine_written_for_excel(work, tracking, kind):
+    from openpyxl import load_workbook
+
+    path, household, file_row = _county_file(work, kind)
+    result = _score(work, work / f"county-{kind}", tracking, ledger=path.name)
+    r = result.summary["reconciliation"]
+    # Full-width counts are numbers: only the row without one is quarantined.
+    assert r["quarantined"] == 1 and r["quarantined_by_rule"] == {"not_a_number": 1}
+    assert r["rows_in"] == HOUSEHOLDS == r["scored"] + r["not_eligible"] + r["quarantined"]
+    ledger = result.summary["ledger"]
+    assert (ledger["sheet"], ledger["encoding"]) == (
+        ("监测台账", None) if kind == "xlsx" else (None, "gb18030"))
+    on_disk = json.loads((result.folder / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk["ledger"]["sheet"] == ledger["sheet"]
+    sheet = load_workbook(result.folder / "quarantine.xlsx", read_only=True).active
+    header, *rows = sheet.iter_rows(values_only=True)
+    row = dict(zip(header, rows[0], strict=True))
+    assert len(rows) == 1
+    assert (row["户编号"], row["月份"], row["原表行号"]) == (household, MONTH, file_row)
+    assert row["问题说明"] == "“家庭人口数”应填数字" and row["填写内容"] == "四"
+    assert row["乡镇"] and row["县"]
+
+
+def test_money_flags_read_separators_and_full_width_digits(tmp_path, capsys):
+    from riskmodel.cli import build_parser, main
+
+    parser = build_parser()
+    args = parser.parse_args(["plan", "--ledger", "l.csv", "--out", "o", "--budget", "30,000",
+                              "--grant", "１，５００．５"])
+    assert (args.budget, args.grant) == (30000.0, 1500.5)
+    for garbage in ("三万", "30000元", "", "nan"):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(["plan", "--ledger", "l.csv", "--out", "o", "--budget", garbage])
+        assert info.value.code == 2
+        assert f"argument --budget: got {garbage!r}, expected an amount in yuan" in \
+            capsys.readouterr().err
+    for command in ("validate", "train", "score", "explain", "plan"):
+        flags = {"score": ["--out", "o"], "explain": ["--household", "H1"],
+                 "plan": ["--out", "o", "--budget", "1"]}.get(command, [])
+        args = parser.parse_args([command, "--ledger", "l.xlsx", "--sheet", "台账", *flags])
+        assert args.sheet == "台账"
+    # --sheet reaches the reader: a workbook read from its instructions sheet has no ledger.
+    book = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(book) as writer:
+        pd.DataFrame({"填报说明": ["人数填整数"]}).to_excel(writer, sheet_name="填报说明",
+                                                       index=False)
+        generate_ledger(households=3, months=2, seed=1).to_excel(writer, sheet_name="台账",
+                                                                 index=False)
+    assert main(["validate", "--ledger", str(book)]) == 0
+    assert "6 rows read, 6 valid, 0 quarantined" in capsys.readouterr().out
+    assert main(["validate", "--ledger", str(book), "--sheet", "填报说明"]) == 2
+    assert "(sheet 填报说明): required column" in capsys.readouterr().err

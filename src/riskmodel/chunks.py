@@ -25,13 +25,17 @@ from .labels import month_index, month_label
 from .ledger import (
     LEDGER_COLUMNS,
     OPTIONAL_COUNTS,
+    PLACE,
     VALUE_NEEDED,
+    LedgerSource,
     blank_rows,
     empty_cells,
     empty_quarantine,
+    household_ids,
     normalise_columns,
     parse_months,
-    read_ledger,
+    read_source,
+    sheet_to_read,
     unfilled_optional_counts,
     validate_ledger,
     warn_blank_rows,
@@ -51,9 +55,12 @@ class LedgerChunks:
     Blank rows (every field empty) are in no chunk and no month: ``n_rows`` counts the other
     rows, ``blank_rows`` numbers the blank ones (from 0, as ``source_row`` does) and a warning
     is logged when there are any.
+
+    ``sheet`` names a workbook's ledger sheet (see :func:`riskmodel.ledger.read_source`);
+    ``source`` says how the file was read (its encoding, sheet and title rows).
     """
 
-    def __init__(self, path: str | Path, chunk_households: int):
+    def __init__(self, path: str | Path, chunk_households: int, sheet: str | None = None):
         self.path = Path(path)
         self.unfilled: list[str] = []
         self._raw: pd.DataFrame | None = None
@@ -76,8 +83,10 @@ class LedgerChunks:
             raw_name = dict(zip(names, self._file.schema_arrow.names, strict=True))
             table = self._file.read(columns=[raw_name["household_id"], raw_name["month"]])
             ids, months = (table.column(i).to_pandas() for i in range(2))
+            sheet_to_read(self.path, sheet)  # a Parquet file has no sheets: refused
+            self.source = LedgerSource("parquet", headers=raw_name)
         else:
-            self._raw = read_ledger(self.path)
+            self._raw, self.source = read_source(self.path, sheet=sheet)
             ids, months = self._raw["household_id"], self._raw["month"]
             raw_name = None
 
@@ -91,8 +100,8 @@ class LedgerChunks:
         no_month = np.append(empty_cells(pd.Series(uniques)), True)[codes]
 
         codes, uniques = pd.factorize(ids)
-        text = pd.Series(uniques, dtype="string").str.strip()
-        keys, names = pd.factorize(text.mask(empty_cells(text)))
+        # As validation reads them: an id in full-width digits is the same household.
+        keys, names = pd.factorize(household_ids(pd.Series(uniques)))
         household = np.append(keys, -1)[codes]  # -1: no household id
         self._household_of_row = household.astype("int32")
         self._households = pd.Index(names)
@@ -118,8 +127,34 @@ class LedgerChunks:
 
     @property
     def households(self) -> pd.Index:
-        """The file's household ids, without surrounding spaces, in order of first appearance."""
+        """The file's household ids, without surrounding spaces (full-width folded), in order of
+        first appearance."""
         return self._households
+
+    def locate(self, source_rows) -> pd.DataFrame:
+        """Where the rows numbered ``source_rows`` are for the county: ``file_row``, the row
+        number a spreadsheet shows (title lines and header counted, from 1; see
+        :attr:`riskmodel.ledger.LedgerSource.first_row`), and the row's ``county``,
+        ``township`` and ``village`` as written (stripped). One row per number, in order."""
+        rows = np.asarray(source_rows, dtype="int64")
+        if self._raw is not None:
+            frame = self._raw.iloc[rows][PLACE].reset_index(drop=True)
+        else:
+            # Only the row groups holding the rows, only the place columns.
+            names = [self._raw_name[c] for c in PLACE]
+            meta = self._file.metadata
+            starts = np.cumsum([0] + [meta.row_group(g).num_rows
+                                      for g in range(meta.num_row_groups)])
+            groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
+            table = self._file.read_row_groups(groups.tolist(), columns=names)
+            # Rows numbered within the groups read, which follow each other in the table.
+            offset = np.cumsum([0] + [meta.row_group(g).num_rows for g in groups])
+            at = np.searchsorted(groups, np.searchsorted(starts, rows, side="right") - 1)
+            local = rows - starts[groups[at]] + offset[at]
+            frame = table.take(pa.array(local)).to_pandas().set_axis(PLACE, axis=1)
+        text = frame.astype("string").apply(lambda s: s.str.strip())
+        text = text.mask(text.eq("").fillna(False))
+        return text.assign(file_row=rows + self.source.first_row)[["file_row", *PLACE]]
 
     def places(self, month: str, columns: list[str]) -> pd.DataFrame:
         """The distinct places (``columns`` of ``PLACE``, stripped) of the rows of ``month``,
@@ -247,7 +282,8 @@ class FileValidation:
     empty; ``blank_rows`` numbers them as ``source_row`` does): the file has
     ``n_in + n_blank`` rows.
     ``missing_optional`` lists the optional columns absent from the file, ``empty_columns`` the
-    contract columns present but without a single value.
+    contract columns present but without a single value; ``source`` how the file was read
+    (:class:`riskmodel.ledger.LedgerSource`: encoding, sheet).
     """
 
     n_in: int
@@ -257,6 +293,7 @@ class FileValidation:
     counts_by_rule: dict[str, int] = field(default_factory=dict)
     blank_rows: np.ndarray = field(default_factory=lambda: np.array([], dtype="int64"))
     empty_columns: list[str] = field(default_factory=list)
+    source: LedgerSource | None = None
 
     @property
     def n_blank(self) -> int:
@@ -268,18 +305,20 @@ class FileValidation:
 
 
 def validate_file(path: str | Path, chunk_households: int,
-                  out: str | Path | None = None) -> FileValidation:
+                  out: str | Path | None = None, sheet: str | None = None) -> FileValidation:
     """Validate a ledger file chunk by chunk of households, so memory is bounded by a chunk.
 
     With ``out``, writes ``valid.parquet`` (the valid rows household by household, in the
-    order households first appear in the file, each household's months in order) and
+    order households first appear in the file, each household's months in order),
     ``quarantine.parquet`` (the rejected rows with their rules, ``source_row`` numbering the
-    file's rows from 0), each renamed into place only when whole. Blank rows are in neither:
-    they are counted in ``n_blank`` and logged, as are columns present but empty.
+    file's rows from 0) and ``quarantine.xlsx`` (the same rows for the offices that fix them:
+    :func:`riskmodel.outputs.write_quarantine_xlsx`), each renamed into place only when whole.
+    Blank rows are in neither: they are counted in ``n_blank`` and logged, as are columns
+    present but empty. ``sheet`` names a workbook's ledger sheet.
     """
-    from .outputs import AtomicParquetWriter, write_parquet_atomic
+    from .outputs import AtomicParquetWriter, write_parquet_atomic, write_quarantine_xlsx
 
-    chunks = LedgerChunks(path, chunk_households)
+    chunks = LedgerChunks(path, chunk_households, sheet=sheet)
     n_in = n_valid = 0
     quarantined, missing = [], []
     empty = set(LEDGER_COLUMNS)
@@ -307,6 +346,8 @@ def validate_file(path: str | Path, chunk_households: int,
         "source_row", ignore_index=True) if quarantined else empty_quarantine())
     if out is not None:
         write_parquet_atomic(quarantine, Path(out) / "quarantine.parquet")
+        write_quarantine_xlsx(quarantine, Path(out) / "quarantine.xlsx",
+                              chunks.locate(quarantine["source_row"]), chunks.source.headers)
     missing = [c for c in missing if c not in chunks.unfilled]
     empty_columns = [c for c in LEDGER_COLUMNS if c in empty or c in chunks.unfilled]
     unknown, needed = split_empty_columns(empty_columns)
@@ -317,6 +358,6 @@ def validate_file(path: str | Path, chunk_households: int,
         logger.warning("%s: column(s) present but empty in every row, which every row needs a "
                        "value in (each row quarantined): %s", chunks.path, ", ".join(needed))
     result = FileValidation(n_in, n_valid, quarantine, missing, dict(counts.most_common()),
-                            chunks.blank_rows, empty_columns)
+                            chunks.blank_rows, empty_columns, chunks.source)
     assert result.reconciles, "validation lost rows"
     return result

@@ -45,7 +45,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .config import load_config
 
     # Chunk by chunk of households, as the scoring job reads the file: memory stays bounded.
-    result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out)
+    result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out,
+                           sheet=args.sheet)
     print(f"{args.ledger}: {result.n_in} rows read, {result.n_valid} valid, "
           f"{len(result.quarantine)} quarantined")
     for rule, count in result.counts_by_rule.items():
@@ -66,7 +67,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
               f"(source_row {shown}{' …' if result.n_blank > 5 else ''})")
     if args.out:
         out = Path(args.out)
-        print(f"wrote {out / 'valid.parquet'} and {out / 'quarantine.parquet'}")
+        print(f"wrote {out / 'valid.parquet'}, {out / 'quarantine.parquet'} and "
+              f"{out / 'quarantine.xlsx'}")
     return 0
 
 
@@ -121,6 +123,23 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"got {text!r}, expected a positive integer")
     return value
+
+
+def _amount(text: str) -> float:
+    """Yuan as a ledger cell may write them: ``30000``, ``30,000``, ``３００００``."""
+    from .ledger import parse_amount
+
+    try:
+        return parse_amount(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected an amount in yuan such as 30000 or 30,000") from None
+
+
+def _add_sheet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sheet", metavar="NAME",
+                   help="the workbook sheet holding the ledger (default: the first "
+                        "whose header names every required column)")
 
 
 def _month(text: str) -> str:
@@ -192,8 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("validate", "check a ledger; write valid rows and the quarantine")
     p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
-    p.add_argument("--out", metavar="DIR", help="folder for valid.parquet and quarantine.parquet "
-                                                "(default: none; only the counts are printed)")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for valid.parquet, quarantine.parquet and quarantine.xlsx "
+                        "(default: none; only the counts are printed)")
+    _add_sheet(p)
     p.set_defaults(func=_cmd_validate)
 
     p = command("train", "train, backtest, track in MLflow, register")
@@ -202,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     p.add_argument("--alias", help="set this registry alias on the new version, e.g. champion "
                                    "(default: none; the version is registered without one)")
+    _add_sheet(p)
     p.set_defaults(func=_cmd_train)
 
     p = command("score", "score one month of the ledger: watch list and outputs")
@@ -217,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(default: refuse it, exit code 4)")
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     p.add_argument("--allow-unscored", action="store_true", help=ALLOW_UNSCORED_HELP)
+    _add_sheet(p)
     p.set_defaults(func=_cmd_score)
 
     p = command("explain", "one household's score, causes, reasons and what-if")
@@ -226,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
     p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
+    _add_sheet(p)
     p.set_defaults(func=_cmd_explain)
 
     p = command("report", "the month's bulletin (一月一通报) as one HTML file")
@@ -242,9 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
     p.add_argument("--month", type=_month, metavar="YYYY-MM", help=MONTH_HELP)
     p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
-    p.add_argument("--budget", type=float, required=True, metavar="YUAN",
+    p.add_argument("--budget", type=_amount, required=True, metavar="YUAN",
                    help="yuan available (required)")
-    p.add_argument("--grant", type=float, metavar="YUAN",
+    p.add_argument("--grant", type=_amount, metavar="YUAN",
                    help="one-off amount each chosen household receives (default: none; the "
                         "configured measures)")
     p.add_argument("--visits", metavar="CSV", help="CSV of visits available per township; "
@@ -256,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(default: refuse it, exit code 4)")
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     p.add_argument("--allow-unscored", action="store_true", help=ALLOW_UNSCORED_HELP)
+    _add_sheet(p)
     p.set_defaults(func=_cmd_plan)
     return parser
 
@@ -271,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from .ledger import ledger_sheet
+
     try:
-        return args.func(args)
+        with ledger_sheet(getattr(args, "sheet", None)):
+            return args.func(args)
     except RiskModelError as exc:
         print(f"riskmodel {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -6,15 +6,20 @@ with the rule it broke and the offending value, so that rows in = valid + quaran
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import re
 import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as arrow
+import pyarrow.compute as pc
 
 from .config import load_aliases
 from .errors import LedgerError
@@ -94,6 +99,82 @@ _MONTH = re.compile(r"^\s*(\d{4})\s*[-/.年]?\s*(\d{1,2})(?:\s*月)?(?:[-/.]\d{1
 SUPPORTED_SUFFIXES = (".parquet", ".csv", ".xlsx")
 # Rows searched for the header when a spreadsheet export puts a title (or a date line) above it.
 HEADER_SEARCH_ROWS = 10
+# Encodings a CSV is read in, in order: UTF-8 (with or without BOM), then GB18030, the superset
+# of GBK that Excel on a Chinese Windows saves "CSV (逗号分隔)" in.
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+ENCODING_NAMES = {"utf-8-sig": "utf-8", "gb18030": "gb18030"}
+
+# What each quarantine rule means, for the offices that fix the rows (quarantine.xlsx).
+# ``{column}`` is the column's header as the file writes it.
+RULES_ZH = {
+    "value_missing": "“{column}”为空，此项必填",
+    "month_format": "月份无法识别（可写 2024-03、2024/3、202403 或 2024年3月）",
+    "not_a_number": "“{column}”应填数字",
+    "not_a_boolean": "“{column}”应填“是”或“否”",
+    "count_not_integer": "“{column}”应为整数",
+    "household_type_unknown": "户类型应为脱贫户、监测户或一般农户",
+    "members_below_1": "家庭人口至少为 1",
+    "count_negative": "“{column}”不能为负数",
+    "amount_negative": "“{column}”不能为负数（只有生产经营性收入可以为负）",
+    **{f"{c}_exceeds_members": "“{column}”大于家庭人口" for c in [*MEMBER_COUNTS, "dropouts"]},
+    "labor_exceeds_members": "全劳动力与弱劳动力人数之和大于家庭人口",
+    "disabled_severe_exceeds_disabled": "重度残疾人数大于残疾人数",
+    "duplicate_key": "同一户同一月份有多行（每一行都已隔离，核对后只保留一行）",
+}
+
+# A sheet named by ``riskmodel ... --sheet``, for the readers called without ``sheet``.
+_SHEET: ContextVar[str | None] = ContextVar("ledger_sheet", default=None)
+
+
+@contextlib.contextmanager
+def ledger_sheet(name: str | None) -> Iterator[None]:
+    """Read workbooks' ledger from the sheet ``name`` within the block (None: find it).
+
+    For the jobs that take a ledger path only (:func:`riskmodel.score.score_month`, plans,
+    training, explanations): every reader called in the block without ``sheet`` reads this one.
+
+    Examples
+    --------
+    >>> with ledger_sheet("台账"):
+    ...     _SHEET.get()
+    '台账'
+    """
+    token = _SHEET.set(name)
+    try:
+        yield
+    finally:
+        _SHEET.reset(token)
+
+
+@dataclass(frozen=True)
+class LedgerSource:
+    """How a ledger file was read.
+
+    Attributes
+    ----------
+    kind : str
+        ``parquet``, ``csv`` or ``xlsx``.
+    encoding : str or None
+        A CSV's encoding: ``utf-8`` or ``gb18030`` (GBK).
+    sheet : str or None
+        The workbook sheet read.
+    title_rows : int
+        Lines (rows) above the header.
+    headers : dict
+        Contract column → its header as the file writes it.
+    """
+
+    kind: str
+    encoding: str | None = None
+    sheet: str | None = None
+    title_rows: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def first_row(self) -> int:
+        """The row number (from 1, as a spreadsheet shows it) of ``source_row`` 0: under the
+        title lines and the header. A Parquet file counts as a sheet whose header is row 1."""
+        return self.title_rows + 2
 
 
 @dataclass
@@ -140,15 +221,19 @@ class ValidationResult:
         return self.n_in == len(self.valid) + len(self.quarantine)
 
 
-def read_ledger(path: str | Path, aliases: dict[str, str] | None = None) -> pd.DataFrame:
+def read_ledger(path: str | Path, aliases: dict[str, str] | None = None,
+                sheet: str | None = None) -> pd.DataFrame:
     """Read a ledger file and map a county export's Chinese headers to the contract names.
 
     Parameters
     ----------
     path : str or Path
-        ``.parquet``, ``.csv`` (UTF-8, with or without BOM) or ``.xlsx``.
+        ``.parquet``, ``.csv`` (UTF-8 with or without BOM, or GBK/GB18030) or ``.xlsx``.
     aliases : dict, optional
         Header → column map; the packaged ``configs/aliases.yaml`` by default.
+    sheet : str, optional
+        The workbook's sheet to read; by default the first whose header names every required
+        column (see :func:`read_source`).
 
     Returns
     -------
@@ -159,6 +244,18 @@ def read_ledger(path: str | Path, aliases: dict[str, str] | None = None) -> pd.D
     ------
     LedgerError
         Missing, unreadable, empty or unsupported file, or a missing required column.
+    """
+    return read_source(path, aliases, sheet)[0]
+
+
+def read_source(path: str | Path, aliases: dict[str, str] | None = None,
+                sheet: str | None = None) -> tuple[pd.DataFrame, LedgerSource]:
+    """:func:`read_ledger`, and how the file was read (:class:`LedgerSource`).
+
+    A CSV that is not UTF-8 is read as GB18030 (GBK); a workbook's ledger is the sheet named
+    by ``sheet`` (or :func:`ledger_sheet`), else the first whose header (within the first
+    rows) names every required column, else the first sheet. The encoding and the sheet are
+    logged.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -171,15 +268,18 @@ def read_ledger(path: str | Path, aliases: dict[str, str] | None = None) -> pd.D
         )
     if not path.is_file():
         raise LedgerError(f"{path}: file not found.")
+    sheet = sheet_to_read(path, sheet)
+    source = str(path)
     try:
         if suffix == ".parquet":
-            raw = pd.read_parquet(path)
+            raw, how = pd.read_parquet(path), LedgerSource("parquet")
         elif suffix == ".csv":
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                              skiprows=_csv_header_line(path, aliases))
+            raw, how = _read_csv(path, aliases)
         else:
-            raw = _under_header(pd.read_excel(path, dtype=str, keep_default_na=False,
-                                              engine="openpyxl", header=None), path, aliases)
+            raw, how = _read_xlsx(path, aliases, sheet)
+            source = f"{path} (sheet {how.sheet})"
+    except LedgerError:
+        raise
     except pd.errors.EmptyDataError:
         raise LedgerError(f"{path}: the file is empty.") from None
     except pd.errors.ParserError:
@@ -190,7 +290,80 @@ def read_ledger(path: str | Path, aliases: dict[str, str] | None = None) -> pd.D
     except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
         raise LedgerError(f"{path}: cannot be read as {suffix[1:]} ({exc.__class__.__name__}).")\
             from None
-    return normalise_columns(raw, source=str(path), aliases=aliases)
+    frame = normalise_columns(raw, source=source, aliases=aliases)
+    headers = {new: str(old) for old, new in zip(raw.columns, frame.columns, strict=True)}
+    return frame, LedgerSource(how.kind, how.encoding, how.sheet, how.title_rows, headers)
+
+
+def sheet_to_read(path: str | Path, sheet: str | None = None) -> str | None:
+    """The sheet named for ``path``: ``sheet``, else the one set by :func:`ledger_sheet`.
+
+    Raises
+    ------
+    LedgerError
+        A sheet named for a file that is not an ``.xlsx`` workbook.
+    """
+    sheet = _SHEET.get() if sheet is None else sheet
+    if sheet is not None and Path(path).suffix.lower() != ".xlsx":
+        raise LedgerError(f"{path}: got a sheet ({sheet!r}), but only an .xlsx workbook has "
+                          "sheets; leave --sheet out for this file.")
+    return sheet
+
+
+def _read_csv(path: Path, aliases: dict[str, str] | None) -> tuple[pd.DataFrame, LedgerSource]:
+    """A CSV as text cells under its header, in the first of :data:`CSV_ENCODINGS` it decodes
+    in. Empty lines are kept (as blank rows), so that records keep the file's numbering."""
+    for encoding in CSV_ENCODINGS:
+        try:
+            at = _csv_header_line(path, aliases, encoding)
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding,
+                              skiprows=at, skip_blank_lines=False)
+        except UnicodeDecodeError:
+            continue
+        name = ENCODING_NAMES[encoding]
+        if encoding == CSV_ENCODINGS[0]:
+            logger.info("%s: read as %s", path, name.upper())
+        else:
+            logger.info("%s: not UTF-8; read as %s (GBK)", path, name.upper())
+        return raw, LedgerSource("csv", encoding=name, title_rows=at)
+    raise LedgerError(f"{path}: cannot be read as csv: its text is neither UTF-8 nor GBK "
+                      "(GB18030); save it from Excel as \"CSV UTF-8\" and give that.")
+
+
+def _read_xlsx(path: Path, aliases: dict[str, str] | None,
+               sheet: str | None) -> tuple[pd.DataFrame, LedgerSource]:
+    """The ledger sheet of a workbook (see :func:`read_source`) as text cells under its
+    header."""
+    name, how = _ledger_sheet(path, aliases, sheet)
+    logger.info("%s: read sheet %r (%s)", path, name, how)
+    sheet_rows = pd.read_excel(path, sheet_name=name, dtype=str, keep_default_na=False,
+                               engine="openpyxl", header=None)
+    records, at = _under_header(sheet_rows, path, aliases)
+    return records, LedgerSource("xlsx", sheet=name, title_rows=at)
+
+
+def _ledger_sheet(path: Path, aliases: dict[str, str] | None,
+                  sheet: str | None) -> tuple[str, str]:
+    """The sheet to read, and why: named, the one holding the header, or the first."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(path, read_only=True, data_only=True)
+    try:
+        names = list(book.sheetnames)
+        if sheet is not None:
+            if sheet not in names:
+                raise LedgerError(f"{path}: has no sheet {sheet!r}; its sheets are "
+                                  + ", ".join(repr(n) for n in names) + ".")
+            return sheet, "as named"
+        if len(names) == 1:
+            return names[0], "its only sheet"
+        for name in names:
+            rows = book[name].iter_rows(max_row=HEADER_SEARCH_ROWS + 1, values_only=True)
+            if _header_at(rows, aliases) is not None:
+                return name, "the first whose header names every required column"
+        return names[0], "the first: no sheet has a header naming every required column"
+    finally:
+        book.close()
 
 
 def _header_at(rows, aliases: dict[str, str] | None) -> int | None:
@@ -208,17 +381,20 @@ def _header_at(rows, aliases: dict[str, str] | None) -> int | None:
     return None
 
 
-def _csv_header_line(path: Path, aliases: dict[str, str] | None) -> int:
+def _csv_header_line(path: Path, aliases: dict[str, str] | None,
+                     encoding: str = "utf-8-sig") -> int:
     """Lines above a CSV's header (0 when it is the first line or none is found)."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with open(path, encoding=encoding, newline="") as handle:
         at = _header_at(csv.reader(handle), aliases)
     if at:
         logger.info("%s: the header is on line %d, under %d title line(s)", path, at + 1, at)
     return at or 0
 
 
-def _under_header(sheet: pd.DataFrame, path: Path, aliases: dict[str, str] | None):
-    """A sheet read without a header as a frame of its records under the header row."""
+def _under_header(sheet: pd.DataFrame, path: Path,
+                  aliases: dict[str, str] | None) -> tuple[pd.DataFrame, int]:
+    """A sheet read without a header as a frame of its records under the header row, and the
+    rows above the header."""
     if sheet.empty:
         raise pd.errors.EmptyDataError("no rows")
     at = _header_at(sheet.itertuples(index=False), aliases) or 0
@@ -227,7 +403,7 @@ def _under_header(sheet: pd.DataFrame, path: Path, aliases: dict[str, str] | Non
     header = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(sheet.iloc[at])]
     records = sheet.iloc[at + 1:].reset_index(drop=True)
     records.columns = header
-    return records
+    return records, at
 
 
 def normalise_columns(
@@ -249,11 +425,45 @@ def normalise_columns(
     return frame.reset_index(drop=True)
 
 
-def _text(series: pd.Series) -> pd.Series:
-    """Values as stripped text (NA stays NA), each distinct value converted once."""
+def _text(series: pd.Series, fold: bool = False) -> pd.Series:
+    """Values as stripped text (NA stays NA), each distinct value converted once; with
+    ``fold``, full-width characters first folded to their ASCII forms (:func:`fold_width`)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    text = pd.Series(uniques, dtype=object).astype("string").str.strip().array
+    text = pd.Series(uniques, dtype=object).astype("string")
+    if fold:
+        text = fold_width(text)
+    text = text.str.strip().array
     return pd.Series(text.take(codes, allow_fill=True), index=series.index, dtype="string")
+
+
+def fold_width(text: pd.Series) -> pd.Series:
+    """Unicode NFKC of text values: full-width digits, letters, signs, decimal points, commas
+    and spaces (``８８４８``, ``－３``, ``１，２３４．５``, ``　``) become their ASCII forms, as a
+    county's export mixes them; the minus sign U+2212 becomes ``-``. Chinese characters are
+    kept.
+
+    Examples
+    --------
+    >>> fold_width(pd.Series(["８８４８", "－１，２３４．５", "Ｈ００１", "是", None],
+    ...                      dtype="string")).tolist()
+    ['8848', '-1,234.5', 'H001', '是', <NA>]
+    """
+    folded = pc.utf8_normalize(arrow.array(text, type=arrow.large_string(),
+                                              from_pandas=True), "NFKC")
+    folded = pc.replace_substring(folded, "\u2212", "-")
+    return pd.Series(pd.array(folded, dtype="string"), index=text.index)
+
+
+def household_ids(series: pd.Series) -> pd.Series:
+    """Household ids as validation reads them: full-width folded, stripped, NA when empty.
+
+    Examples
+    --------
+    >>> household_ids(pd.Series(["Ｈ０１", " H01 ", ""])).tolist()
+    ['H01', 'H01', <NA>]
+    """
+    text = _text(series, fold=True)
+    return text.where(~_is_empty(text))
 
 
 def _is_empty(text: pd.Series) -> pd.Series:
@@ -308,17 +518,38 @@ def _to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         values = series.astype("float64")
         return values, pd.Series(False, index=series.index)
-    text = _text(series)
+    text = _text(series, fold=True)
     empty = _is_empty(text)
     values = pd.to_numeric(text.str.replace(",", "", regex=False).where(~empty), errors="coerce")
     values = values.astype("float64")
     return values, values.isna() & ~empty
 
 
+def parse_amount(text: str) -> float:
+    """One amount written as a ledger cell may write it: thousands separators, full-width
+    digits and signs (``30,000``, ``３００００``).
+
+    Raises
+    ------
+    ValueError
+        When the text is empty or not a finite number.
+
+    Examples
+    --------
+    >>> parse_amount("30,000"), parse_amount("１２，５００．５")
+    (30000.0, 12500.5)
+    """
+    values, bad = _to_number(pd.Series([text], dtype="string"))
+    value = float(values.iloc[0])
+    if bool(bad.iloc[0]) or not np.isfinite(value):
+        raise ValueError(f"Got {text!r}, expected an amount such as 30000 or 30,000.")
+    return value
+
+
 def _to_bool(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_bool_dtype(series):
         return series.astype("boolean"), pd.Series(False, index=series.index)
-    text = _text(series).str.lower()
+    text = _text(series, fold=True).str.lower()
     empty = _is_empty(text)
     out = pd.Series(pd.NA, index=series.index, dtype="boolean")
     out[text.isin(_TRUE).fillna(False).to_numpy()] = True
@@ -328,14 +559,15 @@ def _to_bool(series: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 def parse_months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Months as ``YYYY-MM`` text from the spellings ledgers use (2024-03, 2024/3, 202403,
-    2024年3月, dates), and a mask of the values left NA (empty or unreadable)."""
+    2024年3月, dates, in full-width digits too), and a mask of the values left NA (empty or
+    unreadable)."""
     # A ledger holds few distinct months: parse each spelling once.
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     uniq = pd.Series(uniques)
     if pd.api.types.is_datetime64_any_dtype(uniq):
         parsed = uniq.dt.strftime("%Y-%m").astype("string")
     else:
-        parts = _text(uniq).str.extract(_MONTH)
+        parts = _text(uniq, fold=True).str.extract(_MONTH)
         year = pd.to_numeric(parts[0], errors="coerce")
         mon = pd.to_numeric(parts[1], errors="coerce")
         ok = year.notna() & mon.between(1, 12)
@@ -428,7 +660,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
 
     for col in ["household_id", *PLACE, "province", "household_type"]:
         if col in raw:
-            text = _text(raw[col])
+            # Ids and types folded from full width (Ｈ００１ is H001); names kept as written.
+            text = _text(raw[col], fold=col in ("household_id", "household_type"))
             empty = _is_empty(text)
             cols[col] = text.where(~empty)
             if empty.all():
@@ -566,7 +799,7 @@ def _listed_as_empty(result: ValidationResult, unfilled: list[str]) -> Validatio
     return result
 
 
-def load_ledger(path: str | Path) -> ValidationResult:
+def load_ledger(path: str | Path, sheet: str | None = None) -> ValidationResult:
     """Read and validate a ledger file in one call; blank rows skipped are logged.
 
     Optional count columns the file has but leaves empty in every row read as absent
@@ -576,6 +809,9 @@ def load_ledger(path: str | Path) -> ValidationResult:
     ----------
     path : str or Path
         Ledger file (``.parquet``, ``.csv`` or ``.xlsx``), read by :func:`read_ledger`.
+    sheet : str, optional
+        A workbook's ledger sheet (default: the first whose header names every required
+        column; see :func:`read_ledger`).
 
     Returns
     -------
@@ -608,7 +844,7 @@ def load_ledger(path: str | Path) -> ValidationResult:
     >>> result.counts_by_rule
     {'members_below_1': 1}
     """
-    raw = read_ledger(path)
+    raw = read_ledger(path, sheet=sheet)
     unfilled = unfilled_optional_counts(raw)
     result = _listed_as_empty(validate_ledger(raw.drop(columns=unfilled)), unfilled)
     warn_blank_rows(path, result.blank_rows)

@@ -11,14 +11,18 @@
   or the new complete output, never a mixture.
 - :func:`write_watchlist` writes the cadres' watch list with Chinese headers as CSV (UTF-8 with
   BOM, so Excel opens it) and as an Excel workbook.
+- :func:`write_quarantine_xlsx` writes the rejected rows as a workbook for the offices that fix
+  them: Chinese headers, each rule explained, the township, the row number their file shows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -29,9 +33,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from openpyxl.utils import get_column_letter
 
-from .config import Config
+from .config import Config, load_aliases
 from .errors import OutputExistsError
-from .ledger import HOUSEHOLD_TYPE_ALIASES
+from .ledger import HOUSEHOLD_TYPE_ALIASES, PLACE, RULES_ZH
+
+logger = logging.getLogger(__name__)
 
 try:
     import fcntl
@@ -79,6 +85,21 @@ WATCHLIST_HEADERS = {
     "poverty_line": "监测线（元）",
     "model_version": "模型版本",
 }
+QUARANTINE_HEADERS = {
+    "county": "县",
+    "township": "乡镇",
+    "village": "村",
+    "file_row": "原表行号",
+    "household_id": "户编号",
+    "month": "月份",
+    "column": "问题列",
+    "value": "填写内容",
+    "rule_zh": "问题说明",
+    "reasons_zh": "本行全部问题",
+    "rule": "规则代码",
+}
+# The most rows a worksheet holds, the header row included.
+XLSX_MAX_ROWS = 1_048_576
 
 
 def fsync_path(path: str | Path) -> None:
@@ -397,6 +418,107 @@ def write_watchlist(scores: pd.DataFrame, folder: str | Path, config: Config) ->
     return table
 
 
+def quarantine_frame(quarantine: pd.DataFrame, located: pd.DataFrame | None = None,
+                     headers: dict[str, str] | None = None) -> pd.DataFrame:
+    """The quarantine as the offices read it: Chinese headers, each rule explained in Chinese
+    (:data:`riskmodel.ledger.RULES_ZH`), by county, township and row.
+
+    Parameters
+    ----------
+    quarantine : DataFrame
+        Quarantine rows (:func:`riskmodel.ledger.empty_quarantine` columns).
+    located : DataFrame, optional
+        ``file_row``, ``county``, ``township`` and ``village`` of each quarantine row, in the
+        same order (:meth:`riskmodel.chunks.LedgerChunks.locate`). Without it the row number is
+        ``source_row + 2`` (the header in row 1) and the places are empty.
+    headers : dict, optional
+        Column → its header as the ledger file writes it; the first Chinese alias otherwise.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`QUARANTINE_HEADERS` (values), sorted by county, township, row.
+
+    Examples
+    --------
+    >>> from riskmodel.ledger import empty_quarantine
+    >>> q = pd.concat([empty_quarantine(), pd.DataFrame({
+    ...     "source_row": [4], "household_id": ["H1"], "month": ["2024-03"],
+    ...     "rule": ["not_a_number"], "column": ["members"], "value": ["四"],
+    ...     "reasons": ["not_a_number(members); labor_exceeds_members(labor_partial)"]})])
+    >>> row = quarantine_frame(q).iloc[0]
+    >>> int(row["原表行号"]), row["问题说明"]
+    (6, '“家庭人口数”应填数字')
+    >>> row["本行全部问题"]
+    '“家庭人口数”应填数字；全劳动力与弱劳动力人数之和大于家庭人口'
+    """
+    named = {}
+    for header, column in load_aliases().items():
+        named.setdefault(column, header)
+    named.update({c: h for c, h in (headers or {}).items() if h != c})
+    frame = quarantine.reset_index(drop=True)
+    if located is None:
+        located = pd.DataFrame({"file_row": frame["source_row"].to_numpy() + 2,
+                                **{c: pd.Series(pd.NA, index=frame.index, dtype="string")
+                                   for c in PLACE}})
+    located = located.reset_index(drop=True)
+
+    def explain(rule, column) -> str:
+        text = RULES_ZH.get(str(rule), str(rule))
+        return text.format(column=named.get(str(column), str(column)))
+
+    # Few distinct rules and combinations: each is explained once.
+    pairs = frame[["rule", "column"]].astype(object).drop_duplicates()
+    rule_zh = {(r, c): explain(r, c) for r, c in pairs.itertuples(index=False)}
+    reasons_zh = {text: "；".join(explain(r, c) for r, c in re.findall(r"(\w+)\((\w+)\)", text))
+                  for text in frame["reasons"].dropna().unique()}
+    out = pd.DataFrame({
+        "county": located["county"], "township": located["township"],
+        "village": located["village"], "file_row": located["file_row"].astype("int64"),
+        "household_id": frame["household_id"], "month": frame["month"],
+        "column": frame["column"].map(lambda c: named.get(c, c)),
+        "value": frame["value"],
+        "rule_zh": pd.Series(list(zip(frame["rule"], frame["column"], strict=True)),
+                             dtype=object).map(rule_zh),
+        "reasons_zh": frame["reasons"].map(reasons_zh),
+        "rule": frame["rule"],
+    })
+    out = out.sort_values(["county", "township", "file_row"], kind="stable", na_position="last")
+    return out.rename(columns=QUARANTINE_HEADERS).reset_index(drop=True)
+
+
+def write_quarantine_xlsx(quarantine: pd.DataFrame, path: str | Path,
+                          located: pd.DataFrame | None = None,
+                          headers: dict[str, str] | None = None) -> pd.DataFrame:
+    """Write :func:`quarantine_frame` as a one-sheet workbook (``隔离记录``, filterable by
+    township) to a hidden file beside ``path``, then rename it into place.
+
+    A worksheet holds 1,048,575 rows under its header: a longer quarantine is written up to
+    that many, with a warning (``quarantine.parquet`` holds every row).
+
+    Returns
+    -------
+    DataFrame
+        The table as written.
+    """
+    path = Path(path)
+    table = quarantine_frame(quarantine, located, headers)
+    if len(table) > XLSX_MAX_ROWS - 1:
+        logger.warning("%s: %d quarantined rows, more than a worksheet holds; the first %d "
+                       "are written (all of them are in quarantine.parquet)", path, len(table),
+                       XLSX_MAX_ROWS - 1)
+        table = table.iloc[:XLSX_MAX_ROWS - 1]
+    tmp = temp_beside(path)
+    try:
+        _write_xlsx(table, tmp, sheet="隔离记录", autofilter=True, wide=("说明", "问题"))
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_path(path.parent)
+    return table
+
+
 _NS = "http://schemas.openxmlformats.org"
 _XLSX_PARTS = {
     "[Content_Types].xml": (
@@ -416,7 +538,7 @@ _XLSX_PARTS = {
     "xl/workbook.xml": (
         f'<workbook xmlns="{_NS}/spreadsheetml/2006/main" '
         f'xmlns:r="{_NS}/officeDocument/2006/relationships"><sheets>'
-        '<sheet name="监测预警名单" sheetId="1" r:id="rId1"/></sheets></workbook>'),
+        '<sheet name="{sheet}" sheetId="1" r:id="rId1"/></sheets></workbook>'),
     "xl/_rels/workbook.xml.rels": (
         f'<Relationships xmlns="{_NS}/package/2006/relationships">'
         f'<Relationship Id="rId1" Type="{_NS}/officeDocument/2006/relationships/worksheet" '
@@ -458,16 +580,18 @@ def _xlsx_cells(values: pd.Series, letter: str, rows: pd.Series) -> pd.Series:
     return cells.fillna("")
 
 
-def _write_xlsx(table: pd.DataFrame, path: Path) -> None:
+def _write_xlsx(table: pd.DataFrame, path: Path, sheet: str = "监测预警名单",
+                autofilter: bool = False, wide: tuple[str, ...] = ("说明", "措施")) -> None:
     """A one-sheet workbook written as SpreadsheetML directly, a block of rows at a time.
 
     A general-purpose writer spends minutes on a province's watch list, cell by cell; this one
     builds each block's XML with vectorised string operations. The file depends on the table
-    only (no timestamps).
+    only (no timestamps). With ``autofilter`` the header row gets Excel's filter buttons; a
+    column whose header holds one of ``wide`` is wide.
     """
     letters = [get_column_letter(i + 1) for i in range(table.shape[1])]
     widths = "".join(
-        f'<col min="{i + 1}" max="{i + 1}" width="{40 if "说明" in h or "措施" in h else 14}" '
+        f'<col min="{i + 1}" max="{i + 1}" width="{40 if any(w in h for w in wide) else 14}" '
         'customWidth="1"/>' for i, h in enumerate(table.columns))
     header = "".join(f'<c r="{letter}1" t="inlineStr" s="1"><is><t>{_xml_text(pd.Series([h]))[0]}'
                      "</t></is></c>" for letter, h in zip(letters, table.columns, strict=True))
@@ -475,14 +599,19 @@ def _write_xlsx(table: pd.DataFrame, path: Path) -> None:
             '<sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
             'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
             f'<cols>{widths}</cols><sheetData><row r="1">{header}</row>')
+    tail = "</sheetData>"
+    if autofilter:
+        tail += f'<autoFilter ref="A1:{letters[-1]}{len(table) + 1}"/>'
+    parts = {**_XLSX_PARTS, "xl/workbook.xml": _XLSX_PARTS["xl/workbook.xml"].replace(
+        "{sheet}", _xml_text(pd.Series([sheet]))[0].replace('"', "&quot;"))}
 
     # Members opened by name get a fixed 1980 timestamp (``writestr`` would stamp the time).
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as book:
-        for name, xml in _XLSX_PARTS.items():
+        for name, xml in parts.items():
             with book.open(name, "w") as part:
                 part.write((_XML_HEAD + xml).encode("utf-8"))
-        with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
-            sheet.write(head.encode("utf-8"))
+        with book.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as out:
+            out.write(head.encode("utf-8"))
             for start in range(0, len(table), _XLSX_BLOCK_ROWS):
                 block = table.iloc[start:start + _XLSX_BLOCK_ROWS]
                 rows = pd.Series(np.arange(start + 2, start + 2 + len(block)),
@@ -490,22 +619,24 @@ def _write_xlsx(table: pd.DataFrame, path: Path) -> None:
                 xml = '<row r="' + rows + '">'
                 for letter, column in zip(letters, block.columns, strict=True):
                     xml = xml + _xlsx_cells(block[column], letter, rows)
-                sheet.write(("".join((xml + "</row>").tolist())).encode("utf-8"))
-            sheet.write(b"</sheetData></worksheet>")
-
+                out.write(("".join((xml + "</row>").tolist())).encode("utf-8"))
+            out.write(f"{tail}</worksheet>".encode())
 
 __all__ = [
     "LOCK_NAME",
     "PARQUET_OPTIONS",
+    "QUARANTINE_HEADERS",
     "WATCHLIST_HEADERS",
     "MonthOutput",
     "OutputLock",
     "fsync_path",
+    "quarantine_frame",
     "watchlist_frame",
     "write_json",
     "write_parquet",
     "temp_beside",
     "write_parquet_atomic",
+    "write_quarantine_xlsx",
     "write_watchlist",
 ]
 

@@ -8,7 +8,8 @@ with :func:`score_frame`, and writes ``<out>/<month>/`` atomically:
   have no model score and say why in ``not_scored_reason``.
 - ``watchlist.csv`` / ``watchlist.xlsx`` — the high tier and every household a hard trigger
   fired for (应纳尽纳), with Chinese headers.
-- ``quarantine.parquet`` — the month's rejected rows with the rule each broke.
+- ``quarantine.parquet`` — the month's rejected rows with the rule each broke; the same as
+  ``quarantine.xlsx`` for the offices that fix them (Chinese, by township, their row numbers).
 - ``changes.parquet`` — what changed since last month's output in ``<out>``, when it exists.
 - ``summary.json`` — reconciliation, counts by tier, township and cause, drift, timings, the
   model version and the MLflow run.
@@ -54,7 +55,14 @@ from .features import build_features
 from .labels import month_before, month_index, poverty_status
 from .ledger import parse_months, validate_ledger
 from .lifecycle import changes_since, elimination_candidates, monitoring_columns
-from .outputs import MonthOutput, OutputLock, write_json, write_parquet, write_watchlist
+from .outputs import (
+    MonthOutput,
+    OutputLock,
+    write_json,
+    write_parquet,
+    write_quarantine_xlsx,
+    write_watchlist,
+)
 from .report import read_quarantined, render_bulletin
 from .rules import HARD_TRIGGERS, format_triggers, rule_triggers
 from .tracking import DEFAULT_MODEL_URI, ModelRef, ScoringRun, load_model
@@ -574,6 +582,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     with MonthOutput(out, month, force) as staged:
         write_parquet(scores, staged.staging / "scores.parquet")
         write_parquet(quarantine, staged.staging / "quarantine.parquet")
+        write_quarantine_xlsx(quarantine, staged.staging / "quarantine.xlsx",
+                              chunks.locate(quarantine["source_row"]), chunks.source.headers)
         if changes is not None:
             write_parquet(changes, staged.staging / "changes.parquet")
         watchlist = write_watchlist(scores, staged.staging, config)
@@ -663,7 +673,8 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
                    "missing_optional_columns": missing,
                    "unfilled_optional_columns": chunks.unfilled,
                    "empty_columns": empty.columns,
-                   "blank_rows_skipped": len(chunks.blank_rows)},
+                   "blank_rows_skipped": len(chunks.blank_rows),
+                   "encoding": chunks.source.encoding, "sheet": chunks.source.sheet},
         "coverage": {"valid_households": coverage.households, "scored": coverage.scored,
                      "share": round(coverage.share, 4),
                      "min_scored_share": config.scoring.min_scored_share,
