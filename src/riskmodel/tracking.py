@@ -228,7 +228,8 @@ def _process_identity(pid: int) -> str | None:
     try:
         stat = (proc / str(pid) / "stat").read_text()
         boot = (proc / "sys/kernel/random/boot_id").read_text().strip()
-        namespace = os.readlink(proc / "self/ns/pid")
+        # "pid:[4026531836]": the inode names the namespace.
+        namespace = re.sub(r"\D", "", os.readlink(proc / "self/ns/pid"))
     except OSError:
         return None
     # Fields after the command name, which may hold spaces: state is the first, start the 20th.
