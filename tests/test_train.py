@@ -313,7 +313,7 @@ def test_cli_keeps_the_alias_when_the_model_loses_to_the_rules(losing, tmp_path,
     assert code == 7, out
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     # Registered, but the alias was not set.
-    assert [v.version for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
     assert alias_version("champion", uri) is None
     run = client.get_run(client.get_model_version(MODEL_NAME, "1").run_id)
     assert run.info.status == "FINISHED"
