@@ -11,12 +11,16 @@ import pytest
 from conftest import SAMPLE_DIR, fast_config
 from nbclient import NotebookClient
 
-from riskmodel import load_ledger
+from riskmodel import load_ledger, validate_ledger
 from riskmodel.score import score_month
+from riskmodel.synthetic import generate_ledger
 from riskmodel.train import train
 
 pytestmark = pytest.mark.slow
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+PARAMETERS = ["RISKMODEL_LEDGER", "RISKMODEL_TRUTH", "RISKMODEL_MONTH", "RISKMODEL_MODEL_URI",
+              "MLFLOW_TRACKING_URI", "RISKMODEL_SCORES_DIR"]
 NAMES = ["01_review_explanations", "02_model_evaluation", "03_monthly_watchlist"]
 
 
@@ -67,3 +71,32 @@ def test_notebook_runs_top_to_bottom(environment, name, monkeypatch):
               if "image/png" in o.get("data", {})]
     assert images, "every notebook draws at least one figure"
     print(f"{name}: {elapsed:.1f} s")
+
+
+def test_the_defaults_open_what_the_demo_writes(tmp_path, monkeypatch):
+    """A reviewer who ran ``./dev demo`` and opens a notebook, setting nothing, gets its model."""
+    dev = (ROOT / "dev").read_text(encoding="utf-8")
+    # What ./dev demo writes: demo/ledger.parquet, demo/mlruns.db (the @champion) and demo/out.
+    for written in ('local work=${DEMO_DIR:-demo}', '--out "$work/ledger.parquet"',
+                    "sqlite:///$PWD/$work/mlruns.db", '--alias champion', '--out "$work/out"'):
+        assert written in dev
+    # The same layout, small: the notebooks' folder beside a demo/ folder.
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    raw = generate_ledger(households=400, months=26, seed=7)
+    raw.to_parquet(demo / "ledger.parquet")
+    train(validate_ledger(raw).valid, fast_config(), tracking_uri=f"sqlite:///{demo / 'mlruns.db'}",
+          alias="champion", force_alias=True)
+    (tmp_path / "notebooks").mkdir()
+    for key in PARAMETERS:
+        monkeypatch.delenv(key, raising=False)
+    for name in NAMES:
+        book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+        # The parameters cell and the cell that loads the ledger and the model.
+        book.cells = book.cells[:3]
+        NotebookClient(book, timeout=240, kernel_name="python3",
+                       resources={"metadata": {"path": str(tmp_path / "notebooks")}}).execute()
+        printed = "".join(o.get("text", "") for o in book.cells[2].outputs)
+        month = raw["month"].max()
+        assert f"valid rows; month {month}; model return-to-poverty version 1" in printed, (
+            name, printed)

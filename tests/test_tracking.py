@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -306,3 +310,88 @@ def test_score_names_an_unreachable_server_set_in_the_environment(ledger, tmp_pa
     assert err == (f"riskmodel score: The tracking server at {url} cannot be reached "
                    "(connection refused); expected a running MLflow server there: start it, or "
                    "give another --tracking-uri or MLFLOW_TRACKING_URI.\n")
+
+
+# A run whose process was killed with kill -9 never ends in MLflow; the next run closes it.
+_HOLD_A_RUN = """
+import sys, time
+from riskmodel.tracking import ScoringRun
+run = ScoringRun(sys.argv[1], "riskmodel-scoring", "2024-12", {"engine": "pandas"})
+print(run.run_id, flush=True)
+time.sleep(600)
+"""
+
+
+def _process_holding_a_run(uri: str, log: Path) -> tuple[subprocess.Popen, str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(tracking.__file__).resolve().parents[1])}
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _HOLD_A_RUN, uri], env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    run_id = proc.stdout.readline().strip()
+    assert run_id, log.read_text()[-2000:]
+    return proc, run_id
+
+
+def test_runs_of_a_process_killed_with_sigkill_are_marked_failed_by_the_next_run(
+        model_and_data, tmp_path):
+    from mlflow import MlflowClient
+
+    model, X = model_and_data
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    killed, killed_run = _process_holding_a_run(uri, tmp_path / "killed.log")
+    alive, alive_run = _process_holding_a_run(uri, tmp_path / "alive.log")
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert client.get_run(killed_run).info.status == "RUNNING"
+        tags = client.get_run(killed_run).data.tags
+        assert tags["riskmodel.host"] == socket.gethostname()
+        assert tags["riskmodel.pid"] == str(killed.pid)
+        # Runs of another host, and runs this project did not open, are none of its business.
+        exp = client.get_experiment_by_name("riskmodel-scoring").experiment_id
+        elsewhere = client.create_run(exp, tags={"riskmodel.host": "another-host",
+                                                 "riskmodel.pid": str(killed.pid)}).info.run_id
+        foreign = client.create_run(exp).info.run_id
+
+        # The next training run closes the killed scoring run, and only that one.
+        logged = log_training_run(model, tracking_uri=uri, config={}, metrics={},
+                                  fingerprint={"sha256": "ef" * 32}, example=input_example(X))
+        run = client.get_run(killed_run)
+        assert run.info.status == "FAILED" and run.info.end_time is not None
+        note = run.data.tags["riskmodel.stale"]
+        assert note.startswith(f"Process {killed.pid} on {socket.gethostname()} ended without "
+                               "closing this run")
+        assert run.data.tags["mlflow.note.content"] == note
+        for other in (alive_run, elsewhere, foreign):
+            assert client.get_run(other).info.status == "RUNNING"
+        training = client.get_run(logged.run_id)
+        assert training.info.status == "FINISHED"
+        assert training.data.tags["riskmodel.pid"] == str(os.getpid())
+
+        # The next scoring run closes the second one once its process is gone too.
+        alive.send_signal(signal.SIGKILL)
+        alive.wait(timeout=30)
+        scoring = tracking.ScoringRun(uri, "riskmodel-scoring", "2025-01", {})
+        scoring.end("FINISHED")
+        assert client.get_run(alive_run).info.status == "FAILED"
+        assert client.get_run(scoring.run_id).info.status == "FINISHED"
+        assert client.get_run(elsewhere).info.status == "RUNNING"
+    finally:
+        for proc in (killed, alive):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
+def test_a_reused_pid_is_not_taken_for_the_process_that_opened_the_run():
+    tags = tracking.process_tags()
+    assert tags["riskmodel.pid"] == str(os.getpid())
+    assert tracking._process_gone(os.getpid(), tags["riskmodel.process"]) is False
+    boot, namespace, start = tags["riskmodel.process"].split(":")
+    # This pid, started at another time: another process.
+    assert tracking._process_gone(os.getpid(), f"{boot}:{namespace}:{int(start) + 1}") is True
+    # Recorded before the machine last booted: gone.
+    assert tracking._process_gone(os.getpid(), f"other-boot:{namespace}:{start}") is True
+    # Another pid namespace (another container with this host name): cannot be told.
+    assert tracking._process_gone(os.getpid(), f"{boot}:1:{start}") is None

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
@@ -42,7 +43,8 @@ def ledger():
 def trained(ledger, tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlruns.db'}"
     with threadpool_limits(1):
-        result = train(ledger, _config(), tracking_uri=uri, alias="champion")
+        # The small model of a 400-household ledger need not beat the rules: forced.
+        result = train(ledger, _config(), tracking_uri=uri, alias="champion", force_alias=True)
     return result, uri
 
 
@@ -112,7 +114,7 @@ def test_train_from_path_prints_the_backtest_table(trained, ledger, tmp_path, mo
     ledger.to_parquet(path)
     seen = {}
 
-    def fake_train(valid, config, tracking_uri=None, alias=None, source=None):
+    def fake_train(valid, config, tracking_uri=None, alias=None, source=None, **kwargs):
         seen.update(rows=len(valid), uri=tracking_uri, alias=alias, source=source)
         return result
 
@@ -241,3 +243,222 @@ def test_cli_names_an_unreachable_server_before_reading_or_training(ledger, tmp_
 def test_train_names_an_unreachable_server_before_training(ledger, no_fit):
     with pytest.raises(TrackingServerError, match="cannot be reached"):
         train(ledger, _config(), tracking_uri=_closed_port())
+
+
+# The alias gate (training.promotion). Ledgers of 300 households × 24 months, a county's size:
+# with seed 2 the small model loses to the income-ordered rules in its own backtest (recall at
+# 5%: 0.27 against 0.50), the issue's case; with seed 3 it wins (0.50 against 0.28).
+
+
+def _county_config(**promotion):
+    config = load_config()
+    return config.model_copy(update={
+        "model": config.model.model_copy(update={
+            "max_iter": 40, "min_samples_leaf": 20, "validation_months": 2,
+            "calibration_months": 2, "min_positive_labels": 20, "scorecard_features": 6}),
+        "backtest": config.backtest.model_copy(update={
+            "origins": 3, "bootstrap": 0, "min_group_rows": 50}),
+        "training": config.training.model_copy(update={
+            "promotion": config.training.promotion.model_copy(update=promotion)}),
+    })
+
+
+def _county_ledger(seed):
+    return validate_ledger(generate_ledger(households=300, months=24, start="2023-01",
+                                           seed=seed)).valid
+
+
+@pytest.fixture(scope="module")
+def losing():
+    return _county_ledger(2)
+
+
+@pytest.fixture(scope="module")
+def winning():
+    return _county_ledger(3)
+
+
+@pytest.fixture(scope="module")
+def winning_trained(winning):
+    config = _county_config()
+    with threadpool_limits(1):
+        result = train(winning, config, track=False)
+    return result, training_data(winning, config)
+
+
+def _recall_at(share, score, tiebreak, target, month):
+    """Recall of visiting the top ``share`` of each month by score, by hand."""
+    frame = pd.DataFrame({"s": score, "t": tiebreak, "y": target, "m": month})
+    caught = 0.0
+    for _, sub in frame.groupby("m"):
+        k = int(np.floor(share * len(sub) + 0.5))
+        caught += sub.sort_values(["s", "t"], ascending=False)["y"].iloc[:k].sum()
+    return caught / frame["y"].sum()
+
+
+def test_cli_keeps_the_alias_when_the_model_loses_to_the_rules(losing, tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    from riskmodel.tracking import alias_version
+
+    path = tmp_path / "ledger.parquet"
+    losing.to_parquet(path)
+    config = _write_raw(_county_config().model_dump(mode="json"), tmp_path / "county.yaml")
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    args = ["train", "--ledger", str(path), "--config", str(config), "--tracking-uri", uri,
+            "--alias", "champion"]
+    with threadpool_limits(1):
+        code = main(args)
+    out = capsys.readouterr().out
+    assert code == 7, out
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # Registered, but the alias was not set.
+    assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL_NAME}'")] == ["1"]
+    assert alias_version("champion", uri) is None
+    run = client.get_run(client.get_model_version(MODEL_NAME, "1").run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["riskmodel.promotion"] == "not_promoted"
+    new, rules = run.data.metrics["promotion_model"], run.data.metrics["promotion_baseline"]
+    assert new < rules and run.data.metrics["promotion_promoted"] == 0
+    lines = [line for line in out.splitlines() if line.startswith("alias champion")]
+    assert len(lines) == 1, out
+    assert lines[0].startswith("alias champion left unset (version 1 registered, not promoted")
+    assert (f"recall_at_5pct in the backtest: new {new:.3f} vs rules_income {rules:.3f} "
+            f"(gain {new - rules:+.3f}, needs +0.020)") in lines[0]
+    assert run.data.tags["riskmodel.promotion.reason"] in lines[0].replace("version 1",
+                                                                           "the new version")
+
+    # --force-alias sets it anyway, and the run says it was forced.
+    with threadpool_limits(1):
+        code = main(args + ["--force-alias"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert alias_version("champion", uri) == "2"
+    run = client.get_run(client.get_model_version(MODEL_NAME, "2").run_id)
+    assert run.data.tags["riskmodel.promotion"] == "forced"
+    assert run.data.metrics["promotion_forced"] == 1
+    assert client.get_model_version(MODEL_NAME, "2").tags["riskmodel.promotion"] == "forced"
+    assert "alias champion set on version 2 by --force-alias, although the gate failed" in out
+
+
+def test_the_champion_is_judged_on_the_backtest_months_it_did_not_learn_from(winning, tmp_path):
+    from riskmodel.tracking import alias_version, input_example, log_training_run
+
+    config = _county_config()
+    data = training_data(winning, config)
+    # The champion: trained when the ledger ended at 2024-06, on labelled rows up to 2023-12.
+    early = data.months <= "2023-12"
+    with threadpool_limits(1):
+        champion = RiskModel.from_config(config, list(data.features.columns)).fit(
+            data.features[early], data.target[early], months=data.months[early])
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    log_training_run(champion, tracking_uri=uri, config={}, metrics={},
+                     fingerprint={"sha256": "0" * 64}, example=input_example(data.features),
+                     alias="champion")
+
+    with threadpool_limits(1):
+        blocked = train(winning, _county_config(min_gain_over_champion=1.0), tracking_uri=uri,
+                        alias="champion")
+    gate = blocked.promotion
+    # It beats the rules, but not the champion by the (impossible) margin asked.
+    assert gate.model - gate.baseline_value >= 0.02
+    assert not gate.passed and not gate.promoted
+    assert alias_version("champion", uri) == "1"
+    # Origins 2024-04 … 2024-06: their fold models learnt from rows up to 2023-10 … 2023-12, so
+    # only 2024-06 judges the champion on outcomes it did not learn from.
+    assert [s.origin for s in blocked.backtest.splits] == ["2024-04", "2024-05", "2024-06"]
+    assert gate.champion_version == "1" and gate.champion_months == ("2024-06",)
+    pred = blocked.backtest.predictions
+    rows = (pred["origin"] == "2024-06").to_numpy()
+    at = np.concatenate([s.test for s in blocked.backtest.splits])[rows]
+    features = data.features.iloc[at]
+    assert gate.champion == pytest.approx(_recall_at(
+        0.05, champion.predict_proba(features)[:, 1], champion.decision_function(features),
+        data.target[at], data.months[at]))
+    fold = blocked.backtest.metrics
+    assert gate.model_on_champion_months == pytest.approx(fold.loc[
+        (fold["origin"] == "2024-06") & (fold["scorer"] == "model"), "recall_at_5pct"].item())
+    line = gate.line("2")
+    assert line.startswith("alias champion left on version 1 (version 2 registered, not promoted")
+    assert (f"vs version 1 on 2024-06: new {gate.model_on_champion_months:.3f} vs "
+            f"{gate.champion:.3f}") in line and "needs +1.000" in line
+
+    with threadpool_limits(1):
+        passed = train(winning, _county_config(min_gain_over_champion=-1.0), tracking_uri=uri,
+                       alias="champion")
+    assert passed.promotion.promoted and not passed.promotion.forced
+    assert alias_version("champion", uri) == passed.run.version == "3"
+
+
+def test_a_champion_that_cannot_be_judged_is_said_and_the_rules_decide(winning_trained):
+    import copy
+
+    result, data = winning_trained
+    config = _county_config()
+    # Trained on the same ledger: every origin lies inside the months it learnt from.
+    same = train_module.promotion_gate(result.backtest, data, config, "champion",
+                                       champion=result.model, champion_version="4")
+    assert same.promoted and same.champion is None
+    assert same.note == ("it learnt from months up to 2024-06, and no backtest origin comes late "
+                         "enough to judge it without outcomes it learnt from (the last, 2024-06, "
+                         "needs a model that learnt up to 2023-12 at most)")
+    assert "version 4 not compared: it learnt from months up to 2024-06" in same.line()
+
+    other = copy.deepcopy(result.model)
+    other.horizon_months_ = 3
+    gate = train_module.promotion_gate(result.backtest, data, config, "champion",
+                                       champion=other, champion_version="4")
+    assert gate.note == "it predicts falls within 3 months, this config within 6"
+
+    renamed = data.features.rename(columns={"income_margin_12m": "income_magic_12m"})
+    with threadpool_limits(1):
+        alien = RiskModel(max_iter=5, validation_months=2, calibration_months=2).fit(
+            renamed, data.target, months=data.months)
+    gate = train_module.promotion_gate(result.backtest, data, config, "champion",
+                                       champion=alien, champion_version="4")
+    assert gate.note == "it needs features this config does not build (income_magic_12m)"
+    assert gate.promoted and gate.champion is None
+
+
+def test_the_gate_compares_the_configured_metric_and_baselines(winning_trained):
+    result, data = winning_trained
+    pooled = result.backtest.metrics.query("origin == 'all'").set_index("scorer")
+    gate = train_module.promotion_gate(
+        result.backtest, data, _county_config(metric="ap", baselines=["scorecard"],
+                                              min_gain_over_rules=0.0), "champion")
+    assert (gate.metric, gate.baseline) == ("ap", "scorecard")
+    assert gate.model == pooled.loc["model", "ap"]
+    assert gate.baseline_value == pooled.loc["scorecard", "ap"]
+    assert gate.passed == (gate.model >= gate.baseline_value)
+    # A margin just above the gain fails; the gain itself passes.
+    gain = gate.model - gate.baseline_value
+    for margin, verdict in ((gain, True), (gain + 0.001, False)):
+        config = _county_config(metric="ap", baselines=["scorecard"], min_gain_over_rules=margin)
+        assert train_module.promotion_gate(result.backtest, data, config,
+                                           "champion").passed is verdict
+
+
+def test_a_metric_the_backtest_does_not_measure_stops_before_training(ledger, tmp_path, no_fit):
+    with pytest.raises(ConfigError, match="recall_at_7pct.*backtest does not measure"):
+        train(ledger, _county_config(metric="recall_at_7pct"),
+              tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", alias="champion")
+    raw = load_config().model_dump(mode="json")
+    raw["training"]["promotion"]["metric"] = "brier"
+    with pytest.raises(ConfigError, match="training.promotion.metric"):
+        load_config(_write_raw(raw, tmp_path / "bad.yaml"))
+
+
+def _write_raw(raw, path):
+    import yaml
+
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_cli_refuses_force_alias_without_an_alias(ledger, tmp_path, no_fit, no_read, capsys):
+    code = main(["train", "--ledger", str(tmp_path / "ledger.parquet"), "--force-alias",
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == ("riskmodel train: Got --force-alias without --alias, expected --alias NAME "
+                   "too (the alias to set whatever the gate says).\n")

@@ -91,6 +91,69 @@ def time_splits(
     return out
 
 
+def comparable_origins(splits: list[Split], trained_to: str, *, horizon: int = 6,
+                       label_embargo: bool = True) -> list[str]:
+    """Origins at which a model fitted on rows up to ``trained_to`` could be the fold's model.
+
+    A fold's model learns from rows of months ≤ origin − ``horizon`` with ``label_embargo``
+    (else ≤ origin − 1); a model that learnt from rows up to ``trained_to`` is judged fairly at
+    an origin only when ``trained_to`` is no later than that cut: no outcome it learnt from
+    falls in the months it is judged on.
+
+    Examples
+    --------
+    >>> months = np.repeat(["2024-01", "2024-02", "2024-03", "2024-04"], 2)
+    >>> splits = time_splits(months, origins=2, horizon=2)
+    >>> comparable_origins(splits, "2024-02", horizon=2)
+    ['2024-04']
+    >>> comparable_origins(splits, "2024-01", horizon=2, label_embargo=False)
+    ['2024-03', '2024-04']
+    """
+    gap = horizon if label_embargo else 1
+    last = int(month_index(pd.Series([trained_to]))[0])
+    origins = [s.origin for s in splits]
+    starts = month_index(pd.Series(origins, dtype=object)) if origins else np.zeros(0)
+    return [o for o, start in zip(origins, starts, strict=True) if start - gap >= last]
+
+
+def compare_fitted(result: BacktestResult, features: pd.DataFrame, other, origins: list[str],
+                   *, n_bins: int = 10) -> dict[str, dict[str, float]]:
+    """The backtest's model and another, already fitted model on the same backtest rows.
+
+    Parameters
+    ----------
+    result : BacktestResult
+        From :func:`backtest`.
+    features : DataFrame
+        The features given to :func:`backtest` (all its rows, in its order).
+    other : RiskModel
+        A fitted model (e.g. the registered champion); scored on its own
+        ``feature_names_in_``, ties broken by its log-odds.
+    origins : list of str
+        The origins whose evaluated rows are compared (see :func:`comparable_origins`).
+    n_bins : int, default=10
+
+    Returns
+    -------
+    dict
+        ``{"model": metrics, "other": metrics}``, each as :func:`scorer_metrics` gives them,
+        on the rows of ``origins`` (caseloads within each month, as in the backtest).
+    """
+    pred = result.predictions
+    keep = pred["origin"].isin(list(origins)).to_numpy()
+    rows = np.concatenate([s.test for s in result.splits])[keep]
+    sub = pred[keep]
+    names = [str(c) for c in other.feature_names_in_]
+    raw = other.decision_function(features.iloc[rows][names])
+    prob = other.calibrated(raw)
+    y, month = sub["target"].to_numpy(), sub["month"].to_numpy()
+    return {
+        "model": scorer_metrics(y, sub["model"], sub["model"], month, result.caseloads, n_bins,
+                                tiebreak=sub["model_raw"]),
+        "other": scorer_metrics(y, prob, prob, month, result.caseloads, n_bins, tiebreak=raw),
+    }
+
+
 def caseload_hits(score: np.ndarray, groups: np.ndarray, share: float,
                   weight: np.ndarray | None = None, tiebreak: np.ndarray | None = None
                   ) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 unexpected error; 2 bad input (ledger, config, training data);
 3 model not found or incompatible; 4 output exists or another run holds it; 5 the tracking
-server cannot be reached; 6 nothing (or too little) of the month could be scored.
+server cannot be reached; 6 nothing (or too little) of the month could be scored;
+7 (train) trained and registered, but the alias gate left the alias where it was.
 """
 
 from __future__ import annotations
@@ -72,12 +73,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Exit code of `train` when the version is registered but did not earn --alias.
+NOT_PROMOTED = 7
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import train_from_path
 
-    train_from_path(args.ledger, config_path=args.config, tracking_uri=args.tracking_uri,
-                    alias=args.alias)
-    return 0
+    result = train_from_path(args.ledger, config_path=args.config,
+                             tracking_uri=args.tracking_uri, alias=args.alias,
+                             force_alias=args.force_alias)
+    return NOT_PROMOTED if result.promotion is not None and not result.promotion.promoted else 0
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -223,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     p.add_argument("--alias", help="set this registry alias on the new version, e.g. champion "
                                    "(default: none; the version is registered without one)")
+    p.add_argument("--force-alias", action="store_true",
+                   help="set --alias even when the model does not pass the alias gate "
+                        "(training.promotion); recorded on the run (default: off)")
     _add_sheet(p)
     p.set_defaults(func=_cmd_train)
 

@@ -194,6 +194,27 @@ class BacktestConfig(_Strict):
         return sorted(caseloads)
 
 
+class Promotion(_Strict):
+    """What ``riskmodel train --alias`` asks of a new model before it moves the alias.
+
+    ``metric`` is a ranking metric of the backtest (``auc``, ``ap``, ``recall_at_<n>pct`` or
+    ``precision_at_<n>pct`` for a caseload of ``backtest.caseloads``); gains are differences
+    of it, the new model's minus the other's.
+    """
+
+    metric: str = Field("recall_at_5pct", pattern=r"^(auc|ap|(recall|precision)_at_\d+pct)$")
+    baselines: list[Literal["rules", "rules_income", "scorecard"]] = Field(
+        ["rules", "rules_income"], min_length=1)
+    min_gain_over_rules: float = Field(0.02, ge=-1, le=1)
+    min_gain_over_champion: float = Field(0.0, ge=-1, le=1)
+
+
+class TrainingConfig(_Strict):
+    """The training job's policy beyond the model itself."""
+
+    promotion: Promotion = Promotion()
+
+
 class CauseText(_Strict):
     zh: str
     en: str
@@ -286,6 +307,7 @@ class Config(_Strict):
     scoring: Scoring = Scoring()
     model: ModelConfig = ModelConfig()
     backtest: BacktestConfig = BacktestConfig()
+    training: TrainingConfig = TrainingConfig()
     reasons: Reasons = Reasons()
     lifecycle: Lifecycle = Lifecycle()
     plan: PlanConfig = PlanConfig()

@@ -6,14 +6,20 @@ loaded back with this module's own list of trusted types — never with a list r
 model's folder, which whoever wrote the folder controls. Nothing that identifies a household goes
 into MLflow: the data is recorded as a fingerprint (a hash and counts), the input example is a
 row of training medians.
+
+Every run this project opens carries its process (host name, pid and, on Linux, the process's
+start): a run left ``RUNNING`` by a process that is gone (``kill -9``, a power cut) is marked
+``FAILED`` by the next run this project opens on the same store (:func:`close_stale_runs`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +33,7 @@ import yaml
 
 from .errors import ArgumentError, ModelNotFoundError, TrackingServerError
 
+log = logging.getLogger(__name__)
 MODEL_NAME = "return-to-poverty"
 EXPERIMENT = "return-to-poverty"
 DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
@@ -50,6 +57,12 @@ _ALIAS_MAX_LENGTH = 255
 _REACH_TIMEOUT_S = 10.0
 # What a proxy answers when the server behind it is down; MLflow would retry these too.
 _GATEWAY_DOWN = (502, 503, 504)
+# Tags naming the process that holds a run open (see close_stale_runs).
+HOST_TAG = "riskmodel.host"
+PID_TAG = "riskmodel.pid"
+PROCESS_TAG = "riskmodel.process"
+STALE_TAG = "riskmodel.stale"
+_NOTE_TAG = "mlflow.note.content"
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,131 @@ def _socket_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def process_tags() -> dict[str, str]:
+    """Tags naming this process, set on every run it opens (see :func:`close_stale_runs`).
+
+    ``riskmodel.host`` (host name), ``riskmodel.pid`` and ``riskmodel.process``: on Linux the
+    boot, the pid namespace and the start time of the process (``boot:pidns:start``), so that a
+    later pid reused by another process is not taken for this one; empty elsewhere.
+    """
+    pid = os.getpid()
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid),
+            PROCESS_TAG: _process_identity(pid) or ""}
+
+
+def _process_identity(pid: int) -> str | None:
+    """``boot:pidns:start`` of a live process on Linux; None when it is gone, or not Linux."""
+    proc = Path("/proc")
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+        boot = (proc / "sys/kernel/random/boot_id").read_text().strip()
+        # "pid:[4026531836]": the inode names the namespace.
+        namespace = re.sub(r"\D", "", os.readlink(proc / "self/ns/pid"))
+    except OSError:
+        return None
+    # Fields after the command name, which may hold spaces: state is the first, start the 20th.
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] in ("Z", "X"):
+        # Exited, not yet reaped by its parent: gone.
+        return None
+    return f"{boot}:{namespace}:{fields[19]}"
+
+
+def _process_gone(pid: int, identity: str) -> bool | None:
+    """Whether the process that recorded ``identity`` has ended; None when it cannot be told.
+
+    On Linux, with the identity recorded: gone when the machine rebooted since, or no process
+    of that pid with that start time lives now; a process of another pid namespace (another
+    container with the same host name) cannot be told. Elsewhere: gone when no process has the
+    pid (a reused pid counts as alive).
+    """
+    if identity:
+        mine = _process_identity(os.getpid())
+        if mine is None:
+            return None
+        boot, namespace, _ = identity.split(":", 2)
+        my_boot, my_namespace, _ = mine.split(":", 2)
+        if boot != my_boot:
+            return True
+        if namespace != my_namespace:
+            return None
+        return _process_identity(pid) != identity
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    except OSError:
+        return None
+    return False
+
+
+def close_stale_runs(uri: str) -> list[str]:
+    """Mark ``FAILED`` the runs of this project left ``RUNNING`` by a process that is gone.
+
+    A run this project opens records its process (:func:`process_tags`). A process killed with
+    ``kill -9`` (or a machine that lost power) never closes its run, which MLflow would show as
+    running forever. Every train and score run calls this before it opens its own: among the
+    store's ``RUNNING`` runs recorded on this host (by host name), those whose process has ended
+    are set ``FAILED``, with the tag ``riskmodel.stale`` and a note saying why. Runs of other
+    hosts, of other projects and of live processes are left alone.
+
+    Parameters
+    ----------
+    uri : str
+        A resolved tracking URI.
+
+    Returns
+    -------
+    list of str
+        The run ids marked ``FAILED``.
+    """
+    from datetime import UTC, datetime
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    host = socket.gethostname()
+    experiments, token = [], None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        experiments += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            break
+    closed: list[str] = []
+    for i in range(0, len(experiments), 100):
+        token = None
+        while True:
+            runs = client.search_runs(
+                experiments[i:i + 100], max_results=1000, page_token=token,
+                filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'")
+            for run in runs:
+                tags = run.data.tags
+                try:
+                    pid = int(tags.get(PID_TAG, ""))
+                except ValueError:
+                    continue
+                if not _process_gone(pid, tags.get(PROCESS_TAG, "")):
+                    continue
+                when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                note = (f"Process {pid} on {host} ended without closing this run (killed, or the "
+                        f"machine stopped); marked FAILED on {when} by the next riskmodel run on "
+                        "this store.")
+                client.set_tag(run.info.run_id, STALE_TAG, note)
+                client.set_tag(run.info.run_id, _NOTE_TAG, note)
+                client.set_terminated(run.info.run_id, status="FAILED")
+                closed.append(run.info.run_id)
+            token = runs.token
+            if not token:
+                break
+    if closed:
+        log.warning("%d run(s) left RUNNING by a process that is gone marked FAILED: %s",
+                    len(closed), ", ".join(closed))
+    return closed
+
+
 @contextmanager
 def _tracking(uri: str) -> Iterator[None]:
     import mlflow
@@ -317,6 +455,7 @@ def log_training_run(
     alias: str | None = None,
     source: str | None = None,
     register: bool = True,
+    tags: Mapping[str, str] = (),
 ) -> LoggedRun:
     """Record one training run: params, metrics, data fingerprint, plots, tables, the model.
 
@@ -343,6 +482,9 @@ def log_training_run(
         Where the ledger came from (a path), recorded with the fingerprint.
     register : bool, default=True
         Register the model as ``return-to-poverty``.
+    tags : mapping, optional
+        More tags, set on the run and on the registered version (e.g. the alias gate's
+        decision).
 
     Raises
     ------
@@ -365,7 +507,9 @@ def log_training_run(
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     with _tracking(uri):
         exp = experiment_id(uri)
-        with mlflow.start_run(experiment_id=exp) as run:
+        close_stale_runs(uri)
+        with mlflow.start_run(experiment_id=exp,
+                              tags={"riskmodel.job": "train", **process_tags()}) as run:
             rid = run.info.run_id
             params = flatten(dict(config))
             params.update({f"data.{k}": str(v) for k, v in fingerprint.items()})
@@ -377,7 +521,8 @@ def log_training_run(
             for i in range(0, len(values), _MAX_BATCH):
                 client.log_batch(rid, metrics=values[i:i + _MAX_BATCH])
             tags = {"code_version": getattr(model, "code_version_", ""),
-                    "horizon_months": str(getattr(model, "horizon_months_", ""))}
+                    "horizon_months": str(getattr(model, "horizon_months_", "")),
+                    **dict(tags)}
             mlflow.set_tags(tags)
             dataset = MetaDataset(
                 CodeDatasetSource({"ledger": source or "in-memory ledger",
@@ -438,6 +583,29 @@ def set_alias(alias: str, version: str, tracking_uri: str | None = None,
         raise ModelNotFoundError(
             f"Cannot set alias {alias!r} on {name} version {version} in {uri}: "
             f"{_first_line(exc)}") from None
+
+
+def alias_version(alias: str, tracking_uri: str | None = None,
+                  name: str = MODEL_NAME) -> str | None:
+    """The registered version ``models:/name@alias`` points at now; None when it points nowhere.
+
+    A store that does not exist yet, a model never registered and an alias never set are all
+    None; a tracking server that cannot be reached raises :class:`TrackingServerError`.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = resolve_tracking_uri(tracking_uri)
+    store = _sqlite_file(uri)
+    if store is not None and not store.is_file():
+        return None
+    check_tracking_server(uri)
+    try:
+        mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
+            name, alias)
+    except MlflowException:
+        return None
+    return str(mv.version)
 
 
 def requirements() -> list[str]:
@@ -599,9 +767,11 @@ class ScoringRun:
         self.uri = resolve_tracking_uri(tracking_uri)
         check_tracking_server(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        run = self.client.create_run(experiment_id(self.uri, experiment),
-                                     run_name=f"score-{month}",
-                                     tags={"riskmodel.job": "score", "riskmodel.month": month})
+        exp = experiment_id(self.uri, experiment)
+        close_stale_runs(self.uri)
+        run = self.client.create_run(exp, run_name=f"score-{month}",
+                                     tags={"riskmodel.job": "score", "riskmodel.month": month,
+                                           **process_tags()})
         self.run_id = run.info.run_id
         self._log(params=params)
 
