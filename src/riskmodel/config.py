@@ -5,9 +5,10 @@ A misspelt or unknown key is an error that names it; nothing falls back to a sil
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import yaml
@@ -196,6 +197,56 @@ class CauseText(_Strict):
     en: str
 
 
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_RULE = re.compile(
+    rf"\s*(?P<figure>[a-z_0-9]+)\s*(?:(?P<op><=|>=|<|>)\s*"
+    rf"(?:(?P<factor>{_NUMBER})\s*\*\s*)?(?P<other>[a-z_0-9]+|{_NUMBER}))?\s*")
+
+
+class EvidenceRule(NamedTuple):
+    """One rule of ``reasons.evidence``: ``figure op factor * other`` (``other`` a figure's
+    name) or ``figure op value``; a bare figure's name means ``figure > 0``."""
+
+    figure: str
+    op: str
+    factor: float
+    other: str | None
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> EvidenceRule:
+        """The rule a string of ``reasons.evidence`` states.
+
+        Examples
+        --------
+        >>> EvidenceRule.parse("income_pc < 1.5 * line")
+        EvidenceRule(figure='income_pc', op='<', factor=1.5, other='line', value=0.0)
+        >>> EvidenceRule.parse("ill")
+        EvidenceRule(figure='ill', op='>', factor=1.0, other=None, value=0.0)
+        """
+        match = _RULE.fullmatch(str(text))
+        if match is None:
+            raise ValueError(
+                f"Got evidence rule {text!r}, expected `figure`, `figure > number`, "
+                "`figure < other_figure` or `figure < number * other_figure` "
+                "(operators <, <=, >, >=)."
+            )
+        figure, op, factor, other = match.group("figure", "op", "factor", "other")
+        if op is None:
+            return cls(figure, ">", 1.0, None, 0.0)
+        if re.fullmatch(_NUMBER, other):
+            if factor is not None:
+                raise ValueError(f"Got evidence rule {text!r}, expected a number times a "
+                                 "figure's name on the right, not two numbers.")
+            return cls(figure, op, 1.0, None, float(other))
+        return cls(figure, op, 1.0 if factor is None else float(factor), other, 0.0)
+
+    @property
+    def figures(self) -> list[str]:
+        """The household figures the rule reads."""
+        return [self.figure] if self.other is None else [self.figure, self.other]
+
+
 class Reasons(_Strict):
     """How cause contributions become reason codes, the risk-cause list and reason text."""
 
@@ -218,6 +269,27 @@ class Reasons(_Strict):
                 f"Got cause codes {unknown}, expected codes of {', '.join(CAUSE_CODES)}."
             )
         return table
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence_rules(cls, evidence: dict[str, list[str]]) -> dict[str, list[str]]:
+        if not any(evidence.values()):
+            return evidence
+        from .reasons import RULE_FACTS
+
+        for code, rules in evidence.items():
+            for rule in map(EvidenceRule.parse, rules):
+                unknown = [f for f in rule.figures if f not in RULE_FACTS]
+                if unknown:
+                    raise ValueError(f"reasons.evidence.{code} names {unknown[0]!r}, expected "
+                                     f"figures of {', '.join(RULE_FACTS)}.")
+        return evidence
+
+    @property
+    def evidence_rules(self) -> dict[str, list[EvidenceRule]]:
+        """``evidence`` parsed: cause code → its rules, any one of which is evidence."""
+        return {code: [EvidenceRule.parse(r) for r in rules]
+                for code, rules in self.evidence.items()}
 
 
 class MarginModelConfig(_Strict):
