@@ -341,8 +341,8 @@ def required_rules(config: Config) -> dict[str, list[EvidenceRule]]:
 def valid_causes(facts: pd.DataFrame, config: Config) -> pd.DataFrame:
     """Which causes the national consistency rules allow for each household.
 
-    A cause listed under ``reasons.evidence`` needs one of its rules to hold on the
-    household's own figures of its months up to the one explained, as the reason text prints
+    A cause with ``evidence`` rules in the config's cause table needs one of them to hold on
+    the household's own figures of its months up to the one explained, as the reason text prints
     them (:func:`printed_figures`): 因务工就业不稳 a fall in wages, a job loss or a migrant
     worker come home; 收入偏低 an income under a multiple of the line; 因学 a student beyond
     compulsory school or education costs above a share of income … (see ``docs/explanations.md``).
@@ -363,12 +363,12 @@ def valid_causes(facts: pd.DataFrame, config: Config) -> pd.DataFrame:
     codes = [c.code for c in config.causes]
     allowed = pd.DataFrame(True, index=facts.index, columns=codes)
     figures = printed_figures(facts)
-    for code, rules in config.reasons.evidence_rules.items():
-        if code in allowed:
+    for cause in config.causes:
+        if cause.evidence:
             held = np.zeros(len(facts), dtype=bool)
-            for rule in rules:
+            for rule in cause.evidence_rules:
                 held |= rule_holds(rule, figures)
-            allowed[code] = held
+            allowed[cause.code] = held
     for code, rules in required_rules(config).items():
         if code in allowed:
             for rule in rules:
@@ -542,7 +542,7 @@ def text_contradictions(explained: pd.DataFrame, config: Config) -> pd.DataFrame
 
     The text (``reason_text_zh``) is read back with the config's templates, and each reason
     spelt out in it (the first ``reasons.text_causes`` of ``reason_1`` …) is judged on the
-    figures it quotes, as printed, by its cause's rules (``reasons.evidence`` and
+    figures it quotes, as printed, by its cause's rules (``causes[].evidence`` and
     :func:`required_rules`): it is contradicted when its text quotes the figures of at least
     one evidence rule and none of those rules holds on them ("因务工就业不稳" beside wages that
     did not fall), or a rule it must meet fails on them (缺劳动力 with half the members
@@ -574,7 +574,8 @@ def text_contradictions(explained: pd.DataFrame, config: Config) -> pd.DataFrame
     text = explained["reason_text_zh"].astype("string")
     out = pd.DataFrame(pd.NA, index=explained.index, columns=slots, dtype="boolean")
     names = {c.code: c.name_zh for c in config.causes}
-    evidence, required = config.reasons.evidence_rules, required_rules(config)
+    evidence = {c.code: c.evidence_rules for c in config.causes}
+    required = required_rules(config)
     keep = (codes[:, 0] != "") & text.notna().to_numpy()
     combos, position = np.unique(codes[keep].astype(str), axis=0, return_inverse=True)
     rows_kept = np.flatnonzero(keep)
