@@ -6,7 +6,9 @@ most (``structural`` when none removes half of it). Among households not poor at
 with true risk ≥ 0.25, the script reports how often ``reason_1`` is the true cause, how often
 the true cause is among ``reason_1..3``, how often a ``structural`` household gets 缺劳动力 or
 收入偏低 first, and the confusion table (true cause × ``reason_1``), as Markdown for
-``docs/explanations.md``.
+``docs/explanations.md``. Over every household explained, it reports the share of the reasons
+spelt out in the texts that the figures those texts quote contradict
+(:func:`riskmodel.reasons.text_contradictions`; the target is none).
 
 The truth is a Monte Carlo estimate (``--replicas`` futures per household and scenario). Where
 two causes each remove nearly all of the risk, a small estimate picks between them by its own
@@ -35,7 +37,12 @@ from riskmodel import load_config, validate_ledger
 from riskmodel.explain import cause_contributions, explain_month
 from riskmodel.features import build_features
 from riskmodel.models import RiskModel
-from riskmodel.reasons import household_facts, rank_causes, valid_causes
+from riskmodel.reasons import (
+    contradiction_share,
+    household_facts,
+    rank_causes,
+    valid_causes,
+)
 from riskmodel.simulate import CAUSES
 from riskmodel.synthetic import generate, generate_ledger
 from riskmodel.train import training_data
@@ -85,11 +92,18 @@ def main() -> None:
         explained["plain_reason_1"] = plain_first_reasons(model, ledger, config, month)
         frames.append(explained)
     explained = pd.concat(frames, ignore_index=True)
+    contradicted, named = contradiction_share(explained, config)
+    print(f"reasons spelt out in the texts of all {len(explained):,} households explained: "
+          f"{named:,}, of which {contradicted:,} ({contradicted / max(named, 1):.2%}) "
+          "contradicted by the figures their text quotes")
     keys = pd.MultiIndex.from_frame(explained[["household_id", "month"]])
     without = [f"true_risk_without_{cause}" for cause in CAUSES]
     columns = ["true_risk", "true_cause", "poor_complete", *without]
     chosen = report(explained.join(truth.loc[keys, columns].reset_index(drop=True)),
                     args.min_risk)
+    contradicted, named = contradiction_share(chosen, config)
+    print(f"of them, reasons spelt out contradicted by their text's figures: {contradicted} of "
+          f"{named}")
     if args.second_truth:
         second = true_causes(args, config, months, cache, truth_seed=args.seed + 1 + INDEPENDENT)
         second = second.set_index(["household_id", "month"])["true_cause"].astype(str)

@@ -7,9 +7,10 @@ the keys it changes.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import yaml
@@ -52,12 +53,65 @@ class PovertyLine(_Strict):
     region: str | None = None
 
 
+_NUMBER = r"[-+]?\d+(?:\.\d+)?"
+_RULE = re.compile(
+    rf"\s*(?P<figure>[a-z_0-9]+)\s*(?:(?P<op><=|>=|<|>)\s*"
+    rf"(?:(?P<factor>{_NUMBER})\s*\*\s*)?(?P<other>[a-z_0-9]+|{_NUMBER}))?\s*")
+
+
+class EvidenceRule(NamedTuple):
+    """One evidence rule of a cause (``causes[].evidence``): ``figure op factor * other``
+    (``other`` a figure's name) or ``figure op value``; a bare figure's name means
+    ``figure > 0``."""
+
+    figure: str
+    op: str
+    factor: float
+    other: str | None
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> EvidenceRule:
+        """The rule a string of ``causes[].evidence`` states.
+
+        Examples
+        --------
+        >>> EvidenceRule.parse("income_pc < 1.5 * line")
+        EvidenceRule(figure='income_pc', op='<', factor=1.5, other='line', value=0.0)
+        >>> EvidenceRule.parse("ill")
+        EvidenceRule(figure='ill', op='>', factor=1.0, other=None, value=0.0)
+        """
+        match = _RULE.fullmatch(str(text))
+        if match is None:
+            raise ValueError(
+                f"Got evidence rule {text!r}, expected `figure`, `figure > number`, "
+                "`figure < other_figure` or `figure < number * other_figure` "
+                "(operators <, <=, >, >=)."
+            )
+        figure, op, factor, other = match.group("figure", "op", "factor", "other")
+        if op is None:
+            return cls(figure, ">", 1.0, None, 0.0)
+        if re.fullmatch(_NUMBER, other):
+            if factor is not None:
+                raise ValueError(f"Got evidence rule {text!r}, expected a number times a "
+                                 "figure's name on the right, not two numbers.")
+            return cls(figure, op, 1.0, None, float(other))
+        return cls(figure, op, 1.0 if factor is None else float(factor), other, 0.0)
+
+    @property
+    def figures(self) -> list[str]:
+        """The household figures the rule reads."""
+        return [self.figure] if self.other is None else [self.figure, self.other]
+
+
 class Cause(_Strict):
     code: str
     name_zh: str
     name_en: str
     measures_zh: list[str]
     measures_no_labor_zh: list[str]
+    # What the ledger must hold for the cause to be named: any one of these rules.
+    evidence: list[str] = []
 
     @field_validator("code")
     @classmethod
@@ -65,6 +119,25 @@ class Cause(_Strict):
         if code not in CAUSE_CODES:
             raise ValueError(f"Got cause code {code!r}, expected one of {', '.join(CAUSE_CODES)}.")
         return code
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence_rules(cls, rules: list[str]) -> list[str]:
+        if not rules:
+            return rules
+        from .reasons import RULE_FACTS
+
+        for text in rules:
+            unknown = [f for f in EvidenceRule.parse(text).figures if f not in RULE_FACTS]
+            if unknown:
+                raise ValueError(f"Evidence rule {text!r} names {unknown[0]!r}, expected "
+                                 f"figures of {', '.join(RULE_FACTS)}.")
+        return rules
+
+    @property
+    def evidence_rules(self) -> list[EvidenceRule]:
+        """``evidence`` parsed."""
+        return [EvidenceRule.parse(text) for text in self.evidence]
 
 
 class FeatureSpec(_Strict):
@@ -230,10 +303,9 @@ class Reasons(_Strict):
     structural_margin: float = Field(0.25, ge=0)
     counterfactual_min_risk: float | None = Field(0.08, ge=0, le=1)
     counterfactual_reach: float = Field(1.5, ge=0)
-    evidence: dict[str, list[str]] = {}
     text: dict[str, CauseText] = {}
 
-    @field_validator("evidence", "text")
+    @field_validator("text")
     @classmethod
     def _cause_keys(cls, table: dict) -> dict:
         unknown = sorted(set(table) - set(CAUSE_CODES))

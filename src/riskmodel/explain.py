@@ -39,6 +39,7 @@ from .reasons import (
     format_yuan,
     household_facts,
     months_of,
+    pass_to_evidence,
     rank_causes,
     reason_texts,
     suggested_measures,
@@ -413,8 +414,11 @@ def explain_households(
         counts under its own cause rather than under 收入偏低:
 
         - ``reason_1``, ``reason_2``, ``reason_3``: cause codes that raise the risk, strongest
-          first, among the causes the consistency rules allow; NA where fewer causes raise it
-          by at least ``reasons.min_weight``.
+          first, among the causes the consistency rules allow (with evidence in the
+          household's own months); NA where fewer causes raise it by at least
+          ``reasons.min_weight``. A cause without evidence passes its risk-raising weight to
+          the strongest cause with evidence (:func:`riskmodel.reasons.pass_to_evidence`), so
+          the weights still add up to the log-odds.
         - ``reason_1_weight`` … ``reason_3_weight``: each reason's contribution to the log-odds
           (additive; ``exp(weight)`` is the factor by which the cause multiplies the odds).
         - ``risk_causes``: up to ``reasons.max_causes`` codes joined by ``","``.
@@ -434,7 +438,8 @@ def explain_households(
                             givebacks, config, risk)
     contributions = _shared_out(values, features, ledger_rows, window,
                                 facts["line"].to_numpy(), config, drops, givebacks)
-    codes, weights = rank_causes(contributions, valid_causes(facts, config), config)
+    allowed = valid_causes(facts, config)
+    codes, weights = rank_causes(pass_to_evidence(contributions, allowed), allowed, config)
     return reasons_frame(codes, weights, facts, config)
 
 

@@ -8,13 +8,14 @@ over households), and measure lists are built once per distinct combination of c
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .config import Config
+from .config import Config, EvidenceRule
 from .labels import month_index, month_label, poverty_lines
 from .ledger import INCOME, SPENDING
 
@@ -22,11 +23,13 @@ WINDOW = 12
 RECENT = 3
 # Months read back: the last year, and the year before it for the level a shock broke.
 SPAN = 24
+# Member counts read back over the window (a migrant worker come home shows in them).
+WINDOW_COUNTS = ["migrant_workers"]
 
 MEMBER_FACTS = [
     "members", "laborers", "labor_full", "elderly", "children", "students",
     "students_noncompulsory", "ill", "chronic_ill", "serious_ill", "disabled", "disabled_severe",
-    "dropouts",
+    "dropouts", "migrants_returned",
 ]
 MONEY_FACTS = [
     "medical_3m", "medical_12m", "education_12m", "income_12m", "wage_3m", "wage_before",
@@ -39,6 +42,8 @@ FACTS = [
     *MEMBER_FACTS, *MONEY_FACTS, *SHARE_FACTS, *FLAG_FACTS, "observed_months",
     *[f"{e}_events" for e in EVENT_FACTS], *[f"{e}_month" for e in EVENT_FACTS],
 ]
+# The figures evidence rules may read: every fact but the months.
+RULE_FACTS = [f for f in FACTS if not f.endswith("_month")]
 MISSING = "—"
 
 
@@ -69,8 +74,10 @@ def household_facts(
         ``wage_before``, ``business_3m`` and ``business_before`` are monthly averages; the
         ``before`` figures cover the nine months before the last three), shares are fractions of
         the 12-month income, ``<event>_month`` is the latest month with the event (``YYYY-MM``,
-        or NA) and ``income_pc`` is the annual per-capita disposable income (NaN when fewer than
-        ``label.min_observed_months`` of the last 12 are observed).
+        or NA), ``income_pc`` is the annual per-capita disposable income (NaN when fewer than
+        ``label.min_observed_months`` of the last 12 are observed) and ``migrants_returned``
+        how many fewer migrant workers the household has now than at its most in the 11 months
+        before (0 where the count is unknown now).
     """
     if window is None:
         window = trailing_window(rows, rows if history is None else history)
@@ -89,6 +96,10 @@ def household_facts(
     out["ill"] = out["chronic_ill"] + out["serious_ill"]
     for flag, col in [("housing_unsafe", "housing_safe"), ("water_unsafe", "water_safe")]:
         out[flag] = (~rows[col].astype("boolean").fillna(True)).to_numpy(dtype="float64")
+    migrants = rows["migrant_workers"].to_numpy(dtype="float64", na_value=np.nan)
+    most = window.counts["migrant_workers"][:, 1:WINDOW].max(axis=1)
+    out["migrants_returned"] = np.where(np.isnan(migrants), 0.0,
+                                        np.clip(most - np.nan_to_num(migrants), 0, None))
 
     observed = window.observed[:, :WINDOW]
     window = {name: values[:, :WINDOW] for name, values in window.money.items()}
@@ -140,10 +151,13 @@ def _month_text(idx: np.ndarray) -> np.ndarray:
 
 @dataclass
 class LedgerWindow:
-    """Each row's trailing months as (rows × months) arrays, the row's own month first."""
+    """Each row's trailing months as (rows × months) arrays, the row's own month first:
+    money and events, whether income was observed, and member counts (0 where no row or
+    unknown)."""
 
     money: dict[str, np.ndarray]
     observed: np.ndarray
+    counts: dict[str, np.ndarray]
 
 
 def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPAN) -> LedgerWindow:
@@ -176,11 +190,12 @@ def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPA
     observed[put] = ~np.isnan(np.column_stack(list(incomes.values()))).all(axis=1)
     money = {}
     grid = np.empty(size)
-    for name in columns:
+    for name in [*columns, *WINDOW_COUNTS]:
         grid.fill(0.0)
         grid[put] = np.nan_to_num(incomes.pop(name) if name in incomes else column(name, 0.0))
         money[name] = grid.take(cells)
-    return LedgerWindow(money, observed.take(cells))
+    counts = {name: money.pop(name) for name in WINDOW_COUNTS}
+    return LedgerWindow(money, observed.take(cells), counts)
 
 
 def months_of(months: pd.Series) -> np.ndarray:
@@ -293,13 +308,46 @@ def annual_per_capita(monthly: np.ndarray, window: LedgerWindow, members: np.nda
     return monthly[:, :months].sum(axis=1) * WINDOW / n_obs / members
 
 
+def printed_figures(facts: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The figures evidence rules read, as the reason text prints them: money and counts in
+    whole yuan and persons, shares in whole percent (as fractions); NaN where unknown.
+
+    Rules judged on these figures agree with what a reader of the text can check.
+    """
+    out = {}
+    for name in RULE_FACTS:
+        values = facts[name].to_numpy(dtype="float64")
+        out[name] = np.rint(values * 100) / 100 if name in SHARE_FACTS else np.rint(values)
+    return out
+
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+
+def rule_holds(rule: EvidenceRule, figures: dict[str, np.ndarray]) -> np.ndarray:
+    """Where one evidence rule holds on the figures (False where a figure is unknown)."""
+    right = rule.value if rule.other is None else rule.factor * figures[rule.other]
+    with np.errstate(invalid="ignore"):
+        return _COMPARE[rule.op](figures[rule.figure], right)
+
+
+def required_rules(config: Config) -> dict[str, list[EvidenceRule]]:
+    """Rules a cause must meet besides its evidence: 缺劳动力 with laborers at most
+    ``reasons.labor_shortage_max_labor_share`` of the members."""
+    share = config.reasons.labor_shortage_max_labor_share
+    return {"labor_shortage": [EvidenceRule("laborers", "<=", share, "members", 0.0)]}
+
+
 def valid_causes(facts: pd.DataFrame, config: Config) -> pd.DataFrame:
     """Which causes the national consistency rules allow for each household.
 
-    A cause listed under ``reasons.evidence`` needs at least one of its figures above zero
-    (因学 needs students or education spending; 因病 needs medical spending or ill members;
-    务工就业不稳 needs a laborer …); 缺劳动力 is invalid when more than
-    ``reasons.labor_shortage_max_labor_share`` of the members are laborers.
+    A cause with ``evidence`` rules in the config's cause table needs one of them to hold on
+    the household's own figures of its months up to the one explained, as the reason text prints
+    them (:func:`printed_figures`): 因务工就业不稳 a fall in wages, a job loss or a migrant
+    worker come home; 收入偏低 an income under a multiple of the line; 因学 a student beyond
+    compulsory school or education costs above a share of income … (see ``docs/explanations.md``).
+    缺劳动力 is invalid besides when more than ``reasons.labor_shortage_max_labor_share`` of the
+    members are laborers. A cause without rules is always allowed.
 
     Parameters
     ----------
@@ -314,19 +362,57 @@ def valid_causes(facts: pd.DataFrame, config: Config) -> pd.DataFrame:
     """
     codes = [c.code for c in config.causes]
     allowed = pd.DataFrame(True, index=facts.index, columns=codes)
-    for code, names in config.reasons.evidence.items():
-        unknown = sorted(set(names) - set(FACTS))
-        if unknown:
-            raise ValueError(
-                f"reasons.evidence.{code} names {unknown}, expected figures of {', '.join(FACTS)}."
-            )
+    figures = printed_figures(facts)
+    for cause in config.causes:
+        if cause.evidence:
+            held = np.zeros(len(facts), dtype=bool)
+            for rule in cause.evidence_rules:
+                held |= rule_holds(rule, figures)
+            allowed[cause.code] = held
+    for code, rules in required_rules(config).items():
         if code in allowed:
-            allowed[code] = (facts[names].to_numpy(dtype="float64") > 0).any(axis=1)
-    if "labor_shortage" in allowed:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = facts["laborers"].to_numpy() / facts["members"].to_numpy()
-        allowed["labor_shortage"] &= ~(share > config.reasons.labor_shortage_max_labor_share)
+            for rule in rules:
+                allowed[code] &= rule_holds(rule, figures)
     return allowed
+
+
+def pass_to_evidence(contributions: pd.DataFrame, allowed: pd.DataFrame) -> pd.DataFrame:
+    """Cause contributions with the risk-raising weight of each cause the ledger gives no
+    evidence for moved to the household's strongest cause with evidence.
+
+    The strongest cause with evidence is the one with the largest contribution among the
+    causes ``allowed`` (the first in column order on a tie), whatever its sign; it takes the
+    positive contributions of every cause not allowed, which keep their negative ones. A
+    household with no cause allowed keeps its contributions. Row sums do not change, so the
+    contributions still add up to the log-odds.
+
+    Parameters
+    ----------
+    contributions : DataFrame
+        Per-cause contributions (:func:`riskmodel.explain.cause_contributions`).
+    allowed : DataFrame
+        :func:`valid_causes`, with the same index and at least the same columns.
+
+    Returns
+    -------
+    DataFrame
+        Like ``contributions``.
+
+    Examples
+    --------
+    >>> c = pd.DataFrame({"employment": [0.8], "income": [-0.1], "illness": [0.3]})
+    >>> ok = pd.DataFrame({"employment": [False], "income": [True], "illness": [True]})
+    >>> pass_to_evidence(c, ok).round(2).to_dict("records")
+    [{'employment': 0.0, 'income': -0.1, 'illness': 1.1}]
+    """
+    values = contributions.to_numpy(dtype="float64", copy=True)
+    ok = allowed[contributions.columns].to_numpy(dtype=bool)
+    receives = ok.any(axis=1)
+    given = np.where(~ok & (values > 0) & receives[:, None], values, 0.0)
+    strongest = np.argmax(np.where(ok, values, -np.inf), axis=1)
+    values -= given
+    values[np.arange(len(values)), strongest] += given.sum(axis=1)
+    return pd.DataFrame(values, index=contributions.index, columns=contributions.columns)
 
 
 def rank_causes(
@@ -432,6 +518,106 @@ def reason_texts(codes: np.ndarray, facts: pd.DataFrame, config: Config) -> dict
     for lang, out in text.items():
         out[pd.isna(out)] = none[lang]
     return {lang: pd.Series(out, index=facts.index, dtype="string") for lang, out in text.items()}
+
+
+_FIGURE = {"month": r"\d{4}-\d{2}|—", "number": r"-?\d[\d,]*|—"}
+
+
+def _template_pattern(template: str, slot: int) -> tuple[str, list[str]]:
+    """A regular expression that reads one template's text back: its fields as named groups
+    (``s<slot>_<k>``), in order, and the names of those fields."""
+    pattern, fields = "", []
+    for literal, field_name, _, _ in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if field_name is not None:
+            kind = "month" if field_name.endswith("_month") else "number"
+            pattern += f"(?P<s{slot}_{len(fields)}>{_FIGURE[kind]})"
+            fields.append(field_name)
+    return pattern, fields
+
+
+def text_contradictions(explained: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Which reasons of each household's Chinese text state something the figures that text
+    quotes contradict.
+
+    The text (``reason_text_zh``) is read back with the config's templates, and each reason
+    spelt out in it (the first ``reasons.text_causes`` of ``reason_1`` …) is judged on the
+    figures it quotes, as printed, by its cause's rules (``causes[].evidence`` and
+    :func:`required_rules`): it is contradicted when its text quotes the figures of at least
+    one evidence rule and none of those rules holds on them ("因务工就业不稳" beside wages that
+    did not fall), or a rule it must meet fails on them (缺劳动力 with half the members
+    laborers). Rules whose figures the text does not quote are not judged: the text says
+    nothing about them.
+
+    Parameters
+    ----------
+    explained : DataFrame
+        Output of :func:`riskmodel.explain.explain_households` (or the scoring job's rows):
+        ``reason_1`` … and ``reason_text_zh``; rows without a text (not scored) are skipped.
+    config : Config
+        The templates the text was written with, and the rules.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``explained``, one nullable boolean column per reason spelt out in the
+        text (``reason_1`` …): True where contradicted, NA where the slot names no cause.
+
+    Raises
+    ------
+    ValueError
+        A text does not read back with the templates of its causes.
+    """
+    k = config.reasons.text_causes
+    slots = [f"reason_{j + 1}" for j in range(k)]
+    codes = explained[slots].astype("string").fillna("").to_numpy(dtype=object)
+    text = explained["reason_text_zh"].astype("string")
+    out = pd.DataFrame(pd.NA, index=explained.index, columns=slots, dtype="boolean")
+    names = {c.code: c.name_zh for c in config.causes}
+    evidence = {c.code: c.evidence_rules for c in config.causes}
+    required = required_rules(config)
+    keep = (codes[:, 0] != "") & text.notna().to_numpy()
+    combos, position = np.unique(codes[keep].astype(str), axis=0, return_inverse=True)
+    rows_kept = np.flatnonzero(keep)
+    for c, combo in enumerate(combos):
+        rows = rows_kept[position.ravel() == c]
+        parts, fields = [], []
+        for j, code in enumerate(combo):
+            if code:
+                spec = config.reasons.text.get(code)
+                pattern, quoted = _template_pattern(spec.zh if spec else names[code], j)
+                parts.append(pattern)
+                fields.append(quoted)
+        pattern = "；".join(parts)
+        unread = ~text.iloc[rows].str.fullmatch(pattern).to_numpy(dtype=bool)
+        if unread.any():
+            raise ValueError(f"Got reason text {text.iloc[rows[unread.argmax()]]!r}, which "
+                             f"does not read back with the templates of "
+                             f"{', '.join(c for c in combo if c)}.")
+        read = text.iloc[rows].str.extract(pattern) if any(fields) else None
+        for j, quoted in enumerate(fields):
+            figures = {}
+            for i, name in enumerate(quoted):
+                # "—" (unknown) reads as NaN.
+                value = pd.to_numeric(read[f"s{j}_{i}"].str.replace(",", "", regex=False),
+                                      errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                figures[name] = value / 100 if name in SHARE_FACTS else value
+            judged = [r for r in evidence.get(combo[j], []) if set(r.figures) <= set(figures)]
+            must = [r for r in required.get(combo[j], []) if set(r.figures) <= set(figures)]
+            wrong = np.zeros(len(rows), dtype=bool)
+            if judged:
+                wrong = ~np.logical_or.reduce([rule_holds(r, figures) for r in judged])
+            for rule in must:
+                wrong |= ~rule_holds(rule, figures)
+            out.iloc[rows, j] = wrong
+    return out
+
+
+def contradiction_share(explained: pd.DataFrame, config: Config) -> tuple[int, int]:
+    """``(contradicted, named)``: reasons spelt out in the texts that
+    :func:`text_contradictions` finds contradicted, and all reasons spelt out."""
+    table = text_contradictions(explained, config)
+    return int(table.sum().sum()), int(table.notna().sum().sum())
 
 
 def suggested_measures(codes: np.ndarray, has_labor: np.ndarray, config: Config) -> pd.Series:
