@@ -47,10 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     from bench_score import prepare
 
     from riskmodel import load_config, validate_ledger
-    from riskmodel.chunks import LedgerChunks
     from riskmodel.explain import explain_households, feature_contributions
-    from riskmodel.features import build_features
-    from riskmodel.tracking import load_model
+    from riskmodel.ledger import LedgerChunks
+    from riskmodel.model import build_features, load_model
 
     folder = Path(args.workdir or tempfile.mkdtemp(prefix="bench-explain-"))
     ledger, saved = prepare(folder, args.households, args.months, args.train_households)

@@ -1,7 +1,7 @@
 """Benchmark the point-in-time features against the textbook pandas way.
 
 1. Builds the features of the last month of a large ledger (default 1,000,000 households ×
-   24 months) with :func:`riskmodel.features.build_features` and reports time and memory.
+   24 months) with :func:`riskmodel.model.build_features` and reports time and memory.
 2. On a sample (default 20,000 households) builds the same features the textbook way — a full
    household × month reindex and ``groupby().rolling().apply`` with Python lambdas — checks the
    values agree, and reports the speed-up.
@@ -25,9 +25,16 @@ import numpy as np
 import pandas as pd
 
 from riskmodel import load_config
-from riskmodel.features import EVENT_NAMES, FEATURE_NAMES, LOOKBACK, SOURCES, build_features
-from riskmodel.labels import month_index, poverty_lines
 from riskmodel.ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, MEMBER_COUNTS, SPENDING
+from riskmodel.model import (
+    EVENT_NAMES,
+    FEATURE_NAMES,
+    LOOKBACK,
+    SOURCES,
+    build_features,
+    poverty_lines,
+)
+from riskmodel.months import month_index
 
 
 def make_ledger(

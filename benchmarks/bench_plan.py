@@ -46,14 +46,10 @@ import pandas as pd
 from peak import run_measured
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.backtest import model_features
-from riskmodel.knapsack import make_plan
-from riskmodel.labels import month_index
-from riskmodel.models import RiskModel
-from riskmodel.plan import compare_rules, plan_frame
+from riskmodel.model import RiskModel, model_features, save_model, training_data
+from riskmodel.months import month_index
+from riskmodel.plan import compare_rules, make_plan, plan_frame
 from riskmodel.synthetic import generate, generate_ledger, write
-from riskmodel.tracking import save_model
-from riskmodel.train import training_data
 
 # The ``riskmodel`` console script, run with this interpreter.
 PLAN_COMMAND = "import sys; from riskmodel.cli import main; sys.exit(main(sys.argv[1:]))"

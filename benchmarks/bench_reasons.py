@@ -8,7 +8,7 @@ the true cause is among ``reason_1..3``, how often a ``structural`` household ge
 收入偏低 first, and the confusion table (true cause × ``reason_1``), as Markdown for
 ``docs/explanations.md``. Over every household explained, it reports the share of the reasons
 spelt out in the texts that the figures those texts quote contradict
-(:func:`riskmodel.reasons.text_contradictions`; the target is none).
+(:func:`riskmodel.explain.text_contradictions`; the target is none).
 
 The truth is a Monte Carlo estimate (``--replicas`` futures per household and scenario). Where
 two causes each remove nearly all of the risk, a small estimate picks between them by its own
@@ -34,18 +34,16 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.explain import cause_contributions, explain_month
-from riskmodel.features import build_features
-from riskmodel.models import RiskModel
-from riskmodel.reasons import (
+from riskmodel.explain import (
+    cause_contributions,
     contradiction_share,
+    explain_month,
     household_facts,
     rank_causes,
     valid_causes,
 )
-from riskmodel.simulate import CAUSES
-from riskmodel.synthetic import generate, generate_ledger
-from riskmodel.train import training_data
+from riskmodel.model import RiskModel, build_features, training_data
+from riskmodel.synthetic import CAUSES, generate, generate_ledger
 
 STRUCTURAL_REASONS = ("labor_shortage", "income")
 # Offset of the seed of the second, independent Monte Carlo estimate of the truth.

@@ -22,7 +22,7 @@ from peak import run_measured
 SCORE = """
 import json, sys, time
 start = time.perf_counter()
-from riskmodel.score import score_month
+from riskmodel.scoring import score_month
 result = score_month(sys.argv[1], sys.argv[2], model_uri=sys.argv[3], config_path=sys.argv[4],
                      tracking_uri=sys.argv[5])
 print(json.dumps({"seconds": time.perf_counter() - start, "summary": result.summary}))
@@ -34,11 +34,8 @@ def _train(folder: Path, households: int, months: int) -> Path:
     from threadpoolctl import threadpool_limits
 
     from riskmodel import load_config, validate_ledger
-    from riskmodel.features import build_features
-    from riskmodel.labels import make_labels
-    from riskmodel.models import RiskModel
+    from riskmodel.model import RiskModel, build_features, make_labels, save_model
     from riskmodel.synthetic import generate_ledger
-    from riskmodel.tracking import save_model
 
     config = load_config()
     valid = validate_ledger(generate_ledger(households=households, months=months, seed=1)).valid

@@ -11,7 +11,7 @@ Run from the repository root (several minutes on a 2-core machine):
    calibration — against today's rules and the true risk (the ceiling).
 3. The same with the label embargo (training labels realised by the prediction month), as a
    model trained in production would be.
-4. Times ``riskmodel.train.train`` on the whole ledger with the default config: labels,
+4. Times ``riskmodel.model.train`` on the whole ledger with the default config: labels,
    features, the three-origin backtest, the final fit and the MLflow run.
 """
 
@@ -24,9 +24,9 @@ import tempfile
 import time
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.backtest import backtest, time_splits
+from riskmodel.model import backtest, time_splits, train, training_data
+from riskmodel.model._training import _truth_for
 from riskmodel.synthetic import generate
-from riskmodel.train import _truth_for, train, training_data
 
 TARGETS = (
     ("recall@5% ≥ 1.6 × rules", lambda m: m["model_recall_at_5pct"]

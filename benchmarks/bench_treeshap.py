@@ -1,4 +1,4 @@
-"""Speed and exactness of ``riskmodel.treeshap`` against ``shap.TreeExplainer``.
+"""Speed and exactness of ``riskmodel.explain._treeshap`` against ``shap.TreeExplainer``.
 
 Fits a 200-tree, 31-leaf HistGradientBoostingClassifier on synthetic numeric data (fixed seed),
 then reports rows/s of shap.TreeExplainer on a sample, the time to build the look-up tables,
@@ -22,7 +22,7 @@ import numpy as np
 import shap
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from riskmodel.treeshap import TreeShapExplainer
+from riskmodel.explain import TreeShapExplainer
 
 
 def make_data(n: int, n_features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

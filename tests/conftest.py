@@ -27,9 +27,7 @@ def small_model(seed: int, households: int = 800, months: int = 30, **params):
     from threadpoolctl import threadpool_limits
 
     from riskmodel import load_config
-    from riskmodel.features import build_features
-    from riskmodel.labels import make_labels
-    from riskmodel.models import RiskModel
+    from riskmodel.model import RiskModel, build_features, make_labels
     from riskmodel.synthetic import generate_ledger
 
     config = load_config()

@@ -8,7 +8,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from riskmodel import load_config
-from riskmodel.backtest import (
+from riskmodel.model import (
+    SHOCK_FEATURES,
     backtest,
     caseload_hits,
     expected_calibration_error,
@@ -20,8 +21,7 @@ from riskmodel.backtest import (
     scorer_metrics,
     time_splits,
 )
-from riskmodel.labels import month_index
-from riskmodel.rules import SHOCK_FEATURES
+from riskmodel.months import month_index
 
 MONTHS = [f"{2023 + (m - 1) // 12}-{(m - 1) % 12 + 1:02d}" for m in range(1, 25)]
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import small_model
 
-from riskmodel.chunks import LedgerChunks
+from riskmodel.ledger import LedgerChunks
 from riskmodel.synthetic import generate_ledger
 
 
@@ -76,8 +76,7 @@ def broken(raw: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("kind", ["parquet", "csv"])
 def test_validating_a_file_by_chunks_is_validating_it_whole(raw, tmp_path, kind):
-    from riskmodel.chunks import validate_file
-    from riskmodel.ledger import KEY, load_ledger
+    from riskmodel.ledger import KEY, load_ledger, validate_file
 
     path = write(broken(raw), tmp_path, kind)
     whole = load_ledger(path)
@@ -108,7 +107,7 @@ def test_the_validate_command_prints_the_counts_and_writes_the_files(raw, tmp_pa
 
 
 def test_a_failed_write_leaves_no_file(tmp_path):
-    from riskmodel.outputs import AtomicParquetWriter
+    from riskmodel.ledger._outputs import AtomicParquetWriter
 
     frame = pd.DataFrame({"household_id": ["H1", "H2"], "x": [1.0, 2.0]})
     with pytest.raises(RuntimeError), AtomicParquetWriter(tmp_path / "a.parquet") as writer:
@@ -123,7 +122,7 @@ def test_a_failed_write_leaves_no_file(tmp_path):
 
 
 def test_a_filtered_frame_saved_with_its_index_is_read(raw, tmp_path):
-    from riskmodel.chunks import validate_file
+    from riskmodel.ledger import validate_file
 
     # pandas writes a non-default index as a column of the file.
     kept = raw[raw.index % 7 != 3]
@@ -180,8 +179,7 @@ def test_blank_rows_are_in_no_chunk_and_no_month_and_are_logged(raw, tmp_path, k
 
 @pytest.mark.parametrize("kind", ["parquet", "csv"])
 def test_validating_a_file_with_blank_rows(raw, tmp_path, kind):
-    from riskmodel.chunks import validate_file
-    from riskmodel.ledger import load_ledger
+    from riskmodel.ledger import load_ledger, validate_file
 
     path, numbers, position = with_blank_rows(broken(raw), kind, tmp_path)
     result = validate_file(path, chunk_households=25, out=tmp_path / "out")
@@ -233,7 +231,7 @@ def test_blank_rows_do_not_count_against_the_months_quarantine_limit(raw, tmp_pa
     from threadpoolctl import threadpool_limits
 
     from riskmodel.cli import main
-    from riskmodel.tracking import save_model
+    from riskmodel.model import save_model
 
     _, _, model = small_model(seed=11, households=300, months=20, max_iter=20,
                               min_samples_leaf=20, validation_months=2, calibration_months=3)
@@ -275,8 +273,7 @@ def test_validate_does_not_call_an_empty_required_count_unknown(raw, tmp_path, c
 
 @pytest.mark.parametrize("kind", ["parquet", "parquet-text", "csv"])
 def test_an_optional_count_no_row_fills_reads_as_absent(raw, tmp_path, kind, caplog):
-    from riskmodel.chunks import validate_file
-    from riskmodel.ledger import load_ledger
+    from riskmodel.ledger import load_ledger, validate_file
 
     frame = raw.copy()
     frame["elderly"] = pd.Series(pd.NA, index=frame.index,
@@ -300,7 +297,7 @@ def test_an_optional_count_no_row_fills_reads_as_absent(raw, tmp_path, kind, cap
 
 def test_an_optional_count_some_rows_fill_quarantines_the_others_whatever_the_chunks(raw,
                                                                                    tmp_path):
-    from riskmodel.chunks import validate_file
+    from riskmodel.ledger import validate_file
 
     frame = raw.astype({"elderly": object})
     first = frame["household_id"] == frame["household_id"].iloc[0]

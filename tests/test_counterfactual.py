@@ -8,11 +8,17 @@ import pytest
 from conftest import households, small_model
 
 from riskmodel import load_config
-from riskmodel.counterfactual import _given_back, cause_drops
-from riskmodel.explain import _share_by_drops, cause_contributions, cause_matrix
-from riskmodel.features import build_features
-from riskmodel.labels import month_index
-from riskmodel.reasons import cause_givebacks, trailing_window
+from riskmodel.explain import (
+    cause_contributions,
+    cause_drops,
+    cause_givebacks,
+    cause_matrix,
+    trailing_window,
+)
+from riskmodel.explain._causes import _share_by_drops
+from riskmodel.explain._counterfactual import _given_back
+from riskmodel.model import build_features
+from riskmodel.months import month_index
 
 CONFIG = load_config()
 LAST = "2024-12"

@@ -4,17 +4,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskmodel.drift import (
+from riskmodel.model import (
     EPSILON,
     add_counts,
     bin_values,
+    calendar_month_shares,
     calendar_reference,
     count_bins,
     drift_report,
     expected_shares,
     psi,
+    reference_bins,
 )
-from riskmodel.models import calendar_month_shares, reference_bins
 
 
 def _reference(frame: pd.DataFrame, score: np.ndarray) -> dict:

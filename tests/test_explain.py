@@ -14,7 +14,6 @@ from conftest import household_rows, households, small_model
 
 from riskmodel import ConfigError, LedgerError, load_config, validate_ledger
 from riskmodel.explain import (
-    _shared_out,
     cause_contributions,
     cause_matrix,
     cause_shares_by,
@@ -23,24 +22,21 @@ from riskmodel.explain import (
     explain_month,
     explain_one,
     feature_contributions,
-    global_explanations,
-    render_household,
-    risk_without,
-    sum_by_cause,
-)
-from riskmodel.features import build_features
-from riskmodel.labels import poverty_status
-from riskmodel.reasons import (
     format_yuan,
+    global_explanations,
     household_facts,
     rank_causes,
     reason_texts,
+    render_household,
+    risk_without,
     suggested_measures,
+    sum_by_cause,
     trailing_window,
     valid_causes,
+    what_if,
 )
-from riskmodel.tracking import save_model
-from riskmodel.whatif import what_if
+from riskmodel.explain._causes import _shared_out
+from riskmodel.model import build_features, poverty_status, save_model
 
 CONFIG = load_config()
 CODES = [c.code for c in CONFIG.causes]
@@ -416,7 +412,7 @@ def test_explain_one_gives_the_explanation_as_data(fitted, tmp_path):
 
 def test_a_household_new_this_month_says_it_has_too_little_history(fitted, tmp_path, capsys):
     from riskmodel.cli import main
-    from riskmodel.score import score_frame
+    from riskmodel.scoring import score_frame
 
     ledger, _, model = fitted
     month = ledger["month"].max()

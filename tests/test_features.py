@@ -12,20 +12,20 @@ from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import riskmodel.features as features_module
+import riskmodel.model._features as features_module
 from riskmodel import load_config, validate_ledger
 from riskmodel.config import CAUSE_CODES
 from riskmodel.errors import ConfigError, LedgerError
-from riskmodel.features import (
+from riskmodel.ledger import EVENTS, INCOME, KEY
+from riskmodel.model import (
     FEATURE_NAMES,
     LOOKBACK,
     LedgerFeatures,
     build_features,
     feature_causes,
     feature_monotonic,
+    make_labels,
 )
-from riskmodel.labels import make_labels
-from riskmodel.ledger import EVENTS, INCOME, KEY
 from riskmodel.synthetic import generate_ledger
 
 CONFIG = load_config()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskmodel.knapsack import make_plan, plan_value
+from riskmodel.plan import make_plan, plan_value
 
 MEASURES = {"grant": 1500.0, "education_subsidy": 2500.0, "medical_assistance": 3000.0,
             "dibao": 3600.0, "welfare_job": 6000.0}

@@ -7,8 +7,9 @@ from conftest import tiny_ledger
 
 from riskmodel import load_config, validate_ledger
 from riskmodel.config import LabelConfig, PovertyLine
-from riskmodel.labels import make_labels, month_index, month_label, poverty_status
 from riskmodel.ledger import INCOME, KEY, SPENDING
+from riskmodel.model import make_labels, poverty_status
+from riskmodel.months import month_index, month_label
 
 CONFIG = load_config()
 MEMBERS = 4

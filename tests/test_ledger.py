@@ -405,8 +405,7 @@ def _workbook_with_instructions(path, frame: pd.DataFrame, ledger_sheet: str = "
 
 
 def test_the_sheet_holding_the_header_is_read_and_named(tmp_path, caplog):
-    from riskmodel.chunks import LedgerChunks
-    from riskmodel.ledger import ledger_sheet, read_source
+    from riskmodel.ledger import LedgerChunks, ledger_sheet, read_source
 
     path = tmp_path / "台账.xlsx"
     _workbook_with_instructions(path, tiny_ledger().rename(columns=ZH))
@@ -429,8 +428,7 @@ def test_the_sheet_holding_the_header_is_read_and_named(tmp_path, caplog):
 
 
 def test_a_sheet_for_a_file_without_sheets_is_refused(tmp_path):
-    from riskmodel.chunks import LedgerChunks
-    from riskmodel.ledger import ledger_sheet
+    from riskmodel.ledger import LedgerChunks, ledger_sheet
 
     path = tmp_path / "ledger.csv"
     tiny_ledger().to_csv(path, index=False)

@@ -4,8 +4,8 @@ import pytest
 from conftest import tiny_ledger
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.labels import poverty_status
-from riskmodel.lifecycle import CHANGES, changes_since, elimination_candidates, monitoring_columns
+from riskmodel.model import poverty_status
+from riskmodel.scoring import CHANGES, changes_since, elimination_candidates, monitoring_columns
 
 MONTH = "2024-12"
 

@@ -18,13 +18,13 @@ WITHOUT_FCNTL = textwrap.dedent("""
 
     import riskmodel
     import riskmodel.cli
-    import riskmodel.plan
-    import riskmodel.report
-    import riskmodel.score
-    import riskmodel.synthetic
-    from riskmodel import outputs
+    import riskmodel.plan._job
+    import riskmodel.bulletin._report
+    import riskmodel.scoring._job
+    import riskmodel.synthetic._generate
+    from riskmodel.ledger import _outputs as outputs
     from riskmodel.errors import OutputExistsError
-    from riskmodel.outputs import LOCK_NAME, MonthOutput, OutputLock
+    from riskmodel.ledger import LOCK_NAME, MonthOutput, OutputLock
 
     assert outputs.fcntl is None
 

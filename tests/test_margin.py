@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from riskmodel import load_config, validate_ledger
-from riskmodel import margin as margin_module
-from riskmodel.labels import make_labels, poverty_status
-from riskmodel.margin import LowestMarginModel, falls_under, margin_paths, training_rows
+from riskmodel.model import make_labels, poverty_status
+from riskmodel.plan import LowestMarginModel, falls_under, margin_paths, training_rows
+from riskmodel.plan import _margin as margin_module
 from riskmodel.synthetic import generate_ledger
 
 

@@ -8,18 +8,21 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-import riskmodel.models as models_module
+import riskmodel.model._estimator as models_module
 from riskmodel import load_config
 from riskmodel.ledger import EVENTS
-from riskmodel.models import Calibrator, RiskModel, predict_in_threads, reference_bins
-from riskmodel.rules import (
+from riskmodel.model import (
     BASELINE_RULES,
     SHOCK_FEATURES,
+    Calibrator,
+    RiskModel,
     RuleBaseline,
+    Scorecard,
     format_triggers,
+    predict_in_threads,
+    reference_bins,
     rule_triggers,
 )
-from riskmodel.scorecard import Scorecard
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -12,9 +12,9 @@ from conftest import SAMPLE_DIR, fast_config
 from nbclient import NotebookClient
 
 from riskmodel import load_ledger, validate_ledger
-from riskmodel.score import score_month
+from riskmodel.model import train
+from riskmodel.scoring import score_month
 from riskmodel.synthetic import generate_ledger
-from riskmodel.train import train
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

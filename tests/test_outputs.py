@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 
 from riskmodel import load_config
 from riskmodel.errors import OutputExistsError
-from riskmodel.outputs import (
+from riskmodel.ledger import (
     LOCK_NAME,
     WATCHLIST_HEADERS,
     MonthOutput,
@@ -87,7 +87,7 @@ def test_lock_refuses_a_second_holder_and_is_released(tmp_path):
 def test_lock_of_a_killed_process_is_free(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from riskmodel.outputs import OutputLock
+        from riskmodel.ledger import OutputLock
         with OutputLock({str(tmp_path)!r}):
             print("held", flush=True)
             time.sleep(600)
@@ -140,7 +140,7 @@ def test_kill_while_replacing_leaves_no_mixed_month_and_next_run_restores(tmp_pa
     marker = tmp_path.parent / f"{tmp_path.name}.marker"
     script = textwrap.dedent(f"""
         import os, pathlib, time
-        from riskmodel.outputs import MonthOutput
+        from riskmodel.ledger import MonthOutput
         real = os.rename
         def slow_rename(src, dst):
             real(src, dst)
@@ -252,7 +252,7 @@ def test_a_failed_first_score_run_leaves_no_folder(tmp_path, capsys):
 def test_a_lock_file_removed_by_its_last_holder_is_not_held(tmp_path, monkeypatch):
     import fcntl
 
-    from riskmodel import outputs
+    from riskmodel.ledger import _outputs as outputs
 
     lock = tmp_path / "out" / LOCK_NAME
     real = fcntl.flock
@@ -323,8 +323,7 @@ def _as_county_sees_it(path: Path) -> dict[int, list]:
 @pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
 def test_quarantine_xlsx_speaks_chinese_with_township_and_the_files_row_numbers(tmp_path,
                                                                                suffix):
-    from riskmodel.chunks import validate_file
-    from riskmodel.outputs import QUARANTINE_HEADERS
+    from riskmodel.ledger import QUARANTINE_HEADERS, validate_file
 
     path, planted = _county_ledger(tmp_path, suffix)
     out = tmp_path / "out"
@@ -359,8 +358,7 @@ def test_every_quarantine_rule_is_explained_in_chinese():
     from conftest import tiny_ledger
 
     from riskmodel import validate_ledger
-    from riskmodel.ledger import MEMBER_COUNTS, RULES_ZH
-    from riskmodel.outputs import quarantine_frame
+    from riskmodel.ledger import MEMBER_COUNTS, RULES_ZH, quarantine_frame
 
     broken = [("members", 0), ("elderly", -1), ("labor_partial", 3), ("inc_wage", -5.0),
               ("household_type", "城市户"), ("month", "2024-13"), ("inc_transfer", "一百"),
@@ -386,7 +384,7 @@ def test_quarantine_xlsx_of_a_parquet_ledger_finds_each_rows_township(tmp_path):
     import pyarrow.parquet as pq
     from conftest import tiny_ledger
 
-    from riskmodel.chunks import validate_file
+    from riskmodel.ledger import validate_file
 
     frame = tiny_ledger(households=20, months=3)
     frame["township"] = [f"乡{i}" for i in range(len(frame))]

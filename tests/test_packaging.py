@@ -36,7 +36,7 @@ def test_every_data_file_of_the_package_is_declared_for_the_wheel():
 
 
 def test_the_distribution_has_a_name_of_its_own_and_the_readme_installs_it():
-    from riskmodel.models import DISTRIBUTION
+    from riskmodel.model._estimator import DISTRIBUTION
 
     # `riskmodel` on PyPI is an unrelated package: never the name to install.
     name = PYPROJECT["project"]["name"]

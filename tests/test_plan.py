@@ -22,19 +22,16 @@ from riskmodel import (
     load_config,
     validate_ledger,
 )
-from riskmodel.features import build_features
-from riskmodel.labels import make_labels
-from riskmodel.margin import fit_margin_model
-from riskmodel.models import RiskModel
+from riskmodel.model import ModelRef, RiskModel, build_features, make_labels, save_model
 from riskmodel.plan import (
     PLAN_COLUMNS,
     PlanInputError,
     compare_rules,
+    fit_margin_model,
     plan_frame,
     plan_month,
 )
 from riskmodel.synthetic import generate_ledger
-from riskmodel.tracking import ModelRef, save_model
 
 MONTHS = 30
 
@@ -274,7 +271,7 @@ def test_a_rerun_is_refused_without_force_and_replaces_the_whole_month_with_it(
 
 
 def test_a_failed_run_leaves_the_previous_plan_or_none(tmp_path, saved, month, monkeypatch):
-    import riskmodel.plan as job
+    import riskmodel.plan._job as job
 
     out = tmp_path / "out"
     _plan(saved, out)
@@ -302,7 +299,7 @@ def test_a_killed_run_leaves_nothing_the_next_run_does_not_clear(tmp_path, saved
     marker = tmp_path / "spilled"
     script = textwrap.dedent(f"""
         import pathlib, time
-        import riskmodel.plan as job
+        import riskmodel.plan._job as job
         real = job._SpilledFeatures.save
         def stall(cls, part, path, start):
             spilled = real(part, path, start)
@@ -381,7 +378,7 @@ def test_a_model_that_needs_unknown_features_is_refused(tmp_path, saved, monkeyp
         def predict_proba(self, X):
             return np.zeros((len(X), 2))
 
-    monkeypatch.setattr("riskmodel.plan.load_model",
+    monkeypatch.setattr("riskmodel.plan._job.load_model",
                         lambda uri, tracking_uri=None: (Odd(), ModelRef(uri, None, None, None)))
     with pytest.raises(ModelNotFoundError, match="not_a_feature") as err:
         _plan(saved, tmp_path / "out")

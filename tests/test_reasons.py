@@ -10,11 +10,13 @@ from conftest import households, small_model
 
 from riskmodel import ConfigError, load_config
 from riskmodel.config import DEFAULT_CONFIG, EvidenceRule
-from riskmodel.explain import cause_contributions, explain_households, reasons_frame
-from riskmodel.reasons import (
+from riskmodel.explain import (
+    cause_contributions,
+    explain_households,
     household_facts,
     pass_to_evidence,
     rank_causes,
+    reasons_frame,
     text_contradictions,
     valid_causes,
 )

@@ -15,13 +15,7 @@ from matplotlib import image as mpimg
 from threadpoolctl import threadpool_limits
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.cli import main
-from riskmodel.config import DEFAULT_CONFIG
-from riskmodel.errors import ConfigError, LedgerError
-from riskmodel.features import FEATURE_NAMES
-from riskmodel.fonts import CJK_FILE_HINTS, cjk_font
-from riskmodel.ledger import MEMBER_COUNTS
-from riskmodel.report import (
+from riskmodel.bulletin import (
     change_counts,
     high_tier_causes,
     measure_needs,
@@ -33,10 +27,14 @@ from riskmodel.report import (
     trigger_counts,
     write_bulletin,
 )
-from riskmodel.score import NOT_SCORED, score_month
+from riskmodel.cli import main
+from riskmodel.config import DEFAULT_CONFIG
+from riskmodel.errors import ConfigError, LedgerError
+from riskmodel.fonts import CJK_FILE_HINTS, cjk_font
+from riskmodel.ledger import MEMBER_COUNTS
+from riskmodel.model import FEATURE_NAMES, save_model, train
+from riskmodel.scoring import NOT_SCORED, score_month
 from riskmodel.synthetic import generate_ledger
-from riskmodel.tracking import save_model
-from riskmodel.train import train
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "synthetic" / "ledger.parquet"
 MONTHS = ("2024-05", "2024-06")

@@ -16,21 +16,19 @@ from threadpoolctl import threadpool_limits
 
 from riskmodel import load_config, validate_ledger
 from riskmodel.config import DEFAULT_CONFIG
-from riskmodel.drift import add_counts
 from riskmodel.errors import LedgerError, ModelNotFoundError, OutputExistsError
-from riskmodel.features import build_features
-from riskmodel.labels import make_labels, poverty_status
-from riskmodel.lifecycle import CHANGES
-from riskmodel.models import RiskModel
-from riskmodel.outputs import OutputLock
-from riskmodel.score import (
-    SCORE_SCHEMA,
-    finalize_scores,
-    score_frame,
-    score_month,
+from riskmodel.ledger import OutputLock
+from riskmodel.model import (
+    ModelRef,
+    RiskModel,
+    add_counts,
+    build_features,
+    make_labels,
+    poverty_status,
+    save_model,
 )
+from riskmodel.scoring import CHANGES, SCORE_SCHEMA, finalize_scores, score_frame, score_month
 from riskmodel.synthetic import generate_ledger
-from riskmodel.tracking import ModelRef, save_model
 
 MONTH = "2023-08"
 HOUSEHOLDS = 150
@@ -226,7 +224,7 @@ def test_a_rerun_gives_identical_scores_whatever_the_chunk_size(reference_run, w
     result = _score(work, work / "reference", tracking, force=True)
     assert (result.folder / "scores.parquet").read_bytes() == expected
     small = _config_file(work, chunk_households=55)
-    with caplog.at_level("INFO", logger="riskmodel.score"):
+    with caplog.at_level("INFO", logger="riskmodel.scoring._job"):
         result = _score(work, work / "chunked", tracking, config_path=small)
     assert result.summary["reconciliation"] == reference_run.summary["reconciliation"]
     assert (result.folder / "scores.parquet").read_bytes() == expected
@@ -259,7 +257,7 @@ def test_a_killed_run_leaves_no_partial_month_and_the_rerun_completes(reference_
     marker = work / "killed.marker"
     script = textwrap.dedent(f"""
         import pathlib, time
-        import riskmodel.score as job
+        import riskmodel.scoring._job as job
         real = job.write_watchlist
         def stall(scores, folder, config):
             table = real(scores, folder, config)
@@ -392,7 +390,7 @@ def test_a_model_that_needs_unknown_features_is_refused(work, tracking, monkeypa
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"not_a_feature": rng.normal(size=400)})
     odd.fit(frame, rng.integers(0, 2, 400), months=np.repeat(np.arange(4), 100))
-    monkeypatch.setattr("riskmodel.score.load_model",
+    monkeypatch.setattr("riskmodel.scoring._job.load_model",
                         lambda uri, tracking_uri=None: (odd, ModelRef(uri, None, None, None)))
     with pytest.raises(ModelNotFoundError, match="not_a_feature"):
         _score(work, work / "odd", tracking)

@@ -17,11 +17,9 @@ from mlflow import MlflowClient
 
 from riskmodel import validate_ledger
 from riskmodel.cli import main
-from riskmodel.models import RiskModel
-from riskmodel.score import score_month
+from riskmodel.model import RiskModel, check_tracking_server, train
+from riskmodel.scoring import score_month
 from riskmodel.synthetic import generate_ledger
-from riskmodel.tracking import check_tracking_server
-from riskmodel.train import train
 
 pytestmark = pytest.mark.slow
 

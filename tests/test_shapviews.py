@@ -14,8 +14,12 @@ from threadpoolctl import threadpool_limits
 
 import riskmodel
 from riskmodel import ConfigError, load_config
-from riskmodel.explain import cause_contributions, feature_contributions
-from riskmodel.shapviews import shap_by_cause, shap_explanation
+from riskmodel.explain import (
+    cause_contributions,
+    feature_contributions,
+    shap_by_cause,
+    shap_explanation,
+)
 
 CONFIG = load_config()
 CODES = [c.code for c in CONFIG.causes]

@@ -10,12 +10,9 @@ import pandas as pd
 import pytest
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.features import build_features
-from riskmodel.labels import make_labels
-from riskmodel.models import RiskModel
-from riskmodel.score import score_month
+from riskmodel.model import RiskModel, build_features, make_labels, save_model
+from riskmodel.scoring import score_month
 from riskmodel.synthetic import generate_ledger
-from riskmodel.tracking import save_model
 
 pytest.importorskip("pyspark", reason="pyspark is the optional [spark] extra")
 if shutil.which("java") is None:

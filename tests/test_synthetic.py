@@ -12,8 +12,19 @@ from riskmodel import load_config, load_ledger, validate_ledger
 from riskmodel.cli import main
 from riskmodel.errors import ArgumentError, ConfigError
 from riskmodel.ledger import INCOME, LEDGER_COLUMNS, SPENDING
-from riskmodel.simulate import CAUSES, Draws, Params, draw, paths, populate, step
-from riskmodel.synthetic import base_rates, generate, generate_ledger, write
+from riskmodel.synthetic import (
+    CAUSES,
+    Draws,
+    Params,
+    base_rates,
+    draw,
+    generate,
+    generate_ledger,
+    paths,
+    populate,
+    step,
+    write,
+)
 
 CONFIG = load_config()
 HORIZON = CONFIG.label.horizon_months
@@ -327,7 +338,7 @@ def test_bad_arguments_say_what_was_given(kwargs, message):
 
 
 def test_years_without_a_line_are_refused_before_the_simulation(monkeypatch):
-    import riskmodel.synthetic as synthetic
+    import riskmodel.synthetic._generate as synthetic
 
     monkeypatch.setattr(synthetic, "_simulate", lambda *a, **k: pytest.fail("simulated"))
     with pytest.raises(ConfigError, match="2026-06 to 2028-05: No poverty line for year 2027"):
@@ -413,7 +424,7 @@ def test_generate_refuses_a_folder_as_out_and_leaves_nothing_behind(tmp_path, ca
 
 
 def test_a_failed_write_leaves_no_file_and_no_folder_behind(tmp_path, monkeypatch, capsys):
-    import riskmodel.synthetic as synthetic
+    import riskmodel.synthetic._generate as synthetic
 
     real = synthetic._write_frame
 

@@ -18,14 +18,14 @@ import pytest
 import skops.io
 from threadpoolctl import threadpool_limits
 
-import riskmodel.tracking as tracking
+import riskmodel.model._tracking as tracking
 from riskmodel.cli import main
 from riskmodel.errors import ArgumentError, ModelNotFoundError, TrackingServerError
-from riskmodel.models import RiskModel
-from riskmodel.tracking import (
+from riskmodel.model import (
     MODEL_NAME,
     TRUSTED_TYPES,
     ModelRef,
+    RiskModel,
     check_alias,
     check_tracking_server,
     data_fingerprint,
@@ -315,7 +315,7 @@ def test_score_names_an_unreachable_server_set_in_the_environment(ledger, tmp_pa
 # A run whose process was killed with kill -9 never ends in MLflow; the next run closes it.
 _HOLD_A_RUN = """
 import sys, time
-from riskmodel.tracking import ScoringRun
+from riskmodel.model import ScoringRun
 run = ScoringRun(sys.argv[1], "riskmodel-scoring", "2024-12", {"engine": "pandas"})
 print(run.run_id, flush=True)
 time.sleep(600)

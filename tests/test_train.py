@@ -11,15 +11,21 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-import riskmodel.train as train_module
+import riskmodel.model._training as train_module
 from riskmodel import load_config, validate_ledger
 from riskmodel.cli import main
 from riskmodel.errors import ArgumentError, ConfigError, TrackingServerError, TrainingDataError
-from riskmodel.features import FEATURE_NAMES, build_features
-from riskmodel.models import RiskModel
+from riskmodel.model import (
+    FEATURE_NAMES,
+    MODEL_NAME,
+    RiskModel,
+    build_features,
+    load_model,
+    train,
+    train_from_path,
+    training_data,
+)
 from riskmodel.synthetic import generate_ledger
-from riskmodel.tracking import MODEL_NAME, load_model
-from riskmodel.train import train, train_from_path, training_data
 
 
 def _config(**model):
@@ -299,7 +305,7 @@ def _recall_at(share, score, tiebreak, target, month):
 def test_cli_keeps_the_alias_when_the_model_loses_to_the_rules(losing, tmp_path, capsys):
     from mlflow import MlflowClient
 
-    from riskmodel.tracking import alias_version
+    from riskmodel.model import alias_version
 
     path = tmp_path / "ledger.parquet"
     losing.to_parquet(path)
@@ -342,7 +348,7 @@ def test_cli_keeps_the_alias_when_the_model_loses_to_the_rules(losing, tmp_path,
 
 
 def test_the_champion_is_judged_on_the_backtest_months_it_did_not_learn_from(winning, tmp_path):
-    from riskmodel.tracking import alias_version, input_example, log_training_run
+    from riskmodel.model import alias_version, input_example, log_training_run
 
     config = _county_config()
     data = training_data(winning, config)

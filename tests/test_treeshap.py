@@ -14,7 +14,7 @@ from sklearn.ensemble import (
 )
 from threadpoolctl import threadpool_limits
 
-from riskmodel.treeshap import TreeShapExplainer, tree_shap
+from riskmodel.explain import TreeShapExplainer, tree_shap
 
 shap = pytest.importorskip("shap")
 

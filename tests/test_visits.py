@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.outputs import TRIGGER_ZH
-from riskmodel.plan import csv_table
-from riskmodel.visits import (
+from riskmodel.ledger._outputs import TRIGGER_ZH
+from riskmodel.plan import (
     VISIT_COLUMNS,
     VisitsFileError,
+    csv_table,
     read_visits,
     unknown_townships,
     visit_plan,

@@ -7,11 +7,11 @@ import pytest
 from conftest import small_model
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.explain import explain_month
-from riskmodel.features import build_features
-from riskmodel.labels import month_index
+from riskmodel.explain import explain_month, grant_measures, what_if
+from riskmodel.explain._whatif import _apply
+from riskmodel.model import build_features
+from riskmodel.months import month_index
 from riskmodel.synthetic import generate_ledger
-from riskmodel.whatif import _apply, grant_measures, what_if
 
 CONFIG = load_config()
 

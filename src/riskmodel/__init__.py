@@ -7,6 +7,7 @@ load on first use so that the command line starts quickly.
 
 from importlib import import_module
 
+from ._version import __version__ as __version__
 from .config import Config, load_config
 from .errors import (
     ConfigError,
@@ -18,20 +19,18 @@ from .errors import (
 )
 from .ledger import LEDGER_COLUMNS, ValidationResult, load_ledger, read_ledger, validate_ledger
 
-__version__ = "0.1.0"
-
 _LAZY = {
-    "make_labels": "labels",
-    "poverty_status": "labels",
-    "build_features": "features",
-    "LedgerFeatures": "features",
-    "FEATURE_NAMES": "features",
+    "make_labels": "model",
+    "poverty_status": "model",
+    "build_features": "model",
+    "LedgerFeatures": "model",
+    "FEATURE_NAMES": "model",
     "generate": "synthetic",
     "generate_ledger": "synthetic",
-    "RiskModel": "models",
-    "backtest": "backtest",
-    "train": "train",
-    "load_model": "tracking",
+    "RiskModel": "model",
+    "backtest": "model",
+    "train": "model",
+    "load_model": "model",
     "cause_contributions": "explain",
     "explain_households": "explain",
     "explain_month": "explain",
@@ -39,12 +38,12 @@ _LAZY = {
     "HouseholdExplanation": "explain",
     "global_explanations": "explain",
     "cause_shares_by": "explain",
-    "shap_explanation": "shapviews",
-    "shap_by_cause": "shapviews",
-    "what_if": "whatif",
-    "score_frame": "score",
-    "score_month": "score",
-    "write_bulletin": "report",
+    "shap_explanation": "explain",
+    "shap_by_cause": "explain",
+    "what_if": "explain",
+    "score_frame": "scoring",
+    "score_month": "scoring",
+    "write_bulletin": "bulletin",
     "plan_month": "plan",
 }
 

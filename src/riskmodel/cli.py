@@ -42,8 +42,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .chunks import split_empty_columns, validate_file
     from .config import load_config
+    from .ledger import split_empty_columns, validate_file
 
     # Chunk by chunk of households, as the scoring job reads the file: memory stays bounded.
     result = validate_file(args.ledger, load_config().scoring.chunk_households, out=args.out,
@@ -78,7 +78,7 @@ NOT_PROMOTED = 7
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .train import train_from_path
+    from .model import train_from_path
 
     result = train_from_path(args.ledger, config_path=args.config,
                              tracking_uri=args.tracking_uri, alias=args.alias,
@@ -87,7 +87,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .score import score_month
+    from .scoring import score_month
 
     result = score_month(args.ledger, args.out, month=args.month, model_uri=args.model,
                          config_path=args.config, force=args.force, engine=args.engine,
@@ -106,7 +106,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_bulletin
+    from .bulletin import write_bulletin
 
     path = write_bulletin(args.scores, args.out, previous=args.previous)
     print(f"wrote {path}")

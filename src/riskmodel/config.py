@@ -125,7 +125,7 @@ class Cause(_Strict):
     def _evidence_rules(cls, rules: list[str]) -> list[str]:
         if not rules:
             return rules
-        from .reasons import RULE_FACTS
+        from .explain import RULE_FACTS
 
         for text in rules:
             unknown = [f for f in EvidenceRule.parse(text).figures if f not in RULE_FACTS]

@@ -1,0 +1,563 @@
+"""Point-in-time features: one row per household-month, computed from months ≤ that month only.
+
+The ledger is laid on a dense household × month grid, in chunks of households, and every
+window statistic of a row is read from the twelve grid cells ending at its month. Nothing after
+the row's month is on the grid that row reads, so a feature cannot see the future, and a
+household's features never depend on another household.
+
+Missing data is explicit. A month is *observed* when at least one income cell is recorded (as
+in :mod:`riskmodel.model._labels`); within an observed month an empty income or spending cell counts
+as zero. A month with no row, or with no income recorded, is unobserved: window sums are
+annualised over observed months only (× 12 / observed) and are NaN when fewer months than the
+label's ``min_observed_months`` (scaled to the window) were observed. Unknown income is never
+read as zero income.
+
+Money features are in yuan per capita per year, so that the per-source figures add up to the
+disposable income the label is defined on::
+
+    income_margin_12m = wage_pc_12m + business_pc_12m + property_pc_12m + transfer_pc_12m
+                        - medical_pc_12m - education_pc_12m - line
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..config import Config, load_config
+from ..errors import ConfigError, LedgerError
+from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
+from ..months import month_index
+
+WINDOW = 12
+WINDOWS = (3, 6, 12)
+# Households laid on the grid at a time: bounds memory whatever the ledger's size.
+CHUNK_HOUSEHOLDS = 50_000
+# Months-since features count back this far; an older or absent event reads as LOOKBACK.
+LOOKBACK = 24
+
+SOURCES = {
+    "wage": "inc_wage",
+    "business": "inc_business",
+    "property": "inc_property",
+    "transfer": "inc_transfer",
+    "medical": "exp_medical_oop",
+    "education": "exp_education",
+}
+COUNT_FEATURES = [
+    "members",
+    "chronic_ill",
+    "serious_ill",
+    "disabled",
+    "disabled_severe",
+    "students_compulsory",
+    "students_noncompulsory",
+    "migrant_workers",
+    "dropouts",
+]
+STATE_FEATURES = ["insured_all", "housing_safe", "water_safe", "dibao", "welfare_job"]
+EVENT_NAMES = [ev.removeprefix("ev_") for ev in EVENTS]
+
+FEATURE_NAMES: list[str] = [
+    *[f"income_{kind}_{w}m" for w in WINDOWS for kind in ("ratio", "margin")],
+    *[f"{src}_pc_{w}m" for src in SOURCES for w in WINDOWS],
+    "income_change_3v12",
+    *[f"{src}_change_3v12" for src in ("wage", "business", "transfer", "medical", "education")],
+    "wage_change_rel_3v12",
+    "business_change_rel_3v12",
+    "income_slope_12m",
+    "wage_slope_12m",
+    "business_slope_12m",
+    "income_volatility_12m",
+    "wage_volatility_12m",
+    "business_volatility_12m",
+    "transfer_share_12m",
+    "medical_share_12m",
+    "education_share_12m",
+    *COUNT_FEATURES,
+    "labor_ratio",
+    "no_labor",
+    "dependant_ratio",
+    "elderly_ratio",
+    "migrant_ratio",
+    *[f"ev_{name}_{span}" for name in EVENT_NAMES for span in ("3m", "12m")],
+    *[f"months_since_ev_{name}" for name in EVENT_NAMES],
+    *STATE_FEATURES,
+    "dibao_months_12m",
+    "temp_assistance_pc_12m",
+    *[f"type_{t}" for t in HOUSEHOLD_TYPES],
+    "observed_months_12m",
+    "months_since_observed",
+    "line_ahead_ratio",
+    "income_ratio_ahead_12m",
+]
+"""Names of the features :func:`build_features` returns, in column order."""
+
+_NEEDED = [
+    "household_id", "month", "county", "household_type", "members", "labor_full",
+    "labor_partial", *INCOME, *SPENDING,
+]
+
+
+def feature_causes(config: Config) -> dict[str, str]:
+    """The risk cause code each feature belongs to, from the config's ``features`` block.
+
+    Parameters
+    ----------
+    config : Config
+
+    Returns
+    -------
+    dict
+        ``{feature name: cause code}`` in :data:`FEATURE_NAMES` order.
+
+    Raises
+    ------
+    ConfigError
+        The ``features`` block misses a feature or names one that is not built.
+
+    Examples
+    --------
+    >>> from riskmodel import load_config
+    >>> causes = feature_causes(load_config())
+    >>> causes["income_margin_12m"], causes["medical_pc_12m"], causes["wage_change_3v12"]
+    ('income', 'illness', 'employment')
+    """
+    _check_covers(config)
+    return {name: config.features[name].cause for name in FEATURE_NAMES}
+
+
+def feature_monotonic(config: Config) -> dict[str, int]:
+    """The known direction of risk of each feature (−1, 0 or 1), from the config.
+
+    Examples
+    --------
+    >>> from riskmodel import load_config
+    >>> feature_monotonic(load_config())["income_margin_12m"]
+    -1
+    """
+    _check_covers(config)
+    return {name: int(config.features[name].monotonic) for name in FEATURE_NAMES}
+
+
+def _check_covers(config: Config) -> None:
+    missing = [n for n in FEATURE_NAMES if n not in config.features]
+    unknown = [n for n in config.features if n not in set(FEATURE_NAMES)]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"misses {len(missing)} feature(s), e.g. {missing[0]!r}")
+        if unknown:
+            parts.append(f"names {len(unknown)} unknown feature(s), e.g. {unknown[0]!r}")
+        raise ConfigError(
+            f"The config's `features` block {' and '.join(parts)}; expected exactly the "
+            f"{len(FEATURE_NAMES)} names of riskmodel.model.FEATURE_NAMES."
+        )
+
+
+def build_features(
+    ledger: pd.DataFrame, config: Config, months: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Point-in-time features of every household-month of a validated ledger.
+
+    Parameters
+    ----------
+    ledger : DataFrame
+        A validated ledger (:func:`riskmodel.validate_ledger`). Households may miss months and
+        money cells may be empty.
+    config : Config
+        Supplies the poverty lines, ``label.min_observed_months`` and
+        ``label.horizon_months`` (for the lines ahead).
+    months : sequence of str, optional
+        ``YYYY-MM`` months to build rows for; all months when ``None``. Earlier months of the
+        ledger are still read as history.
+
+    Returns
+    -------
+    DataFrame
+        One row per ledger row whose month is in ``months``, in ledger order and with the
+        ledger's index; columns :data:`FEATURE_NAMES`, all float64, NaN where unknown.
+
+    Examples
+    --------
+    >>> from riskmodel import load_config, validate_ledger
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> ledger = validate_ledger(generate_ledger(households=20, months=14, seed=1)).valid
+    >>> last = ledger["month"].max()
+    >>> features = build_features(ledger, load_config(), months=[last])
+    >>> features.shape == (int((ledger["month"] == last).sum()), len(FEATURE_NAMES))
+    True
+    >>> bool((features.dtypes == "float64").all())
+    True
+    """
+    _require_columns(ledger)
+    n_rows = len(ledger)
+    month_codes, month_values = pd.factorize(ledger["month"])
+    month_of_code = month_index(month_values) if len(month_values) else np.empty(0, "int64")
+    if months is None:
+        targets = np.arange(n_rows)
+    else:
+        wanted = month_index(pd.Series(list(months), dtype=object)) if len(months) else []
+        targets = np.flatnonzero(np.isin(month_of_code, wanted)[month_codes])
+    out = np.full((len(FEATURE_NAMES), len(targets)), np.nan)
+    if len(targets):
+        _fill(out, ledger, config, targets, month_of_code.astype("int32")[month_codes])
+    return pd.DataFrame(out.T, index=ledger.index[targets], columns=FEATURE_NAMES, copy=False)
+
+
+def _require_columns(ledger: pd.DataFrame) -> None:
+    if not isinstance(ledger, pd.DataFrame):
+        raise TypeError(
+            f"Got {type(ledger).__name__}, expected a validated ledger as a pandas DataFrame."
+        )
+    missing = [c for c in _NEEDED if c not in ledger.columns]
+    if missing:
+        raise LedgerError(
+            f"The ledger lacks column {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + "; expected a validated ledger (riskmodel.validate_ledger)."
+        )
+
+
+def _take(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """One column at some rows as float64, NaN where empty or absent."""
+    if column not in ledger.columns:
+        return np.full(len(rows), np.nan)
+    values = ledger[column].array
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        return np.asarray(values).take(rows).astype("float64", copy=False)
+    return values.take(rows).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _fill(
+    out: np.ndarray, ledger: pd.DataFrame, config: Config, targets: np.ndarray, month: np.ndarray
+) -> None:
+    """Compute the features of ``targets`` into ``out`` (features × targets)."""
+    current = _current_features(ledger, config, targets, month[targets])
+    for j, name in enumerate(FEATURE_NAMES):
+        if name in current:
+            out[j] = current[name]
+
+    earliest, last = int(month[targets].min()), int(month[targets].max())
+    # The grid starts where the earliest 12-month window does, or up to LOOKBACK months earlier
+    # for the months-since features, but not before the ledger's first month.
+    first = min(earliest - WINDOW + 1, max(earliest - LOOKBACK + 1, int(month.min())))
+    width = last - first + 1
+    # Row-length index arrays are int32: on a province's ledger each int64 one costs 200 MB.
+    house = pd.factorize(ledger["household_id"])[0].astype("int32")
+    has_target = np.zeros(int(house.max()) + 1, dtype=bool)
+    has_target[house[targets]] = True
+    rows = np.flatnonzero((month >= first) & (month <= last) & has_target[house]).astype("int32")
+    house = house[rows]
+    if np.any(house[1:] < house[:-1]):
+        order = np.argsort(house, kind="stable")
+        rows, house = rows[order], house[order]
+    dense = np.zeros(len(rows), dtype="int32")
+    np.cumsum(house[1:] != house[:-1], out=dense[1:])
+    del house
+    position = np.full(len(month), -1, dtype="int32")
+    position[targets] = np.arange(len(targets), dtype="int32")
+    bounds = np.searchsorted(dense, np.arange(0, dense[-1] + CHUNK_HOUSEHOLDS + 1,
+                                              CHUNK_HOUSEHOLDS))
+    history = [j for j, name in enumerate(FEATURE_NAMES) if name not in current]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+        if a == b:
+            continue
+        chunk = rows[a:b]
+        pos = position[chunk]
+        is_target = pos >= 0
+        pos = pos[is_target]
+        grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
+        values = _history_features(ledger, config, chunk, grid, current["members"][pos],
+                                   current["line"][pos], current["line_ahead"][pos])
+        for j in history:
+            out[j, pos] = values[FEATURE_NAMES[j]]
+
+
+def _current_features(
+    ledger: pd.DataFrame, config: Config, rows: np.ndarray, month: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Features read from the row itself: make-up, guarantees, assistance, household type."""
+    f = {c: _take(ledger, c, rows) for c in [*COUNT_FEATURES, *STATE_FEATURES]}
+    members = f["members"]
+    labor_full, labor_partial, elderly, children = (
+        _take(ledger, c, rows) for c in ("labor_full", "labor_partial", "elderly", "children"))
+    f["labor_ratio"] = (labor_full + 0.5 * labor_partial) / members
+    f["no_labor"] = (labor_full + labor_partial == 0).astype("float64")
+    f["dependant_ratio"] = (elderly + children) / members
+    f["elderly_ratio"] = elderly / members
+    f["migrant_ratio"] = f["migrant_workers"] / members
+    kind = pd.Series(ledger["household_type"].array.take(rows))
+    known = kind.notna().to_numpy()
+    for t in HOUSEHOLD_TYPES:
+        f[f"type_{t}"] = np.where(known, (kind == t).to_numpy(dtype=bool, na_value=False), np.nan)
+    places = [pd.Series(ledger[c].array.take(rows)) if c in ledger.columns
+              else pd.Series(pd.NA, index=range(len(rows)), dtype="string")
+              for c in ("province", "county")]
+    f["line"] = _lines(config, month // 12, *places)
+    f["line_ahead"] = _line_ahead(config, month, places)
+    f["line_ahead_ratio"] = f["line_ahead"] / f["line"]
+    return f
+
+
+def _line_ahead(config: Config, month: np.ndarray, places: list[pd.Series]) -> np.ndarray:
+    """The highest line in force over the months (t, t + H] of the label's horizon.
+
+    The label judges a fall against the lines of the months ahead, so a new year's line moves
+    households the model has never seen below it. Lines are policy published in config, not
+    data from after the month; a year past the configured ones keeps the last configured line.
+    """
+    years = [pl.year for pl in config.poverty_lines]
+    h = config.label.horizon_months
+    ahead = np.zeros(len(month))
+    for year in range((int(month.min()) + 1) // 12, (int(month.max()) + h) // 12 + 1):
+        inside = ((month + 1) // 12 <= year) & (year <= (month + h) // 12)
+        if inside.any():
+            clamped = np.full(len(month), min(max(year, min(years)), max(years)))
+            ahead = np.where(inside, np.maximum(ahead, _lines(config, clamped, *places)), ahead)
+    return ahead
+
+
+def _lines(config: Config, year: np.ndarray, province: pd.Series, county: pd.Series) -> np.ndarray:
+    """The monitoring line of each row: county, then province, then national."""
+    year_code, years = pd.factorize(year)
+    prov_code, provinces = pd.factorize(province, use_na_sentinel=False)
+    county_code, counties = pd.factorize(county, use_na_sentinel=False)
+    n_prov, n_county = len(provinces), len(counties)
+    key = (year_code * n_prov + prov_code) * n_county + county_code
+    unique, inverse = np.unique(key, return_inverse=True)
+    lines = np.array([
+        config.line_for(int(years[k // (n_prov * n_county)]),
+                        province=_name(provinces[k // n_county % n_prov]),
+                        county=_name(counties[k % n_county]))
+        for k in unique
+    ])
+    return lines[inverse]
+
+
+def _name(value: object) -> str | None:
+    return None if pd.isna(value) else str(value)
+
+
+class _Grid:
+    """A chunk of whole households' rows on a flat household × month grid."""
+
+    def __init__(self, house: np.ndarray, col: np.ndarray, width: int, is_target: np.ndarray):
+        self.width = width
+        self.size = (int(house[-1]) + 1) * width
+        self.cells = house * width + col
+        self.targets = self.cells[is_target]
+        # Grid positions of the 12 months ending at each target row's month, oldest first.
+        self.window = self.targets[:, None] + np.arange(-WINDOW + 1, 1)
+        # Rows old enough to fall in no target's window are only read for months-since.
+        self.recent = col >= col[is_target].min() - WINDOW + 1
+
+    def block(self, values: np.ndarray, recent: bool = False, fill: float = 0.0) -> np.ndarray:
+        """Targets × 12 months of one variable given at the chunk's (recent) rows."""
+        grid = np.full(self.size, fill)
+        grid[self.cells[self.recent] if recent else self.cells] = values
+        return grid[self.window]
+
+    def months_since(self, flags: np.ndarray) -> np.ndarray:
+        """Months from the last flagged month ≤ each target's month, capped at LOOKBACK."""
+        steps = np.full(self.size, -LOOKBACK - 1, dtype="int32")
+        steps[self.cells[flags]] = self.cells[flags] % self.width
+        steps = np.maximum.accumulate(steps.reshape(-1, self.width), axis=1).ravel()
+        gap = self.targets % self.width - steps[self.targets]
+        return np.minimum(gap, LOOKBACK).astype("float64")
+
+
+def _history_features(
+    ledger: pd.DataFrame,
+    config: Config,
+    rows: np.ndarray,
+    grid: _Grid,
+    members: np.ndarray,
+    line: np.ndarray,
+    line_ahead: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Window features of the target rows of one chunk, from the months up to each."""
+    f: dict[str, np.ndarray] = {}
+    for name, ev in zip(EVENT_NAMES, EVENTS, strict=True):
+        flags = _take(ledger, ev, rows) > 0
+        happened = grid.block(flags)
+        f[f"ev_{name}_3m"] = happened[:, -3:].sum(axis=1)
+        f[f"ev_{name}_12m"] = happened.sum(axis=1)
+        f[f"months_since_ev_{name}"] = grid.months_since(flags)
+
+    incomes = {c: _take(ledger, c, rows) for c in INCOME}
+    observed = np.zeros(len(rows), dtype=bool)
+    for values in incomes.values():
+        observed |= ~np.isnan(values)
+    f["months_since_observed"] = grid.months_since(observed)
+    rows, observed = rows[grid.recent], observed[grid.recent]
+    incomes = {c: values[grid.recent] for c, values in incomes.items()}
+    obs = grid.block(observed, recent=True)
+    n_obs = {w: obs[:, -w:].sum(axis=1) for w in WINDOWS}
+    f["observed_months_12m"] = n_obs[WINDOW]
+    min_obs = {w: max(1, math.ceil(config.label.min_observed_months * w / WINDOW))
+               for w in WINDOWS}
+    money = {}
+    # Summed in the order riskmodel.model._labels sums them, so the 12-month margin matches the
+    # label.
+    earned, spent = np.zeros(len(rows)), np.zeros(len(rows))
+    for src, column in SOURCES.items():
+        values = incomes[column] if column in incomes else _take(ledger, column, rows)
+        values[~observed | np.isnan(values)] = 0.0
+        money[src] = grid.block(values, recent=True)
+        if column in incomes:
+            earned += values
+        else:
+            spent += values
+    money["net"] = grid.block(earned - spent, recent=True)
+
+    def per_capita(src: str, w: int) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = money[src][:, -w:].sum(axis=1) * WINDOW / n_obs[w] / members
+        return np.where(n_obs[w] >= min_obs[w], value, np.nan)
+
+    pc = {(src, w): per_capita(src, w) for src in money for w in WINDOWS}
+    for w in WINDOWS:
+        f[f"income_ratio_{w}m"] = pc["net", w] / line
+        f[f"income_margin_{w}m"] = pc["net", w] - line
+        for src in SOURCES:
+            f[f"{src}_pc_{w}m"] = pc[src, w]
+    f["income_ratio_ahead_12m"] = pc["net", WINDOW] / line_ahead
+    f["income_change_3v12"] = pc["net", 3] - pc["net", 12]
+    for src in ("wage", "business", "transfer", "medical", "education"):
+        f[f"{src}_change_3v12"] = pc[src, 3] - pc[src, 12]
+    for src in ("wage", "business"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = pc[src, 3] / pc[src, 12] - 1
+        f[f"{src}_change_rel_3v12"] = np.where(pc[src, 12] > 0, rel, np.nan)
+
+    enough = n_obs[WINDOW] >= min_obs[WINDOW]
+    scale = (WINDOW / members)[:, None]
+    for name, src in (("income", "net"), ("wage", "wage"), ("business", "business")):
+        slope, spread = _slope_and_spread(money[src] * scale, obs)
+        f[f"{name}_slope_12m"] = np.where(enough, slope, np.nan)
+        f[f"{name}_volatility_12m"] = np.where(enough, spread, np.nan)
+    gross = money["wage"] + money["business"] + money["property"] + money["transfer"]
+    gross = gross.sum(axis=1)
+    usable = enough & (gross > 0)
+    for src in ("transfer", "medical", "education"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
+
+    for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
+        values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)
+        recorded = (~np.isnan(values)).any(axis=1)
+        f[name] = np.where(recorded, np.nansum(values, axis=1), np.nan)
+    f["temp_assistance_pc_12m"] = f.pop("temp_assistance") / members
+    return f
+
+
+def _slope_and_spread(values: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope per month and standard deviation over the observed cells of a block."""
+    x = np.arange(values.shape[1], dtype="float64")
+    n = obs.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x_mean = (obs * x).sum(axis=1) / n
+        y_mean = (obs * values).sum(axis=1) / n
+        dx = (x - x_mean[:, None]) * obs
+        dy = (values - y_mean[:, None]) * obs
+        slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
+        spread = np.sqrt((dy * dy).sum(axis=1) / (n - 1))
+    return slope, spread
+
+
+class LedgerFeatures(TransformerMixin, BaseEstimator):
+    """Point-in-time ledger features as a scikit-learn transformer.
+
+    Stateless: ``fit`` only checks the ledger and records its columns; ``transform`` calls
+    :func:`build_features`. It takes a validated ledger — a DataFrame of named contract
+    columns — not an arbitrary numeric array.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Run configuration; the packaged default when ``None``.
+    months : sequence of str, optional
+        ``YYYY-MM`` months to build rows for; all months when ``None``.
+
+    Attributes
+    ----------
+    config_ : Config
+        The configuration used.
+    feature_names_in_ : ndarray of str
+        Columns of the ledger seen in ``fit``.
+    n_features_in_ : int
+        Number of those columns.
+    feature_names_out_ : ndarray of str
+        :data:`FEATURE_NAMES`.
+
+    Examples
+    --------
+    >>> from riskmodel import validate_ledger
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> ledger = validate_ledger(generate_ledger(households=20, months=3, seed=1)).valid
+    >>> features = LedgerFeatures().fit_transform(ledger)
+    >>> features.shape == (len(ledger), len(FEATURE_NAMES))
+    True
+    """
+
+    def __init__(self, config: Config | None = None, months: Sequence[str] | None = None):
+        self.config = config
+        self.months = months
+
+    def fit(self, X: pd.DataFrame, y: object = None) -> LedgerFeatures:
+        """Check the ledger's columns and record them.
+
+        Parameters
+        ----------
+        X : DataFrame
+            A validated ledger.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        _require_columns(X)
+        self.config_ = load_config() if self.config is None else self.config
+        if not isinstance(self.config_, Config):
+            raise TypeError(
+                f"Got config of type {type(self.config_).__name__}, expected riskmodel.Config."
+            )
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.feature_names_out_ = np.asarray(FEATURE_NAMES, dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Build the features of a validated ledger.
+
+        Parameters
+        ----------
+        X : DataFrame
+            A validated ledger; extra columns are ignored.
+
+        Returns
+        -------
+        DataFrame
+            See :func:`build_features`.
+        """
+        check_is_fitted(self)
+        return build_features(X, self.config_, self.months)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.string = True
+        return tags
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the output columns, :data:`FEATURE_NAMES`."""
+        check_is_fitted(self)
+        return self.feature_names_out_.copy()

@@ -1,0 +1,181 @@
+"""The label: falling below the monitoring line within the horizon.
+
+Net disposable income of a month is incomes minus rigid spending (medical out-of-pocket and
+education). The annual per-capita figure at month m sums the 12 months ending at m and divides
+by ``members`` at m; with 6–11 observed months it is annualised (× 12 / observed), with fewer it
+is unknown. A household is poor at m when that figure is below the line for m's year and region.
+The target at t is 1 when the household is not poor at t and poor at some month in (t, t+H].
+
+A month counts as observed when at least one income cell is recorded; within an observed month
+an empty income or spending cell counts as zero (a visit that records no wage means none was
+earned). A month with no row for the household, or no income recorded, is unobserved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config
+from ..ledger import INCOME, SPENDING
+from ..months import month_index
+
+WINDOW = 12
+
+
+def net_income(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Monthly net disposable income and whether the month was observed."""
+    incomes = ledger[INCOME].to_numpy(dtype="float64", na_value=np.nan)
+    spending = ledger[SPENDING].to_numpy(dtype="float64", na_value=np.nan)
+    observed = ~np.isnan(incomes).all(axis=1)
+    net = np.nansum(incomes, axis=1) - np.nansum(spending, axis=1)
+    return np.where(observed, net, np.nan), observed
+
+
+def poverty_lines(
+    config: Config, year: np.ndarray, province: pd.Series | None, county: pd.Series | None
+) -> np.ndarray:
+    """The monitoring line of each row: county, then province, then national."""
+    n = len(year)
+    # Factorize each key column on its own and combine the small integer codes: a MultiIndex
+    # of Python objects costs seconds per million rows.
+    parts = [pd.factorize(pd.Series(values, copy=False), use_na_sentinel=False)
+             for values in (np.asarray(year, dtype="int64"),
+                            province if province is not None else np.full(n, None),
+                            county if county is not None else np.full(n, None))]
+    (y_codes, years), (p_codes, provinces), (c_codes, counties) = parts
+    combined = (y_codes * len(provinces) + p_codes) * len(counties) + c_codes
+    codes, keys = pd.factorize(combined)
+    y_of, rest = np.divmod(keys, len(provinces) * len(counties))
+    p_of, c_of = np.divmod(rest, len(counties))
+    values = np.array([
+        config.line_for(int(years[y]), province=_opt(provinces[p]), county=_opt(counties[c]))
+        for y, p, c in zip(y_of, p_of, c_of, strict=True)
+    ], dtype="float64")
+    return values[codes]
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Annual per-capita disposable income and poverty of every household-month.
+
+    Parameters
+    ----------
+    ledger : DataFrame
+        A validated ledger (see :func:`riskmodel.validate_ledger`).
+    config : Config
+        Supplies the poverty lines and ``label.min_observed_months``.
+
+    Returns
+    -------
+    DataFrame
+        One row per ledger row, in ledger order: ``household_id``, ``month``,
+        ``observed_months`` (of the trailing 12), ``income_pc`` (annual, per capita; NaN when
+        unknown), ``line`` and ``poor`` (nullable boolean; NA when unknown).
+    """
+    hid = ledger["household_id"].to_numpy()
+    m = month_index(ledger["month"])
+    net, observed = net_income(ledger)
+    codes, _ = pd.factorize(hid)
+    first = m.min()
+    n_months = int(m.max() - first + 1)
+    col = m - first
+    grid_net = np.zeros((codes.max() + 1, n_months + WINDOW))
+    grid_obs = np.zeros_like(grid_net)
+    grid_net[codes, col + WINDOW] = np.where(observed, net, 0.0)
+    grid_obs[codes, col + WINDOW] = observed
+    csum_net = np.cumsum(grid_net, axis=1)
+    csum_obs = np.cumsum(grid_obs, axis=1)
+    at = col + WINDOW
+    total = csum_net[codes, at] - csum_net[codes, at - WINDOW]
+    n_obs = csum_obs[codes, at] - csum_obs[codes, at - WINDOW]
+    members = ledger["members"].to_numpy(dtype="float64")
+    known = n_obs >= config.label.min_observed_months
+    with np.errstate(invalid="ignore", divide="ignore"):
+        income_pc = np.where(known, total * WINDOW / np.maximum(n_obs, 1) / members, np.nan)
+    line = poverty_lines(config, m // 12, ledger.get("province"), ledger.get("county"))
+    poor = pd.array(income_pc < line, dtype="boolean")
+    poor[~known] = pd.NA
+    return pd.DataFrame({
+        "household_id": hid,
+        "month": ledger["month"].to_numpy(),
+        "observed_months": n_obs.astype("int64"),
+        "income_pc": income_pc,
+        "line": line,
+        "poor": poor,
+    })
+
+
+def binary_target(y) -> tuple[np.ndarray, np.ndarray]:
+    """The classes of a binary target and its 0/1 codes; a clear error for anything else."""
+    from sklearn.utils.multiclass import type_of_target
+
+    y_type = type_of_target(y, input_name="y", raise_unknown=True)
+    if y_type != "binary":
+        raise ValueError(f"Only binary classification is supported. The type of the target is "
+                         f"{y_type}.")
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"Got one class only ({classes[0]!r}); expected both outcomes, "
+                         "households that fell and households that did not.")
+    return classes, codes
+
+
+def make_labels(ledger: pd.DataFrame, config: Config, horizon: int | None = None) -> pd.DataFrame:
+    """Training target: not poor at t and poor at some month in (t, t + H].
+
+    A row is a training row only when its poverty at t is known and false, and the ledger runs
+    at least H months past t. With ``label.target_column`` set in config, that column of the
+    ledger is the target instead (rows where it is empty are not training rows).
+
+    Parameters
+    ----------
+    ledger : DataFrame
+        A validated ledger.
+    config : Config
+    horizon : int, optional
+        Overrides ``label.horizon_months``.
+
+    Returns
+    -------
+    DataFrame
+        :func:`poverty_status` columns plus ``target`` (float: 1.0, 0.0, or NaN when the row
+        is not a training row).
+
+    Examples
+    --------
+    >>> from riskmodel import load_config
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> labels = make_labels(generate_ledger(households=50, months=24, seed=3), load_config())
+    >>> sorted(labels["target"].dropna().unique().tolist()) in ([0.0], [0.0, 1.0])
+    True
+    """
+    h = config.label.horizon_months if horizon is None else horizon
+    if h < 1:
+        raise ValueError(f"Got horizon={h!r}, expected a positive integer.")
+    status = poverty_status(ledger, config)
+    m = month_index(status["month"])
+    last = m.max()
+    if config.label.target_column is not None:
+        name = config.label.target_column
+        if name not in ledger:
+            raise KeyError(f"label.target_column names {name!r}, which the ledger lacks.")
+        status["target"] = pd.to_numeric(ledger[name], errors="coerce").to_numpy(dtype="float64")
+        return status
+
+    codes, _ = pd.factorize(status["household_id"])
+    first = m.min()
+    n_months = int(last - first + 1)
+    col = m - first
+    # poor as 1, not poor as 0, unknown as 0: an unknown month is no evidence of a fall.
+    grid = np.zeros((codes.max() + 1, n_months + h + 1))
+    grid[codes, col + 1] = status["poor"].to_numpy(dtype="float64", na_value=0.0)
+    csum = np.cumsum(grid, axis=1)
+    falls = (csum[codes, col + 1 + h] - csum[codes, col + 1]) > 0
+    poor_now = status["poor"].to_numpy(dtype="float64", na_value=np.nan)
+    eligible = (poor_now == 0) & (m + h <= last)
+    status["target"] = np.where(eligible, falls.astype("float64"), np.nan)
+    return status

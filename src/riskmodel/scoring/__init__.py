@@ -1,0 +1,58 @@
+"""The monthly scoring job: every valid household of a month scored, tiered, ranked and explained.
+
+It owns :func:`score_frame` (the scoring both engines share), the job over a ledger file with
+the pandas engine or Spark per bucket of households, the monitoring lifecycle (what changed
+since last month, risk-elimination candidates) and the month's output files (scores, watch
+list, quarantine, changes, summary). It may import the ground modules,
+:mod:`riskmodel.ledger`, :mod:`riskmodel.model` and :mod:`riskmodel.explain`; not
+:mod:`riskmodel.plan`, its peer.
+"""
+
+from ._job import (
+    ENGINES,
+    NOT_SCORED,
+    REASON_COLUMNS,
+    SCORE_SCHEMA,
+    TIERS,
+    ChunkResult,
+    ScoreFrames,
+    ScoreResult,
+    finalize_scores,
+    model_version_label,
+    score_frame,
+    score_month,
+)
+from ._lifecycle import (
+    CHANGES,
+    TIER_ORDER,
+    changes_since,
+    elimination_candidates,
+    monitoring_columns,
+)
+from ._spark import BUCKET, ROW, read_ledger_spark, score_chunks, score_spark, spark_session
+
+__all__ = [
+    "BUCKET",
+    "CHANGES",
+    "ENGINES",
+    "NOT_SCORED",
+    "REASON_COLUMNS",
+    "ROW",
+    "SCORE_SCHEMA",
+    "TIERS",
+    "TIER_ORDER",
+    "ChunkResult",
+    "ScoreFrames",
+    "ScoreResult",
+    "changes_since",
+    "elimination_candidates",
+    "finalize_scores",
+    "model_version_label",
+    "monitoring_columns",
+    "read_ledger_spark",
+    "score_chunks",
+    "score_frame",
+    "score_month",
+    "score_spark",
+    "spark_session",
+]

@@ -1,0 +1,730 @@
+"""The monthly scoring job: one command over the month's ledger, run unattended.
+
+:func:`score_month` reads the ledger in chunks of households, validates each chunk, scores it
+with :func:`score_frame`, and writes ``<out>/<month>/`` atomically:
+
+- ``scores.parquet`` — every valid household of the month, in rank order. Households already
+  under the line (``poor_now``) or with too little income history (``insufficient_history``)
+  have no model score and say why in ``not_scored_reason``.
+- ``watchlist.csv`` / ``watchlist.xlsx`` — the high tier and every household a hard trigger
+  fired for (应纳尽纳), with Chinese headers.
+- ``quarantine.parquet`` — the month's rejected rows with the rule each broke; the same as
+  ``quarantine.xlsx`` for the offices that fix them (Chinese, by township, their row numbers).
+- ``changes.parquet`` — what changed since last month's output in ``<out>``, when it exists.
+- ``summary.json`` — reconciliation, counts by tier, township and cause, drift, timings, the
+  model version and the MLflow run.
+- ``bulletin.html`` — the month's bulletin (一月一通报, :mod:`riskmodel.bulletin._report`).
+
+Rows in = scored + not eligible + quarantined is checked before anything is published. The
+job is boring on purpose: the same inputs give a byte-identical ``scores.parquet``; a killed run
+leaves the previous complete output or none; an existing month is replaced only with
+``force``; a second run on the same output folder is refused.
+
+:func:`score_frame` is the pure core — validated rows in, scores out, no I/O. A household's
+scores depend on its own rows only, so any partition by household (the chunks here, Spark
+partitions elsewhere) gives the same rows; only ``rank`` is global, assigned by
+:func:`finalize_scores` after the parts are put together.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..bulletin import read_quarantined, render_bulletin
+from ..config import Config, load_config
+from ..errors import LedgerError, RiskModelError
+from ..explain import explain_households
+from ..ledger import (
+    LedgerChunks,
+    MonthOutput,
+    OutputLock,
+    parse_months,
+    validate_ledger,
+    write_json,
+    write_parquet,
+    write_quarantine_xlsx,
+    write_watchlist,
+)
+from ..model import (
+    CALIBRATION_MONTHS,
+    DEFAULT_MODEL_URI,
+    HARD_TRIGGERS,
+    SAME_MONTH_OF_YEAR,
+    Coverage,
+    EmptyColumns,
+    ModelRef,
+    ScoringRun,
+    add_counts,
+    build_features,
+    check_columns,
+    check_model,
+    count_bins,
+    drift_report,
+    format_triggers,
+    load_model,
+    poverty_status,
+    quarantine_error,
+    rule_triggers,
+)
+from ..months import month_before, month_index
+from ._lifecycle import changes_since, elimination_candidates, monitoring_columns
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("pandas", "spark")
+NOT_SCORED = ("poor_now", "insufficient_history")
+TIERS = ("high", "medium", "low")
+REASON_COLUMNS = [
+    "reason_1", "reason_1_weight", "reason_2", "reason_2_weight", "reason_3", "reason_3_weight",
+    "risk_causes", "reason_text_zh", "reason_text_en", "measures_zh",
+]
+# The scores.parquet contract, in column order, with the types every run writes.
+SCORE_SCHEMA = {
+    "household_id": "string",
+    "month": "string",
+    "county": "string",
+    "township": "string",
+    "village": "string",
+    "household_type": "string",
+    "risk_score": "float64",
+    "risk_tier": "string",
+    "rank": "Int64",
+    "reason_1": "string",
+    "reason_1_weight": "float64",
+    "reason_2": "string",
+    "reason_2_weight": "float64",
+    "reason_3": "string",
+    "reason_3_weight": "float64",
+    "risk_causes": "string",
+    "reason_text_zh": "string",
+    "reason_text_en": "string",
+    "measures_zh": "string",
+    "rule_triggers": "string",
+    "on_watchlist": "bool",
+    "elimination_candidate": "bool",
+    "months_above_line": "int64",
+    "income_pc": "float64",
+    "poverty_line": "float64",
+    "not_scored_reason": "string",
+    "model_version": "string",
+}
+
+
+@dataclass
+class ScoreFrames:
+    """What :func:`score_frame` returns for one set of households.
+
+    Attributes
+    ----------
+    scores : DataFrame
+        One row per household at the month, columns :data:`SCORE_SCHEMA`, in rank order
+        (``rank`` counts within these households only).
+    drift_counts : dict or None
+        Bin counts of the scored rows against the model's ``reference_``
+        (see :func:`riskmodel.model.count_bins`); None when the model carries no reference.
+    timings : dict
+        Wall seconds per stage (status, features, predict, explain, flags) and CPU seconds
+        under ``cpu:<stage>``.
+    months_recorded : dict
+        The households with too little income history (``insufficient_history``) by the
+        number of the last 12 months with income recorded.
+    """
+
+    scores: pd.DataFrame
+    drift_counts: dict | None
+    timings: dict = field(default_factory=dict)
+    months_recorded: dict = field(default_factory=dict)
+
+
+def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
+                model_version: str | None = None) -> ScoreFrames:
+    """Score, explain and flag every household of ``month``: validated rows in, scores out.
+
+    Parameters
+    ----------
+    ledger : DataFrame
+        Validated ledger rows (:func:`riskmodel.validate_ledger`) of a set of households, with
+        their history; rows after ``month`` are ignored, so features read months ≤ ``month``
+        only.
+    model : RiskModel
+        A fitted model: ``predict_proba``, ``feature_names_in_``, ``gbm_`` and, for drift,
+        ``reference_``.
+    config : Config
+    month : str
+        ``YYYY-MM``.
+    model_version : str, optional
+        Written in the ``model_version`` column.
+
+    Returns
+    -------
+    ScoreFrames
+    """
+    clock = _Clock()
+    t = int(month_index(pd.Series([month]))[0])
+    months = month_index(ledger["month"])
+    history = ledger
+    if (months > t).any():
+        history, months = ledger[months <= t], months[months <= t]
+    now = np.flatnonzero(months == t)
+    rows = history.iloc[now]
+    if len(rows) == 0:
+        return ScoreFrames(_typed(pd.DataFrame(index=rows.index)), None, clock.laps)
+    status = poverty_status(history, config)
+    poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)[now]
+    eligible = poor == 0
+    clock.lap("status")
+
+    features = build_features(history, config, months=[month]).loc[rows.index]
+    clock.lap("features")
+    names = [str(c) for c in model.feature_names_in_]
+    scored = features.loc[eligible, names]
+    risk = np.full(len(rows), np.nan)
+    if len(scored):
+        risk[eligible] = model.predict_proba(scored)[:, 1]
+    clock.lap("predict")
+
+    out = pd.DataFrame(index=rows.index)
+    for column in ("household_id", "month", "county", "township", "village", "household_type"):
+        out[column] = rows[column].to_numpy()
+    out["risk_score"] = risk
+    out["risk_tier"] = pd.array(config.tiers.assign(risk), dtype="string")
+    if len(scored):
+        reasons = explain_households(model, scored, rows[eligible], config,
+                                     n_jobs=config.scoring.threads, history=history,
+                                     risk=risk[eligible])
+        for column in REASON_COLUMNS:
+            out[column] = reasons[column].reindex(out.index)
+    clock.lap("explain")
+
+    fired = rule_triggers(features, config)
+    hard = fired[[c for c in HARD_TRIGGERS if c in fired.columns]].copy()
+    if config.triggers.income_below_line:
+        # The label's own "poor now" fires the trigger, so every household the model does not
+        # score for being under the line is on the watch list.
+        hard["income_below_line"] |= poor == 1
+    out["rule_triggers"] = format_triggers(hard).fillna("")
+    out["on_watchlist"] = out["risk_tier"].eq("high").fillna(False) | (out["rule_triggers"] != "")
+
+    monitoring = monitoring_columns(history, status, month, config)
+    rule = config.lifecycle.elimination
+    facts = rows[["household_type", "labor_full", "labor_partial", *rule.guarantees]].join(
+        monitoring).assign(risk_tier=out["risk_tier"], rule_triggers=out["rule_triggers"])
+    out["elimination_candidate"] = elimination_candidates(facts, config)
+    out["months_above_line"] = monitoring["months_above_line"]
+    out["income_pc"] = status["income_pc"].to_numpy()[now]
+    out["poverty_line"] = status["line"].to_numpy()[now]
+    out["not_scored_reason"] = np.where(np.isnan(poor), NOT_SCORED[1],
+                                        np.where(poor == 1, NOT_SCORED[0], None))
+    out["model_version"] = model_version
+    reference = getattr(model, "reference_", None)
+    counts = count_bins(reference, scored, risk[eligible]) if reference else None
+    recorded, n = np.unique(status["observed_months"].to_numpy()[now][np.isnan(poor)],
+                            return_counts=True)
+    clock.lap("flags")
+    return ScoreFrames(finalize_scores(out), counts, clock.laps,
+                       dict(zip(recorded.tolist(), n.tolist(), strict=True)))
+
+
+def finalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Sort into the published order and number the scored households.
+
+    Scored households come first by decreasing ``risk_score`` (ties by ``household_id``), then
+    the households without a score by ``household_id``; ``rank`` is 1, 2, … over the scored.
+    Applied to the union of partitions it gives the same frame whatever the partition.
+    """
+    frame = _typed(scores)
+    key = pd.DataFrame({"unscored": frame["risk_score"].isna().to_numpy(),
+                        "risk": -frame["risk_score"].fillna(0.0).to_numpy(),
+                        "household_id": frame["household_id"].to_numpy(dtype=object)})
+    order = key.sort_values(["unscored", "risk", "household_id"], kind="stable").index
+    frame = frame.iloc[order].reset_index(drop=True)
+    position = pd.Series(np.arange(1, len(frame) + 1), dtype="Int64")
+    frame["rank"] = position.where(frame["risk_score"].notna())
+    return frame
+
+
+_EMPTY = {"bool": False, "float64": np.nan, "int64": 0}
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=frame.index)
+    for column, dtype in SCORE_SCHEMA.items():
+        values = frame[column] if column in frame else pd.Series(
+            _EMPTY.get(dtype, pd.NA), index=frame.index, dtype=dtype)
+        out[column] = values.astype(dtype)
+    return out
+
+
+class _Clock:
+    """Wall seconds per stage, and CPU seconds under ``cpu:<stage>`` (wall ≫ CPU: a busy host)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self.restart()
+
+    def lap(self, name: str) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.add(name, wall - self._wall)
+        self.add(f"cpu:{name}", cpu - self._cpu)
+        self._wall, self._cpu = wall, cpu
+
+    def add(self, name: str, seconds: float) -> None:
+        self.laps[name] = self.laps.get(name, 0.0) + seconds
+
+    def restart(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+
+@dataclass
+class ScoreResult:
+    """What a monthly run produced.
+
+    Attributes
+    ----------
+    month : str
+    folder : Path
+        ``<out>/<month>``.
+    model : ModelRef
+    model_version : str
+    summary : dict
+        The contents of ``summary.json``.
+    run_id : str or None
+        The MLflow scoring run.
+    """
+
+    month: str
+    folder: Path
+    model: ModelRef
+    model_version: str
+    summary: dict
+    run_id: str | None
+
+    def describe(self) -> str:
+        """A few lines for the operator's terminal or log."""
+        r = self.summary["reconciliation"]
+        tiers = self.summary["tiers"]
+        lines = [
+            f"{self.month}: {r['rows_in']:,} rows in = {r['scored']:,} scored + "
+            f"{r['not_eligible']:,} not eligible + {r['quarantined']:,} quarantined",
+            f"  tiers: high {tiers['high']:,}, medium {tiers['medium']:,}, low {tiers['low']:,}; "
+            f"watch list {self.summary['watchlist']['households']:,}; elimination candidates "
+            f"{self.summary['lifecycle']['elimination_candidates']:,}",
+            f"  model {self.model_version}; MLflow run {self.run_id}",
+            f"  wrote {self.folder}",
+        ]
+        lines += [f"  warning: {w}" for w in self.summary["warnings"]]
+        return "\n".join(lines)
+
+
+def model_version_label(ref: ModelRef) -> str:
+    """How a model is named in outputs: ``name/version`` when registered, else its URI."""
+    return f"{ref.name}/{ref.version}" if ref.version is not None else str(ref.uri)
+
+
+@dataclass
+class ChunkResult:
+    """One chunk of households, validated and scored: what the job adds up.
+
+    An engine that partitions the ledger differently (Spark) yields these for the job.
+    """
+
+    frames: ScoreFrames
+    quarantine: pd.DataFrame
+    n_rows: int
+    n_valid: int
+    quarantined_by_rule: Counter
+    missing_optional: list[str]
+    timings: dict
+    empty_columns: list[str] | None = None
+
+
+def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
+                   version: str) -> Iterator[ChunkResult]:
+    t = int(month_index(pd.Series([month]))[0])
+    for rows, raw in chunks:
+        clock = _Clock()
+        result = validate_ledger(raw)
+        del raw
+        clock.lap("validate")
+        quarantine = result.quarantine.copy()
+        quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
+        of_month = chunks.month_of_row[quarantine["source_row"].to_numpy()]
+        quarantine = quarantine[(of_month == t) | (of_month < 0)]
+        frames = score_frame(result.valid, model, config, month, model_version=version)
+        yield ChunkResult(frames, quarantine, result.n_in, len(result.valid),
+                          Counter(result.counts_by_rule), result.missing_optional,
+                          {**clock.laps, **frames.timings}, result.empty_columns)
+
+
+class _Progress:
+    """A rich progress bar on a terminal; plain log lines otherwise (cron, systemd, Airflow)."""
+
+    def __init__(self, total: int | None, month: str):
+        self.total, self.month, self.done = total, month, 0
+        self._bar = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self._bar = Progress("[progress.description]{task.description}", BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=Console(stderr=True), transient=True)
+            self._task = self._bar.add_task(f"scoring {month}", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def advance(self, part: ChunkResult, seconds: float) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.advance(self._task)
+            return
+        logger.info("%s chunk %d/%s: %d rows, %d quarantined, %d households scored (%.1f s)",
+                    self.month, self.done, self.total or "?", part.n_rows,
+                    part.n_rows - part.n_valid,
+                    int(part.frames.scores["risk_score"].notna().sum()), seconds)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _check_month(month: str) -> str:
+    parsed, bad = parse_months(pd.Series([month]))
+    if bool(bad.iloc[0]) or str(parsed.iloc[0]) != month:
+        raise LedgerError(f"Got month={month!r}, expected YYYY-MM.")
+    return month
+
+
+def score_month(
+    ledger_path: str | Path,
+    out_dir: str | Path,
+    month: str | None = None,
+    model_uri: str | None = None,
+    config_path: str | Path | None = None,
+    force: bool = False,
+    engine: str = "pandas",
+    tracking_uri: str | None = None,
+    allow_unscored: bool = False,
+) -> ScoreResult:
+    """Score one month of a ledger file and publish ``<out_dir>/<month>/`` atomically.
+
+    Parameters
+    ----------
+    ledger_path : str or Path
+        ``.parquet``, ``.csv`` or ``.xlsx`` ledger with the months' history.
+    out_dir : str or Path
+        Output folder; the month's files go to ``<out_dir>/<month>/``.
+    month : str, optional
+        ``YYYY-MM``; the ledger's last month when None.
+    model_uri : str, optional
+        ``models:/return-to-poverty@champion`` when None; any URI or model folder that
+        :func:`riskmodel.model.load_model` accepts. An alias is resolved to its version once,
+        at the start, and that version is recorded in every output.
+    config_path : str or Path, optional
+        YAML config; the packaged default when None.
+    force : bool, default=False
+        Replace an existing month's output.
+    engine : {"pandas", "spark"}, default="pandas"
+    tracking_uri : str, optional
+        MLflow store (see :func:`riskmodel.model.resolve_tracking_uri`).
+    allow_unscored : bool, default=False
+        Publish a month in which no household, or fewer than ``scoring.min_scored_share`` of
+        the month's valid households, could be scored, with a warning in ``summary.json``.
+
+    Returns
+    -------
+    ScoreResult
+
+    Raises
+    ------
+    LedgerError
+        Exit code 2: unreadable ledger, bad month, or more of the month's rows quarantined
+        than ``scoring.max_quarantine_share``.
+    ConfigError
+        Exit code 2.
+    ModelNotFoundError
+        Exit code 3: no model at the URI, or a model incompatible with the ledger's columns.
+    OutputExistsError
+        Exit code 4: the month exists and ``force`` is false, or another run holds ``out_dir``.
+    TooFewScoredError
+        Exit code 6: no household, or fewer than ``scoring.min_scored_share`` of the month's
+        valid households, could be scored (the message says why), and ``allow_unscored`` is
+        false.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"Got engine={engine!r}, expected one of {', '.join(ENGINES)}.")
+    if engine == "spark" and Path(ledger_path).suffix.lower() in (".csv", ".xlsx"):
+        raise LedgerError(
+            f"{ledger_path}: the spark engine reads a Parquet ledger; this one is "
+            f"{Path(ledger_path).suffix.lower()[1:]}. Score it with --engine pandas, or write "
+            "it as Parquet (one row per ledger row, in the same order) and score that.")
+    clock = _Clock()
+    config = load_config(config_path)
+    out = Path(out_dir)
+    if month is not None:
+        month = _check_month(month)
+    with OutputLock(out):
+        if month is not None:
+            MonthOutput(out, month, force).check()
+        model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
+        version = model_version_label(ref)
+        names = check_model(model, ref)
+        clock.lap("load_model")
+        chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
+        known = chunks.months
+        if not known:
+            raise LedgerError(f"{ledger_path}: no row has a readable month.")
+        month = month or known[-1]
+        if month not in known:
+            raise LedgerError(f"{ledger_path} has no rows for {month}; it holds {known[0]} to "
+                              f"{known[-1]}.")
+        MonthOutput(out, month, force).check()
+        rows_in = chunks.rows_in(month)
+        clock.lap("plan")
+        logger.info("scoring %s with model %s: %d rows of the month in %d chunk(s)", month,
+                    version, rows_in, chunks.n_chunks)
+
+        run = ScoringRun(tracking_uri, config.scoring.experiment, month, {
+            "month": month, "model_uri": ref.uri, "model_name": ref.name,
+            "model_version": ref.version, "model_run_id": ref.run_id, "engine": engine,
+            "chunk_households": config.scoring.chunk_households, "features": len(names),
+        })
+        try:
+            result = _run(chunks, model, ref, version, config, month, rows_in, out, force, engine,
+                          ledger_path, run, clock, allow_unscored)
+        except BaseException:
+            run.end("FAILED")
+            raise
+        run.end("FINISHED")
+    return result
+
+
+def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
+         run, clock, allow_unscored=False) -> ScoreResult:
+    limit = config.scoring.max_quarantine_share
+    parts, quarantined = [], []
+    by_rule: Counter = Counter()
+    month_rules: Counter = Counter()
+    months_recorded: Counter = Counter()
+    empty = EmptyColumns(chunks.unfilled)
+    counts = None
+    n_valid = n_quarantined_month = 0
+    missing: list[str] = []
+    if engine == "spark":
+        try:
+            from ._spark import score_chunks
+        except ImportError as exc:
+            raise RiskModelError(f"The spark engine is not available ({exc}).") from None
+        source = score_chunks(ledger_path, model, config, month, version,
+                              unfilled=chunks.unfilled)
+    else:
+        source = _pandas_chunks(chunks, model, config, month, version)
+    with _Progress(chunks.n_chunks if engine == "pandas" else None, month) as progress:
+        tick = time.perf_counter()
+        for part in source:
+            parts.append(part.frames.scores)
+            quarantined.append(part.quarantine)
+            by_rule.update(part.quarantined_by_rule)
+            month_rules.update(part.quarantine["rule"].astype(str))
+            n_valid += part.n_valid
+            n_quarantined_month += len(part.quarantine)
+            missing = [c for c in part.missing_optional if c not in chunks.unfilled]
+            empty.add(part.empty_columns)
+            months_recorded.update(part.frames.months_recorded)
+            counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
+                else counts
+            for name, seconds in part.timings.items():
+                clock.add(name, seconds)
+            if n_quarantined_month > limit * rows_in:
+                raise quarantine_error(month, n_quarantined_month, rows_in, limit,
+                                       month_rules)
+            progress.advance(part, time.perf_counter() - tick)
+            tick = time.perf_counter()
+    clock.restart()
+    check_columns(model, ref, counts)
+
+    scores = finalize_scores(pd.concat(parts, ignore_index=True))
+    quarantine = pd.concat(quarantined, ignore_index=True).sort_values(
+        "source_row", kind="stable").reset_index(drop=True)
+    scored = int(scores["risk_score"].notna().sum())
+    not_eligible = len(scores) - scored
+    # Every household without a score says why.
+    if scored + not_eligible + len(quarantine) != rows_in or n_valid + sum(by_rule.values()) \
+            != chunks.n_rows or scores["not_scored_reason"].notna().sum() != not_eligible:
+        raise RiskModelError(
+            f"Rows do not reconcile for {month}: {rows_in:,} rows in, {scored:,} scored, "
+            f"{not_eligible:,} not eligible, {len(quarantine):,} quarantined. Nothing was "
+            "written.")
+    coverage = Coverage(month, len(scores), scored,
+                        scores["not_scored_reason"].value_counts().to_dict(),
+                        dict(months_recorded), config.label.min_observed_months, empty.columns)
+    unscored = coverage.check(config.scoring.min_scored_share, allow=allow_unscored)
+
+    previous_month = month_before(month)
+    previous_path = out / previous_month / "scores.parquet"
+    changes = previous_scores = previous_quarantined = None
+    if previous_path.is_file():
+        previous_scores = pd.read_parquet(previous_path)
+        previous_quarantined = read_quarantined(previous_path.parent)
+        changes = changes_since(previous_scores, scores,
+                                quarantined=quarantine["household_id"].dropna())
+    reference = getattr(model, "reference_", None)
+    drift = drift_report(reference, counts, config.scoring.drift_psi_warning, month=month) \
+        if reference else None
+    clock.lap("assemble")
+
+    summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
+                       n_valid, by_rule, missing, drift, changes, previous_month, model,
+                       empty, coverage, unscored)
+    for warning in summary["warnings"]:
+        logger.warning("%s: %s", month, warning)
+    with MonthOutput(out, month, force) as staged:
+        write_parquet(scores, staged.staging / "scores.parquet")
+        write_parquet(quarantine, staged.staging / "quarantine.parquet")
+        write_quarantine_xlsx(quarantine, staged.staging / "quarantine.xlsx",
+                              chunks.locate(quarantine["source_row"]), chunks.source.headers)
+        if changes is not None:
+            write_parquet(changes, staged.staging / "changes.parquet")
+        watchlist = write_watchlist(scores, staged.staging, config)
+        summary["watchlist"]["rows_written"] = len(watchlist)
+        clock.lap("write")
+        summary["timings_s"] = {k: round(v, 3) for k, v in clock.laps.items()
+                                if not k.startswith("cpu:")}
+        summary["timings_s"]["total"] = round(sum(summary["timings_s"].values()), 3)
+        summary["cpu_s"] = {k[4:]: round(v, 3) for k, v in clock.laps.items()
+                            if k.startswith("cpu:")}
+        summary["cpu_s"]["total"] = round(sum(summary["cpu_s"].values()), 3)
+        summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
+        path = write_json(summary, staged.staging / "summary.json")
+        (staged.staging / "bulletin.html").write_text(
+            render_bulletin(scores, summary, previous_scores, config=config,
+                            quarantined=quarantine["household_id"],
+                            previous_quarantined=previous_quarantined), encoding="utf-8")
+        run.finish(_metrics(summary, drift), path)
+        folder = staged.publish()
+    logger.info("%s published to %s", month, folder)
+    return ScoreResult(month, folder, ref, version, summary, run.run_id)
+
+
+def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n_valid, by_rule,
+             missing, drift, changes, previous_month, model, empty, coverage, unscored) -> dict:
+    scored = scores["risk_score"].notna()
+    reasons = scores["not_scored_reason"].value_counts()
+    # Every reason a household has no score, the two known ones always.
+    reason_keys = [*NOT_SCORED, *sorted(str(r) for r in reasons.index if r not in NOT_SCORED)]
+    tiers = scores["risk_tier"].value_counts()
+    flags = scores.assign(
+        rows=1, scored=scored, **{t: scores["risk_tier"].eq(t).fillna(False) for t in TIERS},
+        not_eligible=~scored, watchlist=scores["on_watchlist"],
+        elimination_candidates=scores["elimination_candidate"])
+    columns = ["rows", "scored", *TIERS, "not_eligible", "watchlist", "elimination_candidates"]
+    township = flags.groupby(["county", "township"], dropna=False, sort=True)[columns].sum()
+    causes = pd.crosstab(scores["reason_1"], scores["risk_tier"]).reindex(
+        index=[c.code for c in config.causes], columns=list(TIERS), fill_value=0)
+    triggers = scores["rule_triggers"].str.split(";").explode()
+    warnings = [unscored] if unscored else []
+    if missing:
+        warnings.append("optional ledger columns absent (read as unknown): " + ", ".join(missing))
+    warnings += empty.warnings()
+    horizon = getattr(model, "horizon_months_", None)
+    if horizon is not None and horizon != config.label.horizon_months:
+        warnings.append(f"the model was trained for a {horizon}-month horizon, the config says "
+                        f"{config.label.horizon_months}")
+    drift_part = None
+    if drift is not None:
+        drifted = drift[drift["drifted"]]
+        score_psi = drift.loc[drift["kind"] == "score", "psi"]
+        drift_part = {
+            "threshold": config.scoring.drift_psi_warning,
+            "score_psi": float(score_psi.iloc[0]) if len(score_psi) else None,
+            "drifted": drifted["name"].tolist(),
+            "psi": dict(zip(drift["name"], drift["psi"], strict=True)),
+            "features_compared_with": (SAME_MONTH_OF_YEAR
+                                       if (drift["reference"] == "calendar_month").any()
+                                       else CALIBRATION_MONTHS),
+        }
+        if len(drifted):
+            warnings.append(f"drift over PSI {config.scoring.drift_psi_warning}: "
+                            + ", ".join(f"{n} ({p:.2f})" for n, p in
+                                        zip(drifted["name"], drifted["psi"], strict=True)))
+    else:
+        warnings.append("the model carries no training reference; drift not computed")
+    return {
+        "month": month,
+        "model": {"uri": ref.uri, "name": ref.name, "version": ref.version,
+                  "run_id": ref.run_id, "label": version,
+                  "trained_at": getattr(model, "trained_at_", None),
+                  "backtest": dict(getattr(model, "summary_", None) or {})},
+        "reconciliation": {
+            "rows_in": rows_in, "scored": int(scored.sum()),
+            "not_eligible": int((~scored).sum()),
+            "not_eligible_by_reason": {r: int(reasons.get(r, 0)) for r in reason_keys},
+            "insufficient_history_by_months_recorded": {
+                str(k): int(v) for k, v in sorted(coverage.months_recorded.items())},
+            "quarantined": len(quarantine),
+            "quarantined_by_rule": {str(k): int(v) for k, v in
+                                    quarantine["rule"].value_counts().items()},
+            "balanced": True,
+        },
+        "ledger": {"rows": chunks.n_rows, "valid": n_valid,
+                   "quarantined": sum(by_rule.values()), "quarantined_by_rule": dict(by_rule),
+                   "months": [chunks.months[0], chunks.months[-1]],
+                   "missing_optional_columns": missing,
+                   "unfilled_optional_columns": chunks.unfilled,
+                   "empty_columns": empty.columns,
+                   "blank_rows_skipped": len(chunks.blank_rows),
+                   "encoding": chunks.source.encoding, "sheet": chunks.source.sheet},
+        "coverage": {"valid_households": coverage.households, "scored": coverage.scored,
+                     "share": round(coverage.share, 4),
+                     "min_scored_share": config.scoring.min_scored_share,
+                     "published_below_min": unscored is not None},
+        "tiers": {t: int(tiers.get(t, 0)) for t in TIERS},
+        "thresholds": {"high": config.tiers.high, "medium": config.tiers.medium},
+        "watchlist": {"households": int(scores["on_watchlist"].sum()),
+                      "high_tier": int(tiers.get("high", 0)),
+                      "by_trigger": {k: int(v) for k, v in
+                                     triggers[triggers != ""].value_counts().sort_index().items()}},
+        "lifecycle": {
+            "elimination_candidates": int(scores["elimination_candidate"].sum()),
+            "previous_month": previous_month if changes is not None else None,
+            "changes": ({c: int(n) for c, n in changes["change"].value_counts().sort_index()
+                         .items()} if changes is not None else None),
+        },
+        "by_township": [{"county": c, "township": t, **{k: int(v) for k, v in row.items()}}
+                        for (c, t), row in township.iterrows()],
+        "by_cause": {code: {t: int(causes.loc[code, t]) for t in TIERS} for code in causes.index},
+        "drift": drift_part,
+        "warnings": warnings,
+    }
+
+
+def _metrics(summary: dict, drift: pd.DataFrame | None) -> dict:
+    r = summary["reconciliation"]
+    metrics = {
+        "rows_in": r["rows_in"], "scored": r["scored"], "not_eligible": r["not_eligible"],
+        "scored_share": summary["coverage"]["share"],
+        "quarantined": r["quarantined"], "quarantined_ledger": summary["ledger"]["quarantined"],
+        **{f"not_eligible_{k}": v for k, v in r["not_eligible_by_reason"].items()},
+        **{f"tier_{k}": v for k, v in summary["tiers"].items()},
+        "watchlist": summary["watchlist"]["households"],
+        **{f"trigger_{k}": v for k, v in summary["watchlist"]["by_trigger"].items()},
+        "elimination_candidates": summary["lifecycle"]["elimination_candidates"],
+        **{f"change_{k}": v for k, v in (summary["lifecycle"]["changes"] or {}).items()},
+        **{f"time_{k}_s": v for k, v in summary["timings_s"].items()},
+    }
+    if drift is not None:
+        metrics.update({f"psi_{n}": p for n, p in zip(drift["name"], drift["psi"], strict=True)})
+        metrics["drifted_features"] = int(drift["drifted"].sum())
+    return metrics

@@ -1,0 +1,58 @@
+"""Synthetic ledgers with known truth, for tests, benchmarks and demos.
+
+It owns the household process (incomes, shocks, risk causes, measures month by month), the
+ledger it writes in the ledger contract's columns, and the truth beside it (true risk, true
+cause, the label on the complete record). It stands beside the pipeline: it may import the
+ground modules, :mod:`riskmodel.ledger` (the contract) and the label definition of
+:mod:`riskmodel.model`; nothing but the command line imports it.
+"""
+
+from ._generate import (
+    BURN_IN,
+    SyntheticData,
+    base_rates,
+    check_paths,
+    generate,
+    generate_ledger,
+    write,
+)
+from ._simulate import (
+    CADRE_LINES,
+    CAUSE_EVENTS,
+    CAUSES,
+    PROVINCE,
+    REFERENCE_MONTH,
+    Draws,
+    Params,
+    composition,
+    draw,
+    paths,
+    places,
+    policy_line,
+    populate,
+    step,
+)
+
+__all__ = [
+    "BURN_IN",
+    "CADRE_LINES",
+    "CAUSES",
+    "CAUSE_EVENTS",
+    "PROVINCE",
+    "REFERENCE_MONTH",
+    "Draws",
+    "Params",
+    "SyntheticData",
+    "base_rates",
+    "check_paths",
+    "composition",
+    "draw",
+    "generate",
+    "generate_ledger",
+    "paths",
+    "places",
+    "policy_line",
+    "populate",
+    "step",
+    "write",
+]

@@ -1,0 +1,799 @@
+"""A synthetic monitoring ledger that knows its own truth.
+
+No real ledger leaves a county office, so the project is built and measured on this one. The
+households, their shocks and the cadres' responses come from :mod:`riskmodel.synthetic._simulate`;
+this module runs them month by month into a ledger with every contract column, hides the months
+without a visit as real ledgers do, and, at chosen months, computes the truth a real ledger
+hides: each household's true risk of falling below the line, what each cause contributes to it,
+and what each form of assistance would change, by Monte Carlo from the full latent state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import Config, load_config
+from ..errors import ArgumentError, ConfigError
+from ..ledger import EVENTS, INCOME, LEDGER_COLUMNS, SPENDING, temp_beside
+from ..model import make_labels, poverty_lines
+from ..months import month_index
+from ._simulate import (
+    CAUSE_EVENTS,
+    CAUSES,
+    PROVINCE,
+    Draws,
+    Params,
+    composition,
+    draw,
+    paths,
+    places,
+    populate,
+    step,
+)
+
+BURN_IN = 12
+# Paths simulated at once in the Monte Carlo: bounds its memory (about 1 GB), not its results.
+_CHUNK_PATHS = 250_000
+_COUNT_COLUMNS = ["members", "labor_full", "labor_partial", "elderly", "children",
+                  "students_compulsory", "students_noncompulsory", "chronic_ill", "serious_ill",
+                  "disabled", "disabled_severe", "migrant_workers", "dropouts"]
+_MONEY = [*INCOME, *SPENDING, "temp_assistance"]
+_STATE_FLAGS = ["insured_all", "housing_safe", "water_safe", "dibao", "welfare_job"]
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def _month_number(text: str, name: str = "start") -> int:
+    match = _MONTH.match(str(text))
+    if not match:
+        raise ArgumentError(f"Got {name}={text!r}, expected a month as 'YYYY-MM'.")
+    return int(match[1]) * 12 + int(match[2]) - 1
+
+
+def _month_text(number: int) -> str:
+    return f"{number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _check_size(households: object, months: object, seed: object) -> None:
+    for name, value in (("households", households), ("months", months)):
+        if not _is_int(value) or value < 1:
+            raise ArgumentError(f"Got {name}={value!r}, expected a positive integer.")
+    _check_seed(seed)
+
+
+def _check_seed(seed: object, name: str = "seed") -> None:
+    if not _is_int(seed) or seed < 0:
+        raise ArgumentError(f"Got {name}={seed!r}, expected an integer ≥ 0.")
+
+
+def _check_lines(first: int, months: int, config: Config) -> None:
+    """Every year of the ledger needs a monitoring line: the truth and the figures use them."""
+    counties = places(Params())[0]
+    for year in range(first // 12, (first + months - 1) // 12 + 1):
+        try:
+            for county in counties:
+                config.line_for(year, province=PROVINCE, county=county)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"Got a ledger from {_month_text(first)} to {_month_text(first + months - 1)}: "
+                f"{exc} Choose months within those years, or add lines to the config."
+            ) from None
+
+
+@dataclass
+class SyntheticData:
+    """A synthetic ledger and its truth.
+
+    Attributes
+    ----------
+    ledger : DataFrame
+        What :func:`generate_ledger` returns for the same arguments.
+    truth : DataFrame or None
+        One row per ledger row, in the same order (see :func:`generate`); None when generated
+        without it.
+    config : Config or None
+        The configuration the truth was computed with (the packaged default when None).
+    """
+
+    ledger: pd.DataFrame
+    truth: pd.DataFrame | None
+    config: Config | None = field(default=None, repr=False)
+
+    def describe(self) -> list[str]:
+        """The plausibility figures of :func:`base_rates` as lines of text, for the command."""
+        config = load_config() if self.config is None else self.config
+        r = base_rates(self.ledger, config, self.truth)
+        months = self.ledger["month"]
+        # A short ledger has no known poverty (it needs observed months) or no label.
+        poor = (f"{r['poor_share']:.1%} of household-months whose poverty is known "
+                "(plausible: 10–20%)" if not np.isnan(r["poor_share"]) else
+                f"unknown, no household-month has the {config.label.min_observed_months} "
+                "observed months an annual income needs")
+        fall = (f"{_share(r['fall_rate_same_line'])} of the non-poor over months under one line "
+                f"(plausible: 2–6%); {_share(r['fall_rate'])} over all months"
+                if not np.isnan(r["fall_rate"]) else
+                "unknown, no month has a label (its poverty known and the "
+                f"{config.label.horizon_months} months after it in the ledger)")
+        lines = [
+            f"ledger: {r['households']:,.0f} households × {r['months']:.0f} "
+            f"month{'' if r['months'] == 1 else 's'} "
+            f"({months.iloc[0]} … {months.iloc[-1]}); {r['unvisited_share']:.1%} of "
+            "household-months not visited",
+            f"poor: {poor}",
+            f"fall below the line within the horizon: {fall}",
+            f"低保 {r['dibao_share']:.1%}, public-welfare jobs {r['welfare_job_share']:.1%}, "
+            f"monitored {r['monitored_share']:.1%} of household-months",
+            "events per household-year: " + ", ".join(
+                f"{e[3:]} {r[f'{e}_per_year']:.3f}" for e in EVENTS),
+        ]
+        if self.truth is not None:
+            lines.append(
+                f"complete data: poor {_share(r['poor_share_complete'])}, fall "
+                f"{_share(r['fall_rate_complete_same_line'])} (months under one line)")
+            at = self.truth.loc[self.truth["true_risk"].notna(), "month"].unique().tolist()
+            if at:
+                causes = ", ".join(f"{c} {r[f'true_cause_{c}']:.0%}"
+                                   for c in [*CAUSES, "structural"]
+                                   if not np.isnan(r[f"true_cause_{c}"])) or "no household"
+                lines.append(f"truth at {', '.join(at)}: mean true risk of the non-poor "
+                             f"{_share(r['true_risk_not_poor'])}; true causes where it is at "
+                             f"least 0.25: {causes}")
+        return lines
+
+
+@dataclass
+class _Run:
+    """What one simulation of the ledger's months leaves behind."""
+
+    start: int
+    months: int
+    static: dict
+    columns: dict[str, np.ndarray]
+    visited: np.ndarray
+    snapshots: dict[int, dict] = field(default_factory=dict)
+    losses: np.ndarray | None = None
+
+
+def _simulate(households: int, months: int, start: int, seed: int, params: Params,
+              snapshot_at: tuple[int, ...] = (), keep_losses: bool = False) -> _Run:
+    """Run the households through a burn-in year and the ledger's months, keeping every month."""
+    seeds = np.random.SeedSequence(seed).spawn(3)
+    static, state = populate(households, np.random.default_rng(seeds[0]), params)
+    month_rng = np.random.default_rng(seeds[1])
+    visit_rng = np.random.default_rng(seeds[2])
+    n_villages = len(places(params)[2])
+    pth = paths(static, 1, n_villages, params.counties)
+    cols: dict[str, np.ndarray] = {}
+    for name in _COUNT_COLUMNS:
+        cols[name] = np.empty((months, households), np.int16)
+    for name in _MONEY:
+        cols[name] = np.empty((months, households), np.float32)
+    for name in [*EVENTS, *_STATE_FLAGS, "monitored"]:
+        cols[name] = np.empty((months, households), bool)
+    visited = np.empty((months, households), bool)
+    losses = np.zeros((months, len(CAUSES), households), np.float32) if keep_losses else None
+    snapshots = {}
+    for k, t in enumerate(range(start - BURN_IN, start + months)):
+        d = draw(month_rng, households, n_villages, params.counties)
+        flows = step(pth, state, t, d, params)
+        visit = visit_rng.random(households, dtype=np.float32)
+        i = k - BURN_IN
+        if i < 0:
+            continue
+        visited[i] = visit >= pth["visit"]
+        for name, values in composition(state, pth).items():
+            cols[name][i] = values
+        for name in [*_MONEY, *EVENTS]:
+            cols[name][i] = flows[name]
+        cols["insured_all"][i] = pth["insured"]
+        cols["housing_safe"][i] = state["housing_safe"]
+        cols["water_safe"][i] = pth["water_safe"]
+        cols["dibao"][i] = state["dibao"]
+        cols["welfare_job"][i] = state["wjob"]
+        cols["monitored"][i] = state["monitored"]
+        if losses is not None:
+            for j, cause in enumerate(CAUSES):
+                losses[i, j] = flows[f"loss_{cause}"]
+        if t in snapshot_at:
+            snapshots[t] = {key: v.copy() for key, v in state.items()}
+    return _Run(start, months, static, cols, visited, snapshots, losses)
+
+
+def _fixed_width_strings(codes: np.ndarray, width: int) -> pd.Series:
+    """Equal-length ASCII strings (rows of ``codes`` as bytes) as a pandas string column."""
+    n = len(codes)
+    offsets = np.arange(0, n * width + 1, width, dtype=np.int64)
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets),
+                                           pa.py_buffer(np.ascontiguousarray(codes)))
+    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _household_ids(households: int, months: int) -> pd.Series:
+    digits = max(7, len(str(households)))
+    number = np.arange(1, households + 1, dtype=np.int64)[:, None]
+    codes = np.empty((households, digits + 1), np.uint8)
+    codes[:, 0] = ord("H")
+    codes[:, 1:] = (number // 10 ** np.arange(digits - 1, -1, -1)) % 10 + ord("0")
+    return _fixed_width_strings(np.repeat(codes, months, axis=0), digits + 1)
+
+
+def _month_labels(start: int, households: int, months: int) -> pd.Series:
+    idx = np.arange(start, start + months)
+    text = np.array([f"{m // 12:04d}-{m % 12 + 1:02d}" for m in idx], dtype="S7")
+    codes = np.frombuffer(text.tobytes(), np.uint8).reshape(months, 7)
+    return _fixed_width_strings(np.tile(codes, (households, 1)), 7)
+
+
+def _ledger(run: _Run, params: Params, complete: bool = False) -> pd.DataFrame:
+    """Lay the months out as ledger rows, household by household, month by month."""
+    n, m = run.static["members"].shape[0], run.months
+    counties, towns, villages = places(params)
+    village = np.repeat(run.static["village"], m)
+    per_county = len(villages) // len(counties)
+    per_town = len(villages) // len(towns)
+
+    def long(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.T).reshape(-1)
+
+    type_code = np.where(run.columns["monitored"], 1,
+                         np.where(run.static["exited"], 0, 2)[None, :]).astype(np.int8)
+    frame: dict[str, object] = {
+        "household_id": _household_ids(n, m),
+        "month": _month_labels(run.start, n, m),
+        "province": pd.Categorical.from_codes(np.zeros(n * m, np.int8), [PROVINCE]),
+        "county": pd.Categorical.from_codes(village // per_county, counties),
+        "township": pd.Categorical.from_codes(village // per_town, towns),
+        "village": pd.Categorical.from_codes(village, villages),
+        "household_type": pd.Categorical.from_codes(long(type_code),
+                                                    ["exited", "monitored", "general"]),
+    }
+    hidden = None if complete else long(~run.visited)
+    for name in [c for c in LEDGER_COLUMNS if c not in frame]:
+        values = long(run.columns[name])
+        if name in _MONEY:
+            values = values.astype(np.float64)
+            if hidden is not None and name in (*INCOME, *SPENDING):
+                values[hidden] = np.nan
+        frame[name] = values
+    return pd.DataFrame(frame, copy=False)
+
+
+def generate_ledger(households: int, months: int, start: str = "2022-01",
+                    seed: int = 0) -> pd.DataFrame:
+    """Generate a synthetic monitoring ledger: ``households`` × ``months`` rows.
+
+    Households of a 云南省 county area (three counties, five townships each, eight villages
+    per township) are simulated month by month after a burn-in year: their make-up, incomes by
+    source, rigid spending, shocks (illness, accident and disability, schooling, village
+    disasters, job loss, business collapse, epidemics) and the cadres' lagged responses
+    (低保, public-welfare jobs, temporary assistance, monitoring). About 13% of household-months
+    were not visited: their income and spending cells are empty, the rest stays filled.
+    The process is documented in ``docs/synthetic.md``.
+
+    Parameters
+    ----------
+    households : int
+        Number of households.
+    months : int
+        Number of months, from ``start``.
+    start : str, default "2022-01"
+        First month, ``YYYY-MM``.
+    seed : int, default 0
+        Seed, an integer ≥ 0; the same arguments give the same ledger. A longer ledger with the
+        same seed and start extends a shorter one.
+
+    Returns
+    -------
+    DataFrame
+        Every contract column of the ledger, sorted by household and month. Places and
+        household type are categorical, counts ``int16``, amounts ``float64`` (NaN where the
+        month was not visited), flags ``bool``; it passes :func:`riskmodel.validate_ledger`
+        with no row quarantined.
+
+    Raises
+    ------
+    ArgumentError
+        A size, seed or start out of range (a ``ValueError``).
+
+    Examples
+    --------
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> ledger = generate_ledger(households=20, months=3, seed=1)
+    >>> ledger.shape
+    (60, 40)
+    >>> ledger[["household_id", "month"]].iloc[3].tolist()
+    ['H0000002', '2022-01']
+    """
+    _check_size(households, months, seed)
+    params = Params()
+    run = _simulate(int(households), int(months), _month_number(start), int(seed), params)
+    return _ledger(run, params)
+
+
+def _net(columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Complete monthly net disposable income, months × households."""
+    income = sum(columns[c].astype(np.float64) for c in INCOME)
+    return income - sum(columns[c].astype(np.float64) for c in SPENDING)
+
+
+def _remove(cause: str, st: dict) -> None:
+    """Take a cause's running burden away from a state (in place)."""
+    if cause == "illness":
+        st["pend_ill"][:] = 0
+        st["mig_employed"] += st["sick_mig"]
+        st["sick_loc"][:] = st["sick_mig"][:] = st["chronic_cost"][:] = 0
+    elif cause == "accident":
+        st["pend_acc"][:] = 0
+        st["mig_employed"] += st["acc_mig"]
+        st["acc_loc"][:] = st["acc_mig"][:] = 0
+    elif cause == "disability":
+        st["a_full"] += st["dis_sev_adults"] + st["dis_mild_adults"]
+        st["dis_sev_adults"][:] = st["dis_mild_adults"][:] = 0
+    elif cause == "education":
+        st["fee_free"] = st["school"].copy()
+    elif cause == "disaster":
+        st["dis_left"][:] = 0
+    elif cause == "employment":
+        st["mig_employed"] += st["mig_unemployed"]
+        st["mig_unemployed"][:] = 0
+    else:
+        st["biz_left"][:] = 0
+
+
+def _burdened(cause: str, st: dict) -> np.ndarray:
+    """Households whose state carries a running burden of the cause."""
+    return {
+        "illness": lambda: (st["pend_ill"] > 0) | (st["sick_loc"] + st["sick_mig"] > 0)
+        | (st["chronic_cost"] > 0),
+        "accident": lambda: (st["pend_acc"] > 0) | (st["acc_loc"] + st["acc_mig"] > 0),
+        "disability": lambda: st["dis_sev_adults"] + st["dis_mild_adults"] > 0,
+        "education": lambda: st["school"].any(0),
+        "disaster": lambda: st["dis_left"] > 0,
+        "employment": lambda: st["mig_unemployed"] > 0,
+        "business": lambda: st["biz_left"] > 0,
+    }[cause]()
+
+
+_COUNTY_LEVEL = ("epidemic", "price")
+
+
+def _select(st: dict, index: np.ndarray, replicas: int) -> dict:
+    """Per-path copies of the households' state (county-level arrays tiled per replica)."""
+    return {k: np.tile(v, replicas) if k in _COUNTY_LEVEL
+            else np.repeat(v[..., index], replicas, axis=-1) for k, v in st.items()}
+
+
+def _forward(pth: dict, st: dict, t: int, draws: list[Draws], params: Params,
+             mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Simulate the months after ``t``; the flows that poverty and the measures need."""
+    out: dict[str, list] = {"net": [], "inc_wage": [], "inc_transfer": [],
+                            "exp_medical_oop": [], "exp_education": []}
+    for k, d in enumerate(draws):
+        if mask is not None:
+            d = Draws({a: b[mask] for a, b in d.u.items()}, {a: b[mask] for a, b in d.n.items()},
+                      d.v, d.c)
+        f = step(pth, st, t + 1 + k, d, params)
+        out["net"].append(sum(f[c] for c in INCOME) - sum(f[c] for c in SPENDING))
+        for name in list(out)[1:]:
+            out[name].append(f[name])
+    return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def _falls(cum: np.ndarray, gap: np.ndarray, replicas: int) -> np.ndarray:
+    """Share of replicas whose window income drops under the line in some month ahead.
+
+    ``cum`` is the running sum of the simulated months; a window holds at most twelve of them.
+    """
+    window = cum.copy()
+    window[12:] -= cum[:-12]
+    return (window < gap).any(0).reshape(-1, replicas).mean(1)
+
+
+def _monte_carlo(run: _Run, t: int, config: Config, grants: tuple[float, ...], replicas: int,
+                 seed: int, params: Params) -> dict[str, np.ndarray]:
+    """True risk at month ``t`` under the base, each cause removed, and each form of help."""
+    horizon = config.label.horizon_months
+    i = t - run.start
+    n = run.static["members"].shape[0]
+    counties, _, villages = places(params)
+    net = _net(run.columns)
+    members = run.static["members"].astype(np.float64)
+    gap = np.empty((horizon, n))
+    loss_back = np.zeros((len(CAUSES), horizon, n))
+    for k in range(horizon):
+        month = t + 1 + k
+        low = max(run.start, month - 11)
+        observed = month - low + 1
+        line = np.array([config.line_for(month // 12, province=PROVINCE, county=c)
+                         for c in counties])[run.static["county"]]
+        history = net[low - run.start: i + 1].sum(0)
+        gap[k] = (line * members * observed / 12 - history if observed >=
+                  config.label.min_observed_months else -np.inf)
+        loss_back[:, k] = run.losses[low - run.start: i + 1].sum(0)
+    snap = run.snapshots[t]
+    present = {c: (loss_back[j, 0] > 0) | _burdened(c, snap) for j, c in enumerate(CAUSES)}
+    adjustments = [(f"true_risk_grant_{a:g}", "inc_transfer", a, None, 1) for a in grants]
+    adjustments += [(f"true_risk_{m.code}", m.effect.column, m.effect.amount, m.effect.share,
+                     m.effect.months) for m in config.measures]
+    out = {name: np.empty(n) for name in
+           ["true_risk", *[f"true_risk_without_{c}" for c in CAUSES], *[a[0] for a in adjustments]]}
+    per_chunk = max(1, _CHUNK_PATHS // replicas)
+    for chunk, lo in enumerate(range(0, n, per_chunk)):
+        hh = np.arange(lo, min(n, lo + per_chunk))
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3, t, chunk)))
+        static = {k: v[..., hh] for k, v in run.static.items()}
+        pth = paths(static, replicas, len(villages), params.counties)
+        n_paths = len(hh) * replicas
+        draws = [draw(rng, n_paths, replicas * len(villages), replicas * params.counties)
+                 for _ in range(horizon)]
+        base = _forward(pth, _select(snap, hh, replicas), t, draws, params)
+        cum = np.cumsum(base["net"], axis=0)
+        g = np.repeat(gap[:, hh], replicas, axis=1)
+        risk = _falls(cum, g, replicas)
+        out["true_risk"][hh] = risk
+        for name, column, amount, share, months in adjustments:
+            active = (np.arange(horizon) < months)[:, None]
+            change = amount if amount is not None else share * base[column]
+            sign = 1 if column.startswith("inc_") else -1
+            out[name][hh] = _falls(cum + np.cumsum(sign * change * active, axis=0), g, replicas)
+        for j, cause in enumerate(CAUSES):
+            sub = hh[present[cause][hh]]
+            result = risk.copy()
+            if len(sub):
+                mask = np.repeat(present[cause][hh], replicas)
+                st = _select(snap, sub, replicas)
+                _remove(cause, st)
+                sub_paths = {k: v[..., mask] for k, v in pth.items()}
+                fwd = _forward(sub_paths, st, t, draws, params, mask)
+                g_sub = np.repeat(gap[:, sub] - loss_back[j][:, sub], replicas, axis=1)
+                result[present[cause][hh]] = _falls(np.cumsum(fwd["net"], axis=0), g_sub, replicas)
+            out[f"true_risk_without_{cause}"][hh] = result
+    return out
+
+
+def _truth_frame(run: _Run, complete: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Complete-data poverty, the label and recent shocks of every household-month."""
+    labels = make_labels(complete, config)
+    truth = pd.DataFrame({
+        "household_id": complete["household_id"],
+        "month": complete["month"],
+        "net_income_complete": np.ascontiguousarray(_net(run.columns).T).reshape(-1),
+        "income_pc_complete": labels["income_pc"].to_numpy(),
+        "poor_complete": labels["poor"].array,
+        "target_complete": labels["target"].to_numpy(),
+    })
+    for cause, event in CAUSE_EVENTS.items():
+        hit = run.columns[event]
+        recent = hit.copy()
+        recent[1:] |= hit[:-1]
+        recent[2:] |= hit[:-2]
+        truth[f"shock_{cause}_3m"] = np.ascontiguousarray(recent.T).reshape(-1)
+    return truth
+
+
+def generate(households: int, months: int, start: str = "2022-01", seed: int = 0,
+             truth_months: list[str] | tuple[str, ...] | None = None,
+             config: Config | None = None, grant_amounts: tuple[float, ...] = (1500,),
+             replicas: int = 200, with_truth: bool = True,
+             truth_seed: int | None = None) -> SyntheticData:
+    """Generate a synthetic ledger with its truth.
+
+    The ledger is exactly :func:`generate_ledger`'s for the same arguments. The truth has one
+    row per ledger row, in the same order:
+
+    - at every household-month, from complete (unmasked) data: ``net_income_complete`` (the
+      month's incomes less rigid spending) and, through :mod:`riskmodel.model._labels`,
+      ``income_pc_complete``, ``poor_complete``, ``target_complete`` (the label for the
+      horizon); and ``shock_<cause>_3m`` (a new shock of the cause in the last three months);
+    - at the truth months, by Monte Carlo from the full latent state (``replicas`` futures per
+      household, common random numbers across scenarios): ``true_risk``, the probability of
+      falling below the line within the horizon; ``true_risk_without_<cause>`` for each cause
+      the simulator models, with that cause's losses of the last twelve months given back and
+      its running burden ended; ``true_cause``, the cause whose removal lowers the risk most, or
+      ``"structural"`` when none removes at least half of it; ``true_risk_grant_<amount>``
+      after a one-off grant paid next month; and ``true_risk_<measure>`` after each measure in
+      ``config.measures`` (NaN where the household does not qualify). Other months hold NaN.
+
+    Parameters
+    ----------
+    households, months, start, seed
+        As for :func:`generate_ledger`.
+    truth_months : list of str, optional
+        Months (``YYYY-MM``, within the ledger) at which to compute the true risks. By default
+        the last month with a full horizon ahead (none if the ledger is that short).
+    config : Config, optional
+        Lines, horizon and measures of the truth; the packaged default when omitted. The ledger
+        itself does not depend on it.
+    grant_amounts : tuple of float, default (1500,)
+        One-off grants to price.
+    replicas : int, default 200
+        Monte Carlo futures per household; the standard error of ``true_risk`` is at most
+        ``0.5 / sqrt(replicas)``.
+    with_truth : bool, default True
+        False skips the truth (``truth`` is None): the ledger alone, as fast as
+        :func:`generate_ledger`.
+    truth_seed : int, optional
+        Seed of the Monte Carlo futures; ``seed`` when omitted. Another value gives the same
+        ledger and an independent estimate of the same true risks: choosing households on one
+        estimate and scoring them on the other shows how much a choice gains from the first
+        estimate's noise.
+
+    Returns
+    -------
+    SyntheticData
+
+    Raises
+    ------
+    ArgumentError
+        A size, seed, month, count of replicas or grant out of range; checked before anything
+        is simulated. It is a ``ValueError``.
+    ConfigError
+        A year of the ledger without a monitoring line in ``config``: its truth and its figures
+        (:meth:`SyntheticData.describe`) would have none to measure against.
+
+    Examples
+    --------
+    >>> from riskmodel.synthetic import generate
+    >>> data = generate(households=30, months=18, seed=2, replicas=20)
+    >>> data.truth.dropna(subset=["true_risk"])["month"].unique().tolist()
+    ['2022-12']
+    """
+    _check_size(households, months, seed)
+    if truth_seed is not None:
+        _check_seed(truth_seed, "truth_seed")
+    if not _is_int(replicas) or replicas < 1:
+        raise ArgumentError(f"Got replicas={replicas!r}, expected a positive integer.")
+    grants = tuple(float(a) for a in grant_amounts)
+    if any(not a > 0 for a in grants):
+        raise ArgumentError(f"Got grant_amounts={grant_amounts!r}, expected positive amounts.")
+    config = load_config() if config is None else config
+    horizon = config.label.horizon_months
+    first = _month_number(start)
+    _check_lines(first, int(months), config)
+    if truth_months is None:
+        at = [first + months - 1 - horizon] if months > horizon else []
+    else:
+        at = sorted({_month_number(m, "truth_months") for m in truth_months})
+        outside = [m for m in at if not first <= m < first + months]
+        if outside:
+            raise ArgumentError(f"Got truth_months={list(truth_months)!r}, expected months "
+                                f"within the ledger ({start} and the {months - 1} after).")
+    params = Params()
+    if not with_truth:
+        if truth_months is not None:
+            raise ArgumentError("Got truth_months with with_truth=False; drop one of them.")
+        run = _simulate(int(households), int(months), first, int(seed), params)
+        return SyntheticData(_ledger(run, params), None, config)
+    run = _simulate(int(households), int(months), first, int(seed), params,
+                    snapshot_at=tuple(at), keep_losses=bool(at))
+    ledger = _ledger(run, params)
+    truth = _truth_frame(run, _ledger(run, params, complete=True), config)
+    names = ["true_risk", *[f"true_risk_without_{c}" for c in CAUSES],
+             *[f"true_risk_grant_{a:g}" for a in grants],
+             *[f"true_risk_{m.code}" for m in config.measures]]
+    values = {name: np.full((households, months), np.nan) for name in names}
+    cause = np.full((households, months), None, dtype=object)
+    for t in at:
+        risks = _monte_carlo(run, t, config, grants, int(replicas),
+                             int(seed if truth_seed is None else truth_seed), params)
+        k = t - first
+        for name, v in risks.items():
+            values[name][:, k] = v
+        values_at = {name: values[name][:, k] for name in names}
+        _qualify(values_at, run, k, config)
+        cause[:, k] = _true_cause(values_at)
+    for name in names:
+        truth[name] = values[name].reshape(-1)
+    truth["true_cause"] = pd.array(cause.reshape(-1), dtype="string")
+    return SyntheticData(ledger, truth, config)
+
+
+def _qualify(values: dict[str, np.ndarray], run: _Run, k: int, config: Config) -> None:
+    """Blank the measures a household does not qualify for at ledger month ``k`` (in place)."""
+    cols = run.columns
+    medical = cols["exp_medical_oop"][max(0, k - 11): k + 1].sum(0)
+    qualifies = {
+        "labor": (cols["labor_full"][k] + cols["labor_partial"][k]) > 0,
+        "medical_bills": medical > 0,
+        "students": (cols["students_compulsory"][k] + cols["students_noncompulsory"][k]) > 0,
+    }
+    for m in config.measures:
+        if m.requires is not None:
+            values[f"true_risk_{m.code}"][~qualifies[m.requires]] = np.nan
+
+
+def _true_cause(values: dict[str, np.ndarray]) -> np.ndarray:
+    """The cause whose removal lowers the risk most, if it removes at least half of it."""
+    base = values["true_risk"]
+    drops = np.stack([base - values[f"true_risk_without_{c}"] for c in CAUSES])
+    best = drops.argmax(0)
+    strong = (base > 0) & (drops.max(0) >= 0.5 * base)
+    return np.where(strong, np.asarray(CAUSES, dtype=object)[best], "structural")
+
+
+def base_rates(ledger: pd.DataFrame, config: Config | None = None,
+               truth: pd.DataFrame | None = None) -> dict[str, float]:
+    """The figures that say whether a ledger is plausible, as the ``generate`` command prints.
+
+    Parameters
+    ----------
+    ledger : DataFrame
+        A ledger (raw or validated).
+    config : Config, optional
+        Lines and horizon; the packaged default when omitted.
+    truth : DataFrame, optional
+        The ledger's truth, for the same figures on complete data and the true risks.
+
+    Returns
+    -------
+    dict
+        ``households``, ``months``, ``unvisited_share`` (months whose income cells are all
+        empty), ``poor_share`` (of household-months whose poverty is known), ``fall_rate``
+        (share of training rows whose target is 1) and ``fall_rate_same_line`` (the same over
+        months whose horizon stays under one line, so that a raised line is not counted as
+        falls), ``dibao_share``, ``welfare_job_share``, ``monitored_share``, ``<event>_per_year``
+        (event-months per household-year), and with a truth ``poor_share_complete``,
+        ``fall_rate_complete``, ``fall_rate_complete_same_line``, ``true_risk_not_poor`` (mean
+        over the non-poor at the truth months) and ``true_cause_<cause>`` (shares of the causes
+        among the non-poor whose true risk is at least 0.25).
+    """
+    config = load_config() if config is None else config
+    labels = make_labels(ledger, config)
+    m = month_index(labels["month"])
+    horizon = config.label.horizon_months
+    province, county = ledger.get("province"), ledger.get("county")
+    same = (poverty_lines(config, m // 12, province, county)
+            == poverty_lines(config, np.minimum(m + horizon, m.max()) // 12, province, county))
+    target = labels["target"].to_numpy()
+    rates = {
+        "households": float(ledger["household_id"].nunique()),
+        "months": float(ledger["month"].nunique()),
+        "unvisited_share": float(ledger[INCOME].isna().all(axis=1).mean()),
+        "poor_share": _mean(_floats(labels["poor"])),
+        "fall_rate": _mean(target),
+        "fall_rate_same_line": _mean(target[same]),
+        "dibao_share": float(ledger["dibao"].astype(float).mean()),
+        "welfare_job_share": float(ledger["welfare_job"].astype(float).mean()),
+        "monitored_share": float((ledger["household_type"] == "monitored").mean()),
+    }
+    for event in EVENTS:
+        rates[f"{event}_per_year"] = float(ledger[event].astype(float).mean() * 12)
+    if truth is not None:
+        complete = truth["target_complete"].to_numpy()
+        at = truth[truth["true_risk"].notna() & (truth["poor_complete"] == False)]  # noqa: E712
+        high = at.loc[at["true_risk"] >= 0.25, "true_cause"].astype(str)
+        rates.update({
+            "poor_share_complete": _mean(_floats(truth["poor_complete"])),
+            "fall_rate_complete": _mean(complete),
+            "fall_rate_complete_same_line": _mean(complete[same]),
+            "true_risk_not_poor": _mean(at["true_risk"].to_numpy()),
+        })
+        for cause in [*CAUSES, "structural"]:
+            rates[f"true_cause_{cause}"] = float((high == cause).mean()) if len(high) else np.nan
+    return rates
+
+
+def _mean(values: np.ndarray) -> float:
+    """Mean of the finite values; NaN (without a warning) when there are none."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else np.nan
+
+
+def _floats(flags: pd.Series) -> np.ndarray:
+    """A nullable boolean column as 1.0 / 0.0 / NaN."""
+    return flags.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _share(value: float) -> str:
+    return "unknown" if np.isnan(value) else f"{value:.1%}"
+
+
+_FORMATS = (".parquet", ".csv")
+
+
+def check_paths(ledger_path: str | Path, truth_path: str | Path | None = None) -> None:
+    """Refuse the file names :func:`write` cannot honour, before anything is generated.
+
+    Parameters
+    ----------
+    ledger_path, truth_path : str or Path
+        As for :func:`write`.
+
+    Raises
+    ------
+    ArgumentError
+        A name ends neither in ``.parquet`` nor in ``.csv``, names an existing folder, or both
+        name the same file.
+
+    Examples
+    --------
+    >>> check_paths("ledger.parquet", "truth.csv")
+    >>> from riskmodel.errors import ArgumentError
+    >>> try:
+    ...     check_paths("ledger.xlsx")
+    ... except ArgumentError as exc:
+    ...     print(exc)
+    Got ledger.xlsx, expected a file name ending in .parquet or .csv.
+    """
+    paths = [Path(ledger_path)] + ([] if truth_path is None else [Path(truth_path)])
+    for path in paths:
+        if path.is_dir():
+            raise ArgumentError(f"Got {path}, an existing folder; expected a file name ending in "
+                                ".parquet or .csv.")
+        if path.suffix.lower() not in _FORMATS:
+            raise ArgumentError(f"Got {path}, expected a file name ending in .parquet or .csv.")
+    if len(paths) == 2 and paths[0].resolve() == paths[1].resolve():
+        raise ArgumentError(f"Got {paths[0]} for both the ledger and the truth, expected two "
+                            "files.")
+
+
+def _write_frame(frame: pd.DataFrame, path: Path, suffix: str) -> None:
+    if suffix == ".csv":
+        # With a BOM, as the watch list, so that Excel shows the Chinese place names.
+        frame.to_csv(path, index=False, encoding="utf-8-sig")
+    else:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, path, compression="zstd", row_group_size=1_000_000)
+
+
+def write(data: SyntheticData | pd.DataFrame, ledger_path: str | Path,
+          truth_path: str | Path | None = None) -> None:
+    """Write the ledger (and the truth) as Parquet or CSV, atomically and deterministically.
+
+    The format follows the name: ``.parquet`` (zstd), or ``.csv`` (UTF-8 with BOM, the
+    ledger reader's other format); :func:`check_paths` refuses any other name first. Each file
+    is written beside its place and renamed into it only when every file is written, so a
+    failure leaves neither a partial file nor a folder it made. The same data give
+    byte-identical files (with the same versions of pandas and pyarrow).
+
+    Parameters
+    ----------
+    data : SyntheticData or DataFrame
+        What :func:`generate` returned, or a ledger alone.
+    ledger_path : str or Path
+        Where the ledger goes.
+    truth_path : str or Path, optional
+        Where the truth goes; needs ``data`` to be a :class:`SyntheticData`.
+
+    Raises
+    ------
+    ArgumentError
+        A file name :func:`check_paths` refuses, or a ``truth_path`` without a truth.
+    """
+    ledger = data.ledger if isinstance(data, SyntheticData) else data
+    if truth_path is not None and (not isinstance(data, SyntheticData) or data.truth is None):
+        raise ArgumentError("Got a truth_path but no truth; pass what generate() returned with "
+                            "with_truth=True.")
+    check_paths(ledger_path, truth_path)
+    files = [(ledger, Path(ledger_path))]
+    if truth_path is not None:
+        files.append((data.truth, Path(truth_path)))
+    made: list[Path] = []
+    temps: list[Path] = []
+    try:
+        for frame, path in files:
+            made += [folder for folder in path.parents if not folder.exists()]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temps.append(temp_beside(path))
+            _write_frame(frame, temps[-1], path.suffix.lower())
+        for (_, path), temp in zip(files, temps, strict=True):
+            os.replace(temp, path)
+    except BaseException:
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+        for folder in sorted(set(made), key=lambda f: len(f.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
