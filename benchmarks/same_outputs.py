@@ -38,7 +38,7 @@ SAMPLE = ROOT / "data" / "synthetic" / "ledger.parquet"
 COMMAND = "import sys; from riskmodel.cli import main; sys.exit(main(sys.argv[1:]))"
 # Keys of the JSON summaries that name a run, a time or a duration.
 VOLATILE_KEYS = re.compile(r"run_id|time|seconds|started|finished|elapsed|duration|created"
-                           r"|host|pid|path|folder|uri|_at$", re.IGNORECASE)
+                           r"|host|pid|path|folder|uri|_at$|^cpu_s$|^timings_s$", re.IGNORECASE)
 VOLATILE_TEXT = [re.compile(p) for p in (r"[0-9a-f]{32}", r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"
                                          r"(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?",
                                          r"\d+(\.\d+)? ?(s|秒)\b")]
@@ -137,8 +137,9 @@ def fingerprint(work: Path) -> dict:
 
 
 def compare(before: dict, after: dict) -> list[str]:
-    """Names of the entries that differ or exist on one side only."""
-    return [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    """Names of the entries that differ or exist on one side only (volatile keys left out)."""
+    return [k for k in sorted(set(before) | set(after))
+            if _stable(before.get(k)) != _stable(after.get(k))]
 
 
 def main(argv: list[str] | None = None) -> int:
