@@ -37,6 +37,28 @@ CAUSE_CODES = (
 )
 
 
+# The figures of a household's own months that reasons quote and evidence rules may read
+# (riskmodel.explain computes them; the rules in the cause table name them).
+MEMBER_FACTS = [
+    "members", "laborers", "labor_full", "elderly", "children", "students",
+    "students_noncompulsory", "ill", "chronic_ill", "serious_ill", "disabled", "disabled_severe",
+    "dropouts", "migrants_returned",
+]
+MONEY_FACTS = [
+    "medical_3m", "medical_12m", "education_12m", "income_12m", "wage_3m", "wage_before",
+    "business_3m", "business_before", "income_pc", "line",
+]
+SHARE_FACTS = ["medical_share", "education_share"]
+EVENT_FACTS = ["accident", "disaster", "illness", "job_loss", "business_loss"]
+FLAG_FACTS = ["housing_unsafe", "water_unsafe"]
+FACTS = [
+    *MEMBER_FACTS, *MONEY_FACTS, *SHARE_FACTS, *FLAG_FACTS, "observed_months",
+    *[f"{e}_events" for e in EVENT_FACTS], *[f"{e}_month" for e in EVENT_FACTS],
+]
+# The figures evidence rules may read: every fact but the months.
+RULE_FACTS = [f for f in FACTS if not f.endswith("_month")]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -125,8 +147,6 @@ class Cause(_Strict):
     def _evidence_rules(cls, rules: list[str]) -> list[str]:
         if not rules:
             return rules
-        from .explain import RULE_FACTS
-
         for text in rules:
             unknown = [f for f in EvidenceRule.parse(text).figures if f not in RULE_FACTS]
             if unknown:

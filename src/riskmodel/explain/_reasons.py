@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..config import Config, EvidenceRule
+from ..config import (
+    EVENT_FACTS,
+    FACTS,
+    RULE_FACTS,
+    SHARE_FACTS,
+    Config,
+    EvidenceRule,
+)
 from ..ledger import INCOME, SPENDING
 from ..model import poverty_lines
 from ..months import month_index, month_label
@@ -27,24 +34,6 @@ SPAN = 24
 # Member counts read back over the window (a migrant worker come home shows in them).
 WINDOW_COUNTS = ["migrant_workers"]
 
-MEMBER_FACTS = [
-    "members", "laborers", "labor_full", "elderly", "children", "students",
-    "students_noncompulsory", "ill", "chronic_ill", "serious_ill", "disabled", "disabled_severe",
-    "dropouts", "migrants_returned",
-]
-MONEY_FACTS = [
-    "medical_3m", "medical_12m", "education_12m", "income_12m", "wage_3m", "wage_before",
-    "business_3m", "business_before", "income_pc", "line",
-]
-SHARE_FACTS = ["medical_share", "education_share"]
-EVENT_FACTS = ["accident", "disaster", "illness", "job_loss", "business_loss"]
-FLAG_FACTS = ["housing_unsafe", "water_unsafe"]
-FACTS = [
-    *MEMBER_FACTS, *MONEY_FACTS, *SHARE_FACTS, *FLAG_FACTS, "observed_months",
-    *[f"{e}_events" for e in EVENT_FACTS], *[f"{e}_month" for e in EVENT_FACTS],
-]
-# The figures evidence rules may read: every fact but the months.
-RULE_FACTS = [f for f in FACTS if not f.endswith("_month")]
 MISSING = "—"
 
 
