@@ -53,8 +53,6 @@ LONG_MODULES = {
                            "the job with spilling and CSV): to split into core, effects, job",
     "riskmodel.bulletin._report": "counts, charts, HTML and I/O: to split into figures, charts "
                                   "and templates",
-    "riskmodel.explain._causes": "attribution per cause, the explanation API with its I/O, "
-                                 "terminal text and plots: to split",
     "riskmodel.synthetic._generate": "the generator of ledger and truth: to split off the truth",
     "riskmodel.scoring._job": "score_frame (the core both engines share) beside the job: to "
                               "split into _core and _job (see KNOWN_EXCEPTIONS)",
