@@ -58,6 +58,15 @@ LONG_MODULES = {
                               "split into _core and _job (see KNOWN_EXCEPTIONS)",
     "riskmodel.explain._treeshap": "one idea: the TreeSHAP algorithm and its data structures",
     "riskmodel.model._tracking": "one idea: MLflow tracking, the registry and model loading",
+    "riskmodel.model._backtest": "one idea: the rolling-origin backtest, its metrics at fixed "
+                                 "caseloads and the plots of them",
+    "riskmodel.model._training": "one idea: the training job, from ledger to registered model, "
+                                 "with its promotion gate",
+    "riskmodel.explain._reasons": "the household's ledger facts and the reasons built from "
+                                  "them (rules, ranking, text, measures): the facts could "
+                                  "become _facts",
+    "riskmodel.ledger._outputs": "one idea: writing a run's files atomically under the output "
+                                 "lock (Parquet, the month folder, watch list, quarantine.xlsx)",
 }
 
 
