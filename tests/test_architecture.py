@@ -53,13 +53,20 @@ LONG_MODULES = {
                            "the job with spilling and CSV): to split into core, effects, job",
     "riskmodel.bulletin._report": "counts, charts, HTML and I/O: to split into figures, charts "
                                   "and templates",
-    "riskmodel.explain._causes": "attribution per cause, the explanation API with its I/O, "
-                                 "terminal text and plots: to split",
     "riskmodel.synthetic._generate": "the generator of ledger and truth: to split off the truth",
     "riskmodel.scoring._job": "score_frame (the core both engines share) beside the job: to "
                               "split into _core and _job (see KNOWN_EXCEPTIONS)",
     "riskmodel.explain._treeshap": "one idea: the TreeSHAP algorithm and its data structures",
     "riskmodel.model._tracking": "one idea: MLflow tracking, the registry and model loading",
+    "riskmodel.model._backtest": "one idea: the rolling-origin backtest, its metrics at fixed "
+                                 "caseloads and the plots of them",
+    "riskmodel.model._training": "one idea: the training job, from ledger to registered model, "
+                                 "with its promotion gate",
+    "riskmodel.explain._reasons": "the household's ledger facts and the reasons built from "
+                                  "them (rules, ranking, text, measures): the facts could "
+                                  "become _facts",
+    "riskmodel.ledger._outputs": "one idea: writing a run's files atomically under the output "
+                                 "lock (Parquet, the month folder, watch list, quarantine.xlsx)",
 }
 
 

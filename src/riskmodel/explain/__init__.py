@@ -5,32 +5,36 @@ It owns exact TreeSHAP of the trees, the attribution of the model's log-odds to 
 text built from the household's own figures, the suggested measures, the what-if of a measure
 or a grant on the model's risk, and the plots of explanations. It may import the ground
 modules, :mod:`riskmodel.ledger` and :mod:`riskmodel.model`.
+
+Inside, imports go one way: ``_treeshap`` (the algorithm) and ``_reasons`` (the household's
+facts, rules and text) at the bottom; ``_counterfactual`` (a cause given back) and ``_whatif``
+(a measure applied) above ``_reasons``; ``_causes`` (attribution per cause) above
+``_counterfactual``; ``_text`` (the terminal report), ``_plots`` and ``_shap`` above
+``_causes``; ``_household`` (the explanation API, with its I/O) on top.
 """
 
 from ._causes import (
     N_REASONS,
     NET_CHANGE,
     NET_INCOME,
-    HouseholdExplanation,
     cause_contributions,
     cause_matrix,
     cause_shares_by,
-    explain_household,
-    explain_households,
-    explain_month,
-    explain_one,
     feature_contributions,
-    global_explanations,
-    plot_beeswarm,
-    plot_cause_bar,
-    plot_cause_shares,
-    reasons_frame,
-    render_household,
-    risk_without,
     scorecard_cause_points,
     sum_by_cause,
 )
 from ._counterfactual import CLEARED_EVENTS, ILL_MEMBERS, UNREAD, cause_drops
+from ._household import (
+    HouseholdExplanation,
+    explain_household,
+    explain_households,
+    explain_month,
+    explain_one,
+    reasons_frame,
+    risk_without,
+)
+from ._plots import global_explanations, plot_beeswarm, plot_cause_bar, plot_cause_shares
 from ._reasons import (
     MISSING,
     RECENT,
@@ -61,6 +65,7 @@ from ._reasons import (
     valid_causes,
 )
 from ._shap import shap_by_cause, shap_explanation
+from ._text import render_household
 from ._treeshap import TreeShapExplainer, tree_shap
 from ._whatif import ASSISTANCE_FEATURES, REQUIREMENTS, grant_measures, measure_names, what_if
 

@@ -22,20 +22,17 @@ import pyarrow as pa
 
 from ..errors import LedgerError
 from ..months import month_index, month_label
+from ._read import LedgerSource, normalise_columns, read_source, sheet_to_read
 from ._validate import (
     LEDGER_COLUMNS,
     OPTIONAL_COUNTS,
     PLACE,
     VALUE_NEEDED,
-    LedgerSource,
     blank_rows,
     empty_cells,
     empty_quarantine,
     household_ids,
-    normalise_columns,
     parse_months,
-    read_source,
-    sheet_to_read,
     unfilled_optional_counts,
     validate_ledger,
     warn_blank_rows,
