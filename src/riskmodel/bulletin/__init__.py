@@ -7,7 +7,7 @@ scoring job writes, not the job; it may import every package below it (the groun
 :mod:`riskmodel.scoring`, :mod:`riskmodel.plan`) and is imported only by the command line.
 """
 
-from ._report import (
+from ._io import (
     change_counts,
     high_tier_causes,
     measure_needs,
