@@ -51,8 +51,6 @@ MAX_LINES = 600
 LONG_MODULES = {
     "riskmodel.plan._job": "four ideas (the pure planner, input gathering, effect estimates, "
                            "the job with spilling and CSV): to split into core, effects, job",
-    "riskmodel.bulletin._report": "counts, charts, HTML and I/O: to split into figures, charts "
-                                  "and templates",
     "riskmodel.explain._causes": "attribution per cause, the explanation API with its I/O, "
                                  "terminal text and plots: to split",
     "riskmodel.synthetic._generate": "the generator of ledger and truth: to split off the truth",
