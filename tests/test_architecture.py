@@ -53,8 +53,6 @@ LONG_MODULES = {
                         "with the vocabulary its rules may name) and its loading",
     "riskmodel.plan._job": "four ideas (the pure planner, input gathering, effect estimates, "
                            "the job with spilling and CSV): to split into core, effects, job",
-    "riskmodel.bulletin._report": "counts, charts, HTML and I/O: to split into figures, charts "
-                                  "and templates",
     "riskmodel.synthetic._generate": "the generator of ledger and truth: to split off the truth",
     "riskmodel.scoring._job": "score_frame (the core both engines share) beside the job: to "
                               "split into _core and _job (see KNOWN_EXCEPTIONS)",

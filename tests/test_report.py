@@ -320,6 +320,32 @@ def test_the_page_is_self_contained_and_names_no_household(current, previous, co
     assert 'data-township="甲县/东镇"' in page
 
 
+def test_what_the_ledger_holds_is_shown_as_text_never_as_markup(current, config):
+    county = '甲县"><script>alert(1)</script>'
+    page = render_bulletin(current.assign(county=county, township="<b>东镇</b>"), {},
+                           config=config)
+    assert "<script" not in page and "<b>" not in page
+    assert "&lt;b&gt;东镇&lt;/b&gt;" in page
+    assert f"{county}防止返贫动态监测月度通报" in _text(page)
+
+
+def test_a_county_restyles_the_page_with_its_own_templates(tmp_path, current, config):
+    ours = tmp_path / "templates"
+    (ours / "sections").mkdir(parents=True)
+    (ours / "sections" / "notes.html").write_text(
+        '<section class="notes">本县说明：高风险概率≥{{ tiers.high|fmt(".0%") }}</section>',
+        encoding="utf-8")
+    page = render_bulletin(current, {}, config=config, templates=ours)
+    assert "本县说明：高风险概率≥20%" in page and "风险消除候选：按风险消除政策" not in page
+    # Every file it does not copy is the package's.
+    assert 'id="fig-high" data-value="3"' in page and "<style>" in page
+    (tmp_path / "2024-06").mkdir()
+    current.to_parquet(tmp_path / "2024-06" / "scores.parquet")
+    out = write_bulletin(tmp_path / "2024-06", tmp_path / "b.html", config=config,
+                         templates=ours)
+    assert "本县说明" in out.read_text(encoding="utf-8")
+
+
 def test_without_last_month_the_changes_come_from_the_summary(current, config):
     summary = {"lifecycle": {"changes": {"newly_high": 4, "left_ledger": 1}}}
     page = render_bulletin(current, summary, config=config)

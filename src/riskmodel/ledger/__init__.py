@@ -16,6 +16,7 @@ from ._chunks import (
     split_empty_columns,
     validate_file,
 )
+from ._contract import Contract, Part, json_kind
 from ._outputs import (
     LOCK_NAME,
     PARQUET_OPTIONS,
@@ -80,6 +81,9 @@ from ._validate import (
 )
 
 __all__ = [
+    "Contract",
+    "Part",
+    "json_kind",
     "AMOUNTS",
     "ASSISTANCE_FLAGS",
     "BOOLEANS",

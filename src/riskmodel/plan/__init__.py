@@ -47,6 +47,7 @@ from ._margin import (
     margin_paths,
     training_rows,
 )
+from ._summary import PlanSummary
 from ._visits import (
     VISIT_COLUMNS,
     VISITS_ALIASES,
@@ -58,6 +59,7 @@ from ._visits import (
 )
 
 __all__ = [
+    "PlanSummary",
     "ESTIMATES",
     "ESTIMATE_NOTES",
     "EXACT_MAX_OPTIONS",

@@ -56,7 +56,6 @@ from ..ledger import (
     OutputLock,
     sample_households,
     validate_ledger,
-    write_json,
     write_parquet,
 )
 from ..model import (
@@ -86,6 +85,7 @@ from ._margin import (
     margin_features,
     training_rows,
 )
+from ._summary import PlanSummary
 from ._visits import VISIT_COLUMNS, read_visits, unknown_townships, visit_plan
 
 logger = logging.getLogger(__name__)
@@ -939,7 +939,7 @@ def plan_month(
         written = [
             write_parquet(frames.plan, staged.staging / "plan.parquet"),
             _write_csv(frames.plan, staged.staging / "plan.csv", PLAN_COLUMNS),
-            write_json(frames.summary, staged.staging / "plan_summary.json"),
+            PlanSummary.parse(frames.summary).write(staged.staging / "plan_summary.json"),
         ]
         if frames.visits is not None:
             written.append(_write_csv(frames.visits, staged.staging / "visits.csv",

@@ -30,8 +30,10 @@ from ._lifecycle import (
     monitoring_columns,
 )
 from ._spark import BUCKET, ROW, read_ledger_spark, score_chunks, score_spark, spark_session
+from ._summary import RunSummary
 
 __all__ = [
+    "RunSummary",
     "BUCKET",
     "CHANGES",
     "ENGINES",

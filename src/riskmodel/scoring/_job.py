@@ -49,7 +49,6 @@ from ..ledger import (
     OutputLock,
     parse_months,
     validate_ledger,
-    write_json,
     write_parquet,
     write_quarantine_xlsx,
     write_watchlist,
@@ -77,6 +76,7 @@ from ..model import (
 )
 from ..months import month_before, month_index
 from ._lifecycle import changes_since, elimination_candidates, monitoring_columns
+from ._summary import RunSummary
 
 logger = logging.getLogger(__name__)
 
@@ -607,7 +607,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
                             if k.startswith("cpu:")}
         summary["cpu_s"]["total"] = round(sum(summary["cpu_s"].values()), 3)
         summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
-        path = write_json(summary, staged.staging / "summary.json")
+        path = RunSummary.parse(summary).write(staged.staging / "summary.json")
         (staged.staging / "bulletin.html").write_text(
             render_bulletin(scores, summary, previous_scores, config=config,
                             quarantined=quarantine["household_id"],
