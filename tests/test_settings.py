@@ -33,3 +33,47 @@ def test_the_clock_counts_wall_and_optionally_cpu_seconds():
     assert list(both.laps) == ["a", "cpu:a"] and both.laps["a"] >= 0.01
     both.add("a", 1.0)
     assert both.laps["a"] >= 1.01
+
+
+def test_the_config_models_carry_no_defaults_of_their_own():
+    # configs/default.yaml is the one home of every setting: a section's field without a
+    # default there is required, so the two cannot disagree.
+    from pydantic import BaseModel
+
+    from riskmodel import config as cfg
+
+    entries = {cfg.PovertyLine, cfg.Cause, cfg.FeatureSpec, cfg.MeasureEffect, cfg.Measure,
+               cfg.CauseText, cfg.Tiers}
+    sections = [c for c in vars(cfg).values() if isinstance(c, type)
+                and issubclass(c, BaseModel) and c.__module__ == cfg.__name__
+                and c not in entries and c is not cfg._Strict]
+    assert cfg.ModelConfig in sections and cfg.Config in sections
+    with_default = [f"{c.__name__}.{n}" for c in sections
+                    for n, f in c.model_fields.items() if not f.is_required()]
+    assert not with_default
+
+
+def test_training_takes_the_model_settings_from_the_config():
+    from riskmodel.config import load_config
+    from riskmodel.model import RiskModel
+
+    config = load_config()
+    assert (config.model.max_iter, config.model.learning_rate) == (200, 0.1)
+    model = RiskModel.from_config(config)
+    assert (model.max_iter, model.learning_rate) == (200, 0.1)
+    assert model.max_train_rows == config.model.max_train_rows
+
+
+def test_one_default_model_uri():
+    from riskmodel import cli
+    from riskmodel.config import DEFAULT_MODEL_URI, MODEL_NAME
+    from riskmodel.model import DEFAULT_MODEL_URI as from_model
+
+    assert DEFAULT_MODEL_URI == f"models:/{MODEL_NAME}@champion" and from_model is DEFAULT_MODEL_URI
+    spelt = [path for path, text in _sources().items()
+             for node in ast.walk(ast.parse(text))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and MODEL_NAME in node.value and "``" not in node.value]
+    assert spelt == ["config.py", "config.py"]  # MODEL_NAME and EXPERIMENT
+    args = cli.build_parser().parse_args(["score", "--ledger", "l.csv", "--out", "o"])
+    assert args.model == DEFAULT_MODEL_URI

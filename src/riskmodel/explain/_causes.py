@@ -27,6 +27,7 @@ from ..errors import ConfigError, LedgerError
 from ..fonts import cjk_font
 from ..ledger import ValidationResult
 from ..model import (
+    DEFAULT_MODEL_URI,
     FEATURE_NAMES,
     HARD_TRIGGERS,
     build_features,
@@ -813,8 +814,7 @@ def explain_household(
     month = month or (chunks.months[-1] if chunks.months else "")
     # The ledger's errors come before the model is loaded.
     _history(result.valid, result.quarantine, household_id, month, ledger_path)
-    model, _ = load_model(model_uri or "models:/return-to-poverty@champion",
-                          tracking_uri=tracking_uri)
+    model, _ = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
     return explain_one(result, model, household_id, month=month, config=config).to_text()
 
 

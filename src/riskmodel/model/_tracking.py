@@ -34,12 +34,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..config import DEFAULT_MODEL_URI, EXPERIMENT, MODEL_NAME
 from ..errors import ArgumentError, ModelNotFoundError, TrackingServerError
 
 log = logging.getLogger(__name__)
-MODEL_NAME = "return-to-poverty"
-EXPERIMENT = "return-to-poverty"
-DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
 DEFAULT_STORE = "mlruns.db"
 # The project's own classes and the scikit-learn internals skops does not trust by default; found
 # by round-tripping a fitted RiskModel through skops (tests/test_tracking.py checks the list).
