@@ -77,3 +77,26 @@ def test_one_default_model_uri():
     assert spelt == ["config.py", "config.py"]  # MODEL_NAME and EXPERIMENT
     args = cli.build_parser().parse_args(["score", "--ledger", "l.csv", "--out", "o"])
     assert args.model == DEFAULT_MODEL_URI
+
+
+def test_the_chinese_label_tables_have_one_home():
+    from riskmodel.config import Triggers
+    from riskmodel.ledger import HOUSEHOLD_TYPE_ZH, HOUSEHOLD_TYPES, TIER_ZH, TRIGGER_ZH
+
+    assert set(TRIGGER_ZH) == set(Triggers.model_fields)
+    assert set(TIER_ZH) == {"high", "medium", "low"}
+    assert set(HOUSEHOLD_TYPE_ZH) == set(HOUSEHOLD_TYPES)
+    defined = sorted(f"{path}: {target.id}" for path, text in _sources().items()
+                     for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Assign)
+                     for target in node.targets if isinstance(target, ast.Name)
+                     and target.id in {"TIER_ZH", "TRIGGER_ZH", "HOUSEHOLD_TYPE_ZH"})
+    assert defined == [f"ledger/_names.py: {n}"
+                       for n in ("HOUSEHOLD_TYPE_ZH", "TIER_ZH", "TRIGGER_ZH")]
+
+
+def test_no_package_imports_another_packages_private_module():
+    private = [f"{path}: {node.module}" for path, text in _sources().items()
+               for node in ast.walk(ast.parse(text))
+               if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module
+               and "._" in node.module]
+    assert not private

@@ -41,8 +41,7 @@ from .._version import __version__
 from ..config import Config, load_config
 from ..errors import LedgerError
 from ..fonts import cjk_font
-from ..ledger import parse_months, temp_beside
-from ..ledger._outputs import TRIGGER_ZH
+from ..ledger import TRIGGER_ZH, parse_months, temp_beside
 from ..model import SAME_MONTH_OF_YEAR
 from ..months import month_before
 

@@ -50,7 +50,7 @@ from ..config import Config, Measure, load_config
 from ..errors import LedgerError, OutputExistsError, RiskModelError
 from ..explain import REQUIREMENTS, explain_households, grant_measures, household_facts, what_if
 from ..ledger import (
-    HOUSEHOLD_TYPE_ALIASES,
+    HOUSEHOLD_TYPE_ZH,
     LedgerChunks,
     MonthOutput,
     OutputLock,
@@ -117,7 +117,6 @@ PLAN_COLUMNS = {
     "reason_1_zh": "主要风险类型",
     "reason_text_zh": "风险说明",
 }
-HOUSEHOLD_TYPE_ZH = {code: name for name, code in HOUSEHOLD_TYPE_ALIASES.items()}
 REASON_COLUMNS = ["reason_1", "reason_text_zh"]
 HOUSEHOLD_COLUMNS = {
     "household_id": "string", "county": "string", "township": "string", "village": "string",
