@@ -100,3 +100,62 @@ def test_no_package_imports_another_packages_private_module():
                if isinstance(node, ast.ImportFrom) and node.level >= 2 and node.module
                and "._" in node.module]
     assert not private
+
+
+def test_month_text_and_numbers_live_in_months():
+    defined = sorted(f"{path}: {node.name}" for path, text in _sources().items()
+                     for node in ast.walk(ast.parse(text)) if isinstance(node, ast.FunctionDef)
+                     and node.name in {"_month_number", "_month_text", "_check_month",
+                                       "_month_numbers", "months_of", "month_index",
+                                       "month_label", "check_month", "month_number",
+                                       "month_numbers"})
+    assert defined == ["months.py: check_month", "months.py: month_index",
+                       "months.py: month_label", "months.py: month_number",
+                       "months.py: month_numbers"]
+
+
+def test_a_user_given_month_is_checked_once_the_same_way():
+    import argparse
+
+    import numpy as np
+    import pytest
+
+    from riskmodel.cli import build_parser
+    from riskmodel.errors import ArgumentError
+    from riskmodel.months import check_month, month_label, month_number, month_numbers
+    from riskmodel.synthetic import generate_ledger
+
+    assert check_month("2024-03") == "2024-03" and month_number("2024-03") == 2024 * 12 + 2
+    for bad in ["2024-3", "2024-13", "2024-00", " 2024-03", "2024-03\n", "２０２４-03", 202403,
+                None]:
+        with pytest.raises(ValueError, match="expected a month as 'YYYY-MM'"):
+            check_month(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"Got '2024-13', expected a month"):
+        check_month("2024-13", None, argparse.ArgumentTypeError)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["score", "--ledger", "l", "--out", "o", "--month", "2024-3"])
+    with pytest.raises(ArgumentError, match=r"Got start='2024-1', expected a month as 'YYYY-MM'"):
+        generate_ledger(2, 2, start="2024-1")
+    numbers, text = month_numbers(["2024-01", "2023-12"])
+    assert numbers.tolist() == [24288, 24287] and text
+    assert month_numbers(np.array([5, 6]))[0].tolist() == [5, 6]
+    assert not month_numbers(np.array([5, 6]))[1]
+    assert month_label(np.array([], dtype="int64")).shape == (0,)
+
+
+def test_the_ledger_spells_months_as_before():
+    import numpy as np
+    import pandas as pd
+
+    from riskmodel.ledger import parse_months
+
+    spellings = pd.Series(["2024-03", "2024/3", "202403", "2024年12月", "2024.1.15",
+                           "２０２４-０３", "2024-3-01 08:00", "2024-13", "bad", None, "",
+                           "1999-07"],
+                          dtype=object)
+    parsed, bad = parse_months(spellings)
+    assert parsed.dtype == "string"
+    assert parsed.tolist() == ["2024-03", "2024-03", "2024-03", "2024-12", "2024-01", "2024-03",
+                               "2024-03", pd.NA, pd.NA, pd.NA, pd.NA, "1999-07"]
+    np.testing.assert_array_equal(bad.to_numpy(), parsed.isna().to_numpy())
+    assert parse_months(pd.Series(["x"]))[1].tolist() == [True]

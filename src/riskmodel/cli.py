@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .config import DEFAULT_MODEL_URI
 from .errors import RiskModelError
+from .months import check_month
 
 ALLOW_UNSCORED_HELP = ("publish even when no household, or fewer than scoring.min_scored_share "
                        "of the month's, can be scored (default: exit 6, nothing published)")
@@ -149,11 +150,7 @@ def _add_sheet(p: argparse.ArgumentParser) -> None:
 
 
 def _month(text: str) -> str:
-    import re
-
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected YYYY-MM")
-    return text
+    return check_month(text, None, argparse.ArgumentTypeError)
 
 
 class _HelpFormatter(argparse.HelpFormatter):

@@ -48,7 +48,6 @@ from ..ledger import (
     LedgerChunks,
     MonthOutput,
     OutputLock,
-    parse_months,
     validate_ledger,
     write_json,
     write_parquet,
@@ -76,7 +75,7 @@ from ..model import (
     quarantine_error,
     rule_triggers,
 )
-from ..months import month_before, month_index
+from ..months import check_month, month_before, month_index
 from ._lifecycle import changes_since, elimination_candidates, monitoring_columns
 
 logger = logging.getLogger(__name__)
@@ -381,13 +380,6 @@ class _Progress:
             self._bar.stop()
 
 
-def _check_month(month: str) -> str:
-    parsed, bad = parse_months(pd.Series([month]))
-    if bool(bad.iloc[0]) or str(parsed.iloc[0]) != month:
-        raise LedgerError(f"Got month={month!r}, expected YYYY-MM.")
-    return month
-
-
 def score_month(
     ledger_path: str | Path,
     out_dir: str | Path,
@@ -455,7 +447,7 @@ def score_month(
     config = load_config(config_path)
     out = Path(out_dir)
     if month is not None:
-        month = _check_month(month)
+        month = check_month(month, "month", LedgerError)
     with OutputLock(out):
         if month is not None:
             MonthOutput(out, month, force).check()
