@@ -51,3 +51,24 @@ def test_a_model_of_an_unknown_old_module_is_refused(monkeypatch):
     monkeypatch.setattr(tracking, "LEGACY_TRUSTED_TYPES", ["riskmodel.models.Calibrator"])
     with pytest.raises(ModelNotFoundError, match="does not trust: riskmodel.models.RiskModel"):
         load_model(str(LEGACY / "model"))
+
+
+def test_a_registered_champion_saved_before_the_subpackages_loads(tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from riskmodel.config import DEFAULT_MODEL_URI, MODEL_NAME
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    # The folder as a training run of that version left it in the registry, as @champion.
+    with tracking._tracking(uri):
+        experiment = mlflow.create_experiment("legacy", artifact_location=str(tmp_path / "art"))
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_artifacts(str(LEGACY / "model"), "model")
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", MODEL_NAME).version
+        MlflowClient(uri, uri).set_registered_model_alias(MODEL_NAME, "champion", version)
+    model, ref = load_model(DEFAULT_MODEL_URI, tracking_uri=uri)
+    assert ref.version == str(version)
+    X = pd.read_csv(LEGACY / "features.csv")
+    np.testing.assert_array_equal(model.predict_proba(X)[:, 1],
+                                  pd.read_csv(LEGACY / "predictions.csv")["risk"].to_numpy())
