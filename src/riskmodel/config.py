@@ -2,7 +2,10 @@
 
 A misspelt or unknown key is an error that names it; nothing falls back to a silent default.
 A user's file is laid over ``configs/default.yaml`` (:func:`load_config`), so a county gives only
-the keys it changes.
+the keys it changes. Every setting's default lives in ``default.yaml`` alone: the models below
+state each key's type and bounds but no default of their own, so a key missing from the file is
+an error, never a second default (only the fields of one entry of a list or table, such as
+``poverty_lines[].region``, say what the entry means without them).
 """
 
 from __future__ import annotations
