@@ -25,7 +25,7 @@ SRC = Path(riskmodel.__file__).resolve().parent
 # other. The root ``riskmodel/__init__.py`` (the public facade) is above everything: no module
 # imports it.
 LAYERS = [
-    ("ground", {"config", "errors", "months", "fonts", "_version"}),
+    ("ground", {"clock", "config", "errors", "months", "fonts", "_version"}),
     ("ledger", {"ledger"}),
     ("model", {"model"}),
     ("explanations and synthetic ledgers", {"explain", "synthetic"}),

@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_ledger
 
 from riskmodel import load_config, validate_ledger
-from riskmodel.config import LabelConfig, PovertyLine
+from riskmodel.config import PovertyLine
 from riskmodel.ledger import INCOME, KEY, SPENDING
 from riskmodel.model import make_labels, poverty_status
 from riskmodel.months import month_index, month_label
@@ -131,7 +131,8 @@ def test_horizon_comes_from_config_or_argument():
     frame = shock(household("A", "2024-01", 9000.0, months=24), ["2025-07", "2025-08"])
     six = labels_of(frame)["target"].droplevel(0)
     two = labels_of(frame, horizon=2)["target"].droplevel(0)
-    longer = CONFIG.model_copy(update={"label": LabelConfig(horizon_months=9)})
+    longer = CONFIG.model_copy(update={
+        "label": CONFIG.label.model_copy(update={"horizon_months": 9})})
     nine = labels_of(frame, config=longer)["target"].droplevel(0)
     assert six["2025-01"] == 1.0 and two["2025-01"] == 0.0
     assert two["2025-05"] == 1.0 and two["2025-04"] == 0.0
@@ -151,10 +152,12 @@ def test_unknown_months_ahead_are_no_evidence_of_a_fall():
 def test_a_users_label_column_is_the_target():
     raw = household("A", "2024-01", 9000.0, months=12)
     raw["identified"] = [np.nan] * 6 + [0, 0, 1, 0, 1, 0]
-    cfg = CONFIG.model_copy(update={"label": LabelConfig(target_column="identified")})
+    cfg = CONFIG.model_copy(update={
+        "label": CONFIG.label.model_copy(update={"target_column": "identified"})})
     labels = labels_of(raw, config=cfg)
     np.testing.assert_array_equal(labels["target"].to_numpy(), raw["identified"].to_numpy())
-    missing = CONFIG.model_copy(update={"label": LabelConfig(target_column="not_there")})
+    missing = CONFIG.model_copy(update={
+        "label": CONFIG.label.model_copy(update={"target_column": "not_there"})})
     with pytest.raises(KeyError, match="not_there"):
         labels_of(raw, config=missing)
 

@@ -18,7 +18,6 @@ import pytest
 import skops.io
 from threadpoolctl import threadpool_limits
 
-import riskmodel
 import riskmodel.model._tracking as tracking
 from riskmodel.cli import main
 from riskmodel.errors import ArgumentError, ModelNotFoundError, TrackingServerError
@@ -324,7 +323,7 @@ time.sleep(600)
 
 
 def _process_holding_a_run(uri: str, log: Path) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(riskmodel.__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(tracking.__file__).resolve().parents[2])}
     with log.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-c", _HOLD_A_RUN, uri], env=env,
                                 stdout=subprocess.PIPE, stderr=err, text=True)

@@ -14,9 +14,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from .config import DEFAULT_MODEL_URI
 from .errors import RiskModelError
+from .months import check_month
 
-MODEL_DEFAULT = "models:/return-to-poverty@champion"
 ALLOW_UNSCORED_HELP = ("publish even when no household, or fewer than scoring.min_scored_share "
                        "of the month's, can be scored (default: exit 6, nothing published)")
 
@@ -149,11 +150,7 @@ def _add_sheet(p: argparse.ArgumentParser) -> None:
 
 
 def _month(text: str) -> str:
-    import re
-
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected YYYY-MM")
-    return text
+    return check_month(text, None, argparse.ArgumentTypeError)
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -238,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("score", "score one month of the ledger: watch list and outputs")
     p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
     p.add_argument("--month", type=_month, metavar="YYYY-MM", help=MONTH_HELP)
-    p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
+    p.add_argument("--model", default=DEFAULT_MODEL_URI, metavar="URI", help=MODEL_HELP)
     p.add_argument("--out", required=True, metavar="DIR",
                    help="output folder; the month is written to DIR/YYYY-MM (required)")
     p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
@@ -255,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
     p.add_argument("--household", required=True, metavar="ID", help="household id (required)")
     p.add_argument("--month", type=_month, metavar="YYYY-MM", help=MONTH_HELP)
-    p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
+    p.add_argument("--model", default=DEFAULT_MODEL_URI, metavar="URI", help=MODEL_HELP)
     p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
     p.add_argument("--tracking-uri", metavar="URI", help=TRACKING_HELP)
     _add_sheet(p)
@@ -274,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("plan", "budget and visit plans that prevent the most falls")
     p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)
     p.add_argument("--month", type=_month, metavar="YYYY-MM", help=MONTH_HELP)
-    p.add_argument("--model", default=MODEL_DEFAULT, metavar="URI", help=MODEL_HELP)
+    p.add_argument("--model", default=DEFAULT_MODEL_URI, metavar="URI", help=MODEL_HELP)
     p.add_argument("--budget", type=_amount, required=True, metavar="YUAN",
                    help="yuan available (required)")
     p.add_argument("--grant", type=_amount, metavar="YUAN",

@@ -2,7 +2,10 @@
 
 A misspelt or unknown key is an error that names it; nothing falls back to a silent default.
 A user's file is laid over ``configs/default.yaml`` (:func:`load_config`), so a county gives only
-the keys it changes.
+the keys it changes. Every setting's default lives in ``default.yaml`` alone: the models below
+state each key's type and bounds but no default of their own, so a key missing from the file is
+an error, never a second default (only the fields of one entry of a list or table, such as
+``poverty_lines[].region``, say what the entry means without them).
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from .errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 ALIASES_FILE = CONFIG_DIR / "aliases.yaml"
+# The registry's names: the registered model, the experiment of training runs, and the model that
+# `score`, `plan` and `explain` load unless told otherwise.
+MODEL_NAME = "return-to-poverty"
+EXPERIMENT = "return-to-poverty"
+DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
 
 CAUSE_CODES = (
     "illness",
@@ -64,9 +72,9 @@ class _Strict(BaseModel):
 
 
 class LabelConfig(_Strict):
-    horizon_months: int = Field(6, gt=0, le=36)
-    min_observed_months: int = Field(6, ge=1, le=12)
-    target_column: str | None = None
+    horizon_months: int = Field(gt=0, le=36)
+    min_observed_months: int = Field(ge=1, le=12)
+    target_column: str | None
 
 
 class PovertyLine(_Strict):
@@ -191,17 +199,17 @@ class Tiers(_Strict):
 
 
 class Triggers(_Strict):
-    income_below_line: bool = True
-    medical_oop_12m: float = Field(20000, gt=0)
-    housing_unsafe: bool = True
-    dropout: bool = True
-    water_unsafe: bool = True
+    income_below_line: bool
+    medical_oop_12m: float = Field(gt=0)
+    housing_unsafe: bool
+    dropout: bool
+    water_unsafe: bool
 
 
 class Baseline(_Strict):
-    income_ratio: float = Field(1.5, gt=0)
-    medical_oop_12m: float = Field(20000, gt=0)
-    shock_months: int = Field(3, ge=1)
+    income_ratio: float = Field(gt=0)
+    medical_oop_12m: float = Field(gt=0)
+    shock_months: int = Field(ge=1)
 
 
 class MeasureEffect(_Strict):
@@ -226,58 +234,57 @@ class Measure(_Strict):
 
 
 class Scoring(_Strict):
-    max_quarantine_share: float = Field(0.05, ge=0, le=1)
-    chunk_households: int = Field(100_000, gt=0)
-    threads: int = Field(2, ge=1)
-    drift_psi_warning: float = Field(0.25, gt=0)
-    experiment: str = Field("riskmodel-scoring", min_length=1)
-    min_scored_share: float = Field(0.3, ge=0, le=1)
+    max_quarantine_share: float = Field(ge=0, le=1)
+    chunk_households: int = Field(gt=0)
+    threads: int = Field(ge=1)
+    drift_psi_warning: float = Field(gt=0)
+    experiment: str = Field(min_length=1)
+    min_scored_share: float = Field(ge=0, le=1)
 
 
 class Elimination(_Strict):
     """Rules a household must all meet to be proposed for risk elimination (风险消除)."""
 
-    household_types: list[Literal["exited", "monitored", "general"]] = ["monitored"]
-    months_above_line: int = Field(6, ge=1, le=36)
-    rigid_spending_months: int = Field(6, ge=1, le=12)
-    rigid_spending_max_share: float = Field(0.2, ge=0)
-    guarantees: list[Literal["insured_all", "housing_safe", "water_safe"]] = [
-        "insured_all", "housing_safe", "water_safe"]
-    max_risk_tier: Literal["low", "medium"] = "low"
-    min_laborers: int = Field(1, ge=1)
+    household_types: list[Literal["exited", "monitored", "general"]]
+    months_above_line: int = Field(ge=1, le=36)
+    rigid_spending_months: int = Field(ge=1, le=12)
+    rigid_spending_max_share: float = Field(ge=0)
+    guarantees: list[Literal["insured_all", "housing_safe", "water_safe"]]
+    max_risk_tier: Literal["low", "medium"]
+    min_laborers: int = Field(ge=1)
 
 
 class Lifecycle(_Strict):
-    elimination: Elimination = Elimination()
+    elimination: Elimination
 
 
 class ModelConfig(_Strict):
-    max_iter: int = Field(300, gt=0)
-    learning_rate: float = Field(0.06, gt=0, le=1)
-    max_leaf_nodes: int = Field(31, ge=2)
-    min_samples_leaf: int = Field(80, ge=1)
-    l2_regularization: float = Field(1.0, ge=0)
-    validation_months: int = Field(3, ge=1)
-    calibration_months: int = Field(4, ge=1)
-    random_state: int = 0
-    n_iter_no_change: int = Field(20, ge=1)
-    calibration: Literal["auto", "isotonic", "sigmoid"] = "auto"
-    scorecard_bins: int = Field(5, ge=2)
-    scorecard_features: int = Field(12, ge=1)
-    min_positive_labels: int = Field(50, ge=1)
-    max_train_rows: int | None = Field(None, ge=1000)
-    train_households: int | None = Field(None, ge=1)
-    exclude_features: list[str] = []
+    max_iter: int = Field(gt=0)
+    learning_rate: float = Field(gt=0, le=1)
+    max_leaf_nodes: int = Field(ge=2)
+    min_samples_leaf: int = Field(ge=1)
+    l2_regularization: float = Field(ge=0)
+    validation_months: int = Field(ge=1)
+    calibration_months: int = Field(ge=1)
+    random_state: int
+    n_iter_no_change: int = Field(ge=1)
+    calibration: Literal["auto", "isotonic", "sigmoid"]
+    scorecard_bins: int = Field(ge=2)
+    scorecard_features: int = Field(ge=1)
+    min_positive_labels: int = Field(ge=1)
+    max_train_rows: int | None = Field(ge=1000)
+    train_households: int | None = Field(ge=1)
+    exclude_features: list[str]
 
 
 class BacktestConfig(_Strict):
-    origins: int = Field(3, ge=1)
-    test_months: int = Field(1, ge=1)
-    label_embargo: bool = True
-    caseloads: list[float] = [0.02, 0.05, 0.10]
-    bootstrap: int = Field(200, ge=0)
-    calibration_bins: int = Field(10, ge=2)
-    min_group_rows: int = Field(200, ge=1)
+    origins: int = Field(ge=1)
+    test_months: int = Field(ge=1)
+    label_embargo: bool
+    caseloads: list[float]
+    bootstrap: int = Field(ge=0)
+    calibration_bins: int = Field(ge=2)
+    min_group_rows: int = Field(ge=1)
 
     @field_validator("caseloads")
     @classmethod
@@ -295,17 +302,16 @@ class Promotion(_Strict):
     of it, the new model's minus the other's.
     """
 
-    metric: str = Field("recall_at_5pct", pattern=r"^(auc|ap|(recall|precision)_at_\d+pct)$")
-    baselines: list[Literal["rules", "rules_income", "scorecard"]] = Field(
-        ["rules", "rules_income"], min_length=1)
-    min_gain_over_rules: float = Field(0.02, ge=-1, le=1)
-    min_gain_over_champion: float = Field(0.0, ge=-1, le=1)
+    metric: str = Field(pattern=r"^(auc|ap|(recall|precision)_at_\d+pct)$")
+    baselines: list[Literal["rules", "rules_income", "scorecard"]] = Field(min_length=1)
+    min_gain_over_rules: float = Field(ge=-1, le=1)
+    min_gain_over_champion: float = Field(ge=-1, le=1)
 
 
 class TrainingConfig(_Strict):
     """The training job's policy beyond the model itself."""
 
-    promotion: Promotion = Promotion()
+    promotion: Promotion
 
 
 class CauseText(_Strict):
@@ -316,14 +322,14 @@ class CauseText(_Strict):
 class Reasons(_Strict):
     """How cause contributions become reason codes, the risk-cause list and reason text."""
 
-    min_weight: float = Field(0.05, ge=0)
-    max_causes: int = Field(5, ge=1, le=11)
-    text_causes: int = Field(2, ge=1, le=3)
-    labor_shortage_max_labor_share: float = Field(0.25, ge=0, le=1)
-    structural_margin: float = Field(0.25, ge=0)
-    counterfactual_min_risk: float | None = Field(0.08, ge=0, le=1)
-    counterfactual_reach: float = Field(1.5, ge=0)
-    text: dict[str, CauseText] = {}
+    min_weight: float = Field(ge=0)
+    max_causes: int = Field(ge=1, le=11)
+    text_causes: int = Field(ge=1, le=3)
+    labor_shortage_max_labor_share: float = Field(ge=0, le=1)
+    structural_margin: float = Field(ge=0)
+    counterfactual_min_risk: float | None = Field(ge=0, le=1)
+    counterfactual_reach: float = Field(ge=0)
+    text: dict[str, CauseText]
 
     @field_validator("text")
     @classmethod
@@ -339,31 +345,31 @@ class Reasons(_Strict):
 class MarginModelConfig(_Strict):
     """The model of how far households fall below the line, which prices help in plans."""
 
-    months: int = Field(36, ge=1)
-    households: int = Field(150_000, ge=1)
-    max_rows: int = Field(60_000, ge=100)
-    draws: int = Field(4, ge=1)
-    max_iter: int = Field(400, gt=0)
-    learning_rate: float = Field(0.1, gt=0, le=1)
-    max_leaf_nodes: int = Field(31, ge=2)
-    min_samples_leaf: int = Field(100, ge=1)
+    months: int = Field(ge=1)
+    households: int = Field(ge=1)
+    max_rows: int = Field(ge=100)
+    draws: int = Field(ge=1)
+    max_iter: int = Field(gt=0)
+    learning_rate: float = Field(gt=0, le=1)
+    max_leaf_nodes: int = Field(ge=2)
+    min_samples_leaf: int = Field(ge=1)
 
 
 class PlanConfig(_Strict):
     """Budget and visit plans (``riskmodel plan``)."""
 
-    estimate: Literal["auto", "margin", "response"] = "auto"
-    rule_measure: str = "grant"
-    margin_model: MarginModelConfig = MarginModelConfig()
+    estimate: Literal["auto", "margin", "response"]
+    rule_measure: str
+    margin_model: MarginModelConfig
 
 
 class NamesZh(_Strict):
     """Chinese names of the codes a reader meets: model features, validation rules and the
     reasons a household is not scored (causes and measures carry ``name_zh`` themselves)."""
 
-    features: dict[str, str] = {}
-    rules: dict[str, str] = {}
-    not_scored: dict[str, str] = {}
+    features: dict[str, str]
+    rules: dict[str, str]
+    not_scored: dict[str, str]
 
     @field_validator("features", "rules", "not_scored")
     @classmethod
@@ -388,22 +394,22 @@ class Config(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
 
-    label: LabelConfig = LabelConfig()
+    label: LabelConfig
     poverty_lines: list[PovertyLine]
     causes: list[Cause]
-    features: dict[str, FeatureSpec] = {}
+    features: dict[str, FeatureSpec]
     tiers: Tiers
-    triggers: Triggers = Triggers()
-    baseline: Baseline = Baseline()
-    measures: list[Measure] = []
-    scoring: Scoring = Scoring()
-    model: ModelConfig = ModelConfig()
-    backtest: BacktestConfig = BacktestConfig()
-    training: TrainingConfig = TrainingConfig()
-    reasons: Reasons = Reasons()
-    lifecycle: Lifecycle = Lifecycle()
-    plan: PlanConfig = PlanConfig()
-    names_zh: NamesZh = NamesZh()
+    triggers: Triggers
+    baseline: Baseline
+    measures: list[Measure]
+    scoring: Scoring
+    model: ModelConfig
+    backtest: BacktestConfig
+    training: TrainingConfig
+    reasons: Reasons
+    lifecycle: Lifecycle
+    plan: PlanConfig
+    names_zh: NamesZh
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from .._version import __version__
 from ..config import Config, load_config
 from ..fonts import cjk_font
-from ..ledger._outputs import TRIGGER_ZH
+from ..ledger import TRIGGER_ZH
 from ._charts import cause_chart, township_chart
 from ._figures import (
     BEFORE_ZH,

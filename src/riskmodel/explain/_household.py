@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..config import Config, load_config
+from ..config import DEFAULT_MODEL_URI, Config, load_config
 from ..errors import LedgerError
 from ..ledger import ValidationResult
 from ..model import HARD_TRIGGERS, build_features, poverty_status, rule_triggers
@@ -465,8 +465,7 @@ def explain_household(
     month = month or (chunks.months[-1] if chunks.months else "")
     # The ledger's errors come before the model is loaded.
     _history(result.valid, result.quarantine, household_id, month, ledger_path)
-    model, _ = load_model(model_uri or "models:/return-to-poverty@champion",
-                          tracking_uri=tracking_uri)
+    model, _ = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
     return explain_one(result, model, household_id, month=month, config=config).to_text()
 
 

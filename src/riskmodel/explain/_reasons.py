@@ -128,15 +128,10 @@ def household_facts(
         hits = window[f"ev_{event}"] > 0
         out[f"{event}_events"] = hits.sum(axis=1).astype("float64")
         latest = np.argmax(hits, axis=1)
-        month = pd.array(_month_text(m - latest), dtype="string")
+        month = pd.array(month_label(m - latest), dtype="string")
         month[~hits.any(axis=1)] = pd.NA
         out[f"{event}_month"] = month
     return out[FACTS]
-
-
-def _month_text(idx: np.ndarray) -> np.ndarray:
-    distinct, position = np.unique(idx, return_inverse=True)
-    return np.asarray(month_label(distinct), dtype=object)[position]
 
 
 @dataclass
@@ -188,10 +183,9 @@ def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPA
     return LedgerWindow(money, observed.take(cells), counts)
 
 
-def months_of(months: pd.Series) -> np.ndarray:
-    """``YYYY-MM`` as month numbers, parsing each distinct month once."""
-    codes, distinct = pd.factorize(months)
-    return month_index(pd.Series(np.asarray(distinct, dtype=object)))[codes]
+# The name explain's modules use for riskmodel.months.month_index (which parses each distinct
+# month once).
+months_of = month_index
 
 
 def cause_givebacks(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, dict[str, np.ndarray]]:

@@ -14,7 +14,7 @@ def render_household(household_id: str, row: pd.Series, options: pd.DataFrame,
                      config: Config, without: pd.Series | None = None) -> str:
     """The terminal report of :func:`explain_household`; ``without`` is the household's row
     of :func:`risk_without`."""
-    from ..ledger._outputs import TIER_ZH
+    from ..ledger import TIER_ZH
     from ._whatif import measure_names
 
     names = {c.code: f"{c.name_zh} {c.code}" for c in config.causes}

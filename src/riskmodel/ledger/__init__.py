@@ -4,7 +4,9 @@ It owns reading a ledger (CSV, Excel, Parquet; the Chinese header aliases), coer
 validating it against the ledger contract with the quarantine of every rejected row (the rule
 it broke, its row number in the file), the one household-chunk iterator over a ledger file
 (:class:`LedgerChunks`, :func:`validate_file`), and writing files atomically under the output
-lock (the month folder, Parquet, JSON, the watch list). It may import only the ground modules
+lock (the month folder, Parquet, JSON, the watch list), and the Chinese names outputs give
+risk tiers, hard triggers and household types (:data:`TIER_ZH`, :data:`TRIGGER_ZH`,
+:data:`HOUSEHOLD_TYPE_ZH`). It may import only the ground modules
 (:mod:`riskmodel.config`, :mod:`riskmodel.errors`, :mod:`riskmodel.months`,
 :mod:`riskmodel.fonts`).
 """
@@ -17,6 +19,7 @@ from ._chunks import (
     validate_file,
 )
 from ._contract import Contract, Part, json_kind
+from ._names import HOUSEHOLD_TYPE_ZH, TIER_ZH, TRIGGER_ZH
 from ._outputs import (
     LOCK_NAME,
     PARQUET_OPTIONS,
@@ -95,6 +98,7 @@ __all__ = [
     "HEADER_SEARCH_ROWS",
     "HOUSEHOLD_TYPES",
     "HOUSEHOLD_TYPE_ALIASES",
+    "HOUSEHOLD_TYPE_ZH",
     "INCOME",
     "KEY",
     "LEDGER_COLUMNS",
@@ -109,6 +113,8 @@ __all__ = [
     "RULES_ZH",
     "SPENDING",
     "SUPPORTED_SUFFIXES",
+    "TIER_ZH",
+    "TRIGGER_ZH",
     "VALUE_NEEDED",
     "WATCHLIST_HEADERS",
     "FileValidation",

@@ -35,7 +35,8 @@ from openpyxl.utils import get_column_letter
 
 from ..config import Config, load_aliases
 from ..errors import OutputExistsError
-from ._validate import HOUSEHOLD_TYPE_ALIASES, PLACE, RULES_ZH
+from ._names import HOUSEHOLD_TYPE_ZH, TIER_ZH, TRIGGER_ZH
+from ._validate import PLACE, RULES_ZH
 
 logger = logging.getLogger(__name__)
 
@@ -56,15 +57,6 @@ PARQUET_OPTIONS = {
 }
 LOCK_NAME = ".riskmodel.lock"
 
-TIER_ZH = {"high": "高", "medium": "中", "low": "低"}
-TRIGGER_ZH = {
-    "income_below_line": "收入低于监测线",
-    "medical_oop_12m": "合规自付医疗费用超标",
-    "housing_unsafe": "住房不安全",
-    "dropout": "有辍学",
-    "water_unsafe": "饮水不安全",
-}
-HOUSEHOLD_TYPE_ZH = {code: name for name, code in HOUSEHOLD_TYPE_ALIASES.items()}
 WATCHLIST_HEADERS = {
     "rank": "风险排名",
     "household_id": "户编号",

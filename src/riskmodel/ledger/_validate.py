@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as arrow
 import pyarrow.compute as pc
 
+from ..months import month_label
+
 with warnings.catch_warnings():
     # pandera probes the optional pyspark integration, which warns about pandas 3 on import.
     warnings.simplefilter("ignore", FutureWarning)
@@ -300,9 +302,9 @@ def parse_months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
         parts = _text(uniq, fold=True).str.extract(_MONTH)
         year = pd.to_numeric(parts[0], errors="coerce")
         mon = pd.to_numeric(parts[1], errors="coerce")
-        ok = year.notna() & mon.between(1, 12)
-        parsed = (year.astype("Int64").astype("string") + "-"
-                  + mon.astype("Int64").astype("string").str.zfill(2)).where(ok)
+        ok = (year.notna() & mon.between(1, 12)).to_numpy()
+        parsed = pd.Series(pd.NA, index=uniq.index, dtype="string")
+        parsed[ok] = month_label(year[ok].to_numpy("int64") * 12 + mon[ok].to_numpy("int64") - 1)
     lookup = np.append(parsed.astype(object).to_numpy(), pd.NA)
     out = pd.Series(lookup[codes], index=series.index, dtype="string")
     return out, out.isna()

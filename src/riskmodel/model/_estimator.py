@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
 
 from ..config import Config
-from ..months import month_index, month_label
+from ..months import month_label, month_numbers
 from ._labels import binary_target
 from ._scorecard import Scorecard
 
@@ -302,7 +302,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         }
         if months is not None:
             self.reference_["calendar_months"] = calendar_month_shares(
-                frame, _month_numbers(months)[0], self.reference_["features"])
+                frame, month_numbers(months)[0], self.reference_["features"])
         self.config_ = dict(self.config) if self.config else {}
         self.horizon_months_ = self.config_.get("label", {}).get("horizon_months")
         self.trained_at_ = datetime.now(UTC).date().isoformat()
@@ -354,7 +354,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             self.slices_ = {k: {"rows": int((part == k).sum())} for k in
                             ("train", "validation", "calibration")}
             return part
-        idx, as_label = _month_numbers(months)
+        idx, as_label = month_numbers(months)
         if len(idx) != n:
             raise ValueError(f"Got {len(idx)} months for {n} rows, expected one per row.")
         distinct = np.unique(idx)
@@ -552,13 +552,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{version}+g{commit}" if commit else version
-
-
-def _month_numbers(months) -> tuple[np.ndarray, bool]:
-    values = np.asarray(months)
-    if values.dtype.kind in "iu":
-        return values.astype("int64"), False
-    return month_index(pd.Series(values)), True
 
 
 __all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "calendar_month_shares",

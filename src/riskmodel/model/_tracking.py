@@ -15,12 +15,15 @@ start): a run left ``RUNNING`` by a process that is gone (``kill -9``, a power c
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
 import re
 import socket
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,12 +34,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from ..config import DEFAULT_MODEL_URI, EXPERIMENT, MODEL_NAME
 from ..errors import ArgumentError, ModelNotFoundError, TrackingServerError
 
 log = logging.getLogger(__name__)
-MODEL_NAME = "return-to-poverty"
-EXPERIMENT = "return-to-poverty"
-DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
 DEFAULT_STORE = "mlruns.db"
 # The project's own classes and the scikit-learn internals skops does not trust by default; found
 # by round-tripping a fitted RiskModel through skops (tests/test_tracking.py checks the list).
@@ -46,6 +47,20 @@ TRUSTED_TYPES = [
     "riskmodel.model._scorecard.Scorecard",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 ]
+# A saved model names each class by the module that defined it. Models registered before the
+# package was split into subpackages name the modules on the left; while such a model loads,
+# those names stand for the modules on the right, and its classes are trusted by their old names
+# (LEGACY_TRUSTED_TYPES) as well: a county's registered @champion keeps loading.
+LEGACY_MODULES = {
+    "riskmodel.models": "riskmodel.model._estimator",
+    "riskmodel.scorecard": "riskmodel.model._scorecard",
+}
+LEGACY_TRUSTED_TYPES = [
+    "riskmodel.models.Calibrator",
+    "riskmodel.models.RiskModel",
+    "riskmodel.scorecard.Scorecard",
+]
+_LEGACY_LOCK = threading.Lock()
 _MAX_BATCH = 100
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # MLflow's rules for registry aliases (mlflow/utils/validation.py: _validate_model_alias_name and
@@ -744,12 +759,34 @@ def _load_folder(folder: Path, model_uri: str):
             f"{model_uri} is saved as {flavor.get('serialization_format')!r}; only skops models "
             "are loaded (pickle can run arbitrary code).")
     file = folder / flavor["pickled_model"]
-    untrusted = set(skops.io.get_untrusted_types(file=file)) - set(TRUSTED_TYPES)
+    found = set(skops.io.get_untrusted_types(file=file))
+    untrusted = found - set(TRUSTED_TYPES) - set(LEGACY_TRUSTED_TYPES)
     if untrusted:
         raise ModelNotFoundError(
             f"{model_uri} holds types this version of riskmodel does not trust: "
             f"{', '.join(sorted(untrusted))}.")
-    return skops.io.load(file, trusted=TRUSTED_TYPES), meta.get("run_id")
+    if not found & set(LEGACY_TRUSTED_TYPES):
+        return skops.io.load(file, trusted=TRUSTED_TYPES), meta.get("run_id")
+    with _legacy_modules():
+        model = skops.io.load(file, trusted=TRUSTED_TYPES + LEGACY_TRUSTED_TYPES)
+    return model, meta.get("run_id")
+
+
+@contextmanager
+def _legacy_modules():
+    """The module names of :data:`LEGACY_MODULES` importable, for as long as a model loads."""
+    with _LEGACY_LOCK:
+        saved = {old: sys.modules.get(old) for old in LEGACY_MODULES}
+        try:
+            for old, new in LEGACY_MODULES.items():
+                sys.modules[old] = importlib.import_module(new)
+            yield
+        finally:
+            for old, module in saved.items():
+                if module is None:
+                    sys.modules.pop(old, None)
+                else:
+                    sys.modules[old] = module
 
 
 def _first_line(exc: BaseException) -> str:

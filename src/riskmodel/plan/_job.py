@@ -37,7 +37,6 @@ import difflib
 import logging
 import math
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -46,11 +45,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..clock import Clock
 from ..config import Config, Measure, load_config
 from ..errors import LedgerError, OutputExistsError, RiskModelError
 from ..explain import REQUIREMENTS, explain_households, grant_measures, household_facts, what_if
 from ..ledger import (
-    HOUSEHOLD_TYPE_ALIASES,
+    HOUSEHOLD_TYPE_ZH,
     LedgerChunks,
     MonthOutput,
     OutputLock,
@@ -117,7 +117,6 @@ PLAN_COLUMNS = {
     "reason_1_zh": "主要风险类型",
     "reason_text_zh": "风险说明",
 }
-HOUSEHOLD_TYPE_ZH = {code: name for name, code in HOUSEHOLD_TYPE_ALIASES.items()}
 REASON_COLUMNS = ["reason_1", "reason_text_zh"]
 HOUSEHOLD_COLUMNS = {
     "household_id": "string", "county": "string", "township": "string", "village": "string",
@@ -497,7 +496,7 @@ def plan_frame(
     """
     _check_amounts(budget, grant)
     estimate = _check_estimate(config, estimate)
-    clock = _Clock()
+    clock = Clock()
     t = int(month_index(pd.Series([month]))[0])
     past = _where(ledger, month_index(ledger["month"]) <= t)
     if not (past["month"].to_numpy(dtype=object) == month).any():
@@ -541,7 +540,7 @@ def plan_inputs(
     ``estimate`` is ``margin`` (with ``margin_model``, or the margin ``effects`` priced already)
     or ``response`` (with ``inputs.response``); see :func:`plan_frame` for the rest.
     """
-    clock = _Clock()
+    clock = Clock()
     households = inputs.households
     eligible = households[households["eligible"].to_numpy()]
     measures = plan_measures(config, grant)
@@ -704,17 +703,6 @@ def _households(rows: pd.DataFrame, status: pd.DataFrame, features: pd.DataFrame
     out["months_since_visit"] = features["months_since_observed"].to_numpy()
     out["observed_months"] = status["observed_months"].to_numpy()
     return out
-
-
-class _Clock:
-    def __init__(self):
-        self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
-        self._last = now
 
 
 def _plan_table(chosen, households, measures) -> pd.DataFrame:
@@ -920,7 +908,7 @@ def plan_month(
     visits_table = read_visits(visits) if visits is not None else None
     model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
     check_model(model, ref)
-    clock = _Clock()
+    clock = Clock()
     chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
     if not chunks.months:
         raise LedgerError(f"{ledger_path}: no row with a readable month to plan from.")
@@ -953,7 +941,7 @@ def plan_month(
 
 def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, estimate: str,
                  budget: float, grant: float | None, visits: pd.DataFrame | None,
-                 spill_dir: Path, clock: _Clock, allow_unscored: bool = False) -> PlanFrames:
+                 spill_dir: Path, clock: Clock, allow_unscored: bool = False) -> PlanFrames:
     """The plan of the file's month, read chunk by chunk, checked as the scoring job checks."""
     t = int(month_index(pd.Series([month]))[0])
     rows_in = chunks.rows_in(month)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import RiskModelError
-from ..ledger._outputs import TRIGGER_ZH
+from ..ledger import TRIGGER_ZH
 
 
 class VisitsFileError(RiskModelError):

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..bulletin import read_quarantined, render_bulletin
+from ..clock import Clock
 from ..config import Config, load_config
 from ..errors import LedgerError, RiskModelError
 from ..explain import explain_households
@@ -47,7 +48,6 @@ from ..ledger import (
     LedgerChunks,
     MonthOutput,
     OutputLock,
-    parse_months,
     validate_ledger,
     write_parquet,
     write_quarantine_xlsx,
@@ -74,7 +74,7 @@ from ..model import (
     quarantine_error,
     rule_triggers,
 )
-from ..months import month_before, month_index
+from ..months import check_month, month_before, month_index
 from ._lifecycle import changes_since, elimination_candidates, monitoring_columns
 from ._summary import RunSummary
 
@@ -168,7 +168,7 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     -------
     ScoreFrames
     """
-    clock = _Clock()
+    clock = Clock(cpu=True)
     t = int(month_index(pd.Series([month]))[0])
     months = month_index(ledger["month"])
     history = ledger
@@ -264,26 +264,6 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class _Clock:
-    """Wall seconds per stage, and CPU seconds under ``cpu:<stage>`` (wall ≫ CPU: a busy host)."""
-
-    def __init__(self):
-        self.laps: dict[str, float] = {}
-        self.restart()
-
-    def lap(self, name: str) -> None:
-        wall, cpu = time.perf_counter(), time.process_time()
-        self.add(name, wall - self._wall)
-        self.add(f"cpu:{name}", cpu - self._cpu)
-        self._wall, self._cpu = wall, cpu
-
-    def add(self, name: str, seconds: float) -> None:
-        self.laps[name] = self.laps.get(name, 0.0) + seconds
-
-    def restart(self) -> None:
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
-
-
 @dataclass
 class ScoreResult:
     """What a monthly run produced.
@@ -351,7 +331,7 @@ def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
                    version: str) -> Iterator[ChunkResult]:
     t = int(month_index(pd.Series([month]))[0])
     for rows, raw in chunks:
-        clock = _Clock()
+        clock = Clock(cpu=True)
         result = validate_ledger(raw)
         del raw
         clock.lap("validate")
@@ -398,13 +378,6 @@ class _Progress:
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-def _check_month(month: str) -> str:
-    parsed, bad = parse_months(pd.Series([month]))
-    if bool(bad.iloc[0]) or str(parsed.iloc[0]) != month:
-        raise LedgerError(f"Got month={month!r}, expected YYYY-MM.")
-    return month
 
 
 def score_month(
@@ -470,11 +443,11 @@ def score_month(
             f"{ledger_path}: the spark engine reads a Parquet ledger; this one is "
             f"{Path(ledger_path).suffix.lower()[1:]}. Score it with --engine pandas, or write "
             "it as Parquet (one row per ledger row, in the same order) and score that.")
-    clock = _Clock()
+    clock = Clock(cpu=True)
     config = load_config(config_path)
     out = Path(out_dir)
     if month is not None:
-        month = _check_month(month)
+        month = check_month(month, "month", LedgerError)
     with OutputLock(out):
         if month is not None:
             MonthOutput(out, month, force).check()

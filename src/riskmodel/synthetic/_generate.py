@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from ..config import Config, load_config
 from ..errors import ArgumentError, ConfigError
 from ..ledger import EVENTS, INCOME, LEDGER_COLUMNS, SPENDING, temp_beside
 from ..model import make_labels, poverty_lines
-from ..months import month_index
+from ..months import month_index, month_label, month_number
 from ._simulate import (
     CAUSE_EVENTS,
     CAUSES,
@@ -48,18 +47,6 @@ _COUNT_COLUMNS = ["members", "labor_full", "labor_partial", "elderly", "children
                   "disabled", "disabled_severe", "migrant_workers", "dropouts"]
 _MONEY = [*INCOME, *SPENDING, "temp_assistance"]
 _STATE_FLAGS = ["insured_all", "housing_safe", "water_safe", "dibao", "welfare_job"]
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-
-
-def _month_number(text: str, name: str = "start") -> int:
-    match = _MONTH.match(str(text))
-    if not match:
-        raise ArgumentError(f"Got {name}={text!r}, expected a month as 'YYYY-MM'.")
-    return int(match[1]) * 12 + int(match[2]) - 1
-
-
-def _month_text(number: int) -> str:
-    return f"{number // 12:04d}-{number % 12 + 1:02d}"
 
 
 def _is_int(value: object) -> bool:
@@ -87,7 +74,7 @@ def _check_lines(first: int, months: int, config: Config) -> None:
                 config.line_for(year, province=PROVINCE, county=county)
         except ConfigError as exc:
             raise ConfigError(
-                f"Got a ledger from {_month_text(first)} to {_month_text(first + months - 1)}: "
+                f"Got a ledger from {month_label(first)} to {month_label(first + months - 1)}: "
                 f"{exc} Choose months within those years, or add lines to the config."
             ) from None
 
@@ -318,7 +305,8 @@ def generate_ledger(households: int, months: int, start: str = "2022-01",
     """
     _check_size(households, months, seed)
     params = Params()
-    run = _simulate(int(households), int(months), _month_number(start), int(seed), params)
+    first = month_number(start, "start", ArgumentError)
+    run = _simulate(int(households), int(months), first, int(seed), params)
     return _ledger(run, params)
 
 
@@ -560,12 +548,12 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
         raise ArgumentError(f"Got grant_amounts={grant_amounts!r}, expected positive amounts.")
     config = load_config() if config is None else config
     horizon = config.label.horizon_months
-    first = _month_number(start)
+    first = month_number(start, "start", ArgumentError)
     _check_lines(first, int(months), config)
     if truth_months is None:
         at = [first + months - 1 - horizon] if months > horizon else []
     else:
-        at = sorted({_month_number(m, "truth_months") for m in truth_months})
+        at = sorted({month_number(m, "truth_months", ArgumentError) for m in truth_months})
         outside = [m for m in at if not first <= m < first + months]
         if outside:
             raise ArgumentError(f"Got truth_months={list(truth_months)!r}, expected months "
