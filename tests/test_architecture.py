@@ -37,10 +37,6 @@ LAYERS = [
 # (importing module, imported module): why it is there and what removes it. The test fails on
 # any upward import or circle not listed here, and on a listed one that is gone.
 KNOWN_EXCEPTIONS = {
-    ("riskmodel.scoring._spark", "riskmodel.scoring._job"): (
-        "circle: _job._run imports _spark.score_chunks, _spark._score_bucket imports "
-        "_job.ChunkResult and _job.score_frame; move ScoreFrames, score_frame, finalize_scores, "
-        "_typed, ChunkResult and model_version_label into scoring/_core.py"),
     ("riskmodel.scoring._job", "riskmodel.bulletin"): (
         "upward: _job._run renders bulletin.html with bulletin.render_bulletin; the bulletin "
         "step belongs above both (the score command, or a job module above the bulletin)"),
@@ -56,8 +52,6 @@ LONG_MODULES = {
     "riskmodel.explain._causes": "attribution per cause, the explanation API with its I/O, "
                                  "terminal text and plots: to split",
     "riskmodel.synthetic._generate": "the generator of ledger and truth: to split off the truth",
-    "riskmodel.scoring._job": "score_frame (the core both engines share) beside the job: to "
-                              "split into _core and _job (see KNOWN_EXCEPTIONS)",
     "riskmodel.explain._treeshap": "one idea: the TreeSHAP algorithm and its data structures",
     "riskmodel.model._tracking": "one idea: MLflow tracking, the registry and model loading",
 }

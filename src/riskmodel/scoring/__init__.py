@@ -8,20 +8,18 @@ list, quarantine, changes, summary). It may import the ground modules,
 :mod:`riskmodel.plan`, its peer.
 """
 
-from ._job import (
-    ENGINES,
+from ._core import (
     NOT_SCORED,
     REASON_COLUMNS,
     SCORE_SCHEMA,
     TIERS,
     ChunkResult,
     ScoreFrames,
-    ScoreResult,
     finalize_scores,
     model_version_label,
     score_frame,
-    score_month,
 )
+from ._job import ENGINES, ScoreResult, score_month
 from ._lifecycle import (
     CHANGES,
     TIER_ORDER,

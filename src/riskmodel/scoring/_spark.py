@@ -28,6 +28,7 @@ import pandas as pd
 from ..config import Config
 from ..ledger import normalise_columns, parse_months, validate_ledger
 from ..months import month_index
+from ._core import ChunkResult, score_frame
 
 ROW = "__source_row"
 BUCKET = "__bucket"
@@ -87,8 +88,6 @@ def _contract_names(frame) -> dict[str, str]:
 
 
 def _score_bucket(pdf: pd.DataFrame, model, config: Config, month: str, version: str):
-    from ._job import ChunkResult, score_frame
-
     start = time.perf_counter()
     rows = pdf[ROW].to_numpy(dtype="int64")
     raw = pdf.drop(columns=[ROW, BUCKET]).reset_index(drop=True)
