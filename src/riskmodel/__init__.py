@@ -42,7 +42,7 @@ _LAZY = {
     "shap_by_cause": "explain",
     "what_if": "explain",
     "score_frame": "scoring",
-    "score_month": "scoring",
+    "score_month": "_jobs",
     "write_bulletin": "bulletin",
     "plan_month": "plan",
 }

@@ -19,7 +19,7 @@ from ._core import (
     model_version_label,
     score_frame,
 )
-from ._job import ENGINES, ScoreResult, score_month
+from ._job import ENGINES, ScoreResult, StagedMonth, score_month
 from ._lifecycle import (
     CHANGES,
     TIER_ORDER,
@@ -42,6 +42,7 @@ __all__ = [
     "ChunkResult",
     "ScoreFrames",
     "ScoreResult",
+    "StagedMonth",
     "changes_since",
     "elimination_candidates",
     "finalize_scores",

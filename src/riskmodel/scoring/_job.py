@@ -13,7 +13,10 @@ with :func:`score_frame`, and writes ``<out>/<month>/`` atomically:
 - ``changes.parquet`` — what changed since last month's output in ``<out>``, when it exists.
 - ``summary.json`` — reconciliation, counts by tier, township and cause, drift, timings, the
   model version and the MLflow run.
-- ``bulletin.html`` — the month's bulletin (一月一通报, :mod:`riskmodel.bulletin._report`).
+
+and whatever the ``writers`` it is given add before the month is published: the command line
+and :func:`riskmodel.score_month` (:mod:`riskmodel._jobs`) add ``bulletin.html``, the month's
+bulletin (一月一通报, :mod:`riskmodel.bulletin`).
 
 Rows in = scored + not eligible + quarantined is checked before anything is published. The
 job is boring on purpose: the same inputs give a byte-identical ``scores.parquet``; a killed run
@@ -30,13 +33,12 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..bulletin import read_quarantined, render_bulletin
 from ..config import Config, load_config
 from ..errors import LedgerError, RiskModelError
 from ..ledger import (
@@ -80,6 +82,39 @@ from ._lifecycle import changes_since
 logger = logging.getLogger(__name__)
 
 ENGINES = ("pandas", "spark")
+
+
+@dataclass
+class StagedMonth:
+    """A month's outputs, staged and not yet published: what a writer passed to
+    :func:`score_month` (``writers``) reads to add its own file to the month's folder.
+
+    Attributes
+    ----------
+    folder : Path
+        The staging folder, published as ``<out>/<month>`` once every writer is done.
+    month : str
+    scores : DataFrame
+        ``scores.parquet``.
+    summary : dict
+        ``summary.json``, as written.
+    quarantine : DataFrame
+        ``quarantine.parquet``.
+    previous_folder : Path or None
+        Last month's folder in ``<out>`` when it holds ``scores.parquet``, else None.
+    previous_scores : DataFrame or None
+        Its ``scores.parquet``.
+    config : Config
+    """
+
+    folder: Path
+    month: str
+    scores: pd.DataFrame
+    summary: dict
+    quarantine: pd.DataFrame
+    previous_folder: Path | None
+    previous_scores: pd.DataFrame | None
+    config: Config
 
 
 @dataclass
@@ -193,6 +228,7 @@ def score_month(
     engine: str = "pandas",
     tracking_uri: str | None = None,
     allow_unscored: bool = False,
+    writers: Sequence[Callable[[StagedMonth], object]] = (),
 ) -> ScoreResult:
     """Score one month of a ledger file and publish ``<out_dir>/<month>/`` atomically.
 
@@ -218,6 +254,11 @@ def score_month(
     allow_unscored : bool, default=False
         Publish a month in which no household, or fewer than ``scoring.min_scored_share`` of
         the month's valid households, could be scored, with a warning in ``summary.json``.
+    writers : sequence of callable, optional
+        Each called with the :class:`StagedMonth` once ``summary.json`` is staged and before
+        the month is published, to add its own files to the staging folder (the command line
+        and :func:`riskmodel.score_month` pass the bulletin's writer); a writer that raises
+        leaves the previous month's folder as it was.
 
     Returns
     -------
@@ -279,7 +320,7 @@ def score_month(
         })
         try:
             result = _run(chunks, model, ref, version, config, month, rows_in, out, force, engine,
-                          ledger_path, run, clock, allow_unscored)
+                          ledger_path, run, clock, allow_unscored, writers)
         except BaseException:
             run.end("FAILED")
             raise
@@ -288,7 +329,7 @@ def score_month(
 
 
 def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
-         run, clock, allow_unscored=False) -> ScoreResult:
+         run, clock, allow_unscored=False, writers=()) -> ScoreResult:
     limit = config.scoring.max_quarantine_share
     parts, quarantined = [], []
     by_rule: Counter = Counter()
@@ -350,10 +391,9 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
 
     previous_month = month_before(month)
     previous_path = out / previous_month / "scores.parquet"
-    changes = previous_scores = previous_quarantined = None
+    changes = previous_scores = None
     if previous_path.is_file():
         previous_scores = pd.read_parquet(previous_path)
-        previous_quarantined = read_quarantined(previous_path.parent)
         changes = changes_since(previous_scores, scores,
                                 quarantined=quarantine["household_id"].dropna())
     reference = getattr(model, "reference_", None)
@@ -384,10 +424,11 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         summary["cpu_s"]["total"] = round(sum(summary["cpu_s"].values()), 3)
         summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
         path = write_json(summary, staged.staging / "summary.json")
-        (staged.staging / "bulletin.html").write_text(
-            render_bulletin(scores, summary, previous_scores, config=config,
-                            quarantined=quarantine["household_id"],
-                            previous_quarantined=previous_quarantined), encoding="utf-8")
+        month_files = StagedMonth(staged.staging, month, scores, summary, quarantine,
+                                  previous_path.parent if previous_scores is not None else None,
+                                  previous_scores, config)
+        for writer in writers:
+            writer(month_files)
         run.finish(_metrics(summary, drift), path)
         folder = staged.publish()
     logger.info("%s published to %s", month, folder)
