@@ -3,7 +3,8 @@
 It owns reading a ledger (CSV, Excel, Parquet; the Chinese header aliases), coercing and
 validating it against the ledger contract with the quarantine of every rejected row (the rule
 it broke, its row number in the file), the one household-chunk iterator over a ledger file
-(:class:`LedgerChunks`, :func:`validate_file`), and writing files atomically under the output
+(:class:`LedgerChunks`: each chunk validated, :class:`LedgerCounts`: the quarantine limit and
+the reconciliation of rows; :func:`validate_file`), and writing files atomically under the output
 lock (the month folder, Parquet, JSON, the watch list). It may import only the ground modules
 (:mod:`riskmodel.config`, :mod:`riskmodel.errors`, :mod:`riskmodel.months`,
 :mod:`riskmodel.fonts`).
@@ -12,8 +13,11 @@ lock (the month folder, Parquet, JSON, the watch list). It may import only the g
 from ._chunks import (
     FileValidation,
     LedgerChunks,
+    LedgerCounts,
+    ValidChunk,
     sample_households,
     split_empty_columns,
+    validate_chunk,
     validate_file,
 )
 from ._outputs import (
@@ -107,9 +111,11 @@ __all__ = [
     "WATCHLIST_HEADERS",
     "FileValidation",
     "LedgerChunks",
+    "LedgerCounts",
     "LedgerSource",
     "MonthOutput",
     "OutputLock",
+    "ValidChunk",
     "ValidationResult",
     "blank_rows",
     "empty_cells",
@@ -130,6 +136,7 @@ __all__ = [
     "split_empty_columns",
     "temp_beside",
     "unfilled_optional_counts",
+    "validate_chunk",
     "validate_file",
     "validate_ledger",
     "warn_blank_rows",

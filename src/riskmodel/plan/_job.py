@@ -38,7 +38,6 @@ import logging
 import math
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,7 +54,6 @@ from ..ledger import (
     MonthOutput,
     OutputLock,
     sample_households,
-    validate_ledger,
     write_json,
     write_parquet,
 )
@@ -73,7 +71,6 @@ from ..model import (
     known_and_missing,
     load_model,
     poverty_status,
-    quarantine_error,
     rule_triggers,
 )
 from ..months import month_index
@@ -955,28 +952,19 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
                  budget: float, grant: float | None, visits: pd.DataFrame | None,
                  spill_dir: Path, clock: _Clock, allow_unscored: bool = False) -> PlanFrames:
     """The plan of the file's month, read chunk by chunk, checked as the scoring job checks."""
-    t = int(month_index(pd.Series([month]))[0])
-    rows_in = chunks.rows_in(month)
-    limit = config.scoring.max_quarantine_share
+    tally = chunks.counts(month, config.scoring.max_quarantine_share)
     reference = getattr(model, "reference_", None)
-    counts = {"rows": chunks.n_rows, "valid": 0, "quarantined": 0}
-    month_rules: Counter = Counter()
     column_counts = None
     empty = EmptyColumns(chunks.unfilled)
-    share = _sample_share(config, rows_in)
+    share = _sample_share(config, tally.rows_in)
     # Each chunk's features wait on disk until the margin model that prices them is fitted:
     # memory holds one chunk's features, not the month's.
     with tempfile.TemporaryDirectory(prefix=".plan-features-", dir=spill_dir) as spill:
         parts, stored = [], []
-        for valid, quarantine in _valid_chunks(chunks, empty):
+        for chunk in chunks.validated(month, tally):
             clock.lap("read_validate")
-            counts["valid"] += len(valid)
-            counts["quarantined"] += len(quarantine)
-            of_month = chunks.month_of_row[quarantine["source_row"].to_numpy()]
-            month_rules.update(quarantine["rule"].astype(str)[(of_month == t) | (of_month < 0)])
-            if month_rules.total() > limit * rows_in:
-                raise quarantine_error(month, month_rules.total(), rows_in, limit, month_rules)
-            part = month_inputs(valid, model, config, month, sample_share=share,
+            empty.add(chunk.empty_columns)
+            part = month_inputs(chunk.valid, model, config, month, sample_share=share,
                                 learn=estimate != "response", response=estimate == "response",
                                 grant=grant)
             if reference:
@@ -991,6 +979,7 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
             part.features = pd.DataFrame(columns=part.features.columns, dtype="float64")
             parts.append(part)
             clock.lap("inputs")
+        tally.reconcile()
         check_columns(model, ref, column_counts)
         inputs = combine_inputs(parts)
         del parts
@@ -1005,9 +994,9 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
         if used == "response" and inputs.response is None:
             eligible = set(inputs.households.loc[inputs.households["eligible"], "household_id"])
             inputs.response = _effects_frame([
-                _response_effects(model, valid, config, month,
-                                  sorted(eligible & set(valid["household_id"])), grant)
-                for valid, _ in _valid_chunks(chunks)])
+                _response_effects(model, chunk.valid, config, month,
+                                  sorted(eligible & set(chunk.valid["household_id"])), grant)
+                for chunk in chunks.validated()])
         clock.lap("margin_model")
         effects = None
         if used == "margin":
@@ -1022,11 +1011,11 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
     clock.lap("plan")
     wanted = _to_explain(frames)
     # One pass over the file for the households shown, not one per chunk.
-    reasons = explain_chosen(validate_ledger(chunks.rows_of(wanted)).valid, model, config,
-                             month, wanted)
+    reasons = explain_chosen(chunks.valid_rows_of(wanted), model, config, month, wanted)
     clock.lap("explain")
     frames = _with_explanations(frames, reasons, config, clock.laps)
-    frames.summary["ledger"] = {**counts, "empty_columns": empty.columns}
+    frames.summary["ledger"] = {"rows": tally.n_rows, "valid": tally.n_valid,
+                                "quarantined": tally.quarantined, "empty_columns": empty.columns}
     frames.summary["not_eligible_by_reason"] = coverage.by_reason
     frames.summary["insufficient_history_by_months_recorded"] = {
         str(k): int(v) for k, v in sorted(coverage.months_recorded.items())}
@@ -1111,18 +1100,6 @@ class _SpilledFeatures:
         features = pd.DataFrame(np.load(self.path, allow_pickle=False), index=ids,
                                 columns=self.columns)
         return MonthInputs(households=households, features=features, facts=combined.facts)
-
-
-def _valid_chunks(chunks: LedgerChunks, empty: EmptyColumns | None = None):
-    """Each chunk's valid rows and its quarantine, ``source_row`` numbering the file's rows;
-    each chunk's empty columns go to ``empty`` when given."""
-    for rows, raw in chunks:
-        result = validate_ledger(raw)
-        if empty is not None:
-            empty.add(result.empty_columns)
-        quarantine = result.quarantine.copy()
-        quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
-        yield result.valid, quarantine
 
 
 def csv_table(frame: pd.DataFrame, headers: dict[str, str]) -> pd.DataFrame:

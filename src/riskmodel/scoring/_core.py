@@ -9,7 +9,6 @@ together. :class:`ChunkResult` is what an engine yields per partition for the jo
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +16,7 @@ import pandas as pd
 
 from ..config import Config
 from ..explain import explain_households
+from ..ledger import ValidChunk
 from ..model import (
     HARD_TRIGGERS,
     ModelRef,
@@ -242,13 +242,22 @@ class ChunkResult:
     """One chunk of households, validated and scored: what the job adds up.
 
     An engine that partitions the ledger differently (Spark) yields these for the job.
+
+    Attributes
+    ----------
+    frames : ScoreFrames
+    chunk : ValidChunk
+        The chunk's counts and the month's quarantine, without its rows
+        (:meth:`riskmodel.ledger.ValidChunk.without_rows`).
+    timings : dict
+        Wall and CPU seconds per stage, validation included.
     """
 
     frames: ScoreFrames
-    quarantine: pd.DataFrame
-    n_rows: int
-    n_valid: int
-    quarantined_by_rule: Counter
-    missing_optional: list[str]
+    chunk: ValidChunk
     timings: dict
-    empty_columns: list[str] | None = None
+
+    @classmethod
+    def of(cls, chunk: ValidChunk, frames: ScoreFrames) -> ChunkResult:
+        """The result of scoring ``chunk``'s valid rows into ``frames``."""
+        return cls(frames, chunk.without_rows(), {**chunk.timings, **frames.timings})

@@ -46,7 +46,6 @@ from ..ledger import (
     MonthOutput,
     OutputLock,
     parse_months,
-    validate_ledger,
     write_json,
     write_parquet,
     write_quarantine_xlsx,
@@ -65,9 +64,8 @@ from ..model import (
     check_model,
     drift_report,
     load_model,
-    quarantine_error,
 )
-from ..months import month_before, month_index
+from ..months import month_before
 from ._core import (
     NOT_SCORED,
     TIERS,
@@ -160,20 +158,9 @@ class ScoreResult:
 
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
                    version: str) -> Iterator[ChunkResult]:
-    t = int(month_index(pd.Series([month]))[0])
-    for rows, raw in chunks:
-        clock = _Clock()
-        result = validate_ledger(raw)
-        del raw
-        clock.lap("validate")
-        quarantine = result.quarantine.copy()
-        quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
-        of_month = chunks.month_of_row[quarantine["source_row"].to_numpy()]
-        quarantine = quarantine[(of_month == t) | (of_month < 0)]
-        frames = score_frame(result.valid, model, config, month, model_version=version)
-        yield ChunkResult(frames, quarantine, result.n_in, len(result.valid),
-                          Counter(result.counts_by_rule), result.missing_optional,
-                          {**clock.laps, **frames.timings}, result.empty_columns)
+    for chunk in chunks.validated(month):
+        frames = score_frame(chunk.valid, model, config, month, model_version=version)
+        yield ChunkResult.of(chunk, frames)
 
 
 class _Progress:
@@ -202,8 +189,8 @@ class _Progress:
             self._bar.advance(self._task)
             return
         logger.info("%s chunk %d/%s: %d rows, %d quarantined, %d households scored (%.1f s)",
-                    self.month, self.done, self.total or "?", part.n_rows,
-                    part.n_rows - part.n_valid,
+                    self.month, self.done, self.total or "?", part.chunk.n_in,
+                    part.chunk.n_in - part.chunk.n_valid,
                     int(part.frames.scores["risk_score"].notna().sum()), seconds)
 
     def __exit__(self, *exc) -> None:
@@ -330,14 +317,11 @@ def score_month(
 
 def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
          run, clock, allow_unscored=False, writers=()) -> ScoreResult:
-    limit = config.scoring.max_quarantine_share
+    tally = chunks.counts(month, config.scoring.max_quarantine_share)
     parts, quarantined = [], []
-    by_rule: Counter = Counter()
-    month_rules: Counter = Counter()
     months_recorded: Counter = Counter()
     empty = EmptyColumns(chunks.unfilled)
     counts = None
-    n_valid = n_quarantined_month = 0
     missing: list[str] = []
     if engine == "spark":
         try:
@@ -352,21 +336,15 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         tick = time.perf_counter()
         for part in source:
             parts.append(part.frames.scores)
-            quarantined.append(part.quarantine)
-            by_rule.update(part.quarantined_by_rule)
-            month_rules.update(part.quarantine["rule"].astype(str))
-            n_valid += part.n_valid
-            n_quarantined_month += len(part.quarantine)
-            missing = [c for c in part.missing_optional if c not in chunks.unfilled]
-            empty.add(part.empty_columns)
+            quarantined.append(part.chunk.quarantine)
+            missing = [c for c in part.chunk.missing_optional if c not in chunks.unfilled]
+            empty.add(part.chunk.empty_columns)
             months_recorded.update(part.frames.months_recorded)
             counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
                 else counts
             for name, seconds in part.timings.items():
                 clock.add(name, seconds)
-            if n_quarantined_month > limit * rows_in:
-                raise quarantine_error(month, n_quarantined_month, rows_in, limit,
-                                       month_rules)
+            tally.add(part.chunk)
             progress.advance(part, time.perf_counter() - tick)
             tick = time.perf_counter()
     clock.restart()
@@ -378,12 +356,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     scored = int(scores["risk_score"].notna().sum())
     not_eligible = len(scores) - scored
     # Every household without a score says why.
-    if scored + not_eligible + len(quarantine) != rows_in or n_valid + sum(by_rule.values()) \
-            != chunks.n_rows or scores["not_scored_reason"].notna().sum() != not_eligible:
-        raise RiskModelError(
-            f"Rows do not reconcile for {month}: {rows_in:,} rows in, {scored:,} scored, "
-            f"{not_eligible:,} not eligible, {len(quarantine):,} quarantined. Nothing was "
-            "written.")
+    tally.reconcile({"scored": scored, "not eligible": not_eligible},
+                    agree=scores["not_scored_reason"].notna().sum() == not_eligible)
     coverage = Coverage(month, len(scores), scored,
                         scores["not_scored_reason"].value_counts().to_dict(),
                         dict(months_recorded), config.label.min_observed_months, empty.columns)
@@ -402,7 +376,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     clock.lap("assemble")
 
     summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
-                       n_valid, by_rule, missing, drift, changes, previous_month, model,
+                       tally.n_valid, tally.by_rule, missing, drift, changes, previous_month, model,
                        empty, coverage, unscored)
     for warning in summary["warnings"]:
         logger.warning("%s: %s", month, warning)
