@@ -5,7 +5,7 @@ validating it against the ledger contract with the quarantine of every rejected 
 it broke, its row number in the file), the one household-chunk iterator over a ledger file
 (:class:`LedgerChunks`: each chunk validated, :class:`LedgerCounts`: the quarantine limit and
 the reconciliation of rows; :func:`validate_file`), and writing files atomically under the output
-lock (the month folder, Parquet, JSON, the watch list). It may import only the ground modules
+lock (the month folder, Parquet, JSON, workbooks). It may import only the ground modules
 (:mod:`riskmodel.config`, :mod:`riskmodel.errors`, :mod:`riskmodel.months`,
 :mod:`riskmodel.fonts`).
 """
@@ -24,18 +24,16 @@ from ._outputs import (
     LOCK_NAME,
     PARQUET_OPTIONS,
     QUARANTINE_HEADERS,
-    WATCHLIST_HEADERS,
     MonthOutput,
     OutputLock,
     fsync_path,
     quarantine_frame,
     temp_beside,
-    watchlist_frame,
     write_json,
     write_parquet,
     write_parquet_atomic,
     write_quarantine_xlsx,
-    write_watchlist,
+    write_xlsx,
 )
 from ._validate import (
     AMOUNTS,
@@ -108,7 +106,6 @@ __all__ = [
     "SPENDING",
     "SUPPORTED_SUFFIXES",
     "VALUE_NEEDED",
-    "WATCHLIST_HEADERS",
     "FileValidation",
     "LedgerChunks",
     "LedgerCounts",
@@ -140,10 +137,9 @@ __all__ = [
     "validate_file",
     "validate_ledger",
     "warn_blank_rows",
-    "watchlist_frame",
     "write_json",
     "write_parquet",
     "write_parquet_atomic",
     "write_quarantine_xlsx",
-    "write_watchlist",
+    "write_xlsx",
 ]

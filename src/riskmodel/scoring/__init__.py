@@ -28,6 +28,7 @@ from ._lifecycle import (
     monitoring_columns,
 )
 from ._spark import BUCKET, ROW, read_ledger_spark, score_chunks, score_spark, spark_session
+from ._watchlist import WATCHLIST_HEADERS, watchlist_frame, write_watchlist
 
 __all__ = [
     "BUCKET",
@@ -39,6 +40,7 @@ __all__ = [
     "SCORE_SCHEMA",
     "TIERS",
     "TIER_ORDER",
+    "WATCHLIST_HEADERS",
     "ChunkResult",
     "ScoreFrames",
     "ScoreResult",
@@ -54,4 +56,6 @@ __all__ = [
     "score_month",
     "score_spark",
     "spark_session",
+    "watchlist_frame",
+    "write_watchlist",
 ]

@@ -49,7 +49,6 @@ from ..ledger import (
     write_json,
     write_parquet,
     write_quarantine_xlsx,
-    write_watchlist,
 )
 from ..model import (
     CALIBRATION_MONTHS,
@@ -76,6 +75,7 @@ from ._core import (
     score_frame,
 )
 from ._lifecycle import changes_since
+from ._watchlist import write_watchlist
 
 logger = logging.getLogger(__name__)
 
