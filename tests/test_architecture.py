@@ -42,8 +42,6 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 # Modules over MAX_LINES lines, each with its reason; a module that shrinks below must leave.
 MAX_LINES = 600
 LONG_MODULES = {
-    "riskmodel.plan._job": "four ideas (the pure planner, input gathering, effect estimates, "
-                           "the job with spilling and CSV): to split into core, effects, job",
     "riskmodel.bulletin._report": "counts, charts, HTML and I/O: to split into figures, charts "
                                   "and templates",
     "riskmodel.explain._causes": "attribution per cause, the explanation API with its I/O, "
