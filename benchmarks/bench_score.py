@@ -22,7 +22,7 @@ from peak import run_measured
 SCORE = """
 import json, sys, time
 start = time.perf_counter()
-from riskmodel.scoring import score_month
+from riskmodel import score_month
 result = score_month(sys.argv[1], sys.argv[2], model_uri=sys.argv[3], config_path=sys.argv[4],
                      tracking_uri=sys.argv[5])
 print(json.dumps({"seconds": time.perf_counter() - start, "summary": result.summary}))

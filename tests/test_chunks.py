@@ -321,3 +321,50 @@ def test_places_of_a_month_are_read_without_the_other_columns(raw, tmp_path, kin
     assert sorted(map(tuple, places.to_numpy().tolist())) == \
         sorted(map(tuple, expected.astype(str).to_numpy().tolist()))
     assert list(places.columns) == ["county", "township"]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_the_validated_chunks_mark_the_months_quarantine_as_the_file_numbers_it(raw, tmp_path,
+                                                                               kind):
+    from riskmodel.errors import RiskModelError
+    from riskmodel.ledger import LedgerCounts, validate_chunk, validate_ledger
+
+    broken = raw.astype("string")
+    broken.loc[[3, 70, 200], "members"] = "0"            # rows of several months
+    broken.loc[150, "month"] = "2023-13"                 # a month that cannot be read
+    chunks = LedgerChunks(write(broken, tmp_path, kind), chunk_households=25)
+    month = chunks.months[-1]
+    counts = chunks.counts(month, max_quarantine_share=0.5)
+    found = list(chunks.validated(month, counts))
+    quarantine = pd.concat([c.quarantine for c in found]).sort_values("source_row")
+    whole = validate_ledger(broken).quarantine
+    assert quarantine["source_row"].tolist() == whole["source_row"].tolist()
+    of_month = pd.concat([c.month_quarantine for c in found])["source_row"]
+    expected = {r for r in (3, 70, 150, 200) if broken.loc[r, "month"] in (month, "2023-13")}
+    assert set(of_month) == expected and 150 in expected
+    # The month read from the rows themselves (as a Spark executor does) marks the same rows.
+    for (rows, frame), chunk in zip(chunks, found, strict=True):
+        alone = validate_chunk(frame, rows, month)
+        assert alone.month_quarantine["source_row"].tolist() == \
+            chunk.month_quarantine["source_row"].tolist()
+    assert counts.n_valid + counts.quarantined == counts.n_in == len(raw)
+    assert counts.month_quarantined == len(expected)
+    counts.reconcile({"kept": counts.rows_in - len(expected)})
+    with pytest.raises(RiskModelError, match="do not reconcile for"):
+        counts.reconcile({"kept": counts.rows_in})
+    assert isinstance(counts, LedgerCounts)
+
+
+def test_the_quarantine_limit_stops_the_reading_at_the_chunk_that_passes_it(raw, tmp_path):
+    from riskmodel.errors import LedgerError
+
+    broken = raw.astype("string")
+    month = broken["month"].max()
+    broken.loc[broken["month"] == month, "members"] = "0"
+    chunks = LedgerChunks(write(broken, tmp_path, "parquet"), chunk_households=25)
+    counts = chunks.counts(month, max_quarantine_share=0.1)
+    read = []
+    with pytest.raises(LedgerError, match=f"of {month} .*max_quarantine_share"):
+        for chunk in chunks.validated(month, counts):
+            read.append(chunk)
+    assert read == []  # the first chunk passes it: nothing is yielded after the limit

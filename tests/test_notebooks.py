@@ -11,9 +11,8 @@ import pytest
 from conftest import SAMPLE_DIR, fast_config
 from nbclient import NotebookClient
 
-from riskmodel import load_ledger, validate_ledger
+from riskmodel import load_ledger, score_month, validate_ledger
 from riskmodel.model import train
-from riskmodel.scoring import score_month
 from riskmodel.synthetic import generate_ledger
 
 pytestmark = pytest.mark.slow

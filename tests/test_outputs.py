@@ -15,15 +15,13 @@ from riskmodel import load_config
 from riskmodel.errors import OutputExistsError
 from riskmodel.ledger import (
     LOCK_NAME,
-    WATCHLIST_HEADERS,
     MonthOutput,
     OutputLock,
-    watchlist_frame,
     write_json,
     write_parquet,
     write_parquet_atomic,
-    write_watchlist,
 )
+from riskmodel.scoring import WATCHLIST_HEADERS, watchlist_frame, write_watchlist
 
 
 def _scores() -> pd.DataFrame:

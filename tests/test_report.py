@@ -14,7 +14,7 @@ from matplotlib import font_manager
 from matplotlib import image as mpimg
 from threadpoolctl import threadpool_limits
 
-from riskmodel import load_config, validate_ledger
+from riskmodel import load_config, score_month, validate_ledger
 from riskmodel.bulletin import (
     change_counts,
     high_tier_causes,
@@ -33,7 +33,7 @@ from riskmodel.errors import ConfigError, LedgerError
 from riskmodel.fonts import CJK_FILE_HINTS, cjk_font
 from riskmodel.ledger import MEMBER_COUNTS
 from riskmodel.model import FEATURE_NAMES, save_model, train
-from riskmodel.scoring import NOT_SCORED, score_month
+from riskmodel.scoring import NOT_SCORED
 from riskmodel.synthetic import generate_ledger
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "synthetic" / "ledger.parquet"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
-from riskmodel import load_config, validate_ledger
+from riskmodel import load_config, score_month, validate_ledger
 from riskmodel.config import DEFAULT_CONFIG
 from riskmodel.errors import LedgerError, ModelNotFoundError, OutputExistsError
 from riskmodel.ledger import OutputLock
@@ -27,7 +27,7 @@ from riskmodel.model import (
     poverty_status,
     save_model,
 )
-from riskmodel.scoring import CHANGES, SCORE_SCHEMA, finalize_scores, score_frame, score_month
+from riskmodel.scoring import CHANGES, SCORE_SCHEMA, finalize_scores, score_frame
 from riskmodel.synthetic import generate_ledger
 
 MONTH = "2023-08"

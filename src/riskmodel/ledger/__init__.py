@@ -3,9 +3,10 @@
 It owns reading a ledger (CSV, Excel, Parquet; the Chinese header aliases), coercing and
 validating it against the ledger contract with the quarantine of every rejected row (the rule
 it broke, its row number in the file), the one household-chunk iterator over a ledger file
-(:class:`LedgerChunks`, :func:`validate_file`), and writing files atomically under the output
-lock (the month folder, Parquet, JSON, the watch list), and the Chinese names outputs give
-risk tiers, hard triggers and household types (:data:`TIER_ZH`, :data:`TRIGGER_ZH`,
+(:class:`LedgerChunks`: each chunk validated, :class:`LedgerCounts`: the quarantine limit and
+the reconciliation of rows; :func:`validate_file`), writing files atomically under the output
+lock (the month folder, Parquet, JSON, workbooks), and the Chinese names outputs give risk
+tiers, hard triggers and household types (:data:`TIER_ZH`, :data:`TRIGGER_ZH`,
 :data:`HOUSEHOLD_TYPE_ZH`). It may import only the ground modules
 (:mod:`riskmodel.config`, :mod:`riskmodel.errors`, :mod:`riskmodel.months`,
 :mod:`riskmodel.fonts`).
@@ -14,8 +15,11 @@ risk tiers, hard triggers and household types (:data:`TIER_ZH`, :data:`TRIGGER_Z
 from ._chunks import (
     FileValidation,
     LedgerChunks,
+    LedgerCounts,
+    ValidChunk,
     sample_households,
     split_empty_columns,
+    validate_chunk,
     validate_file,
 )
 from ._contract import Contract, Part, json_kind
@@ -24,18 +28,16 @@ from ._outputs import (
     LOCK_NAME,
     PARQUET_OPTIONS,
     QUARANTINE_HEADERS,
-    WATCHLIST_HEADERS,
     MonthOutput,
     OutputLock,
     fsync_path,
     quarantine_frame,
     temp_beside,
-    watchlist_frame,
     write_json,
     write_parquet,
     write_parquet_atomic,
     write_quarantine_xlsx,
-    write_watchlist,
+    write_xlsx,
 )
 from ._read import (
     CSV_ENCODINGS,
@@ -116,12 +118,13 @@ __all__ = [
     "TIER_ZH",
     "TRIGGER_ZH",
     "VALUE_NEEDED",
-    "WATCHLIST_HEADERS",
     "FileValidation",
     "LedgerChunks",
+    "LedgerCounts",
     "LedgerSource",
     "MonthOutput",
     "OutputLock",
+    "ValidChunk",
     "ValidationResult",
     "blank_rows",
     "empty_cells",
@@ -142,13 +145,13 @@ __all__ = [
     "split_empty_columns",
     "temp_beside",
     "unfilled_optional_counts",
+    "validate_chunk",
     "validate_file",
     "validate_ledger",
     "warn_blank_rows",
-    "watchlist_frame",
     "write_json",
     "write_parquet",
     "write_parquet_atomic",
     "write_quarantine_xlsx",
-    "write_watchlist",
+    "write_xlsx",
 ]

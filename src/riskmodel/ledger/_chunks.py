@@ -5,14 +5,21 @@ row of its households (the history features need), and each row keeps its number
 so that a rejected row can be reported where the operator will find it. Blank rows (every field
 empty, as spreadsheets export them) hold no household: they are in no chunk and no month, and
 are counted and logged instead.
+
+It is the one way through a ledger: :meth:`LedgerChunks.validated` yields each chunk validated
+(:func:`validate_chunk`: its quarantine numbered by file row, the month's rejected rows marked)
+and adds it to a :class:`LedgerCounts`, which holds the month to
+``scoring.max_quarantine_share`` and decides whether the rows reconcile. ``riskmodel score``
+(both engines), ``riskmodel plan`` and ``riskmodel validate`` read a ledger through them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..errors import LedgerError
+from ..errors import LedgerError, RiskModelError
 from ..months import month_index, month_label
 from ._read import LedgerSource, normalise_columns, read_source, sheet_to_read
 from ._validate import (
@@ -230,6 +237,43 @@ class LedgerChunks:
             return self._raw.iloc[np.flatnonzero(mask)].reset_index(drop=True)
         return self._read_rows(mask)
 
+    def valid_rows_of(self, households) -> pd.DataFrame:
+        """The valid rows (:func:`riskmodel.ledger.validate_ledger`) of the given households,
+        every month, in file order: :meth:`rows_of`, validated."""
+        return validate_ledger(self.rows_of(households)).valid
+
+    def counts(self, month: str | None = None,
+               max_quarantine_share: float | None = None) -> LedgerCounts:
+        """An empty :class:`LedgerCounts` of this file, for ``month`` when given (its rows in:
+        :meth:`rows_in`), holding the month to ``max_quarantine_share`` when given."""
+        return LedgerCounts(self.n_rows, month, self.rows_in(month) if month else None,
+                            max_quarantine_share)
+
+    def validated(self, month: str | None = None,
+                  counts: LedgerCounts | None = None) -> Iterator[ValidChunk]:
+        """Each chunk validated (:func:`validate_chunk`), in chunk order: the one way through
+        the file.
+
+        Parameters
+        ----------
+        month : str, optional
+            ``YYYY-MM``: each chunk's quarantine marks the rows of the month, or whose month
+            cannot be read (:attr:`ValidChunk.in_month`).
+        counts : LedgerCounts, optional
+            Each chunk is added to it before it is yielded (:meth:`LedgerCounts.add`), so a
+            month over its quarantine limit stops the reading there.
+
+        Yields
+        ------
+        ValidChunk
+        """
+        for rows, raw in self:
+            chunk = validate_chunk(raw, rows, month, self.month_of_row[rows])
+            del raw
+            if counts is not None:
+                counts.add(chunk)
+            yield chunk
+
     def _read(self, k: int) -> pd.DataFrame:
         return self._read_rows(self.chunk_of_row == k)
 
@@ -254,6 +298,198 @@ class LedgerChunks:
             frame = normalise_columns(pa.Table.from_batches(parts).to_pandas(),
                                       source=str(self.path))
         return frame.drop(columns=self.unfilled)
+
+
+@dataclass
+class ValidChunk:
+    """One chunk of households validated, its rejected rows numbered by file row.
+
+    Attributes
+    ----------
+    valid : DataFrame or None
+        The rows that passed (:attr:`riskmodel.ledger.ValidationResult.valid`), every month of
+        the chunk's households; None once dropped (:meth:`without_rows`).
+    quarantine : DataFrame
+        The rejected rows, ``source_row`` numbering the file's rows from 0.
+    in_month : ndarray of bool or None
+        With a month, one flag per quarantine row: the row is of the month, or its month
+        cannot be read (it may belong to it).
+    n_in, n_valid : int
+        Rows holding a record; rows that passed.
+    counts_by_rule : dict
+        Every rejected row of the chunk by the first rule it broke.
+    missing_optional, empty_columns : list of str
+        As :class:`riskmodel.ledger.ValidationResult` says them for the chunk.
+    timings : dict
+        Wall seconds under ``validate``, CPU seconds under ``cpu:validate``.
+    """
+
+    valid: pd.DataFrame | None
+    quarantine: pd.DataFrame
+    in_month: np.ndarray | None
+    n_in: int
+    n_valid: int
+    counts_by_rule: dict[str, int]
+    missing_optional: list[str] = field(default_factory=list)
+    empty_columns: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def month_quarantine(self) -> pd.DataFrame:
+        """The rejected rows of the month (all of them without a month)."""
+        return self.quarantine if self.in_month is None else self.quarantine[self.in_month]
+
+    def without_rows(self) -> ValidChunk:
+        """The chunk's counts and the month's quarantine only: what a job adds up (a Spark
+        executor sends this back, not the rows)."""
+        return ValidChunk(None, self.month_quarantine, None, self.n_in, self.n_valid,
+                          self.counts_by_rule, self.missing_optional, self.empty_columns,
+                          self.timings)
+
+
+def validate_chunk(raw: pd.DataFrame, rows: np.ndarray, month: str | None = None,
+                   months: np.ndarray | None = None) -> ValidChunk:
+    """Validate one chunk of a ledger file and number its rejected rows by file row.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The chunk's rows as read (contract column names), every row of its households.
+    rows : ndarray of int
+        Each row's number in the file (from 0).
+    month : str, optional
+        ``YYYY-MM``: mark the rejected rows of the month, or whose month cannot be read.
+    months : ndarray of int, optional
+        Each row's month number, -1 where unreadable (:attr:`LedgerChunks.month_of_row`);
+        read from ``raw["month"]`` when None.
+
+    Returns
+    -------
+    ValidChunk
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = validate_ledger(raw)
+    timings = {"validate": time.perf_counter() - wall, "cpu:validate": time.process_time() - cpu}
+    quarantine = result.quarantine.copy()
+    at = quarantine["source_row"].to_numpy(dtype="int64")
+    quarantine["source_row"] = np.asarray(rows, dtype="int64")[at]
+    in_month = None
+    if month is not None:
+        target = int(month_index(pd.Series([month]))[0])
+        if months is None:
+            parsed, _ = parse_months(raw["month"].iloc[at].reset_index(drop=True))
+            readable = parsed.notna().to_numpy()
+            of_month = np.full(len(at), -1, dtype="int64")
+            if readable.any():
+                of_month[readable] = month_index(parsed[readable])
+        else:
+            of_month = np.asarray(months)[at]
+        in_month = (of_month == target) | (of_month < 0)
+    return ValidChunk(result.valid, quarantine, in_month, result.n_in, len(result.valid),
+                      result.counts_by_rule, result.missing_optional, result.empty_columns,
+                      timings)
+
+
+class LedgerCounts:
+    """What the chunks of a ledger file read so far add up to, and the two rules they are held
+    to: the month's quarantine limit and the reconciliation of rows.
+
+    Parameters
+    ----------
+    n_rows : int
+        The file's rows holding a record (:attr:`LedgerChunks.n_rows`).
+    month : str, optional
+    rows_in : int, optional
+        The month's rows (:meth:`LedgerChunks.rows_in`).
+    max_quarantine_share : float, optional
+        ``scoring.max_quarantine_share``: :meth:`add` raises as soon as more of the month's
+        rows than this share are quarantined.
+
+    Attributes
+    ----------
+    n_in, n_valid : int
+        Rows read, rows that passed.
+    by_rule : Counter
+        Every rejected row by the first rule it broke, in the order the rules were met.
+    month_rules : Counter
+        The month's rejected rows by rule.
+    """
+
+    def __init__(self, n_rows: int, month: str | None = None, rows_in: int | None = None,
+                 max_quarantine_share: float | None = None):
+        self.n_rows, self.month, self.rows_in = n_rows, month, rows_in
+        self.limit = max_quarantine_share
+        self.n_in = self.n_valid = 0
+        self.by_rule: Counter = Counter()
+        self.month_rules: Counter = Counter()
+
+    @property
+    def quarantined(self) -> int:
+        """Rows of the file quarantined so far."""
+        return sum(self.by_rule.values())
+
+    @property
+    def month_quarantined(self) -> int:
+        """Rows of the month quarantined so far."""
+        return sum(self.month_rules.values())
+
+    def add(self, chunk: ValidChunk) -> None:
+        """Count one chunk (its month's quarantine: :attr:`ValidChunk.month_quarantine`).
+
+        Raises
+        ------
+        LedgerError
+            Exit code 2: more of the month's rows quarantined than ``max_quarantine_share``.
+        """
+        self.n_in += chunk.n_in
+        self.n_valid += chunk.n_valid
+        self.by_rule.update(chunk.counts_by_rule)
+        self.month_rules.update(chunk.month_quarantine["rule"].astype(str))
+        if self.limit is not None and self.month_quarantined > self.limit * self.rows_in:
+            raise self._over_limit()
+
+    def _over_limit(self) -> LedgerError:
+        # Raised as soon as the chunks read so far pass the limit: the count is a lower bound.
+        quarantined, rows_in, limit = self.month_quarantined, self.rows_in, self.limit
+        top = ", ".join(f"{rule} ({n:,})" for rule, n in self.month_rules.most_common(3))
+        return LedgerError(
+            f"At least {quarantined:,} of the {rows_in:,} rows of {self.month} "
+            f"({quarantined / rows_in:.1%}) are quarantined, over the limit of {limit:.1%} "
+            f"(scoring.max_quarantine_share); most broken rules: {top}. Nothing was written; "
+            "`riskmodel validate --ledger PATH --out DIR` lists the rows."
+        )
+
+    def reconcile(self, kept: Mapping[str, int] | None = None, agree: bool = True) -> None:
+        """Refuse rows that do not add up, before anything is written.
+
+        Every row of the file read is valid or quarantined; with ``kept`` (what the month's
+        valid rows became, by name: ``{"scored": …, "not eligible": …}``), the month's rows
+        in are those plus the month's quarantined rows.
+
+        Parameters
+        ----------
+        kept : mapping of str to int, optional
+        agree : bool, default=True
+            A further check of the caller's, whose failure is reported as the same error.
+
+        Raises
+        ------
+        RiskModelError
+            The rows do not reconcile; the message gives the counts.
+        """
+        balanced = agree and self.n_valid + self.quarantined == self.n_in == self.n_rows
+        if kept is not None:
+            balanced = balanced and sum(kept.values()) + self.month_quarantined == self.rows_in
+        if balanced:
+            return
+        if kept is None:
+            raise RiskModelError(
+                f"Rows do not reconcile: {self.n_rows:,} rows in the file, {self.n_in:,} read, "
+                f"{self.n_valid:,} valid, {self.quarantined:,} quarantined. Nothing was written.")
+        parts = "".join(f", {n:,} {name}" for name, n in kept.items())
+        raise RiskModelError(
+            f"Rows do not reconcile for {self.month}: {self.rows_in:,} rows in{parts}, "
+            f"{self.month_quarantined:,} quarantined. Nothing was written.")
 
 
 def split_empty_columns(columns: list[str]) -> tuple[list[str], list[str]]:
@@ -316,29 +552,22 @@ def validate_file(path: str | Path, chunk_households: int,
     from ._outputs import AtomicParquetWriter, write_parquet_atomic, write_quarantine_xlsx
 
     chunks = LedgerChunks(path, chunk_households, sheet=sheet)
-    n_in = n_valid = 0
+    counts = chunks.counts()
     quarantined, missing = [], []
     empty = set(LEDGER_COLUMNS)
-    counts: Counter = Counter()
     writer = contextlib.nullcontext()
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         writer = AtomicParquetWriter(Path(out) / "valid.parquet")
     with writer:
-        for rows, raw in chunks:
-            result = validate_ledger(raw)
-            del raw
-            quarantine = result.quarantine
-            quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
-            quarantined.append(quarantine)
-            counts.update(result.counts_by_rule)
-            n_in += result.n_in
-            n_valid += len(result.valid)
-            missing = result.missing_optional
+        for chunk in chunks.validated(counts=counts):
+            quarantined.append(chunk.quarantine)
+            missing = chunk.missing_optional
             # A column is empty in the file when it is empty in every chunk.
-            empty &= set(result.empty_columns)
+            empty &= set(chunk.empty_columns)
             if out is not None:
-                writer.write(result.valid)
+                writer.write(chunk.valid)
+    counts.reconcile()
     quarantine = (pd.concat(quarantined, ignore_index=True).sort_values(
         "source_row", ignore_index=True) if quarantined else empty_quarantine())
     if out is not None:
@@ -354,10 +583,9 @@ def validate_file(path: str | Path, chunk_households: int,
     if needed:
         logger.warning("%s: column(s) present but empty in every row, which every row needs a "
                        "value in (each row quarantined): %s", chunks.path, ", ".join(needed))
-    result = FileValidation(n_in, n_valid, quarantine, missing, dict(counts.most_common()),
-                            chunks.blank_rows, empty_columns, chunks.source)
-    assert result.reconciles, "validation lost rows"
-    return result
+    return FileValidation(counts.n_in, counts.n_valid, quarantine, missing,
+                          dict(counts.by_rule.most_common()), chunks.blank_rows, empty_columns,
+                          chunks.source)
 
 
 def sample_households(households: pd.Series | np.ndarray, share: float) -> np.ndarray:

@@ -9,8 +9,8 @@
 - :class:`MonthOutput` stages the month's files in a hidden folder beside ``<out>/<month>``,
   fsyncs them and renames the folder into place, so readers see the previous complete output
   or the new complete output, never a mixture.
-- :func:`write_watchlist` writes the cadres' watch list with Chinese headers as CSV (UTF-8 with
-  BOM, so Excel opens it) and as an Excel workbook.
+- :func:`write_xlsx` writes a table as a workbook (the watch list's, written by
+  :mod:`riskmodel.scoring`).
 - :func:`write_quarantine_xlsx` writes the rejected rows as a workbook for the offices that fix
   them: Chinese headers, each rule explained, the township, the row number their file shows.
 """
@@ -33,9 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from openpyxl.utils import get_column_letter
 
-from ..config import Config, load_aliases
+from ..config import load_aliases
 from ..errors import OutputExistsError
-from ._names import HOUSEHOLD_TYPE_ZH, TIER_ZH, TRIGGER_ZH
 from ._validate import PLACE, RULES_ZH
 
 logger = logging.getLogger(__name__)
@@ -57,26 +56,6 @@ PARQUET_OPTIONS = {
 }
 LOCK_NAME = ".riskmodel.lock"
 
-WATCHLIST_HEADERS = {
-    "rank": "风险排名",
-    "household_id": "户编号",
-    "month": "月份",
-    "county": "县",
-    "township": "乡镇",
-    "village": "村",
-    "household_type": "户类型",
-    "risk_score": "返贫致贫风险概率",
-    "risk_tier": "风险等级",
-    "watch_reason": "纳入原因",
-    "reason_1": "主要风险1",
-    "reason_2": "主要风险2",
-    "reason_3": "主要风险3",
-    "reason_text_zh": "风险说明",
-    "measures_zh": "建议帮扶措施",
-    "income_pc": "年人均可支配收入（元）",
-    "poverty_line": "监测线（元）",
-    "model_version": "模型版本",
-}
 QUARANTINE_HEADERS = {
     "county": "县",
     "township": "乡镇",
@@ -358,56 +337,18 @@ class MonthOutput:
             shutil.rmtree(self.staging, ignore_errors=True)
 
 
-def watchlist_frame(scores: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """The watch list rows of ``scores`` with Chinese headers and values, in rank order.
-
-    A row is on the watch list when ``on_watchlist`` is true: the high tier, and every household
-    that meets a hard trigger whatever its score (应纳尽纳).
-    """
-    rows = scores[scores["on_watchlist"].to_numpy(dtype=bool)]
-    causes = {c.code: c.name_zh for c in config.causes}
-    high = rows["risk_tier"].eq("high").fillna(False).to_numpy(dtype=bool)
-    triggers = rows["rule_triggers"].fillna("").astype(str)
-    names = {combo: "、".join(TRIGGER_ZH.get(c, c) for c in combo.split(";") if c)
-             for combo in triggers.unique()}
-    trigger_text = triggers.map(names)
-    reason = np.where(high, "高风险", "")
-    joiner = np.where(high & (trigger_text != ""), "；", "")
-    out = pd.DataFrame(index=rows.index)
-    for column, header in WATCHLIST_HEADERS.items():
-        if column == "watch_reason":
-            out[header] = pd.Series(reason, index=rows.index) + joiner + np.where(
-                trigger_text != "", "触发：" + trigger_text, "")
-        elif column not in rows:
-            continue
-        elif column in ("reason_1", "reason_2", "reason_3"):
-            out[header] = rows[column].map(causes)
-        elif column == "risk_tier":
-            out[header] = rows[column].map(TIER_ZH)
-        elif column == "household_type":
-            out[header] = rows[column].map(HOUSEHOLD_TYPE_ZH).fillna(rows[column])
-        elif column == "risk_score":
-            out[header] = rows[column].round(4)
-        elif column in ("income_pc", "poverty_line"):
-            out[header] = rows[column].round(0)
-        else:
-            out[header] = rows[column]
-    return out.reset_index(drop=True)
-
-
-def write_watchlist(scores: pd.DataFrame, folder: str | Path, config: Config) -> pd.DataFrame:
-    """Write ``watchlist.csv`` (UTF-8 with BOM) and ``watchlist.xlsx`` into ``folder``.
+def write_xlsx(table: pd.DataFrame, path: str | Path, sheet: str = "监测预警名单") -> Path:
+    """Write ``table`` as a one-sheet workbook, headers as given, the file depending on the
+    table only (no timestamps); written as SpreadsheetML a block of rows at a time, so a
+    province's watch list takes seconds.
 
     Returns
     -------
-    DataFrame
-        The watch list as written.
+    Path
+        ``path``.
     """
-    folder = Path(folder)
-    table = watchlist_frame(scores, config)
-    table.to_csv(folder / "watchlist.csv", index=False, encoding="utf-8-sig")
-    _write_xlsx(table, folder / "watchlist.xlsx")
-    return table
+    _write_xlsx(table, Path(path), sheet=sheet)
+    return Path(path)
 
 
 def quarantine_frame(quarantine: pd.DataFrame, located: pd.DataFrame | None = None,
@@ -618,18 +559,16 @@ __all__ = [
     "LOCK_NAME",
     "PARQUET_OPTIONS",
     "QUARANTINE_HEADERS",
-    "WATCHLIST_HEADERS",
     "MonthOutput",
     "OutputLock",
     "fsync_path",
     "quarantine_frame",
-    "watchlist_frame",
     "write_json",
     "write_parquet",
     "temp_beside",
     "write_parquet_atomic",
     "write_quarantine_xlsx",
-    "write_watchlist",
+    "write_xlsx",
 ]
 
 

@@ -7,31 +7,30 @@ and the plan job with its files. It may import the ground modules, :mod:`riskmod
 :mod:`riskmodel.model` and :mod:`riskmodel.explain`; not :mod:`riskmodel.scoring`, its peer.
 """
 
-from ._job import (
-    ESTIMATE_NOTES,
-    ESTIMATES,
-    HOUSEHOLD_COLUMNS,
-    HOUSEHOLD_TYPE_ZH,
+from ._core import (
     PLAN_COLUMNS,
     REASON_COLUMNS,
     RULES,
-    MonthInputs,
     PlanFrames,
-    PlanInputError,
-    PlanResult,
-    combine_inputs,
     compare_rules,
-    csv_table,
     explain_chosen,
+    plan_frame,
+    plan_inputs,
+)
+from ._inputs import (
+    ESTIMATE_NOTES,
+    ESTIMATES,
+    HOUSEHOLD_COLUMNS,
+    MonthInputs,
+    PlanInputError,
+    combine_inputs,
     fit_from_inputs,
     margin_effects,
     month_inputs,
-    plan_frame,
-    plan_inputs,
     plan_measures,
-    plan_month,
     risk_scores,
 )
+from ._job import PlanResult, csv_table, plan_month
 from ._knapsack import EXACT_MAX_OPTIONS, EXACT_MAX_WORK, METHODS, REQUIRED, make_plan, plan_value
 from ._margin import (
     HELP,
@@ -66,7 +65,6 @@ __all__ = [
     "EXACT_MAX_WORK",
     "HELP",
     "HOUSEHOLD_COLUMNS",
-    "HOUSEHOLD_TYPE_ZH",
     "METHODS",
     "PLAN_COLUMNS",
     "PREDICT_ROWS",

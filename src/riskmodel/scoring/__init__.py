@@ -8,20 +8,18 @@ list, quarantine, changes, summary). It may import the ground modules,
 :mod:`riskmodel.plan`, its peer.
 """
 
-from ._job import (
-    ENGINES,
+from ._core import (
     NOT_SCORED,
     REASON_COLUMNS,
     SCORE_SCHEMA,
     TIERS,
     ChunkResult,
     ScoreFrames,
-    ScoreResult,
     finalize_scores,
     model_version_label,
     score_frame,
-    score_month,
 )
+from ._job import ENGINES, ScoreResult, StagedMonth, score_month
 from ._lifecycle import (
     CHANGES,
     TIER_ORDER,
@@ -31,6 +29,7 @@ from ._lifecycle import (
 )
 from ._spark import BUCKET, ROW, read_ledger_spark, score_chunks, score_spark, spark_session
 from ._summary import RunSummary
+from ._watchlist import WATCHLIST_HEADERS, watchlist_frame, write_watchlist
 
 __all__ = [
     "RunSummary",
@@ -43,9 +42,11 @@ __all__ = [
     "SCORE_SCHEMA",
     "TIERS",
     "TIER_ORDER",
+    "WATCHLIST_HEADERS",
     "ChunkResult",
     "ScoreFrames",
     "ScoreResult",
+    "StagedMonth",
     "changes_since",
     "elimination_candidates",
     "finalize_scores",
@@ -57,4 +58,6 @@ __all__ = [
     "score_month",
     "score_spark",
     "spark_session",
+    "watchlist_frame",
+    "write_watchlist",
 ]

@@ -13,17 +13,18 @@ with :func:`score_frame`, and writes ``<out>/<month>/`` atomically:
 - ``changes.parquet`` — what changed since last month's output in ``<out>``, when it exists.
 - ``summary.json`` — reconciliation, counts by tier, township and cause, drift, timings, the
   model version and the MLflow run.
-- ``bulletin.html`` — the month's bulletin (一月一通报, :mod:`riskmodel.bulletin._report`).
+
+and whatever the ``writers`` it is given add before the month is published: the command line
+and :func:`riskmodel.score_month` (:mod:`riskmodel._jobs`) add ``bulletin.html``, the month's
+bulletin (一月一通报, :mod:`riskmodel.bulletin`).
 
 Rows in = scored + not eligible + quarantined is checked before anything is published. The
 job is boring on purpose: the same inputs give a byte-identical ``scores.parquet``; a killed run
 leaves the previous complete output or none; an existing month is replaced only with
 ``force``; a second run on the same output folder is refused.
 
-:func:`score_frame` is the pure core — validated rows in, scores out, no I/O. A household's
-scores depend on its own rows only, so any partition by household (the chunks here, Spark
-partitions elsewhere) gives the same rows; only ``rank`` is global, assigned by
-:func:`finalize_scores` after the parts are put together.
+:func:`riskmodel.scoring.score_frame` (in :mod:`._core`, shared with the Spark engine) is the
+pure core; this module is the job around it.
 """
 
 from __future__ import annotations
@@ -32,236 +33,85 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from ..bulletin import read_quarantined, render_bulletin
 from ..clock import Clock
 from ..config import Config, load_config
 from ..errors import LedgerError, RiskModelError
-from ..explain import explain_households
 from ..ledger import (
     LedgerChunks,
     MonthOutput,
     OutputLock,
-    validate_ledger,
     write_parquet,
     write_quarantine_xlsx,
-    write_watchlist,
 )
 from ..model import (
     CALIBRATION_MONTHS,
     DEFAULT_MODEL_URI,
-    HARD_TRIGGERS,
     SAME_MONTH_OF_YEAR,
     Coverage,
     EmptyColumns,
     ModelRef,
     ScoringRun,
     add_counts,
-    build_features,
     check_columns,
     check_model,
-    count_bins,
     drift_report,
-    format_triggers,
     load_model,
-    poverty_status,
-    quarantine_error,
-    rule_triggers,
 )
-from ..months import check_month, month_before, month_index
-from ._lifecycle import changes_since, elimination_candidates, monitoring_columns
+from ..months import check_month, month_before
+from ._core import (
+    NOT_SCORED,
+    TIERS,
+    ChunkResult,
+    finalize_scores,
+    model_version_label,
+    score_frame,
+)
+from ._lifecycle import changes_since
 from ._summary import RunSummary
+from ._watchlist import write_watchlist
 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("pandas", "spark")
-NOT_SCORED = ("poor_now", "insufficient_history")
-TIERS = ("high", "medium", "low")
-REASON_COLUMNS = [
-    "reason_1", "reason_1_weight", "reason_2", "reason_2_weight", "reason_3", "reason_3_weight",
-    "risk_causes", "reason_text_zh", "reason_text_en", "measures_zh",
-]
-# The scores.parquet contract, in column order, with the types every run writes.
-SCORE_SCHEMA = {
-    "household_id": "string",
-    "month": "string",
-    "county": "string",
-    "township": "string",
-    "village": "string",
-    "household_type": "string",
-    "risk_score": "float64",
-    "risk_tier": "string",
-    "rank": "Int64",
-    "reason_1": "string",
-    "reason_1_weight": "float64",
-    "reason_2": "string",
-    "reason_2_weight": "float64",
-    "reason_3": "string",
-    "reason_3_weight": "float64",
-    "risk_causes": "string",
-    "reason_text_zh": "string",
-    "reason_text_en": "string",
-    "measures_zh": "string",
-    "rule_triggers": "string",
-    "on_watchlist": "bool",
-    "elimination_candidate": "bool",
-    "months_above_line": "int64",
-    "income_pc": "float64",
-    "poverty_line": "float64",
-    "not_scored_reason": "string",
-    "model_version": "string",
-}
 
 
 @dataclass
-class ScoreFrames:
-    """What :func:`score_frame` returns for one set of households.
+class StagedMonth:
+    """A month's outputs, staged and not yet published: what a writer passed to
+    :func:`score_month` (``writers``) reads to add its own file to the month's folder.
 
     Attributes
     ----------
-    scores : DataFrame
-        One row per household at the month, columns :data:`SCORE_SCHEMA`, in rank order
-        (``rank`` counts within these households only).
-    drift_counts : dict or None
-        Bin counts of the scored rows against the model's ``reference_``
-        (see :func:`riskmodel.model.count_bins`); None when the model carries no reference.
-    timings : dict
-        Wall seconds per stage (status, features, predict, explain, flags) and CPU seconds
-        under ``cpu:<stage>``.
-    months_recorded : dict
-        The households with too little income history (``insufficient_history``) by the
-        number of the last 12 months with income recorded.
-    """
-
-    scores: pd.DataFrame
-    drift_counts: dict | None
-    timings: dict = field(default_factory=dict)
-    months_recorded: dict = field(default_factory=dict)
-
-
-def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
-                model_version: str | None = None) -> ScoreFrames:
-    """Score, explain and flag every household of ``month``: validated rows in, scores out.
-
-    Parameters
-    ----------
-    ledger : DataFrame
-        Validated ledger rows (:func:`riskmodel.validate_ledger`) of a set of households, with
-        their history; rows after ``month`` are ignored, so features read months ≤ ``month``
-        only.
-    model : RiskModel
-        A fitted model: ``predict_proba``, ``feature_names_in_``, ``gbm_`` and, for drift,
-        ``reference_``.
-    config : Config
+    folder : Path
+        The staging folder, published as ``<out>/<month>`` once every writer is done.
     month : str
-        ``YYYY-MM``.
-    model_version : str, optional
-        Written in the ``model_version`` column.
-
-    Returns
-    -------
-    ScoreFrames
+    scores : DataFrame
+        ``scores.parquet``.
+    summary : dict
+        ``summary.json``, as written.
+    quarantine : DataFrame
+        ``quarantine.parquet``.
+    previous_folder : Path or None
+        Last month's folder in ``<out>`` when it holds ``scores.parquet``, else None.
+    previous_scores : DataFrame or None
+        Its ``scores.parquet``.
+    config : Config
     """
-    clock = Clock(cpu=True)
-    t = int(month_index(pd.Series([month]))[0])
-    months = month_index(ledger["month"])
-    history = ledger
-    if (months > t).any():
-        history, months = ledger[months <= t], months[months <= t]
-    now = np.flatnonzero(months == t)
-    rows = history.iloc[now]
-    if len(rows) == 0:
-        return ScoreFrames(_typed(pd.DataFrame(index=rows.index)), None, clock.laps)
-    status = poverty_status(history, config)
-    poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)[now]
-    eligible = poor == 0
-    clock.lap("status")
 
-    features = build_features(history, config, months=[month]).loc[rows.index]
-    clock.lap("features")
-    names = [str(c) for c in model.feature_names_in_]
-    scored = features.loc[eligible, names]
-    risk = np.full(len(rows), np.nan)
-    if len(scored):
-        risk[eligible] = model.predict_proba(scored)[:, 1]
-    clock.lap("predict")
-
-    out = pd.DataFrame(index=rows.index)
-    for column in ("household_id", "month", "county", "township", "village", "household_type"):
-        out[column] = rows[column].to_numpy()
-    out["risk_score"] = risk
-    out["risk_tier"] = pd.array(config.tiers.assign(risk), dtype="string")
-    if len(scored):
-        reasons = explain_households(model, scored, rows[eligible], config,
-                                     n_jobs=config.scoring.threads, history=history,
-                                     risk=risk[eligible])
-        for column in REASON_COLUMNS:
-            out[column] = reasons[column].reindex(out.index)
-    clock.lap("explain")
-
-    fired = rule_triggers(features, config)
-    hard = fired[[c for c in HARD_TRIGGERS if c in fired.columns]].copy()
-    if config.triggers.income_below_line:
-        # The label's own "poor now" fires the trigger, so every household the model does not
-        # score for being under the line is on the watch list.
-        hard["income_below_line"] |= poor == 1
-    out["rule_triggers"] = format_triggers(hard).fillna("")
-    out["on_watchlist"] = out["risk_tier"].eq("high").fillna(False) | (out["rule_triggers"] != "")
-
-    monitoring = monitoring_columns(history, status, month, config)
-    rule = config.lifecycle.elimination
-    facts = rows[["household_type", "labor_full", "labor_partial", *rule.guarantees]].join(
-        monitoring).assign(risk_tier=out["risk_tier"], rule_triggers=out["rule_triggers"])
-    out["elimination_candidate"] = elimination_candidates(facts, config)
-    out["months_above_line"] = monitoring["months_above_line"]
-    out["income_pc"] = status["income_pc"].to_numpy()[now]
-    out["poverty_line"] = status["line"].to_numpy()[now]
-    out["not_scored_reason"] = np.where(np.isnan(poor), NOT_SCORED[1],
-                                        np.where(poor == 1, NOT_SCORED[0], None))
-    out["model_version"] = model_version
-    reference = getattr(model, "reference_", None)
-    counts = count_bins(reference, scored, risk[eligible]) if reference else None
-    recorded, n = np.unique(status["observed_months"].to_numpy()[now][np.isnan(poor)],
-                            return_counts=True)
-    clock.lap("flags")
-    return ScoreFrames(finalize_scores(out), counts, clock.laps,
-                       dict(zip(recorded.tolist(), n.tolist(), strict=True)))
-
-
-def finalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """Sort into the published order and number the scored households.
-
-    Scored households come first by decreasing ``risk_score`` (ties by ``household_id``), then
-    the households without a score by ``household_id``; ``rank`` is 1, 2, … over the scored.
-    Applied to the union of partitions it gives the same frame whatever the partition.
-    """
-    frame = _typed(scores)
-    key = pd.DataFrame({"unscored": frame["risk_score"].isna().to_numpy(),
-                        "risk": -frame["risk_score"].fillna(0.0).to_numpy(),
-                        "household_id": frame["household_id"].to_numpy(dtype=object)})
-    order = key.sort_values(["unscored", "risk", "household_id"], kind="stable").index
-    frame = frame.iloc[order].reset_index(drop=True)
-    position = pd.Series(np.arange(1, len(frame) + 1), dtype="Int64")
-    frame["rank"] = position.where(frame["risk_score"].notna())
-    return frame
-
-
-_EMPTY = {"bool": False, "float64": np.nan, "int64": 0}
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=frame.index)
-    for column, dtype in SCORE_SCHEMA.items():
-        values = frame[column] if column in frame else pd.Series(
-            _EMPTY.get(dtype, pd.NA), index=frame.index, dtype=dtype)
-        out[column] = values.astype(dtype)
-    return out
+    folder: Path
+    month: str
+    scores: pd.DataFrame
+    summary: dict
+    quarantine: pd.DataFrame
+    previous_folder: Path | None
+    previous_scores: pd.DataFrame | None
+    config: Config
 
 
 @dataclass
@@ -305,44 +155,11 @@ class ScoreResult:
         return "\n".join(lines)
 
 
-def model_version_label(ref: ModelRef) -> str:
-    """How a model is named in outputs: ``name/version`` when registered, else its URI."""
-    return f"{ref.name}/{ref.version}" if ref.version is not None else str(ref.uri)
-
-
-@dataclass
-class ChunkResult:
-    """One chunk of households, validated and scored: what the job adds up.
-
-    An engine that partitions the ledger differently (Spark) yields these for the job.
-    """
-
-    frames: ScoreFrames
-    quarantine: pd.DataFrame
-    n_rows: int
-    n_valid: int
-    quarantined_by_rule: Counter
-    missing_optional: list[str]
-    timings: dict
-    empty_columns: list[str] | None = None
-
-
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
                    version: str) -> Iterator[ChunkResult]:
-    t = int(month_index(pd.Series([month]))[0])
-    for rows, raw in chunks:
-        clock = Clock(cpu=True)
-        result = validate_ledger(raw)
-        del raw
-        clock.lap("validate")
-        quarantine = result.quarantine.copy()
-        quarantine["source_row"] = rows[quarantine["source_row"].to_numpy(dtype="int64")]
-        of_month = chunks.month_of_row[quarantine["source_row"].to_numpy()]
-        quarantine = quarantine[(of_month == t) | (of_month < 0)]
-        frames = score_frame(result.valid, model, config, month, model_version=version)
-        yield ChunkResult(frames, quarantine, result.n_in, len(result.valid),
-                          Counter(result.counts_by_rule), result.missing_optional,
-                          {**clock.laps, **frames.timings}, result.empty_columns)
+    for chunk in chunks.validated(month):
+        frames = score_frame(chunk.valid, model, config, month, model_version=version)
+        yield ChunkResult.of(chunk, frames)
 
 
 class _Progress:
@@ -371,8 +188,8 @@ class _Progress:
             self._bar.advance(self._task)
             return
         logger.info("%s chunk %d/%s: %d rows, %d quarantined, %d households scored (%.1f s)",
-                    self.month, self.done, self.total or "?", part.n_rows,
-                    part.n_rows - part.n_valid,
+                    self.month, self.done, self.total or "?", part.chunk.n_in,
+                    part.chunk.n_in - part.chunk.n_valid,
                     int(part.frames.scores["risk_score"].notna().sum()), seconds)
 
     def __exit__(self, *exc) -> None:
@@ -390,6 +207,7 @@ def score_month(
     engine: str = "pandas",
     tracking_uri: str | None = None,
     allow_unscored: bool = False,
+    writers: Sequence[Callable[[StagedMonth], object]] = (),
 ) -> ScoreResult:
     """Score one month of a ledger file and publish ``<out_dir>/<month>/`` atomically.
 
@@ -415,6 +233,11 @@ def score_month(
     allow_unscored : bool, default=False
         Publish a month in which no household, or fewer than ``scoring.min_scored_share`` of
         the month's valid households, could be scored, with a warning in ``summary.json``.
+    writers : sequence of callable, optional
+        Each called with the :class:`StagedMonth` once ``summary.json`` is staged and before
+        the month is published, to add its own files to the staging folder (the command line
+        and :func:`riskmodel.score_month` pass the bulletin's writer); a writer that raises
+        leaves the previous month's folder as it was.
 
     Returns
     -------
@@ -476,7 +299,7 @@ def score_month(
         })
         try:
             result = _run(chunks, model, ref, version, config, month, rows_in, out, force, engine,
-                          ledger_path, run, clock, allow_unscored)
+                          ledger_path, run, clock, allow_unscored, writers)
         except BaseException:
             run.end("FAILED")
             raise
@@ -485,15 +308,12 @@ def score_month(
 
 
 def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
-         run, clock, allow_unscored=False) -> ScoreResult:
-    limit = config.scoring.max_quarantine_share
+         run, clock, allow_unscored=False, writers=()) -> ScoreResult:
+    tally = chunks.counts(month, config.scoring.max_quarantine_share)
     parts, quarantined = [], []
-    by_rule: Counter = Counter()
-    month_rules: Counter = Counter()
     months_recorded: Counter = Counter()
     empty = EmptyColumns(chunks.unfilled)
     counts = None
-    n_valid = n_quarantined_month = 0
     missing: list[str] = []
     if engine == "spark":
         try:
@@ -508,21 +328,15 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         tick = time.perf_counter()
         for part in source:
             parts.append(part.frames.scores)
-            quarantined.append(part.quarantine)
-            by_rule.update(part.quarantined_by_rule)
-            month_rules.update(part.quarantine["rule"].astype(str))
-            n_valid += part.n_valid
-            n_quarantined_month += len(part.quarantine)
-            missing = [c for c in part.missing_optional if c not in chunks.unfilled]
-            empty.add(part.empty_columns)
+            quarantined.append(part.chunk.quarantine)
+            missing = [c for c in part.chunk.missing_optional if c not in chunks.unfilled]
+            empty.add(part.chunk.empty_columns)
             months_recorded.update(part.frames.months_recorded)
             counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
                 else counts
             for name, seconds in part.timings.items():
                 clock.add(name, seconds)
-            if n_quarantined_month > limit * rows_in:
-                raise quarantine_error(month, n_quarantined_month, rows_in, limit,
-                                       month_rules)
+            tally.add(part.chunk)
             progress.advance(part, time.perf_counter() - tick)
             tick = time.perf_counter()
     clock.restart()
@@ -534,12 +348,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     scored = int(scores["risk_score"].notna().sum())
     not_eligible = len(scores) - scored
     # Every household without a score says why.
-    if scored + not_eligible + len(quarantine) != rows_in or n_valid + sum(by_rule.values()) \
-            != chunks.n_rows or scores["not_scored_reason"].notna().sum() != not_eligible:
-        raise RiskModelError(
-            f"Rows do not reconcile for {month}: {rows_in:,} rows in, {scored:,} scored, "
-            f"{not_eligible:,} not eligible, {len(quarantine):,} quarantined. Nothing was "
-            "written.")
+    tally.reconcile({"scored": scored, "not eligible": not_eligible},
+                    agree=scores["not_scored_reason"].notna().sum() == not_eligible)
     coverage = Coverage(month, len(scores), scored,
                         scores["not_scored_reason"].value_counts().to_dict(),
                         dict(months_recorded), config.label.min_observed_months, empty.columns)
@@ -547,10 +357,9 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
 
     previous_month = month_before(month)
     previous_path = out / previous_month / "scores.parquet"
-    changes = previous_scores = previous_quarantined = None
+    changes = previous_scores = None
     if previous_path.is_file():
         previous_scores = pd.read_parquet(previous_path)
-        previous_quarantined = read_quarantined(previous_path.parent)
         changes = changes_since(previous_scores, scores,
                                 quarantined=quarantine["household_id"].dropna())
     reference = getattr(model, "reference_", None)
@@ -559,7 +368,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     clock.lap("assemble")
 
     summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
-                       n_valid, by_rule, missing, drift, changes, previous_month, model,
+                       tally.n_valid, tally.by_rule, missing, drift, changes, previous_month, model,
                        empty, coverage, unscored)
     for warning in summary["warnings"]:
         logger.warning("%s: %s", month, warning)
@@ -581,10 +390,11 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         summary["cpu_s"]["total"] = round(sum(summary["cpu_s"].values()), 3)
         summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
         path = RunSummary.parse(summary).write(staged.staging / "summary.json")
-        (staged.staging / "bulletin.html").write_text(
-            render_bulletin(scores, summary, previous_scores, config=config,
-                            quarantined=quarantine["household_id"],
-                            previous_quarantined=previous_quarantined), encoding="utf-8")
+        month_files = StagedMonth(staged.staging, month, scores, summary, quarantine,
+                                  previous_path.parent if previous_scores is not None else None,
+                                  previous_scores, config)
+        for writer in writers:
+            writer(month_files)
         run.finish(_metrics(summary, drift), path)
         folder = staged.publish()
     logger.info("%s published to %s", month, folder)

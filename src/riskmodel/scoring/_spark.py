@@ -2,9 +2,11 @@
 
 The ledger is split into buckets by a hash of ``household_id`` so that every row of a
 household lands in one bucket; each bucket is validated and scored by exactly the functions
-the pandas engine uses (:func:`riskmodel.validate_ledger`, :func:`riskmodel.scoring.score_frame`),
-so a household gets the same score, tier and reasons whichever engine runs. Ranks are global
-and assigned on the driver after the parts are put together, as in the pandas engine.
+the pandas engine uses (:func:`riskmodel.ledger.validate_chunk`,
+:func:`riskmodel.scoring.score_frame`), and the driver adds the parts up as the pandas engine
+does (:class:`riskmodel.ledger.LedgerCounts`), so a household gets the same score, tier and
+reasons whichever engine runs. Ranks are global and assigned on the driver after the parts are
+put together, as in the pandas engine.
 
 pyspark is an optional extra (``pip install '.[spark]'``); Java 17 is the only system
 requirement. The executors' Python is this interpreter unless ``PYSPARK_PYTHON`` says
@@ -16,18 +18,15 @@ from __future__ import annotations
 import os
 import pickle
 import sys
-import time
 import warnings
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..config import Config
-from ..ledger import normalise_columns, parse_months, validate_ledger
-from ..months import month_index
+from ..ledger import normalise_columns, validate_chunk
+from ._core import ChunkResult, score_frame
 
 ROW = "__source_row"
 BUCKET = "__bucket"
@@ -87,27 +86,10 @@ def _contract_names(frame) -> dict[str, str]:
 
 
 def _score_bucket(pdf: pd.DataFrame, model, config: Config, month: str, version: str):
-    from ._job import ChunkResult, score_frame
-
-    start = time.perf_counter()
     rows = pdf[ROW].to_numpy(dtype="int64")
-    raw = pdf.drop(columns=[ROW, BUCKET]).reset_index(drop=True)
-    result = validate_ledger(raw)
-    validated = time.perf_counter() - start
-    quarantine = result.quarantine.copy()
-    at = quarantine["source_row"].to_numpy(dtype="int64")
-    quarantine["source_row"] = rows[at]
-    parsed, _ = parse_months(raw["month"].iloc[at].reset_index(drop=True))
-    target = int(month_index(pd.Series([month]))[0])
-    readable = parsed.notna().to_numpy()
-    of_month = np.full(len(at), -1, dtype="int64")
-    if readable.any():
-        of_month[readable] = month_index(parsed[readable])
-    quarantine = quarantine[(of_month == target) | (of_month < 0)]
-    frames = score_frame(result.valid, model, config, month, model_version=version)
-    return ChunkResult(frames, quarantine, result.n_in, len(result.valid),
-                       Counter(result.counts_by_rule), result.missing_optional,
-                       {"validate": validated, **frames.timings}, result.empty_columns)
+    chunk = validate_chunk(pdf.drop(columns=[ROW, BUCKET]).reset_index(drop=True), rows, month)
+    frames = score_frame(chunk.valid, model, config, month, model_version=version)
+    return ChunkResult.of(chunk, frames)
 
 
 def score_spark(frame, model, config: Config, month: str, version: str,
