@@ -31,7 +31,7 @@ LAYERS = [
     ("explanations and synthetic ledgers", {"explain", "synthetic"}),
     ("scoring and plans", {"scoring", "plan"}),
     ("bulletin", {"bulletin"}),
-    ("the jobs with their pages", {"_jobs"}),
+    ("the jobs with their pages", {"jobs"}),
     ("command line", {"cli"}),
 ]
 

@@ -79,7 +79,7 @@ _LAZY = {
     # scoring
     "score_frame": "scoring",
     "ScoreFrames": "scoring",
-    "score_month": "_jobs",
+    "score_month": "jobs",
     "ScoreResult": "scoring",
     "score_spark": "scoring",
     # plan

@@ -88,7 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from ._jobs import score_month
+    from .jobs import score_month
 
     result = score_month(args.ledger, args.out, month=args.month, model_uri=args.model,
                          config_path=args.config, force=args.force, engine=args.engine,

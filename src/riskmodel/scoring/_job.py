@@ -15,7 +15,7 @@ with :func:`score_frame`, and writes ``<out>/<month>/`` atomically:
   model version and the MLflow run.
 
 and whatever the ``writers`` it is given add before the month is published: the command line
-and :func:`riskmodel.score_month` (:mod:`riskmodel._jobs`) add ``bulletin.html``, the month's
+and :func:`riskmodel.score_month` (:mod:`riskmodel.jobs`) add ``bulletin.html``, the month's
 bulletin (一月一通报, :mod:`riskmodel.bulletin`).
 
 Rows in = scored + not eligible + quarantined is checked before anything is published. The

@@ -15,6 +15,8 @@ from .bulletin import read_quarantined, render_bulletin
 from .scoring import ScoreResult, StagedMonth
 from .scoring import score_month as score_month_only
 
+__all__ = ["score_month", "write_month_bulletin"]
+
 
 def write_month_bulletin(staged: StagedMonth) -> Path:
     """Write ``bulletin.html`` into a staged month folder (a writer for
