@@ -451,7 +451,7 @@ def explain_household(
         The household is not in the ledger, has no row for the month, or its row for the
         month is quarantined (the message names the rule it broke).
     """
-    from ..ledger import LedgerChunks, validate_ledger
+    from ..ledger import LedgerChunks
     from ..model import load_model
 
     config = load_config(config_path)
@@ -461,7 +461,7 @@ def explain_household(
     if household_id not in chunks.households:
         raise LedgerError(f"Household {household_id!r} is not in {ledger_path} "
                           f"({len(chunks.households):,} households); check the id.")
-    result = validate_ledger(chunks.rows_of([household_id]))
+    result = chunks.validated_rows_of([household_id])
     month = month or (chunks.months[-1] if chunks.months else "")
     # The ledger's errors come before the model is loaded.
     _history(result.valid, result.quarantine, household_id, month, ledger_path)

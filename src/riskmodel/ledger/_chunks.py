@@ -35,6 +35,7 @@ from ._validate import (
     OPTIONAL_COUNTS,
     PLACE,
     VALUE_NEEDED,
+    ValidationResult,
     blank_rows,
     empty_cells,
     empty_quarantine,
@@ -237,10 +238,11 @@ class LedgerChunks:
             return self._raw.iloc[np.flatnonzero(mask)].reset_index(drop=True)
         return self._read_rows(mask)
 
-    def valid_rows_of(self, households) -> pd.DataFrame:
-        """The valid rows (:func:`riskmodel.ledger.validate_ledger`) of the given households,
-        every month, in file order: :meth:`rows_of`, validated."""
-        return validate_ledger(self.rows_of(households)).valid
+    def validated_rows_of(self, households) -> ValidationResult:
+        """The rows of the given households, every month, in file order, validated
+        (:meth:`rows_of`, then :func:`riskmodel.ledger.validate_ledger`): the valid rows and
+        the quarantine of a few households, without reading the rest of the file."""
+        return validate_ledger(self.rows_of(households))
 
     def counts(self, month: str | None = None,
                max_quarantine_share: float | None = None) -> LedgerCounts:

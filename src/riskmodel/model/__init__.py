@@ -32,7 +32,6 @@ from ._checks import (
     check_columns,
     check_model,
     known_and_missing,
-    quarantine_error,
 )
 from ._drift import (
     CALENDAR_MIN_ROWS,
@@ -214,7 +213,6 @@ __all__ = [
     "process_tags",
     "promotion_gate",
     "psi",
-    "quarantine_error",
     "reference_bins",
     "reliability_table",
     "requirements",

@@ -2,8 +2,6 @@
 
 - :func:`check_model` refuses what is not a fitted risk model of this version.
 - :func:`check_columns` refuses a model whose features the ledger leaves entirely empty.
-- :func:`quarantine_error` is the error for a month with more rows quarantined than
-  ``scoring.max_quarantine_share``.
 - :class:`EmptyColumns` gathers, chunk by chunk, the columns a file leaves empty in every row,
   as ``riskmodel validate`` reports them.
 - :class:`Coverage` counts the month's valid households that could be scored and why the
@@ -15,13 +13,12 @@ whichever command stopped.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LedgerError, ModelNotFoundError, TooFewScoredError
+from ..errors import ModelNotFoundError, TooFewScoredError
 from ..ledger import LEDGER_COLUMNS, split_empty_columns
 from ._features import FEATURE_NAMES
 from ._tracking import ModelRef
@@ -112,37 +109,6 @@ def known_and_missing(features) -> dict:
     missing = features.isna().sum().to_numpy()
     return {"features": {name: np.array([len(features) - m, m], dtype="int64")
                          for name, m in zip(features.columns, missing, strict=True)}}
-
-
-def quarantine_error(month: str, quarantined: int, rows_in: int, limit: float,
-                     by_rule: Counter) -> LedgerError:
-    """The error for a month with more than ``limit`` of its rows quarantined.
-
-    Parameters
-    ----------
-    month : str
-    quarantined : int
-        The month's rows quarantined so far.
-    rows_in : int
-        The month's rows in the file.
-    limit : float
-        ``scoring.max_quarantine_share``.
-    by_rule : Counter
-        The month's quarantined rows by the rule they broke.
-
-    Returns
-    -------
-    LedgerError
-        Exit code 2, naming the most broken rules.
-    """
-    # Raised as soon as the chunks read so far pass the limit: the count is a lower bound.
-    top = ", ".join(f"{rule} ({n:,})" for rule, n in by_rule.most_common(3))
-    return LedgerError(
-        f"At least {quarantined:,} of the {rows_in:,} rows of {month} "
-        f"({quarantined / rows_in:.1%}) are quarantined, over the limit of {limit:.1%} "
-        f"(scoring.max_quarantine_share); most broken rules: {top}. Nothing was written; "
-        "`riskmodel validate --ledger PATH --out DIR` lists the rows."
-    )
 
 
 class EmptyColumns:

@@ -301,7 +301,7 @@ def _plan_chunks(chunks: LedgerChunks, model, ref, config: Config, month: str, e
     clock.lap("plan")
     wanted = _to_explain(frames)
     # One pass over the file for the households shown, not one per chunk.
-    reasons = explain_chosen(chunks.valid_rows_of(wanted), model, config, month, wanted)
+    reasons = explain_chosen(chunks.validated_rows_of(wanted).valid, model, config, month, wanted)
     clock.lap("explain")
     frames = _with_explanations(frames, reasons, config, clock.laps)
     frames.summary["ledger"] = {"rows": tally.n_rows, "valid": tally.n_valid,
