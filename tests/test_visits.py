@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.ledger._outputs import TRIGGER_ZH
+from riskmodel.ledger import TRIGGER_ZH
 from riskmodel.plan import (
     VISIT_COLUMNS,
     VisitsFileError,
