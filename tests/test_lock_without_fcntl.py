@@ -19,7 +19,7 @@ WITHOUT_FCNTL = textwrap.dedent("""
     import riskmodel
     import riskmodel.cli
     import riskmodel.plan._job
-    import riskmodel.bulletin._report
+    import riskmodel.bulletin._render
     import riskmodel.scoring._job
     import riskmodel.synthetic._generate
     from riskmodel.ledger import _outputs as outputs

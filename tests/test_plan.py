@@ -282,7 +282,7 @@ def test_a_failed_run_leaves_the_previous_plan_or_none(tmp_path, saved, month, m
         staged.append(sorted(p.name for p in path.parent.iterdir()))
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(job, "write_json", full_disk)
+    monkeypatch.setattr(job.PlanSummary, "write", lambda summary, path: full_disk(summary, path))
     with pytest.raises(OSError, match="No space"):
         _plan(saved, tmp_path / "fresh")
     assert staged == [["plan.csv", "plan.parquet"]]
