@@ -173,12 +173,7 @@ class OutputLock:
             _tidy(self.out_dir)
             return self
         while True:
-            try:
-                self.out_dir.mkdir(parents=True)
-                self._created = True
-            except FileExistsError:
-                if not self.out_dir.is_dir():
-                    raise
+            self._make_out_dir()
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:
@@ -203,15 +198,19 @@ class OutputLock:
         _tidy(self.out_dir)
         return self
 
+    def _make_out_dir(self) -> None:
+        """Create ``out_dir`` unless it exists, noting that this run created it."""
+        try:
+            self.out_dir.mkdir(parents=True)
+            self._created = True
+        except FileExistsError:
+            if not self.out_dir.is_dir():
+                raise
+
     def _create_exclusively(self) -> int:
         """Without ``fcntl``: the lock is the file itself, created only if absent."""
         while True:
-            try:
-                self.out_dir.mkdir(parents=True)
-                self._created = True
-            except FileExistsError:
-                if not self.out_dir.is_dir():
-                    raise
+            self._make_out_dir()
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             except FileNotFoundError:
