@@ -380,6 +380,49 @@ class NamesZh(_Strict):
         return table
 
 
+#: Ledger columns a department warning can set (``sources.warning_rules[].column``).
+WARNING_COLUMNS = ("ev_illness", "ev_disability", "ev_accident", "ev_education", "ev_disaster",
+                   "ev_job_loss", "ev_business_loss", "ev_epidemic", "housing_unsafe",
+                   "water_unsafe", "dibao")
+
+
+class WarningRule(_Strict):
+    """Which ledger column a department's warning sets (``sources.warning_rules``)."""
+
+    department: str
+    keywords: list[str]
+    column: str
+
+    @field_validator("column")
+    @classmethod
+    def _known_column(cls, column: str) -> str:
+        if column not in WARNING_COLUMNS:
+            raise ValueError(f"Got warning column {column!r}, expected one of "
+                             f"{', '.join(WARNING_COLUMNS)}.")
+        return column
+
+
+class SourcesConfig(_Strict):
+    """How ``riskmodel ingest`` reads a county's exports (``sources`` in ``default.yaml``)."""
+
+    header_search_rows: int = Field(ge=1, le=100)
+    separators: list[str]
+    headers: dict[str, list[str]]
+    personal: list[str]
+    kinds: dict[str, list[str]]
+    values: dict[str, dict[str, str]]
+    warning_rules: list[WarningRule]
+
+    @model_validator(mode="after")
+    def _fields_known(self) -> SourcesConfig:
+        named = [*self.personal, *[f for fs in self.kinds.values() for f in fs]]
+        unknown = [f for f in named if f not in self.headers]
+        if unknown:
+            raise ValueError(f"sources names field {unknown[0]!r}, which has no spellings "
+                             "under sources.headers.")
+        return self
+
+
 class Config(_Strict):
     """The whole configuration of a run.
 
@@ -409,6 +452,7 @@ class Config(_Strict):
     reasons: Reasons
     lifecycle: Lifecycle
     plan: PlanConfig
+    sources: SourcesConfig
     names_zh: NamesZh
 
     @model_validator(mode="after")
