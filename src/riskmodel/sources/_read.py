@@ -18,7 +18,7 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ _MONTH_CELLS = (re.compile(r"^(\d{4})(\d{2})(?:\d{2})?$"),
 _NAME_MONTH = re.compile(r"(?<!\d)(\d{4})(?:[-_.]?(\d{2})(?:[-_.]?\d{2})?|年(\d{1,2})月)(?!\d)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SourceTable:
     """One county source file as read: its kind, download month and mapped columns.
 
@@ -76,8 +76,7 @@ class SourceTable:
     unmapped : int
         Columns with no known header spelling (dropped).
     from_cache : bool
-        Whether the table came from the cache rather than from parsing the file (not part of
-        equality).
+        Whether the table came from the cache rather than from parsing the file.
     """
 
     path: str
@@ -88,7 +87,7 @@ class SourceTable:
     frame: pd.DataFrame
     headers: dict[str, str]
     unmapped: int
-    from_cache: bool = field(default=False, compare=False)
+    from_cache: bool = False
 
 
 def read_sources(directory: str | Path, config: Config | None = None,
