@@ -265,7 +265,7 @@ def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, caplog):
     entries = sorted(p.name for p in cache.iterdir())
     assert entries == [f"{first[0].sha256}-{n}" for n in
                        sorted(p.name.split("-", 1)[1] for p in cache.iterdir())]
-    table_file = next(cache.glob("*.parquet"))
+    table_file = next(cache.glob("*.arrow"))
     table_file.write_bytes(table_file.read_bytes()[:40])
     caplog.set_level(logging.INFO, logger="riskmodel.sources")
     again, _ = read_sources(sources, cache_dir=cache)

@@ -1,13 +1,16 @@
 """The per-file cache of parsed county sources, so that a monthly run parses only new files.
 
 An entry is keyed by the file's content (SHA-256 of its bytes) and a fingerprint of the
-``sources`` configuration that parsed it: ``<sha256>-<fingerprint>.parquet`` holds the table
+``sources`` configuration that parsed it: ``<sha256>-<fingerprint>.arrow`` holds the table
 and ``<sha256>-<fingerprint>.json`` what else was read (kind, sheet, headers, the month column's
-month). A file renamed or moved is still found; a file edited, or a configuration changed, is
-parsed again. Both files are written beside their place and renamed into it, the JSON last,
-so an entry is complete or absent; an entry that cannot be read back whole is ignored (and
-rewritten by the next parse). Entries hold personal fields: the folder is created readable by
-its owner only and must never be inside the sources folder or an output others read.
+month). The table is an uncompressed Arrow IPC file, read memory-mapped: a month's person
+table comes back in a fraction of a second, at the price of disk about the size of its mapped
+columns in the CSV (Parquet took longer to read back than the CSV took to parse). A file
+renamed or moved is still found; a file edited, or a configuration changed, is parsed again.
+Both files are written beside their place and renamed into it, the JSON last, so an entry is
+complete or absent; an entry that cannot be read back whole is ignored (and rewritten by the
+next parse). Entries hold personal fields: the folder is created readable by its owner only
+and must never be inside the sources folder or an output others read.
 """
 
 from __future__ import annotations
@@ -21,10 +24,9 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..config import SourcesConfig
-from ..ledger import fsync_path, temp_beside, write_parquet_atomic
+from ..ledger import fsync_path, temp_beside
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ class SourceCache:
 
     def _paths(self, sha256: str) -> tuple[Path, Path]:
         stem = f"{sha256}-{self.fingerprint}"
-        return self.folder / f"{stem}.parquet", self.folder / f"{stem}.json"
+        return self.folder / f"{stem}.arrow", self.folder / f"{stem}.json"
 
     def load(self, sha256: str) -> Parsed | None:
         """The entry of a file's content, or None when absent or not readable whole."""
@@ -84,7 +86,8 @@ class SourceCache:
                 return None
             frame = None
             if meta["kind"] is not None:
-                table = pq.read_table(table_path)
+                with pa.memory_map(str(table_path)) as source:
+                    table = pa.ipc.open_file(source).read_all()
                 if table.num_rows != meta["rows"] or table.column_names != meta["columns"]:
                     raise ValueError("entry does not match its description")
                 frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype(),
@@ -108,17 +111,28 @@ class SourceCache:
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             if parsed.frame is not None:
-                write_parquet_atomic(parsed.frame, table_path)
+                _write_atomic(table_path, lambda tmp: _write_arrow(parsed.frame, tmp))
                 meta |= {"rows": len(parsed.frame), "columns": list(parsed.frame.columns)}
-            tmp = temp_beside(meta_path)
-            try:
-                tmp.write_text(json.dumps(meta, ensure_ascii=False, sort_keys=True),
-                               encoding="utf-8")
-                fsync_path(tmp)
-                os.replace(tmp, meta_path)
-            finally:
-                tmp.unlink(missing_ok=True)
-            fsync_path(self.folder)
+            text = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+            _write_atomic(meta_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         except OSError as exc:
             logger.warning("cannot write the cache entry %s (%s); the file will be parsed "
                            "again next time", meta_path.name, exc.__class__.__name__)
+
+
+def _write_arrow(frame: pd.DataFrame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(tmp)`` a hidden file beside ``path``, flush it, rename it into place."""
+    tmp = temp_beside(path)
+    try:
+        write(tmp)
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_path(path.parent)

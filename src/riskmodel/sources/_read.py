@@ -39,6 +39,9 @@ SOURCE_SUFFIXES = (".csv", ".xlsx")
 # GBK that Excel on a Chinese Windows saves "CSV (逗号分隔)" in.
 _ENCODINGS = (("utf-8-sig", "utf8"), ("gb18030", "gb18030"))
 _HASH_BLOCK = 1 << 22
+# Bytes of CSV per Arrow block: blocks are parsed in parallel, and each becomes one chunk of
+# every column, large enough for normalisation to work per distinct value.
+_CSV_BLOCK = 1 << 24
 
 # A month as a month column writes it: 202401, 2024-01, 2024/1, 2024年1月 (a day may follow).
 _MONTH_CELLS = (re.compile(r"^(\d{4})(\d{2})(?:\d{2})?$"),
@@ -275,10 +278,11 @@ def _arrow_csv(path: Path, encoding: str, at: int, width: int,
     keep = [names[i] for i in columns.values()]
     table = pcsv.read_csv(
         path,
-        read_options=pcsv.ReadOptions(skip_rows=at + 1, column_names=names, encoding=encoding),
+        read_options=pcsv.ReadOptions(skip_rows=at + 1, column_names=names, encoding=encoding,
+                                      block_size=_CSV_BLOCK),
         parse_options=pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pcsv.ConvertOptions(
-            include_columns=keep, column_types=dict.fromkeys(keep, pa.string()),
+            include_columns=keep, column_types=dict.fromkeys(keep, pa.large_string()),
             strings_can_be_null=False, quoted_strings_can_be_null=False))
     return {name: table.column(f"c{i}") for name, i in columns.items()}
 
@@ -293,7 +297,7 @@ def _pandas_csv(path: Path, encoding: str, at: int,
         # pandas names the line and the counts of fields, never a cell's content.
         raise SourceError(f"{path}: cannot be read as csv: {str(exc).splitlines()[-1]}") \
             from None
-    return {name: pa.chunked_array([pa.array(frame[i].fillna(""), type=pa.string())])
+    return {name: pa.chunked_array([pa.array(frame[i].fillna(""), type=pa.large_string())])
             for name, i in columns.items()}
 
 

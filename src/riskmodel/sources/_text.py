@@ -58,7 +58,8 @@ def normalise_text(text: object) -> str:
 
 
 def normalise_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
-    """:func:`normalise_text` of every value of a string array; nulls become ``""``.
+    """:func:`normalise_text` of every value of a string array, as ``large_string`` (what a
+    pandas ``string`` column holds); nulls become ``""``.
 
     Work is spent only where it changes something: an all-ASCII chunk skips NFKC (which
     leaves ASCII unchanged) and, when none of its bytes is a space or a control character,
@@ -72,12 +73,13 @@ def normalise_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     """
     if isinstance(values, pa.Array):
         values = pa.chunked_array([values])
-    return pa.chunked_array([_normalise_chunk(c) for c in values.chunks], type=pa.string())
+    return pa.chunked_array([_normalise_chunk(c) for c in values.chunks],
+                            type=pa.large_string())
 
 
 def _normalise_chunk(chunk: pa.Array) -> pa.Array:
-    if not pa.types.is_string(chunk.type):
-        chunk = chunk.cast(pa.string())
+    if not pa.types.is_large_string(chunk.type):
+        chunk = chunk.cast(pa.large_string())
     chunk = chunk.fill_null("")
     if pc.all(pc.string_is_ascii(chunk)).as_py() is not False:
         return _without_whitespace(chunk) if _may_hold_whitespace(chunk) else chunk
@@ -92,8 +94,8 @@ def _may_hold_whitespace(chunk: pa.Array) -> bool:
     """Whether an ASCII chunk has a byte that could be whitespace (space or control)."""
     if chunk.buffers()[2] is None:
         return False
-    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32,
-                            count=len(chunk) + 1, offset=4 * chunk.offset)
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64,
+                            count=len(chunk) + 1, offset=8 * chunk.offset)
     data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
     return bool((data <= 0x20).any())
 
@@ -108,5 +110,6 @@ def drop_midnight(values: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def string_series(values: pa.ChunkedArray) -> pd.Series:
-    """A normalised Arrow column as a pandas ``string`` Series."""
-    return pd.Series(pd.array(values, dtype="string"))
+    """A normalised (``large_string``) Arrow column as a pandas ``string`` Series, without a
+    copy."""
+    return pd.Series(pd.arrays.ArrowStringArray(values))
