@@ -20,6 +20,7 @@ has for it on 2 cores.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -219,8 +220,9 @@ def measure(reader: str, path: Path, cache: Path | None = None) -> dict:
     if done.returncode:
         raise SystemExit(f"{reader} on {path.name} failed ({done.returncode})")
     persons, seconds = text.split()
-    return {"persons": int(persons), "seconds": float(seconds),
-            "peak_gib": done.peak_bytes / 2 ** 30}
+    return {"persons": int(persons), "seconds": float(seconds), "cpu": done.cpu_seconds,
+            "wall": done.seconds, "peak_gib": done.peak_bytes / 2 ** 30,
+            "load": os.getloadavg()[0]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -272,11 +274,13 @@ def main(argv: list[str] | None = None) -> None:
         if not args.workdir:
             shutil.rmtree(folder, ignore_errors=True)
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    print(f"\n{cpu} cores; persons/s (read time in the process), peak resident memory")
+    print(f"\n{cpu} cores; read time in the process (persons/s), the process's wall and CPU "
+          "time, peak resident memory, 1-minute load average after it")
     for fmt, households, reader, r in results:
         print(f"{fmt:5s} {households:>9,d} households {r['persons']:>10,d} persons  "
               f"{reader:42s} {r['seconds']:7.1f} s {r['persons'] / r['seconds']:>12,.0f}/s "
-              f"peak {r['peak_gib']:.2f} GiB")
+              f"wall {r['wall']:6.1f} s CPU {r['cpu']:6.1f} s peak {r['peak_gib']:.2f} GiB "
+              f"load {r['load']:.1f}")
 
 
 if __name__ == "__main__":

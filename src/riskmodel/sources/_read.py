@@ -250,11 +250,8 @@ def _parse_csv(path: Path, spec: _Spec) -> Parsed:
         at, kind, columns, unmapped = found
         try:
             table = _arrow_csv(path, arrow_name, at, len(rows[at]), columns)
-        except pa.ArrowInvalid as exc:
-            if "invalid UTF8" in str(exc) and arrow_name == "utf8":
-                continue
-            # Blank lines or ragged rows: the slow reader keeps the file's numbering.
-            table = _pandas_csv(path, python_name, at, columns)
+        except _NotUtf8:
+            continue
         logger.info("%s: %s, read as %s, header on line %d", path, kind, arrow_name, at + 1)
         return _finish(path, table, at, kind, columns, unmapped, rows[at], sheet=None)
     raise SourceError(f"{path}: cannot be read as csv: its text is neither UTF-8 nor GB18030 "
@@ -272,19 +269,35 @@ def _first_lines(path: Path, n: int) -> bytes:
     return b"".join(lines)
 
 
+class _NotUtf8(Exception):
+    pass
+
+
 def _arrow_csv(path: Path, encoding: str, at: int, width: int,
                columns: dict[str, int]) -> dict[str, pa.ChunkedArray]:
+    """The mapped columns by Arrow's reader; when a quoted cell holds a line break (which
+    the fast reading of blocks in parallel forbids), again allowing them; when a line is
+    blank or has another number of cells than the header, by pandas, which keeps the
+    numbering of rows."""
     names = [f"c{i}" for i in range(width)]
     keep = [names[i] for i in columns.values()]
-    table = pcsv.read_csv(
-        path,
-        read_options=pcsv.ReadOptions(skip_rows=at + 1, column_names=names, encoding=encoding,
-                                      block_size=_CSV_BLOCK),
-        parse_options=pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
-        convert_options=pcsv.ConvertOptions(
-            include_columns=keep, column_types=dict.fromkeys(keep, pa.large_string()),
-            strings_can_be_null=False, quoted_strings_can_be_null=False))
-    return {name: table.column(f"c{i}") for name, i in columns.items()}
+    for newlines_in_values in (False, True):
+        try:
+            table = pcsv.read_csv(
+                path,
+                read_options=pcsv.ReadOptions(skip_rows=at + 1, column_names=names,
+                                              encoding=encoding, block_size=_CSV_BLOCK),
+                parse_options=pcsv.ParseOptions(newlines_in_values=newlines_in_values,
+                                                ignore_empty_lines=False),
+                convert_options=pcsv.ConvertOptions(
+                    include_columns=keep, column_types=dict.fromkeys(keep, pa.large_string()),
+                    strings_can_be_null=False, quoted_strings_can_be_null=False))
+            return {name: table.column(f"c{i}") for name, i in columns.items()}
+        except pa.ArrowInvalid as exc:
+            # Arrow's message quotes the offending line: never shown (personal data).
+            if "invalid UTF8" in str(exc) and encoding == "utf8":
+                raise _NotUtf8 from None
+    return _pandas_csv(path, "utf-8-sig" if encoding == "utf8" else encoding, at, columns)
 
 
 def _pandas_csv(path: Path, encoding: str, at: int,
@@ -349,7 +362,7 @@ def _finish(path: Path, table: dict[str, pa.ChunkedArray], at: int, kind: str,
 
 
 def _column_month(path: Path, frame: pd.DataFrame, header: str) -> str | None:
-    values = [v for v in pd.unique(frame["month"].to_numpy()) if v]
+    values = [v for v in pc.unique(pa.array(frame["month"].array)).to_pylist() if v]
     months = set()
     for value in values:
         month = _cell_month(value)

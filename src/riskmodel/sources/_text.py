@@ -61,10 +61,10 @@ def normalise_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     """:func:`normalise_text` of every value of a string array, as ``large_string`` (what a
     pandas ``string`` column holds); nulls become ``""``.
 
-    Work is spent only where it changes something: an all-ASCII chunk skips NFKC (which
-    leaves ASCII unchanged) and, when none of its bytes is a space or a control character,
-    the whitespace removal too; a chunk of few distinct values (a vocabulary, a village) is
-    normalised once per distinct value.
+    Work is spent only where it changes something: a chunk of ASCII and common Chinese
+    characters without spaces is returned as it is (NFKC keeps them), an all-ASCII chunk
+    skips NFKC, and a chunk of few distinct values (a vocabulary, a village) is normalised
+    once per distinct value.
 
     Examples
     --------
@@ -80,24 +80,42 @@ def normalise_array(values: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
 def _normalise_chunk(chunk: pa.Array) -> pa.Array:
     if not pa.types.is_large_string(chunk.type):
         chunk = chunk.cast(pa.large_string())
-    chunk = chunk.fill_null("")
-    if pc.all(pc.string_is_ascii(chunk)).as_py() is not False:
-        return _without_whitespace(chunk) if _may_hold_whitespace(chunk) else chunk
+    if chunk.null_count:
+        chunk = chunk.fill_null("")
+    clean, ascii_only = _bytes_check(chunk)
+    if clean:
+        return chunk
+    if ascii_only:
+        return _without_whitespace(chunk)
     sample = chunk.slice(0, _SAMPLE)
     if len(chunk) > _SAMPLE and pc.count_distinct(sample).as_py() < _FEW * len(sample):
         encoded = pc.dictionary_encode(chunk)
-        return pc.take(_normalise_chunk(encoded.dictionary), encoded.indices)
+        normalised = _normalise_chunk(encoded.dictionary)
+        if normalised.equals(encoded.dictionary):
+            return chunk
+        return pc.take(normalised, encoded.indices)
     return _without_whitespace(pc.utf8_normalize(chunk, "NFKC"))
 
 
-def _may_hold_whitespace(chunk: pa.Array) -> bool:
-    """Whether an ASCII chunk has a byte that could be whitespace (space or control)."""
+def _bytes_check(chunk: pa.Array) -> tuple[bool, bool]:
+    """(nothing to change, only ASCII), from the chunk's bytes.
+
+    Nothing changes when no byte is a space or a control character and every character is
+    ASCII or a CJK unified ideograph (U+4E00-U+9FFF, lead bytes E4-E9), all of which NFKC
+    keeps; a chunk of other characters is normalised.
+    """
     if chunk.buffers()[2] is None:
-        return False
+        return True, True
     offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64,
                             count=len(chunk) + 1, offset=8 * chunk.offset)
     data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    return bool((data <= 0x20).any())
+    spaces = bool((data <= 0x20).any())
+    if not (data >= 0x80).any():
+        return not spaces, True
+    if spaces:
+        return False, False
+    leads = data[data >= 0xC0]
+    return bool(((leads >= 0xE4) & (leads <= 0xE9)).all()), False
 
 
 def _without_whitespace(chunk: pa.Array) -> pa.Array:
