@@ -273,3 +273,21 @@ def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, caplog):
     third, _ = read_sources(sources, cache_dir=cache)
     assert third[0].from_cache
     assert _same(again, first) and _same(third, first)
+
+
+@pytest.mark.parametrize("repeat", [1, 20_001])
+def test_cells_are_normalised_alike_on_every_path_of_the_vectorised_normalisation(repeat):
+    import pyarrow as pa
+
+    from riskmodel.sources._text import normalise_array, normalise_text
+
+    spaces = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+    cases = [["户编号", "H001", "残疾"],                       # nothing to change
+             ["H 001", "12\t000", ""],                          # ASCII with spaces
+             ["１２，０００", "长期慢性病、残疾", "致贫／返贫风险１"],  # NFKC
+             [f"户{spaces}编号", "\u200b是\ufeff", "（元）"]]         # every whitespace
+    for values in cases:
+        column = pa.chunked_array([pa.array(values * repeat), pa.array([None, values[0]])])
+        expected = [normalise_text(v) for v in values] * repeat + ["", normalise_text(values[0])]
+        assert normalise_array(column).to_pylist() == expected
+    assert normalise_text(f"户{spaces}编号（元）１") == "户编号(元)1"
