@@ -245,10 +245,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.households:
             start = time.perf_counter()
-            csv_path = folder / "csv" / "监测对象信息_20240105.csv"
+            csv_path = folder / f"csv-{args.households}" / "监测对象信息_20240105.csv"
             csv_path.parent.mkdir(parents=True, exist_ok=True)
-            write_csv(person_table(args.households), csv_path)
-            print(f"wrote {csv_path.stat().st_size / 2**20:.0f} MiB of CSV in "
+            if not csv_path.exists():  # a --workdir keeps the table of an earlier run
+                write_csv(person_table(args.households), csv_path)
+            print(f"{csv_path.stat().st_size / 2**20:.0f} MiB of CSV in "
                   f"{time.perf_counter() - start:.1f} s", flush=True)
             cache = folder / "cache"
             shutil.rmtree(cache, ignore_errors=True)
@@ -258,10 +259,11 @@ def main(argv: list[str] | None = None) -> None:
                             measure("read_sources", csv_path, cache)))
         if args.xlsx_households:
             start = time.perf_counter()
-            xlsx_path = folder / "xlsx" / "监测对象信息_20240105.xlsx"
+            xlsx_path = folder / f"xlsx-{args.xlsx_households}" / "监测对象信息_20240105.xlsx"
             xlsx_path.parent.mkdir(parents=True, exist_ok=True)
-            write_xlsx(person_table(args.xlsx_households), xlsx_path)
-            print(f"wrote {xlsx_path.stat().st_size / 2**20:.0f} MiB of xlsx in "
+            if not xlsx_path.exists():
+                write_xlsx(person_table(args.xlsx_households), xlsx_path)
+            print(f"{xlsx_path.stat().st_size / 2**20:.0f} MiB of xlsx in "
                   f"{time.perf_counter() - start:.1f} s", flush=True)
             for reader in args.readers.split(","):
                 label = {"read_sources": "read_sources (fastexcel, mapped columns)",

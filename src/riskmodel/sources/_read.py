@@ -319,19 +319,17 @@ def _parse_xlsx(path: Path, spec: _Spec) -> Parsed:
 
     reader = fastexcel.read_excel(path)
     sheet = reader.sheet_names[0]
-    head = reader.load_sheet(0, header_row=None, skip_rows=0, n_rows=spec.search_rows,
-                             dtypes="string", eager=True)
-    labels = head.schema.names
-    rows = [list(r) for r in zip(*(head.column(i).to_pylist() for i in range(len(labels))),
-                                 strict=True)]
+    # One load of the sheet: fastexcel parses the whole sheet on every load, however few
+    # rows or columns it is asked for.
+    cells = reader.load_sheet(0, header_row=None, skip_rows=0, dtypes="string", eager=True)
+    head = cells.slice(0, spec.search_rows)
+    rows = [list(r) for r in zip(*(c.to_pylist() for c in head.columns), strict=True)]
     found = spec.header(rows)
     if found is None:
         return Parsed(kind=None, reason=spec.not_recognised().reason, sheet=sheet)
     at, kind, columns, unmapped = found
-    keep = list(dict.fromkeys(labels[i] for i in columns.values()))
-    body = reader.load_sheet(0, header_row=None, skip_rows=at + 1, use_columns=keep,
-                             dtypes="string", eager=True)
-    table = {name: drop_midnight(pa.chunked_array([body.column(labels[i])]))
+    body = cells.slice(at + 1)
+    table = {name: drop_midnight(pa.chunked_array([body.column(i)]))
              for name, i in columns.items()}
     logger.info("%s: %s, sheet %r, header on row %d", path, kind, sheet, at + 1)
     return _finish(path, table, at, kind, columns, unmapped, rows[at], sheet=sheet)
