@@ -265,6 +265,9 @@ def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, caplog):
     entries = sorted(p.name for p in cache.iterdir())
     assert entries == [f"{first[0].sha256}-{n}" for n in
                        sorted(p.name.split("-", 1)[1] for p in cache.iterdir())]
+    # Entries hold personal fields: only their owner may read them.
+    assert cache.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in cache.iterdir()} == {0o600}
     table_file = next(cache.glob("*.arrow"))
     table_file.write_bytes(table_file.read_bytes()[:40])
     caplog.set_level(logging.INFO, logger="riskmodel.sources")

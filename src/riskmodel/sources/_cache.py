@@ -4,13 +4,14 @@ An entry is keyed by the file's content (SHA-256 of its bytes) and a fingerprint
 ``sources`` configuration that parsed it: ``<sha256>-<fingerprint>.arrow`` holds the table
 and ``<sha256>-<fingerprint>.json`` what else was read (kind, sheet, headers, the month column's
 month). The table is an uncompressed Arrow IPC file, read memory-mapped: a month's person
-table comes back in a fraction of a second, at the price of disk about the size of its mapped
-columns in the CSV (Parquet took longer to read back than the CSV took to parse). A file
+table comes back in a fraction of a second, at the price of disk a little over the size of
+the CSV (compressed entries and Parquet took longer to read back than the CSV took to parse). A file
 renamed or moved is still found; a file edited, or a configuration changed, is parsed again.
 Both files are written beside their place and renamed into it, the JSON last, so an entry is
 complete or absent; an entry that cannot be read back whole is ignored (and rewritten by the
-next parse). Entries hold personal fields: the folder is created readable by its owner only
-and must never be inside the sources folder or an output others read.
+next parse). Entries hold personal fields: the folder is created, and each entry written,
+readable by its owner only; it must never be inside the sources folder or an output others
+read.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ def _write_atomic(path: Path, write) -> None:
     tmp = temp_beside(path)
     try:
         write(tmp)
+        os.chmod(tmp, 0o600)
         fsync_path(tmp)
         os.replace(tmp, path)
     finally:

@@ -218,9 +218,13 @@ def _source_files(directory: Path) -> list[Path]:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_HASH_BLOCK):
-            digest.update(block)
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(_HASH_BLOCK):
+                digest.update(block)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror or exc.__class__.__name__})."
+                          ) from None
     return digest.hexdigest()
 
 
