@@ -359,7 +359,8 @@ def _finish(path: Path, table: dict[str, pa.ChunkedArray], at: int, kind: str,
     frame[ROW] = rows if keep is None else rows[filled]
     month = _column_month(path, frame, headers[columns["month"]]) if "month" in frame else None
     return Parsed(kind=kind, sheet=sheet, column_month=month,
-                  headers={name: str(headers[i]).strip() for name, i in columns.items()},
+                  headers={name: str(headers[i]).strip().lstrip("\ufeff")
+                           for name, i in columns.items()},
                   unmapped=unmapped, frame=frame)
 
 

@@ -23,11 +23,11 @@ import pyarrow.compute as pc
 INVISIBLE = ("[\t-\r\x1c- \x85\xa0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000"
              "\ufeff]")
 _INVISIBLE = re.compile(INVISIBLE)
-# A date cell of a workbook read as text: midnight carries no information.
-# Chunks longer than _SAMPLE whose first _SAMPLE values are less than _FEW distinct are
-# normalised through their dictionary of distinct values.
+# Chunks longer than _SAMPLE whose first _SAMPLE values hold fewer than _FEW * _SAMPLE
+# distinct ones are normalised through their dictionary of distinct values.
 _SAMPLE = 10_000
 _FEW = 0.5
+# A date cell of a workbook read as text: midnight carries no information.
 _MIDNIGHT = r"^(\d{4}-\d{2}-\d{2})[ T]00:00:00$"
 
 
