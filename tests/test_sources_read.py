@@ -294,3 +294,36 @@ def test_cells_are_normalised_alike_on_every_path_of_the_vectorised_normalisatio
         expected = [normalise_text(v) for v in values] * repeat + ["", normalise_text(values[0])]
         assert normalise_array(column).to_pylist() == expected
     assert normalise_text(f"户{spaces}编号（元）１") == "户编号(元)1"
+
+
+def test_line_breaks_in_cells_across_arrow_blocks_are_read_whole(tmp_path, monkeypatch):
+    from riskmodel.sources import _read
+
+    monkeypatch.setattr(_read, "_CSV_BLOCK", 1 << 10)  # many blocks from a small file
+    lines = ["户编号,劳动技能,健康状况,备注"] + [
+        f'H{i},普通劳动力,健康,"第{i}行\n续"' if i % 5 == 0 else f"H{i},无劳动力,残疾,"
+        for i in range(400)]
+    (tmp_path / "人员_202401.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    frame = read_one(tmp_path).frame
+    assert frame["household_id"].tolist() == [f"H{i}" for i in range(400)]
+    assert frame["_row"].tolist() == list(range(2, 402))
+
+
+def test_ragged_rows_are_read_and_errors_never_quote_a_cell(tmp_path):
+    marker = "110101199001011234"
+    write_csv(tmp_path / "a" / "人员_202401.csv",
+              [[*PERSON_HEADERS, "证件号码"], ["H1", "普通劳动力"],
+               ["H2", "无劳动力", "健康", marker]])
+    assert read_one(tmp_path / "a").frame.to_dict("list") == {
+        "household_id": ["H1", "H2"], "person_id": ["", marker], "health": ["", "健康"],
+        "labor_skill": ["普通劳动力", "无劳动力"], "_row": [2, 3]}
+    write_csv(tmp_path / "b" / "人员_202401.csv",
+              [[*PERSON_HEADERS, "证件号码"], ["H1", "普通劳动力", "健康", marker, marker]])
+    with pytest.raises(SourceError, match="row 2 has more cells than the header") as caught:
+        read_sources(tmp_path / "b")
+    assert marker not in str(caught.value) and "\n" not in str(caught.value)
+    write_csv(tmp_path / "c" / "人员_202401.csv",
+              [[*PERSON_HEADERS, "证件号码"], [], ["H1", "普通劳动力", "健康", marker, "", marker]])
+    with pytest.raises(SourceError, match=r"line 3, saw 6 \(the header has 4 cells\)") as caught:
+        read_sources(tmp_path / "c")
+    assert marker not in str(caught.value)

@@ -301,20 +301,32 @@ def _arrow_csv(path: Path, encoding: str, at: int, width: int,
             # Arrow's message quotes the offending line: never shown (personal data).
             if "invalid UTF8" in str(exc) and encoding == "utf8":
                 raise _NotUtf8 from None
-    return _pandas_csv(path, "utf-8-sig" if encoding == "utf8" else encoding, at, columns)
+    return _pandas_csv(path, "utf-8-sig" if encoding == "utf8" else encoding, at, width,
+                       columns)
 
 
-def _pandas_csv(path: Path, encoding: str, at: int,
+def _pandas_csv(path: Path, encoding: str, at: int, width: int,
                 columns: dict[str, int]) -> dict[str, pa.ChunkedArray]:
+    """The mapped columns of a CSV with blank lines or rows of other lengths than the header's.
+
+    A short row reads as blanks in its missing cells; a row with a filled cell right of the
+    header's last column is an error (an unquoted comma in a cell would shift every cell
+    after it into the wrong column).
+    """
     try:
-        frame = pd.read_csv(path, header=None, skiprows=at + 1, usecols=list(columns.values()),
-                            dtype=str, keep_default_na=False, encoding=encoding,
-                            skip_blank_lines=False)
+        frame = pd.read_csv(path, header=None, names=list(range(width + 1)), index_col=False,
+                            skiprows=at + 1, dtype=str, keep_default_na=False,
+                            encoding=encoding, skip_blank_lines=False)
     except pd.errors.ParserError as exc:
-        # pandas names the line and the counts of fields, never a cell's content.
-        raise SourceError(f"{path}: cannot be read as csv: {str(exc).splitlines()[-1]}") \
-            from None
-    return {name: pa.chunked_array([pa.array(frame[i].fillna(""), type=pa.large_string())])
+        # pandas names the line and the counts of cells, never a cell's content.
+        raise SourceError(f"{path}: cannot be read as csv: {str(exc).splitlines()[-1]} "
+                          f"(the header has {width} cells).") from None
+    beyond = np.flatnonzero(frame[width].to_numpy() != "")
+    if len(beyond):
+        raise SourceError(f"{path}: row {at + 2 + beyond[0]} has more cells than the header "
+                          f"({width}); quote cells that hold a comma, or save the file again "
+                          "from Excel.")
+    return {name: pa.chunked_array([pa.array(frame[i], type=pa.large_string())])
             for name, i in columns.items()}
 
 
