@@ -54,3 +54,9 @@ class TooFewScoredError(RiskModelError):
     be scored (too little income history, income columns left empty, all under the line)."""
 
     exit_code = 6
+
+
+class SourceError(RiskModelError):
+    """A county source file cannot be read: unreadable, or no download month, or several."""
+
+    exit_code = 2
