@@ -19,6 +19,11 @@ class LedgerError(RiskModelError):
     exit_code = 2
 
 
+class SourceError(LedgerError):
+    """A county's export cannot be ingested: an unreadable file, no download month, no person
+    table."""
+
+
 class TrainingDataError(RiskModelError):
     """The ledger cannot train a model: too few months or positive labels."""
 

@@ -1,0 +1,400 @@
+"""Persons to households: the person tables of every download month become the ledger.
+
+One row per household (户编号, kept as text) and download month. Persons are grouped by integer
+codes (the household's and the month's), so counts are ``numpy.bincount`` and a household's
+fields are read from its first row; no Python loop runs over persons or households. A
+household-month whose member rows disagree on a household-level field, or any of whose persons
+cannot be read, is quarantined whole: persons in = persons aggregated + persons quarantined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..config import Config, SourcesConfig
+from ..errors import SourceError
+from ..ledger import EVENTS, LEDGER_COLUMNS
+from ..months import month_label
+from . import _values as values
+from ._feeds import Groups, read_migrants, read_warnings
+from ._table import SourceTable
+
+RECORDED_RISKS = [f"recorded_risk_{i}" for i in range(1, 6)]
+ANNUAL = ["annual_inc_wage", "annual_inc_business", "annual_inc_property", "annual_inc_transfer",
+          "annual_exp_medical_oop", "annual_income_pc", "annual_income_total"]
+#: Fields every member row of a household repeats; rows that disagree quarantine the household.
+HOUSEHOLD_FIELDS = ["province", "county", "township", "village", "household_type",
+                    "monitoring_category", "identified_month", "risk_eliminated",
+                    "eliminated_month", *RECORDED_RISKS, "housing_unsafe", "water_safe",
+                    *ANNUAL, "annual_income_year"]
+#: Columns the ledger carries beside the contract's, in this order (docs/ledger.md).
+RECORDED_COLUMNS = ["wage_migrant", *ANNUAL, "annual_income_year", "annual_recorded_month",
+                    "identified_month", "eliminated_month", "monitoring_category",
+                    *RECORDED_RISKS]
+#: Columns of the person quarantine.
+QUARANTINE_COLUMNS = ["file", "sheet", "row", "month", "household_id", "field", "rule", "value"]
+#: The value written in the quarantine in place of a personal field's.
+MASK = "***"
+PLACES = ["county", "township", "village"]
+ELDERLY_AGE, CHILD_AGE = 60, 16
+
+
+@dataclass
+class Households:
+    """What the person tables made: the ledger, the person quarantine, the report's parts."""
+
+    ledger: pd.DataFrame
+    quarantine: pd.DataFrame
+    report: dict = field(default_factory=dict)
+
+
+def _sources(config: Config | SourcesConfig) -> SourcesConfig:
+    return config.sources if isinstance(config, Config) else config
+
+
+def _parser(field_name: str, sources: SourcesConfig):
+    """The reader of one household-level field: distinct texts -> values (NA unreadable)."""
+    vocab = sources.values.get("recorded_risk" if field_name in RECORDED_RISKS else field_name)
+    if field_name in values.MONEY:
+        return lambda s, u: values.money(field_name, s, u)
+    if field_name in values.MONTHS:
+        return lambda s, u: values.months(field_name, s, u)
+    if field_name == "annual_income_year":
+        return lambda s, u: values.years(field_name, s, u)
+    if field_name in values.FLAGS:
+        return lambda s, u: values.flags(field_name, s, vocab or {}, u)
+    if vocab is not None:
+        return lambda s, u: values.vocabulary(field_name, s, vocab, u)
+    return lambda s, u: s.astype("string")
+
+
+def _concat_persons(tables: list[SourceTable], positions: list[int]) -> tuple[pd.DataFrame, int]:
+    """Every person row, with ``_t`` (the table's position), ``_row`` and ``_m`` (the month
+    number); blank rows (every field empty) dropped and counted."""
+    frames = []
+    for pos in positions:
+        table = tables[pos]
+        year, month = table.month.split("-")
+        frame = table.frame.copy(deep=False)
+        frame["_t"] = np.int32(pos)
+        frame["_m"] = np.int64(int(year) * 12 + int(month) - 1)
+        frames.append(frame)
+    persons = pd.concat(frames, ignore_index=True, copy=False)
+    cells = [c for c in persons.columns if not c.startswith("_")]
+    for c in cells:
+        if persons[c].hasnans:
+            persons[c] = persons[c].fillna("")
+    blank = np.ones(len(persons), dtype=bool)
+    for c in cells:
+        blank &= (persons[c] == "").to_numpy(dtype=bool)
+    if blank.any():
+        persons = persons.loc[~blank].reset_index(drop=True)
+    return persons, int(blank.sum())
+
+
+@dataclass
+class _Field:
+    """A household-level field read once: codes per row, distinct texts, their values."""
+
+    codes: np.ndarray
+    texts: np.ndarray
+    parsed: pd.Series  # one value per distinct text
+    keys: np.ndarray  # comparison key per distinct text (equal values, equal key)
+
+
+def _read_field(name: str, series: pd.Series, sources: SourcesConfig,
+                unknown: values.Unknown) -> _Field:
+    codes, texts = pd.factorize(series, use_na_sentinel=False)
+    texts = np.asarray(texts, dtype=object)
+    seen = values.Unknown()
+    parsed = _parser(name, sources)(pd.Series(texts, dtype="string"), seen)
+    if seen.counts.get(name):
+        rows = np.bincount(codes, minlength=len(texts))
+        where = {t: i for i, t in enumerate(texts)}
+        bad = list(seen.counts[name])
+        unknown.add(name, np.array(bad, dtype=object), rows[[where[b] for b in bad]])
+    # Two spellings of one value agree (12,000 and 12000); an unreadable text is its own value.
+    known = parsed.notna().to_numpy(dtype=bool)
+    canon = np.where(known, parsed.astype(object).astype(str).to_numpy(), "\0" + texts)
+    keys = pd.factorize(canon)[0]
+    return _Field(codes, texts, parsed.reset_index(drop=True), keys)
+
+
+def households_from_tables(tables: list[SourceTable],
+                           config: Config | SourcesConfig) -> Households:
+    """Aggregate the person tables into the ledger; join the migrant table and the warnings.
+
+    Parameters
+    ----------
+    tables : list of SourceTable
+        Every table read from the sources folder (:func:`riskmodel.sources.read_sources`).
+    config : Config or SourcesConfig
+        Vocabularies, separators and warning rules (``sources``).
+
+    Returns
+    -------
+    Households
+        ``ledger`` (the contract's columns, then :data:`RECORDED_COLUMNS`, sorted by
+        household and month), ``quarantine`` (:data:`QUARANTINE_COLUMNS`, personal values
+        masked) and ``report`` (months, persons, quarantine counts, unknown values, warnings,
+        migrants).
+
+    Raises
+    ------
+    SourceError
+        No person table among ``tables``.
+    """
+    sources = _sources(config)
+    unknown = values.Unknown(sources.personal)
+    positions = [i for i, t in enumerate(tables) if t.kind == "persons"]
+    if not positions:
+        raise SourceError("no person table found among the sources (a table whose headers "
+                          "include 户编号, 劳动技能 and 健康状况); nothing to ingest.")
+    persons, blank_rows = _concat_persons(tables, positions)
+    n = len(persons)
+    col = lambda name: values.column(persons, name)  # noqa: E731
+    month_no = persons["_m"].to_numpy()
+
+    # Persons with a household, grouped by (household, month) integer codes, sorted.
+    hid = col("household_id")
+    has_hid = (hid != "").to_numpy(dtype=bool)
+    idx = np.flatnonzero(has_hid)
+    groups = Groups.build(hid.to_numpy(dtype=object)[idx], month_no[idx])
+    gid = groups.gid
+    n_groups = groups.size
+    order = np.argsort(gid, kind="stable")
+    sorted_gid = gid[order]
+    starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]])
+    first = idx[order[starts]]  # the first person row of each group
+
+    # Per-person readings.
+    vocab = sources.values
+    person_id = col("person_id")
+    born = values.birth_months(col("birth_date"), person_id)
+    age = (month_no - born) // 12
+    labor = values.vocabulary("labor_skill", col("labor_skill"), vocab["labor_skill"], unknown)
+    school = values.vocabulary("schooling", col("schooling"), vocab["schooling"], unknown)
+    grade = values.vocabulary("disability_grade", col("disability_grade"),
+                              vocab["disability_grade"], unknown)
+    health = values.health(col("health"), vocab["health"], sources.separators, unknown)
+    flag = {name: values.flags(name, col(name), vocab[name], unknown,
+                               numbers=name == "welfare_job").fillna(False).to_numpy(dtype=bool)
+            for name in ["dropout", "working", "dibao", "tekun", "welfare_job"]}
+
+    # The person rules, first broken first.
+    rule = np.full(n, None, dtype=object)
+    rule_field = np.full(n, None, dtype=object)
+    rule_value = np.full(n, "", dtype=object)
+    rule[~has_hid], rule_field[~has_hid] = "household_id_missing", "household_id"
+    no_birth = has_hid & (born < 0)
+    rule[no_birth], rule_field[no_birth] = "birth_date_unreadable", "birth_date"
+    rule_value[no_birth] = col("birth_date").to_numpy(dtype=object)[no_birth]
+    pid = person_id.to_numpy(dtype=object)[idx]
+    pid_codes = pd.factorize(pid)[0].astype("int64")
+    twice = pd.Series(gid.astype("int64") * (int(pid_codes.max(initial=0)) + 1) + pid_codes)
+    dup = twice.duplicated(keep=False).to_numpy() & (pid != "")
+    dup_rows = idx[dup & (rule[idx] == None)]  # noqa: E711
+    rule[dup_rows], rule_field[dup_rows], rule_value[dup_rows] = (
+        "person_duplicated", "person_id", MASK)
+
+    # Household-level fields: read once, compared across each group's rows.
+    fields = {name: _read_field(name, col(name), sources, unknown) for name in HOUSEHOLD_FIELDS}
+    disagree = np.full(n_groups, None, dtype=object)
+    for name in HOUSEHOLD_FIELDS:
+        f = fields[name]
+        key = f.keys[f.codes[idx[order]]]
+        differs = key != key[starts][sorted_gid]
+        at = np.flatnonzero(differs)
+        if not len(at):
+            continue
+        groups_at, where = np.unique(sorted_gid[at], return_index=True)
+        new = disagree[groups_at] == None  # noqa: E711
+        groups_at, where = groups_at[new], where[new]
+        one = f.texts[f.codes[first[groups_at]]]
+        other = f.texts[f.codes[idx[order[at[where]]]]]
+        disagree[groups_at] = [f"{name}: {a} | {b}" for a, b in zip(one, other, strict=True)]
+        _set_group_rule(rule, rule_field, rule_value, idx, gid, groups_at, "household_disagrees",
+                        name, disagree)
+    for name in PLACES:
+        # The ledger needs every household's place; a blank one cannot be guessed.
+        blank = fields[name].texts[fields[name].codes[first]] == ""
+        at = np.flatnonzero(blank & (disagree == None))  # noqa: E711
+        disagree[at] = ""
+        _set_group_rule(rule, rule_field, rule_value, idx, gid, at, "place_missing", name,
+                        disagree)
+
+    ruled = rule[idx] != None  # noqa: E711
+    bad_group = np.bincount(gid, weights=ruled, minlength=n_groups) > 0
+    members_of_bad = idx[bad_group[gid] & ~ruled]
+    rule[members_of_bad] = "member_of_quarantined_household"
+    rule_field[members_of_bad] = "household_id"
+
+    # Feeds: the migrant table (wages, workers) and the warnings (events, flags).
+    lookup = groups.person_lookup(pid, idx)
+    migrants = read_migrants(tables, groups, lookup, sources, unknown, n)
+    warnings = read_warnings(tables, groups, lookup, sources, unknown)
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(gid, weights=mask[idx], minlength=n_groups).astype("int16")
+
+    disabled = health["disabled"]
+    working = flag["working"] | migrants.working_persons
+    counts = {
+        "members": np.bincount(gid, minlength=n_groups).astype("int16"),
+        "labor_full": count((labor == "full").fillna(False).to_numpy(dtype=bool)),
+        "labor_partial": count((labor == "partial").fillna(False).to_numpy(dtype=bool)),
+        "elderly": count((born >= 0) & (age >= ELDERLY_AGE)),
+        "children": count((born >= 0) & (age < CHILD_AGE)),
+        "students_compulsory": count((school == "compulsory").fillna(False).to_numpy(bool)),
+        "students_noncompulsory": count((school == "noncompulsory").fillna(False)
+                                        .to_numpy(bool)),
+        "chronic_ill": count(health["chronic_ill"]),
+        "serious_ill": count(health["serious_ill"]),
+        "disabled": count(disabled),
+        "disabled_severe": count(disabled & grade.isin(["1", "2"]).fillna(False)
+                                 .to_numpy(bool)),
+        "migrant_workers": count(working),
+    }
+    dropouts = count(flag["dropout"])
+    dibao = (count(flag["dibao"] | flag["tekun"]) > 0) | warnings.columns["dibao"]
+    welfare_job = count(flag["welfare_job"]) > 0
+
+    def household(name: str) -> pd.Series:
+        f = fields[name]
+        return f.parsed.take(f.codes[first]).reset_index(drop=True)
+
+    category = household("monitoring_category")
+    eliminated = household("risk_eliminated").fillna(False).to_numpy(dtype=bool)
+    monitored = (category.notna() & (category != values.NONE)).to_numpy(dtype=bool)
+    kind = household("household_type")
+    household_type = np.where(monitored & ~eliminated, "monitored",
+                              np.where((kind == "exited").fillna(False).to_numpy(bool),
+                                       "exited", "general"))
+    housing_safe = ~household("housing_unsafe").astype("boolean")
+    housing_safe[warnings.columns["housing_unsafe"]] = False
+    water_safe = household("water_safe").astype("boolean")
+    water_safe[warnings.columns["water_unsafe"]] = False
+
+    def text(name: str) -> pd.Series:
+        out = household(name).astype("string")
+        return out.mask(out == values.NONE).astype("str")
+
+    nan = np.full(n_groups, np.nan)
+    frame = {
+        "household_id": pd.Series(groups.households, dtype="str"),
+        "month": pd.Series(month_label(groups.months), dtype="str"),
+        "province": household("province").replace("", pd.NA).astype("str"),
+        **{p: household(p).astype("str") for p in PLACES},
+        "household_type": pd.Series(household_type, dtype="str"),
+        **counts,
+        **{c: nan for c in ["inc_wage", "inc_business", "inc_property", "inc_transfer",
+                            "exp_medical_oop", "exp_education"]},
+        "insured_all": pd.array(np.full(n_groups, pd.NA), dtype="boolean"),
+        "housing_safe": housing_safe.array,
+        "water_safe": water_safe.array,
+        "dropouts": dropouts,
+        "dibao": dibao,
+        "welfare_job": welfare_job,
+        "temp_assistance": nan,
+        **{e: warnings.columns[e] for e in EVENTS},
+        "wage_migrant": migrants.wage,
+        **{a: household(a).astype("float64") for a in ANNUAL},
+        "annual_income_year": household("annual_income_year").astype("Int64"),
+        "identified_month": text("identified_month"),
+        "eliminated_month": text("eliminated_month"),
+        "monitoring_category": text("monitoring_category"),
+        **{r: text(r) for r in RECORDED_RISKS},
+    }
+    ledger = pd.DataFrame(frame)
+    ledger["annual_recorded_month"] = recorded_month(ledger, groups.hcodes, groups.months)
+    ledger = ledger.loc[~bad_group].reset_index(drop=True)
+    ledger = ledger[[*LEDGER_COLUMNS, *RECORDED_COLUMNS]]
+
+    quarantine = _quarantine(tables, persons, rule, rule_field, rule_value, hid)
+    report = _report(persons, month_no, rule, ledger, groups, bad_group, blank_rows,
+                     unknown, migrants.report, warnings.report, sources)
+    return Households(ledger, quarantine, report)
+
+
+def _set_group_rule(rule, rule_field, rule_value, idx, gid, groups_at, name, field_name,
+                    value_by_group) -> None:
+    """Give every person of ``groups_at`` without a rule yet the household's rule."""
+    chosen = np.zeros(int(gid.max(initial=-1)) + 1, dtype=bool)
+    chosen[groups_at] = True
+    rows = idx[chosen[gid] & (rule[idx] == None)]  # noqa: E711
+    rule[rows], rule_field[rows] = name, field_name
+    rule_value[rows] = value_by_group[gid[np.searchsorted(idx, rows)]]
+
+
+def recorded_month(ledger: pd.DataFrame, hcodes: np.ndarray, months: np.ndarray) -> pd.Series:
+    """``annual_recorded_month``: the first month of the current run of identical annual
+    figures of each household, looking only backwards (rows sorted by household, month).
+
+    A household-month whose figures are all blank has none (NA) and does not break the run; a
+    figure repeated after a gap keeps its first month; a changed figure starts a new run.
+    """
+    columns = [*ANNUAL, "annual_income_year"]
+    filled = ledger[columns].notna().any(axis=1).to_numpy()
+    key = np.zeros(len(ledger), dtype="int64")
+    for c in columns:
+        codes, uniques = pd.factorize(ledger[c], use_na_sentinel=True)
+        key = pd.factorize(key * (len(uniques) + 1) + codes + 1)[0].astype("int64")
+    at = np.flatnonzero(filled)
+    h, k = hcodes[at], key[at]
+    new = np.r_[True, (h[1:] != h[:-1]) | (k[1:] != k[:-1])] if len(at) else np.zeros(0, bool)
+    run_start = at[np.flatnonzero(new)][np.cumsum(new) - 1]
+    out = np.full(len(ledger), None, dtype=object)
+    out[at] = month_label(months[run_start])
+    return pd.Series(out, dtype="str")
+
+
+def _quarantine(tables, persons, rule, rule_field, rule_value, hid) -> pd.DataFrame:
+    at = np.flatnonzero(rule != None)  # noqa: E711
+    t = persons["_t"].to_numpy()[at]
+    paths = np.array([tables[i].path for i in range(len(tables))], dtype=object)
+    sheets = np.array([tables[i].sheet for i in range(len(tables))], dtype=object)
+    household_id = hid.to_numpy(dtype=object)[at]
+    out = pd.DataFrame({
+        "file": pd.Series(paths[t], dtype="str"),
+        "sheet": pd.Series(sheets[t], dtype="str"),
+        "row": persons["_row"].to_numpy(dtype="int64")[at],
+        "month": pd.Series(month_label(persons["_m"].to_numpy()[at]), dtype="str"),
+        "household_id": pd.Series(np.where(household_id == "", None, household_id), dtype="str"),
+        "field": pd.Series(rule_field[at], dtype="str"),
+        "rule": pd.Series(rule[at], dtype="str"),
+        "value": pd.Series(rule_value[at], dtype="str"),
+    })
+    return out.sort_values(["file", "row"], kind="stable").reset_index(drop=True)
+
+
+def _report(persons, month_no, rule, ledger, groups, bad_group, blank_rows, unknown,
+            migrants, warnings, sources) -> dict:
+    quarantined = rule != None  # noqa: E711
+    months = {}
+    for number in np.unique(month_no):
+        label = month_label(number)
+        here = month_no == number
+        months[label] = {
+            "persons": int(here.sum()),
+            "persons_aggregated": int((here & ~quarantined).sum()),
+            "persons_quarantined": int((here & quarantined).sum()),
+            "households": int((ledger["month"] == label).sum()),
+            "households_quarantined": int((bad_group & (groups.months == number)).sum()),
+        }
+    by_rule = pd.Series(rule[quarantined]).value_counts()
+    return {
+        "months": months,
+        "persons_in": len(persons),
+        "persons_aggregated": int((~quarantined).sum()),
+        "persons_quarantined": int(quarantined.sum()),
+        "blank_rows": blank_rows,
+        "quarantined_by_rule": {str(k): int(by_rule[k]) for k in sorted(by_rule.index)},
+        "unknown_values": unknown.as_dict(list(sources.headers)),
+        "warnings": warnings,
+        "migrants": migrants,
+        "households": int(ledger["household_id"].nunique()),
+        "household_months": len(ledger),
+    }
