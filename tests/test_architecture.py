@@ -27,6 +27,7 @@ SRC = Path(riskmodel.__file__).resolve().parent
 LAYERS = [
     ("ground", {"clock", "config", "errors", "months", "fonts", "_version"}),
     ("ledger", {"ledger"}),
+    ("county sources", {"sources"}),
     ("model", {"model"}),
     ("explanations and synthetic ledgers", {"explain", "synthetic"}),
     ("scoring and plans", {"scoring", "plan"}),

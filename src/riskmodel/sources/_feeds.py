@@ -103,7 +103,7 @@ def _concat(tables: list[SourceTable], kind: str) -> tuple[pd.DataFrame, np.ndar
     frames = [t.frame for t in chosen]
     month = [-1 if t.month is None else int(t.month[:4]) * 12 + int(t.month[5:7]) - 1
              for t in chosen]
-    stacked = pd.concat(frames, ignore_index=True, copy=False)
+    stacked = pd.concat(frames, ignore_index=True)
     for c in stacked.columns:
         if c != "_row" and stacked[c].hasnans:
             stacked[c] = stacked[c].fillna("")

@@ -82,7 +82,7 @@ def _concat_persons(tables: list[SourceTable], positions: list[int]) -> tuple[pd
         frame["_t"] = np.int32(pos)
         frame["_m"] = np.int64(int(year) * 12 + int(month) - 1)
         frames.append(frame)
-    persons = pd.concat(frames, ignore_index=True, copy=False)
+    persons = pd.concat(frames, ignore_index=True)
     cells = [c for c in persons.columns if not c.startswith("_")]
     for c in cells:
         if persons[c].hasnans:
