@@ -45,7 +45,8 @@ def read_sources(directory, config: Config | None = None,
         data = path.read_bytes()
         for encoding in ("utf-8-sig", "gb18030"):
             try:
-                raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+                raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding,
+                                  index_col=False)
                 break
             except UnicodeDecodeError:
                 continue
