@@ -63,27 +63,46 @@ class Groups:
         ok &= self.keys[pos] == key
         return np.where(ok, pos, -1)
 
-    def person_lookup(self, person_ids: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
-        """(month number, person id) -> group and person row, first row of each pair."""
-        frame = pd.DataFrame({"_m": self.months[self.gid], "pid": person_ids,
-                              "group": self.gid, "person": rows})
-        frame = frame[frame["pid"] != ""]
-        return frame.drop_duplicates(["_m", "pid"], keep="first")
+    def person_lookup(self, person_codes: np.ndarray, person_ids: np.ndarray,
+                      rows: np.ndarray) -> PersonLookup:
+        """(month, person id) -> group and person row (the first row of each pair).
+
+        ``person_codes`` are the grouped rows' codes into the distinct ``person_ids``."""
+        named = person_ids[person_codes] != ""
+        width = len(person_ids)
+        key = self.months[self.gid].astype("int64") * width + person_codes
+        key = np.where(named, key, -1)
+        keys, first = np.unique(key, return_index=True)
+        keep = keys >= 0
+        return PersonLookup(pd.Index(person_ids), width, keys[keep], self.gid[first[keep]],
+                            rows[first[keep]])
 
 
-def _by_person(lookup: pd.DataFrame, months: np.ndarray,
-               person_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Group and person row of each (month, person id) through that month's person table."""
-    query = pd.DataFrame({"_m": months, "pid": person_ids, "_i": np.arange(len(months))})
-    found = query.merge(lookup, on=["_m", "pid"], how="left", sort=False)
-    found = found.sort_values("_i", kind="stable")
-    group = found["group"].fillna(-1).to_numpy(dtype="int64")
-    person = found["person"].fillna(-1).to_numpy(dtype="int64")
-    return group, person
+@dataclass
+class PersonLookup:
+    """Where each (month number, person id) of the person tables is: its group and row."""
+
+    index: pd.Index
+    width: int
+    keys: np.ndarray
+    group: np.ndarray
+    person: np.ndarray
+
+    def find(self, months: np.ndarray, person_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Group and person row of each (month, person id); -1 where the month's person
+        tables do not hold the person."""
+        if not len(months) or not len(self.keys):
+            none = np.full(len(months), -1, dtype="int64")
+            return none, none.copy()
+        code = self.index.get_indexer(person_ids)
+        key = months.astype("int64") * self.width + code
+        pos = np.searchsorted(self.keys, key).clip(0, len(self.keys) - 1)
+        ok = (code >= 0) & (self.keys[pos] == key)
+        return np.where(ok, self.group[pos], -1), np.where(ok, self.person[pos], -1)
 
 
 def _locate(frame: pd.DataFrame, months: np.ndarray, groups: Groups,
-            lookup: pd.DataFrame) -> np.ndarray:
+            lookup: PersonLookup) -> np.ndarray:
     """Each row's group: by 户编号 when given, else by 证件号码 in the month's person table."""
     hid = values.column(frame, "household_id").to_numpy(dtype=object)
     pid = values.column(frame, "person_id").to_numpy(dtype=object)
@@ -91,7 +110,7 @@ def _locate(frame: pd.DataFrame, months: np.ndarray, groups: Groups,
     by_id = hid != ""
     group[by_id] = groups.locate(hid[by_id], months[by_id])
     by_pid = ~by_id & (pid != "")
-    group[by_pid] = _by_person(lookup, months[by_pid], pid[by_pid])[0]
+    group[by_pid] = lookup.find(months[by_pid], pid[by_pid])[0]
     return group
 
 
@@ -120,7 +139,7 @@ class Migrants:
     report: dict
 
 
-def read_migrants(tables: list[SourceTable], groups: Groups, lookup: pd.DataFrame,
+def read_migrants(tables: list[SourceTable], groups: Groups, lookup: PersonLookup,
                   sources: SourcesConfig, unknown: values.Unknown, n_persons: int) -> Migrants:
     """Wages and workers of each household-month from the migrant tables of its month."""
     frame, month = _concat(tables, "migrants")
@@ -144,7 +163,7 @@ def read_migrants(tables: list[SourceTable], groups: Groups, lookup: pd.DataFram
     wage[with_table] = total[with_table]
     pid = values.column(frame, "person_id").to_numpy(dtype=object)
     named = working & (pid != "")
-    person = _by_person(lookup, month[named], pid[named])[1]
+    person = lookup.find(month[named], pid[named])[1]
     working_persons[person[person >= 0]] = True
     report = {"rows": len(frame), "working": int(working.sum()), "matched": int(matched.sum()),
               "unmatched": int((~matched).sum())}
@@ -178,7 +197,7 @@ def _rules(frame: pd.DataFrame, sources: SourcesConfig) -> np.ndarray:
     return chosen[codes] if len(codes) else np.zeros(0, dtype="int64")
 
 
-def read_warnings(tables: list[SourceTable], groups: Groups, lookup: pd.DataFrame,
+def read_warnings(tables: list[SourceTable], groups: Groups, lookup: PersonLookup,
                   sources: SourcesConfig, unknown: values.Unknown) -> Warnings:
     """Events and flags of each household-month from the department warnings known by then."""
     columns = {c: np.zeros(groups.size, dtype=bool) for c in WARNING_COLUMNS}

@@ -192,10 +192,11 @@ def households_from_tables(tables: list[SourceTable],
     no_birth = has_hid & (born < 0)
     rule[no_birth], rule_field[no_birth] = "birth_date_unreadable", "birth_date"
     rule_value[no_birth] = col("birth_date").to_numpy(dtype=object)[no_birth]
-    pid = person_id.to_numpy(dtype=object)[idx]
-    pid_codes = pd.factorize(pid)[0].astype("int64")
-    twice = pd.Series(gid.astype("int64") * (int(pid_codes.max(initial=0)) + 1) + pid_codes)
-    dup = twice.duplicated(keep=False).to_numpy() & (pid != "")
+    pid_codes, pid_uniques = pd.factorize(person_id.iloc[idx], use_na_sentinel=False)
+    pid_uniques = np.asarray(pid_uniques, dtype=object)
+    pid_codes = pid_codes.astype("int64")
+    twice = pd.Series(gid * (len(pid_uniques) + 1) + pid_codes)
+    dup = twice.duplicated(keep=False).to_numpy() & (pid_uniques[pid_codes] != "")
     dup_rows = idx[dup & (rule[idx] == None)]  # noqa: E711
     rule[dup_rows], rule_field[dup_rows], rule_value[dup_rows] = (
         "person_duplicated", "person_id", MASK)
@@ -233,7 +234,7 @@ def households_from_tables(tables: list[SourceTable],
     rule_field[members_of_bad] = "household_id"
 
     # Feeds: the migrant table (wages, workers) and the warnings (events, flags).
-    lookup = groups.person_lookup(pid, idx)
+    lookup = groups.person_lookup(pid_codes, pid_uniques, idx)
     migrants = read_migrants(tables, groups, lookup, sources, unknown, n)
     warnings = read_warnings(tables, groups, lookup, sources, unknown)
 

@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Fields read as money (yuan): ``,`` and ``元`` are removed before parsing.
 MONEY = ["annual_inc_wage", "annual_inc_business", "annual_inc_property", "annual_inc_transfer",
@@ -90,23 +92,26 @@ def _report(field: str, uniques: np.ndarray, codes: np.ndarray, bad: np.ndarray,
 
 def vocabulary(field: str, series: pd.Series, vocab: dict[str, str],
                unknown: Unknown | None = None) -> pd.Series:
-    """Codes of the values through ``vocab`` (keys normalised); NA for a value not listed.
-
-    A blank cell not in the vocabulary is NA and not reported.
+    """Codes of the values through ``vocab`` (keys normalised), as a categorical series; NaN
+    for a value not listed. A blank cell not in the vocabulary is NaN and not reported.
 
     Examples
     --------
     >>> vocabulary("labor_skill", pd.Series(["技能劳动力", "弱劳动力或半劳动力", "?"]),
     ...            {"技能劳动力": "full", "弱劳动力或半劳动力": "partial"}).tolist()
-    ['full', 'partial', <NA>]
+    ['full', 'partial', nan]
     """
     table = {normalise(k): v for k, v in vocab.items()}
     codes, uniques = _distinct(series)
-    mapped = np.array([table.get(u) for u in uniques], dtype=object)
+    mapped = [table.get(u) for u in uniques]
     bad = np.array([m is None and u != "" for u, m in zip(uniques, mapped, strict=True)],
                    dtype=bool)
     _report(field, uniques, codes, bad, unknown)
-    return pd.Series(pd.array(mapped[codes], dtype="string"), index=series.index)
+    categories = sorted({m for m in mapped if m is not None})
+    position = {c: i for i, c in enumerate(categories)}
+    per_unique = np.array([position.get(m, -1) for m in mapped], dtype="int64")
+    return pd.Series(pd.Categorical.from_codes(per_unique[codes] if len(codes) else codes,
+                                               categories=categories), index=series.index)
 
 
 def flags(field: str, series: pd.Series, vocab: dict[str, str],
@@ -118,7 +123,7 @@ def flags(field: str, series: pd.Series, vocab: dict[str, str],
     """
     table = {normalise(k): v for k, v in vocab.items()}
     codes, uniques = _distinct(series)
-    out = np.full(len(uniques), None, dtype=object)
+    out = np.full(len(uniques), -1, dtype="int8")
     bad = np.zeros(len(uniques), dtype=bool)
     for i, value in enumerate(uniques):
         code = table.get(value)
@@ -130,7 +135,8 @@ def flags(field: str, series: pd.Series, vocab: dict[str, str],
         elif code in ("true", "false"):
             out[i] = code == "true"
     _report(field, uniques, codes, bad, unknown)
-    return pd.Series(pd.array(out[codes], dtype="boolean"), index=series.index)
+    rows = out[codes]
+    return pd.Series(pd.arrays.BooleanArray(rows == 1, rows < 0), index=series.index)
 
 
 def money(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.Series:
@@ -214,13 +220,14 @@ def birth_months(birth_date: pd.Series, person_id: pd.Series) -> np.ndarray:
     born = _month_numbers(uniques, need_day=True)[codes]
     missing = np.flatnonzero(born < 0)
     if len(missing):
-        ids = person_id.iloc[missing].fillna("").astype("string")
-        digits = ids.str.slice(6, 14)
-        ok = (ids.str.len() == 18) & digits.str.fullmatch(r"\d{8}")
-        number = pd.to_numeric(digits.where(ok.fillna(False)), errors="coerce").to_numpy()
+        ids = pa.array(person_id.iloc[missing].fillna(""), type=pa.large_string())
+        digits = pc.utf8_slice_codeunits(ids, 6, 14)
+        ok = pc.and_(pc.equal(pc.utf8_length(ids), 18), pc.match_substring_regex(digits,
+                                                                                 r"^\d{8}$"))
+        number = pc.cast(pc.if_else(ok, digits, "0"), pa.int64()).to_numpy()
         year, month, day = number // 10000, number // 100 % 100, number % 100
-        good = ~np.isnan(number) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
-        born[missing[good]] = (year[good] * 12 + month[good] - 1).astype("int64")
+        good = (number > 0) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
+        born[missing[good]] = year[good] * 12 + month[good] - 1
     return born
 
 
