@@ -122,7 +122,7 @@ def test_ingest_cli_writes_ledger_report_and_quarantine(tmp_path, capsys):
     assert quarantine["value"].tolist() == ["***", "***"]
     assert quarantine["file"].tolist() == ["2024/监测对象信息_20240205.csv"] * 2
     assert quarantine["row"].tolist() == [7, 8]
-    sheet = pd.read_excel(folder / "ingest_quarantine.xlsx", dtype=str)
+    sheet = pd.read_excel(folder / "ingest_quarantine.xlsx", dtype=str, engine="openpyxl")
     assert sheet["问题列"].tolist() == ["证件号码"] * 2
     assert sheet["填写内容"].tolist() == ["***"] * 2
 

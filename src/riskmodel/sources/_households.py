@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..config import Config, SourcesConfig
 from ..errors import SourceError
 from ..ledger import EVENTS, LEDGER_COLUMNS
 from ..months import month_label
 from . import _values as values
-from ._feeds import Groups, read_migrants, read_warnings
+from ._feeds import Groups, encode, read_migrants, read_warnings, stack
 from ._table import SourceTable
 
 RECORDED_RISKS = [f"recorded_risk_{i}" for i in range(1, 6)]
@@ -87,9 +88,15 @@ def _concat_persons(tables: list[SourceTable], positions: list[int]) -> tuple[pd
     for c in cells:
         if persons[c].hasnans:
             persons[c] = persons[c].fillna("")
-    blank = np.ones(len(persons), dtype=bool)
+    # A blank row has no household id: only those rows are looked at.
+    blank = np.zeros(len(persons), dtype=bool)
+    if "household_id" in persons:
+        blank = (persons["household_id"] == "").to_numpy(dtype=bool)
+    at = np.flatnonzero(blank)
     for c in cells:
-        blank &= (persons[c] == "").to_numpy(dtype=bool)
+        if len(at):
+            blank[at] = (persons[c].iloc[at] == "").to_numpy(dtype=bool)
+            at = np.flatnonzero(blank)
     if blank.any():
         persons = persons.loc[~blank].reset_index(drop=True)
     return persons, int(blank.sum())
@@ -158,11 +165,22 @@ def households_from_tables(tables: list[SourceTable],
     col = lambda name: values.column(persons, name)  # noqa: E731
     month_no = persons["_m"].to_numpy()
 
+    # Ids of the person tables and the feeds as integer codes into shared dictionaries.
+    migrant_feed, warning_feed = stack(tables, "migrants"), stack(tables, "warnings")
+    feeds = [migrant_feed, warning_feed]
+    (hcodes, *feed_h), households_sorted = encode(
+        [col("household_id"), *(values.column(f.frame, "household_id") for f in feeds)],
+        sort=True)
+    (pcodes, *feed_p), person_ids = encode(
+        [col("person_id"), *(values.column(f.frame, "person_id") for f in feeds)])
+    for f, h, p in zip(feeds, feed_h, feed_p, strict=True):
+        f.hcodes, f.pcodes = h, p
+
     # Persons with a household, grouped by (household, month) integer codes, sorted.
     hid = col("household_id")
-    has_hid = (hid != "").to_numpy(dtype=bool)
+    has_hid = hcodes >= 0
     idx = np.flatnonzero(has_hid)
-    groups = Groups.build(hid.to_numpy(dtype=object)[idx], month_no[idx])
+    groups = Groups.build(hcodes[idx], month_no[idx], households_sorted)
     gid = groups.gid
     n_groups = groups.size
     order = np.argsort(gid, kind="stable")
@@ -191,12 +209,11 @@ def households_from_tables(tables: list[SourceTable],
     rule[~has_hid], rule_field[~has_hid] = "household_id_missing", "household_id"
     no_birth = has_hid & (born < 0)
     rule[no_birth], rule_field[no_birth] = "birth_date_unreadable", "birth_date"
-    rule_value[no_birth] = col("birth_date").to_numpy(dtype=object)[no_birth]
-    pid_codes, pid_uniques = pd.factorize(person_id.iloc[idx], use_na_sentinel=False)
-    pid_uniques = np.asarray(pid_uniques, dtype=object)
-    pid_codes = pid_codes.astype("int64")
-    twice = pd.Series(gid * (len(pid_uniques) + 1) + pid_codes)
-    dup = twice.duplicated(keep=False).to_numpy() & (pid_uniques[pid_codes] != "")
+    rule_value[no_birth] = col("birth_date").iloc[np.flatnonzero(no_birth)].to_numpy(
+        dtype=object)
+    pid_codes = pcodes[idx]
+    twice = pd.Series(gid * (len(person_ids) + 1) + pid_codes)
+    dup = twice.duplicated(keep=False).to_numpy() & (pid_codes >= 0)
     dup_rows = idx[dup & (rule[idx] == None)]  # noqa: E711
     rule[dup_rows], rule_field[dup_rows], rule_value[dup_rows] = (
         "person_duplicated", "person_id", MASK)
@@ -234,9 +251,9 @@ def households_from_tables(tables: list[SourceTable],
     rule_field[members_of_bad] = "household_id"
 
     # Feeds: the migrant table (wages, workers) and the warnings (events, flags).
-    lookup = groups.person_lookup(pid_codes, pid_uniques, idx)
-    migrants = read_migrants(tables, groups, lookup, sources, unknown, n)
-    warnings = read_warnings(tables, groups, lookup, sources, unknown)
+    lookup = groups.person_lookup(pid_codes, idx, len(person_ids))
+    migrants = read_migrants(migrant_feed, groups, lookup, sources, unknown, n)
+    warnings = read_warnings(warning_feed, groups, lookup, sources, unknown)
 
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(gid, weights=mask[idx], minlength=n_groups).astype("int16")
@@ -271,25 +288,27 @@ def households_from_tables(tables: list[SourceTable],
     eliminated = household("risk_eliminated").fillna(False).to_numpy(dtype=bool)
     monitored = (category.notna() & (category != values.NONE)).to_numpy(dtype=bool)
     kind = household("household_type")
-    household_type = np.where(monitored & ~eliminated, "monitored",
-                              np.where((kind == "exited").fillna(False).to_numpy(bool),
-                                       "exited", "general"))
+    exited = (kind == "exited").fillna(False).to_numpy(bool)
+    household_type = _take(["monitored", "exited", "general"],
+                           np.where(monitored & ~eliminated, 0, np.where(exited, 1, 2)))
     housing_safe = ~household("housing_unsafe").astype("boolean")
     housing_safe[warnings.columns["housing_unsafe"]] = False
     water_safe = household("water_safe").astype("boolean")
     water_safe[warnings.columns["water_unsafe"]] = False
 
     def text(name: str) -> pd.Series:
-        out = household(name).astype("string")
-        return out.mask(out == values.NONE).astype("str")
+        f = fields[name]
+        labels = [None if pd.isna(v) or v in ("", values.NONE) else str(v) for v in f.parsed]
+        return _take(labels, f.codes[first])
 
     nan = np.full(n_groups, np.nan)
     frame = {
-        "household_id": pd.Series(groups.households, dtype="str"),
-        "month": pd.Series(month_label(groups.months), dtype="str"),
-        "province": household("province").replace("", pd.NA).astype("str"),
-        **{p: household(p).astype("str") for p in PLACES},
-        "household_type": pd.Series(household_type, dtype="str"),
+        "household_id": pd.Series(pd.array(groups.households, dtype="str")),
+        "month": _take(list(month_label(groups.month_values)),
+                       np.searchsorted(groups.month_values, groups.months)),
+        "province": text("province"),
+        **{p: text(p) for p in PLACES},
+        "household_type": household_type,
         **counts,
         **{c: nan for c in ["inc_wage", "inc_business", "inc_property", "inc_transfer",
                             "exp_medical_oop", "exp_education"]},
@@ -318,6 +337,12 @@ def households_from_tables(tables: list[SourceTable],
     report = _report(persons, month_no, rule, ledger, groups, bad_group, blank_rows,
                      unknown, migrants.report, warnings.report, sources)
     return Households(ledger, quarantine, report)
+
+
+def _take(labels: list, codes: np.ndarray) -> pd.Series:
+    """``labels[codes]`` as a text column (None in ``labels`` is missing)."""
+    array = pa.array(labels, type=pa.large_string()).take(pa.array(codes))
+    return pd.Series(pd.array(array, dtype="str"))
 
 
 def _set_group_rule(rule, rule_field, rule_value, idx, gid, groups_at, name, field_name,
