@@ -114,8 +114,7 @@ class _Field:
 
 def _read_field(name: str, series: pd.Series, sources: SourcesConfig,
                 unknown: values.Unknown) -> _Field:
-    codes, texts = pd.factorize(series, use_na_sentinel=False)
-    texts = np.asarray(texts, dtype=object)
+    codes, texts = values.distinct(series)
     seen = values.Unknown()
     parsed = _parser(name, sources)(pd.Series(texts, dtype="string"), seen)
     if seen.counts.get(name):
@@ -203,20 +202,15 @@ def households_from_tables(tables: list[SourceTable],
             for name in ["dropout", "working", "dibao", "tekun", "welfare_job"]}
 
     # The person rules, first broken first.
-    rule = np.full(n, None, dtype=object)
-    rule_field = np.full(n, None, dtype=object)
-    rule_value = np.full(n, "", dtype=object)
-    rule[~has_hid], rule_field[~has_hid] = "household_id_missing", "household_id"
-    no_birth = has_hid & (born < 0)
-    rule[no_birth], rule_field[no_birth] = "birth_date_unreadable", "birth_date"
-    rule_value[no_birth] = col("birth_date").iloc[np.flatnonzero(no_birth)].to_numpy(
-        dtype=object)
+    rules = _Rules(n)
+    rules.set(np.flatnonzero(~has_hid), "household_id_missing", "household_id", "")
+    no_birth = np.flatnonzero(has_hid & (born < 0))
+    rules.set(no_birth, "birth_date_unreadable", "birth_date",
+              col("birth_date").iloc[no_birth].to_numpy(dtype=object))
     pid_codes = pcodes[idx]
     twice = pd.Series(gid * (len(person_ids) + 1) + pid_codes)
     dup = twice.duplicated(keep=False).to_numpy() & (pid_codes >= 0)
-    dup_rows = idx[dup & (rule[idx] == None)]  # noqa: E711
-    rule[dup_rows], rule_field[dup_rows], rule_value[dup_rows] = (
-        "person_duplicated", "person_id", MASK)
+    rules.set(idx[dup], "person_duplicated", "person_id", MASK)
 
     # Household-level fields: read once, compared across each group's rows.
     fields = {name: _read_field(name, col(name), sources, unknown) for name in HOUSEHOLD_FIELDS}
@@ -234,21 +228,16 @@ def households_from_tables(tables: list[SourceTable],
         one = f.texts[f.codes[first[groups_at]]]
         other = f.texts[f.codes[idx[order[at[where]]]]]
         disagree[groups_at] = [f"{name}: {a} | {b}" for a, b in zip(one, other, strict=True)]
-        _set_group_rule(rule, rule_field, rule_value, idx, gid, groups_at, "household_disagrees",
-                        name, disagree)
+        rules.set_groups(idx, gid, groups_at, "household_disagrees", name, disagree)
     for name in PLACES:
         # The ledger needs every household's place; a blank one cannot be guessed.
         blank = fields[name].texts[fields[name].codes[first]] == ""
         at = np.flatnonzero(blank & (disagree == None))  # noqa: E711
         disagree[at] = ""
-        _set_group_rule(rule, rule_field, rule_value, idx, gid, at, "place_missing", name,
-                        disagree)
+        rules.set_groups(idx, gid, at, "place_missing", name, disagree)
 
-    ruled = rule[idx] != None  # noqa: E711
-    bad_group = np.bincount(gid, weights=ruled, minlength=n_groups) > 0
-    members_of_bad = idx[bad_group[gid] & ~ruled]
-    rule[members_of_bad] = "member_of_quarantined_household"
-    rule_field[members_of_bad] = "household_id"
+    bad_group = np.bincount(gid, weights=rules.has[idx], minlength=n_groups) > 0
+    rules.set(idx[bad_group[gid]], "member_of_quarantined_household", "household_id", "")
 
     # Feeds: the migrant table (wages, workers) and the warnings (events, flags).
     lookup = groups.person_lookup(pid_codes, idx, len(person_ids))
@@ -333,8 +322,8 @@ def households_from_tables(tables: list[SourceTable],
     ledger = ledger.loc[~bad_group].reset_index(drop=True)
     ledger = ledger[[*LEDGER_COLUMNS, *RECORDED_COLUMNS]]
 
-    quarantine = _quarantine(tables, persons, rule, rule_field, rule_value, hid)
-    report = _report(persons, month_no, rule, ledger, groups, bad_group, blank_rows,
+    quarantine = _quarantine(tables, persons, rules, hid)
+    report = _report(persons, month_no, rules, ledger, groups, bad_group, blank_rows,
                      unknown, migrants.report, warnings.report, sources)
     return Households(ledger, quarantine, report)
 
@@ -345,14 +334,30 @@ def _take(labels: list, codes: np.ndarray) -> pd.Series:
     return pd.Series(pd.array(array, dtype="str"))
 
 
-def _set_group_rule(rule, rule_field, rule_value, idx, gid, groups_at, name, field_name,
-                    value_by_group) -> None:
-    """Give every person of ``groups_at`` without a rule yet the household's rule."""
-    chosen = np.zeros(int(gid.max(initial=-1)) + 1, dtype=bool)
-    chosen[groups_at] = True
-    rows = idx[chosen[gid] & (rule[idx] == None)]  # noqa: E711
-    rule[rows], rule_field[rows] = name, field_name
-    rule_value[rows] = value_by_group[gid[np.searchsorted(idx, rows)]]
+class _Rules:
+    """The quarantine rule of each person row (the first one broken), its field and value."""
+
+    def __init__(self, n: int):
+        self.has = np.zeros(n, dtype=bool)
+        self.rule = np.full(n, None, dtype=object)
+        self.field = np.full(n, None, dtype=object)
+        self.value = np.full(n, "", dtype=object)
+
+    def set(self, rows: np.ndarray, rule: str, field_name: str, value) -> None:
+        """Give ``rows`` without a rule yet this one."""
+        fresh = ~self.has[rows]
+        rows = rows[fresh]
+        self.has[rows] = True
+        self.rule[rows], self.field[rows] = rule, field_name
+        self.value[rows] = value if np.isscalar(value) else np.asarray(value)[fresh]
+
+    def set_groups(self, idx, gid, groups_at, rule: str, field_name: str,
+                   value_by_group: np.ndarray) -> None:
+        """Give every person of ``groups_at`` without a rule yet the household's rule."""
+        chosen = np.zeros(len(value_by_group), dtype=bool)
+        chosen[groups_at] = True
+        at = np.flatnonzero(chosen[gid])
+        self.set(idx[at], rule, field_name, value_by_group[gid[at]])
 
 
 def recorded_month(ledger: pd.DataFrame, hcodes: np.ndarray, months: np.ndarray) -> pd.Series:
@@ -377,8 +382,8 @@ def recorded_month(ledger: pd.DataFrame, hcodes: np.ndarray, months: np.ndarray)
     return pd.Series(out, dtype="str")
 
 
-def _quarantine(tables, persons, rule, rule_field, rule_value, hid) -> pd.DataFrame:
-    at = np.flatnonzero(rule != None)  # noqa: E711
+def _quarantine(tables, persons, rules: _Rules, hid) -> pd.DataFrame:
+    at = np.flatnonzero(rules.has)
     t = persons["_t"].to_numpy()[at]
     paths = np.array([tables[i].path for i in range(len(tables))], dtype=object)
     sheets = np.array([tables[i].sheet for i in range(len(tables))], dtype=object)
@@ -389,16 +394,16 @@ def _quarantine(tables, persons, rule, rule_field, rule_value, hid) -> pd.DataFr
         "row": persons["_row"].to_numpy(dtype="int64")[at],
         "month": pd.Series(month_label(persons["_m"].to_numpy()[at]), dtype="str"),
         "household_id": pd.Series(np.where(household_id == "", None, household_id), dtype="str"),
-        "field": pd.Series(rule_field[at], dtype="str"),
-        "rule": pd.Series(rule[at], dtype="str"),
-        "value": pd.Series(rule_value[at], dtype="str"),
+        "field": pd.Series(rules.field[at], dtype="str"),
+        "rule": pd.Series(rules.rule[at], dtype="str"),
+        "value": pd.Series(rules.value[at], dtype="str"),
     })
     return out.sort_values(["file", "row"], kind="stable").reset_index(drop=True)
 
 
-def _report(persons, month_no, rule, ledger, groups, bad_group, blank_rows, unknown,
+def _report(persons, month_no, rules: _Rules, ledger, groups, bad_group, blank_rows, unknown,
             migrants, warnings, sources) -> dict:
-    quarantined = rule != None  # noqa: E711
+    quarantined = rules.has
     months = {}
     for number in np.unique(month_no):
         label = month_label(number)
@@ -410,7 +415,7 @@ def _report(persons, month_no, rule, ledger, groups, bad_group, blank_rows, unkn
             "households": int((ledger["month"] == label).sum()),
             "households_quarantined": int((bad_group & (groups.months == number)).sum()),
         }
-    by_rule = pd.Series(rule[quarantined]).value_counts()
+    by_rule = pd.Series(rules.rule[quarantined]).value_counts()
     return {
         "months": months,
         "persons_in": len(persons),

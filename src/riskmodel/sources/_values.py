@@ -78,9 +78,14 @@ def column(frame: pd.DataFrame, field: str) -> pd.Series:
     return pd.Series("", index=frame.index, dtype="string")
 
 
-def _distinct(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    codes, uniques = pd.factorize(series.fillna(""), use_na_sentinel=False)
-    return codes, np.asarray(uniques, dtype=object)
+def distinct(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the cells into their distinct texts (NA read as ""), and those texts."""
+    array = pa.array(series.array, type=pa.large_string(), from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    encoded = pc.dictionary_encode(pc.fill_null(array, ""))
+    return (encoded.indices.to_numpy(zero_copy_only=False),
+            np.asarray(encoded.dictionary.to_pylist(), dtype=object))
 
 
 def _report(field: str, uniques: np.ndarray, codes: np.ndarray, bad: np.ndarray,
@@ -102,7 +107,7 @@ def vocabulary(field: str, series: pd.Series, vocab: dict[str, str],
     ['full', 'partial', nan]
     """
     table = {normalise(k): v for k, v in vocab.items()}
-    codes, uniques = _distinct(series)
+    codes, uniques = distinct(series)
     mapped = [table.get(u) for u in uniques]
     bad = np.array([m is None and u != "" for u, m in zip(uniques, mapped, strict=True)],
                    dtype=bool)
@@ -122,7 +127,7 @@ def flags(field: str, series: pd.Series, vocab: dict[str, str],
     (公益性岗位 may hold the months held).
     """
     table = {normalise(k): v for k, v in vocab.items()}
-    codes, uniques = _distinct(series)
+    codes, uniques = distinct(series)
     out = np.full(len(uniques), -1, dtype="int8")
     bad = np.zeros(len(uniques), dtype=bool)
     for i, value in enumerate(uniques):
@@ -147,7 +152,7 @@ def money(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.S
     >>> money("annual_inc_wage", pd.Series(["12,000", "3500元", "", "-200.5"])).tolist()
     [12000.0, 3500.0, nan, -200.5]
     """
-    codes, uniques = _distinct(series)
+    codes, uniques = distinct(series)
     text = pd.Series(uniques, dtype="string").str.replace(",", "", regex=False)
     text = text.str.replace("元", "", regex=False)
     values = pd.to_numeric(text.where(text != ""), errors="coerce").to_numpy(
@@ -180,7 +185,7 @@ def month_numbers(field: str, series: pd.Series, unknown: Unknown | None = None)
     >>> month_numbers("work_start", pd.Series(["202403", "2024-3", "20240315", "2024年3月", ""]))
     array([24290, 24290, 24290, 24290,    -1])
     """
-    codes, uniques = _distinct(series)
+    codes, uniques = distinct(series)
     numbers = _month_numbers(uniques)
     _report(field, uniques, codes, (numbers < 0) & (uniques != ""), unknown)
     return numbers[codes]
@@ -188,7 +193,7 @@ def month_numbers(field: str, series: pd.Series, unknown: Unknown | None = None)
 
 def months(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.Series:
     """Months as ``YYYY-MM`` text (NA when blank or unreadable); see :func:`month_numbers`."""
-    codes, uniques = _distinct(series)
+    codes, uniques = distinct(series)
     numbers = _month_numbers(uniques)
     _report(field, uniques, codes, (numbers < 0) & (uniques != ""), unknown)
     labels = np.array([f"{n // 12:04d}-{n % 12 + 1:02d}" if n >= 0 else None for n in numbers],
@@ -198,7 +203,7 @@ def months(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.
 
 def years(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.Series:
     """A year (``2023``, ``2023年``, ``2023年度``) as Int64; NA when blank or unreadable."""
-    codes, uniques = _distinct(series)
+    codes, uniques = distinct(series)
     found = pd.Series(uniques, dtype="string").str.extract(_YEAR)[0]
     values = pd.to_numeric(found, errors="coerce").astype("Int64").to_numpy()
     bad = pd.isna(values) & (uniques != "")
@@ -216,7 +221,7 @@ def birth_months(birth_date: pd.Series, person_id: pd.Series) -> np.ndarray:
     ...              pd.Series(["", "53012319991231002X", "123"])).tolist()
     [23522, 23999, -1]
     """
-    codes, uniques = _distinct(birth_date)
+    codes, uniques = distinct(birth_date)
     born = _month_numbers(uniques, need_day=True)[codes]
     missing = np.flatnonzero(born < 0)
     if len(missing):
@@ -245,7 +250,7 @@ def health(series: pd.Series, vocab: dict[str, str], separators: list[str],
     """
     table = {normalise(k): v for k, v in vocab.items()}
     split = re.compile("|".join(re.escape(normalise(s)) for s in separators if normalise(s)))
-    codes, uniques = _distinct(series)
+    codes, uniques = distinct(series)
     wanted = sorted(set(table.values()))
     has = {code: np.zeros(len(uniques), dtype=bool) for code in wanted}
     rows = np.bincount(codes, minlength=len(uniques))
