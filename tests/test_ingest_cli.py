@@ -85,8 +85,8 @@ def test_ingest_cli_writes_ledger_report_and_quarantine(tmp_path, capsys):
     assert main(["ingest", "--sources", str(src), "--out", str(out)]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1
-    assert "4 files, 2 months" in printed[0] and "persons in 11 = 9 aggregated + 2 " \
-                                                  "quarantined" in printed[0]
+    assert "4 files (1 more of no known kind), 2 months" in printed[0]
+    assert "persons in 11 = 9 aggregated + 2 quarantined" in printed[0]
     assert "warnings 1 matched, 1 unmatched" in printed[0]
 
     ledger = pd.read_parquet(out)

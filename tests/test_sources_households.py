@@ -401,6 +401,11 @@ def test_annual_recorded_month_looks_only_backwards():
     assert got["2023-05"] == got["2023-07"] == "2023-05"
     assert pd.isna(got["2023-06"])
     assert got["2023-08"] == "2023-08"
+    # A quarantined month (its rows disagree) is no part of the history looked back on.
+    broken = [figures("9000"), person("A", pid(2), annual_inc_wage="9500")]
+    tables = [table("persons", "2023-01", [figures("5000")]), table("persons", "2023-02", broken),
+              table("persons", "2023-03", [figures("5000")])]
+    assert run(*tables).ledger["annual_recorded_month"].tolist() == ["2023-01", "2023-01"]
     # Point in time: the months up to 2023-04 alone give the same answer for them.
     early = run(*[table("persons", m, [figures(w)]) for m, w in list(months.items())[:3]]).ledger
     assert early["annual_recorded_month"].tolist() == ["2023-01"] * 3

@@ -317,9 +317,10 @@ def households_from_tables(tables: list[SourceTable],
         "monitoring_category": text("monitoring_category"),
         **{r: text(r) for r in RECORDED_RISKS},
     }
-    ledger = pd.DataFrame(frame)
-    ledger["annual_recorded_month"] = recorded_month(ledger, groups.hcodes, groups.months)
-    ledger = ledger.loc[~bad_group].reset_index(drop=True)
+    ledger = pd.DataFrame(frame).loc[~bad_group].reset_index(drop=True)
+    # Quarantined household-months are no part of the history the run looks back on.
+    ledger["annual_recorded_month"] = recorded_month(ledger, groups.hcodes[~bad_group],
+                                                     groups.months[~bad_group])
     ledger = ledger[[*LEDGER_COLUMNS, *RECORDED_COLUMNS]]
 
     quarantine = _quarantine(tables, persons, rules, hid)

@@ -66,7 +66,9 @@ class IngestResult:
         """The one line the command line prints."""
         r = self.report
         w = r["warnings"]
-        return (f"{len(r['files'])} files, {len(r['months'])} months, {r['households']} "
+        other = len(r["unrecognised_files"])
+        files = f"{len(r['files'])} files" + (f" ({other} more of no known kind)" if other else "")
+        return (f"{files}, {len(r['months'])} months, {r['households']} "
                 f"households ({r['household_months']} household-months); persons in "
                 f"{r['persons_in']} = {r['persons_aggregated']} aggregated + "
                 f"{r['persons_quarantined']} quarantined; warnings {w['matched']} matched, "
