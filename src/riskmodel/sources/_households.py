@@ -247,6 +247,8 @@ def households_from_tables(tables: list[SourceTable],
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(gid, weights=mask[idx], minlength=n_groups).astype("int16")
 
+    health = {code: health.get(code, np.zeros(n, dtype=bool))
+              for code in ["chronic_ill", "serious_ill", "disabled"]}
     disabled = health["disabled"]
     working = flag["working"] | migrants.working_persons
     counts = {
@@ -388,7 +390,7 @@ def _quarantine(tables, persons, rules: _Rules, hid) -> pd.DataFrame:
     t = persons["_t"].to_numpy()[at]
     paths = np.array([tables[i].path for i in range(len(tables))], dtype=object)
     sheets = np.array([tables[i].sheet for i in range(len(tables))], dtype=object)
-    household_id = hid.to_numpy(dtype=object)[at]
+    household_id = hid.iloc[at].to_numpy(dtype=object)
     out = pd.DataFrame({
         "file": pd.Series(paths[t], dtype="str"),
         "sheet": pd.Series(sheets[t], dtype="str"),
