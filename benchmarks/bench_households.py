@@ -9,6 +9,7 @@ Target: 1,000,000 households (≈3.3 million persons) well under 30 seconds on 2
 CPU time is printed beside the wall time: on a shared machine the wall time depends on the load.
 
     python benchmarks/bench_households.py --households 1000000
+    python benchmarks/bench_households.py --households 100000 --months 24
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -95,13 +97,13 @@ def person_table(households: int, seed: int = 0) -> tuple[SourceTable, np.ndarra
     return table, pid
 
 
-def feeds(pid: np.ndarray, seed: int = 1) -> list[SourceTable]:
+def feeds(pid: np.ndarray, seed: int = 1, month: str = "2024-01") -> list[SourceTable]:
     rng = np.random.default_rng(seed)
     who = rng.choice(len(pid), len(pid) // 5, replace=False)
     migrants = pd.DataFrame({"person_id": pid[who], "working": "是",
                              "migrant_wage": rng.integers(1000, 6000, len(who)).astype(str)})
     said = rng.choice(len(pid), len(pid) // 50, replace=False)
-    warnings = pd.DataFrame({"person_id": pid[said], "warning_month": "202401",
+    warnings = pd.DataFrame({"person_id": pid[said], "warning_month": month.replace("-", ""),
                              "department": np.array(["医保", "民政", "残联"])[
                                  rng.integers(0, 3, len(said))],
                              "warning_item": "x"})
@@ -109,7 +111,7 @@ def feeds(pid: np.ndarray, seed: int = 1) -> list[SourceTable]:
     for kind, frame in (("migrants", migrants), ("warnings", warnings)):
         frame = frame.astype("string")
         frame["_row"] = np.arange(2, len(frame) + 2, dtype="int64")
-        out.append(SourceTable(f"{kind}_20240110.csv", None, "0" * 64, kind, "2024-01", frame,
+        out.append(SourceTable(f"{kind}_{month}.csv", None, "0" * 64, kind, month, frame,
                                {c: c for c in frame.columns if c != "_row"}, 0))
     return out
 
@@ -117,16 +119,23 @@ def feeds(pid: np.ndarray, seed: int = 1) -> list[SourceTable]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=1_000_000)
+    parser.add_argument("--months", type=int, default=1,
+                        help="monthly person tables (the same persons each month)")
     args = parser.parse_args()
     persons, pid = person_table(args.households)
-    tables = [persons, *feeds(pid)]
+    tables = []
+    for i in range(args.months):
+        month = f"{2024 + i // 12}-{i % 12 + 1:02d}"
+        tables += [replace(persons, month=month, path=f"persons_{month}.csv"),
+                   *feeds(pid, seed=i, month=month)]
     config = load_config()
     start, cpu = time.perf_counter(), time.process_time()
     made = households_from_tables(tables, config)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    n = len(persons.frame)
-    print(f"{n:,} persons -> {len(made.ledger):,} households in {seconds:.1f} s "
+    n = len(persons.frame) * args.months
+    print(f"{n:,} persons ({args.months} months) -> {len(made.ledger):,} household-months in "
+          f"{seconds:.1f} s "
           f"({n / seconds:,.0f} persons/s; {cpu:.1f} s of CPU time, all threads); "
           f"quarantined {len(made.quarantine):,}; "
           f"peak memory of the process {peak:.2f} GiB")

@@ -72,34 +72,45 @@ def _parser(field_name: str, sources: SourcesConfig):
     return lambda s, u: s.astype("string")
 
 
+#: Fields of the person table the aggregation reads (personal ones only to derive and join).
+PERSON_FIELDS = ["household_id", "person_id", "birth_date", "labor_skill", "schooling",
+                 "disability_grade", "health", "dropout", "working", "dibao", "tekun",
+                 "welfare_job", *HOUSEHOLD_FIELDS]
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose every field is empty (a blank row has no household id: only those are
+    looked at)."""
+    cells = [c for c in frame.columns if not c.startswith("_")]
+    blank = np.zeros(len(frame), dtype=bool)
+    if "household_id" in frame:
+        blank = (frame["household_id"].fillna("") == "").to_numpy(dtype=bool)
+    for c in cells:
+        at = np.flatnonzero(blank)
+        if not len(at):
+            break
+        blank[at] = (frame[c].iloc[at].fillna("") == "").to_numpy(dtype=bool)
+    return blank
+
+
 def _concat_persons(tables: list[SourceTable], positions: list[int]) -> tuple[pd.DataFrame, int]:
-    """Every person row, with ``_t`` (the table's position), ``_row`` and ``_m`` (the month
-    number); blank rows (every field empty) dropped and counted."""
-    frames = []
+    """Every person row with the fields the aggregation reads, ``_t`` (the table's position),
+    ``_row`` and ``_m`` (the month number); blank rows (every field empty) dropped, counted."""
+    frames, blank_rows = [], 0
     for pos in positions:
         table = tables[pos]
-        year, month = table.month.split("-")
-        frame = table.frame.copy(deep=False)
-        frame["_t"] = np.int32(pos)
-        frame["_m"] = np.int64(int(year) * 12 + int(month) - 1)
+        blank = _blank_rows(table.frame)
+        blank_rows += int(blank.sum())
+        used = [c for c in PERSON_FIELDS if c in table.frame] + ["_row"]
+        frame = table.frame.loc[~blank, used] if blank.any() else table.frame[used]
+        frame = frame.assign(_t=np.int32(pos),
+                             _m=np.int64(int(table.month[:4]) * 12 + int(table.month[5:7]) - 1))
         frames.append(frame)
     persons = pd.concat(frames, ignore_index=True)
-    cells = [c for c in persons.columns if not c.startswith("_")]
-    for c in cells:
-        if persons[c].hasnans:
+    for c in persons.columns:
+        if not c.startswith("_") and persons[c].hasnans:
             persons[c] = persons[c].fillna("")
-    # A blank row has no household id: only those rows are looked at.
-    blank = np.zeros(len(persons), dtype=bool)
-    if "household_id" in persons:
-        blank = (persons["household_id"] == "").to_numpy(dtype=bool)
-    at = np.flatnonzero(blank)
-    for c in cells:
-        if len(at):
-            blank[at] = (persons[c].iloc[at] == "").to_numpy(dtype=bool)
-            at = np.flatnonzero(blank)
-    if blank.any():
-        persons = persons.loc[~blank].reset_index(drop=True)
-    return persons, int(blank.sum())
+    return persons, blank_rows
 
 
 @dataclass
@@ -406,18 +417,21 @@ def _quarantine(tables, persons, rules: _Rules, hid) -> pd.DataFrame:
 
 def _report(persons, month_no, rules: _Rules, ledger, groups, bad_group, blank_rows, unknown,
             migrants, warnings, sources) -> dict:
+    """The report's counts, per month by integer codes (a month's rows are never scanned for
+    each month)."""
     quarantined = rules.has
-    months = {}
-    for number in np.unique(month_no):
-        label = month_label(number)
-        here = month_no == number
-        months[label] = {
-            "persons": int(here.sum()),
-            "persons_aggregated": int((here & ~quarantined).sum()),
-            "persons_quarantined": int((here & quarantined).sum()),
-            "households": int((ledger["month"] == label).sum()),
-            "households_quarantined": int((bad_group & (groups.months == number)).sum()),
-        }
+    values_, at = np.unique(month_no, return_inverse=True)
+    persons_in = np.bincount(at, minlength=len(values_))
+    persons_out = np.bincount(at, weights=quarantined, minlength=len(values_)).astype("int64")
+    group_month = np.searchsorted(values_, groups.months)
+    kept = np.bincount(group_month, weights=~bad_group, minlength=len(values_)).astype("int64")
+    dropped = np.bincount(group_month, weights=bad_group, minlength=len(values_)).astype("int64")
+    months = {
+        str(label): {"persons": int(persons_in[i]),
+                     "persons_aggregated": int(persons_in[i] - persons_out[i]),
+                     "persons_quarantined": int(persons_out[i]),
+                     "households": int(kept[i]), "households_quarantined": int(dropped[i])}
+        for i, label in enumerate(month_label(values_))}
     by_rule = pd.Series(rules.rule[quarantined]).value_counts()
     return {
         "months": months,
@@ -429,6 +443,6 @@ def _report(persons, month_no, rules: _Rules, ledger, groups, bad_group, blank_r
         "unknown_values": unknown.as_dict(list(sources.headers)),
         "warnings": warnings,
         "migrants": migrants,
-        "households": int(ledger["household_id"].nunique()),
+        "households": len(np.unique(groups.hcodes[~bad_group])),
         "household_months": len(ledger),
     }
