@@ -48,7 +48,8 @@ def person_table(households: int, seed: int = 0) -> tuple[SourceTable, np.ndarra
                                                                 p=p)][household]
         return np.asarray(choices, dtype=object)[rng.choice(len(choices), n, p=p)]
 
-    wage = (rng.integers(0, 60, households) * 1000).astype(str)[household]
+    wage = rng.integers(0, 60_000, households).astype(str)[household]
+    per_head = np.char.add(rng.integers(3_000, 30_000, households).astype(str), ".5")[household]
     frame = pd.DataFrame({
         "county": _strings(np.full(n, "丘北县", dtype=object)),
         "township": pick([f"乡{i}" for i in range(12)], per_household=True),
@@ -85,7 +86,7 @@ def person_table(households: int, seed: int = 0) -> tuple[SourceTable, np.ndarra
         "annual_inc_property": pick(["0", "200"], per_household=True),
         "annual_inc_transfer": pick(["3,000", "1500"], per_household=True),
         "annual_exp_medical_oop": pick(["0", "800"], per_household=True),
-        "annual_income_pc": pick(["8,000", "12000", "6500"], per_household=True),
+        "annual_income_pc": _strings(per_head),
         "annual_income_total": _strings(wage),
         "annual_income_year": pick(["2023", "2022"], per_household=True),
     })

@@ -133,10 +133,11 @@ def _read_field(name: str, series: pd.Series, sources: SourcesConfig,
         where = {t: i for i, t in enumerate(texts)}
         bad = list(seen.counts[name])
         unknown.add(name, np.array(bad, dtype=object), rows[[where[b] for b in bad]])
-    # Two spellings of one value agree (12,000 and 12000); an unreadable text is its own value.
-    known = parsed.notna().to_numpy(dtype=bool)
-    canon = np.where(known, parsed.astype(object).astype(str).to_numpy(), "\0" + texts)
-    keys = pd.factorize(canon)[0]
+    # Two spellings of one value agree (12,000 and 12000); an unreadable or blank text is a
+    # value of its own.
+    keys = pd.factorize(parsed.reset_index(drop=True))[0].astype("int64")
+    unread = np.flatnonzero(keys < 0)
+    keys[unread] = keys.max(initial=-1) + 1 + np.arange(len(unread))
     return _Field(codes, texts, parsed.reset_index(drop=True), keys)
 
 
