@@ -424,3 +424,29 @@ def test_no_person_table_is_an_error():
                                               "department": "医保", "warning_item": "x"}])
     with pytest.raises(SourceError, match="no person table"):
         run(warnings)
+
+
+def test_a_month_depends_on_no_file_of_a_later_month():
+    def persons(wage):
+        return [person("A", pid(1), annual_inc_wage=wage, working="是"),
+                person("B", pid(2), annual_inc_wage="7000")]
+
+    def warning(month, file_month, household="A"):
+        return table("warnings", file_month, [{"household_id": household, "warning_month": month,
+                                               "department": "医保", "warning_item": "超5000"}],
+                     path=f"w_{file_month}.csv")
+
+    def migrant(month):
+        return table("migrants", month, [{"household_id": "B", "person_id": pid(2),
+                                          "working": "是", "migrant_wage": "3000"}])
+
+    early = [table("persons", "2024-01", persons("5000")), table("persons", "2024-02",
+                                                                  persons("5000")),
+             warning("202401", "2024-02"), migrant("2024-02")]
+    later = [table("persons", "2024-03", persons("6000")), warning("202402", "2024-03"),
+             warning("202402", "2024-03", "B"), migrant("2024-03")]
+    before = run(*early).ledger
+    after = run(*early, *later).ledger
+    pd.testing.assert_frame_equal(after[after["month"] < "2024-03"].reset_index(drop=True),
+                                  before)
+    assert row(after, "B", "2024-03")["ev_illness"] and row(after, "A", "2024-03")["ev_illness"]
