@@ -450,3 +450,13 @@ def test_a_month_depends_on_no_file_of_a_later_month():
     pd.testing.assert_frame_equal(after[after["month"] < "2024-03"].reset_index(drop=True),
                                   before)
     assert row(after, "B", "2024-03")["ev_illness"] and row(after, "A", "2024-03")["ev_illness"]
+
+
+def test_a_table_whose_every_person_is_quarantined_gives_an_empty_ledger():
+    made = run(table("persons", "2024-03", [person("", pid(1)), person("", pid(2))]),
+               table("warnings", "2024-03", [{"household_id": "A", "warning_month": "202403",
+                                              "department": "医保", "warning_item": "x"}]))
+    assert made.ledger.empty and list(made.ledger.columns) == [*LEDGER_COLUMNS,
+                                                               *RECORDED_COLUMNS]
+    assert made.report["persons_quarantined"] == 2 == made.report["persons_in"]
+    assert made.report["warnings"]["unmatched"] == 1 and made.report["households"] == 0

@@ -196,7 +196,7 @@ def households_from_tables(tables: list[SourceTable],
     n_groups = groups.size
     order = np.argsort(gid, kind="stable")
     sorted_gid = gid[order]
-    starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]])
+    starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]][:len(idx)])
     first = idx[order[starts]]  # the first person row of each group
 
     # Per-person readings.
