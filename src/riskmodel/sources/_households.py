@@ -226,28 +226,7 @@ def households_from_tables(tables: list[SourceTable],
 
     # Household-level fields: read once, compared across each group's rows.
     fields = {name: _read_field(name, col(name), sources, unknown) for name in HOUSEHOLD_FIELDS}
-    disagree = np.full(n_groups, None, dtype=object)
-    for name in HOUSEHOLD_FIELDS:
-        f = fields[name]
-        key = f.keys[f.codes[idx[order]]]
-        differs = key != key[starts][sorted_gid]
-        at = np.flatnonzero(differs)
-        if not len(at):
-            continue
-        groups_at, where = np.unique(sorted_gid[at], return_index=True)
-        new = disagree[groups_at] == None  # noqa: E711
-        groups_at, where = groups_at[new], where[new]
-        one = f.texts[f.codes[first[groups_at]]]
-        other = f.texts[f.codes[idx[order[at[where]]]]]
-        disagree[groups_at] = [f"{name}: {a} | {b}" for a, b in zip(one, other, strict=True)]
-        rules.set_groups(idx, gid, groups_at, "household_disagrees", name, disagree)
-    for name in PLACES:
-        # The ledger needs every household's place; a blank one cannot be guessed.
-        blank = fields[name].texts[fields[name].codes[first]] == ""
-        at = np.flatnonzero(blank & (disagree == None))  # noqa: E711
-        disagree[at] = ""
-        rules.set_groups(idx, gid, at, "place_missing", name, disagree)
-
+    _disagreements(fields, idx, gid, order, rules)
     bad_group = np.bincount(gid, weights=rules.has[idx], minlength=n_groups) > 0
     rules.set(idx[bad_group[gid]], "member_of_quarantined_household", "household_id", "")
 
@@ -341,6 +320,36 @@ def households_from_tables(tables: list[SourceTable],
     report = _report(persons, month_no, rules, ledger, groups, bad_group, blank_rows,
                      unknown, migrants.report, warnings.report, sources)
     return Households(ledger, quarantine, report)
+
+
+def _disagreements(fields: dict[str, _Field], idx: np.ndarray, gid: np.ndarray,
+                   order: np.ndarray, rules: _Rules) -> None:
+    """Quarantine the household-months whose rows disagree on a household-level field (the
+    first such field, with two of its values) or lack a place."""
+    sorted_gid = gid[order]
+    starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]][:len(idx)])
+    first = idx[order[starts]]
+    disagree = np.full(len(starts), None, dtype=object)
+    for name in HOUSEHOLD_FIELDS:
+        f = fields[name]
+        key = f.keys[f.codes[idx[order]]]
+        differs = key != key[starts][sorted_gid]
+        at = np.flatnonzero(differs)
+        if not len(at):
+            continue
+        groups_at, where = np.unique(sorted_gid[at], return_index=True)
+        new = disagree[groups_at] == None  # noqa: E711
+        groups_at, where = groups_at[new], where[new]
+        one = f.texts[f.codes[first[groups_at]]]
+        other = f.texts[f.codes[idx[order[at[where]]]]]
+        disagree[groups_at] = [f"{name}: {a} | {b}" for a, b in zip(one, other, strict=True)]
+        rules.set_groups(idx, gid, groups_at, "household_disagrees", name, disagree)
+    for name in PLACES:
+        # The ledger needs every household's place; a blank one cannot be guessed.
+        blank = fields[name].texts[fields[name].codes[first]] == ""
+        at = np.flatnonzero(blank & (disagree == None))  # noqa: E711
+        disagree[at] = ""
+        rules.set_groups(idx, gid, at, "place_missing", name, disagree)
 
 
 def _take(labels: list, codes: np.ndarray) -> pd.Series:
