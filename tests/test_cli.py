@@ -17,6 +17,7 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 REQUIRED = {
     "generate": ["--households", "10", "--months", "3", "--out", "l.parquet"],
+    "ingest": ["--sources", "county", "--out", "l.parquet"],
     "validate": ["--ledger", "l.csv"],
     "train": ["--ledger", "l.csv"],
     "score": ["--ledger", "l.csv", "--out", "o"],

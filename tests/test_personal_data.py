@@ -16,9 +16,7 @@ from pathlib import Path
 
 import openpyxl
 import pyarrow.parquet as pq
-import pytest
 
-from riskmodel.cli import main
 from riskmodel.config import load_config
 from riskmodel.sources import read_sources
 

@@ -97,6 +97,11 @@ _LAZY = {
     "write_bulletin": "bulletin",
     # fonts
     "use_cjk_font": "fonts",
+    # sources
+    "ingest": "sources",
+    "IngestResult": "sources",
+    "read_sources": "sources",
+    "SourceTable": "sources",
 }
 
 

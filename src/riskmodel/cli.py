@@ -42,6 +42,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from .sources import ingest
+
+    result = ingest(args.sources, args.out, config=args.config, force=args.force)
+    print(result.describe())
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .config import load_config
     from .ledger import split_empty_columns, validate_file
@@ -182,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug logging, and the traceback of a file error (default: off)")
     parser = argparse.ArgumentParser(
         prog="riskmodel",
-        description="Risk of rural households falling back into poverty: generate, validate, "
-                    "train, score, explain, report, plan.",
+        description="Risk of rural households falling back into poverty: ingest, generate, "
+                    "validate, train, score, explain, report, plan.",
         formatter_class=_HelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -211,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated YYYY-MM months for the Monte Carlo "
                         "truth (default: last month with a full horizon)")
     p.set_defaults(func=_cmd_generate)
+
+    p = command("ingest", "read a county's sources folder (person tables, migrant tables, "
+                          "warnings) into the ledger")
+    p.add_argument("--sources", required=True, metavar="DIR",
+                   help="folder of the monthly downloads (.csv, .xlsx; any depth) (required)")
+    p.add_argument("--out", required=True, metavar="LEDGER.parquet",
+                   help="the ledger to write; ingest_report.json and ingest_quarantine.parquet/"
+                        ".xlsx go beside it (required)")
+    p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
+    p.add_argument("--force", action="store_true", help="replace an existing ledger "
+                                                        "(default: refuse it, exit code 4)")
+    p.set_defaults(func=_cmd_ingest)
 
     p = command("validate", "check a ledger; write valid rows and the quarantine")
     p.add_argument("--ledger", required=True, metavar="PATH", help=LEDGER_HELP)

@@ -19,6 +19,11 @@ class LedgerError(RiskModelError):
     exit_code = 2
 
 
+class SourceError(LedgerError):
+    """A county's export cannot be ingested: an unreadable file, no download month, no person
+    table."""
+
+
 class TrainingDataError(RiskModelError):
     """The ledger cannot train a model: too few months or positive labels."""
 
@@ -54,9 +59,3 @@ class TooFewScoredError(RiskModelError):
     be scored (too little income history, income columns left empty, all under the line)."""
 
     exit_code = 6
-
-
-class SourceError(RiskModelError):
-    """A county source file cannot be read: unreadable, or no download month, or several."""
-
-    exit_code = 2

@@ -1,16 +1,34 @@
-"""County sources: the national platform's person tables, the migrant-work table and the
-departments' warning lists, read and recognised by their headers.
+"""County sources in: the platform's person tables, the migrant-work table and the department
+warnings become the household-month ledger.
 
-It owns reading a county's source files (:func:`read_sources`: each file's kind, header,
-download month and mapped columns as :class:`SourceTable`) and the per-file cache of parsed
-files. It may import only the ground modules and :mod:`riskmodel.ledger`.
+:func:`read_sources` reads every ``.csv`` / ``.xlsx`` of a county's folder into
+:class:`SourceTable` objects (kind from the headers, download month, canonical fields);
+:func:`ingest` aggregates persons to households, joins the migrant table and the warnings, and
+writes the ledger with its report and quarantine. Personal fields (证件号码, 姓名, phones, bank
+accounts) are read only to derive ages and join feeds; they are never written. It may import
+only the ground modules and :mod:`riskmodel.ledger`.
 """
 
 from ..errors import SourceError
+from ._households import (
+    HOUSEHOLD_FIELDS,
+    QUARANTINE_COLUMNS,
+    RECORDED_COLUMNS,
+    Households,
+    households_from_tables,
+)
+from ._ingest import IngestResult, ingest
 from ._read import SourceTable, read_sources
 
 __all__ = [
+    "HOUSEHOLD_FIELDS",
+    "QUARANTINE_COLUMNS",
+    "RECORDED_COLUMNS",
     "SourceError",
+    "Households",
+    "IngestResult",
     "SourceTable",
+    "households_from_tables",
+    "ingest",
     "read_sources",
 ]

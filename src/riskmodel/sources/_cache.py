@@ -9,9 +9,9 @@ the CSV (compressed entries and Parquet took longer to read back than the CSV to
 renamed or moved is still found; a file edited, or a configuration changed, is parsed again.
 Both files are written beside their place and renamed into it, the JSON last, so an entry is
 complete or absent; an entry that cannot be read back whole is ignored (and rewritten by the
-next parse). Entries hold personal fields: the folder is created, and each entry written,
-readable by its owner only; it must never be inside the sources folder or an output others
-read.
+next parse). Entries hold no personal value (:mod:`riskmodel.sources._personal` replaces them
+before an entry is written), only pseudonyms of 证件号码 under the folder's key; the folder and
+its entries are readable by their owner only.
 """
 
 from __future__ import annotations
@@ -70,9 +70,11 @@ def sources_fingerprint(sources: SourcesConfig) -> str:
 class SourceCache:
     """Parsed files kept in ``folder``, for one ``sources`` configuration."""
 
-    def __init__(self, folder: str | Path, sources: SourcesConfig):
+    def __init__(self, folder: str | Path, sources: SourcesConfig, key: str = ""):
         self.folder = Path(folder)
-        self.fingerprint = sources_fingerprint(sources)
+        # Entries hold pseudonyms made with the folder's key: another key, other entries.
+        tag = hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+        self.fingerprint = f"{sources_fingerprint(sources)}{tag}"
 
     def _paths(self, sha256: str) -> tuple[Path, Path]:
         stem = f"{sha256}-{self.fingerprint}"

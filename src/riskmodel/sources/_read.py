@@ -18,7 +18,7 @@ import logging
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ import pyarrow.csv as pcsv
 from ..config import Config, SourcesConfig, load_config
 from ..errors import SourceError
 from ._cache import ROW, Parsed, SourceCache
+from ._personal import cache_key, new_key, pseudonymised
 from ._text import drop_midnight, normalise_array, normalise_text, string_series
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,8 @@ def read_sources(directory: str | Path, config: Config | None = None,
     if not directory.is_dir():
         raise SourceError(f"{directory}: no such folder of county sources.")
     spec = _Spec(config.sources)
-    cache = SourceCache(cache_dir, config.sources) if cache_dir is not None else None
+    key = cache_key(Path(cache_dir)) if cache_dir is not None else new_key()
+    cache = SourceCache(cache_dir, config.sources, key) if cache_dir is not None else None
     tables, unrecognised = [], []
     for path in _source_files(directory):
         relative = path.relative_to(directory).as_posix()
@@ -152,6 +154,9 @@ def read_sources(directory: str | Path, config: Config | None = None,
         from_cache = parsed is not None
         if parsed is None:
             parsed = _parse(path, spec)
+            if parsed.frame is not None:
+                parsed = replace(parsed, frame=pseudonymised(parsed.frame,
+                                                             config.sources.personal, key))
             logger.info("%s: parsed (%s)", relative, parsed.kind or "not recognised")
             if cache is not None:
                 cache.store(sha256, parsed)

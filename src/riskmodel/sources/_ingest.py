@@ -1,0 +1,162 @@
+"""The ingest job: a county's sources folder in, the ledger and its report out.
+
+read every file (reusing the cache of files already read) → persons to households, migrants
+and warnings joined → write the ledger, ``ingest_report.json``, ``ingest_quarantine.parquet``
+and ``ingest_quarantine.xlsx`` beside it, each atomically. The same folder gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import Config, load_config
+from ..errors import ArgumentError, OutputExistsError
+from ..ledger import fsync_path, temp_beside, write_json, write_parquet_atomic, write_xlsx
+from ._households import households_from_tables
+from ._read import read_sources
+
+REPORT_NAME = "ingest_report.json"
+QUARANTINE_NAME = "ingest_quarantine.parquet"
+QUARANTINE_XLSX = "ingest_quarantine.xlsx"
+#: The folder beside the ledger where files already read are kept (they hold personal fields).
+CACHE_NAME = ".riskmodel-cache"
+
+#: What each person-quarantine rule means, for the offices that fix the rows.
+RULES_ZH = {
+    "household_id_missing": "户编号为空，无法归户",
+    "birth_date_unreadable": "出生日期无法识别，且证件号码不是18位，无法计算年龄",
+    "person_duplicated": "同一户同一月份证件号码重复",
+    "household_disagrees": "同一户各成员行的户级信息不一致（填写内容列出两个不同的值）",
+    "place_missing": "户所在地（县、乡、村）为空",
+    "member_of_quarantined_household": "本户其他成员行有问题，整户暂不计入",
+}
+_XLSX_HEADERS = {"file": "文件", "sheet": "工作表", "row": "原表行号", "month": "月份",
+                 "household_id": "户编号", "column": "问题列", "value": "填写内容",
+                 "rule_zh": "问题说明", "rule": "规则代码"}
+
+
+@dataclass
+class IngestResult:
+    """What :func:`ingest` made and wrote.
+
+    Attributes
+    ----------
+    ledger : DataFrame
+        One row per household and download month: the ledger contract's columns, then the
+        recorded ones (``wage_migrant``, ``annual_*``, ``identified_month`` …).
+    quarantine : DataFrame
+        Persons not aggregated: file, sheet, row, month, household_id, field, rule, value
+        (personal values masked ``***``).
+    report : dict
+        The contents of ``ingest_report.json``.
+    paths : dict
+        ``ledger``, ``report``, ``quarantine``, ``quarantine_xlsx`` -> the file written.
+    """
+
+    ledger: pd.DataFrame
+    quarantine: pd.DataFrame
+    report: dict
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The one line the command line prints."""
+        r = self.report
+        w = r["warnings"]
+        other = len(r["unrecognised_files"])
+        files = f"{len(r['files'])} files" + (f" ({other} more of no known kind)" if other else "")
+        return (f"{files}, {len(r['months'])} months, {r['households']} "
+                f"households ({r['household_months']} household-months); persons in "
+                f"{r['persons_in']} = {r['persons_aggregated']} aggregated + "
+                f"{r['persons_quarantined']} quarantined; warnings {w['matched']} matched, "
+                f"{w['unmatched']} unmatched; wrote {self.paths['ledger']}")
+
+
+def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | None = None,
+           force: bool = False) -> IngestResult:
+    """Read a county's sources folder and write the household-month ledger.
+
+    Parameters
+    ----------
+    sources : str or Path
+        The folder of monthly downloads: person tables, migrant tables, warning lists
+        (``.csv`` / ``.xlsx``, any depth).
+    out : str or Path
+        The ledger to write (``.parquet``). ``ingest_report.json``,
+        ``ingest_quarantine.parquet`` and ``ingest_quarantine.xlsx`` go beside it, and the
+        cache of files already read in ``.riskmodel-cache/`` there.
+    config : Config, str or Path, optional
+        A loaded configuration or a YAML file of overrides; the packaged defaults otherwise.
+    force : bool, default=False
+        Replace an existing ledger.
+
+    Returns
+    -------
+    IngestResult
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and ``force`` is False (exit code 4).
+    SourceError
+        A file cannot be read, a table has no download month, or there is no person table.
+    """
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        raise ArgumentError(f"Got --out {out}, expected a .parquet file for the ledger.")
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} exists already; pass --force (force=True) to replace it.")
+    if not isinstance(config, Config):
+        config = load_config(config)
+    folder = out.parent
+    tables, unrecognised = read_sources(sources, config, cache_dir=folder / CACHE_NAME)
+    made = households_from_tables(tables, config)
+    personal = sorted({t.headers[f] for t in tables for f in config.sources.personal
+                       if f in t.headers})
+    report = {
+        "files": [{"path": t.path, "sheet": t.sheet, "kind": t.kind, "month": t.month,
+                   "rows": len(t.frame), "sha256": t.sha256} for t in tables],
+        "unrecognised_files": unrecognised,
+        **made.report,
+        "personal_columns": {"seen": personal, "dropped": True},
+    }
+    paths = {"ledger": out, "report": folder / REPORT_NAME,
+             "quarantine": folder / QUARANTINE_NAME, "quarantine_xlsx": folder / QUARANTINE_XLSX}
+    folder.mkdir(parents=True, exist_ok=True)
+    write_parquet_atomic(made.quarantine, paths["quarantine"])
+    _atomic(lambda p: write_xlsx(_for_cadres(made.quarantine, tables), p, sheet="隔离记录"),
+            paths["quarantine_xlsx"])
+    _atomic(lambda p: write_json(report, p), paths["report"])
+    write_parquet_atomic(made.ledger, out)
+    return IngestResult(made.ledger, made.quarantine, report, paths)
+
+
+def _atomic(write, path: Path) -> None:
+    tmp = temp_beside(path)
+    try:
+        write(tmp)
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_path(path.parent)
+
+
+def _for_cadres(quarantine: pd.DataFrame, tables) -> pd.DataFrame:
+    """The quarantine with Chinese headers, the column as the file writes it, each rule
+    explained."""
+    written = pd.DataFrame([(t.path, f, h) for t in tables for f, h in t.headers.items()],
+                           columns=["file", "field", "header"]).drop_duplicates(["file", "field"])
+    header = quarantine[["file", "field"]].merge(written, on=["file", "field"], how="left")
+    table = pd.DataFrame({
+        "file": quarantine["file"], "sheet": quarantine["sheet"], "row": quarantine["row"],
+        "month": quarantine["month"], "household_id": quarantine["household_id"],
+        "column": header["header"].fillna(header["field"]).to_numpy(),
+        "value": quarantine["value"],
+        "rule_zh": quarantine["rule"].map(RULES_ZH),
+        "rule": quarantine["rule"],
+    })
+    return table.rename(columns=_XLSX_HEADERS)
