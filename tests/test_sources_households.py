@@ -16,6 +16,7 @@ from riskmodel.errors import SourceError
 from riskmodel.ledger import LEDGER_COLUMNS, MEMBER_COUNTS
 from riskmodel.sources import RECORDED_COLUMNS, SourceTable, households_from_tables
 from riskmodel.sources import _values as values
+from riskmodel.sources._personal import pseudonymised
 
 CONFIG = load_config()
 SOURCES = CONFIG.sources
@@ -23,11 +24,14 @@ PLACE = {"county": "丘北县", "township": "八道哨乡", "village": "大坪�
 
 
 def table(kind: str, month: str | None, rows: list[dict], path: str | None = None) -> SourceTable:
-    """A source table as the reader gives it (cells normalised, "" for blank)."""
+    """A source table as the reader gives it (cells normalised, "" for blank, personal fields
+    replaced)."""
     fields = sorted({k for r in rows for k in r})
     frame = pd.DataFrame({f: pd.array([values.normalise(r.get(f, "")) for r in rows],
                                       dtype="string") for f in fields})
     frame["_row"] = np.arange(3, len(rows) + 3, dtype="int64")  # a title line above the header
+    # As the reader hands it on: 证件号码 a pseudonym beside the birth date it carries.
+    frame = pseudonymised(frame, SOURCES.personal, key="test-key-16chars")
     return SourceTable(path or f"{kind}_{month}.csv", None, "0" * 64, kind, month, frame,
                        {f: f"<{f}>" for f in fields}, 0)
 
@@ -215,7 +219,7 @@ def test_ages_from_birth_date_else_the_id_turning_at_the_birth_month():
            for m in ["2024-02", "2024-03", "2024-04"]}
     assert got == {"2024-02": [0, 2], "2024-03": [1, 1], "2024-04": [2, 0]}
     assert values.birth_months(pd.Series(["", "19901301"]),
-                               pd.Series(["53012319900101001X", ""])).tolist() == [23880, -1]
+                               pd.Series(["19900101", ""])).tolist() == [23880, -1]
 
 
 def test_money_with_full_width_digits_thousands_separators_and_yuan():

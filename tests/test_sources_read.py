@@ -82,9 +82,18 @@ def test_every_header_spelling_is_read_as_its_field(tmp_path, k, full_width):
     write_csv(tmp_path / "t_202401.csv", [spaced, values])
     table = read_one(tmp_path)
     assert table.headers == {f: s.strip() for f, s in zip(written, spaced, strict=True)}
-    assert list(table.frame.columns) == [f for f in SOURCES.headers if f in written] + ["_row"]
-    assert table.frame.iloc[0, :-1].tolist() == [
-        dict(zip(written, values, strict=True))[f] for f in table.frame.columns[:-1]]
+    # Names, phones and bank accounts are dropped as soon as they are read; 证件号码 gives
+    # way to a pseudonym and the birth date it carries.
+    kept = [f for f in SOURCES.headers if f in written
+            and (f == "person_id" or f not in SOURCES.personal)]
+    if "person_id" in kept:
+        kept.insert(kept.index("person_id") + 1, "id_birth")
+    assert list(table.frame.columns) == kept + ["_row"]
+    plain = [f for f in table.frame.columns[:-1] if f not in ("person_id", "id_birth")]
+    assert table.frame.loc[0, plain].tolist() == [
+        dict(zip(written, values, strict=True))[f] for f in plain]
+    if "person_id" in kept:
+        assert table.frame.loc[0, "person_id"] not in ("", values[list(written).index("person_id")])
     assert table.unmapped == 0
 
 
@@ -262,10 +271,11 @@ def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, caplog):
     sources, cache = tmp_path / "sources", tmp_path / "cache"
     write_csv(sources / "人员_202401.csv", [PERSON_HEADERS, ["H1", "普通劳动力", "健康"]])
     first, _ = read_sources(sources, cache_dir=cache)
-    entries = sorted(p.name for p in cache.iterdir())
+    entries = sorted(p.name for p in cache.iterdir() if p.name != "key")
     assert entries == [f"{first[0].sha256}-{n}" for n in
-                       sorted(p.name.split("-", 1)[1] for p in cache.iterdir())]
-    # Entries hold personal fields: only their owner may read them.
+                       sorted(p.name.split("-", 1)[1] for p in cache.iterdir()
+                              if p.name != "key")]
+    # Entries hold pseudonyms made with the folder's key: only their owner may read them.
     assert cache.stat().st_mode & 0o777 == 0o700
     assert {p.stat().st_mode & 0o777 for p in cache.iterdir()} == {0o600}
     table_file = next(cache.glob("*.arrow"))
@@ -314,9 +324,12 @@ def test_ragged_rows_are_read_and_errors_never_quote_a_cell(tmp_path):
     write_csv(tmp_path / "a" / "人员_202401.csv",
               [[*PERSON_HEADERS, "证件号码"], ["H1", "普通劳动力"],
                ["H2", "无劳动力", "健康", marker]])
-    assert read_one(tmp_path / "a").frame.to_dict("list") == {
-        "household_id": ["H1", "H2"], "person_id": ["", marker], "health": ["", "健康"],
-        "labor_skill": ["普通劳动力", "无劳动力"], "_row": [2, 3]}
+    frame = read_one(tmp_path / "a").frame.to_dict("list")
+    pseudonym = frame["person_id"][1]
+    assert pseudonym not in ("", marker)
+    assert frame == {
+        "household_id": ["H1", "H2"], "person_id": ["", pseudonym], "id_birth": ["", "19900101"],
+        "health": ["", "健康"], "labor_skill": ["普通劳动力", "无劳动力"], "_row": [2, 3]}
     write_csv(tmp_path / "b" / "人员_202401.csv",
               [[*PERSON_HEADERS, "证件号码"], ["H1", "普通劳动力", "健康", marker, marker]])
     with pytest.raises(SourceError, match="row 2 has more cells than the header") as caught:

@@ -82,6 +82,7 @@ def pseudonymised(frame: pd.DataFrame, personal: list[str], key: str) -> pd.Data
     text = pc.cast(pa.array(hashed, type=pa.uint64()), pa.large_string())
     text = pc.if_else(pa.array(blank), "", text)
     out["person_id"] = pd.Series(pd.array(text, dtype=pd.StringDtype()), index=out.index)
-    out["id_birth"] = pd.Series(pd.array(pc.if_else(has_birth, digits, ""),
-                                         dtype=pd.StringDtype()), index=out.index)
+    out.insert(out.columns.get_loc("person_id") + 1, "id_birth",
+               pd.Series(pd.array(pc.if_else(has_birth, digits, ""), dtype=pd.StringDtype()),
+                         index=out.index))
     return out
