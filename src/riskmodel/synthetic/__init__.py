@@ -32,6 +32,13 @@ from ._simulate import (
     populate,
     step,
 )
+from ._sources import (
+    CountySources,
+    check_sources_paths,
+    county_sources,
+    sources_expected,
+    write_sources,
+)
 
 __all__ = [
     "BURN_IN",
@@ -42,10 +49,13 @@ __all__ = [
     "REFERENCE_MONTH",
     "Draws",
     "Params",
+    "CountySources",
     "SyntheticData",
     "base_rates",
     "check_paths",
+    "check_sources_paths",
     "composition",
+    "county_sources",
     "draw",
     "generate",
     "generate_ledger",
@@ -53,6 +63,8 @@ __all__ = [
     "places",
     "policy_line",
     "populate",
+    "sources_expected",
     "step",
     "write",
+    "write_sources",
 ]

@@ -439,17 +439,8 @@ def write_sources(sources: CountySources, directory: str | Path,
     ArgumentError
         ``expected_path`` inside ``directory`` or not ending in ``.parquet``.
     """
+    check_sources_paths(directory, expected_path)
     directory = Path(directory)
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-        raise OutputExistsError(f"Got --sources {directory}, which exists and is not an empty "
-                                "folder; choose a new folder.")
-    if expected_path is not None:
-        expected_path = Path(expected_path)
-        if expected_path.suffix.lower() != ".parquet":
-            raise ArgumentError(f"Got {expected_path}, expected a file name ending in .parquet.")
-        if directory.resolve() in expected_path.resolve().parents:
-            raise ArgumentError(f"Got {expected_path} inside the sources folder {directory}; "
-                                "the expected ledger goes outside it.")
     directory.parent.mkdir(parents=True, exist_ok=True)
     temp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
@@ -467,6 +458,44 @@ def write_sources(sources: CountySources, directory: str | Path,
         raise
     written = [directory / rel for rel in sorted(sources.files)]
     if expected_path is not None:
+        expected_path = Path(expected_path)
         expected_path.parent.mkdir(parents=True, exist_ok=True)
         written.append(write_parquet_atomic(sources.expected, expected_path))
     return written
+
+
+def check_sources_paths(directory: str | Path, expected_path: str | Path | None = None,
+                        others: list | None = None) -> None:
+    """Refuse a sources folder and expected-ledger path :func:`write_sources` cannot honour.
+
+    Parameters
+    ----------
+    directory : str or Path
+        The sources folder: new, or an empty folder.
+    expected_path : str or Path, optional
+        The expected ledger: a ``.parquet`` name outside ``directory``.
+    others : list of str or Path, optional
+        Files the same run writes (ledger, truth), which the expected ledger must not be.
+
+    Raises
+    ------
+    OutputExistsError
+        ``directory`` exists and is not an empty folder (exit code 4).
+    ArgumentError
+        ``expected_path`` badly named, inside ``directory`` or one of ``others``.
+    """
+    directory = Path(directory)
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise OutputExistsError(f"Got --sources {directory}, which exists and is not an empty "
+                                "folder; choose a new folder.")
+    if expected_path is None:
+        return
+    expected = Path(expected_path)
+    if expected.suffix.lower() != ".parquet":
+        raise ArgumentError(f"Got {expected}, expected a file name ending in .parquet.")
+    if directory.resolve() in expected.resolve().parents:
+        raise ArgumentError(f"Got {expected} inside the sources folder {directory}; the "
+                            "expected ledger goes outside it.")
+    if any(o is not None and Path(o).resolve() == expected.resolve() for o in others or []):
+        raise ArgumentError(f"Got {expected} for the expected ledger and another output; "
+                            "expected another file.")
