@@ -17,8 +17,8 @@ import pytest
 
 from riskmodel import validate_ledger
 from riskmodel.config import load_config
-from riskmodel.ledger import LEDGER_COLUMNS
 from riskmodel.errors import OutputExistsError
+from riskmodel.ledger import LEDGER_COLUMNS
 from riskmodel.synthetic import (
     county_sources,
     generate_ledger,
@@ -149,7 +149,8 @@ def test_person_counts_equal_latent_ledger(sources, tables, config):
         "elderly": age >= 60, "children": age < 16,
         "students_compulsory": school == "compulsory",
         "students_noncompulsory": school == "noncompulsory",
-        **has, "disabled_severe": has["disabled"] & persons["disability_grade"].isin(["一级", "二级"]),
+        **has,
+        "disabled_severe": has["disabled"] & persons["disability_grade"].isin(["一级", "二级"]),
         "migrant_workers": working, "dropouts": persons["dropout"] == "是",
     })
     got = flags.groupby(["household_id", "month"]).sum().astype(int)
@@ -167,9 +168,14 @@ def test_person_counts_equal_latent_ledger(sources, tables, config):
     for flag in ["dibao", "welfare_job", "housing_safe", "water_safe"]:
         assert (exp[flag].astype(bool).to_numpy() == lat[flag].astype(bool).to_numpy()).all()
     assert (exp["household_type"].to_numpy() == lat["household_type"].astype(str)).all()
-    # Persons never change household, and keep an illness they had while it lasts.
+    # Persons never change household; a disability or chronic illness stays with its person.
     per_person = persons.groupby("person_id")["household_id"].nunique()
     assert (per_person == 1).all() and persons.groupby("month").size().nunique() == 1
+    for flag in ("disabled", "chronic_ill"):
+        wide = pd.DataFrame({"p": persons["person_id"], "m": persons["month"],
+                             "v": has[flag]}).pivot(index="p", columns="m", values="v")
+        assert (wide.to_numpy()[:, 1:] >= wide.to_numpy()[:, :-1]).all()
+        assert wide.to_numpy().any()
 
 
 def test_ages_and_identity_numbers(tables):
@@ -208,6 +214,10 @@ def test_incomes_repeat_and_change_at_verification(sources):
     pc = (exp[money[-1]] - exp["annual_exp_medical_oop"]) / exp["members"]
     assert (np.rint(pc) == exp["annual_income_pc"]).all()
     assert (exp.loc[exp["month"] == "2023-03", "annual_recorded_month"] == "2023-03").mean() > 0.9
+    # Identification and elimination record the figures anew, in that month.
+    events = exp[(exp["identified_month"] == exp["month"])
+                 | (exp["eliminated_month"] == exp["month"])]
+    assert len(events) > 0 and (events["annual_recorded_month"] == events["month"]).all()
 
 
 def test_warnings_above_thresholds_and_matched(sources, tables):

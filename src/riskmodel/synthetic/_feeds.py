@@ -8,8 +8,9 @@ the simulator's generator.
   off; the category and the recorded risk types are the cadres' reading of what they see at
   identification (recent events, laborers, housing), not the true cause.
 - Annual incomes: recorded at the yearly verification (covering the previous calendar year), at
-  identification and at elimination (covering the 12 months up to that month), and at the first
-  month of the ledger (the 12 months before it); repeated unchanged in between.
+  identification and at elimination (covering the 12 months up to that month; they take the
+  place of a verification in the same month), and at the first month of the ledger (the 12
+  months before it); repeated unchanged in between.
 - Warnings: the departments' lists (部门筛查预警) at SOURCES.md's rules.
 """
 
@@ -72,6 +73,9 @@ def monitoring(record: dict, static: dict, months: int, burn_in: int) -> Monitor
     prev = np.vstack([np.zeros((1, n), bool), mon[:-1]])
     on, off = mon & ~prev, ~mon & prev
     s_on, h_on = np.nonzero(on)                       # step-major: indices grow with the step
+    if len(s_on) == 0:                                # nobody identified: one unused pair
+        s_on, h_on = np.zeros(1, np.int64), np.zeros(1, np.int64)
+        on = np.zeros_like(on)
     cs = {e: _cumsum(record[e]) for e in ("ev_illness", "ev_disability", "ev_accident",
                                           "ev_education", "ev_disaster", "ev_job_loss",
                                           "ev_business_loss", "exp_medical_oop")}
@@ -96,7 +100,7 @@ def monitoring(record: dict, static: dict, months: int, burn_in: int) -> Monitor
     category = np.where(static["exited"][h_on], 0, np.where(sudden, 2, 1))
 
     idx = np.full((steps, n), -1, np.int64)
-    idx[s_on, h_on] = np.arange(len(s_on))
+    idx[on] = np.arange(int(on.sum()))
     current = np.maximum.accumulate(idx, axis=0)[burn_in:burn_in + months]
     off_step = np.maximum.accumulate(np.where(off, np.arange(steps)[:, None], -1), axis=0)
     ident_step = np.where(current >= 0, s_on[np.maximum(current, 0)], -1)
@@ -136,18 +140,17 @@ def annual(record: dict, static: dict, start: int, months: int, burn_in: int,
             for c in values:
                 values[c][k] = np.rint((flows[c][hi] - flows[c][lo]) * scale)
             year[k], recorded[k] = y, True
-            continue
-        rows = change[k] | (k == 0)
-        if k == 0:
+        elif k == 0:
             lo, hi = s - 12, s                                        # the 12 months before
             for c in values:
                 values[c][k] = flows[c][hi] - flows[c][lo]
-            year[k] = (t - 1) // 12
+            year[k], recorded[k] = (t - 1) // 12, True
+        # Identification and elimination record the 12 months up to them, whatever the month.
         ident = change[k]
         for c in values:
             values[c][k, ident] = _window(flows[c], np.full(ident.sum(), s), h[ident], 12)
         year[k, ident] = t // 12
-        recorded[k] = rows
+        recorded[k] |= ident
     last = np.maximum.accumulate(np.where(recorded, np.arange(months)[:, None], -1), axis=0)
     out = {f"annual_{c}" if c != "exp_medical_oop" else "annual_exp_medical_oop":
            values[c][last, h] for c in values}

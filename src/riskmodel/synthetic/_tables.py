@@ -85,7 +85,7 @@ def person_columns(persons, pm: dict, rec: dict, static: dict, mon, ann: dict, k
     head = np.r_[True, hh[1:] != hh[:-1]]
     wjob = rec["wjob"][s][hh] & head
     if rng.random() < 0.3:                     # months held instead of 是/否
-        cols["welfare_job"] = np.where(wjob, str(k % 12 + 1), "0").astype(object)
+        cols["welfare_job"] = np.where(wjob, str(k % 12 + 1), "否").astype(object)
     else:
         cols["welfare_job"] = _yes(wjob)
     cols["housing_unsafe"] = _yes(~rec["housing_safe"][s])[hh]
