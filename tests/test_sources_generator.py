@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -279,3 +280,9 @@ def test_deterministic(sources, tmp_path):
     with pytest.raises(OutputExistsError):
         write_sources(again, tmp_path / "county")
     assert county_sources(H, M, seed=SEED + 1).files != sources.files
+    # Workbooks carry no time of writing: fixed entry times and document properties.
+    book = next(content for path, content in sources.files.items() if path.endswith(".xlsx"))
+    with zipfile.ZipFile(io.BytesIO(book)) as z:
+        assert {i.date_time for i in z.infolist()} == {(2000, 1, 1, 0, 0, 0)}
+        core = z.read("docProps/core.xml").decode()
+    assert re.findall(r"<dcterms:\w+[^>]*>([^<]*)<", core) == ["2000-01-01T00:00:00Z"] * 2
