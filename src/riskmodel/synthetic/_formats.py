@@ -13,6 +13,8 @@ import zipfile
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 #: Money fields: written as whole yuan, sometimes with thousands separators, 元 or full-width
 #: digits.
@@ -107,9 +109,20 @@ def assemble(columns: dict[str, np.ndarray], headers: dict[str, str],
     return pd.DataFrame({names[i]: pd.array(data[names[i]], dtype=object) for i in order})
 
 
-def csv_bytes(frame: pd.DataFrame, titles: list[str], encoding: str) -> bytes:
-    """CSV text under title lines (one cell each), in ``utf-8-sig`` or ``gb18030``."""
-    body = frame.to_csv(index=False, lineterminator="\r\n")
+def csv_bytes(frame: pd.DataFrame, titles: list[str], encoding: str, quote_all: bool) -> bytes:
+    """CSV text under title lines (one cell each), in ``utf-8-sig`` or ``gb18030``.
+
+    ``quote_all`` quotes every cell (as some platforms export), written by pyarrow (fast);
+    otherwise only cells that need it, written by pandas.
+    """
+    if quote_all:
+        table = pa.table({c: pa.array(frame[c].to_numpy(dtype=object), pa.string())
+                          for c in frame.columns})
+        raw = io.BytesIO()
+        pacsv.write_csv(table, raw, pacsv.WriteOptions(quoting_style="needed"))
+        body = raw.getvalue().decode("utf-8")
+    else:
+        body = frame.to_csv(index=False, lineterminator="\r\n")
     head = "".join(f"{t}\r\n" for t in titles)
     return (head + body).encode(encoding)
 
