@@ -286,3 +286,34 @@ def test_deterministic(sources, tmp_path):
         assert {i.date_time for i in z.infolist()} == {(2000, 1, 1, 0, 0, 0)}
         core = z.read("docProps/core.xml").decode()
     assert re.findall(r"<dcterms:\w+[^>]*>([^<]*)<", core) == ["2000-01-01T00:00:00Z"] * 2
+
+
+def test_expected_events_are_the_warnings_in_the_month_they_arrive(sources, tables, config):
+    persons = _persons(tables)
+    owner = dict(zip(zip(persons["person_id"], persons["month"], strict=True), persons["household_id"],
+                     strict=True))
+    rows = []
+    for _, kind, month, frame in tables:
+        if kind != "warnings":
+            continue
+        warned = _months(frame["warning_month"])
+        known = warned if month is None else np.maximum(warned, _months(pd.Series([month]))[0])
+        label = (known // 12).astype(str) + "-" + (known % 12 + 1).astype(str).str.zfill(2)
+        household = frame.get("household_id", pd.Series("", index=frame.index)).fillna("")
+        by_id = [owner.get((p, m)) for p, m in zip(frame.get("person_id", household), label,
+                                                   strict=True)]
+        household = household.where(household != "", pd.Series(by_id, index=frame.index))
+        rule = {r.department: r.column for r in config.sources.warning_rules}
+        rows.append(pd.DataFrame({"household_id": household, "month": label,
+                                  "column": frame["department"].map(rule)}))
+    marks = pd.concat(rows).dropna()
+    exp = sources.expected.set_index(["household_id", "month"])
+    for column in ["ev_illness", "ev_accident", "ev_disaster", "ev_job_loss", "ev_education",
+                   "ev_disability"]:
+        want = set(marks.loc[marks["column"] == column, ["household_id", "month"]]
+                   .itertuples(index=False, name=None))
+        assert set(exp.index[exp[column].to_numpy()]) == want
+    assert not exp["ev_business_loss"].any() and not exp["ev_epidemic"].any()
+    dibao = set(marks.loc[marks["column"] == "dibao", ["household_id", "month"]]
+                .itertuples(index=False, name=None))
+    assert dibao and exp.loc[list(dibao), "dibao"].all()
