@@ -290,8 +290,8 @@ def test_deterministic(sources, tmp_path):
 
 def test_expected_events_are_the_warnings_in_the_month_they_arrive(sources, tables, config):
     persons = _persons(tables)
-    owner = dict(zip(zip(persons["person_id"], persons["month"], strict=True), persons["household_id"],
-                     strict=True))
+    keys = zip(persons["person_id"], persons["month"], strict=True)
+    owner = dict(zip(keys, persons["household_id"], strict=True))
     rows = []
     for _, kind, month, frame in tables:
         if kind != "warnings":
