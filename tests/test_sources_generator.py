@@ -317,3 +317,16 @@ def test_expected_events_are_the_warnings_in_the_month_they_arrive(sources, tabl
     dibao = set(marks.loc[marks["column"] == "dibao", ["household_id", "month"]]
                 .itertuples(index=False, name=None))
     assert dibao and exp.loc[list(dibao), "dibao"].all()
+
+
+def test_sources_arguments_refused(tmp_path, capsys):
+    from riskmodel.cli import main
+
+    run = ["generate", "--households", "5", "--months", "2", "--out", str(tmp_path / "l.parquet")]
+    assert main([*run, "--verification-month", "4"]) == 2
+    assert main([*run, "--sources", str(tmp_path / "c"), "--sources-expected",
+                 str(tmp_path / "c" / "e.parquet")]) == 2
+    assert main([*run, "--sources", str(tmp_path / "c"), "--sources-expected",
+                 str(tmp_path / "e.csv")]) == 2
+    assert "expected" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

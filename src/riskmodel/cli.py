@@ -30,6 +30,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ArgumentError("Got --truth-months without --truth, expected --truth FILE too "
                             "(where the true risks go).")
     check_paths(args.out, args.truth)
+    if not args.sources and (args.sources_expected or args.verification_month):
+        raise ArgumentError("Got --sources-expected or --verification-month without --sources, "
+                            "expected --sources DIR too (where the county's exports go).")
     if args.sources:
         from .synthetic import check_sources_paths
         expected = args.sources_expected or sources_expected_path(args.out)
@@ -42,7 +45,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.sources:
         from .synthetic import county_sources
         sources = county_sources(args.households, args.months, args.start, args.seed,
-                                 verification_month=args.verification_month)
+                                 verification_month=args.verification_month or 3)
     # Everything that can fail comes before the files: a failed run writes nothing.
     lines = data.describe()
     write(data, args.out, args.truth)
@@ -238,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources-expected", metavar="PATH",
                    help="with --sources: where the ledger an ingest of DIR must give goes, "
                         "outside DIR (default: beside --out, <name>_sources_expected.parquet)")
-    p.add_argument("--verification-month", type=int, default=3, choices=range(1, 13),
-                   metavar="1-12", help="with --sources: calendar month of the yearly income "
-                                        "verification")
+    p.add_argument("--verification-month", type=int, choices=range(1, 13), metavar="1-12",
+                   help="with --sources: calendar month of the yearly income verification "
+                        "(default: 3)")
     p.set_defaults(func=_cmd_generate)
 
     p = command("validate", "check a ledger; write valid rows and the quarantine")
