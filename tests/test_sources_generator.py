@@ -170,6 +170,7 @@ def test_person_counts_equal_latent_ledger(sources, tables, config):
         assert (exp[flag].astype(bool).to_numpy() == lat[flag].astype(bool).to_numpy()).all()
     assert (exp["household_type"].to_numpy() == lat["household_type"].astype(str)).all()
     # Persons never change household; a disability or chronic illness stays with its person.
+    assert not persons.duplicated(["person_id", "month"]).any()
     per_person = persons.groupby("person_id")["household_id"].nunique()
     assert (per_person == 1).all() and persons.groupby("month").size().nunique() == 1
     for flag in ("disabled", "chronic_ill"):

@@ -106,7 +106,7 @@ class _Writer:
         rows = len(next(iter(columns.values())))
         if month_column and month is not None:
             columns = {"month": month_text(np.full(rows, month),
-                                            _pick(rng, ["yyyymm", "dash", "cn"])), **columns}
+                                            _pick(rng, ["yyyymm", "dash", "cn2"])), **columns}
         style = money_style(rng)
         columns = {f: (money_text(v, style, rng) if f in MONEY else v)
                    for f, v in columns.items()}

@@ -16,7 +16,8 @@ _AWAY = np.array(["广东省东莞市", "浙江省宁波市", "福建省晋江�
 
 
 def month_text(months, style: str) -> np.ndarray:
-    """Month numbers (−1 blank) as written: ``yyyymm``, ``dash``, ``yyyymmdd`` or ``cn``."""
+    """Month numbers (−1 blank) as written: ``yyyymm`` (202403), ``dash`` (2024-03),
+    ``yyyymmdd`` (20240301), ``cn`` (2024年3月) or ``cn2`` (2024年03月)."""
     months = np.asarray(months, np.int64)
     out = np.full(months.shape, "", dtype=object)
     ok = months >= 0
@@ -26,7 +27,8 @@ def month_text(months, style: str) -> np.ndarray:
     ys, ms = y.astype(str).astype(object), np.char.zfill(m.astype(str), 2).astype(object)
     out[ok] = {"yyyymm": lambda: ys + ms, "dash": lambda: ys + "-" + ms,
                "yyyymmdd": lambda: ys + ms + "01",
-               "cn": lambda: ys + "年" + m.astype(str).astype(object) + "月"}[style]()
+               "cn": lambda: ys + "年" + m.astype(str).astype(object) + "月",
+               "cn2": lambda: ys + "年" + ms + "月"}[style]()
     return out
 
 
