@@ -35,7 +35,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
                             "expected --sources DIR too (where the county's exports go).")
     if args.sources:
         from .synthetic import check_sources_paths
-        expected = args.sources_expected or sources_expected_path(args.out)
+        expected = args.sources_expected or _sources_expected_path(args.out)
         check_sources_paths(args.sources, expected, [args.out, args.truth])
     truth_months = ([m.strip() for m in args.truth_months.split(",")] if args.truth_months
                     else None)
@@ -60,7 +60,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def sources_expected_path(out: str) -> str:
+def _sources_expected_path(out: str) -> str:
     """Where ``generate --sources`` puts the expected ingest ledger by default: beside --out."""
     path = Path(out)
     return str(path.with_name(f"{path.stem}_sources_expected.parquet"))
