@@ -36,7 +36,7 @@ from ._formats import (
     money_text,
     xlsx_bytes,
 )
-from ._generate import BURN_IN, _check_size, _ledger, _simulate
+from ._generate import BURN_IN, _check_size, _household_ids, _simulate
 from ._persons import make_persons, person_month
 from ._simulate import PROVINCE, Params, places
 from ._tables import (
@@ -231,8 +231,7 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
     events = _warned(warn, first, m, n, config)
     expected = _expected(counts, code, rec, static, mon, ann, wage_mig, events, place_text,
                          first, m)
-    ids = pd.DataFrame({"household_id": _ledger(run, params)["household_id"]
-                        .iloc[::m].to_numpy(dtype=object),
+    ids = pd.DataFrame({"household_id": _household_ids(n, 1).to_numpy(dtype=object),
                         "source_household_id": code})
     return CountySources(writer.files, expected, ids, p, len(warn) + unmatched, unmatched,
                          [month_label(first + k) for k in range(m)])
