@@ -4,8 +4,9 @@ It owns the household process (incomes, shocks, risk causes, measures month by m
 ledger it writes in the ledger contract's columns, and the truth beside it (true risk, true
 cause, the label on the complete record); and the same households as a county's exports
 (person, migrant-work and warning tables) with the ledger an ingest of them must give. It
-stands beside the pipeline: it may import the ground modules, :mod:`riskmodel.ledger` (the contract) and the label definition of
-:mod:`riskmodel.model`; nothing but the command line imports it.
+stands beside the pipeline: it may import the ground modules, :mod:`riskmodel.ledger` (the
+contract) and the label definition of :mod:`riskmodel.model`; nothing but the command line
+imports it.
 """
 
 from ._generate import (
