@@ -30,13 +30,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         raise ArgumentError("Got --truth-months without --truth, expected --truth FILE too "
                             "(where the true risks go).")
     check_paths(args.out, args.truth)
+    if not args.sources and (args.sources_expected or args.verification_month):
+        raise ArgumentError("Got --sources-expected or --verification-month without --sources, "
+                            "expected --sources DIR too (where the county's exports go).")
+    if args.sources:
+        from .synthetic import check_sources_paths
+        expected = args.sources_expected or _sources_expected_path(args.out)
+        check_sources_paths(args.sources, expected, [args.out, args.truth])
     truth_months = ([m.strip() for m in args.truth_months.split(",")] if args.truth_months
                     else None)
     data = generate(households=args.households, months=args.months, start=args.start,
                     seed=args.seed, truth_months=truth_months, with_truth=bool(args.truth))
+    sources = None
+    if args.sources:
+        from .synthetic import county_sources
+        sources = county_sources(args.households, args.months, args.start, args.seed,
+                                 verification_month=args.verification_month or 3)
     # Everything that can fail comes before the files: a failed run writes nothing.
     lines = data.describe()
     write(data, args.out, args.truth)
+    if sources is not None:
+        from .synthetic import write_sources
+        write_sources(sources, args.sources, expected)
+        lines.append(f"sources: {len(sources.files)} files in {args.sources} ({sources.persons:,} "
+                     f"persons a month, {sources.warnings:,} warnings, {sources.unmatched} about "
+                     f"nobody in the person tables); expected ingest ledger: {expected}")
     for line in lines:
         print(line)
     return 0
@@ -48,6 +66,12 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     result = ingest(args.sources, args.out, config=args.config, force=args.force)
     print(result.describe())
     return 0
+
+
+def _sources_expected_path(out: str) -> str:
+    """Where ``generate --sources`` puts the expected ingest ledger by default: beside --out."""
+    path = Path(out)
+    return str(path.with_name(f"{path.stem}_sources_expected.parquet"))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -218,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth-months", metavar="YYYY-MM,...",
                    help="comma-separated YYYY-MM months for the Monte Carlo "
                         "truth (default: last month with a full horizon)")
+    p.add_argument("--sources", metavar="DIR",
+                   help="also write the county's exports of the same households into DIR, a new "
+                        "or empty folder: person, migrant-work and warning tables per month "
+                        "(default: none)")
+    p.add_argument("--sources-expected", metavar="PATH",
+                   help="with --sources: where the ledger an ingest of DIR must give goes, "
+                        "outside DIR (default: beside --out, <name>_sources_expected.parquet)")
+    p.add_argument("--verification-month", type=int, choices=range(1, 13), metavar="1-12",
+                   help="with --sources: calendar month of the yearly income verification "
+                        "(default: 3)")
     p.set_defaults(func=_cmd_generate)
 
     p = command("ingest", "read a county's sources folder (person tables, migrant tables, "

@@ -2,9 +2,11 @@
 
 It owns the household process (incomes, shocks, risk causes, measures month by month), the
 ledger it writes in the ledger contract's columns, and the truth beside it (true risk, true
-cause, the label on the complete record). It stands beside the pipeline: it may import the
-ground modules, :mod:`riskmodel.ledger` (the contract) and the label definition of
-:mod:`riskmodel.model`; nothing but the command line imports it.
+cause, the label on the complete record); and the same households as a county's exports
+(person, migrant-work and warning tables) with the ledger an ingest of them must give. It
+stands beside the pipeline: it may import the ground modules, :mod:`riskmodel.ledger` (the
+contract) and the label definition of :mod:`riskmodel.model`; nothing but the command line
+imports it.
 """
 
 from ._generate import (
@@ -32,6 +34,13 @@ from ._simulate import (
     populate,
     step,
 )
+from ._sources import (
+    CountySources,
+    check_sources_paths,
+    county_sources,
+    sources_expected,
+    write_sources,
+)
 
 __all__ = [
     "BURN_IN",
@@ -42,10 +51,13 @@ __all__ = [
     "REFERENCE_MONTH",
     "Draws",
     "Params",
+    "CountySources",
     "SyntheticData",
     "base_rates",
     "check_paths",
+    "check_sources_paths",
     "composition",
+    "county_sources",
     "draw",
     "generate",
     "generate_ledger",
@@ -53,6 +65,8 @@ __all__ = [
     "places",
     "policy_line",
     "populate",
+    "sources_expected",
     "step",
     "write",
+    "write_sources",
 ]

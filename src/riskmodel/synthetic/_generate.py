@@ -151,10 +151,21 @@ class _Run:
     visited: np.ndarray
     snapshots: dict[int, dict] = field(default_factory=dict)
     losses: np.ndarray | None = None
+    #: With ``keep_record``: per-month state and flows of the burn-in and the ledger's months
+    #: (:data:`_RECORD_STATE`, :data:`_RECORD_FLOWS`, ``counts`` of :func:`composition`), months
+    #: first; what the county sources are written from. Recording draws nothing.
+    record: dict[str, np.ndarray] | None = None
+
+
+# What ``keep_record`` keeps of the state and of the flows, month by month.
+_RECORD_STATE = ("age", "school", "dropouts", "a_full", "dis_sev_adults", "dis_mild_adults",
+                 "mig_employed", "mig_unemployed", "monitored", "dibao", "wjob", "housing_safe")
+_RECORD_FLOWS = (*INCOME, *SPENDING, *EVENTS)
 
 
 def _simulate(households: int, months: int, start: int, seed: int, params: Params,
-              snapshot_at: tuple[int, ...] = (), keep_losses: bool = False) -> _Run:
+              snapshot_at: tuple[int, ...] = (), keep_losses: bool = False,
+              keep_record: bool = False) -> _Run:
     """Run the households through a burn-in year and the ledger's months, keeping every month."""
     seeds = np.random.SeedSequence(seed).spawn(3)
     static, state = populate(households, np.random.default_rng(seeds[0]), params)
@@ -172,10 +183,18 @@ def _simulate(households: int, months: int, start: int, seed: int, params: Param
     visited = np.empty((months, households), bool)
     losses = np.zeros((months, len(CAUSES), households), np.float32) if keep_losses else None
     snapshots = {}
+    kept: dict[str, list[np.ndarray]] = {}
     for k, t in enumerate(range(start - BURN_IN, start + months)):
         d = draw(month_rng, households, n_villages, params.counties)
         flows = step(pth, state, t, d, params)
         visit = visit_rng.random(households, dtype=np.float32)
+        if keep_record:
+            for name in _RECORD_STATE:
+                kept.setdefault(name, []).append(state[name].copy())
+            for name in _RECORD_FLOWS:
+                kept.setdefault(name, []).append(np.asarray(flows[name]).copy())
+            for name, values in composition(state, pth).items():
+                kept.setdefault(f"count_{name}", []).append(np.asarray(values).copy())
         i = k - BURN_IN
         if i < 0:
             continue
@@ -195,7 +214,8 @@ def _simulate(households: int, months: int, start: int, seed: int, params: Param
                 losses[i, j] = flows[f"loss_{cause}"]
         if t in snapshot_at:
             snapshots[t] = {key: v.copy() for key, v in state.items()}
-    return _Run(start, months, static, cols, visited, snapshots, losses)
+    record = {name: np.stack(v) for name, v in kept.items()} if keep_record else None
+    return _Run(start, months, static, cols, visited, snapshots, losses, record)
 
 
 def _fixed_width_strings(codes: np.ndarray, width: int) -> pd.Series:
