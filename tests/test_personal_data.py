@@ -97,3 +97,62 @@ def _leaks(root: Path, markers: set[str], printed: str) -> list[str]:
         blob = "\n".join(_texts(path))
         found.extend(f"{path.relative_to(root)}: {m}" for m in markers if m in blob)
     return found
+
+
+FAST = """\
+label: {kind: either}
+model: {max_iter: 40, min_samples_leaf: 20, validation_months: 2, calibration_months: 3,
+        min_positive_labels: 20}
+backtest: {origins: 1, bootstrap: 20}
+"""
+
+
+@pytest.fixture(scope="module")
+def marked(tmp_path_factory):
+    """The generator's county folder with every personal value a unique marker."""
+    from riskmodel.synthetic import county_sources, write_sources
+
+    root = tmp_path_factory.mktemp("pd")
+    write_sources(county_sources(400, 30, start="2022-01", seed=11), root / "sources",
+                  root / "expected.parquet")
+    (root / "expected.parquet").unlink()  # the generator's own view, not the pipeline's
+    markers = _markers(root / "sources")
+    assert len(markers) > 1000 and _rewrite(root / "sources", markers) > len(markers)
+    return root, set(markers.values())
+
+
+def test_no_personal_value_reaches_any_file_the_pipeline_writes(marked, capsys, monkeypatch):
+    root, markers = marked
+    monkeypatch.chdir(root)
+    (root / "fast.yaml").write_text(FAST, encoding="utf-8")
+    # The markers are in the exports as read: a search that finds nothing has looked.
+    exports = "\n".join(t for p in (root / "sources").rglob("*") if p.is_file()
+                        for t in _texts(p))
+    assert sum(m in exports for m in markers) == len(markers)
+    store = f"sqlite:///{root / 'mlruns.db'}"
+    steps = [
+        ["ingest", "--sources", "sources", "--out", "ledger.parquet"],
+        ["validate", "--ledger", "ledger.parquet", "--out", "validated"],
+        ["train", "--ledger", "ledger.parquet", "--config", "fast.yaml", "--tracking-uri",
+         store, "--alias", "champion", "--force-alias"],
+        ["score", "--ledger", "ledger.parquet", "--config", "fast.yaml", "--out", "out",
+         "--model", "models:/return-to-poverty@champion"],
+        ["plan", "--ledger", "ledger.parquet", "--budget", "200000", "--out", "plan",
+         "--model", "models:/return-to-poverty@champion"],
+    ]
+    printed = []
+    for step in steps:
+        code = main(["-v", *step]) if step[0] != "train" else main(step)
+        out = capsys.readouterr()
+        printed += [out.out, out.err]
+        assert code == 0, (step, out.err[-2000:])
+    month = sorted(p.name for p in (root / "out").iterdir() if p.is_dir())[-1]
+    assert main(["report", "--scores", f"out/{month}", "--out", "bulletin.html"]) == 0
+    out = capsys.readouterr()
+    printed += [out.out, out.err]
+    written = [p for p in root.rglob("*") if p.is_file()
+               and "sources" not in p.relative_to(root).parts]
+    assert {"ledger.parquet", "ingest_report.json", "ingest_quarantine.parquet",
+            "scores.parquet", "watchlist.csv", "bulletin.html", "mlruns.db"} <= {
+        p.name for p in written}
+    assert _leaks(root, markers, "\n".join(printed)) == []
