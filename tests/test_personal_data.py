@@ -16,19 +16,42 @@ from pathlib import Path
 
 import openpyxl
 import pyarrow.parquet as pq
+import pytest
 
+from riskmodel.cli import main
 from riskmodel.config import load_config
-from riskmodel.sources import read_sources
 
 PERSONAL = ("person_id", "name", "phone", "bank_account")
 
 
 def _markers(directory: Path) -> dict[str, str]:
-    """Each personal value of the folder → a unique marker (the same value, the same marker)."""
-    tables, _ = read_sources(directory, load_config())
-    values = sorted({v for t in tables for f in PERSONAL if f in t.frame
-                     for v in t.frame[f].tolist() if v})
-    return {v: f"MK{i:07d}ZQ" for i, v in enumerate(values)}
+    """Each personal value of the folder → a unique marker (the same value, the same marker).
+
+    The values are found under every header the config spells a personal field with, in the
+    first rows of each file that hold such a header.
+    """
+    sources = load_config().sources
+    spellings = {_normalised(s) for f in PERSONAL for s in sources.headers[f]}
+    values: set[str] = set()
+    for path in sorted(directory.rglob("*")):
+        rows = _rows(path)
+        for i, row in enumerate(rows[: sources.header_search_rows]):
+            columns = [j for j, cell in enumerate(row) if _normalised(cell) in spellings]
+            if columns:
+                values |= {_normalised(r[j]) for r in rows[i + 1:] for j in columns
+                           if j < len(r) and _normalised(r[j])}
+                break
+    return {v: f"MK{i:07d}ZQ" for i, v in enumerate(sorted(values))}
+
+
+def _rows(path: Path) -> list[list[str]]:
+    if path.suffix == ".csv":
+        return list(csv.reader(io.StringIO(_decode(path.read_bytes())[0])))
+    if path.suffix == ".xlsx":
+        sheet = openpyxl.load_workbook(path, read_only=True).worksheets[0]
+        return [["" if v is None else str(v) for v in row]
+                for row in sheet.iter_rows(values_only=True)]
+    return []
 
 
 def _decode(raw: bytes) -> tuple[str, str]:
