@@ -61,6 +61,8 @@ from ._features import (
     EVENT_NAMES,
     FEATURE_NAMES,
     LOOKBACK,
+    RECORDED_COLUMNS,
+    RECORDED_FEATURES,
     SOURCES,
     STATE_FEATURES,
     WINDOWS,
@@ -68,8 +70,16 @@ from ._features import (
     build_features,
     feature_causes,
     feature_monotonic,
+    ledger_features,
 )
-from ._labels import binary_target, make_labels, net_income, poverty_lines, poverty_status
+from ._labels import (
+    binary_target,
+    make_labels,
+    net_income,
+    poverty_lines,
+    poverty_status,
+    recorded_income_pc,
+)
 from ._rules import (
     BASELINE_RULES,
     HARD_TRIGGERS,
@@ -145,6 +155,8 @@ __all__ = [
     "NOT_SCORED_TEXT",
     "PID_TAG",
     "PROCESS_TAG",
+    "RECORDED_COLUMNS",
+    "RECORDED_FEATURES",
     "RULE_FEATURES",
     "SAME_MONTH_OF_YEAR",
     "SCORERS",
@@ -199,6 +211,7 @@ __all__ = [
     "format_triggers",
     "input_example",
     "known_and_missing",
+    "ledger_features",
     "load_model",
     "log_training_run",
     "make_labels",
@@ -213,6 +226,7 @@ __all__ = [
     "process_tags",
     "promotion_gate",
     "psi",
+    "recorded_income_pc",
     "reference_bins",
     "reliability_table",
     "requirements",

@@ -17,6 +17,13 @@ disposable income the label is defined on::
 
     income_margin_12m = wage_pc_12m + business_pc_12m + property_pc_12m + transfer_pc_12m
                         - medical_pc_12m - education_pc_12m - line
+
+Incomes as recorded (docs/ledger.md): a ledger ingested from a county's sources carries the
+annual figures of the last verification instead of monthly incomes, and the migrant table's
+monthly wages. :data:`RECORDED_FEATURES` read them as they stood at the row's month: the recorded
+per-capita income against the line, the months since it was recorded, its change at the last
+verification, and migrant wages per capita over 3 and 12 months. A ledger without those columns
+has them NaN, and :func:`ledger_features` leaves them out of the model it trains.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
+from ._labels import month_numbers, recorded_income_pc
 
 WINDOW = 12
 WINDOWS = (3, 6, 12)
@@ -96,12 +104,52 @@ FEATURE_NAMES: list[str] = [
     "line_ahead_ratio",
     "income_ratio_ahead_12m",
 ]
+# Features of incomes as recorded, and the ledger columns each reads (any one of them).
+RECORDED_COLUMNS = {
+    "recorded_income_ratio": ("annual_income_pc", "annual_inc_wage", "annual_inc_business",
+                              "annual_inc_property", "annual_inc_transfer"),
+    "months_since_recorded": ("annual_recorded_month",),
+    "recorded_income_change": ("annual_recorded_month",),
+    "migrant_wage_pc_3m": ("wage_migrant",),
+    "migrant_wage_pc_12m": ("wage_migrant",),
+}
+RECORDED_FEATURES = list(RECORDED_COLUMNS)
+FEATURE_NAMES += RECORDED_FEATURES
 """Names of the features :func:`build_features` returns, in column order."""
 
 _NEEDED = [
     "household_id", "month", "county", "household_type", "members", "labor_full",
     "labor_partial", *INCOME, *SPENDING,
 ]
+
+
+def ledger_features(ledger: pd.DataFrame) -> list[str]:
+    """The features a model trained on this ledger learns from, in :data:`FEATURE_NAMES` order.
+
+    Every feature but those of :data:`RECORDED_FEATURES` whose ledger columns are absent or
+    hold no value: a ledger with monthly incomes and no recorded figures trains on the features
+    it always did.
+
+    Parameters
+    ----------
+    ledger : DataFrame
+        A validated ledger.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> names = ledger_features(generate_ledger(households=5, months=3, seed=1))
+    >>> "income_margin_12m" in names, "recorded_income_ratio" in names
+    (True, False)
+    """
+    present = {c for cols in RECORDED_COLUMNS.values() for c in cols
+               if c in ledger.columns and bool(ledger[c].notna().any())}
+    return [n for n in FEATURE_NAMES
+            if n not in RECORDED_COLUMNS or present.intersection(RECORDED_COLUMNS[n])]
 
 
 def feature_causes(config: Config) -> dict[str, str]:
@@ -273,10 +321,12 @@ def _fill(
         is_target = pos >= 0
         pos = pos[is_target]
         grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
+        grid.first = first
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
                                    current["line"][pos], current["line_ahead"][pos])
         for j in history:
-            out[j, pos] = values[FEATURE_NAMES[j]]
+            if FEATURE_NAMES[j] in values:
+                out[j, pos] = values[FEATURE_NAMES[j]]
 
 
 def _current_features(
@@ -302,7 +352,19 @@ def _current_features(
     f["line"] = _lines(config, month // 12, *places)
     f["line_ahead"] = _line_ahead(config, month, places)
     f["line_ahead_ratio"] = f["line_ahead"] / f["line"]
+    if any(c in ledger.columns for c in RECORDED_COLUMNS["recorded_income_ratio"]):
+        f["recorded_income_ratio"] = recorded_income_pc(_recorded_rows(ledger, rows)) / f["line"]
+    if "annual_recorded_month" in ledger.columns:
+        since = month - month_numbers(_recorded_rows(ledger, rows), "annual_recorded_month")
+        # A record dated after the row's month is not known at it.
+        f["months_since_recorded"] = np.where(since >= 0, since, np.nan)
     return f
+
+
+def _recorded_rows(ledger: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The rows' members and recorded columns only (a ledger may carry many other columns)."""
+    columns = ["members", *{c for cols in RECORDED_COLUMNS.values() for c in cols}]
+    return ledger[sorted(c for c in columns if c in ledger.columns)].iloc[rows]
 
 
 def _line_ahead(config: Config, month: np.ndarray, places: list[pd.Series]) -> np.ndarray:
@@ -349,6 +411,8 @@ class _Grid:
 
     def __init__(self, house: np.ndarray, col: np.ndarray, width: int, is_target: np.ndarray):
         self.width = width
+        # Month number of the grid's first column (set by the caller that knows it).
+        self.first = 0
         self.size = (int(house[-1]) + 1) * width
         self.cells = house * width + col
         self.targets = self.cells[is_target]
@@ -390,6 +454,7 @@ def _history_features(
         f[f"ev_{name}_12m"] = happened.sum(axis=1)
         f[f"months_since_ev_{name}"] = grid.months_since(flags)
 
+    full_rows = rows
     incomes = {c: _take(ledger, c, rows) for c in INCOME}
     observed = np.zeros(len(rows), dtype=bool)
     for values in incomes.values():
@@ -449,12 +514,54 @@ def _history_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
 
+    if "annual_recorded_month" in ledger.columns:
+        f["recorded_income_change"] = _recorded_change(ledger, full_rows, grid)
+    if "wage_migrant" in ledger.columns:
+        wages = _take(ledger, "wage_migrant", rows)
+        known = grid.block(~np.isnan(wages), recent=True)
+        paid = grid.block(np.nan_to_num(wages), recent=True)
+        for w in (3, WINDOW):
+            n = known[:, -w:].sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = paid[:, -w:].sum(axis=1) * WINDOW / n / members
+            f[f"migrant_wage_pc_{w}m"] = np.where(n >= min_obs[w], value, np.nan)
+
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
         values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)
         recorded = (~np.isnan(values)).any(axis=1)
         f[name] = np.where(recorded, np.nansum(values, axis=1), np.nan)
     f["temp_assistance_pc_12m"] = f.pop("temp_assistance") / members
     return f
+
+
+def _recorded_change(ledger: pd.DataFrame, rows: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Change of the recorded per-capita income at the last verification, per target row.
+
+    The target row's ``annual_recorded_month`` R starts its run of identical figures; the
+    change is the per-capita figure of the household's row at R less the one of its last row
+    before R that holds a figure. Both rows lie within ``LOOKBACK`` months up to the target's
+    month, so nothing after it is read. NaN when either is unknown.
+    """
+    frame = _recorded_rows(ledger, rows)
+    width = grid.width
+    pc = np.full(grid.size, np.nan)
+    pc[grid.cells] = recorded_income_pc(frame)
+    start = np.full(grid.size, np.nan)
+    start[grid.cells] = month_numbers(frame, "annual_recorded_month") - grid.first
+    # The latest column up to each cell whose row holds a figure (-1: none), per household.
+    latest = np.where(np.isnan(pc), -1, np.arange(grid.size) % width)
+    latest = np.maximum.accumulate(latest.reshape(-1, width), axis=1).ravel()
+    col = grid.targets % width
+    base = grid.targets - col
+    earliest = col - LOOKBACK + 1
+    r = start[grid.targets]
+    with np.errstate(invalid="ignore"):
+        usable = (r >= earliest) & (r >= 1) & (r <= col)
+    r = np.where(usable, r, 1).astype("int64")
+    before = latest[base + r - 1]
+    usable &= (before >= 0) & (before >= earliest)
+    change = pc[base + r] - pc[base + np.maximum(before, 0)]
+    return np.where(usable, change, np.nan)
 
 
 def _slope_and_spread(values: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
