@@ -1,11 +1,12 @@
 """The risk model: from a validated ledger to a calibrated probability of falling below the line.
 
-It owns the label (falling below the monitoring line within the horizon), the point-in-time
-features, the estimator (gradient boosted trees calibrated on a later time slice) and its
-points-scorecard sibling, the rule baseline and the hard triggers, the rolling-origin backtest,
-the training job, MLflow tracking and the model registry, drift against the training
-reference, and the checks that a loaded model fits a ledger's columns. It may import the
-ground modules and :mod:`riskmodel.ledger`.
+It owns the label (falling below the monitoring line within the horizon, or identification,
+``label.kind``), the point-in-time features (incomes as recorded included), the estimator
+(gradient boosted trees calibrated on a later time slice) and its points-scorecard sibling,
+the rule baseline and the hard triggers, the rolling-origin backtest, the training job, MLflow
+tracking and the model registry, drift against the training reference, and the checks that a
+loaded model fits a ledger's columns. It may import the ground modules and
+:mod:`riskmodel.ledger`.
 """
 
 from ._backtest import (
@@ -61,8 +62,6 @@ from ._features import (
     EVENT_NAMES,
     FEATURE_NAMES,
     LOOKBACK,
-    RECORDED_COLUMNS,
-    RECORDED_FEATURES,
     SOURCES,
     STATE_FEATURES,
     WINDOWS,
@@ -72,14 +71,8 @@ from ._features import (
     feature_monotonic,
     ledger_features,
 )
-from ._labels import (
-    binary_target,
-    make_labels,
-    net_income,
-    poverty_lines,
-    poverty_status,
-    recorded_income_pc,
-)
+from ._labels import binary_target, make_labels, net_income, poverty_lines, poverty_status
+from ._recorded import RECORDED_COLUMNS, RECORDED_FEATURES, recorded_income_pc
 from ._rules import (
     BASELINE_RULES,
     HARD_TRIGGERS,

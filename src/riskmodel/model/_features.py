@@ -18,12 +18,8 @@ disposable income the label is defined on::
     income_margin_12m = wage_pc_12m + business_pc_12m + property_pc_12m + transfer_pc_12m
                         - medical_pc_12m - education_pc_12m - line
 
-Incomes as recorded (docs/ledger.md): a ledger ingested from a county's sources carries the
-annual figures of the last verification instead of monthly incomes, and the migrant table's
-monthly wages. :data:`RECORDED_FEATURES` read them as they stood at the row's month: the recorded
-per-capita income against the line, the months since it was recorded, its change at the last
-verification, and migrant wages per capita over 3 and 12 months. A ledger without those columns
-has them NaN, and :func:`ledger_features` leaves them out of the model it trains.
+:data:`RECORDED_FEATURES` read incomes as recorded (:mod:`riskmodel.model._recorded`); a ledger
+without their columns has them NaN and :func:`ledger_features` leaves them out of training.
 """
 
 from __future__ import annotations
@@ -40,7 +36,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
-from ._labels import month_numbers, recorded_income_pc
+from ._recorded import RECORDED_COLUMNS, RECORDED_FEATURES, current_recorded, history_recorded
 
 WINDOW = 12
 WINDOWS = (3, 6, 12)
@@ -104,16 +100,6 @@ FEATURE_NAMES: list[str] = [
     "line_ahead_ratio",
     "income_ratio_ahead_12m",
 ]
-# Features of incomes as recorded, and the ledger columns each reads (any one of them).
-RECORDED_COLUMNS = {
-    "recorded_income_ratio": ("annual_income_pc", "annual_inc_wage", "annual_inc_business",
-                              "annual_inc_property", "annual_inc_transfer"),
-    "months_since_recorded": ("annual_recorded_month",),
-    "recorded_income_change": ("annual_recorded_month",),
-    "migrant_wage_pc_3m": ("wage_migrant",),
-    "migrant_wage_pc_12m": ("wage_migrant",),
-}
-RECORDED_FEATURES = list(RECORDED_COLUMNS)
 FEATURE_NAMES += RECORDED_FEATURES
 """Names of the features :func:`build_features` returns, in column order."""
 
@@ -127,17 +113,7 @@ def ledger_features(ledger: pd.DataFrame) -> list[str]:
     """The features a model trained on this ledger learns from, in :data:`FEATURE_NAMES` order.
 
     Every feature but those of :data:`RECORDED_FEATURES` whose ledger columns are absent or
-    hold no value: a ledger with monthly incomes and no recorded figures trains on the features
-    it always did.
-
-    Parameters
-    ----------
-    ledger : DataFrame
-        A validated ledger.
-
-    Returns
-    -------
-    list of str
+    hold no value: a ledger of monthly incomes trains on the features it always did.
 
     Examples
     --------
@@ -352,19 +328,8 @@ def _current_features(
     f["line"] = _lines(config, month // 12, *places)
     f["line_ahead"] = _line_ahead(config, month, places)
     f["line_ahead_ratio"] = f["line_ahead"] / f["line"]
-    if any(c in ledger.columns for c in RECORDED_COLUMNS["recorded_income_ratio"]):
-        f["recorded_income_ratio"] = recorded_income_pc(_recorded_rows(ledger, rows)) / f["line"]
-    if "annual_recorded_month" in ledger.columns:
-        since = month - month_numbers(_recorded_rows(ledger, rows), "annual_recorded_month")
-        # A record dated after the row's month is not known at it.
-        f["months_since_recorded"] = np.where(since >= 0, since, np.nan)
+    f.update(current_recorded(ledger, rows, month, f["line"]))
     return f
-
-
-def _recorded_rows(ledger: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The rows' members and recorded columns only (a ledger may carry many other columns)."""
-    columns = ["members", *{c for cols in RECORDED_COLUMNS.values() for c in cols}]
-    return ledger[sorted(c for c in columns if c in ledger.columns)].iloc[rows]
 
 
 def _line_ahead(config: Config, month: np.ndarray, places: list[pd.Series]) -> np.ndarray:
@@ -411,8 +376,7 @@ class _Grid:
 
     def __init__(self, house: np.ndarray, col: np.ndarray, width: int, is_target: np.ndarray):
         self.width = width
-        # Month number of the grid's first column (set by the caller that knows it).
-        self.first = 0
+        self.first = 0  # month number of the first column, set by the caller
         self.size = (int(house[-1]) + 1) * width
         self.cells = house * width + col
         self.targets = self.cells[is_target]
@@ -514,17 +478,7 @@ def _history_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
 
-    if "annual_recorded_month" in ledger.columns:
-        f["recorded_income_change"] = _recorded_change(ledger, full_rows, grid)
-    if "wage_migrant" in ledger.columns:
-        wages = _take(ledger, "wage_migrant", rows)
-        known = grid.block(~np.isnan(wages), recent=True)
-        paid = grid.block(np.nan_to_num(wages), recent=True)
-        for w in (3, WINDOW):
-            n = known[:, -w:].sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                value = paid[:, -w:].sum(axis=1) * WINDOW / n / members
-            f[f"migrant_wage_pc_{w}m"] = np.where(n >= min_obs[w], value, np.nan)
+    f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK))
 
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
         values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)
@@ -532,36 +486,6 @@ def _history_features(
         f[name] = np.where(recorded, np.nansum(values, axis=1), np.nan)
     f["temp_assistance_pc_12m"] = f.pop("temp_assistance") / members
     return f
-
-
-def _recorded_change(ledger: pd.DataFrame, rows: np.ndarray, grid: _Grid) -> np.ndarray:
-    """Change of the recorded per-capita income at the last verification, per target row.
-
-    The target row's ``annual_recorded_month`` R starts its run of identical figures; the
-    change is the per-capita figure of the household's row at R less the one of its last row
-    before R that holds a figure. Both rows lie within ``LOOKBACK`` months up to the target's
-    month, so nothing after it is read. NaN when either is unknown.
-    """
-    frame = _recorded_rows(ledger, rows)
-    width = grid.width
-    pc = np.full(grid.size, np.nan)
-    pc[grid.cells] = recorded_income_pc(frame)
-    start = np.full(grid.size, np.nan)
-    start[grid.cells] = month_numbers(frame, "annual_recorded_month") - grid.first
-    # The latest column up to each cell whose row holds a figure (-1: none), per household.
-    latest = np.where(np.isnan(pc), -1, np.arange(grid.size) % width)
-    latest = np.maximum.accumulate(latest.reshape(-1, width), axis=1).ravel()
-    col = grid.targets % width
-    base = grid.targets - col
-    earliest = col - LOOKBACK + 1
-    r = start[grid.targets]
-    with np.errstate(invalid="ignore"):
-        usable = (r >= earliest) & (r >= 1) & (r <= col)
-    r = np.where(usable, r, 1).astype("int64")
-    before = latest[base + r - 1]
-    usable &= (before >= 0) & (before >= earliest)
-    change = pc[base + r] - pc[base + np.maximum(before, 0)]
-    return np.where(usable, change, np.nan)
 
 
 def _slope_and_spread(values: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

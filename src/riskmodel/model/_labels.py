@@ -32,14 +32,9 @@ from ..config import Config
 from ..errors import LedgerError
 from ..ledger import INCOME, SPENDING
 from ..months import month_index
+from ._recorded import has_recorded_incomes, month_numbers, recorded_income_pc
 
 WINDOW = 12
-# The annual figures a verification records (yuan per year), as the ingested ledger carries them.
-RECORDED_INCOME = ["annual_inc_wage", "annual_inc_business", "annual_inc_property",
-                   "annual_inc_transfer"]
-RECORDED_SPENDING = ["annual_exp_medical_oop"]
-RECORDED_PC = "annual_income_pc"
-
 
 def net_income(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Monthly net disposable income and whether the month was observed."""
@@ -48,81 +43,6 @@ def net_income(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     observed = ~np.isnan(incomes).all(axis=1)
     net = np.nansum(incomes, axis=1) - np.nansum(spending, axis=1)
     return np.where(observed, net, np.nan), observed
-
-
-def _numbers(ledger: pd.DataFrame, column: str) -> np.ndarray:
-    """One column as float64, NaN where empty or unreadable; all NaN when the ledger lacks it."""
-    if column not in ledger.columns:
-        return np.full(len(ledger), np.nan)
-    values = ledger[column]
-    if not pd.api.types.is_numeric_dtype(values.dtype):
-        values = pd.to_numeric(values, errors="coerce")
-    return values.to_numpy(dtype="float64", na_value=np.nan)
-
-
-def month_numbers(ledger: pd.DataFrame, column: str) -> np.ndarray:
-    """A ``YYYY-MM`` column as month numbers (float64; NaN where empty, unreadable or absent)."""
-    out = np.full(len(ledger), np.nan)
-    if column not in ledger.columns or not len(ledger):
-        return out
-    codes, uniques = pd.factorize(ledger[column], use_na_sentinel=True)
-    if not len(uniques):
-        return out
-    parts = pd.Series(np.asarray(uniques, dtype=object)).astype("string").str.extract(
-        r"^\s*(\d{4})-(\d{2})\s*$")
-    year = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    mon = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    values = np.where((mon >= 1) & (mon <= 12), year * 12 + mon - 1, np.nan)
-    known = codes >= 0
-    out[known] = values[codes[known]]
-    return out
-
-
-def has_recorded_incomes(ledger: pd.DataFrame) -> bool:
-    """Whether the ledger carries annual figures as recorded (any ``annual_*`` income column)."""
-    return any(c in ledger.columns for c in (RECORDED_PC, *RECORDED_INCOME))
-
-
-def recorded_income_pc(ledger: pd.DataFrame) -> np.ndarray:
-    """Annual per-capita disposable income as recorded at each row (yuan per person per year).
-
-    ``annual_income_pc`` where recorded, else (``annual_inc_wage`` + ``annual_inc_business`` +
-    ``annual_inc_property`` + ``annual_inc_transfer`` − ``annual_exp_medical_oop``) divided by
-    the row's ``members``; within a row whose income figures are recorded, an empty one counts
-    as zero, as in a monthly row. NaN where nothing is recorded, and on every row of a ledger
-    without those columns.
-
-    Parameters
-    ----------
-    ledger : DataFrame
-        A validated ledger; the recorded columns are optional (docs/ledger.md).
-
-    Returns
-    -------
-    ndarray of float64
-        One value per row, in ledger order.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> ledger = pd.DataFrame({"members": [2, 4], "annual_income_pc": [None, 5000.0],
-    ...                        "annual_inc_wage": [9000.0, 1.0],
-    ...                        "annual_inc_transfer": [2000.0, 1.0],
-    ...                        "annual_exp_medical_oop": [1000.0, 1.0]})
-    >>> recorded_income_pc(ledger).tolist()
-    [5000.0, 5000.0]
-    """
-    n = len(ledger)
-    if not has_recorded_incomes(ledger):
-        return np.full(n, np.nan)
-    incomes = np.column_stack([_numbers(ledger, c) for c in RECORDED_INCOME])
-    medical = _numbers(ledger, RECORDED_SPENDING[0])
-    recorded = ~np.isnan(incomes).all(axis=1)
-    members = _numbers(ledger, "members")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        from_parts = (np.nansum(incomes, axis=1) - np.nan_to_num(medical)) / members
-    pc = _numbers(ledger, RECORDED_PC)
-    return np.where(np.isnan(pc), np.where(recorded, from_parts, np.nan), pc)
 
 
 def poverty_lines(
