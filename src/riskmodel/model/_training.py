@@ -198,6 +198,12 @@ class TrainingData:
     groups: pd.DataFrame
 
 
+# What a positive label is, by label.kind, for the messages.
+FALLS = {"income": "households falling below the line",
+         "identified": "households identified as monitoring objects",
+         "either": "households falling below the line or identified"}
+
+
 def training_data(ledger: pd.DataFrame, config: Config) -> TrainingData:
     """Labels and point-in-time features of every row that has a label, checked for training.
 
@@ -227,7 +233,7 @@ def training_data(ledger: pd.DataFrame, config: Config) -> TrainingData:
     need = config.model.min_positive_labels
     if positives < need:
         raise TrainingDataError(
-            f"Got {positives} positive labels (households falling below the line within {h} "
+            f"Got {positives} positive labels ({FALLS[config.label.kind]} within {h} "
             f"months) in {len(rows)} training rows, expected at least {need} "
             "(model.min_positive_labels).")
     months = labels["month"].to_numpy(dtype=object)[rows]
