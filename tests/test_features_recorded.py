@@ -24,6 +24,7 @@ from riskmodel.model import (
     save_model,
     train,
 )
+from riskmodel.plan import plan_frame
 from riskmodel.scoring import score_month
 from riskmodel.synthetic import generate_ledger
 
@@ -177,7 +178,8 @@ def test_as_recorded_ledger_has_no_monthly_income_and_carries_figures(county):
     assert set(ledger_features(county)) == set(FEATURE_NAMES)
 
 
-def test_a_recorded_only_ledger_trains_and_its_households_are_scored(county, tmp_path):
+@pytest.fixture(scope="module")
+def trained(county):
     config = CONFIG.model_copy(update={
         "label": CONFIG.label.model_copy(update={"kind": "either"}),
         "model": CONFIG.model.model_copy(update={
@@ -187,7 +189,11 @@ def test_a_recorded_only_ledger_trains_and_its_households_are_scored(county, tmp
             "origins": 2, "bootstrap": 10, "min_group_rows": 50}),
     })
     with threadpool_limits(1):
-        result = train(county, config, track=False)
+        return train(county, config, track=False), config
+
+
+def test_a_recorded_only_ledger_trains_and_its_households_are_scored(county, trained, tmp_path):
+    result, _ = trained
     names = [str(c) for c in result.model.feature_names_in_]
     assert set(RECORDED_FEATURES) <= set(names)
     path = tmp_path / "ledger.parquet"
@@ -207,3 +213,11 @@ def test_a_recorded_only_ledger_trains_and_its_households_are_scored(county, tmp
     assert risky.any() and scores.loc[risky, "reason_1"].notna().mean() > 0.8
     assert (scores["reason_1"] == "income").any()
     assert scores["income_pc"].notna().all()
+
+
+def test_a_plan_is_made_on_a_recorded_only_ledger(county, trained):
+    result, config = trained
+    with threadpool_limits(1):
+        frames = plan_frame(county, result.model, config, county["month"].max(),
+                            budget=30_000.0, grant=1500.0)
+    assert 0 < len(frames.plan) and frames.plan["cost"].sum() <= 30_000.0
