@@ -30,19 +30,21 @@ def small_model(seed: int, households: int = 800, months: int = 30, **params):
     from threadpoolctl import threadpool_limits
 
     from riskmodel import load_config
-    from riskmodel.model import RiskModel, build_features, make_labels
+    from riskmodel.model import RiskModel, build_features, ledger_features, make_labels
     from riskmodel.synthetic import generate_ledger
 
     config = load_config()
     ledger = validate_ledger(generate_ledger(households=households, months=months,
                                              seed=seed)).valid
-    features = build_features(ledger, config)
+    # The features training would learn from: a monthly ledger has no recorded figures.
+    features = build_features(ledger, config)[ledger_features(ledger)]
     target = make_labels(ledger, config)["target"].to_numpy()
     train = ~np.isnan(target)
     # One thread: the trees fit in seconds, where competing OpenMP threads take a minute.
     with threadpool_limits(1):
-        model = RiskModel.from_config(config, **{"max_iter": 60, "min_samples_leaf": 40,
-                                                 **params}).fit(
+        model = RiskModel.from_config(config, list(features.columns),
+                                      **{"max_iter": 60, "min_samples_leaf": 40,
+                                         **params}).fit(
             features[train], target[train].astype(int), months=ledger.loc[train, "month"])
     return ledger, features, model
 

@@ -298,6 +298,15 @@ def _history(seed: int, households: int, months: int, gaps: float) -> pd.DataFra
         raw[ev] = rng.random(n) < 0.08
     raw["dibao"] = pd.array(rng.random(n) < 0.3, dtype="boolean")
     raw.loc[rng.random(n) < gaps, "dibao"] = pd.NA
+    # Incomes as recorded: annual figures that change at some months and repeat in between,
+    # the month their run began, and migrant wages.
+    changes = (rng.random(n) < 0.2) | (raw["household_id"] != raw["household_id"].shift())
+    run = np.cumsum(changes)
+    raw["annual_income_pc"] = rng.integers(2000, 15000, run.max() + 1).astype(float)[run]
+    raw.loc[rng.random(n) < gaps, "annual_income_pc"] = np.nan
+    raw["annual_inc_wage"] = raw["annual_income_pc"] * 3
+    raw["annual_recorded_month"] = raw["month"].where(changes).ffill().astype("string")
+    raw["wage_migrant"] = np.where(rng.random(n) < gaps, np.nan, rng.integers(0, 4000, n))
     return valid(raw[rng.random(n) >= gaps].reset_index(drop=True))
 
 
@@ -326,6 +335,10 @@ def later_months(draw, past: pd.DataFrame, cut: str) -> pd.DataFrame:
             **{ev: draw(st.booleans()) for ev in EVENTS},
             "dibao": draw(st.booleans()),
             "housing_safe": draw(st.booleans()),
+            "annual_income_pc": draw(money),
+            "annual_inc_wage": draw(money),
+            "annual_recorded_month": str(pd.Period(cut, "M") + draw(st.integers(-30, 12))),
+            "wage_migrant": draw(money),
         })
         rows.append(row)
     later = pd.DataFrame(rows).drop_duplicates(KEY)

@@ -75,6 +75,18 @@ class LabelConfig(_Strict):
     horizon_months: int = Field(gt=0, le=36)
     min_observed_months: int = Field(ge=1, le=12)
     target_column: str | None
+    kind: Literal["income", "identified", "either"] = "income"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LabelConfig:
+        # A named target column replaces the derived label; a kind other than the default
+        # beside it would be silently ignored.
+        if self.target_column is not None and self.kind != "income":
+            raise ValueError(
+                f"label.target_column ({self.target_column!r}) and label.kind "
+                f"({self.kind!r}) both choose the target; set one: target_column null, or "
+                "kind income (the default).")
+        return self
 
 
 class PovertyLine(_Strict):

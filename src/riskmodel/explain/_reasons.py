@@ -24,7 +24,7 @@ from ..config import (
     EvidenceRule,
 )
 from ..ledger import INCOME, SPENDING
-from ..model import poverty_lines
+from ..model import poverty_lines, recorded_income_pc
 from ..months import month_index, month_label
 
 WINDOW = 12
@@ -121,6 +121,9 @@ def household_facts(
         out["income_pc"] = np.where(
             known, net * WINDOW / np.maximum(n_obs, 1) / out["members"].to_numpy(), np.nan
         )
+    # Where monthly incomes are unknown, the annual figures as recorded at the row's month
+    # (docs/ledger.md), as the label reads them.
+    out["income_pc"] = np.where(known, out["income_pc"].to_numpy(), recorded_income_pc(rows))
     m = months_of(rows["month"])
     out["line"] = poverty_lines(config, m // 12, rows.get("province"), rows.get("county"))
     out["observed_months"] = n_obs

@@ -1,11 +1,12 @@
 """The risk model: from a validated ledger to a calibrated probability of falling below the line.
 
-It owns the label (falling below the monitoring line within the horizon), the point-in-time
-features, the estimator (gradient boosted trees calibrated on a later time slice) and its
-points-scorecard sibling, the rule baseline and the hard triggers, the rolling-origin backtest,
-the training job, MLflow tracking and the model registry, drift against the training
-reference, and the checks that a loaded model fits a ledger's columns. It may import the
-ground modules and :mod:`riskmodel.ledger`.
+It owns the label (falling below the monitoring line within the horizon, or identification,
+``label.kind``), the point-in-time features (incomes as recorded included), the estimator
+(gradient boosted trees calibrated on a later time slice) and its points-scorecard sibling,
+the rule baseline and the hard triggers, the rolling-origin backtest, the training job, MLflow
+tracking and the model registry, drift against the training reference, and the checks that a
+loaded model fits a ledger's columns. It may import the ground modules and
+:mod:`riskmodel.ledger`.
 """
 
 from ._backtest import (
@@ -68,8 +69,10 @@ from ._features import (
     build_features,
     feature_causes,
     feature_monotonic,
+    ledger_features,
 )
 from ._labels import binary_target, make_labels, net_income, poverty_lines, poverty_status
+from ._recorded import RECORDED_COLUMNS, RECORDED_FEATURES, recorded_income_pc
 from ._rules import (
     BASELINE_RULES,
     HARD_TRIGGERS,
@@ -145,6 +148,8 @@ __all__ = [
     "NOT_SCORED_TEXT",
     "PID_TAG",
     "PROCESS_TAG",
+    "RECORDED_COLUMNS",
+    "RECORDED_FEATURES",
     "RULE_FEATURES",
     "SAME_MONTH_OF_YEAR",
     "SCORERS",
@@ -199,6 +204,7 @@ __all__ = [
     "format_triggers",
     "input_example",
     "known_and_missing",
+    "ledger_features",
     "load_model",
     "log_training_run",
     "make_labels",
@@ -213,6 +219,7 @@ __all__ = [
     "process_tags",
     "promotion_gate",
     "psi",
+    "recorded_income_pc",
     "reference_bins",
     "reliability_table",
     "requirements",

@@ -17,6 +17,9 @@ disposable income the label is defined on::
 
     income_margin_12m = wage_pc_12m + business_pc_12m + property_pc_12m + transfer_pc_12m
                         - medical_pc_12m - education_pc_12m - line
+
+:data:`RECORDED_FEATURES` read incomes as recorded (:mod:`riskmodel.model._recorded`); a ledger
+without their columns has them NaN and :func:`ledger_features` leaves them out of training.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ..config import Config, load_config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
+from ._recorded import RECORDED_COLUMNS, RECORDED_FEATURES, current_recorded, history_recorded
 
 WINDOW = 12
 WINDOWS = (3, 6, 12)
@@ -96,12 +100,32 @@ FEATURE_NAMES: list[str] = [
     "line_ahead_ratio",
     "income_ratio_ahead_12m",
 ]
+FEATURE_NAMES += RECORDED_FEATURES
 """Names of the features :func:`build_features` returns, in column order."""
 
 _NEEDED = [
     "household_id", "month", "county", "household_type", "members", "labor_full",
     "labor_partial", *INCOME, *SPENDING,
 ]
+
+
+def ledger_features(ledger: pd.DataFrame) -> list[str]:
+    """The features a model trained on this ledger learns from, in :data:`FEATURE_NAMES` order.
+
+    Every feature but those of :data:`RECORDED_FEATURES` whose ledger columns are absent or
+    hold no value: a ledger of monthly incomes trains on the features it always did.
+
+    Examples
+    --------
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> names = ledger_features(generate_ledger(households=5, months=3, seed=1))
+    >>> "income_margin_12m" in names, "recorded_income_ratio" in names
+    (True, False)
+    """
+    present = {c for cols in RECORDED_COLUMNS.values() for c in cols
+               if c in ledger.columns and bool(ledger[c].notna().any())}
+    return [n for n in FEATURE_NAMES
+            if n not in RECORDED_COLUMNS or present.intersection(RECORDED_COLUMNS[n])]
 
 
 def feature_causes(config: Config) -> dict[str, str]:
@@ -273,10 +297,12 @@ def _fill(
         is_target = pos >= 0
         pos = pos[is_target]
         grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
+        grid.first = first
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
                                    current["line"][pos], current["line_ahead"][pos])
         for j in history:
-            out[j, pos] = values[FEATURE_NAMES[j]]
+            if FEATURE_NAMES[j] in values:
+                out[j, pos] = values[FEATURE_NAMES[j]]
 
 
 def _current_features(
@@ -302,6 +328,7 @@ def _current_features(
     f["line"] = _lines(config, month // 12, *places)
     f["line_ahead"] = _line_ahead(config, month, places)
     f["line_ahead_ratio"] = f["line_ahead"] / f["line"]
+    f.update(current_recorded(ledger, rows, month, f["line"]))
     return f
 
 
@@ -349,6 +376,7 @@ class _Grid:
 
     def __init__(self, house: np.ndarray, col: np.ndarray, width: int, is_target: np.ndarray):
         self.width = width
+        self.first = 0  # month number of the first column, set by the caller
         self.size = (int(house[-1]) + 1) * width
         self.cells = house * width + col
         self.targets = self.cells[is_target]
@@ -390,6 +418,7 @@ def _history_features(
         f[f"ev_{name}_12m"] = happened.sum(axis=1)
         f[f"months_since_ev_{name}"] = grid.months_since(flags)
 
+    full_rows = rows
     incomes = {c: _take(ledger, c, rows) for c in INCOME}
     observed = np.zeros(len(rows), dtype=bool)
     for values in incomes.values():
@@ -448,6 +477,8 @@ def _history_features(
     for src in ("transfer", "medical", "education"):
         with np.errstate(invalid="ignore", divide="ignore"):
             f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
+
+    f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK))
 
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
         values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)

@@ -9,6 +9,18 @@ The target at t is 1 when the household is not poor at t and poor at some month 
 A month counts as observed when at least one income cell is recorded; within an observed month
 an empty income or spending cell counts as zero (a visit that records no wage means none was
 earned). A month with no row for the household, or no income recorded, is unobserved.
+
+Incomes as recorded (docs/ledger.md): a ledger ingested from a county's sources holds no
+monthly incomes but the annual figures of the last verification, repeated on every download
+until the next one (``annual_*``). Where the monthly figure of a row is unknown, the household's
+poverty at m is read from the figures as recorded at m: ``annual_income_pc``, else (wage +
+business + property + transfer − medical out-of-pocket) / ``members``, against m's line. That is
+the level the county itself last recorded, never a month's income: a repeated figure repeats a
+status and is no new fall.
+
+``label.kind`` chooses the target: ``income`` (the fall above), ``identified`` (the county
+identified the household as a monitoring object in (t, t+H], ``identified_month`` as recorded in
+the rows up to t+H; households monitored at t are not training rows) or ``either``.
 """
 
 from __future__ import annotations
@@ -17,11 +29,12 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..errors import LedgerError
 from ..ledger import INCOME, SPENDING
 from ..months import month_index
+from ._recorded import has_recorded_incomes, month_numbers, recorded_income_pc
 
 WINDOW = 12
-
 
 def net_income(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Monthly net disposable income and whether the month was observed."""
@@ -75,6 +88,12 @@ def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
         One row per ledger row, in ledger order: ``household_id``, ``month``,
         ``observed_months`` (of the trailing 12), ``income_pc`` (annual, per capita; NaN when
         unknown), ``line`` and ``poor`` (nullable boolean; NA when unknown).
+
+    Notes
+    -----
+    A row whose monthly figure is unknown (fewer than ``label.min_observed_months`` observed)
+    reads :func:`recorded_income_pc`, the annual figures as recorded at that row, where the
+    ledger has them; ``observed_months`` still counts monthly observations only.
     """
     hid = ledger["household_id"].to_numpy()
     m = month_index(ledger["month"])
@@ -96,6 +115,10 @@ def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
     known = n_obs >= config.label.min_observed_months
     with np.errstate(invalid="ignore", divide="ignore"):
         income_pc = np.where(known, total * WINDOW / np.maximum(n_obs, 1) / members, np.nan)
+    if has_recorded_incomes(ledger):
+        # Monthly figures where known; the figures as recorded at m where not.
+        income_pc = np.where(known, income_pc, recorded_income_pc(ledger))
+        known = ~np.isnan(income_pc)
     line = poverty_lines(config, m // 12, ledger.get("province"), ledger.get("county"))
     poor = pd.array(income_pc < line, dtype="boolean")
     poor[~known] = pd.NA
@@ -125,11 +148,16 @@ def binary_target(y) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_labels(ledger: pd.DataFrame, config: Config, horizon: int | None = None) -> pd.DataFrame:
-    """Training target: not poor at t and poor at some month in (t, t + H].
+    """Training target of every row, as ``label.kind`` defines a fall.
 
-    A row is a training row only when its poverty at t is known and false, and the ledger runs
-    at least H months past t. With ``label.target_column`` set in config, that column of the
-    ledger is the target instead (rows where it is empty are not training rows).
+    ``income`` (default): not poor at t and poor at some month in (t, t + H]; a row is a
+    training row only when its poverty at t is known and false, and the ledger runs at least H
+    months past t. ``identified``: the household is identified as a monitoring object in
+    (t, t + H] (``identified_month`` as recorded in the rows up to t + H); rows whose household
+    is monitored at t (``household_type`` monitored) are not training rows. ``either``: one or
+    the other, on the rows that are training rows of both. With ``label.target_column`` set in
+    config, that column of the ledger is the target instead (rows where it is empty are not
+    training rows).
 
     Parameters
     ----------
@@ -145,6 +173,11 @@ def make_labels(ledger: pd.DataFrame, config: Config, horizon: int | None = None
         :func:`poverty_status` columns plus ``target`` (float: 1.0, 0.0, or NaN when the row
         is not a training row).
 
+    Raises
+    ------
+    LedgerError
+        ``label.kind`` identified or either on a ledger without ``identified_month``.
+
     Examples
     --------
     >>> from riskmodel import load_config
@@ -156,6 +189,11 @@ def make_labels(ledger: pd.DataFrame, config: Config, horizon: int | None = None
     h = config.label.horizon_months if horizon is None else horizon
     if h < 1:
         raise ValueError(f"Got horizon={h!r}, expected a positive integer.")
+    kind = config.label.kind
+    if kind != "income" and "identified_month" not in ledger.columns:
+        raise LedgerError(
+            f"label.kind {kind} reads the ledger's identified_month column, which this ledger "
+            "lacks (a ledger ingested from a county's sources has it); use label.kind income.")
     status = poverty_status(ledger, config)
     m = month_index(status["month"])
     last = m.max()
@@ -170,12 +208,51 @@ def make_labels(ledger: pd.DataFrame, config: Config, horizon: int | None = None
     first = m.min()
     n_months = int(last - first + 1)
     col = m - first
+    in_ledger = m + h <= last
+    if kind == "identified":
+        eligible = in_ledger & ~_monitored(ledger)
+        target = _identified_within(ledger, codes, col, n_months, h)
+        status["target"] = np.where(eligible, target.astype("float64"), np.nan)
+        return status
+
     # poor as 1, not poor as 0, unknown as 0: an unknown month is no evidence of a fall.
     grid = np.zeros((codes.max() + 1, n_months + h + 1))
     grid[codes, col + 1] = status["poor"].to_numpy(dtype="float64", na_value=0.0)
     csum = np.cumsum(grid, axis=1)
     falls = (csum[codes, col + 1 + h] - csum[codes, col + 1]) > 0
     poor_now = status["poor"].to_numpy(dtype="float64", na_value=np.nan)
-    eligible = (poor_now == 0) & (m + h <= last)
+    eligible = (poor_now == 0) & in_ledger
+    if kind == "either":
+        eligible &= ~_monitored(ledger)
+        falls |= _identified_within(ledger, codes, col, n_months, h)
     status["target"] = np.where(eligible, falls.astype("float64"), np.nan)
     return status
+
+
+def _monitored(ledger: pd.DataFrame) -> np.ndarray:
+    """Whether each row's household is a monitoring object that month (``household_type``)."""
+    if "household_type" not in ledger.columns:
+        return np.zeros(len(ledger), dtype=bool)
+    return (ledger["household_type"] == "monitored").to_numpy(dtype=bool, na_value=False)
+
+
+def _identified_within(
+    ledger: pd.DataFrame, codes: np.ndarray, col: np.ndarray, n_months: int, h: int
+) -> np.ndarray:
+    """Whether each row's household is identified in (t, t + h], as recorded up to t + h.
+
+    A row at month s that records ``identified_month`` X tells that X was known at s. For each
+    household and identification month X, the earliest s it was known at is kept on a grid;
+    the row at t is identified within the horizon when some X in (t, t + h] was known by t + h.
+    """
+    known_at = np.full((codes.max() + 1, n_months + h + 1), np.iinfo("int64").max)
+    ident = month_numbers(ledger, "identified_month")
+    recorded = ~np.isnan(ident)
+    x = np.full(len(ident), -1, dtype="int64")
+    x[recorded] = ident[recorded].astype("int64") - int(month_index(ledger["month"]).min())
+    usable = recorded & (x >= 0) & (x < n_months + h + 1)
+    np.minimum.at(known_at, (codes[usable], x[usable]), col[usable])
+    out = np.zeros(len(col), dtype=bool)
+    for d in range(1, h + 1):
+        out |= known_at[codes, np.minimum(col + d, n_months + h)] <= col + h
+    return out

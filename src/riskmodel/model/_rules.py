@@ -32,6 +32,16 @@ def _col(X: pd.DataFrame, name: str) -> np.ndarray:
     return X[name].to_numpy(dtype="float64", na_value=np.nan)
 
 
+def _income_ratio(X: pd.DataFrame) -> np.ndarray:
+    """Trailing-12-month income against the line; where unknown and the features carry it, the
+    income as recorded at the last verification against the line (``recorded_income_ratio``)."""
+    ratio = _col(X, "income_ratio_12m")
+    if "recorded_income_ratio" in X.columns:
+        recorded = X["recorded_income_ratio"].to_numpy(dtype="float64", na_value=np.nan)
+        ratio = np.where(np.isnan(ratio), recorded, ratio)
+    return ratio
+
+
 def _medical_12m(X: pd.DataFrame) -> np.ndarray:
     # Features hold medical spending per capita per year; the trigger is on the household's bill.
     return _col(X, "medical_pc_12m") * _col(X, "members")
@@ -99,7 +109,7 @@ class RuleBaseline(ClassifierMixin, BaseEstimator):
 
     def triggers(self, X: pd.DataFrame) -> pd.DataFrame:
         """Which baseline rules fire for each row (columns :data:`BASELINE_RULES`)."""
-        ratio = _col(X, "income_ratio_12m")
+        ratio = _income_ratio(X)
         return pd.DataFrame({
             "income_low": ratio < self.income_ratio,
             "medical_oop": _medical_12m(X) > self.medical_oop_12m,
@@ -129,7 +139,7 @@ class RuleBaseline(ClassifierMixin, BaseEstimator):
         fired = self.triggers(X).to_numpy().sum(axis=1).astype("float64")
         if not self.rank_by_income:
             return fired
-        ratio = np.nan_to_num(_col(X, "income_ratio_12m"), nan=np.inf)
+        ratio = np.nan_to_num(_income_ratio(X), nan=np.inf)
         return fired + 0.99 / (1.0 + np.clip(ratio, 0.0, None))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -163,7 +173,7 @@ def rule_triggers(features: pd.DataFrame, config: Config) -> pd.DataFrame:
     out = RuleBaseline.from_config(config).triggers(features)
     t = config.triggers
     hard = {
-        "income_below_line": (t.income_below_line, lambda: _col(features, "income_ratio_12m") < 1),
+        "income_below_line": (t.income_below_line, lambda: _income_ratio(features) < 1),
         "medical_oop_12m": (True, lambda: _medical_12m(features) > t.medical_oop_12m),
         "housing_unsafe": (t.housing_unsafe, lambda: _col(features, "housing_safe") == 0),
         "dropout": (t.dropout, lambda: _col(features, "dropouts") > 0),

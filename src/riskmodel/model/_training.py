@@ -31,7 +31,7 @@ from ._backtest import (
     time_splits,
 )
 from ._estimator import RiskModel
-from ._features import build_features, feature_causes
+from ._features import build_features, feature_causes, ledger_features
 from ._labels import make_labels
 from ._tracking import (
     MODEL_NAME,
@@ -198,6 +198,12 @@ class TrainingData:
     groups: pd.DataFrame
 
 
+# What a positive label is, by label.kind, for the messages.
+FALLS = {"income": "households falling below the line",
+         "identified": "households identified as monitoring objects",
+         "either": "households falling below the line or identified"}
+
+
 def training_data(ledger: pd.DataFrame, config: Config) -> TrainingData:
     """Labels and point-in-time features of every row that has a label, checked for training.
 
@@ -227,14 +233,17 @@ def training_data(ledger: pd.DataFrame, config: Config) -> TrainingData:
     need = config.model.min_positive_labels
     if positives < need:
         raise TrainingDataError(
-            f"Got {positives} positive labels (households falling below the line within {h} "
+            f"Got {positives} positive labels ({FALLS[config.label.kind]} within {h} "
             f"months) in {len(rows)} training rows, expected at least {need} "
             "(model.min_positive_labels).")
     months = labels["month"].to_numpy(dtype=object)[rows]
     _check_months(months, config)
     label_months = sorted(set(months))
     feats = build_features(ledger, config, months=label_months)
-    feats = feats.loc[ledger.index[rows], list(causes)]
+    # Features whose ledger columns this ledger lacks (incomes as recorded, on a ledger of
+    # monthly incomes) are left out; the fitted model records the columns it learnt from.
+    usable = set(ledger_features(ledger))
+    feats = feats.loc[ledger.index[rows], [n for n in causes if n in usable]]
     groups = pd.DataFrame({
         c: ledger[c].to_numpy(dtype=object)[rows] if c in ledger else "all"
         for c in ("county", "household_type")})

@@ -205,6 +205,11 @@ class LowestMarginModel(BaseEstimator):
             raise ValueError("Every lift saves (or none does) in the training or the held-out "
                              "rows; expected both outcomes.")
         frame = self._stack(X[fell], step.ravel(), ramp.ravel(), repeat=self.draws)
+        empty = frame.columns[frame[~held].isna().all().to_numpy()]
+        if len(empty):
+            # As in RiskModel: a feature unknown on every training row (a monthly income on a
+            # ledger of incomes as recorded) cannot be binned; a constant is never split on.
+            frame = frame.assign(**dict.fromkeys(empty, 0.0))
         self.gbm_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter, learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
