@@ -85,9 +85,12 @@ def test_ingest_cli_writes_ledger_report_and_quarantine(tmp_path, capsys):
     assert main(["ingest", "--sources", str(src), "--out", str(out)]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert len(printed) == 1
-    assert "4 files (1 more of no known kind), 2 months" in printed[0]
+    assert "4 files (4 parsed, 0 from the cache), 1 more of no known kind, 2 months" \
+        in printed[0]
     assert "persons in 11 = 9 aggregated + 2 quarantined" in printed[0]
     assert "warnings 1 matched, 1 unmatched" in printed[0]
+    assert main(["ingest", "--sources", str(src), "--out", str(out), "--force"]) == 0
+    assert "4 files (0 parsed, 4 from the cache)" in capsys.readouterr().out
 
     ledger = pd.read_parquet(out)
     assert len(validate_ledger(ledger).quarantine) == 0

@@ -36,7 +36,12 @@ from ..config import Config, load_config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
-from ._recorded import RECORDED_COLUMNS, RECORDED_FEATURES, current_recorded, history_recorded
+from ._recorded import (
+    RECORDED_FEATURE_INPUTS,
+    RECORDED_FEATURES,
+    current_recorded,
+    history_recorded,
+)
 
 WINDOW = 12
 WINDOWS = (3, 6, 12)
@@ -122,10 +127,10 @@ def ledger_features(ledger: pd.DataFrame) -> list[str]:
     >>> "income_margin_12m" in names, "recorded_income_ratio" in names
     (True, False)
     """
-    present = {c for cols in RECORDED_COLUMNS.values() for c in cols
+    present = {c for cols in RECORDED_FEATURE_INPUTS.values() for c in cols
                if c in ledger.columns and bool(ledger[c].notna().any())}
     return [n for n in FEATURE_NAMES
-            if n not in RECORDED_COLUMNS or present.intersection(RECORDED_COLUMNS[n])]
+            if n not in RECORDED_FEATURE_INPUTS or present.intersection(RECORDED_FEATURE_INPUTS[n])]
 
 
 def feature_causes(config: Config) -> dict[str, str]:

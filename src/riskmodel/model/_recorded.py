@@ -20,7 +20,7 @@ RECORDED_INCOME = ["annual_inc_wage", "annual_inc_business", "annual_inc_propert
 RECORDED_SPENDING = ["annual_exp_medical_oop"]
 RECORDED_PC = "annual_income_pc"
 # Features of incomes as recorded, and the ledger columns each reads (any one of them).
-RECORDED_COLUMNS = {
+RECORDED_FEATURE_INPUTS = {
     "recorded_income_ratio": ("annual_income_pc", "annual_inc_wage", "annual_inc_business",
                               "annual_inc_property", "annual_inc_transfer"),
     "months_since_recorded": ("annual_recorded_month",),
@@ -28,7 +28,7 @@ RECORDED_COLUMNS = {
     "migrant_wage_pc_3m": ("wage_migrant",),
     "migrant_wage_pc_12m": ("wage_migrant",),
 }
-RECORDED_FEATURES = list(RECORDED_COLUMNS)
+RECORDED_FEATURES = list(RECORDED_FEATURE_INPUTS)
 
 
 def _numbers(ledger: pd.DataFrame, column: str) -> np.ndarray:
@@ -108,7 +108,7 @@ def recorded_income_pc(ledger: pd.DataFrame) -> np.ndarray:
 
 def recorded_rows(ledger: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     """The rows' members and recorded columns only (a ledger may carry many other columns)."""
-    columns = ["members", *{c for cols in RECORDED_COLUMNS.values() for c in cols}]
+    columns = ["members", *{c for cols in RECORDED_FEATURE_INPUTS.values() for c in cols}]
     return ledger[sorted(c for c in columns if c in ledger.columns)].iloc[rows]
 
 
@@ -118,7 +118,7 @@ def current_recorded(
     """Features read from the rows themselves: the recorded income against the line and the
     months since it was recorded (only those whose ledger columns are present)."""
     f: dict[str, np.ndarray] = {}
-    if any(c in ledger.columns for c in RECORDED_COLUMNS["recorded_income_ratio"]):
+    if any(c in ledger.columns for c in RECORDED_FEATURE_INPUTS["recorded_income_ratio"]):
         f["recorded_income_ratio"] = recorded_income_pc(recorded_rows(ledger, rows)) / line
     if "annual_recorded_month" in ledger.columns:
         since = month - month_numbers(recorded_rows(ledger, rows), "annual_recorded_month")

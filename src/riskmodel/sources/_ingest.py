@@ -55,19 +55,25 @@ class IngestResult:
         The contents of ``ingest_report.json``.
     paths : dict
         ``ledger``, ``report``, ``quarantine``, ``quarantine_xlsx`` -> the file written.
+    from_cache : int
+        Files that came from the cache instead of being parsed (not in the report, which a
+        re-run must write byte for byte the same).
     """
 
     ledger: pd.DataFrame
     quarantine: pd.DataFrame
     report: dict
     paths: dict[str, Path] = field(default_factory=dict)
+    from_cache: int = 0
 
     def describe(self) -> str:
         """The one line the command line prints."""
         r = self.report
         w = r["warnings"]
         other = len(r["unrecognised_files"])
-        files = f"{len(r['files'])} files" + (f" ({other} more of no known kind)" if other else "")
+        files = (f"{len(r['files'])} files ({len(r['files']) - self.from_cache} parsed, "
+                 f"{self.from_cache} from the cache)"
+                 + (f", {other} more of no known kind" if other else ""))
         return (f"{files}, {len(r['months'])} months, {r['households']} "
                 f"households ({r['household_months']} household-months); persons in "
                 f"{r['persons_in']} = {r['persons_aggregated']} aggregated + "
@@ -131,7 +137,8 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
             paths["quarantine_xlsx"])
     _atomic(lambda p: write_json(report, p), paths["report"])
     write_parquet_atomic(made.ledger, out)
-    return IngestResult(made.ledger, made.quarantine, report, paths)
+    return IngestResult(made.ledger, made.quarantine, report, paths,
+                        from_cache=sum(t.from_cache for t in tables))
 
 
 def _atomic(write, path: Path) -> None:
