@@ -75,7 +75,7 @@ class LabelConfig(_Strict):
     horizon_months: int = Field(gt=0, le=36)
     min_observed_months: int = Field(ge=1, le=12)
     target_column: str | None
-    kind: Literal["income", "identified", "either"] = "income"
+    kind: Literal["income", "identified", "either"]
 
     @model_validator(mode="after")
     def _one_target(self) -> LabelConfig:

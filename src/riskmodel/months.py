@@ -83,6 +83,28 @@ def month_index(months: pd.Series | np.ndarray) -> np.ndarray:
     return (year * 12 + mon - 1)[codes]
 
 
+def month_index_or_nan(months: pd.Series | np.ndarray) -> np.ndarray:
+    """``YYYY-MM`` strings as month numbers (float64), NaN where empty or not a month.
+
+    Examples
+    --------
+    >>> month_index_or_nan(pd.Series(["2024-03", None, "2024-13", ""])).tolist()
+    [24290.0, nan, nan, nan]
+    """
+    out = np.full(len(months), np.nan)
+    codes, uniques = pd.factorize(pd.Series(months, copy=False), use_na_sentinel=True)
+    if not len(uniques):
+        return out
+    parts = pd.Series(np.asarray(uniques, dtype=object)).astype("string").str.extract(
+        r"^\s*(\d{4})-(\d{2})\s*$")
+    year = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    mon = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    values = np.where((mon >= 1) & (mon <= 12), year * 12 + mon - 1, np.nan)
+    known = codes >= 0
+    out[known] = values[codes[known]]
+    return out
+
+
 def month_label(index: np.ndarray | int) -> np.ndarray | str:
     """Integer month numbers back to ``YYYY-MM`` strings.
 

@@ -32,7 +32,7 @@ from ..config import Config
 from ..errors import LedgerError
 from ..ledger import INCOME, SPENDING
 from ..months import month_index
-from ._recorded import has_recorded_incomes, month_numbers, recorded_income_pc
+from ._recorded import column_months, has_recorded_incomes, recorded_income_pc
 
 WINDOW = 12
 
@@ -246,7 +246,7 @@ def _identified_within(
     the row at t is identified within the horizon when some X in (t, t + h] was known by t + h.
     """
     known_at = np.full((codes.max() + 1, n_months + h + 1), np.iinfo("int64").max)
-    ident = month_numbers(ledger, "identified_month")
+    ident = column_months(ledger, "identified_month")
     recorded = ~np.isnan(ident)
     x = np.full(len(ident), -1, dtype="int64")
     x[recorded] = ident[recorded].astype("int64") - int(month_index(ledger["month"]).min())

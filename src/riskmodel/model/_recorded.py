@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..months import month_index_or_nan
+
 # The annual figures a verification records (yuan per year), as the ingested ledger carries them.
 RECORDED_INCOME = ["annual_inc_wage", "annual_inc_business", "annual_inc_property",
                    "annual_inc_transfer"]
@@ -41,22 +43,11 @@ def _numbers(ledger: pd.DataFrame, column: str) -> np.ndarray:
     return values.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def month_numbers(ledger: pd.DataFrame, column: str) -> np.ndarray:
+def column_months(ledger: pd.DataFrame, column: str) -> np.ndarray:
     """A ``YYYY-MM`` column as month numbers (float64; NaN where empty, unreadable or absent)."""
-    out = np.full(len(ledger), np.nan)
-    if column not in ledger.columns or not len(ledger):
-        return out
-    codes, uniques = pd.factorize(ledger[column], use_na_sentinel=True)
-    if not len(uniques):
-        return out
-    parts = pd.Series(np.asarray(uniques, dtype=object)).astype("string").str.extract(
-        r"^\s*(\d{4})-(\d{2})\s*$")
-    year = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    mon = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    values = np.where((mon >= 1) & (mon <= 12), year * 12 + mon - 1, np.nan)
-    known = codes >= 0
-    out[known] = values[codes[known]]
-    return out
+    if column not in ledger.columns:
+        return np.full(len(ledger), np.nan)
+    return month_index_or_nan(ledger[column])
 
 
 def has_recorded_incomes(ledger: pd.DataFrame) -> bool:
@@ -121,7 +112,7 @@ def current_recorded(
     if any(c in ledger.columns for c in RECORDED_FEATURE_INPUTS["recorded_income_ratio"]):
         f["recorded_income_ratio"] = recorded_income_pc(recorded_rows(ledger, rows)) / line
     if "annual_recorded_month" in ledger.columns:
-        since = month - month_numbers(recorded_rows(ledger, rows), "annual_recorded_month")
+        since = month - column_months(recorded_rows(ledger, rows), "annual_recorded_month")
         # A record dated after the row's month is not known at it.
         f["months_since_recorded"] = np.where(since >= 0, since, np.nan)
     return f
@@ -163,7 +154,7 @@ def _recorded_change(ledger: pd.DataFrame, rows: np.ndarray, grid, lookback: int
     pc = np.full(grid.size, np.nan)
     pc[grid.cells] = recorded_income_pc(frame)
     start = np.full(grid.size, np.nan)
-    start[grid.cells] = month_numbers(frame, "annual_recorded_month") - grid.first
+    start[grid.cells] = column_months(frame, "annual_recorded_month") - grid.first
     # The latest column up to each cell whose row holds a figure (-1: none), per household.
     latest = np.where(np.isnan(pc), -1, np.arange(grid.size) % width)
     latest = np.maximum.accumulate(latest.reshape(-1, width), axis=1).ravel()

@@ -180,8 +180,8 @@ def read_migrants(feed: Feed, groups: Groups, lookup: PersonLookup, sources: Sou
     if frame.empty and not len(month):
         return Migrants(wage, working_persons,
                         {"rows": 0, "working": 0, "matched": 0, "unmatched": 0})
-    start = values.month_numbers("work_start", values.column(frame, "work_start"), unknown)
-    end = values.month_numbers("work_end", values.column(frame, "work_end"), unknown)
+    start = values.parse_months("work_start", values.column(frame, "work_start"), unknown)
+    end = values.parse_months("work_end", values.column(frame, "work_end"), unknown)
     said = values.flags("working", values.column(frame, "working"),
                         sources.values["working"], unknown).fillna(False).to_numpy(dtype=bool)
     working = said & ((start < 0) | (start <= month)) & ((end < 0) | (end >= month))
@@ -236,7 +236,7 @@ def read_warnings(feed: Feed, groups: Groups, lookup: PersonLookup, sources: Sou
     empty = {"matched": 0, "unmatched": 0, "no_rule": 0, "unreadable": 0}
     if not len(file_month):
         return Warnings(columns, {**empty, "by_department": {}})
-    said = values.month_numbers("warning_month", values.column(frame, "warning_month"), unknown)
+    said = values.parse_months("warning_month", values.column(frame, "warning_month"), unknown)
     values.money("amount", values.column(frame, "amount"), unknown)
     month = np.where(file_month >= 0, np.maximum(said, file_month), said)
     rule = _rules(frame, sources)

@@ -163,7 +163,7 @@ def money(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.S
     return pd.Series(values[codes], index=series.index, dtype="float64")
 
 
-def _month_numbers(uniques: np.ndarray, need_day: bool = False) -> np.ndarray:
+def _parse_months(uniques: np.ndarray, need_day: bool = False) -> np.ndarray:
     """Month numbers (year × 12 + month − 1) of distinct texts; -1 where unreadable."""
     parts = pd.Series(uniques, dtype="string").str.extract(_MONTH)
     year = pd.to_numeric(parts[0], errors="coerce")
@@ -176,25 +176,25 @@ def _month_numbers(uniques: np.ndarray, need_day: bool = False) -> np.ndarray:
     return np.where(ok.to_numpy(dtype=bool), number, -1)
 
 
-def month_numbers(field: str, series: pd.Series, unknown: Unknown | None = None) -> np.ndarray:
+def parse_months(field: str, series: pd.Series, unknown: Unknown | None = None) -> np.ndarray:
     """Months as numbers (year × 12 + month − 1), -1 when blank or unreadable: YYYYMM,
     YYYY-MM, YYYYMMDD, YYYY-MM-DD, YYYY年M月 (also with a day).
 
     Examples
     --------
-    >>> month_numbers("work_start", pd.Series(["202403", "2024-3", "20240315", "2024年3月", ""]))
+    >>> parse_months("work_start", pd.Series(["202403", "2024-3", "20240315", "2024年3月", ""]))
     array([24290, 24290, 24290, 24290,    -1])
     """
     codes, uniques = distinct(series)
-    numbers = _month_numbers(uniques)
+    numbers = _parse_months(uniques)
     _report(field, uniques, codes, (numbers < 0) & (uniques != ""), unknown)
     return numbers[codes]
 
 
 def months(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.Series:
-    """Months as ``YYYY-MM`` text (NA when blank or unreadable); see :func:`month_numbers`."""
+    """Months as ``YYYY-MM`` text (NA when blank or unreadable); see :func:`parse_months`."""
     codes, uniques = distinct(series)
-    numbers = _month_numbers(uniques)
+    numbers = _parse_months(uniques)
     _report(field, uniques, codes, (numbers < 0) & (uniques != ""), unknown)
     labels = np.array([f"{n // 12:04d}-{n % 12 + 1:02d}" if n >= 0 else None for n in numbers],
                       dtype=object)
@@ -223,11 +223,11 @@ def birth_months(birth_date: pd.Series, id_birth: pd.Series) -> np.ndarray:
     [23522, 23999, -1]
     """
     codes, uniques = distinct(birth_date)
-    born = _month_numbers(uniques, need_day=True)[codes]
+    born = _parse_months(uniques, need_day=True)[codes]
     missing = np.flatnonzero(born < 0)
     if len(missing):
         id_codes, id_uniques = distinct(id_birth.iloc[missing])
-        born[missing] = _month_numbers(id_uniques, need_day=True)[id_codes]
+        born[missing] = _parse_months(id_uniques, need_day=True)[id_codes]
     return born
 
 
