@@ -395,3 +395,24 @@ def test_a_reused_pid_is_not_taken_for_the_process_that_opened_the_run():
     assert tracking._process_gone(os.getpid(), f"other-boot:{namespace}:{start}") is True
     # Another pid namespace (another container with this host name): cannot be told.
     assert tracking._process_gone(os.getpid(), f"{boot}:1:{start}") is None
+
+
+def test_a_tracking_run_leaves_mlflow_and_the_environment_as_it_found_them(
+        model_and_data, tmp_path, monkeypatch):
+    # Setting an MLflow URI writes it into the environment too; a run that "restored" the
+    # previous URI by setting it pinned the process to that store, and a store the user chose
+    # afterwards through MLFLOW_TRACKING_URI was ignored.
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    model, X = model_and_data
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    log_training_run(model, tracking_uri=f"sqlite:///{tmp_path / 'a.db'}", config={},
+                     metrics={}, fingerprint={"sha256": "ef" * 32}, example=input_example(X))
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert tracking_utils._tracking_uri is None
+    chosen = f"sqlite:///{tmp_path / 'chosen.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", chosen)
+    assert resolve_tracking_uri() == chosen and mlflow.get_tracking_uri() == chosen

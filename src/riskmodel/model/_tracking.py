@@ -352,11 +352,23 @@ def close_stale_runs(uri: str) -> list[str]:
 
 @contextmanager
 def _tracking(uri: str) -> Iterator[None]:
-    import mlflow
+    """MLflow pointed at ``uri`` inside the block, and left afterwards exactly as it was.
 
-    before_tracking = mlflow.get_tracking_uri()
-    before_registry = mlflow.get_registry_uri()
-    before_bar = os.environ.get(_PROGRESS_BAR)
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` (and the registry's
+    ``MLFLOW_REGISTRY_URI``) into the environment, and MLflow has no public way to unset a
+    URI: restoring with ``set_tracking_uri(get_tracking_uri())`` would leave the process pinned
+    to whatever store was current (its default included), so that a later
+    ``MLFLOW_TRACKING_URI`` set by the user was ignored. Both the module state and the
+    environment are put back as found.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved = {name: os.environ.get(name)
+             for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", _PROGRESS_BAR)}
+    before_tracking = tracking_utils._tracking_uri
+    before_registry = registry_utils._registry_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     # A batch job's log is no place for download progress bars.
@@ -364,12 +376,13 @@ def _tracking(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(before_tracking)
-        mlflow.set_registry_uri(before_registry)
-        if before_bar is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = before_bar
+        tracking_utils._tracking_uri = before_tracking
+        registry_utils._registry_uri = before_registry
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _sqlite_file(uri: str) -> Path | None:
