@@ -33,13 +33,14 @@ Nothing here draws from the simulator's generator: the draws come from the sourc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ArgumentError
 from ..ledger import INCOME
+from ..months import month_label
 from ._simulate import policy_line
 
 REGIMES = ("sources", "annual")
@@ -319,3 +320,34 @@ def _next_identification(log: pd.DataFrame, ident: np.ndarray, steps: int) -> np
     for t in range(steps - 1, -1, -1):
         nxt[t] = np.where(new[t], t, nxt[t + 1])
     return nxt[s, h]
+
+
+def resolve(verification_month: int | None, observation: Observation | None
+                 ) -> Observation:
+    """The observation process of a call: ``observation``, with ``verification_month``."""
+    if observation is not None and not isinstance(observation, Observation):
+        raise ArgumentError(f"Got observation={observation!r}, expected an Observation.")
+    obs = Observation() if observation is None else observation
+    if verification_month is None:
+        return obs
+    if not isinstance(verification_month, int) or not 1 <= verification_month <= 12:
+        raise ArgumentError(f"Got verification_month={verification_month!r}, expected a "
+                            "calendar month 1 to 12.")
+    if observation is not None and observation.verification_month != verification_month:
+        raise ArgumentError(f"Got verification_month={verification_month} and an Observation "
+                            f"with {observation.verification_month}; expected one of them.")
+    return replace(obs, verification_month=verification_month)
+
+
+def trigger_frame(log: pd.DataFrame, code: np.ndarray, step0: int) -> pd.DataFrame:
+    """The cadres' trigger log with 户编号 and months."""
+    ident = log["identified"].to_numpy()
+    return pd.DataFrame({
+        "household_id": pd.Series(code[log["household"].to_numpy()], dtype="str"),
+        "month": pd.Series(month_label(step0 + log["step"].to_numpy()), dtype="str"),
+        "kind": pd.Series(log["kind"].to_numpy(), dtype="str"),
+        "missed": log["missed"].to_numpy(bool),
+        "lag": log["lag"].to_numpy(np.int64),
+        "identified_month": pd.Series(np.where(ident >= 0, month_label(step0 + np.maximum(
+            ident, 0)), None), dtype="str"),
+    })

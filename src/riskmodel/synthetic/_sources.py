@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ from ._formats import (
     xlsx_bytes,
 )
 from ._generate import BURN_IN, _check_size, _household_ids, _simulate
-from ._observe import DEPARTMENTS, Observation, observe
+from ._observe import DEPARTMENTS, Observation, observe, resolve, trigger_frame
 from ._persons import make_persons, person_month
 from ._simulate import PROVINCE, Params, places, policy_line
 from ._tables import (
@@ -203,7 +203,7 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
     False
     """
     _check_size(households, months, seed)
-    obs = _observation(verification_month, observation)
+    obs = resolve(verification_month, observation)
     config = load_config() if config is None else config
     first = month_number(start, "start", ArgumentError)
     params = Params()
@@ -286,39 +286,8 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
                         "source_household_id": code})
     labels = [month_label(first + k) for k in range(m)]
     return CountySources(writer.files, expected, ids, p, written, unmatched, labels, obs,
-                         _triggers(seen.log, code, step0),
+                         trigger_frame(seen.log, code, step0),
                          _latent(seen.latent, code, first, m))
-
-
-def _observation(verification_month: int | None, observation: Observation | None
-                 ) -> Observation:
-    """The observation process of a call: ``observation``, with ``verification_month``."""
-    if observation is not None and not isinstance(observation, Observation):
-        raise ArgumentError(f"Got observation={observation!r}, expected an Observation.")
-    obs = Observation() if observation is None else observation
-    if verification_month is None:
-        return obs
-    if not isinstance(verification_month, int) or not 1 <= verification_month <= 12:
-        raise ArgumentError(f"Got verification_month={verification_month!r}, expected a "
-                            "calendar month 1 to 12.")
-    if observation is not None and observation.verification_month != verification_month:
-        raise ArgumentError(f"Got verification_month={verification_month} and an Observation "
-                            f"with {observation.verification_month}; expected one of them.")
-    return replace(obs, verification_month=verification_month)
-
-
-def _triggers(log: pd.DataFrame, code: np.ndarray, step0: int) -> pd.DataFrame:
-    """The cadres' trigger log with 户编号 and months."""
-    ident = log["identified"].to_numpy()
-    return pd.DataFrame({
-        "household_id": pd.Series(code[log["household"].to_numpy()], dtype="str"),
-        "month": pd.Series(month_label(step0 + log["step"].to_numpy()), dtype="str"),
-        "kind": pd.Series(log["kind"].to_numpy(), dtype="str"),
-        "missed": log["missed"].to_numpy(bool),
-        "lag": log["lag"].to_numpy(np.int64),
-        "identified_month": pd.Series(np.where(ident >= 0, month_label(step0 + np.maximum(
-            ident, 0)), None), dtype="str"),
-    })
 
 
 def _latent(latent: np.ndarray, code: np.ndarray, first: int, months: int) -> pd.DataFrame:
