@@ -188,14 +188,17 @@ def department_events(record: dict, static: dict, first: int, heads: np.ndarray,
     row names the household), ``by_person`` (keyed by 证件号码), ``amount`` (NaN), ``step``
     (the month it reports), ``arrive`` (the step its list arrives); ``first`` is the month
     number of step 0. A share
-    ``obs.unlisted(dept)`` of each department's events reaches no list.
+    ``obs.unlisted(dept)`` of each department's events reaches no list. ``rng`` is the files'
+    stream: with the default shares it draws as it always has, so that the files keep their
+    shapes.
     """
     steps = record["monitored"].shape[0]
     parts = []
 
     def add(dept, item, s, h, by_person, person=None):
         s, h = np.asarray(s, np.int64), np.asarray(h, np.int64)
-        told = rng.random(len(h)) >= obs.unlisted(dept)
+        share = obs.unlisted(dept)
+        told = rng.random(len(h)) < 1 - share if share > 0 else np.ones(len(h), bool)
         who = heads[h] if person is None else np.asarray(person)
         by = np.broadcast_to(np.asarray(by_person, bool), h.shape)
         item = np.broadcast_to(np.asarray(item, object), h.shape)

@@ -225,7 +225,7 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
     by_disabled = np.empty(p, np.int64)
     by_disabled[starts[hh] + persons.key_disabled] = np.arange(p)
     step0 = first - BURN_IN
-    others = department_events(rec, static, step0, heads, starts, by_disabled, obs, cadres)
+    others = department_events(rec, static, step0, heads, starts, by_disabled, obs, rng)
     steps = rec["monitored"].shape[0]
     seen = observe(rec, static, first, BURN_IN, obs,
                    arrivals(others, set(obs.warning_departments) - {"医保"}, (steps, n)),
