@@ -12,6 +12,7 @@ types only from what the files show; the regime "annual" writes person tables al
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,13 @@ import pytest
 from riskmodel.errors import ArgumentError
 from riskmodel.months import month_number
 from riskmodel.sources import ingest, read_sources
-from riskmodel.synthetic import Observation, county_sources, policy_line, write_sources
+from riskmodel.synthetic import (
+    Observation,
+    county_sources,
+    generate_ledger,
+    policy_line,
+    write_sources,
+)
 
 H, M, START, SEED = 300, 24, "2022-01", 4
 ANNUAL = ["annual_inc_wage", "annual_inc_business", "annual_inc_property",
@@ -31,7 +38,7 @@ CUSTOM = Observation(verification_month=7, lag_min_months=2, lag_mean_months=3.0
                      lag_max_months=5, miss_rate=0.4, warning_departments=(),
                      verification_identifies=False, elimination_months=8,
                      medical_threshold_listed=3000.0, medical_threshold_others=12000.0,
-                     warning_delays={"医保": 2, "公安": 1})
+                     warning_delays={"医保": 2, "公安": 1}, unlisted_share={"应急": 0.5})
 
 
 @pytest.fixture(scope="module")
@@ -269,10 +276,40 @@ def test_observation_parameters_checked():
 def test_observation_leaves_persons_and_file_shapes():
     """The cadres draw from their own stream: other parameters, the same persons and files."""
     a = county_sources(30, 4, START, SEED)
-    b = county_sources(30, 4, START, SEED, observation=CUSTOM)
+    # Which events reach a list is drawn with the files' shapes: leave it as by default.
+    b = county_sources(30, 4, START, SEED,
+                       observation=replace(CUSTOM, unlisted_share={"公安": 0.2}))
     assert a.persons == b.persons
     pd.testing.assert_frame_equal(a.household_ids, b.household_ids)
     tables = [p for p in a.files if "预警" not in p]
     assert tables == [p for p in b.files if "预警" not in p]
     counts = ["members", "labor_full", "elderly", "children", "disabled", "migrant_workers"]
     pd.testing.assert_frame_equal(a.expected[counts], b.expected[counts])
+
+
+def _latent(src) -> pd.DataFrame:
+    households = len(src.household_ids)
+    latent = generate_ledger(households, M, START, SEED)
+    code = dict(zip(src.household_ids["household_id"],
+                    src.household_ids["source_household_id"], strict=True))
+    latent = latent.assign(household_id=latent["household_id"].astype(str).map(code))
+    return latent.set_index(["household_id", "month"]).sort_index()
+
+
+def test_share_of_events_reaching_no_list(default, custom):
+    """By default 公安 lists a share of the accidents and 应急 every disaster, in their month;
+    with 应急's unlisted_share 0.5, half the disasters within a binomial tolerance."""
+    lat = _latent(default)
+    exp = default.expected.set_index(["household_id", "month"]).sort_index()
+    assert (exp["ev_disaster"].to_numpy() == lat["ev_disaster"].to_numpy()).all()
+    assert exp["ev_disaster"].any() and exp["ev_accident"].any()
+    assert not (exp["ev_accident"].to_numpy() & ~lat["ev_accident"].to_numpy()).any()
+    lat = _latent(custom)
+    exp = custom.expected.set_index(["household_id", "month"]).sort_index()
+    # 公安's list a month late here (warning_delays), every accident on it.
+    late = exp["ev_accident"].to_numpy().reshape(-1, M)[:, 1:]
+    assert (late == lat["ev_accident"].to_numpy().reshape(-1, M)[:, :-1]).all() and late.any()
+    listed, happened = exp["ev_disaster"].to_numpy(), lat["ev_disaster"].to_numpy()
+    assert not (listed & ~happened).any()
+    n, p = int(happened.sum()), 1 - custom.observation.unlisted("应急")
+    assert n > 100 and abs(listed.sum() / n - p) <= 4 * math.sqrt(p * (1 - p) / n)
