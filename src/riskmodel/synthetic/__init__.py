@@ -18,6 +18,7 @@ from ._generate import (
     generate_ledger,
     write,
 )
+from ._observe import Observation
 from ._simulate import (
     CADRE_LINES,
     CAUSE_EVENTS,
@@ -50,6 +51,7 @@ __all__ = [
     "PROVINCE",
     "REFERENCE_MONTH",
     "Draws",
+    "Observation",
     "Params",
     "CountySources",
     "SyntheticData",

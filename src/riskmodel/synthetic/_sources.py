@@ -24,8 +24,18 @@ from ..config import Config, load_config
 from ..errors import ArgumentError, OutputExistsError
 from ..ledger import EVENTS, INCOME, LEDGER_COLUMNS, SPENDING, write_parquet_atomic
 from ..months import month_label, month_number
-from ._feeds import ANNUAL, CATEGORIES, RISKS, annual, migrant_wage, monitoring
-from ._feeds import warnings_table as _warnings_table
+from ._feeds import (
+    ANNUAL,
+    CATEGORIES,
+    RISKS,
+    annual,
+    arrivals,
+    department_events,
+    medical_events,
+    migrant_wage,
+    monitoring,
+    warnings_table,
+)
 from ._formats import (
     MONEY,
     assemble,
@@ -37,24 +47,25 @@ from ._formats import (
     xlsx_bytes,
 )
 from ._generate import BURN_IN, _check_size, _household_ids, _simulate
+from ._observe import DEPARTMENTS, Observation, observe, resolve, trigger_frame
 from ._persons import make_persons, person_month
-from ._simulate import PROVINCE, Params, places
+from ._simulate import PROVINCE, Params, places, policy_line
 from ._tables import (
     fake_ids,
-    lagged,
     migrant_columns,
     month_text,
     person_columns,
     warning_columns,
 )
 
-#: Spawn key of the sources' random stream (the simulator's streams are 0, 1 and 2).
+#: Spawn key of the sources' random stream (the simulator's streams are 0, 1 and 2); the
+#: cadres' observation draws from its child ``(91, 1)``, so that its parameters leave the
+#: persons and the files' shapes as they are.
 SOURCES_STREAM = 91
 EXTRA_COLUMNS = ["wage_migrant", *ANNUAL, "annual_income_year", "annual_recorded_month",
                  "identified_month", "eliminated_month", "monitoring_category",
                  *[f"recorded_risk_{i}" for i in range(1, 6)]]
 _PLACES = ["province", "county", "township", "village"]
-_DEPARTMENTS = ["医保", "民政", "教育", "公安", "应急", "残联", "人社", "住建", "水利"]
 
 
 @dataclass
@@ -78,6 +89,17 @@ class CountySources:
         Persons in every monthly person table.
     warnings : int
         Warning rows written, ``unmatched`` of them about nobody in the person tables.
+    observation : Observation
+        The observation process the folder was written with.
+    triggers : DataFrame
+        The cadres' triggers over the burn-in year and the ledger: ``household_id`` (户编号),
+        ``month`` ("YYYY-MM", may precede the ledger), ``kind`` (``fall``, ``warning`` or
+        ``verification``), ``missed``, ``lag`` (months), ``identified_month`` (the
+        household's next identification at or after the trigger, NA none).
+    latent_income_pc : DataFrame
+        ``household_id``, ``month`` (the ledger's), ``income_pc`` (the per-capita income of the
+        12 months up to the month from the complete flows, as a recording writes it),
+        ``line`` (the cadres' line of that year).
     """
 
     files: dict[str, bytes]
@@ -87,6 +109,9 @@ class CountySources:
     warnings: int = 0
     unmatched: int = 0
     months: list[str] = field(default_factory=list)
+    observation: Observation = field(default_factory=Observation)
+    triggers: pd.DataFrame | None = None
+    latent_income_pc: pd.DataFrame | None = None
 
 
 def _pick(rng: np.random.Generator, options: list):
@@ -130,7 +155,8 @@ class _Writer:
 
 
 def county_sources(households: int, months: int, start: str = "2022-01", seed: int = 0, *,
-                   verification_month: int = 3, config: Config | None = None,
+                   verification_month: int | None = None,
+                   observation: Observation | None = None, config: Config | None = None,
                    xlsx_max_rows: int = 5_000) -> CountySources:
     """Simulate the county and write its exports in memory, with the ledger they must give.
 
@@ -139,9 +165,14 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
     households, months, start, seed
         As for :func:`riskmodel.synthetic.generate`: the same simulated households, whose
         latent ledger is :func:`generate`'s.
-    verification_month : int, default 3
+    verification_month : int, optional
         Calendar month (1–12) of the yearly income verification, which records the previous
-        calendar year's incomes.
+        calendar year's incomes; a shorthand for ``Observation(verification_month=...)``
+        (default 3).
+    observation : Observation, optional
+        The observation process (``docs/synthetic.md``, "The observation process"): the
+        cadres' identification lag and misses, eliminations, warnings, and the regime
+        (``"sources"``, or ``"annual"``: person tables alone). ``Observation()`` when omitted.
     config : Config, optional
         Header spellings (``sources.headers``) and the warning rules the expected ledger
         follows; the packaged default when omitted.
@@ -156,28 +187,35 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
     Raises
     ------
     ArgumentError
-        A size, seed, start or verification month out of range.
+        A size, seed, start or verification month out of range, or a verification month
+        that disagrees with ``observation``'s.
 
     Examples
     --------
-    >>> from riskmodel.synthetic import county_sources
+    >>> from riskmodel.synthetic import Observation, county_sources
     >>> src = county_sources(households=5, months=2, seed=1)
     >>> src.expected[["household_id", "month"]].shape
     (10, 2)
     >>> sorted({p.split("/")[0] for p in src.files})
     ['2022-01', '2022-02']
+    >>> annual_only = county_sources(5, 2, seed=1, observation=Observation(regime="annual"))
+    >>> any("务工" in path or "预警" in path for path in annual_only.files)
+    False
     """
     _check_size(households, months, seed)
-    if not isinstance(verification_month, int) or not 1 <= verification_month <= 12:
-        raise ArgumentError(f"Got verification_month={verification_month!r}, expected a "
-                            "calendar month 1 to 12.")
+    obs = resolve(verification_month, observation)
     config = load_config() if config is None else config
     first = month_number(start, "start", ArgumentError)
     params = Params()
     run = _simulate(int(households), int(months), first, int(seed), params, keep_record=True)
     rec, static, n, m = run.record, run.static, int(households), int(months)
-    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(SOURCES_STREAM,)))
+    sources_seed = np.random.SeedSequence(int(seed), spawn_key=(SOURCES_STREAM,))
+    rng = np.random.default_rng(sources_seed)
+    cadres = np.random.default_rng(np.random.SeedSequence(int(seed),
+                                                          spawn_key=(SOURCES_STREAM, 1)))
     persons = make_persons(rec, static, first, m, BURN_IN, rng, params)
+    if obs.regime == "annual":                 # no migrant table: the person table tells all
+        persons.shows_working[:] = True
     p = len(persons)
     hh = persons.hh
     starts = np.r_[0, np.cumsum(np.bincount(hh, minlength=n))[:-1]]
@@ -186,11 +224,18 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
     by_serious[starts[hh] + persons.key_serious] = np.arange(p)
     by_disabled = np.empty(p, np.int64)
     by_disabled[starts[hh] + persons.key_disabled] = np.arange(p)
-    mon = monitoring(rec, static, m, BURN_IN)
-    ann = annual(rec, static, first, m, BURN_IN, verification_month)
+    step0 = first - BURN_IN
+    others = department_events(rec, static, step0, heads, starts, by_disabled, obs, rng)
+    steps = rec["monitored"].shape[0]
+    seen = observe(rec, static, first, BURN_IN, obs,
+                   arrivals(others, set(obs.warning_departments) - {"医保"}, (steps, n)),
+                   cadres)
+    events = pd.concat([medical_events(rec, static, seen, heads, by_serious[starts], obs),
+                        others], ignore_index=True)
+    mon = monitoring(rec, static, m, BURN_IN, seen, events, obs)
+    ann = annual(rec, static, first, m, BURN_IN, obs.verification_month, seen.snapshot)
     wage = migrant_wage(static, first, m)
-    warn = _warnings_table(rec, static, first, m, BURN_IN, heads, by_serious[starts],
-                           starts, by_disabled, rng)
+    warn = warnings_table(events, m, BURN_IN)
     counties, towns, villages = places(params)
     village = static["village"]
     per_county, per_town = len(villages) // len(counties), len(villages) // len(towns)
@@ -223,18 +268,40 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
         writer.write(folder, _pick(rng, ["监测对象信息", "脱贫人口信息"]),
                      f"{place_text['county'][0]}防止返贫监测对象信息表", first + k, cols,
                      in_name, not in_name or rng.random() < 0.3)
+        if obs.regime == "annual":
+            continue
         mig_cols, wage_mig[k] = migrant_columns(persons, pm, wage[k], first + k, n, rng)
         in_name = rng.random() < 0.6
         writer.write(folder, "务工监测", "务工月监测信息", first + k, mig_cols, in_name,
                      not in_name or rng.random() < 0.3)
-    unmatched = _write_warnings(writer, warn, persons, first, m, rng)
-    events = _warned(warn, first, m, n, config)
-    expected = _expected(counts, code, rec, static, mon, ann, wage_mig, events, place_text,
+    if obs.regime == "annual":
+        unmatched, written, marks = 0, 0, {}
+        wage_mig[:] = np.nan
+    else:
+        unmatched = _write_warnings(writer, warn, persons, first, m, rng, obs.warning_delays)
+        written, marks = len(warn) + unmatched, _warned(warn, first, m, n, config)
+    expected = _expected(counts, code, rec, static, mon, ann, wage_mig, marks, place_text,
                          first, m)
     ids = pd.DataFrame({"household_id": _household_ids(n, 1).to_numpy(dtype=object),
                         "source_household_id": code})
-    return CountySources(writer.files, expected, ids, p, len(warn) + unmatched, unmatched,
-                         [month_label(first + k) for k in range(m)])
+    labels = [month_label(first + k) for k in range(m)]
+    return CountySources(writer.files, expected, ids, p, written, unmatched, labels, obs,
+                         trigger_frame(seen.log, code, step0),
+                         _latent(seen.latent, code, first, m))
+
+
+def _latent(latent: np.ndarray, code: np.ndarray, first: int, months: int) -> pd.DataFrame:
+    """The latent per-capita income of each household and ledger month, beside the line."""
+    n = len(code)
+    ledger = latent[BURN_IN:BURN_IN + months]
+    lines = np.array([policy_line((first + k) // 12) for k in range(months)])
+    return pd.DataFrame({
+        "household_id": pd.Series(np.repeat(code, months), dtype="str"),
+        "month": pd.Series(np.tile([month_label(first + k) for k in range(months)], n),
+                           dtype="str"),
+        "income_pc": np.ascontiguousarray(ledger.T).reshape(-1),
+        "line": np.tile(lines, n),
+    })
 
 
 _COUNTS = ["members", "labor_full", "labor_partial", "elderly", "children",
@@ -273,7 +340,7 @@ def _aggregate(pm: dict, hh: np.ndarray, n: int) -> dict[str, np.ndarray]:
 
 
 def _write_warnings(writer: _Writer, warn: pd.DataFrame, persons, first: int, months: int,
-                    rng: np.random.Generator) -> int:
+                    rng: np.random.Generator, delays) -> int:
     """One list per department and month with warnings, and a few about nobody in the tables.
 
     Returns the number of those unmatched rows.
@@ -281,7 +348,7 @@ def _write_warnings(writer: _Writer, warn: pd.DataFrame, persons, first: int, mo
     unmatched = 0
     for k in range(months):
         month_rows = warn[warn["known"] == k]
-        for dept in _DEPARTMENTS:
+        for dept in DEPARTMENTS:
             rows = month_rows[month_rows["department"] == dept]
             cols = warning_columns(rows, persons, first, rng) if len(rows) else None
             if dept in ("公安", "医保") and rng.random() < 0.3:
@@ -301,7 +368,7 @@ def _write_warnings(writer: _Writer, warn: pd.DataFrame, persons, first: int, mo
             if cols is None:
                 continue
             # A late list always carries its month; an on-time one may carry none.
-            dated = lagged(dept) or rng.random() < 0.6
+            dated = delays.get(dept, 0) > 0 or rng.random() < 0.6
             in_name = dated and rng.random() < 0.6
             writer.write(month_label(first + k), f"部门预警_{dept}",
                          f"{dept}部门筛查预警信息", first + k if dated else None, cols,
@@ -395,7 +462,9 @@ def _expected(counts: dict, code: np.ndarray, rec: dict, static: dict, mon, ann:
 
 
 def sources_expected(households: int, months: int, start: str = "2022-01", seed: int = 0, *,
-                     verification_month: int = 3, config: Config | None = None) -> pd.DataFrame:
+                     verification_month: int | None = None,
+                     observation: Observation | None = None,
+                     config: Config | None = None) -> pd.DataFrame:
     """The ledger ``riskmodel ingest`` must give on the folder :func:`write_sources` writes.
 
     The ``expected`` of :func:`county_sources` for the same arguments (see there).
@@ -406,10 +475,12 @@ def sources_expected(households: int, months: int, start: str = "2022-01", seed:
         Ledger contract columns then the recorded ones; counts and flags equal the latent
         ledger's (:func:`generate_ledger`) in every household-month, events are those the
         warnings show in the month their list arrives, incomes are NaN (only annual figures
-        and migrant wages are recorded).
+        and migrant wages are recorded); ``household_type`` is monitored as the cadres of
+        ``observation`` identify and eliminate.
     """
     return county_sources(households, months, start, seed,
-                          verification_month=verification_month, config=config).expected
+                          verification_month=verification_month, observation=observation,
+                          config=config).expected
 
 
 def write_sources(sources: CountySources, directory: str | Path,

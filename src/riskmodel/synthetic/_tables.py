@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._feeds import CATEGORIES, LAGS, RISKS
+from ._feeds import CATEGORIES, RISKS
 from ._persons import check_digit
 
 _AWAY = np.array(["广东省东莞市", "浙江省宁波市", "福建省晋江市", "云南省昆明市", "江苏省苏州市"],
@@ -158,8 +158,3 @@ def warning_columns(rows, persons, first: int, rng: np.random.Generator,
     if rows["amount"].notna().any():
         cols["amount"] = rows["amount"].to_numpy(dtype=np.float64)
     return cols
-
-
-def lagged(department: str) -> bool:
-    """Whether a department's list arrives after the month it reports."""
-    return LAGS.get(department, 0) > 0
