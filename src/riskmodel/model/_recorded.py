@@ -227,12 +227,16 @@ def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid) -> dict[str,
     the identification and elimination counts and the recorded risk types, per target row,
     from the household's rows up to its month (only those whose ledger columns are present)."""
     f: dict[str, np.ndarray] = {}
+    t, col = grid.targets, grid.targets % grid.width
     for dept in DEPARTMENT_CODES:
         column = f"warnings_{dept}"
         if column in ledger.columns:
-            counts = _on_grid(grid, np.nan_to_num(_at(ledger, column, rows)), 0.0)[grid.window]
+            # Whole counts: window sums as differences of running sums are exact.
+            counts = _on_grid(grid, np.nan_to_num(_at(ledger, column, rows)), 0.0)
+            total = counts.reshape(-1, grid.width).cumsum(axis=1).ravel()
             for w in WARNING_WINDOWS:
-                f[f"{column}_{w}m"] = counts[:, -w:].sum(axis=1)
+                before = np.where(col >= w, total[np.maximum(t - w, 0)], 0.0)
+                f[f"{column}_{w}m"] = total[t] - before
     if "warning_amount" in ledger.columns:
         amount = _on_grid(grid, np.nan_to_num(_at(ledger, "warning_amount", rows)), 0.0)
         f["warning_amount_12m"] = amount[grid.window].sum(axis=1)
@@ -253,11 +257,17 @@ def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid) -> dict[str,
             f[name] = _distinct_runs(_on_grid(grid, dates), grid, LOOKBACK)
     present = [c for c in RECORDED_RISKS if c in ledger.columns]
     if present:
-        risks = [pd.Series(ledger[c].array.take(rows)) for c in present]
-        for cause in CAUSE_CODES:
+        # Each column's codes into the cause codes (-1: none or another text), read once.
+        codes = []
+        for c in present:
+            found, texts = pd.factorize(ledger[c].array.take(rows), use_na_sentinel=True)
+            lookup = np.array([CAUSE_CODES.index(x) if x in CAUSE_CODES else -1
+                               for x in texts] + [-1], dtype="int64")
+            codes.append(lookup[found])  # found == -1 (NA) reads the trailing -1
+        for j, cause in enumerate(CAUSE_CODES):
             flags = np.zeros(len(rows), dtype=bool)
-            for r in risks:
-                flags |= (r == cause).to_numpy(dtype=bool, na_value=False)
+            for code in codes:
+                flags |= code == j
             f[f"recorded_{cause}"] = (_months_since(grid, flags) < LOOKBACK).astype("float64")
     return f
 
