@@ -15,6 +15,7 @@ from riskmodel.explain import household_facts
 from riskmodel.ledger import INCOME, KEY, SPENDING
 from riskmodel.model import (
     FEATURE_NAMES,
+    OBSERVED_FEATURES,
     RECORDED_FEATURES,
     build_features,
     feature_causes,
@@ -45,7 +46,8 @@ def features_of(ledger: pd.DataFrame, months=None) -> pd.DataFrame:
 def test_recorded_features_have_causes_and_chinese_names():
     causes = feature_causes(CONFIG)
     assert FEATURE_NAMES[-len(RECORDED_FEATURES):] == RECORDED_FEATURES
-    assert {causes[f] for f in RECORDED_FEATURES} == {"income", "employment"}
+    assert {causes[f] for f in RECORDED_FEATURES if f not in OBSERVED_FEATURES} == {
+        "income", "employment"}
     assert all(CONFIG.names_zh.features.get(f) for f in RECORDED_FEATURES)
 
 
@@ -175,7 +177,10 @@ def test_as_recorded_ledger_has_no_monthly_income_and_carries_figures(county):
     assert county[INCOME].isna().all().all()
     status = make_labels(county, CONFIG)
     assert status["poor"].notna().mean() > 0.85  # all but the months before the first March
-    assert set(ledger_features(county)) == set(FEATURE_NAMES)
+    # Of what else a county observes, only the identification history is on this ledger.
+    identification = {"months_since_identified", "times_identified_24m", "monitored_now"}
+    assert set(ledger_features(county)) == set(FEATURE_NAMES) - set(OBSERVED_FEATURES) | (
+        identification)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +200,7 @@ def trained(county):
 def test_a_recorded_only_ledger_trains_and_its_households_are_scored(county, trained, tmp_path):
     result, _ = trained
     names = [str(c) for c in result.model.feature_names_in_]
-    assert set(RECORDED_FEATURES) <= set(names)
+    assert set(RECORDED_FEATURES) - set(OBSERVED_FEATURES) <= set(names)
     path = tmp_path / "ledger.parquet"
     county.to_parquet(path)
     folder = save_model(result.model, tmp_path / "model")

@@ -37,7 +37,10 @@ EXTRAS = ["wage_migrant", "annual_inc_wage", "annual_inc_business", "annual_inc_
           "annual_inc_transfer", "annual_exp_medical_oop", "annual_income_pc",
           "annual_income_total", "annual_income_year", "annual_recorded_month",
           "identified_month", "eliminated_month", "monitoring_category",
-          *[f"recorded_risk_{i}" for i in range(1, 6)]]
+          *[f"recorded_risk_{i}" for i in range(1, 6)],
+          *[f"warnings_{d}" for d in ("medical", "civil", "education", "police", "emergency",
+                                      "disability", "labour", "housing", "water")],
+          "warning_amount"]
 WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 
 

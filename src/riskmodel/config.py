@@ -396,6 +396,10 @@ class NamesZh(_Strict):
 WARNING_COLUMNS = ("ev_illness", "ev_disability", "ev_accident", "ev_education", "ev_disaster",
                    "ev_job_loss", "ev_business_loss", "ev_epidemic", "housing_unsafe",
                    "water_unsafe", "dibao")
+#: Codes of the departments whose warnings the ledger counts (``sources.departments`` maps a
+#: department's name to one; the ledger's ``warnings_<code>`` columns).
+DEPARTMENT_CODES = ("medical", "civil", "education", "police", "emergency", "disability",
+                    "labour", "housing", "water")
 
 
 class WarningRule(_Strict):
@@ -424,6 +428,18 @@ class SourcesConfig(_Strict):
     kinds: dict[str, list[str]]
     values: dict[str, dict[str, str]]
     warning_rules: list[WarningRule]
+    departments: dict[str, str]
+
+    @field_validator("departments")
+    @classmethod
+    def _known_departments(cls, table: dict[str, str]) -> dict[str, str]:
+        for name, code in table.items():
+            if not str(name).strip():
+                raise ValueError(f"sources.departments names a blank department for {code!r}.")
+            if code not in DEPARTMENT_CODES:
+                raise ValueError(f"Got department code {code!r} for {name!r}, expected one of "
+                                 f"{', '.join(DEPARTMENT_CODES)}.")
+        return table
 
     @model_validator(mode="after")
     def _fields_known(self) -> SourcesConfig:

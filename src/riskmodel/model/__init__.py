@@ -72,7 +72,12 @@ from ._features import (
     ledger_features,
 )
 from ._labels import binary_target, make_labels, net_income, poverty_lines, poverty_status
-from ._recorded import RECORDED_FEATURE_INPUTS, RECORDED_FEATURES, recorded_income_pc
+from ._recorded import (
+    OBSERVED_FEATURES,
+    RECORDED_FEATURE_INPUTS,
+    RECORDED_FEATURES,
+    recorded_income_pc,
+)
 from ._rules import (
     BASELINE_RULES,
     HARD_TRIGGERS,
@@ -148,6 +153,7 @@ __all__ = [
     "NOT_SCORED_TEXT",
     "PID_TAG",
     "PROCESS_TAG",
+    "OBSERVED_FEATURES",
     "RECORDED_FEATURE_INPUTS",
     "RECORDED_FEATURES",
     "RULE_FEATURES",

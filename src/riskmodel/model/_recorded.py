@@ -1,4 +1,4 @@
-"""Incomes as recorded: the annual figures of the last verification and the migrant wages.
+"""What a county records: incomes as recorded, warnings, status changes and risk types.
 
 A ledger ingested from a county's sources (docs/ledger.md, "Incomes as recorded") holds no
 monthly incomes: the national platform's person table repeats the annual figures recorded at the
@@ -7,6 +7,12 @@ current run of identical figures), and the migrant table gives monthly wages (``
 This module reads them for the label (:func:`recorded_income_pc`: the figures as they stood at a
 row's month, never a month's income) and computes the features of them, point in time: a row's
 value reads that row and the household's earlier rows only.
+
+It also computes the features of what else the county observes (:data:`OBSERVED_FEATURES`):
+the department warnings (``warnings_<code>``, ``warning_amount``) over 3, 6 and 12 months,
+低保 starting, the identification and elimination history (``identified_month``,
+``eliminated_month``) and the risk types cadres recorded (``recorded_risk_1..5``). Counts of
+the past read the household's rows of the last :data:`LOOKBACK` months up to the row's.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..config import CAUSE_CODES, DEPARTMENT_CODES
 from ..months import month_index_or_nan
 
 # The annual figures a verification records (yuan per year), as the ingested ledger carries them.
@@ -30,6 +37,31 @@ RECORDED_FEATURE_INPUTS = {
     "migrant_wage_pc_3m": ("wage_migrant",),
     "migrant_wage_pc_12m": ("wage_migrant",),
 }
+#: The cause each department's warnings mean (the cause of its ``warnings_<code>_*`` features).
+DEPARTMENT_CAUSES = {"medical": "illness", "civil": "income", "education": "education",
+                     "police": "accident", "emergency": "disaster", "disability": "disability",
+                     "labour": "employment", "housing": "housing", "water": "water"}
+WARNING_WINDOWS = (3, 6, 12)
+#: Months of a household's rows the history counts read (``times_*``, ``recorded_<cause>``).
+LOOKBACK = 24
+RECORDED_RISKS = tuple(f"recorded_risk_{i}" for i in range(1, 6))
+# Features of what else the county observes, and the ledger columns each reads (any one).
+OBSERVED_FEATURE_INPUTS = {
+    **{f"warnings_{d}_{w}m": (f"warnings_{d}",) for d in DEPARTMENT_CODES
+       for w in WARNING_WINDOWS},
+    "warning_amount_12m": ("warning_amount",),
+    # 低保 as the county records it (person table and 民政 warnings): only on ledgers that
+    # carry the warnings, so a ledger of monthly incomes trains as it always did.
+    "dibao_started_3m": ("warnings_civil",),
+    "dibao_started_12m": ("warnings_civil",),
+    "months_since_identified": ("identified_month",),
+    "times_identified_24m": ("identified_month",),
+    "times_eliminated_24m": ("eliminated_month",),
+    "monitored_now": ("identified_month",),
+    **{f"recorded_{c}": RECORDED_RISKS for c in CAUSE_CODES},
+}
+OBSERVED_FEATURES = list(OBSERVED_FEATURE_INPUTS)
+RECORDED_FEATURE_INPUTS.update(OBSERVED_FEATURE_INPUTS)
 RECORDED_FEATURES = list(RECORDED_FEATURE_INPUTS)
 
 
@@ -115,7 +147,30 @@ def current_recorded(
         since = month - column_months(recorded_rows(ledger, rows), "annual_recorded_month")
         # A record dated after the row's month is not known at it.
         f["months_since_recorded"] = np.where(since >= 0, since, np.nan)
+    if "identified_month" in ledger.columns:
+        f.update(_status(ledger, rows, month))
     return f
+
+
+def _dates(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """A ``YYYY-MM`` column at some rows as month numbers (NaN where empty or absent)."""
+    if column not in ledger.columns:
+        return np.full(len(rows), np.nan)
+    return month_index_or_nan(ledger[column].array.take(rows))
+
+
+def _status(ledger: pd.DataFrame, rows: np.ndarray, month: np.ndarray) -> dict[str, np.ndarray]:
+    """Months since the household was identified as a monitoring object (NaN: never, as the
+    row records it) and whether it is monitored now (identified by the row's month and not
+    eliminated since)."""
+    identified = _dates(ledger, "identified_month", rows)
+    eliminated = _dates(ledger, "eliminated_month", rows)
+    with np.errstate(invalid="ignore"):
+        since = month - identified
+        known = since >= 0
+        ended = (eliminated >= identified) & (eliminated <= month)
+    return {"months_since_identified": np.where(known, since, np.nan),
+            "monitored_now": (known & ~ended).astype("float64")}
 
 
 def history_recorded(
@@ -138,7 +193,108 @@ def history_recorded(
             with np.errstate(invalid="ignore", divide="ignore"):
                 value = paid[:, -w:].sum(axis=1) * 12 / n / members
             f[f"migrant_wage_pc_{w}m"] = np.where(n >= min_obs[w], value, np.nan)
+    f.update(_observed_history(ledger, rows, grid))
     return f
+
+
+def _at(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """One numeric or boolean column at some rows as float64, NaN where empty."""
+    values = ledger[column].array.take(rows)
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        values = pd.to_numeric(pd.Series(values), errors="coerce").array
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _on_grid(grid, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    """Values given at the chunk's rows laid on the flat household × month grid."""
+    out = np.full(grid.size, fill)
+    out[grid.cells] = values
+    return out
+
+
+def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid) -> dict[str, np.ndarray]:
+    """Warnings per department over 3/6/12 months, the warned amount over 12, 低保 starting,
+    the identification and elimination counts and the recorded risk types, per target row,
+    from the household's rows up to its month (only those whose ledger columns are present)."""
+    f: dict[str, np.ndarray] = {}
+    t, col = grid.targets, grid.targets % grid.width
+    for dept in DEPARTMENT_CODES:
+        column = f"warnings_{dept}"
+        if column in ledger.columns:
+            # Whole counts: window sums as differences of running sums are exact.
+            counts = _on_grid(grid, np.nan_to_num(_at(ledger, column, rows)), 0.0)
+            total = counts.reshape(-1, grid.width).cumsum(axis=1).ravel()
+            for w in WARNING_WINDOWS:
+                before = np.where(col >= w, total[np.maximum(t - w, 0)], 0.0)
+                f[f"{column}_{w}m"] = total[t] - before
+    if "warning_amount" in ledger.columns:
+        amount = _on_grid(grid, np.nan_to_num(_at(ledger, "warning_amount", rows)), 0.0)
+        f["warning_amount_12m"] = amount[grid.window].sum(axis=1)
+    if "warnings_civil" in ledger.columns and "dibao" in ledger.columns:
+        dibao = _on_grid(grid, _at(ledger, "dibao", rows)).reshape(-1, grid.width)
+        started = np.zeros_like(dibao, dtype=bool)
+        # Started in a month: 低保 that month, none the household's month before it.
+        started[:, 1:] = (dibao[:, 1:] == 1) & (dibao[:, :-1] == 0)
+        started = started.ravel()[grid.window]
+        for w in (3, 12):
+            f[f"dibao_started_{w}m"] = started[:, -w:].any(axis=1).astype("float64")
+    for column, name in (("identified_month", "times_identified_24m"),
+                         ("eliminated_month", "times_eliminated_24m")):
+        if column in ledger.columns:
+            dates = _dates(ledger, column, rows)
+            col = grid.cells % grid.width + grid.first
+            dates[dates > col] = np.nan  # a date after the row's month is not known at it
+            f[name] = _distinct_runs(_on_grid(grid, dates), grid, LOOKBACK)
+    present = [c for c in RECORDED_RISKS if c in ledger.columns]
+    if present:
+        # Each column's codes into the cause codes (-1: none or another text), read once.
+        codes = []
+        for c in present:
+            found, texts = pd.factorize(ledger[c].array.take(rows), use_na_sentinel=True)
+            lookup = np.array([CAUSE_CODES.index(x) if x in CAUSE_CODES else -1
+                               for x in texts] + [-1], dtype="int64")
+            codes.append(lookup[found])  # found == -1 (NA) reads the trailing -1
+        for j, cause in enumerate(CAUSE_CODES):
+            flags = np.zeros(len(rows), dtype=bool)
+            for code in codes:
+                flags |= code == j
+            f[f"recorded_{cause}"] = (_months_since(grid, flags) < LOOKBACK).astype("float64")
+    return f
+
+
+def _months_since(grid, flags: np.ndarray) -> np.ndarray:
+    """Months from the last flagged row up to each target's month (LOOKBACK or more: none)."""
+    steps = np.full(grid.size, -LOOKBACK - 1, dtype="int64")
+    steps[grid.cells[flags]] = grid.cells[flags] % grid.width
+    steps = np.maximum.accumulate(steps.reshape(-1, grid.width), axis=1).ravel()
+    return grid.targets % grid.width - steps[grid.targets]
+
+
+def _distinct_runs(values: np.ndarray, grid, lookback: int) -> np.ndarray:
+    """Per target, the runs of one known value among the household's cells of the last
+    ``lookback`` months up to the target's (a recorded date counted once however many months
+    repeat it); reads nothing before the window, so the count is the same whatever the grid's
+    first month."""
+    width = grid.width
+    v = values.reshape(-1, width)
+    known = ~np.isnan(v)
+    cols = np.arange(width)
+    last = np.maximum.accumulate(np.where(known, cols, -1), axis=1)
+    before = np.full_like(last, -1)
+    before[:, 1:] = last[:, :-1]
+    previous = np.take_along_axis(v, np.maximum(before, 0), axis=1)
+    new = known & ((before < 0) | (v != previous))
+    total = np.cumsum(new, axis=1).ravel()
+    nxt = np.minimum.accumulate(np.where(known, cols, width)[:, ::-1], axis=1)[:, ::-1].ravel()
+    new = new.ravel()
+    t = grid.targets
+    base = t - t % width
+    start = np.maximum(t % width - lookback + 1, 0)
+    count = total[t] - np.where(start > 0, total[base + np.maximum(start - 1, 0)], 0)
+    first = nxt[base + start]
+    # The window's first known cell is a run of its own even when it repeats an older value.
+    opens = (first <= t % width) & ~new[base + np.minimum(first, width - 1)]
+    return (count + opens).astype("float64")
 
 
 def _recorded_change(ledger: pd.DataFrame, rows: np.ndarray, grid, lookback: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from ._households import (
     HOUSEHOLD_FIELDS,
     QUARANTINE_COLUMNS,
     RECORDED_COLUMNS,
+    WARNING_COUNTS,
     Households,
     households_from_tables,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "QUARANTINE_COLUMNS",
     "RECORDED_COLUMNS",
     "SourceError",
+    "WARNING_COUNTS",
     "Households",
     "IngestResult",
     "SourceTable",

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..config import WARNING_COLUMNS, SourcesConfig
+from ..config import DEPARTMENT_CODES, WARNING_COLUMNS, SourcesConfig
 from . import _values as values
 from ._read import SourceTable
 
@@ -204,10 +204,36 @@ def read_migrants(feed: Feed, groups: Groups, lookup: PersonLookup, sources: Sou
 @dataclass
 class Warnings:
     """Per group, each warning column set (``ev_*``, ``housing_unsafe``, ``water_unsafe``,
-    ``dibao``); and the report's counts."""
+    ``dibao``), the matched warnings counted per department (``warnings_<code>``) and their
+    summed amount (``warning_amount``, NaN when none carried one); and the report's counts."""
 
     columns: dict[str, np.ndarray]
     report: dict
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    amount: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _department_codes(frame: pd.DataFrame, sources: SourcesConfig) -> np.ndarray:
+    """Index into :data:`DEPARTMENT_CODES` of each row's 部门 (``sources.departments``); -1
+    for a department the table does not name."""
+    table = {values.normalise(name): DEPARTMENT_CODES.index(code)
+             for name, code in sources.departments.items()}
+    codes, uniques = pd.factorize(values.column(frame, "department").to_numpy(dtype=object))
+    known = np.array([table.get(values.normalise(u), -1) for u in uniques], dtype="int64")
+    return known[codes] if len(codes) else np.zeros(0, dtype="int64")
+
+
+def _counted(group: np.ndarray, matched: np.ndarray, department: np.ndarray,
+             amount: np.ndarray, size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Matched warnings per group and department, and the amount they carried per group."""
+    counts = {}
+    for j, code in enumerate(DEPARTMENT_CODES):
+        hit = matched & (department == j)
+        counts[f"warnings_{code}"] = np.bincount(group[hit], minlength=size).astype("int16")
+    paid = matched & ~np.isnan(amount)
+    total = np.bincount(group[paid], weights=amount[paid], minlength=size)
+    carried = np.bincount(group[paid], minlength=size) > 0
+    return counts, np.where(carried, total, np.nan)
 
 
 def _rules(frame: pd.DataFrame, sources: SourcesConfig) -> np.ndarray:
@@ -235,9 +261,11 @@ def read_warnings(feed: Feed, groups: Groups, lookup: PersonLookup, sources: Sou
     frame, file_month = feed.frame, feed.month
     empty = {"matched": 0, "unmatched": 0, "no_rule": 0, "unreadable": 0}
     if not len(file_month):
-        return Warnings(columns, {**empty, "by_department": {}})
+        none = np.zeros(0, dtype="int64")
+        counts, amount = _counted(none, none.astype(bool), none, np.zeros(0), groups.size)
+        return Warnings(columns, {**empty, "by_department": {}}, counts, amount)
     said = values.parse_months("warning_month", values.column(frame, "warning_month"), unknown)
-    values.money("amount", values.column(frame, "amount"), unknown)
+    amount = values.money("amount", values.column(frame, "amount"), unknown).to_numpy()
     month = np.where(file_month >= 0, np.maximum(said, file_month), said)
     rule = _rules(frame, sources)
     unreadable = month < 0
@@ -260,4 +288,6 @@ def read_warnings(feed: Feed, groups: Groups, lookup: PersonLookup, sources: Sou
     report = {"matched": int(matched.sum()), "unmatched": int(unmatched.sum()),
               "no_rule": int(no_rule.sum()), "unreadable": int(unreadable.sum()),
               "by_department": by_department}
-    return Warnings(columns, report)
+    counts, total = _counted(group, matched, _department_codes(frame, sources), amount,
+                             groups.size)
+    return Warnings(columns, report, counts, total)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..config import Config, SourcesConfig
+from ..config import DEPARTMENT_CODES, Config, SourcesConfig
 from ..errors import SourceError
 from ..ledger import EVENTS, LEDGER_COLUMNS
 from ..months import month_label
@@ -31,10 +31,12 @@ HOUSEHOLD_FIELDS = ["province", "county", "township", "village", "household_type
                     "monitoring_category", "identified_month", "risk_eliminated",
                     "eliminated_month", *RECORDED_RISKS, "housing_unsafe", "water_safe",
                     *ANNUAL, "annual_income_year"]
+#: The matched warnings of a household-month per department (``sources.departments``).
+WARNING_COUNTS = [f"warnings_{code}" for code in DEPARTMENT_CODES]
 #: Columns the ledger carries beside the contract's, in this order (docs/ledger.md).
 RECORDED_COLUMNS = ["wage_migrant", *ANNUAL, "annual_income_year", "annual_recorded_month",
                     "identified_month", "eliminated_month", "monitoring_category",
-                    *RECORDED_RISKS]
+                    *RECORDED_RISKS, *WARNING_COUNTS, "warning_amount"]
 #: Columns of the person quarantine.
 QUARANTINE_COLUMNS = ["file", "sheet", "row", "month", "household_id", "field", "rule", "value"]
 #: The value written in the quarantine in place of a personal field's.
@@ -308,6 +310,8 @@ def households_from_tables(tables: list[SourceTable],
         "eliminated_month": text("eliminated_month"),
         "monitoring_category": text("monitoring_category"),
         **{r: text(r) for r in RECORDED_RISKS},
+        **warnings.counts,
+        "warning_amount": warnings.amount,
     }
     ledger = pd.DataFrame(frame).loc[~bad_group].reset_index(drop=True)
     # Quarantined household-months are no part of the history the run looks back on.

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import Config, load_config
+from ..config import DEPARTMENT_CODES, Config, load_config
 from ..errors import ArgumentError, OutputExistsError
 from ..ledger import EVENTS, INCOME, LEDGER_COLUMNS, SPENDING, write_parquet_atomic
 from ..months import month_label, month_number
@@ -64,7 +64,8 @@ from ._tables import (
 SOURCES_STREAM = 91
 EXTRA_COLUMNS = ["wage_migrant", *ANNUAL, "annual_income_year", "annual_recorded_month",
                  "identified_month", "eliminated_month", "monitoring_category",
-                 *[f"recorded_risk_{i}" for i in range(1, 6)]]
+                 *[f"recorded_risk_{i}" for i in range(1, 6)],
+                 *[f"warnings_{dept}" for dept in DEPARTMENT_CODES], "warning_amount"]
 _PLACES = ["province", "county", "township", "village"]
 
 
@@ -393,6 +394,20 @@ def _warned(warn: pd.DataFrame, first: int, months: int, n: int,
         rows = warn[column == col]
         mark[rows["known"].to_numpy(), rows["household"].to_numpy()] = True
         out[col] = mark
+    # The warnings a rule matched, counted per department, and the amounts they carried.
+    ruled = warn[column != ""]
+    at = (ruled["known"].to_numpy(), ruled["household"].to_numpy())
+    code = ruled["department"].map(config.sources.departments).to_numpy(dtype=object)
+    for dept in DEPARTMENT_CODES:
+        count = np.zeros((months, n), np.int16)
+        np.add.at(count, (at[0][code == dept], at[1][code == dept]), 1)
+        out[f"warnings_{dept}"] = count
+    amount = ruled["amount"].to_numpy(dtype=np.float64)
+    paid = ~np.isnan(amount)
+    total, carried = np.zeros((months, n)), np.zeros((months, n), bool)
+    np.add.at(total, (at[0][paid], at[1][paid]), amount[paid])
+    carried[at[0][paid], at[1][paid]] = True
+    out["warning_amount"] = np.where(carried, total, np.nan)
     return out
 
 
@@ -457,6 +472,9 @@ def _expected(counts: dict, code: np.ndarray, rec: dict, static: dict, mon, ann:
     codes = np.asarray([c for _, c in RISKS] + [None], dtype=object)
     for q in range(5):
         frame[f"recorded_risk_{q + 1}"] = text(long(codes[mon.risks[q]]))
+    for dept in DEPARTMENT_CODES:
+        frame[f"warnings_{dept}"] = long(events[f"warnings_{dept}"])
+    frame["warning_amount"] = long(events["warning_amount"])
     out = pd.DataFrame(frame)
     return out[[*LEDGER_COLUMNS, *EXTRA_COLUMNS]]
 
