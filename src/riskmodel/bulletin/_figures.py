@@ -417,6 +417,20 @@ def backtest_recall(backtest: Mapping | None) -> dict | None:
     return {"share": share, "recall": recall, "rules": rules}
 
 
+def agreement_facts(agreement) -> dict | None:
+    """The facts of the line on reasons against the recorded risk types (None: no line).
+
+    ``agreement`` is the summary's :class:`~riskmodel.scoring.RunSummary` ``reason_agreement``
+    part; the line is shown when it holds households and a share: ``share``, ``households``,
+    ``identified_from`` and ``identified_to``.
+    """
+    if agreement is None or not agreement.households or agreement.reason_1_share is None:
+        return None
+    return {"share": agreement.reason_1_share, "households": agreement.households,
+            "identified_from": agreement.identified_from,
+            "identified_to": agreement.identified_to}
+
+
 def drift_facts(drift, config: Config) -> dict | None:
     """The drift sentence's facts (None when drift was not computed).
 

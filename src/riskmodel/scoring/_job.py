@@ -57,6 +57,7 @@ from ..model import (
     EmptyColumns,
     ModelRef,
     ScoringRun,
+    add_agreement,
     add_counts,
     check_columns,
     check_model,
@@ -73,7 +74,7 @@ from ._core import (
     score_frame,
 )
 from ._lifecycle import changes_since
-from ._summary import RunSummary
+from ._summary import RunSummary, reason_agreement_part
 from ._watchlist import write_watchlist
 
 logger = logging.getLogger(__name__)
@@ -313,7 +314,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     parts, quarantined = [], []
     months_recorded: Counter = Counter()
     empty = EmptyColumns(chunks.unfilled)
-    counts = None
+    counts = agreement = None
     missing: list[str] = []
     if engine == "spark":
         try:
@@ -332,6 +333,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             missing = [c for c in part.chunk.missing_optional if c not in chunks.unfilled]
             empty.add(part.chunk.empty_columns)
             months_recorded.update(part.frames.months_recorded)
+            if part.frames.agreement is not None:
+                agreement = add_agreement(agreement, part.frames.agreement)
             counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
                 else counts
             for name, seconds in part.timings.items():
@@ -370,6 +373,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
                        tally.n_valid, tally.by_rule, missing, drift, changes, previous_month, model,
                        empty, coverage, unscored)
+    if agreement is not None:
+        summary["reason_agreement"] = reason_agreement_part(agreement, month, config)
     for warning in summary["warnings"]:
         logger.warning("%s: %s", month, warning)
     with MonthOutput(out, month, force) as staged:
@@ -510,4 +515,9 @@ def _metrics(summary: dict, drift: pd.DataFrame | None) -> dict:
     if drift is not None:
         metrics.update({f"psi_{n}": p for n, p in zip(drift["name"], drift["psi"], strict=True)})
         metrics["drifted_features"] = int(drift["drifted"].sum())
+    agreement = summary.get("reason_agreement")
+    if agreement and agreement["households"]:
+        metrics.update({"agreement_households": agreement["households"],
+                        "agreement_reason_1_recorded": agreement["reason_1_share"],
+                        "agreement_reasons_1_3_recorded": agreement["reasons_1_3_share"]})
     return metrics

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pandas as pd
 from pydantic import Field
 
 from ..ledger import Contract
 from ..ledger import Part as _Part
+from ..months import month_index, month_label
 
 SCHEMA_VERSION = 1
 
@@ -138,6 +140,43 @@ class Drift(_Part):
         None, description="The training months the features are compared with")
 
 
+class ReasonAgreement(_Part):
+    """The month's reasons against the risk types cadres recorded (ledgers that record them).
+
+    Counted: the households identified as monitoring objects in the ``label.horizon_months``
+    months up to the month (``identified_from`` … ``identified_to``), scored this month, with
+    at least one recorded risk type. Their ``reason_1`` (``reason_1`` … ``reason_3``) of this
+    month is compared with the types recorded in their first row at or after identification.
+    The reasons are this month's, after identification: this measures whether the model and the
+    cadres name the same cause, not what the model said before the cadres saw the household.
+    """
+
+    identified_from: str | None = Field(None, description="First month of identification")
+    identified_to: str | None = Field(None, description="Last month of identification")
+    households: int | None = Field(None, description="Households compared")
+    reason_1_recorded: int | None = Field(
+        None, description="Households whose reason_1 is a recorded risk type")
+    reasons_1_3_recorded: int | None = Field(
+        None, description="Households whose reason_1 … reason_3 include a recorded risk type")
+    reason_1_share: float | None = Field(
+        None, description="reason_1_recorded / households (null without households)")
+    reasons_1_3_share: float | None = Field(
+        None, description="reasons_1_3_recorded / households (null without households)")
+
+
+def reason_agreement_part(counts: dict, month: str, config) -> dict:
+    """The ``reason_agreement`` entry of ``summary.json`` from the month's summed counts."""
+    t = int(month_index(pd.Series([month]))[0])
+    n = int(counts.get("households", 0))
+    first, any_of = int(counts.get("reason_1_recorded", 0)), int(
+        counts.get("reasons_1_3_recorded", 0))
+    return {"identified_from": str(month_label(t - config.label.horizon_months + 1)),
+            "identified_to": month, "households": n, "reason_1_recorded": first,
+            "reasons_1_3_recorded": any_of,
+            "reason_1_share": round(first / n, 4) if n else None,
+            "reasons_1_3_share": round(any_of / n, 4) if n else None}
+
+
 class MlflowRun(_Part):
     """The MLflow run of the job."""
 
@@ -174,6 +213,9 @@ class RunSummary(Contract):
     by_cause: dict[str, TierCounts] | None = Field(
         None, description="Households by first cause (reason_1) and tier")
     drift: Drift | None = Field(None, description="Drift; null without a reference")
+    reason_agreement: ReasonAgreement | None = Field(
+        None, description="Reasons against the recorded risk types; absent on a ledger "
+                          "without identified_month and recorded_risk_1 … 5")
     warnings: list[str] | None = Field(None, description="Warnings of the run")
     timings_s: dict[str, float] | None = Field(None, description="Wall seconds by step")
     cpu_s: dict[str, float] | None = Field(None, description="CPU seconds by step")
