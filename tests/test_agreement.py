@@ -223,19 +223,33 @@ def test_without_the_recorded_columns_the_backtest_checks_nothing(recorded_ledge
 
 @pytest.fixture(scope="module")
 def scored(recorded_ledger, tmp_path_factory):
-    """The last month scored on the ledger without and with the recorded columns."""
+    """The last month scored on the ledger without the recorded columns; with them, the month
+    before and the last month into one folder."""
     root = tmp_path_factory.mktemp("agree")
     plain = recorded_ledger.drop(columns=["identified_month", *RECORDED_RISKS])
     with threadpool_limits(1):
         model = train(plain, fast_config(), track=False).model
         folder = save_model(model, root / "model")
         runs = {}
-        for name, frame in (("plain", plain), ("recorded", recorded_ledger)):
+        for name, frame, months in (("plain", plain, ["2023-12"]),
+                                    ("recorded", recorded_ledger, ["2023-11", "2023-12"])):
             frame.to_parquet(root / f"{name}.parquet")
-            runs[name] = score_month(root / f"{name}.parquet", root / name,
-                                     model_uri=str(folder),
-                                     tracking_uri=f"sqlite:///{root / 'mlruns.db'}")
+            for month in months:
+                runs[name] = score_month(root / f"{name}.parquet", root / name, month=month,
+                                         model_uri=str(folder),
+                                         tracking_uri=f"sqlite:///{root / 'mlruns.db'}")
     return runs
+
+
+def _by_hand(scores: pd.DataFrame, rows: pd.DataFrame, identified) -> tuple[int, int]:
+    """Households identified in ``identified`` with a reason in ``scores``: how many, and
+    how many with reason_1 among the types recorded in ``rows``."""
+    mine = scores.set_index("household_id")[["reason_1"]].join(
+        rows.set_index("household_id")[["identified_month", *RECORDED_RISKS]], how="inner")
+    mine = mine[mine["reason_1"].notna() & mine["identified_month"].isin(identified)]
+    types = mine[RECORDED_RISKS].astype(object).to_numpy()
+    first = [r in set(t) for r, t in zip(mine["reason_1"], types, strict=True)]
+    return len(mine), int(np.sum(first))
 
 
 def test_the_summary_holds_the_agreement_only_with_the_columns(scored, recorded_ledger):
@@ -244,22 +258,32 @@ def test_the_summary_holds_the_agreement_only_with_the_columns(scored, recorded_
     summary = json.loads((scored["recorded"].folder / "summary.json").read_text(
         encoding="utf-8"))
     part = summary["reason_agreement"]
-    month = summary["month"]
-    assert (part["identified_from"], part["identified_to"]) == ("2023-07", month)
+    assert summary["month"] == "2023-12"
+    assert (part["identified_from"], part["identified_to"]) == ("2023-07", "2023-12")
     scores = pd.read_parquet(scored["recorded"].folder / "scores.parquet")
-    # By hand: identified 2023-07 … 2023-12, scored, reason_1 among the recorded types.
-    rows = recorded_ledger[recorded_ledger["month"] == month].set_index("household_id")
-    mine = scores.set_index("household_id").join(rows[["identified_month", *RECORDED_RISKS]])
-    mine = mine[mine["reason_1"].notna() & (mine["identified_month"] >= "2023-07")]
-    types = mine[RECORDED_RISKS].astype(object).to_numpy()
-    first = np.array([r in set(t) for r, t in zip(mine["reason_1"], types, strict=True)])
-    assert part["households"] == len(mine) > 0
-    assert part["reason_1_recorded"] == int(first.sum())
-    assert part["reason_1_share"] == round(first.mean(), 4)
+    last = recorded_ledger[recorded_ledger["month"] == "2023-12"]
+    # This month's reasons: households identified 2023-07 … 2023-12 and scored.
+    window = [f"2023-{m:02d}" for m in range(7, 13)]
+    n, first = _by_hand(scores, last, window)
+    assert part["households"] == n > 0
+    assert part["reason_1_recorded"] == first
+    assert part["reason_1_share"] == round(first / n, 4)
     assert part["reasons_1_3_recorded"] >= part["reason_1_recorded"]
+    # Before identification: only 2023-11 was scored, so the households identified in
+    # 2023-12, with their reasons of 2023-11.
+    earlier = pd.read_parquet(scored["recorded"].folder.parent / "2023-11" / "scores.parquet")
+    n, first = _by_hand(earlier, last, ["2023-12"])
+    assert part["before_households"] == n > 0
+    assert part["before_reason_1_recorded"] == first
+    assert part["before_reason_1_share"] == round(first / n, 4)
     # The scores themselves are the same with or without the recorded columns.
     before = pd.read_parquet(scored["plain"].folder / "scores.parquet")
     pd.testing.assert_frame_equal(before, scores)
+
+
+def _line(share: float, households: int) -> str:
+    return (f"模型首要原因与干部记录的风险类型一致 <span data-value=\"{share}\">{share:.1%}"
+            f"</span>（{households:,} 户）")
 
 
 def test_the_bulletin_shows_the_line_only_when_the_figure_exists(scored):
@@ -268,12 +292,19 @@ def test_the_bulletin_shows_the_line_only_when_the_figure_exists(scored):
         encoding="utf-8"))
     part = summary["reason_agreement"]
     page = render_bulletin(scores, summary)
-    line = (f"模型首要原因与干部记录的风险类型一致 <span data-value=\"{part['reason_1_share']}\">"
-            f"{part['reason_1_share']:.1%}</span>（{part['households']:,} 户）")
-    assert line in page
+    # The reasons from before identification where there are such households.
+    assert _line(part["before_reason_1_share"], part["before_households"]) in page
+    assert "识别前一个月模型给出的首要风险类型" in page
+    # Else this month's.
+    now = {**summary, "reason_agreement": {**part, "before_households": 0,
+                                           "before_reason_1_share": None}}
+    page = render_bulletin(scores, now)
+    assert _line(part["reason_1_share"], part["households"]) in page
+    assert "本月模型给出的首要风险类型" in page
     without = {k: v for k, v in summary.items() if k != "reason_agreement"}
     bare = render_bulletin(scores, without)
     assert "干部记录" not in bare and 'id="reason-agreement"' not in bare
     # No households compared: no line either.
-    empty = {**summary, "reason_agreement": {**part, "households": 0, "reason_1_share": None}}
+    empty = {**now, "reason_agreement": {**now["reason_agreement"], "households": 0,
+                                         "reason_1_share": None}}
     assert render_bulletin(scores, empty) == bare

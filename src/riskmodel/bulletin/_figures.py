@@ -421,12 +421,18 @@ def agreement_facts(agreement) -> dict | None:
     """The facts of the line on reasons against the recorded risk types (None: no line).
 
     ``agreement`` is the summary's :class:`~riskmodel.scoring.RunSummary` ``reason_agreement``
-    part; the line is shown when it holds households and a share: ``share``, ``households``,
-    ``identified_from`` and ``identified_to``.
+    part. The line gives the reasons published the month before identification where there
+    are such households (``before`` True), else this month's reasons: ``share``,
+    ``households``, ``identified_from``, ``identified_to`` and ``before``.
     """
-    if agreement is None or not agreement.households or agreement.reason_1_share is None:
+    if agreement is None:
         return None
-    return {"share": agreement.reason_1_share, "households": agreement.households,
+    before = bool(agreement.before_households) and agreement.before_reason_1_share is not None
+    share = agreement.before_reason_1_share if before else agreement.reason_1_share
+    households = agreement.before_households if before else agreement.households
+    if not households or share is None:
+        return None
+    return {"share": share, "households": households, "before": before,
             "identified_from": agreement.identified_from,
             "identified_to": agreement.identified_to}
 

@@ -129,7 +129,29 @@ def reason_agreement(reasons: pd.DataFrame, ledger: pd.DataFrame, start: str | i
     {'households': 2, 'reason_1_recorded': 1, 'reasons_1_3_recorded': 2,
      'truth_households': 0, 'reason_1_true': 0, 'recorded_true': 0}
     """
-    recorded = recorded_at_identification(ledger, start, end)
+    return compare_reasons(reasons, recorded_at_identification(ledger, start, end),
+                           true_cause=true_cause)
+
+
+def compare_reasons(reasons: pd.DataFrame, recorded: pd.DataFrame,
+                    true_cause: pd.Series | None = None) -> dict[str, int]:
+    """The counts of :func:`reason_agreement` from the recorded types already read.
+
+    Parameters
+    ----------
+    reasons : DataFrame
+        ``reason_1`` … ``reason_3`` with ``household_id`` as a column or as the index.
+    recorded : DataFrame
+        :func:`recorded_at_identification` (indexed by ``household_id``); only its
+        households count.
+    true_cause : Series, optional
+        As for :func:`reason_agreement`.
+
+    Returns
+    -------
+    dict
+        :data:`AGREEMENT_COUNTS`.
+    """
     ids = (reasons["household_id"] if "household_id" in reasons.columns
            else pd.Series(reasons.index, index=reasons.index)).astype(str).to_numpy()
     given = pd.DataFrame({c: (reasons[c].astype("string").to_numpy() if c in reasons

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ..ledger import Contract
 from ..ledger import Part as _Part
+from ..model import compare_reasons
 from ..months import month_index, month_label
 
 SCHEMA_VERSION = 1
@@ -141,40 +142,70 @@ class Drift(_Part):
 
 
 class ReasonAgreement(_Part):
-    """The month's reasons against the risk types cadres recorded (ledgers that record them).
+    """The model's reasons against the risk types cadres recorded (ledgers that record them).
 
-    Counted: the households identified as monitoring objects in the ``label.horizon_months``
-    months up to the month (``identified_from`` … ``identified_to``), scored this month, with
-    at least one recorded risk type. Their ``reason_1`` (``reason_1`` … ``reason_3``) of this
-    month is compared with the types recorded in their first row at or after identification.
-    The reasons are this month's, after identification: this measures whether the model and the
-    cadres name the same cause, not what the model said before the cadres saw the household.
+    The households identified as monitoring objects in the ``label.horizon_months`` months up
+    to the month (``identified_from`` … ``identified_to``) with at least one risk type recorded
+    at identification (their first row at or after ``identified_month``) are compared twice.
+    ``before_*``: their ``reason_1`` (``reason_1`` … ``reason_3``) published the month before
+    their identification, read from that month's ``scores.parquet`` in the same output folder
+    (households whose month before was not scored there, or who had no reason then, are not
+    counted) — what the model said before the cadres saw the household. The plain fields:
+    their reasons this month, after identification — whether the model and the cadres name
+    the same cause now.
     """
 
     identified_from: str | None = Field(None, description="First month of identification")
     identified_to: str | None = Field(None, description="Last month of identification")
-    households: int | None = Field(None, description="Households compared")
+    households: int | None = Field(
+        None, description="Households compared this month (scored, with a recorded type)")
     reason_1_recorded: int | None = Field(
-        None, description="Households whose reason_1 is a recorded risk type")
+        None, description="Households whose reason_1 this month is a recorded risk type")
     reasons_1_3_recorded: int | None = Field(
-        None, description="Households whose reason_1 … reason_3 include a recorded risk type")
+        None, description="Households whose reason_1 … reason_3 this month include one")
     reason_1_share: float | None = Field(
         None, description="reason_1_recorded / households (null without households)")
     reasons_1_3_share: float | None = Field(
         None, description="reasons_1_3_recorded / households (null without households)")
+    before_households: int | None = Field(
+        None, description="Households with reasons published the month before identification")
+    before_reason_1_recorded: int | None = Field(
+        None, description="Of those, reason_1 then was a recorded risk type")
+    before_reasons_1_3_recorded: int | None = Field(
+        None, description="Of those, reason_1 … reason_3 then included one")
+    before_reason_1_share: float | None = Field(
+        None, description="before_reason_1_recorded / before_households (null without)")
+    before_reasons_1_3_share: float | None = Field(
+        None, description="before_reasons_1_3_recorded / before_households (null without)")
 
 
-def reason_agreement_part(counts: dict, month: str, config) -> dict:
-    """The ``reason_agreement`` entry of ``summary.json`` from the month's summed counts."""
+def reason_agreement_part(scores: pd.DataFrame, recorded: pd.DataFrame,
+                          before: pd.DataFrame, month: str, config) -> dict:
+    """The ``reason_agreement`` entry of ``summary.json``.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        The month's scores (``household_id``, ``reason_1`` … ``reason_3``).
+    recorded : DataFrame
+        :func:`riskmodel.model.recorded_at_identification` over (t − H, t].
+    before : DataFrame
+        The reasons published the month before each household's identification.
+    month : str
+    config : Config
+    """
     t = int(month_index(pd.Series([month]))[0])
-    n = int(counts.get("households", 0))
-    first, any_of = int(counts.get("reason_1_recorded", 0)), int(
-        counts.get("reasons_1_3_recorded", 0))
-    return {"identified_from": str(month_label(t - config.label.horizon_months + 1)),
-            "identified_to": month, "households": n, "reason_1_recorded": first,
-            "reasons_1_3_recorded": any_of,
-            "reason_1_share": round(first / n, 4) if n else None,
-            "reasons_1_3_share": round(any_of / n, 4) if n else None}
+    out = {"identified_from": str(month_label(t - config.label.horizon_months + 1)),
+           "identified_to": month}
+    for prefix, reasons in (("", scores), ("before_", before)):
+        counts = compare_reasons(reasons, recorded)
+        n = counts["households"]
+        first, any_of = counts["reason_1_recorded"], counts["reasons_1_3_recorded"]
+        out.update({f"{prefix}households": n, f"{prefix}reason_1_recorded": first,
+                    f"{prefix}reasons_1_3_recorded": any_of,
+                    f"{prefix}reason_1_share": round(first / n, 4) if n else None,
+                    f"{prefix}reasons_1_3_share": round(any_of / n, 4) if n else None})
+    return out
 
 
 class MlflowRun(_Part):
