@@ -111,11 +111,12 @@ NOT_PROMOTED = 7
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .explain import explain_month
     from .model import train_from_path
 
     result = train_from_path(args.ledger, config_path=args.config,
                              tracking_uri=args.tracking_uri, alias=args.alias,
-                             force_alias=args.force_alias)
+                             force_alias=args.force_alias, reasons=explain_month)
     return NOT_PROMOTED if result.promotion is not None and not result.promotion.promoted else 0
 
 

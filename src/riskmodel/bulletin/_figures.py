@@ -417,6 +417,26 @@ def backtest_recall(backtest: Mapping | None) -> dict | None:
     return {"share": share, "recall": recall, "rules": rules}
 
 
+def agreement_facts(agreement) -> dict | None:
+    """The facts of the line on reasons against the recorded risk types (None: no line).
+
+    ``agreement`` is the summary's :class:`~riskmodel.scoring.RunSummary` ``reason_agreement``
+    part. The line gives the reasons published the month before identification where there
+    are such households (``before`` True), else this month's reasons: ``share``,
+    ``households``, ``identified_from``, ``identified_to`` and ``before``.
+    """
+    if agreement is None:
+        return None
+    before = bool(agreement.before_households) and agreement.before_reason_1_share is not None
+    share = agreement.before_reason_1_share if before else agreement.reason_1_share
+    households = agreement.before_households if before else agreement.households
+    if not households or share is None:
+        return None
+    return {"share": share, "households": households, "before": before,
+            "identified_from": agreement.identified_from,
+            "identified_to": agreement.identified_to}
+
+
 def drift_facts(drift, config: Config) -> dict | None:
     """The drift sentence's facts (None when drift was not computed).
 

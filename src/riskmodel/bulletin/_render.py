@@ -32,6 +32,7 @@ from ._figures import (
     NOW_ZH,
     QUARANTINED,
     TIERS,
+    agreement_facts,
     backtest_recall,
     drift_facts,
     high_tier_causes,
@@ -187,6 +188,7 @@ def render_bulletin(scores: pd.DataFrame, summary: Mapping | None = None,
                  if transitions is not None else None),
         backtest=backtest_recall(summary.model.backtest if summary.model else None),
         drift=drift_facts(summary.drift, config),
+        agreement=agreement_facts(summary.reason_agreement),
         quarantine_rules=[(rules.get(r, r), n) for r, n in top_rules],
     )
     return page

@@ -9,6 +9,19 @@ loaded model fits a ledger's columns. It may import the ground modules and
 :mod:`riskmodel.ledger`.
 """
 
+from ._agreement import (
+    AGREEMENT_COUNTS,
+    RECORDED_RISKS,
+    add_agreement,
+    agreement_line,
+    agreement_metrics,
+    agreement_rates,
+    compare_reasons,
+    has_recorded_risks,
+    origin_agreement,
+    reason_agreement,
+    recorded_at_identification,
+)
 from ._backtest import (
     SCORERS,
     BacktestResult,
@@ -131,6 +144,17 @@ from ._training import (
 )
 
 __all__ = [
+    "AGREEMENT_COUNTS",
+    "RECORDED_RISKS",
+    "add_agreement",
+    "agreement_line",
+    "agreement_metrics",
+    "agreement_rates",
+    "compare_reasons",
+    "has_recorded_risks",
+    "origin_agreement",
+    "reason_agreement",
+    "recorded_at_identification",
     "BASELINE_RULES",
     "CALENDAR_MIN_ROWS",
     "CALIBRATION_METHODS",

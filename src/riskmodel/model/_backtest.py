@@ -361,6 +361,9 @@ class BacktestResult:
     calibration : str
         The calibration with the lower pooled Brier score.
     splits : list of Split
+    agreement : DataFrame or None
+        With ``origin_check``: the counts of :func:`riskmodel.model.reason_agreement` by
+        origin (the fold model's reasons at the origin against the recorded risk types).
     """
 
     predictions: pd.DataFrame
@@ -371,6 +374,7 @@ class BacktestResult:
     calibration: str
     splits: list[Split] = field(default_factory=list)
     caseloads: tuple[float, ...] = (0.02, 0.05, 0.10)
+    agreement: pd.DataFrame | None = None
 
     def pooled(self, scorer: str = "model") -> dict[str, float]:
         """The pooled metrics of one scorer as a dict."""
@@ -411,6 +415,7 @@ def backtest(
     groups: pd.DataFrame | None = None,
     true_risk: np.ndarray | None = None,
     splits: list[Split] | None = None,
+    origin_check=None,
 ) -> BacktestResult:
     """Rolling-origin backtest of the model, its scorecard and the rule baseline.
 
@@ -433,6 +438,9 @@ def backtest(
         The simulator's true risk where known (synthetic data): the ceiling.
     splits : list of Split, optional
         Defaults to :func:`time_splits` with the config's ``backtest`` block.
+    origin_check : callable, optional
+        ``origin_check(fold_model, origin)`` → a dict of counts, kept in ``agreement``
+        (:func:`riskmodel.model.origin_agreement`).
     """
     bt = config.backtest
     target = np.asarray(target, dtype="float64")
@@ -441,10 +449,12 @@ def backtest(
         splits = time_splits(months, origins=bt.origins, test_months=bt.test_months,
                              horizon=config.label.horizon_months, label_embargo=bt.label_embargo)
     inputs = model_features(features.columns, config)
-    parts = []
+    parts, checked = [], []
     for split in splits:
         model = RiskModel.from_config(config, inputs).fit(
             features.iloc[split.train][inputs], target[split.train], months=months[split.train])
+        if origin_check is not None:
+            checked.append({"origin": split.origin, **origin_check(model, split.origin)})
         rules = RuleBaseline.from_config(config).fit(features.iloc[split.train],
                                                      target[split.train])
         ranked = RuleBaseline.from_config(config, rank_by_income=True)
@@ -491,6 +501,7 @@ def backtest(
         predictions=pred.drop(columns="_household"), metrics=metrics, intervals=intervals,
         by_group=by_group, reliability=reliability.drop(columns="weight"), calibration=chosen,
         splits=list(splits), caseloads=caseloads,
+        agreement=pd.DataFrame(checked) if origin_check is not None else None,
     )
 
 

@@ -19,6 +19,12 @@ from ..config import Config, load_config
 from ..errors import ArgumentError, ConfigError, ModelNotFoundError, TrainingDataError
 from ..ledger import LedgerChunks, load_ledger, sample_households, validate_ledger
 from ..months import month_index, month_label
+from ._agreement import (
+    agreement_line,
+    agreement_metrics,
+    has_recorded_risks,
+    origin_agreement,
+)
 from ._backtest import (
     BacktestResult,
     backtest,
@@ -305,6 +311,7 @@ def train(
     track: bool = True,
     source: str | None = None,
     force_alias: bool = False,
+    reasons=None,
 ) -> TrainResult:
     """Backtest, fit on the whole ledger and record the run in MLflow.
 
@@ -331,6 +338,13 @@ def train(
         Where the ledger came from, recorded with its fingerprint.
     force_alias : bool, default=False
         Set ``alias`` even when the gate is not passed; the run records that it was forced.
+    reasons : callable, optional
+        ``reasons(model, ledger, config, month)`` → ``reason_1`` … by household
+        (:func:`riskmodel.explain.explain_month`). When given and the ledger records
+        identifications and risk types, the backtest checks each origin's reasons against the
+        recorded types (:func:`riskmodel.model.origin_agreement`; with a ``truth`` holding
+        ``true_cause``, against the true cause too), logged as ``agreement_*`` metrics and
+        ``reason_agreement.csv``.
 
     Returns
     -------
@@ -359,8 +373,11 @@ def train(
              int(data.target.sum()), time.perf_counter() - started)
     true_risk = _truth_for(truth, data, ledger, config)
     step = time.perf_counter()
+    check = (origin_agreement(reasons, ledger, config, truth)
+             if reasons is not None and has_recorded_risks(ledger) else None)
     result = backtest(data.features, data.target, data.months, config,
-                      households=data.households, groups=data.groups, true_risk=true_risk)
+                      households=data.households, groups=data.groups, true_risk=true_risk,
+                      origin_check=check)
     log.info("backtest: %d origins, %.1f s", len(result.splits), time.perf_counter() - step)
     step = time.perf_counter()
     inputs = model_features(data.features.columns, config)
@@ -380,7 +397,8 @@ def train(
             model,
             tracking_uri=tracking_uri,
             config=config.model_dump(mode="json"),
-            metrics={**_metrics(result), **(promotion.metrics() if promotion else {})},
+            metrics={**_metrics(result), **agreement_metrics(result.agreement),
+                     **(promotion.metrics() if promotion else {})},
             fingerprint=fingerprint,
             example=input_example(data.features[inputs]),
             figures={"calibration.png": plot_calibration(result),
@@ -391,7 +409,9 @@ def train(
                     "backtest_metrics.csv": result.metrics,
                     "backtest_intervals.csv": result.intervals,
                     "backtest_by_group.csv": result.by_group,
-                    "reliability.csv": result.reliability},
+                    "reliability.csv": result.reliability,
+                    **({} if result.agreement is None
+                       else {"reason_agreement.csv": result.agreement})},
             texts={"scorecard.html": model.scorecard_.to_html()},
             alias=alias if promotion is not None and promotion.promoted else None,
             source=source,
@@ -567,12 +587,14 @@ def train_from_path(
     tracking_uri: str | None = None,
     alias: str | None = None,
     force_alias: bool = False,
+    reasons=None,
 ) -> TrainResult:
     """Read and validate a ledger file, train, print the backtest table, return the result.
 
-    This is what ``riskmodel train`` runs. The alias, ``training.promotion`` and the tracking
-    server are checked before the ledger is read (see :func:`train`); the alias gate's decision
-    is printed in one line.
+    This is what ``riskmodel train`` runs (``reasons`` as for :func:`train`; the command line
+    gives :func:`riskmodel.explain.explain_month`). The alias, ``training.promotion`` and the
+    tracking server are checked before the ledger is read (see :func:`train`); the alias gate's
+    decision is printed in one line.
     """
     from rich.console import Console
     from rich.table import Table
@@ -598,7 +620,7 @@ def train_from_path(
     console.print(f"{ledger_path}: {loaded.n_in} rows read, {len(loaded.valid)} valid, "
                   f"{len(loaded.quarantine)} quarantined")
     result = train(loaded.valid, config, tracking_uri=tracking_uri, alias=alias,
-                   source=str(ledger_path), force_alias=force_alias)
+                   source=str(ledger_path), force_alias=force_alias, reasons=reasons)
     bt = result.backtest
     table = Table(title=f"Backtest, {len(bt.splits)} origin(s) "
                         f"({', '.join(s.origin for s in bt.splits)}); "
@@ -610,6 +632,9 @@ def train_from_path(
     for metric, values in shown.iterrows():
         table.add_row(str(metric), *[f"{v:.3f}" if pd.notna(v) else "—" for v in values])
     console.print(table)
+    agreement = agreement_metrics(bt.agreement)
+    if agreement:
+        console.print(agreement_line(agreement), highlight=False, markup=False)
     if result.run is not None:
         where = result.run.model_uri + (f" (alias @{result.run.alias})" if result.run.alias else "")
         console.print(f"run {result.run.run_id} in {result.run.tracking_uri}; model {where}")

@@ -23,7 +23,9 @@ from ..model import (
     build_features,
     count_bins,
     format_triggers,
+    has_recorded_risks,
     poverty_status,
+    recorded_at_identification,
     rule_triggers,
 )
 from ..months import month_index
@@ -85,12 +87,18 @@ class ScoreFrames:
     months_recorded : dict
         The households with too little income history (``insufficient_history``) by the
         number of the last 12 months with income recorded.
+    identified : DataFrame or None
+        On a ledger that records identifications and risk types: the households identified
+        in the ``label.horizon_months`` months up to the month, (t − H, t], with the types
+        recorded at identification (:func:`riskmodel.model.recorded_at_identification`);
+        None otherwise.
     """
 
     scores: pd.DataFrame
     drift_counts: dict | None
     timings: dict = field(default_factory=dict)
     months_recorded: dict = field(default_factory=dict)
+    identified: pd.DataFrame | None = None
 
 
 def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
@@ -177,9 +185,11 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     counts = count_bins(reference, scored, risk[eligible]) if reference else None
     recorded, n = np.unique(status["observed_months"].to_numpy()[now][np.isnan(poor)],
                             return_counts=True)
+    identified = (recorded_at_identification(history, t - config.label.horizon_months, t)
+                  if has_recorded_risks(history) else None)
     clock.lap("flags")
     return ScoreFrames(finalize_scores(out), counts, clock.laps,
-                       dict(zip(recorded.tolist(), n.tolist(), strict=True)))
+                       dict(zip(recorded.tolist(), n.tolist(), strict=True)), identified)
 
 
 def finalize_scores(scores: pd.DataFrame) -> pd.DataFrame:

@@ -73,7 +73,7 @@ from ._core import (
     score_frame,
 )
 from ._lifecycle import changes_since
-from ._summary import RunSummary
+from ._summary import RunSummary, reason_agreement_part
 from ._watchlist import write_watchlist
 
 logger = logging.getLogger(__name__)
@@ -314,6 +314,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     months_recorded: Counter = Counter()
     empty = EmptyColumns(chunks.unfilled)
     counts = None
+    identified: list[pd.DataFrame] = []
     missing: list[str] = []
     if engine == "spark":
         try:
@@ -332,6 +333,8 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             missing = [c for c in part.chunk.missing_optional if c not in chunks.unfilled]
             empty.add(part.chunk.empty_columns)
             months_recorded.update(part.frames.months_recorded)
+            if part.frames.identified is not None:
+                identified.append(part.frames.identified)
             counts = add_counts(counts, part.frames.drift_counts) if part.frames.drift_counts \
                 else counts
             for name, seconds in part.timings.items():
@@ -370,6 +373,10 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     summary = _summary(month, ref, version, config, scores, quarantine, rows_in, chunks,
                        tally.n_valid, tally.by_rule, missing, drift, changes, previous_month, model,
                        empty, coverage, unscored)
+    if identified:
+        recorded = pd.concat(identified)
+        summary["reason_agreement"] = reason_agreement_part(
+            scores, recorded, _reasons_before(out, recorded), month, config)
     for warning in summary["warnings"]:
         logger.warning("%s: %s", month, warning)
     with MonthOutput(out, month, force) as staged:
@@ -493,6 +500,23 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
     }
 
 
+def _reasons_before(out: Path, recorded: pd.DataFrame) -> pd.DataFrame:
+    """The reasons published the month before each household's identification.
+
+    Read from ``<out>/<month before>/scores.parquet`` of each identification month where that
+    month was scored into the same folder; a household is kept only in the month before its
+    own identification. An empty frame when none was.
+    """
+    columns = ["household_id", "reason_1", "reason_2", "reason_3"]
+    parts = []
+    for identified, ids in recorded.groupby("identified_month", sort=True).groups.items():
+        path = out / month_before(str(identified)) / "scores.parquet"
+        if path.is_file():
+            frame = pd.read_parquet(path, columns=columns)
+            parts.append(frame[frame["household_id"].astype(str).isin(ids.astype(str))])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
 def _metrics(summary: dict, drift: pd.DataFrame | None) -> dict:
     r = summary["reconciliation"]
     metrics = {
@@ -510,4 +534,12 @@ def _metrics(summary: dict, drift: pd.DataFrame | None) -> dict:
     if drift is not None:
         metrics.update({f"psi_{n}": p for n, p in zip(drift["name"], drift["psi"], strict=True)})
         metrics["drifted_features"] = int(drift["drifted"].sum())
+    agreement = summary.get("reason_agreement")
+    if agreement:
+        for when, prefix in (("", "agreement"), ("before_", "agreement_before")):
+            if agreement[f"{when}households"]:
+                metrics.update({
+                    f"{prefix}_households": agreement[f"{when}households"],
+                    f"{prefix}_reason_1_recorded": agreement[f"{when}reason_1_share"],
+                    f"{prefix}_reasons_1_3_recorded": agreement[f"{when}reasons_1_3_share"]})
     return metrics

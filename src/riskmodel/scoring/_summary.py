@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pandas as pd
 from pydantic import Field
 
 from ..ledger import Contract
 from ..ledger import Part as _Part
+from ..model import compare_reasons
+from ..months import month_index, month_label
 
 SCHEMA_VERSION = 1
 
@@ -138,6 +141,73 @@ class Drift(_Part):
         None, description="The training months the features are compared with")
 
 
+class ReasonAgreement(_Part):
+    """The model's reasons against the risk types cadres recorded (ledgers that record them).
+
+    The households identified as monitoring objects in the ``label.horizon_months`` months up
+    to the month (``identified_from`` … ``identified_to``) with at least one risk type recorded
+    at identification (their first row at or after ``identified_month``) are compared twice.
+    ``before_*``: their ``reason_1`` (``reason_1`` … ``reason_3``) published the month before
+    their identification, read from that month's ``scores.parquet`` in the same output folder
+    (households whose month before was not scored there, or who had no reason then, are not
+    counted) — what the model said before the cadres saw the household. The plain fields:
+    their reasons this month, after identification — whether the model and the cadres name
+    the same cause now.
+    """
+
+    identified_from: str | None = Field(None, description="First month of identification")
+    identified_to: str | None = Field(None, description="Last month of identification")
+    households: int | None = Field(
+        None, description="Households compared this month (scored, with a recorded type)")
+    reason_1_recorded: int | None = Field(
+        None, description="Households whose reason_1 this month is a recorded risk type")
+    reasons_1_3_recorded: int | None = Field(
+        None, description="Households whose reason_1 … reason_3 this month include one")
+    reason_1_share: float | None = Field(
+        None, description="reason_1_recorded / households (null without households)")
+    reasons_1_3_share: float | None = Field(
+        None, description="reasons_1_3_recorded / households (null without households)")
+    before_households: int | None = Field(
+        None, description="Households with reasons published the month before identification")
+    before_reason_1_recorded: int | None = Field(
+        None, description="Of those, reason_1 then was a recorded risk type")
+    before_reasons_1_3_recorded: int | None = Field(
+        None, description="Of those, reason_1 … reason_3 then included one")
+    before_reason_1_share: float | None = Field(
+        None, description="before_reason_1_recorded / before_households (null without)")
+    before_reasons_1_3_share: float | None = Field(
+        None, description="before_reasons_1_3_recorded / before_households (null without)")
+
+
+def reason_agreement_part(scores: pd.DataFrame, recorded: pd.DataFrame,
+                          before: pd.DataFrame, month: str, config) -> dict:
+    """The ``reason_agreement`` entry of ``summary.json``.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        The month's scores (``household_id``, ``reason_1`` … ``reason_3``).
+    recorded : DataFrame
+        :func:`riskmodel.model.recorded_at_identification` over (t − H, t].
+    before : DataFrame
+        The reasons published the month before each household's identification.
+    month : str
+    config : Config
+    """
+    t = int(month_index(pd.Series([month]))[0])
+    out = {"identified_from": str(month_label(t - config.label.horizon_months + 1)),
+           "identified_to": month}
+    for prefix, reasons in (("", scores), ("before_", before)):
+        counts = compare_reasons(reasons, recorded)
+        n = counts["households"]
+        first, any_of = counts["reason_1_recorded"], counts["reasons_1_3_recorded"]
+        out.update({f"{prefix}households": n, f"{prefix}reason_1_recorded": first,
+                    f"{prefix}reasons_1_3_recorded": any_of,
+                    f"{prefix}reason_1_share": round(first / n, 4) if n else None,
+                    f"{prefix}reasons_1_3_share": round(any_of / n, 4) if n else None})
+    return out
+
+
 class MlflowRun(_Part):
     """The MLflow run of the job."""
 
@@ -174,6 +244,9 @@ class RunSummary(Contract):
     by_cause: dict[str, TierCounts] | None = Field(
         None, description="Households by first cause (reason_1) and tier")
     drift: Drift | None = Field(None, description="Drift; null without a reference")
+    reason_agreement: ReasonAgreement | None = Field(
+        None, description="Reasons against the recorded risk types; absent on a ledger "
+                          "without identified_month and recorded_risk_1 … 5")
     warnings: list[str] | None = Field(None, description="Warnings of the run")
     timings_s: dict[str, float] | None = Field(None, description="Wall seconds by step")
     cpu_s: dict[str, float] | None = Field(None, description="CPU seconds by step")
