@@ -79,10 +79,12 @@ def main(argv: list[str] | None = None) -> int:
                              "horizon ahead and the month three before it)")
     parser.add_argument("--replicas", type=int, default=1000,
                         help="Monte Carlo futures per household and scenario of the truth")
-    parser.add_argument("--labels", default="identified,income",
+    parser.add_argument("--labels", default="identified,income,either",
                         help="label kinds trained on the county's ledgers (b, c); regime a "
                              "trains on income")
     parser.add_argument("--min-risk", type=float, default=0.25)
+    parser.add_argument("--bootstrap", type=int, default=200,
+                        help="bootstrap draws of households for the recall intervals")
     parser.add_argument("--plot", help="write the recall / AP chart to this PNG")
     parser.add_argument("--workdir", help="folder for the sources and ledgers (a temporary "
                                           "one by default)")
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     records = recorded_types(ledgers["b"], truth_months, h)
     records["latent_id"] = ids.reindex(records["source_household_id"].to_numpy()).to_numpy()
-    rows = []
+    rows, judged = [], []
     for regime, kinds in (("a", ["income"]), ("b", args.labels.split(",")),
                           ("c", args.labels.split(","))):
         for kind in kinds:
@@ -116,14 +118,25 @@ def main(argv: list[str] | None = None) -> int:
             scored = score_regime(ledgers[regime], cfg, cutoff, truth_months)
             if regime != "a":
                 scored = to_latent(scored, ids)
-            rows.append(judge(regime, kind, scored, truth, records, cfg, args.min_risk))
+            row, kept = judge(regime, kind, scored, truth, records, cfg, args.min_risk)
+            rows.append(row)
+            judged.append(kept)
             print(f"regime {regime}, label {kind}: {time.perf_counter() - clock:.0f} s",
                   flush=True)
     table = pd.DataFrame(rows)
+    clock = time.perf_counter()
+    draws = bootstrap(judged, args.bootstrap, args.seed)
+    low, high = np.percentile(draws[:, :, 0], [2.5, 97.5], axis=0)
+    table["recall5_interval"] = [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(low, high,
+                                                                           strict=True)]
+    print(f"bootstrap ({args.bootstrap} draws of households): "
+          f"{time.perf_counter() - clock:.0f} s")
     print()
     print(markdown(table))
     print()
-    for line in targets(table):
+    print(markdown(table, REASONS))
+    print()
+    for line in targets(table, draws):
         print(line)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"\ntotal {time.perf_counter() - started:.0f} s, peak memory {peak:.1f} GB")
@@ -303,24 +316,58 @@ def judge(regime: str, kind: str, scored: pd.DataFrame, truth: pd.DataFrame,
     row["identified"] = len(rec)
     row["agree_1"] = float(agree_1.mean()) if len(rec) else np.nan
     row["agree_3"] = float(agree_3.mean()) if len(rec) else np.nan
-    return row
+    kept = judged[["household_id", "month", "target_complete", "risk_score", "rules_score"]]
+    return row, kept.set_index(["household_id", "month"])
 
 
-def targets(table: pd.DataFrame) -> list[str]:
-    """The issue's targets, met or not, with the figures."""
+def bootstrap(judged: list[pd.DataFrame], draws: int, seed: int) -> np.ndarray:
+    """Recall at the 5% caseload of each judged model and its rules, over ``draws`` bootstrap
+    samples of households (the same sample for every regime, so ratios are paired).
+
+    Returns an array of shape (draws, len(judged), 2): model, rules.
+    """
+    common = judged[0].index
+    for frame in judged[1:]:
+        common = common.intersection(frame.index)
+    households, code = np.unique(common.get_level_values(0).to_numpy(dtype=object),
+                                 return_inverse=True)
+    month = common.get_level_values(1).to_numpy(dtype=object)
+    frames = [frame.loc[common] for frame in judged]
+    rng = np.random.default_rng(seed)
+    out = np.empty((draws, len(judged), 2))
+    for d in range(draws):
+        weight = np.bincount(rng.integers(0, len(households), len(households)),
+                             minlength=len(households))[code].astype("float64")
+        for j, frame in enumerate(frames):
+            y = frame["target_complete"].to_numpy(dtype="float64")
+            for k, score in enumerate(("risk_score", "rules_score")):
+                out[d, j, k] = scorer_metrics(y, None, frame[score], month, (CASELOAD,),
+                                              weight=weight)["recall_at_5pct"]
+    return out
+
+
+def targets(table: pd.DataFrame, draws: np.ndarray) -> list[str]:
+    """The issue's targets, met or not, with the figures (and paired bootstrap intervals of
+    the recall ratios)."""
     out = []
-    a = table[table["regime"].str.startswith("a")].iloc[0]
-    b = table[table["regime"].str.startswith("b") & (table["label"] == "identified")]
-    if not b.empty:
-        b = b.iloc[0]
+    ia = int(np.flatnonzero(table["regime"].str.startswith("a"))[0])
+    a = table.iloc[ia]
+    ib = np.flatnonzero(table["regime"].str.startswith("b") & (table["label"] == "identified"))
+    if ib.size:
+        b = table.iloc[ib[0]]
         lift = b["recall5_model"] / b["recall5_rules"] if b["recall5_rules"] else np.inf
         share = b["recall5_model"] / a["recall5_model"]
         gap = b["own_mean_pred"] / b["own_rate"] - 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lifts = np.percentile(draws[:, ib[0], 0] / draws[:, ib[0], 1], [2.5, 97.5])
+            shares = np.percentile(draws[:, ib[0], 0] / draws[:, ia, 0], [2.5, 97.5])
         out += [
             f"- b (identified): recall@5% {b['recall5_model']:.3f} = {lift:.2f}× the rules' "
-            f"{b['recall5_rules']:.3f} (target ≥ 1.5×): {'met' if lift >= 1.5 else 'NOT met'}",
+            f"{b['recall5_rules']:.3f} (95% interval {lifts[0]:.2f}–{lifts[1]:.2f}×; target "
+            f"≥ 1.5×): {'met' if lift >= 1.5 else 'NOT met'}",
             f"- b (identified): recall@5% = {share:.0%} of a's {a['recall5_model']:.3f} "
-            f"(target ≥ 80%): {'met' if share >= 0.8 else 'NOT met'}",
+            f"(95% interval {shares[0]:.0%}–{shares[1]:.0%}; target ≥ 80%): "
+            f"{'met' if share >= 0.8 else 'NOT met'}",
             f"- b (identified): mean predicted {b['own_mean_pred']:.4f} against realised "
             f"identification {b['own_rate']:.4f} ({gap:+.1%}; target ±10%): "
             f"{'met' if abs(gap) <= 0.10 else 'NOT met'}",
@@ -335,12 +382,16 @@ def targets(table: pd.DataFrame) -> list[str]:
 SHOWN = [
     ("regime", "regime", "{}"), ("label", "label", "{}"), ("judged", "judged", "{:,}"),
     ("falls", "true falls", "{:,}"), ("recall5_model", "recall@5% model", "{:.3f}"),
+    ("recall5_interval", "95% interval", "{}"),
     ("recall5_rules", "rules", "{:.3f}"), ("recall5_rules_income", "rules by income", "{:.3f}"),
     ("recall5_ceiling", "ceiling", "{:.3f}"), ("ap_model", "AP model", "{:.3f}"),
     ("ap_rules", "rules", "{:.3f}"), ("ap_ceiling", "ceiling", "{:.3f}"),
     ("mean_pred", "mean predicted", "{:.4f}"), ("fall_rate", "true fall rate", "{:.4f}"),
     ("own_mean_pred", "mean predicted (own label rows)", "{:.4f}"),
     ("own_rate", "own label realised", "{:.4f}"),
+]
+REASONS = [
+    ("regime", "regime", "{}"), ("label", "label", "{}"),
     ("cause_1", "reason_1 = true cause", "{:.1%}"), ("cause_3", "in reason_1..3", "{:.1%}"),
     ("caused", "n", "{}"), ("structural_ok", "structural → 缺劳动力/收入偏低", "{:.1%}"),
     ("agree_1", "reason_1 in recorded types", "{:.1%}"), ("agree_3", "reason_1..3", "{:.1%}"),
@@ -348,12 +399,12 @@ SHOWN = [
 ]
 
 
-def markdown(table: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, shown: list = SHOWN) -> str:
     """The table as Markdown, one regime and label a row."""
-    lines = ["| " + " | ".join(h for _, h, _ in SHOWN) + " |", "|" + "---|" * len(SHOWN)]
+    lines = ["| " + " | ".join(h for _, h, _ in shown) + " |", "|" + "---|" * len(shown)]
     for _, row in table.iterrows():
         cells = ["—" if isinstance(row[k], float) and np.isnan(row[k]) else f.format(row[k])
-                 for k, _, f in SHOWN]
+                 for k, _, f in shown]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
