@@ -136,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown(table, REASONS))
     print()
+    print(by_cause(table))
+    print()
+    for _, row in table[table["label"].eq("identified")].iterrows():
+        confusion = row["confusion"]
+        confusion["n"] = confusion.sum(axis=1)
+        print(f"regime {row['regime']}, label identified: true cause (rows) × reason_1")
+        print(markdown_frame(confusion))
+        print()
     for line in targets(table, draws):
         print(line)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -301,6 +309,10 @@ def judge(regime: str, kind: str, scored: pd.DataFrame, truth: pd.DataFrame,
     row["cause_1"] = float((first == true)[caused].mean()) if caused.any() else np.nan
     row["cause_3"] = (float((top3 == true[:, None]).any(axis=1)[caused].mean())
                       if caused.any() else np.nan)
+    named = pd.Series(first == true)[caused].groupby(true[caused]).agg(["mean", "size"])
+    row["confusion"] = pd.crosstab(pd.Series(true[caused], name="true cause"),
+                                   pd.Series(first[caused], name="reason_1"))
+    row["by_cause"] = {c: (float(r["mean"]), int(r["size"])) for c, r in named.iterrows()}
     row["structural_ok"] = (float(np.isin(first[~caused], STRUCTURAL_REASONS).mean())
                             if (~caused).any() else np.nan)
     # Agreement with the cadres' records, on the households they identified in the horizon.
@@ -397,6 +409,28 @@ REASONS = [
     ("agree_1", "reason_1 in recorded types", "{:.1%}"), ("agree_3", "reason_1..3", "{:.1%}"),
     ("identified", "identified", "{}"),
 ]
+
+
+def by_cause(table: pd.DataFrame) -> str:
+    """reason_1 = true cause by true cause (households at true risk ≥ min risk), each regime."""
+    causes = sorted({c for d in table["by_cause"] for c in d},
+                    key=lambda c: -max(d.get(c, (0, 0))[1] for d in table["by_cause"]))
+    heads = [f"{r[0]} ({k})" for r, k in zip(table["regime"], table["label"], strict=True)]
+    lines = ["| true cause | n | " + " | ".join(heads) + " |", "|" + "---|" * (len(heads) + 2)]
+    for cause in causes:
+        n = max(d.get(cause, (0, 0))[1] for d in table["by_cause"])
+        cells = [f"{d[cause][0]:.0%}" if cause in d else "—" for d in table["by_cause"]]
+        lines.append(f"| {cause} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_frame(table: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (index as the first column)."""
+    head = [table.index.name or "", *map(str, table.columns)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in table.iterrows():
+        lines.append("| " + " | ".join([str(name), *map(str, row.tolist())]) + " |")
+    return "\n".join(lines)
 
 
 def markdown(table: pd.DataFrame, shown: list = SHOWN) -> str:
