@@ -453,10 +453,10 @@ def plot(table: pd.DataFrame, path: str, args) -> None:
     from riskmodel.fonts import use_cjk_font
 
     use_cjk_font()
-    names = [f"{r.split(':')[0]}: {REGIMES[r[0]]}\n({k})"
+    names = ["{}\n{}\n({})".format(r[0], REGIMES[r[0]].replace(" ", "\n", 1), k)
              for r, k in zip(table["regime"], table["label"], strict=True)]
     x = np.arange(len(table))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
     for ax, (metric, title) in zip(axes, (("recall5", "recall at the 5% caseload"),
                                           ("ap", "average precision")), strict=True):
         width = 0.27
