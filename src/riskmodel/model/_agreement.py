@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..months import month_index
-from ._recorded import month_numbers
+from ._recorded import column_months
 
 RECORDED_RISKS = [f"recorded_risk_{k}" for k in range(1, 6)]
 REASONS = ["reason_1", "reason_2", "reason_3"]
@@ -69,7 +69,7 @@ def recorded_at_identification(ledger: pd.DataFrame, start: str | int,
     lo, hi = (int(month_index(pd.Series([m]))[0]) if isinstance(m, str) else int(m)
               for m in (start, end))
     month = month_index(ledger["month"]) if len(ledger) else np.zeros(0, dtype="int64")
-    ident = month_numbers(ledger, "identified_month")
+    ident = column_months(ledger, "identified_month")
     keep = (month > lo) & (month <= hi) & (ident > lo) & (ident <= hi) & (month >= ident)
     rows = ledger.loc[keep]
     order = pd.DataFrame({"household_id": rows["household_id"].astype(str).to_numpy(),

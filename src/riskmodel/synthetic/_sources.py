@@ -276,7 +276,8 @@ def county_sources(households: int, months: int, start: str = "2022-01", seed: i
         writer.write(folder, "务工监测", "务工月监测信息", first + k, mig_cols, in_name,
                      not in_name or rng.random() < 0.3)
     if obs.regime == "annual":
-        unmatched, written, marks = 0, 0, {}
+        # No list reaches the county: no events, no counts, no amounts.
+        unmatched, written, marks = 0, 0, _warned(warn.iloc[:0], first, m, n, config)
         wage_mig[:] = np.nan
     else:
         unmatched = _write_warnings(writer, warn, persons, first, m, rng, obs.warning_delays)
