@@ -17,7 +17,13 @@ import pandas as pd
 from ..config import DEFAULT_MODEL_URI, Config, load_config
 from ..errors import LedgerError
 from ..ledger import ValidationResult
-from ..model import HARD_TRIGGERS, build_features, poverty_status, rule_triggers
+from ..model import (
+    HARD_TRIGGERS,
+    build_features,
+    model_inputs,
+    poverty_status,
+    rule_triggers,
+)
 from ._causes import N_REASONS, _counterfactual, _shared_out, feature_contributions
 from ._counterfactual import cause_drops
 from ._reasons import (
@@ -150,7 +156,7 @@ def explain_month(
     if features.empty:
         raise LedgerError(f"The ledger has no rows for month {month!r}.")
     rows = ledger.loc[features.index]
-    risk = model.predict_proba(features)[:, 1]
+    risk = model.predict_proba(model_inputs(model, features))[:, 1]
     out = explain_households(model, features, rows, config, n_jobs=n_jobs, history=ledger,
                              risk=risk)
     out.insert(0, "risk_score", risk)
@@ -318,10 +324,11 @@ def explain_one(
     --------
     >>> from sklearn.ensemble import HistGradientBoostingClassifier
     >>> from riskmodel import build_features, load_config, make_labels, validate_ledger
+    >>> from riskmodel.model import ledger_features
     >>> from riskmodel.synthetic import generate_ledger
     >>> config = load_config()
     >>> ledger = validate_ledger(generate_ledger(households=60, months=14, seed=0))
-    >>> features = build_features(ledger.valid, config)
+    >>> features = build_features(ledger.valid, config)[ledger_features(ledger.valid)]
     >>> target = make_labels(ledger.valid, config)["target"]
     >>> known = target.notna().to_numpy()
     >>> model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(

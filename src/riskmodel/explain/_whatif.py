@@ -35,7 +35,7 @@ import pandas as pd
 from ..config import Config, Measure, MeasureEffect
 from ..errors import LedgerError
 from ..ledger import INCOME
-from ..model import LOOKBACK, build_features
+from ..model import LOOKBACK, build_features, model_inputs
 from ..months import month_index
 from ._reasons import WINDOW, household_facts
 
@@ -155,7 +155,7 @@ def what_if(
     facts["students_or_fees"] = facts["students"] + facts["education_12m"]
 
     features = build_features(history, config, months=[month])
-    before = model.predict_proba(features)[:, 1]
+    before = model.predict_proba(model_inputs(model, features))[:, 1]
     held = [c for c in ASSISTANCE_FEATURES if c in features.columns]
     row_of = pd.Index(rows["household_id"].to_numpy())
     code_in_history = row_of.get_indexer(history["household_id"].to_numpy())
@@ -172,7 +172,7 @@ def what_if(
         changed = _apply(history, measure.effect, eligible[code_in_history], age, observed)
         rebuilt = build_features(changed, config, months=[month])
         rebuilt[held] = features[held]
-        after = model.predict_proba(rebuilt)[:, 1]
+        after = model.predict_proba(model_inputs(model, rebuilt))[:, 1]
         frames.append(pd.DataFrame({
             "household_id": rows["household_id"].to_numpy()[eligible],
             "measure": measure.code,

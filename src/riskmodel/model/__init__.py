@@ -66,6 +66,7 @@ from ._estimator import (
     RiskModel,
     calendar_month_shares,
     code_version,
+    model_inputs,
     predict_in_threads,
     reference_bins,
 )
@@ -198,6 +199,7 @@ __all__ = [
     "ModelRef",
     "Promotion",
     "RiskModel",
+    "model_inputs",
     "RuleBaseline",
     "Scorecard",
     "ScoringRun",

@@ -556,3 +556,15 @@ def code_version() -> str:
 
 __all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "calendar_month_shares",
            "code_version", "predict_in_threads", "reference_bins"]
+
+
+def model_inputs(model, features: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``features`` the model learnt from (its ``feature_names_in_``), in its
+    order; all of them for a model without the attribute.
+
+    :func:`build_features` builds every feature of the config for every ledger, those of
+    recorded incomes and warnings included; a model learns them only where the ledger holds
+    their columns (:func:`ledger_features`), so a plain estimator must be given its own.
+    """
+    names = getattr(model, "feature_names_in_", None)
+    return features if names is None else features[[str(c) for c in names]]

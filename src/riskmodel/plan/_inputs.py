@@ -28,6 +28,7 @@ from ..model import (
     LOOKBACK,
     build_features,
     format_triggers,
+    model_inputs,
     poverty_status,
     rule_triggers,
 )
@@ -321,7 +322,7 @@ def risk_scores(model, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     log_odds = model.decision_function(features[[str(c) for c in model.feature_names_in_]])
     calibrators = getattr(model, "calibrators_", None)
     if calibrators is None:
-        return log_odds, model.predict_proba(features)[:, 1]
+        return log_odds, model.predict_proba(model_inputs(model, features))[:, 1]
     return log_odds, calibrators[model.calibration_].transform(log_odds)
 
 
