@@ -143,3 +143,21 @@ def households(*specs: dict) -> pd.DataFrame:
         rows["household_id"] = f"H{i}"
         parts.append(rows)
     return pd.concat(parts, ignore_index=True)
+
+
+def valid(raw: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a hand-built ledger, validated; none may be quarantined."""
+    from riskmodel import validate_ledger
+
+    result = validate_ledger(raw)
+    assert result.quarantine.empty
+    return result.valid
+
+
+def features_of(ledger: pd.DataFrame, months=None, config=None) -> pd.DataFrame:
+    """The ledger's features indexed by (household_id, month)."""
+    from riskmodel import build_features, load_config
+    from riskmodel.ledger import KEY
+
+    out = build_features(ledger, config or load_config(), months=months)
+    return out.set_axis(pd.MultiIndex.from_frame(ledger.loc[out.index, KEY]))

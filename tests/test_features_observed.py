@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_ledger
+from conftest import features_of, tiny_ledger, valid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_sources_households import person, pid, row, run, table
@@ -28,17 +28,6 @@ from riskmodel.sources import RECORDED_COLUMNS, WARNING_COUNTS
 from riskmodel.synthetic import generate_ledger
 
 CONFIG = load_config()
-
-
-def valid(raw: pd.DataFrame) -> pd.DataFrame:
-    result = validate_ledger(raw)
-    assert result.quarantine.empty
-    return result.valid
-
-
-def features_of(ledger: pd.DataFrame, months=None) -> pd.DataFrame:
-    out = build_features(ledger, CONFIG, months=months)
-    return out.set_axis(pd.MultiIndex.from_frame(ledger.loc[out.index, KEY]))
 
 
 # --- ingest: warnings per department and their amounts -----------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_ledger
+from conftest import features_of, tiny_ledger, valid
 from test_labels_recorded import months_from, recorded
 from threadpoolctl import threadpool_limits
 
@@ -30,17 +30,6 @@ from riskmodel.scoring import score_month
 from riskmodel.synthetic import generate_ledger
 
 CONFIG = load_config()
-
-
-def valid(raw: pd.DataFrame) -> pd.DataFrame:
-    result = validate_ledger(raw)
-    assert result.quarantine.empty
-    return result.valid
-
-
-def features_of(ledger: pd.DataFrame, months=None) -> pd.DataFrame:
-    out = build_features(ledger, CONFIG, months=months)
-    return out.set_axis(pd.MultiIndex.from_frame(ledger.loc[out.index, KEY]))
 
 
 def test_recorded_features_have_causes_and_chinese_names():
