@@ -17,6 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..months import month_label
+
 #: Fields read as money (yuan): ``,`` and ``元`` are removed before parsing.
 MONEY = ["annual_inc_wage", "annual_inc_business", "annual_inc_property", "annual_inc_transfer",
          "annual_exp_medical_oop", "annual_income_pc", "annual_income_total", "migrant_wage",
@@ -196,8 +198,7 @@ def months(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.
     codes, uniques = distinct(series)
     numbers = _parse_months(uniques)
     _report(field, uniques, codes, (numbers < 0) & (uniques != ""), unknown)
-    labels = np.array([f"{n // 12:04d}-{n % 12 + 1:02d}" if n >= 0 else None for n in numbers],
-                      dtype=object)
+    labels = np.where(numbers >= 0, month_label(np.maximum(numbers, 0)), None).astype(object)
     return pd.Series(pd.array(labels[codes], dtype="string"), index=series.index)
 
 
