@@ -215,3 +215,56 @@ def test_a_plan_is_made_on_a_recorded_only_ledger(county, trained):
         frames = plan_frame(county, result.model, config, county["month"].max(),
                             budget=30_000.0, grant=1500.0)
     assert 0 < len(frames.plan) and frames.plan["cost"].sum() <= 30_000.0
+
+
+# --- reasons on recorded incomes ----------------------------------------------------------------
+
+def test_a_low_recorded_income_is_read_as_the_cause_the_record_shows():
+    """The recorded-income features' weight goes to the causes with evidence (here a disabled
+    member and a seriously ill one), in equal parts, and stays 收入偏低 without any; the
+    contributions still add up to the log-odds."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from riskmodel.explain import (
+        cause_contributions,
+        explain_households,
+        feature_contributions,
+    )
+
+    frames = [recorded(h, [5000.0] * 14) for h in ("plain", "disabled", "both")]
+    frames[1]["disabled"] = 1
+    frames[2]["disabled"], frames[2]["serious_ill"] = 1, 1
+    ledger = valid(pd.concat(frames, ignore_index=True))
+    last = ledger["month"].max()
+    features = build_features(ledger, CONFIG, months=[last])
+    rows = ledger.loc[features.index]
+    # Trees that read the recorded income alone: low income, high risk.
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(0.0, 1.0, (600, features.shape[1])), columns=features.columns)
+    X["recorded_income_ratio"] = rng.uniform(0.3, 3.0, 600)
+    y = (X["recorded_income_ratio"] + rng.normal(0, 0.2, 600) < 1.2).astype(int)
+    gbm = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+
+    alone, base = cause_contributions(gbm, features, CONFIG)
+    shared, base2 = cause_contributions(gbm, features, CONFIG, ledger_rows=rows)
+    assert base2 == base
+    raw = gbm.decision_function(features[list(X.columns)])
+    np.testing.assert_allclose(shared.sum(axis=1) + base, raw, atol=1e-9)
+    ids = rows["household_id"].to_numpy()
+    by_id, before = shared.set_axis(ids), alone.set_axis(ids)
+    values, _ = feature_contributions(gbm, features)
+    part = values.set_axis(ids)[["recorded_income_ratio", "recorded_income_change",
+                                 "months_since_recorded"]].sum(axis=1)
+    assert (part > 0.5).all()  # the low recorded income raises the risk of all three
+    pd.testing.assert_frame_equal(by_id.loc[["plain"]], before.loc[["plain"]])
+    moved = before.copy()
+    moved.loc["disabled", "disability"] += part["disabled"]
+    moved.loc[["disabled", "both"], "income"] -= part[["disabled", "both"]]
+    moved.loc["both", ["disability", "illness"]] += part["both"] / 2
+    pd.testing.assert_frame_equal(by_id, moved, check_exact=False, atol=1e-9)
+
+    reasons = explain_households(gbm, features, rows, CONFIG, history=ledger)
+    first = reasons.set_axis(rows["household_id"].to_numpy())["reason_1"]
+    assert first["plain"] == "income"
+    assert first["disabled"] == "disability"
+    assert first["both"] in {"disability", "illness"}

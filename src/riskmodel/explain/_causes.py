@@ -31,8 +31,10 @@ from ._reasons import (
     cause_givebacks,
     cause_losses,
     disabled_adults,
+    household_facts,
     months_of,
     trailing_window,
+    valid_causes,
 )
 from ._treeshap import TreeShapExplainer
 
@@ -48,6 +50,10 @@ NET_CHANGE = {
     name: int(match[1]) for name in FEATURE_NAMES
     if (match := re.fullmatch(r"income_change_(\d+)v12", name))
 }
+# Features of the income as the county recorded it at its last verification (a ledger built
+# from its sources, docs/ledger.md): like the net-income features they carry every cause at
+# once, but no month of the ledger says what each cause took.
+RECORDED_INCOME = ("recorded_income_ratio", "recorded_income_change", "months_since_recorded")
 
 
 def _gbm(model):
@@ -230,8 +236,10 @@ def cause_contributions(
     givebacks = cause_givebacks(ledger_rows, window)
     drops = _counterfactual(model, features, values, base, ledger_rows, history, window,
                             givebacks, config)
+    allowed = (valid_causes(household_facts(ledger_rows, config, window=window), config)
+               if any(n in values.columns for n in RECORDED_INCOME) else None)
     return _shared_out(values, features, ledger_rows, window, line, config, drops,
-                       givebacks), base
+                       givebacks, allowed), base
 
 
 def _counterfactual(model, features: pd.DataFrame, values: pd.DataFrame, base: float,
@@ -258,11 +266,15 @@ def _counterfactual(model, features: pd.DataFrame, values: pd.DataFrame, base: f
 def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame,
                 window: LedgerWindow, line: np.ndarray, config: Config,
                 drops: pd.DataFrame | None = None,
-                givebacks: dict[str, dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
-    """Cause contributions with net-income and labor-shortage features shared out.
+                givebacks: dict[str, dict[str, np.ndarray]] | None = None,
+                allowed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cause contributions with net-income, recorded-income and labor-shortage features
+    shared out.
 
     Rows with counterfactual weights (``drops``, finite) share the net-income features by
     them; the others by the yuan each cause took (:func:`riskmodel.explain.cause_losses`).
+    With ``allowed`` (:func:`riskmodel.explain.valid_causes`), the recorded-income features
+    are shared among the causes with evidence (:func:`_share_recorded`).
     """
     causes = [c.code for c in config.causes]
     net = {name: w for name, w in NET_INCOME.items() if name in values.columns}
@@ -302,6 +314,8 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
     if drops is not None and shared:
         _share_by_drops(given, values[shared], drops, table, config)
     out += given
+    if allowed is not None:
+        _share_recorded(out, values, allowed, table, config)
     if "labor_shortage" in out and "disability" in out:
         disabled = disabled_adults(rows) > 0
         out.loc[disabled, "disability"] += out.loc[disabled, "labor_shortage"]
@@ -312,6 +326,40 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
 def _net_features(columns) -> list[str]:
     """The features shared out among the causes: net income and its change, in that order."""
     return [*(n for n in NET_INCOME if n in columns), *(n for n in NET_CHANGE if n in columns)]
+
+
+def _share_recorded(out: pd.DataFrame, values: pd.DataFrame, allowed: pd.DataFrame,
+                    table: pd.DataFrame, config: Config) -> None:
+    """The recorded-income features shared among the causes with evidence, in place.
+
+    A verified income that fell or sits low says the household is short of money, not why.
+    Where their summed value raises the risk, it goes in equal parts to the causes whose
+    evidence rules hold on the household's record (a seriously ill or disabled member, a
+    student beyond compulsory school, a department's warning of an illness, accident,
+    disaster or job loss …: the cause table's ``evidence``), apart from the features' own cause
+    (收入偏低); with no such cause it stays there. The shares being equal, the causes keep the
+    order of their own features' weights; the record only decides whether a shock or the
+    income itself comes first. Row sums do not change.
+    """
+    names = [n for n in RECORDED_INCOME if n in values.columns]
+    own = {n: _own_cause(table, n) for n in names}
+    takers = [c.code for c in config.causes
+              if c.evidence and c.code not in own.values() and c.code in out.columns]
+    if not names or not takers:
+        return
+    parts = values[names].to_numpy(dtype="float64")
+    ok = allowed.reindex(index=out.index, columns=takers, fill_value=False).to_numpy(dtype=bool)
+    count = ok.sum(axis=1)
+    moved = np.where(count > 0, np.clip(parts.sum(axis=1), 0, None), 0.0)
+    # Each feature's own cause gives its part of what moves: its share of the positive parts.
+    positive = np.clip(parts, 0, None)
+    total = positive.sum(axis=1)
+    for k, name in enumerate(names):
+        out[own[name]] -= moved * np.divide(positive[:, k], total, out=np.zeros_like(total),
+                                            where=total > 0)
+    share = np.divide(moved, count, out=np.zeros_like(moved), where=count > 0)
+    for k, code in enumerate(takers):
+        out[code] += np.where(ok[:, k], share, 0.0)
 
 
 def _own_cause(table: pd.DataFrame, name: str) -> str:

@@ -99,9 +99,9 @@ def explain_households(
     givebacks = cause_givebacks(ledger_rows, window)
     drops = _counterfactual(model, features, values, base, ledger_rows, history, window,
                             givebacks, config, risk)
-    contributions = _shared_out(values, features, ledger_rows, window,
-                                facts["line"].to_numpy(), config, drops, givebacks)
     allowed = valid_causes(facts, config)
+    contributions = _shared_out(values, features, ledger_rows, window,
+                                facts["line"].to_numpy(), config, drops, givebacks, allowed)
     codes, weights = rank_causes(pass_to_evidence(contributions, allowed), allowed, config)
     return reasons_frame(codes, weights, facts, config)
 
