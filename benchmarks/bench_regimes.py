@@ -47,9 +47,13 @@ from riskmodel.explain import explain_month
 from riskmodel.model import (
     RiskModel,
     RuleBaseline,
+    add_agreement,
+    agreement_rates,
     build_features,
+    compare_reasons,
     make_labels,
     model_features,
+    recorded_at_identification,
     scorer_metrics,
     training_data,
 )
@@ -107,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         ledgers, ids, truth = observe(args, truth_months, work)
     print(f"(ledgers and truth in {time.perf_counter() - started:.0f} s)")
 
-    records = recorded_types(ledgers["b"], truth_months, h)
-    records["latent_id"] = ids.reindex(records["source_household_id"].to_numpy()).to_numpy()
+    records = recorded_types(ledgers["b"], truth_months, h, ids)
     rows, judged = [], []
     for regime, kinds in (("a", ["income"]), ("b", args.labels.split(",")),
                           ("c", args.labels.split(","))):
@@ -242,31 +245,21 @@ def to_latent(scored: pd.DataFrame, ids: pd.Series) -> pd.DataFrame:
     return scored
 
 
-def recorded_types(ledger: pd.DataFrame, truth_months: list[str], horizon: int) -> pd.DataFrame:
-    """Households of the county's ledger identified within the horizon of each truth month,
-    with the risk types recorded in the month they were identified (cause codes)."""
-    frames = []
-    ident = ledger["identified_month"].astype("string")
+def recorded_types(ledger: pd.DataFrame, truth_months: list[str], horizon: int,
+                   ids: pd.Series) -> dict[str, pd.DataFrame]:
+    """Per truth month t, the households of the county's ledger identified in (t, t + H] with
+    the risk types recorded at identification (:func:`riskmodel.model.recorded_at_identification`),
+    indexed by the latent ledger's household id."""
+    out = {}
     for month in truth_months:
         t = month_index(pd.Series([month]))[0]
-        known = ident.notna()
-        when = pd.Series(np.full(len(ledger), -1, dtype="int64"), index=ledger.index)
-        when[known] = month_index(ident[known].astype(str))
-        row_month = month_index(ledger["month"].astype(str))
-        # The row of the identification month holds the types recorded at identification.
-        chosen = ledger[(when > t).to_numpy() & (when <= t + horizon).to_numpy()
-                        & (row_month == when.to_numpy())]
-        types = chosen[[f"recorded_risk_{i}" for i in range(1, 6)]].astype("string")
-        frames.append(pd.DataFrame({
-            "source_household_id": chosen["household_id"].astype(str).to_numpy(),
-            "month": month,
-            "types": [frozenset(v for v in row if isinstance(v, str) and v != "none")
-                      for row in types.to_numpy(dtype=object)]}))
-    return pd.concat(frames, ignore_index=True)
+        recorded = recorded_at_identification(ledger, t, t + horizon)
+        out[month] = recorded.set_axis(ids.reindex(recorded.index.astype(str)).to_numpy())
+    return out
 
 
 def judge(regime: str, kind: str, scored: pd.DataFrame, truth: pd.DataFrame,
-          records: pd.DataFrame, config, min_risk: float) -> dict:
+          records: dict[str, pd.DataFrame], config, min_risk: float) -> dict:
     """One row of the table: the regime's model and rules against the truth."""
     t = truth[truth["true_risk"].notna()][["household_id", "month", "true_risk", "true_cause",
                                            "target_complete", "poor_complete"]]
@@ -316,18 +309,14 @@ def judge(regime: str, kind: str, scored: pd.DataFrame, truth: pd.DataFrame,
     row["structural_ok"] = (float(np.isin(first[~caused], STRUCTURAL_REASONS).mean())
                             if (~caused).any() else np.nan)
     # Agreement with the cadres' records, on the households they identified in the horizon.
-    rec = records.merge(scored[["household_id", "month", "reason_1", "reason_2", "reason_3"]]
-                        .assign(month=scored["month"].astype(str)),
-                        left_on=["latent_id", "month"], right_on=["household_id", "month"],
-                        how="inner")
-    reasons = (rec[["reason_1", "reason_2", "reason_3"]].astype("string").fillna("(none)")
-               .to_numpy(dtype=object))
-    types = rec["types"].to_numpy(dtype=object)
-    agree_1 = np.array([r in s for r, s in zip(reasons[:, 0], types, strict=True)])
-    agree_3 = np.array([bool(s.intersection(r)) for r, s in zip(reasons, types, strict=True)])
-    row["identified"] = len(rec)
-    row["agree_1"] = float(agree_1.mean()) if len(rec) else np.nan
-    row["agree_3"] = float(agree_3.mean()) if len(rec) else np.nan
+    counts = None
+    for month, recorded in records.items():
+        at = scored[scored["month"].astype(str) == month]
+        counts = add_agreement(counts, compare_reasons(at, recorded))
+    rates = agreement_rates(counts)
+    row["identified"] = int(rates["households"])
+    row["agree_1"] = rates["reason_1_recorded"]
+    row["agree_3"] = rates["reasons_1_3_recorded"]
     kept = judged[["household_id", "month", "target_complete", "risk_score", "rules_score"]]
     return row, kept.set_index(["household_id", "month"])
 
