@@ -36,7 +36,7 @@ def test_recorded_features_have_causes_and_chinese_names():
     causes = feature_causes(CONFIG)
     assert FEATURE_NAMES[-len(RECORDED_FEATURES):] == RECORDED_FEATURES
     assert {causes[f] for f in RECORDED_FEATURES if f not in OBSERVED_FEATURES} == {
-        "income", "employment"}
+        "income", "employment", "illness"}
     assert all(CONFIG.names_zh.features.get(f) for f in RECORDED_FEATURES)
 
 
@@ -94,6 +94,8 @@ def test_recorded_features_at_t_ignore_everything_after_t():
         pcs = np.repeat(rng.integers(4000, 12000, 4).astype(float), [4, 6, 5, 5])
         raw = recorded(f"H{i}", list(pcs), start="2023-01")
         raw["wage_migrant"] = rng.integers(0, 3000, len(raw)).astype(float)
+        raw["annual_exp_medical_oop"] = np.repeat(rng.integers(0, 30000, 4).astype(float),
+                                                  [4, 6, 5, 5])
         frames.append(raw)
     ledger = valid(pd.concat(frames, ignore_index=True))
     cut = "2023-11"
@@ -104,6 +106,7 @@ def test_recorded_features_at_t_ignore_everything_after_t():
     changed.loc[later, "annual_income_pc"] = rng.integers(0, 20000, n).astype(float)
     changed.loc[later, "annual_recorded_month"] = rng.choice(months_from("2022-06", 30), n)
     changed.loc[later, "wage_migrant"] = rng.integers(0, 9000, n).astype(float)
+    changed.loc[later, "annual_exp_medical_oop"] = rng.integers(0, 40000, n).astype(float)
     changed.loc[later, "members"] = rng.integers(1, 8, n)
     pd.testing.assert_frame_equal(build_features(changed, CONFIG, months=[cut]),
                                   build_features(past, CONFIG, months=[cut]), check_exact=True)
@@ -122,6 +125,20 @@ def test_rules_and_reasons_read_the_recorded_figure_where_monthly_is_unknown():
     assert fired["income_low"].tolist() == [False, True, True]
     facts = household_facts(rows, CONFIG, history=ledger)
     assert facts["income_pc"].tolist() == [20000.0, 6000.0, 9000.0]
+
+
+def test_the_medical_rule_and_trigger_read_the_recorded_medical_costs_where_monthly_is_unknown():
+    frames = [recorded(h, [9000.0] * 14) for h in ("big", "small")]
+    frames[0]["annual_exp_medical_oop"] = 4.0 * 6000.0  # 24,000 yuan for 4 members
+    frames[1]["annual_exp_medical_oop"] = 4.0 * 1000.0
+    ledger = valid(pd.concat(frames, ignore_index=True))
+    last = ledger["month"].max()
+    features = features_of(ledger, months=[last])
+    assert features["medical_pc_12m"].isna().all()
+    assert features["recorded_medical_pc"].tolist() == [6000.0, 1000.0]
+    fired = rule_triggers(build_features(ledger, CONFIG, months=[last]), CONFIG)
+    assert fired["medical_oop_12m"].tolist() == [True, False]
+    assert fired["medical_oop"].tolist() == [True, False]
 
 
 # --- end to end ---------------------------------------------------------------------------------

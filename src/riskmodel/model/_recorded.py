@@ -36,6 +36,7 @@ RECORDED_FEATURE_INPUTS = {
     "recorded_income_change": ("annual_recorded_month",),
     "migrant_wage_pc_3m": ("wage_migrant",),
     "migrant_wage_pc_12m": ("wage_migrant",),
+    "recorded_medical_pc": ("annual_exp_medical_oop",),
 }
 #: The cause each department's warnings mean (the cause of its ``warnings_<code>_*`` features).
 DEPARTMENT_CAUSES = {"medical": "illness", "civil": "income", "education": "education",
@@ -138,11 +139,17 @@ def recorded_rows(ledger: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 def current_recorded(
     ledger: pd.DataFrame, rows: np.ndarray, month: np.ndarray, line: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Features read from the rows themselves: the recorded income against the line and the
-    months since it was recorded (only those whose ledger columns are present)."""
+    """Features read from the rows themselves: the recorded income against the line, the
+    recorded medical costs per member and the months since they were recorded (only those
+    whose ledger columns are present)."""
     f: dict[str, np.ndarray] = {}
     if any(c in ledger.columns for c in RECORDED_FEATURE_INPUTS["recorded_income_ratio"]):
         f["recorded_income_ratio"] = recorded_income_pc(recorded_rows(ledger, rows)) / line
+    if RECORDED_SPENDING[0] in ledger.columns:
+        at = recorded_rows(ledger, rows)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f["recorded_medical_pc"] = (_numbers(at, RECORDED_SPENDING[0])
+                                        / _numbers(at, "members"))
     if "annual_recorded_month" in ledger.columns:
         since = month - column_months(recorded_rows(ledger, rows), "annual_recorded_month")
         # A record dated after the row's month is not known at it.

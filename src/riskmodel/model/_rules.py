@@ -43,8 +43,14 @@ def _income_ratio(X: pd.DataFrame) -> np.ndarray:
 
 
 def _medical_12m(X: pd.DataFrame) -> np.ndarray:
-    # Features hold medical spending per capita per year; the trigger is on the household's bill.
-    return _col(X, "medical_pc_12m") * _col(X, "members")
+    """The household's medical out-of-pocket spending over 12 months (features hold it per
+    capita per year; the trigger is on the household's bill); where unknown and the features
+    carry it, the annual figure as recorded at the last verification (``recorded_medical_pc``)."""
+    per_capita = _col(X, "medical_pc_12m")
+    if "recorded_medical_pc" in X.columns:
+        recorded = X["recorded_medical_pc"].to_numpy(dtype="float64", na_value=np.nan)
+        per_capita = np.where(np.isnan(per_capita), recorded, per_capita)
+    return per_capita * _col(X, "members")
 
 
 def _recent_shock(X: pd.DataFrame, months: int) -> np.ndarray:
