@@ -245,9 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PATH",
                    help="ledger file: .parquet, or .csv (UTF-8) (required)")
     p.add_argument("--process", default="default", metavar="NAME|PATH",
-                   help="the household process: a packaged name (default, seasonal, long-bills, "
+                   help="the household process: a packaged name (seasonal, long-bills, "
                         "volatile-wages, return-migration, village-shocks, sparse-visits) or a "
-                        "process specification's YAML file")
+                        "process specification's YAML file (default: default)")
     p.add_argument("--truth", metavar="PATH", help="also write the truth file (.parquet or "
                                                    ".csv) (default: none)")
     p.add_argument("--truth-months", metavar="YYYY-MM,...",
