@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ..config import Config, PovertyLine
 from ..errors import ConfigError
 from ._knobs import DEFAULT_KNOBS, DEFAULT_LINES, Knobs
-from ._simulate import PROVINCE, Params
+from ._simulate import PROVINCE, Params, policy_line
 
 PROCESS_DIR = Path(__file__).with_name("processes")
 #: The packaged processes, by name (``processes/<name>.yaml``).
@@ -157,9 +157,15 @@ class Process:
         Returns
         -------
         Config
-            The same configuration, its 云南省 lines of the years the process sets replaced.
+            The same configuration where the process keeps the default lines; else, for every
+            year the configuration has a line, the 云南省 line the process's cadres act on
+            (the nearest year of the process's table outside it).
         """
-        own = {y: v for y, v in self.knobs.lines if dict(DEFAULT_LINES).get(y) != v}
+        if self.knobs.lines == DEFAULT_LINES:
+            return config
+        years = sorted({pl.year for pl in config.poverty_lines})
+        own = {y: policy_line(y, self.knobs.lines) for y in years}
+        own = {y: v for y, v in own.items() if config.line_for(y, province=PROVINCE) != v}
         if not own:
             return config
         kept = [pl for pl in config.poverty_lines
