@@ -276,11 +276,40 @@ def test_a_line_change_reaches_the_cadres_and_the_truth(tmp_path):
                                    base["dibao"][year == 2022])
 
 
-def test_members_changing_truth_matches_the_fall_rate():
-    # With members changing, the Monte Carlo scales the line with each path's own members.
-    data = generate(households=1500, months=20, seed=2, replicas=30,
-                    process=Process("shrink", "members leave", knobs=Knobs(
-                        elderly_death_rate=0.01, departure_rate=0.01)))
+def test_the_monte_carlo_runs_the_ledger_s_process():
+    # Disasters in every month, ten times as often: the futures drawn from the latent state at
+    # the truth month must meet them. The same state run forward under the default process
+    # (common random numbers: these knobs draw nothing of their own) meets fewer.
+    from riskmodel.synthetic._generate import _simulate
+    from riskmodel.synthetic._truth import monte_carlo
+    knobs = Knobs(disaster_season=(30.0,) * 12)
+    data = generate(households=800, months=12, seed=5, replicas=40, truth_months=["2022-06"],
+                    process=Process("disasters", "disasters all year", knobs=knobs))
+    t = 2022 * 12 + 5
+    run = _simulate(800, 12, 2022 * 12, 5, Params(), snapshot_at=(t,), keep_losses=True,
+                    knobs=knobs)
+    at = data.truth[data.truth["month"] == "2022-06"]
+    risk = at["true_risk"].to_numpy()
+    again = monte_carlo(run, t, data.config, (1500.0,), 40, 5, Params(), knobs)["true_risk"]
+    np.testing.assert_array_equal(risk, again)
+    as_default = monte_carlo(run, t, data.config, (1500.0,), 40, 5, Params(),
+                             Knobs())["true_risk"]
+    not_poor = (at["poor_complete"] == False).to_numpy()  # noqa: E712
+    assert (risk[not_poor] >= as_default[not_poor] - 1 / 40).all()
+    assert risk[not_poor].mean() > 1.1 * as_default[not_poor].mean()
+
+
+SHRINKING = Process("shrinking", "members leave", knobs=Knobs(elderly_death_rate=0.01,
+                                                            departure_rate=0.01))
+
+
+@pytest.mark.parametrize("process", [SHRINKING, "volatile-wages", "village-shocks"],
+                         ids=lambda p: getattr(p, "name", p))
+def test_the_true_risk_agrees_with_the_falls(process):
+    # The mean true risk of the non-poor is the fall rate that happened, within its sampling
+    # error (with members changing, each path's line scales with its own members).
+    data = generate(households=1500, months=20, seed=2, replicas=30, process=process,
+                    truth_months=["2022-12", "2023-03"])
     at = data.truth.dropna(subset=["true_risk"])
     at = at[at["poor_complete"] == False]  # noqa: E712
     risk, fell = at["true_risk"].mean(), at["target_complete"].mean()

@@ -79,8 +79,15 @@ class Knobs:
 
     @property
     def extra(self) -> bool:
-        """Whether the process draws more than the default's random numbers."""
-        return self != Knobs(lines=self.lines)
+        """Whether the process draws random numbers of its own (after the default's).
+
+        Knobs that only change arithmetic (durations, seasons, shares, the cycle, the lines)
+        keep the default's random numbers: a process that sets only those meets the same
+        draws as the default, month by month, so that the two differ only by the knobs.
+        """
+        return (self.wage_shocks or self.return_rate > 0 or self.job_wave_rate > 0
+                or self.illness_job_loss > 0 or self.changes_members
+                or self.visit_village_sd > 0)
 
     @property
     def changes_members(self) -> bool:
