@@ -21,9 +21,13 @@ from riskmodel.synthetic import (
     Knobs,
     Params,
     Process,
+    draw,
     generate,
     generate_ledger,
     load_process,
+    paths,
+    populate,
+    step,
 )
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "synthetic.md"
@@ -327,3 +331,102 @@ def test_generate_command_takes_a_process(tmp_path, capsys):
     assert main(["generate", "--households", "30", "--months", "8", "--process",
                  "nothing", "--out", str(tmp_path / "x.parquet")]) == 2
     assert not (tmp_path / "x.parquet").exists()
+
+
+def _trend_spread(ledger):
+    wage = _wide(ledger, "inc_wage")
+    first, last = np.nanmean(wage[:6], axis=0), np.nanmean(wage[-6:], axis=0)
+    ok = (first > 0) & (last > 0)
+    return float(np.std(np.log(last[ok] / first[ok])))
+
+
+def _median_step(ledger):
+    wage = _wide(ledger, "inc_wage")
+    steps = np.abs(np.diff(np.log(np.where(wage > 0, wage, np.nan)), axis=0))[6:10]
+    return float(np.nanmedian(steps))
+
+
+def _county_month_wage_spread(ledger):
+    by = ledger.groupby(["county", "month"], observed=True)["inc_wage"].mean()
+    return float((by / by.groupby(level="month").transform("mean")).var())
+
+
+def _after_event(column, event, months=(3, 9)):
+    def statistic(ledger):
+        values = np.nan_to_num(_wide(ledger, column))
+        hit = _wide(ledger, event).astype(bool)
+        before, after = [], []
+        for t in range(1, MONTHS - months[1]):
+            rows = hit[t] & ~hit[:t].any(0)
+            before.append(values[max(0, t - 12):t, rows].sum() / max(t - max(0, t - 12), 1))
+            after.append(values[t + months[0]:t + months[1], rows].sum()
+                         / (months[1] - months[0]))
+        return float(sum(before) / max(sum(after), 1.0))
+    return statistic
+
+
+def _wage_in_disaster(ledger):
+    wage = np.nan_to_num(_wide(ledger, "inc_wage"))
+    hit = _wide(ledger, "ev_disaster").astype(bool)
+    return float(wage[:-1][hit[1:] & ~hit[:-1]].mean() / wage[1:][hit[1:] & ~hit[:-1]].mean())
+
+
+def _rise(column):
+    def statistic(ledger):
+        values = _wide(ledger, column)
+        return float(values[-1].mean() - values[0].mean())
+    return statistic
+
+
+def _fall(column):
+    def statistic(ledger):
+        values = _wide(ledger, column)
+        return float(values[0].mean() - values[-1].mean())
+    return statistic
+
+
+def _bill_spread(ledger):
+    ill = ledger["ev_illness"] & ledger["exp_medical_oop"].notna()
+    bills = ledger.loc[ill, "exp_medical_oop"]
+    return float(np.log(bills[bills > 0]).std())
+
+
+@pytest.mark.parametrize(("low", "high", "statistic", "factor"), [
+    ({}, {"trend_sd": 0.3}, _trend_spread, 1.5),
+    ({"volatility": 0.2, "persistence": 0.95}, {"volatility": 0.2, "persistence": 0.0},
+     _median_step, 2.0),
+    ({}, {"cycle_wage": 0.4, "cycle_months": 12}, _county_month_wage_spread, 1.5),
+    ({"disaster_months": (1, 1)}, {"disaster_months": (12, 12)},
+     _after_event("inc_business", "ev_disaster"), 1.5),
+    ({"business_months": (1, 1)}, {"business_months": (12, 12)},
+     _after_event("inc_business", "ev_business_loss"), 2.0),
+    ({"disaster_wage_cut": 0.0}, {"disaster_wage_cut": 1.0}, _wage_in_disaster, 1.3),
+    ({"chronic_share": 0.0}, {"chronic_share": 1.0}, _rise("chronic_ill"), 2.0),
+    ({"serious_recovery": 0.5}, {"serious_recovery": 0.01}, _rise("serious_ill"), 2.0),
+    ({"illness_bill_sd": 0.3}, {"illness_bill_sd": 1.5}, _bill_spread, 1.3),
+    ({}, {"elderly_death_rate": 0.02}, _fall("elderly"), 5.0),
+    ({}, {"departure_rate": 0.02}, _fall("labor_full"), 2.0),
+], ids=lambda v: next(iter(v)) if isinstance(v, dict) and v else None)
+def test_each_knob_moves_its_own_figure(low, high, statistic, factor):
+    lo, hi = statistic(_ledger(**low)), statistic(_ledger(**high))
+    assert hi > factor * lo if lo > 0 else hi > lo + abs(lo) * (factor - 1) + 1e-9, (lo, hi)
+
+
+def test_severity_spread_sets_how_alike_a_village_s_damage_is():
+    # Every village struck in the same month: the damage of its households differs only by the
+    # household spread around the village's severity.
+    def within_village_spread(spread):
+        rng = np.random.default_rng(0)
+        params = Params()
+        static, state = populate(3000, rng, params)
+        n_villages = params.counties * params.townships_per_county * params.villages_per_township
+        pth = paths(static, 1, n_villages, params.counties)
+        d = draw(rng, 3000, n_villages, params.counties)
+        d.v["disaster"][:] = 0
+        step(pth, state, 2022 * 12 + 6, d, params, Knobs(severity_spread=spread))
+        damaged = state["dis_left"] > 0
+        frame = pd.DataFrame({"village": static["village"][damaged],
+                              "severity": state["dis_sev"][damaged]})
+        return float(frame.groupby("village")["severity"].std().mean())
+    assert within_village_spread(0.0) < 0.02
+    assert within_village_spread(2.0) > 1.5 * within_village_spread(1.0) > 0.05
