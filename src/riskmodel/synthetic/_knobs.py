@@ -107,8 +107,8 @@ DEFAULT_KNOBS = Knobs()
 KNOB_NAMES = tuple(f.name for f in fields(Knobs))
 
 
-def populate_more(n: int, village: np.ndarray, rng: np.random.Generator, k: Knobs,
-                  static: dict, state: dict) -> None:
+def populate_more(n: int, village: np.ndarray, villages: int, rng: np.random.Generator,
+                  k: Knobs, static: dict, state: dict) -> None:
     """Add what the knobs need to a new population (in place), drawn after the default's."""
     f32 = np.float32
     spread = k.volatility_spread
@@ -116,7 +116,7 @@ def populate_more(n: int, village: np.ndarray, rng: np.random.Generator, k: Knob
                                                - spread ** 2 / 2)).astype(f32)
     static["wage_trend"] = (k.trend_sd * rng.standard_normal(n)).astype(f32)
     state["wage_x"] = (static["wage_sd"] * rng.standard_normal(n)).astype(f32)
-    effect = rng.normal(0, 1, village.max() + 1)[village] * k.visit_village_sd
+    effect = rng.normal(0, 1, villages)[village] * k.visit_village_sd
     odds = static["visit"] / (1 - static["visit"]) * np.exp(effect)
     static["visit"] = (odds / (1 + odds)).astype(f32)
     if k.changes_members:

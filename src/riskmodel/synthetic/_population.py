@@ -128,5 +128,5 @@ def populate(n: int, rng: np.random.Generator, p: Params,
         "price": np.ones(nc, f32),
     }
     if k.extra:
-        populate_more(n, village, rng, k, static, state)
+        populate_more(n, village, nv, rng, k, static, state)
     return static, state
