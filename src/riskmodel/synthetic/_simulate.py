@@ -172,8 +172,8 @@ def draw(rng: np.random.Generator, paths: int, villages: int, counties: int,
          extra: bool = False) -> Draws:
     """Draw one month's random numbers in fixed shapes, whatever the state.
 
-    ``extra`` (a process other than the default, :attr:`Knobs.extra`) draws the knobs' own
-    numbers after the default ones, so that the default process's stream stays as it was.
+    ``extra`` (a process whose knobs need numbers of their own, :attr:`Knobs.extra`) draws
+    them after the default ones, so that the default process's stream stays as it was.
     """
     u = rng.random((len(_U), paths), dtype=np.float32)
     n = rng.standard_normal((len(_N), paths), dtype=np.float32)
