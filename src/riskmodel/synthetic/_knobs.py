@@ -11,7 +11,7 @@ the parts of a month that only a process other than the default runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -104,7 +104,6 @@ class Knobs:
 
 
 DEFAULT_KNOBS = Knobs()
-KNOB_NAMES = tuple(f.name for f in fields(Knobs))
 
 
 def populate_more(n: int, village: np.ndarray, villages: int, rng: np.random.Generator,
