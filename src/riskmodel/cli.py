@@ -24,7 +24,7 @@ ALLOW_UNSCORED_HELP = ("publish even when no household, or fewer than scoring.mi
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .errors import ArgumentError
-    from .synthetic import check_paths, generate, write
+    from .synthetic import check_paths, generate, load_process, write
 
     if args.truth_months and not args.truth:
         raise ArgumentError("Got --truth-months without --truth, expected --truth FILE too "
@@ -39,15 +39,21 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         check_sources_paths(args.sources, expected, [args.out, args.truth])
     truth_months = ([m.strip() for m in args.truth_months.split(",")] if args.truth_months
                     else None)
+    process = load_process(args.process)
+    if args.sources and not process.is_default:
+        raise ArgumentError(f"Got --sources with --process {args.process}: the county's exports "
+                            "are written from the default process; drop one of them.")
     data = generate(households=args.households, months=args.months, start=args.start,
-                    seed=args.seed, truth_months=truth_months, with_truth=bool(args.truth))
+                    seed=args.seed, truth_months=truth_months, with_truth=bool(args.truth),
+                    process=process)
     sources = None
     if args.sources:
         from .synthetic import county_sources
         sources = county_sources(args.households, args.months, args.start, args.seed,
                                  verification_month=args.verification_month or 3)
     # Everything that can fail comes before the files: a failed run writes nothing.
-    lines = data.describe()
+    lines = [f"process {process.name}{' (held out)' if process.held_out else ''}",
+             *data.describe()]
     write(data, args.out, args.truth)
     if sources is not None:
         from .synthetic import write_sources
@@ -238,6 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "same ledger")
     p.add_argument("--out", required=True, metavar="PATH",
                    help="ledger file: .parquet, or .csv (UTF-8) (required)")
+    p.add_argument("--process", default="default", metavar="NAME|PATH",
+                   help="the household process: a packaged name (seasonal, long-bills, "
+                        "volatile-wages, return-migration, village-shocks, sparse-visits) or a "
+                        "process specification's YAML file (default: default)")
     p.add_argument("--truth", metavar="PATH", help="also write the truth file (.parquet or "
                                                    ".csv) (default: none)")
     p.add_argument("--truth-months", metavar="YYYY-MM,...",

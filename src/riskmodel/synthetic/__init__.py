@@ -1,6 +1,7 @@
 """Synthetic ledgers with known truth, for tests, benchmarks and demos.
 
-It owns the household process (incomes, shocks, risk causes, measures month by month), the
+It owns the household process (incomes, shocks, risk causes, measures month by month) and its
+family of variants (process specifications, :func:`load_process`), the
 ledger it writes in the ledger contract's columns, and the truth beside it (true risk, true
 cause, the label on the complete record); and the same households as a county's exports
 (person, migrant-work and warning tables) with the ledger an ingest of them must give. It
@@ -18,7 +19,10 @@ from ._generate import (
     generate_ledger,
     write,
 )
+from ._knobs import Knobs
 from ._observe import Observation
+from ._population import populate
+from ._process import PROCESSES, Process, load_process
 from ._simulate import (
     CADRE_LINES,
     CAUSE_EVENTS,
@@ -32,7 +36,6 @@ from ._simulate import (
     paths,
     places,
     policy_line,
-    populate,
     step,
 )
 from ._sources import (
@@ -51,8 +54,11 @@ __all__ = [
     "PROVINCE",
     "REFERENCE_MONTH",
     "Draws",
+    "Knobs",
     "Observation",
+    "PROCESSES",
     "Params",
+    "Process",
     "CountySources",
     "SyntheticData",
     "base_rates",
@@ -63,6 +69,7 @@ __all__ = [
     "draw",
     "generate",
     "generate_ledger",
+    "load_process",
     "paths",
     "places",
     "policy_line",

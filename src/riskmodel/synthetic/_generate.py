@@ -23,25 +23,27 @@ import pyarrow.parquet as pq
 from ..config import Config, load_config
 from ..errors import ArgumentError, ConfigError
 from ..ledger import EVENTS, INCOME, LEDGER_COLUMNS, SPENDING, temp_beside
-from ..model import make_labels, poverty_lines
-from ..months import month_index, month_label, month_number
+from ..model import make_labels
+from ..months import month_label, month_number
+from ._knobs import DEFAULT_KNOBS, Knobs, missed_visit
+from ._population import populate
+from ._process import Process, resolve_process
+from ._rates import base_rates, share_text
 from ._simulate import (
     CAUSE_EVENTS,
     CAUSES,
     PROVINCE,
-    Draws,
     Params,
+    _Run,
     composition,
     draw,
     paths,
     places,
-    populate,
     step,
 )
+from ._truth import monte_carlo, net_income, qualify, true_cause
 
 BURN_IN = 12
-# Paths simulated at once in the Monte Carlo: bounds its memory (about 1 GB), not its results.
-_CHUNK_PATHS = 250_000
 _COUNT_COLUMNS = ["members", "labor_full", "labor_partial", "elderly", "children",
                   "students_compulsory", "students_noncompulsory", "chronic_ill", "serious_ill",
                   "disabled", "disabled_severe", "migrant_workers", "dropouts"]
@@ -65,9 +67,9 @@ def _check_seed(seed: object, name: str = "seed") -> None:
         raise ArgumentError(f"Got {name}={seed!r}, expected an integer ≥ 0.")
 
 
-def _check_lines(first: int, months: int, config: Config) -> None:
+def _check_lines(first: int, months: int, config: Config, params: Params) -> None:
     """Every year of the ledger needs a monitoring line: the truth and the figures use them."""
-    counties = places(Params())[0]
+    counties = places(params)[0]
     for year in range(first // 12, (first + months - 1) // 12 + 1):
         try:
             for county in counties:
@@ -92,11 +94,14 @@ class SyntheticData:
         without it.
     config : Config or None
         The configuration the truth was computed with (the packaged default when None).
+    process : Process or None
+        The process that wrote them (the default process when None).
     """
 
     ledger: pd.DataFrame
     truth: pd.DataFrame | None
     config: Config | None = field(default=None, repr=False)
+    process: Process | None = field(default=None, repr=False)
 
     def describe(self) -> list[str]:
         """The plausibility figures of :func:`base_rates` as lines of text, for the command."""
@@ -108,8 +113,9 @@ class SyntheticData:
                 "(plausible: 10–20%)" if not np.isnan(r["poor_share"]) else
                 f"unknown, no household-month has the {config.label.min_observed_months} "
                 "observed months an annual income needs")
-        fall = (f"{_share(r['fall_rate_same_line'])} of the non-poor over months under one line "
-                f"(plausible: 2–6%); {_share(r['fall_rate'])} over all months"
+        fall = (f"{share_text(r['fall_rate_same_line'])} of the non-poor over months under "
+                "one line "
+                f"(plausible: 2–6%); {share_text(r['fall_rate'])} over all months"
                 if not np.isnan(r["fall_rate"]) else
                 "unknown, no month has a label (its poverty known and the "
                 f"{config.label.horizon_months} months after it in the ledger)")
@@ -127,34 +133,17 @@ class SyntheticData:
         ]
         if self.truth is not None:
             lines.append(
-                f"complete data: poor {_share(r['poor_share_complete'])}, fall "
-                f"{_share(r['fall_rate_complete_same_line'])} (months under one line)")
+                f"complete data: poor {share_text(r['poor_share_complete'])}, fall "
+                f"{share_text(r['fall_rate_complete_same_line'])} (months under one line)")
             at = self.truth.loc[self.truth["true_risk"].notna(), "month"].unique().tolist()
             if at:
                 causes = ", ".join(f"{c} {r[f'true_cause_{c}']:.0%}"
                                    for c in [*CAUSES, "structural"]
                                    if not np.isnan(r[f"true_cause_{c}"])) or "no household"
                 lines.append(f"truth at {', '.join(at)}: mean true risk of the non-poor "
-                             f"{_share(r['true_risk_not_poor'])}; true causes where it is at "
+                             f"{share_text(r['true_risk_not_poor'])}; true causes where it is at "
                              f"least 0.25: {causes}")
         return lines
-
-
-@dataclass
-class _Run:
-    """What one simulation of the ledger's months leaves behind."""
-
-    start: int
-    months: int
-    static: dict
-    columns: dict[str, np.ndarray]
-    visited: np.ndarray
-    snapshots: dict[int, dict] = field(default_factory=dict)
-    losses: np.ndarray | None = None
-    #: With ``keep_record``: per-month state and flows of the burn-in and the ledger's months
-    #: (:data:`_RECORD_STATE`, :data:`_RECORD_FLOWS`, ``counts`` of :func:`composition`), months
-    #: first; what the county sources are written from. Recording draws nothing.
-    record: dict[str, np.ndarray] | None = None
 
 
 # What ``keep_record`` keeps of the state and of the flows, month by month.
@@ -165,10 +154,10 @@ _RECORD_FLOWS = (*INCOME, *SPENDING, *EVENTS)
 
 def _simulate(households: int, months: int, start: int, seed: int, params: Params,
               snapshot_at: tuple[int, ...] = (), keep_losses: bool = False,
-              keep_record: bool = False) -> _Run:
+              keep_record: bool = False, knobs: Knobs = DEFAULT_KNOBS) -> _Run:
     """Run the households through a burn-in year and the ledger's months, keeping every month."""
     seeds = np.random.SeedSequence(seed).spawn(3)
-    static, state = populate(households, np.random.default_rng(seeds[0]), params)
+    static, state = populate(households, np.random.default_rng(seeds[0]), params, knobs)
     month_rng = np.random.default_rng(seeds[1])
     visit_rng = np.random.default_rng(seeds[2])
     n_villages = len(places(params)[2])
@@ -185,8 +174,8 @@ def _simulate(households: int, months: int, start: int, seed: int, params: Param
     snapshots = {}
     kept: dict[str, list[np.ndarray]] = {}
     for k, t in enumerate(range(start - BURN_IN, start + months)):
-        d = draw(month_rng, households, n_villages, params.counties)
-        flows = step(pth, state, t, d, params)
+        d = draw(month_rng, households, n_villages, params.counties, knobs.extra)
+        flows = step(pth, state, t, d, params, knobs)
         visit = visit_rng.random(households, dtype=np.float32)
         if keep_record:
             for name in _RECORD_STATE:
@@ -198,7 +187,8 @@ def _simulate(households: int, months: int, start: int, seed: int, params: Param
         i = k - BURN_IN
         if i < 0:
             continue
-        visited[i] = visit >= pth["visit"]
+        visited[i] = visit >= (missed_visit(pth["visit"], t % 12, state, knobs)
+                               if knobs.visits_vary else pth["visit"])
         for name, values in composition(state, pth).items():
             cols[name][i] = values
         for name in [*_MONEY, *EVENTS]:
@@ -278,7 +268,7 @@ def _ledger(run: _Run, params: Params, complete: bool = False) -> pd.DataFrame:
 
 
 def generate_ledger(households: int, months: int, start: str = "2022-01",
-                    seed: int = 0) -> pd.DataFrame:
+                    seed: int = 0, process: str | Path | Process | None = None) -> pd.DataFrame:
     """Generate a synthetic monitoring ledger: ``households`` × ``months`` rows.
 
     Households of a 云南省 county area (three counties, five townships each, eight villages
@@ -300,6 +290,10 @@ def generate_ledger(households: int, months: int, start: str = "2022-01",
     seed : int, default 0
         Seed, an integer ≥ 0; the same arguments give the same ledger. A longer ledger with the
         same seed and start extends a shorter one.
+    process : str, Path or Process, optional
+        The household process: a packaged name (:data:`PROCESSES`), a specification's YAML
+        file, or what :func:`load_process` returned; None or ``"default"`` is the default
+        process described above.
 
     Returns
     -------
@@ -324,151 +318,11 @@ def generate_ledger(households: int, months: int, start: str = "2022-01",
     ['H0000002', '2022-01']
     """
     _check_size(households, months, seed)
-    params = Params()
+    proc = resolve_process(process)
     first = month_number(start, "start", ArgumentError)
-    run = _simulate(int(households), int(months), first, int(seed), params)
-    return _ledger(run, params)
-
-
-def _net(columns: dict[str, np.ndarray]) -> np.ndarray:
-    """Complete monthly net disposable income, months × households."""
-    income = sum(columns[c].astype(np.float64) for c in INCOME)
-    return income - sum(columns[c].astype(np.float64) for c in SPENDING)
-
-
-def _remove(cause: str, st: dict) -> None:
-    """Take a cause's running burden away from a state (in place)."""
-    if cause == "illness":
-        st["pend_ill"][:] = 0
-        st["mig_employed"] += st["sick_mig"]
-        st["sick_loc"][:] = st["sick_mig"][:] = st["chronic_cost"][:] = 0
-    elif cause == "accident":
-        st["pend_acc"][:] = 0
-        st["mig_employed"] += st["acc_mig"]
-        st["acc_loc"][:] = st["acc_mig"][:] = 0
-    elif cause == "disability":
-        st["a_full"] += st["dis_sev_adults"] + st["dis_mild_adults"]
-        st["dis_sev_adults"][:] = st["dis_mild_adults"][:] = 0
-    elif cause == "education":
-        st["fee_free"] = st["school"].copy()
-    elif cause == "disaster":
-        st["dis_left"][:] = 0
-    elif cause == "employment":
-        st["mig_employed"] += st["mig_unemployed"]
-        st["mig_unemployed"][:] = 0
-    else:
-        st["biz_left"][:] = 0
-
-
-def _burdened(cause: str, st: dict) -> np.ndarray:
-    """Households whose state carries a running burden of the cause."""
-    return {
-        "illness": lambda: (st["pend_ill"] > 0) | (st["sick_loc"] + st["sick_mig"] > 0)
-        | (st["chronic_cost"] > 0),
-        "accident": lambda: (st["pend_acc"] > 0) | (st["acc_loc"] + st["acc_mig"] > 0),
-        "disability": lambda: st["dis_sev_adults"] + st["dis_mild_adults"] > 0,
-        "education": lambda: st["school"].any(0),
-        "disaster": lambda: st["dis_left"] > 0,
-        "employment": lambda: st["mig_unemployed"] > 0,
-        "business": lambda: st["biz_left"] > 0,
-    }[cause]()
-
-
-_COUNTY_LEVEL = ("epidemic", "price")
-
-
-def _select(st: dict, index: np.ndarray, replicas: int) -> dict:
-    """Per-path copies of the households' state (county-level arrays tiled per replica)."""
-    return {k: np.tile(v, replicas) if k in _COUNTY_LEVEL
-            else np.repeat(v[..., index], replicas, axis=-1) for k, v in st.items()}
-
-
-def _forward(pth: dict, st: dict, t: int, draws: list[Draws], params: Params,
-             mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Simulate the months after ``t``; the flows that poverty and the measures need."""
-    out: dict[str, list] = {"net": [], "inc_wage": [], "inc_transfer": [],
-                            "exp_medical_oop": [], "exp_education": []}
-    for k, d in enumerate(draws):
-        if mask is not None:
-            d = Draws({a: b[mask] for a, b in d.u.items()}, {a: b[mask] for a, b in d.n.items()},
-                      d.v, d.c)
-        f = step(pth, st, t + 1 + k, d, params)
-        out["net"].append(sum(f[c] for c in INCOME) - sum(f[c] for c in SPENDING))
-        for name in list(out)[1:]:
-            out[name].append(f[name])
-    return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
-
-
-def _falls(cum: np.ndarray, gap: np.ndarray, replicas: int) -> np.ndarray:
-    """Share of replicas whose window income drops under the line in some month ahead.
-
-    ``cum`` is the running sum of the simulated months; a window holds at most twelve of them.
-    """
-    window = cum.copy()
-    window[12:] -= cum[:-12]
-    return (window < gap).any(0).reshape(-1, replicas).mean(1)
-
-
-def _monte_carlo(run: _Run, t: int, config: Config, grants: tuple[float, ...], replicas: int,
-                 seed: int, params: Params) -> dict[str, np.ndarray]:
-    """True risk at month ``t`` under the base, each cause removed, and each form of help."""
-    horizon = config.label.horizon_months
-    i = t - run.start
-    n = run.static["members"].shape[0]
-    counties, _, villages = places(params)
-    net = _net(run.columns)
-    members = run.static["members"].astype(np.float64)
-    gap = np.empty((horizon, n))
-    loss_back = np.zeros((len(CAUSES), horizon, n))
-    for k in range(horizon):
-        month = t + 1 + k
-        low = max(run.start, month - 11)
-        observed = month - low + 1
-        line = np.array([config.line_for(month // 12, province=PROVINCE, county=c)
-                         for c in counties])[run.static["county"]]
-        history = net[low - run.start: i + 1].sum(0)
-        gap[k] = (line * members * observed / 12 - history if observed >=
-                  config.label.min_observed_months else -np.inf)
-        loss_back[:, k] = run.losses[low - run.start: i + 1].sum(0)
-    snap = run.snapshots[t]
-    present = {c: (loss_back[j, 0] > 0) | _burdened(c, snap) for j, c in enumerate(CAUSES)}
-    adjustments = [(f"true_risk_grant_{a:g}", "inc_transfer", a, None, 1) for a in grants]
-    adjustments += [(f"true_risk_{m.code}", m.effect.column, m.effect.amount, m.effect.share,
-                     m.effect.months) for m in config.measures]
-    out = {name: np.empty(n) for name in
-           ["true_risk", *[f"true_risk_without_{c}" for c in CAUSES], *[a[0] for a in adjustments]]}
-    per_chunk = max(1, _CHUNK_PATHS // replicas)
-    for chunk, lo in enumerate(range(0, n, per_chunk)):
-        hh = np.arange(lo, min(n, lo + per_chunk))
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3, t, chunk)))
-        static = {k: v[..., hh] for k, v in run.static.items()}
-        pth = paths(static, replicas, len(villages), params.counties)
-        n_paths = len(hh) * replicas
-        draws = [draw(rng, n_paths, replicas * len(villages), replicas * params.counties)
-                 for _ in range(horizon)]
-        base = _forward(pth, _select(snap, hh, replicas), t, draws, params)
-        cum = np.cumsum(base["net"], axis=0)
-        g = np.repeat(gap[:, hh], replicas, axis=1)
-        risk = _falls(cum, g, replicas)
-        out["true_risk"][hh] = risk
-        for name, column, amount, share, months in adjustments:
-            active = (np.arange(horizon) < months)[:, None]
-            change = amount if amount is not None else share * base[column]
-            sign = 1 if column.startswith("inc_") else -1
-            out[name][hh] = _falls(cum + np.cumsum(sign * change * active, axis=0), g, replicas)
-        for j, cause in enumerate(CAUSES):
-            sub = hh[present[cause][hh]]
-            result = risk.copy()
-            if len(sub):
-                mask = np.repeat(present[cause][hh], replicas)
-                st = _select(snap, sub, replicas)
-                _remove(cause, st)
-                sub_paths = {k: v[..., mask] for k, v in pth.items()}
-                fwd = _forward(sub_paths, st, t, draws, params, mask)
-                g_sub = np.repeat(gap[:, sub] - loss_back[j][:, sub], replicas, axis=1)
-                result[present[cause][hh]] = _falls(np.cumsum(fwd["net"], axis=0), g_sub, replicas)
-            out[f"true_risk_without_{cause}"][hh] = result
-    return out
+    run = _simulate(int(households), int(months), first, int(seed), proc.params,
+                    knobs=proc.knobs)
+    return _ledger(run, proc.params)
 
 
 def _truth_frame(run: _Run, complete: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -477,7 +331,7 @@ def _truth_frame(run: _Run, complete: pd.DataFrame, config: Config) -> pd.DataFr
     truth = pd.DataFrame({
         "household_id": complete["household_id"],
         "month": complete["month"],
-        "net_income_complete": np.ascontiguousarray(_net(run.columns).T).reshape(-1),
+        "net_income_complete": np.ascontiguousarray(net_income(run.columns).T).reshape(-1),
         "income_pc_complete": labels["income_pc"].to_numpy(),
         "poor_complete": labels["poor"].array,
         "target_complete": labels["target"].to_numpy(),
@@ -495,7 +349,8 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
              truth_months: list[str] | tuple[str, ...] | None = None,
              config: Config | None = None, grant_amounts: tuple[float, ...] = (1500,),
              replicas: int = 200, with_truth: bool = True,
-             truth_seed: int | None = None) -> SyntheticData:
+             truth_seed: int | None = None,
+             process: str | Path | Process | None = None) -> SyntheticData:
     """Generate a synthetic ledger with its truth.
 
     The ledger is exactly :func:`generate_ledger`'s for the same arguments. The truth has one
@@ -506,12 +361,13 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
       ``income_pc_complete``, ``poor_complete``, ``target_complete`` (the label for the
       horizon); and ``shock_<cause>_3m`` (a new shock of the cause in the last three months);
     - at the truth months, by Monte Carlo from the full latent state (``replicas`` futures per
-      household, common random numbers across scenarios): ``true_risk``, the probability of
-      falling below the line within the horizon; ``true_risk_without_<cause>`` for each cause
-      the simulator models, with that cause's losses of the last twelve months given back and
-      its running burden ended; ``true_cause``, the cause whose removal lowers the risk most, or
-      ``"structural"`` when none removes at least half of it; ``true_risk_grant_<amount>``
-      after a one-off grant paid next month; and ``true_risk_<measure>`` after each measure in
+      household of the same process, common random numbers across scenarios): ``true_risk``,
+      the probability of falling below the line within the horizon;
+      ``true_risk_without_<cause>`` for each cause the simulator models, with that cause's
+      losses of the last twelve months given back and its running burden ended;
+      ``true_cause``, the cause whose removal lowers the risk most, or ``"structural"`` when
+      none removes at least half of it; ``true_risk_grant_<amount>`` after a one-off grant
+      paid next month; and ``true_risk_<measure>`` after each measure in
       ``config.measures`` (NaN where the household does not qualify). Other months hold NaN.
 
     Parameters
@@ -523,7 +379,8 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
         the last month with a full horizon ahead (none if the ledger is that short).
     config : Config, optional
         Lines, horizon and measures of the truth; the packaged default when omitted. The ledger
-        itself does not depend on it.
+        itself does not depend on it. A process that sets its own lines puts them into it
+        (:meth:`Process.apply_lines`): its cadres act on them.
     grant_amounts : tuple of float, default (1500,)
         One-off grants to price.
     replicas : int, default 200
@@ -537,6 +394,8 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
         ledger and an independent estimate of the same true risks: choosing households on one
         estimate and scoring them on the other shows how much a choice gains from the first
         estimate's noise.
+    process : str, Path or Process, optional
+        As for :func:`generate_ledger`.
 
     Returns
     -------
@@ -566,10 +425,12 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
     grants = tuple(float(a) for a in grant_amounts)
     if any(not a > 0 for a in grants):
         raise ArgumentError(f"Got grant_amounts={grant_amounts!r}, expected positive amounts.")
-    config = load_config() if config is None else config
+    proc = resolve_process(process)
+    config = proc.apply_lines(load_config() if config is None else config)
+    params, knobs = proc.params, proc.knobs
     horizon = config.label.horizon_months
     first = month_number(start, "start", ArgumentError)
-    _check_lines(first, int(months), config)
+    _check_lines(first, int(months), config, params)
     if truth_months is None:
         at = [first + months - 1 - horizon] if months > horizon else []
     else:
@@ -578,14 +439,13 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
         if outside:
             raise ArgumentError(f"Got truth_months={list(truth_months)!r}, expected months "
                                 f"within the ledger ({start} and the {months - 1} after).")
-    params = Params()
     if not with_truth:
         if truth_months is not None:
             raise ArgumentError("Got truth_months with with_truth=False; drop one of them.")
-        run = _simulate(int(households), int(months), first, int(seed), params)
-        return SyntheticData(_ledger(run, params), None, config)
+        run = _simulate(int(households), int(months), first, int(seed), params, knobs=knobs)
+        return SyntheticData(_ledger(run, params), None, config, proc)
     run = _simulate(int(households), int(months), first, int(seed), params,
-                    snapshot_at=tuple(at), keep_losses=bool(at))
+                    snapshot_at=tuple(at), keep_losses=bool(at), knobs=knobs)
     ledger = _ledger(run, params)
     truth = _truth_frame(run, _ledger(run, params, complete=True), config)
     names = ["true_risk", *[f"true_risk_without_{c}" for c in CAUSES],
@@ -594,118 +454,18 @@ def generate(households: int, months: int, start: str = "2022-01", seed: int = 0
     values = {name: np.full((households, months), np.nan) for name in names}
     cause = np.full((households, months), None, dtype=object)
     for t in at:
-        risks = _monte_carlo(run, t, config, grants, int(replicas),
-                             int(seed if truth_seed is None else truth_seed), params)
+        risks = monte_carlo(run, t, config, grants, int(replicas),
+                            int(seed if truth_seed is None else truth_seed), params, knobs)
         k = t - first
         for name, v in risks.items():
             values[name][:, k] = v
         values_at = {name: values[name][:, k] for name in names}
-        _qualify(values_at, run, k, config)
-        cause[:, k] = _true_cause(values_at)
+        qualify(values_at, run, k, config)
+        cause[:, k] = true_cause(values_at)
     for name in names:
         truth[name] = values[name].reshape(-1)
     truth["true_cause"] = pd.array(cause.reshape(-1), dtype="string")
-    return SyntheticData(ledger, truth, config)
-
-
-def _qualify(values: dict[str, np.ndarray], run: _Run, k: int, config: Config) -> None:
-    """Blank the measures a household does not qualify for at ledger month ``k`` (in place)."""
-    cols = run.columns
-    medical = cols["exp_medical_oop"][max(0, k - 11): k + 1].sum(0)
-    qualifies = {
-        "labor": (cols["labor_full"][k] + cols["labor_partial"][k]) > 0,
-        "medical_bills": medical > 0,
-        "students": (cols["students_compulsory"][k] + cols["students_noncompulsory"][k]) > 0,
-    }
-    for m in config.measures:
-        if m.requires is not None:
-            values[f"true_risk_{m.code}"][~qualifies[m.requires]] = np.nan
-
-
-def _true_cause(values: dict[str, np.ndarray]) -> np.ndarray:
-    """The cause whose removal lowers the risk most, if it removes at least half of it."""
-    base = values["true_risk"]
-    drops = np.stack([base - values[f"true_risk_without_{c}"] for c in CAUSES])
-    best = drops.argmax(0)
-    strong = (base > 0) & (drops.max(0) >= 0.5 * base)
-    return np.where(strong, np.asarray(CAUSES, dtype=object)[best], "structural")
-
-
-def base_rates(ledger: pd.DataFrame, config: Config | None = None,
-               truth: pd.DataFrame | None = None) -> dict[str, float]:
-    """The figures that say whether a ledger is plausible, as the ``generate`` command prints.
-
-    Parameters
-    ----------
-    ledger : DataFrame
-        A ledger (raw or validated).
-    config : Config, optional
-        Lines and horizon; the packaged default when omitted.
-    truth : DataFrame, optional
-        The ledger's truth, for the same figures on complete data and the true risks.
-
-    Returns
-    -------
-    dict
-        ``households``, ``months``, ``unvisited_share`` (months whose income cells are all
-        empty), ``poor_share`` (of household-months whose poverty is known), ``fall_rate``
-        (share of training rows whose target is 1) and ``fall_rate_same_line`` (the same over
-        months whose horizon stays under one line, so that a raised line is not counted as
-        falls), ``dibao_share``, ``welfare_job_share``, ``monitored_share``, ``<event>_per_year``
-        (event-months per household-year), and with a truth ``poor_share_complete``,
-        ``fall_rate_complete``, ``fall_rate_complete_same_line``, ``true_risk_not_poor`` (mean
-        over the non-poor at the truth months) and ``true_cause_<cause>`` (shares of the causes
-        among the non-poor whose true risk is at least 0.25).
-    """
-    config = load_config() if config is None else config
-    labels = make_labels(ledger, config)
-    m = month_index(labels["month"])
-    horizon = config.label.horizon_months
-    province, county = ledger.get("province"), ledger.get("county")
-    same = (poverty_lines(config, m // 12, province, county)
-            == poverty_lines(config, np.minimum(m + horizon, m.max()) // 12, province, county))
-    target = labels["target"].to_numpy()
-    rates = {
-        "households": float(ledger["household_id"].nunique()),
-        "months": float(ledger["month"].nunique()),
-        "unvisited_share": float(ledger[INCOME].isna().all(axis=1).mean()),
-        "poor_share": _mean(_floats(labels["poor"])),
-        "fall_rate": _mean(target),
-        "fall_rate_same_line": _mean(target[same]),
-        "dibao_share": float(ledger["dibao"].astype(float).mean()),
-        "welfare_job_share": float(ledger["welfare_job"].astype(float).mean()),
-        "monitored_share": float((ledger["household_type"] == "monitored").mean()),
-    }
-    for event in EVENTS:
-        rates[f"{event}_per_year"] = float(ledger[event].astype(float).mean() * 12)
-    if truth is not None:
-        complete = truth["target_complete"].to_numpy()
-        at = truth[truth["true_risk"].notna() & (truth["poor_complete"] == False)]  # noqa: E712
-        high = at.loc[at["true_risk"] >= 0.25, "true_cause"].astype(str)
-        rates.update({
-            "poor_share_complete": _mean(_floats(truth["poor_complete"])),
-            "fall_rate_complete": _mean(complete),
-            "fall_rate_complete_same_line": _mean(complete[same]),
-            "true_risk_not_poor": _mean(at["true_risk"].to_numpy()),
-        })
-        for cause in [*CAUSES, "structural"]:
-            rates[f"true_cause_{cause}"] = float((high == cause).mean()) if len(high) else np.nan
-    return rates
-
-
-def _mean(values: np.ndarray) -> float:
-    """Mean of the finite values; NaN (without a warning) when there are none."""
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if len(finite) else np.nan
-
-
-def _floats(flags: pd.Series) -> np.ndarray:
-    """A nullable boolean column as 1.0 / 0.0 / NaN."""
-    return flags.astype("Float64").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _share(value: float) -> str:
-    return "unknown" if np.isnan(value) else f"{value:.1%}"
+    return SyntheticData(ledger, truth, config, proc)
 
 
 _FORMATS = (".parquet", ".csv")

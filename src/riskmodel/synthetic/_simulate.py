@@ -10,10 +10,24 @@ scenario changed (common random numbers). The equations and parameters are in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 
 import numpy as np
+
+from ._knobs import (
+    DEFAULT_KNOBS,
+    DEFAULT_LINES,
+    EXTRA_N,
+    EXTRA_U,
+    EXTRA_V,
+    LOCAL_SEASON,
+    MIGRANT_SEASON,
+    Knobs,
+    change_members,
+    cycle,
+    wage_factor,
+)
 
 #: Causes the simulator models: each has losses it can give back and a burden it can end.
 CAUSES = ("illness", "disability", "accident", "education", "disaster", "employment", "business")
@@ -30,7 +44,7 @@ CAUSE_EVENTS = {
 PROVINCE = "云南省"
 #: The lines of 云南省 in ``configs/default.yaml`` the cadres act on. Part of the process, not
 #: read from the config, so that editing a config never changes a generated ledger.
-CADRE_LINES = {2021: 6000.0, 2022: 6600.0, 2023: 6900.0, 2024: 8700.0, 2025: 8700.0}
+CADRE_LINES = dict(DEFAULT_LINES)
 REFERENCE_MONTH = 2022 * 12  # prices and wages are quoted at January 2022
 
 _U = ("ill", "ill_who", "ill_chronic", "acc", "acc_who", "acc_dis", "acc_sev", "dis_other",
@@ -116,10 +130,14 @@ def _single(p: Params) -> Params:
     return replace(p, **{k: np.float32(v) for k, v in values.items() if isinstance(v, float)})
 
 
-def policy_line(year: int) -> float:
-    """The monitoring line the simulated cadres act on (the nearest year outside the table)."""
-    years = sorted(CADRE_LINES)
-    return CADRE_LINES[min(max(year, years[0]), years[-1])]
+def policy_line(year: int, lines: tuple[tuple[int, float], ...] | None = None) -> float:
+    """The monitoring line the simulated cadres act on (the nearest year outside the table).
+
+    ``lines`` are a process's ``(year, line)`` pairs; :data:`CADRE_LINES` when omitted.
+    """
+    table = CADRE_LINES if lines is None else dict(lines)
+    years = sorted(table)
+    return table[min(max(year, years[0]), years[-1])]
 
 
 @dataclass
@@ -132,14 +150,45 @@ class Draws:
     c: dict[str, np.ndarray]
 
 
-def draw(rng: np.random.Generator, paths: int, villages: int, counties: int) -> Draws:
-    """Draw one month's random numbers in fixed shapes, whatever the state."""
+@dataclass
+class _Run:
+    """What one simulation of the ledger's months leaves behind."""
+
+    start: int
+    months: int
+    static: dict
+    columns: dict[str, np.ndarray]
+    visited: np.ndarray
+    snapshots: dict[int, dict] = field(default_factory=dict)
+    losses: np.ndarray | None = None
+    #: With ``keep_record``: per-month state and flows of the burn-in and the ledger's months
+    #: (``_RECORD_STATE``, ``_RECORD_FLOWS`` of ``_generate``, ``counts`` of
+    #: :func:`composition`), months first; what the county sources are written from.
+    #: Recording draws nothing.
+    record: dict[str, np.ndarray] | None = None
+
+
+def draw(rng: np.random.Generator, paths: int, villages: int, counties: int,
+         extra: bool = False) -> Draws:
+    """Draw one month's random numbers in fixed shapes, whatever the state.
+
+    ``extra`` (a process whose knobs need numbers of their own, :attr:`Knobs.extra`) draws
+    them after the default ones, so that the default process's stream stays as it was.
+    """
     u = rng.random((len(_U), paths), dtype=np.float32)
     n = rng.standard_normal((len(_N), paths), dtype=np.float32)
     v = rng.random((len(_V), villages), dtype=np.float32)
     c = rng.random((len(_C), counties), dtype=np.float32)
-    return Draws(dict(zip(_U, u, strict=True)), dict(zip(_N, n, strict=True)),
-                 dict(zip(_V, v, strict=True)), dict(zip(_C, c, strict=True)))
+    d = Draws(dict(zip(_U, u, strict=True)), dict(zip(_N, n, strict=True)),
+              dict(zip(_V, v, strict=True)), dict(zip(_C, c, strict=True)))
+    if extra:
+        d.u.update(zip(EXTRA_U, rng.random((len(EXTRA_U), paths), dtype=np.float32),
+                       strict=True))
+        d.n.update(zip(EXTRA_N, rng.standard_normal((len(EXTRA_N), paths), dtype=np.float32),
+                       strict=True))
+        d.v.update(zip(EXTRA_V, rng.random((len(EXTRA_V), villages), dtype=np.float32),
+                       strict=True))
+    return d
 
 
 def places(p: Params) -> tuple[list[str], list[str], list[str]]:
@@ -156,123 +205,6 @@ def places(p: Params) -> tuple[list[str], list[str], list[str]]:
     return counties, towns, villages
 
 
-def populate(n: int, rng: np.random.Generator, p: Params) -> tuple[dict, dict]:
-    """Draw the villages, households and their starting state.
-
-    Returns ``static`` (per-household arrays that never change) and ``state`` (the arrays the
-    months change: per household, and per county for ``epidemic`` and ``price``).
-    """
-    nc = p.counties
-    nt = nc * p.townships_per_county
-    nv = nt * p.villages_per_township
-    f32 = np.float32
-    v_income = rng.normal(0, p.village_sd, nv) + np.repeat(rng.normal(0, p.county_sd, nc),
-                                                           nv // nc)
-    v_risk = np.exp(rng.normal(0, 0.5, nv) - 0.125)
-    v_orchard = rng.uniform(0.15, 0.7, nv)
-    v_livestock = rng.uniform(0.2, 0.6, nv)
-    v_harvest = np.where(rng.random(nv) < 0.35, 2, 7)  # tea from March, fruit from August
-    v_migrant = rng.uniform(0.3, 0.65, nv)
-    v_water = rng.random(nv) < 0.06
-    weights = rng.gamma(4.0, 1.0, nv)
-    village = np.sort(rng.choice(nv, size=n, p=weights / weights.sum())).astype(np.int32)
-
-    exited = rng.random(n) < p.share_exited
-    z = (rng.normal(0, p.household_sd, n) + v_income[village] - p.exited_penalty * exited)
-    elderly = rng.choice(3, n, p=[0.45, 0.33, 0.22])
-    adults = rng.choice(5, n, p=[0.05, 0.22, 0.5, 0.15, 0.08])
-    adults = np.where(adults + elderly == 0, 1, adults)
-    n_kids = np.where(adults < 2, rng.choice(3, n, p=[0.7, 0.25, 0.05]),
-                      rng.choice(4, n, p=[0.3, 0.35, 0.28, 0.07]))
-    ages = rng.integers(0, 22, (3, n))
-    ages = np.where(np.arange(3)[:, None] < n_kids, ages, -1)
-    in_school = np.where(ages <= 18, rng.random((3, n)) < p.senior_high_entry,
-                         rng.random((3, n)) < p.senior_high_entry * p.college_entry)
-    school = (ages >= 16) & in_school
-    grown = (ages >= 16) & ~school
-    adults = adults + grown.sum(0)
-    ages = np.where(grown, -1, ages)
-    members = adults + elderly + (ages >= 0).sum(0)
-
-    disabled_adult = rng.binomial(adults, 0.035)
-    severe = rng.binomial(disabled_adult, 0.4)
-    other_disabled = rng.binomial(members - adults, 0.04)
-    other_severe = rng.binomial(other_disabled, 0.3)
-    partial_other = rng.binomial(adults - disabled_adult, 0.06)
-    a_full = adults - disabled_adult - partial_other
-    migrants = rng.binomial(a_full, v_migrant[village])
-    chronic = np.minimum(rng.binomial(adults, 0.06) + rng.binomial(elderly, 0.25), members)
-
-    has_orchard = rng.random(n) < v_orchard[village]
-    has_livestock = rng.random(n) < v_livestock[village]
-    scale = np.clip(0.5 + 0.25 * (a_full + 0.5 * (adults - a_full) + 0.5 * elderly), 0.5, 1.5)
-    lz = np.exp(z)
-    insured = rng.random(n) < 0.98
-    reimb = np.where(insured, np.where(exited, 0.75, 0.68), 0.2)
-    static = {
-        "village": village,
-        "county": (village // (nv // nc)).astype(np.int32),
-        "exited": exited,
-        "members": members.astype(np.int16),
-        "wage_mig": (p.wage_migrant * lz ** 0.7).astype(f32),
-        "wage_loc": (p.wage_local * lz).astype(f32),
-        "orchard": (has_orchard * p.orchard_revenue * scale * lz
-                    * np.exp(rng.normal(0, 0.3, n))).astype(f32),
-        "livestock": (has_livestock * p.livestock_revenue * scale * lz
-                      * np.exp(rng.normal(0, 0.3, n))).astype(f32),
-        "harvest": v_harvest[village].astype(np.int8),
-        "rent": ((rng.random(n) < 0.3) * rng.uniform(40, 220, n)).astype(f32),
-        "insured": insured,
-        "reimb": reimb.astype(f32),
-        "water_safe": ~(v_water[village] & (rng.random(n) < 0.4)),
-        "visit": (1 / (1 + np.exp(-(np.log(p.missing_share / (1 - p.missing_share))
-                                    + rng.normal(0, 0.8, n))))).astype(f32),
-        "v_risk": v_risk[village].astype(f32),
-        "a_partial_other": partial_other.astype(np.int16),
-        "e_partial": rng.binomial(elderly, 0.5).astype(np.int16),
-    }
-    i16 = np.int16
-    zero = np.zeros(n, i16)
-    state = {
-        "a_full": a_full.astype(i16),
-        "dis_sev_adults": severe.astype(i16),
-        "dis_mild_adults": (disabled_adult - severe).astype(i16),
-        "elderly": elderly.astype(i16),
-        "age": ages.astype(np.int8),
-        "school": school,
-        "fee_free": np.zeros((3, n), bool),
-        "disabled": (disabled_adult + other_disabled).astype(i16),
-        "disabled_severe": (severe + other_severe).astype(i16),
-        "chronic": chronic.astype(i16),
-        "chronic_cost": chronic.astype(i16),
-        "serious": zero.copy(),
-        "mig_employed": migrants.astype(i16),
-        "mig_unemployed": zero.copy(),
-        "sick_loc": zero.copy(),
-        "sick_mig": zero.copy(),
-        "acc_loc": zero.copy(),
-        "acc_mig": zero.copy(),
-        "dropouts": zero.copy(),
-        "pend_ill": np.zeros(n, f32),
-        "pend_acc": np.zeros(n, f32),
-        "dis_left": np.zeros(n, np.int8),
-        "dis_sev": np.zeros(n, f32),
-        "biz_left": np.zeros(n, np.int8),
-        "biz_mult": np.ones(n, f32),
-        "housing_safe": rng.random(n) < 0.97,
-        "dibao": np.zeros(n, bool),
-        "wjob": np.zeros(n, bool),
-        "temp_pend": np.zeros(n, f32),
-        "monitored": np.zeros(n, bool),
-        "ema_market": (1.6 * policy_line(2022) * np.exp(z - z.mean())).astype(f32),
-        "ema_net": (1.7 * policy_line(2022) * np.exp(z - z.mean())).astype(f32),
-        "ema_med": np.zeros(n, f32),
-        "epidemic": np.zeros(nc, bool),
-        "price": np.ones(nc, f32),
-    }
-    return static, state
-
-
 def paths(static: dict, replicas: int, villages: int, counties: int) -> dict:
     """Per-path static arrays: each household repeated ``replicas`` times, household-major."""
     out = {k: np.repeat(v, replicas, axis=-1) for k, v in static.items()}
@@ -287,11 +219,11 @@ def composition(st: dict, s: dict) -> dict[str, np.ndarray]:
     age, school = st["age"], st["school"]
     out_now = st["sick_loc"] + st["sick_mig"] + st["acc_loc"] + st["acc_mig"]
     compulsory = ((age >= 6) & (age <= 15)).sum(0, dtype=np.int16)
-    members = s["members"]
+    members = st.get("members", s["members"])
     return {
         "members": members,
         "labor_full": st["a_full"] - out_now,
-        "labor_partial": st["dis_mild_adults"] + s["a_partial_other"] + s["e_partial"],
+        "labor_partial": st["dis_mild_adults"] + s["a_partial_other"] + _e_partial(s, st),
         "elderly": st["elderly"],
         "children": ((age >= 0) & (age < 16)).sum(0, dtype=np.int16),
         "students_compulsory": compulsory - st["dropouts"],
@@ -305,6 +237,11 @@ def composition(st: dict, s: dict) -> dict[str, np.ndarray]:
     }
 
 
+def _e_partial(s: dict, st: dict) -> np.ndarray:
+    """The elderly who still farm (fewer when members die)."""
+    return np.minimum(s["e_partial"], st["elderly"]) if "members" in st else s["e_partial"]
+
+
 def _take(local, me, mu, hit):
     """Which pool a hit laborer comes from: local work first, then employed, then idle migrants."""
     from_loc = hit & (local > 0)
@@ -313,19 +250,22 @@ def _take(local, me, mu, hit):
     return from_loc, from_me, from_mu
 
 
-def step(s: dict, st: dict, t: int, d: Draws, p: Params) -> dict[str, np.ndarray]:
+def step(s: dict, st: dict, t: int, d: Draws, p: Params,
+         k: Knobs = DEFAULT_KNOBS) -> dict[str, np.ndarray]:
     """Advance every path one month (``t`` is the month index, year × 12 + month − 1).
 
     Mutates ``st`` and returns the month's flows: the ledger's income, spending, assistance and
     event columns, and ``loss_<cause>``: what removing that cause alone would give back this month.
+    ``k`` are the process's structural knobs (the default process when omitted); ``d`` must
+    hold their draws when :attr:`Knobs.extra`.
     """
     f32 = np.float32
     u, nrm = d.u, d.n
     q = _single(p)
     cal, year = t % 12, t // 12
     g = np.float32((1 + q.growth) ** ((t - REFERENCE_MONTH) / 12))
-    line = np.float32(policy_line(year))
-    members = s["members"]
+    line = np.float32(policy_line(year, k.lines))
+    members = st.get("members", s["members"])
 
     pc = d.c["epidemic"]
     start = q.epidemic_start_2022 if year == 2022 else q.epidemic_start
@@ -340,13 +280,24 @@ def step(s: dict, st: dict, t: int, d: Draws, p: Params) -> dict[str, np.ndarray
     temp_paid = np.where(paid, st["temp_pend"], f32(0))
     st["temp_pend"] = np.where(paid, f32(0), st["temp_pend"])
 
+    # Village disasters strike the whole village in the same month (consequences below).
+    vkey = s["vkey"]
+    hazard = q.disaster_rate * k.disaster_season[cal] * s["v_risk"]
+    if k.harvest_shock_rate:
+        harvest_months = ((cal - s["harvest"]) % 12) < 3
+        hazard = hazard + np.float32(k.harvest_shock_rate) * harvest_months * s["v_risk"]
+    disaster = d.v["disaster"][vkey] < hazard
+
     # Serious illness: a bill after partial reimbursement, maybe a laborer off work.
     labor_full = st["a_full"] - st["sick_loc"] - st["sick_mig"] - st["acc_loc"] - st["acc_mig"]
     me, mu = st["mig_employed"], st["mig_unemployed"]
     local = labor_full - me - mu
-    ill = u["ill"] < q.illness_rate * (1 + st["elderly"] * f32(0.6) + st["chronic"] * f32(0.5))
-    oop_ill = np.where(ill, q.illness_bill * np.exp(0.8 * nrm["ill_bill"]) * (1 - s["reimb"]),
-                       f32(0))
+    ill_rate = q.illness_rate * (1 + st["elderly"] * f32(0.6) + st["chronic"] * f32(0.5))
+    if k.disaster_illness != 1:
+        ill_rate = ill_rate * np.where(disaster, f32(k.disaster_illness), f32(1))
+    ill = u["ill"] < ill_rate
+    oop_ill = np.where(ill, q.illness_bill * np.exp(k.illness_bill_sd * nrm["ill_bill"])
+                       * (1 - s["reimb"]), f32(0))
     hit = ill & (u["ill_who"] * members < labor_full)
     loc, emp, idle = _take(local, me, mu, hit)
     st["sick_loc"] = st["sick_loc"] + loc + idle
@@ -354,14 +305,14 @@ def step(s: dict, st: dict, t: int, d: Draws, p: Params) -> dict[str, np.ndarray
     me, mu = me - emp, mu - idle
     local = local - loc
     st["serious"] = np.minimum(st["serious"] + ill, members)
-    chronic_new = ill & (u["ill_chronic"] < 0.15) & (st["chronic"] < members)
+    chronic_new = ill & (u["ill_chronic"] < k.chronic_share) & (st["chronic"] < members)
     st["chronic"] = st["chronic"] + chronic_new
     st["chronic_cost"] = st["chronic_cost"] + chronic_new
 
     # Accident: a bill, a laborer off work, or a laborer lost for good to disability.
     acc = u["acc"] < q.accident_rate
-    oop_acc = np.where(acc, q.accident_bill * np.exp(0.7 * nrm["acc_bill"]) * (1 - s["reimb"]),
-                       f32(0))
+    oop_acc = np.where(acc, q.accident_bill * np.exp(k.accident_bill_sd * nrm["acc_bill"])
+                       * (1 - s["reimb"]), f32(0))
     labor_full = labor_full - hit
     hit = acc & (u["acc_who"] * members < 1.5 * labor_full)
     disab = acc & (u["acc_dis"] < q.accident_disability)
@@ -405,17 +356,18 @@ def step(s: dict, st: dict, t: int, d: Draws, p: Params) -> dict[str, np.ndarray
     back = (st["dropouts"] > 0) & (u["drop_back"] < 0.2)
     st["dropouts"] = st["dropouts"] + drop - back
 
-    # Village disasters: the whole village in the same month; harvests ruined, houses unsafe.
-    season = (1.2, 1.2, 1.5, 1.5, 1.5, 2.8, 3.2, 3.2, 2.6, 0.6, 0.3, 0.3)[cal]
-    vkey = s["vkey"]
-    disaster = d.v["disaster"][vkey] < q.disaster_rate * season * s["v_risk"]
+    # Village disasters: harvests ruined, houses unsafe.
     severity_v = 0.3 + 0.6 * d.v["severity"][vkey]
     has_biz = (s["orchard"] > 0) | (s["livestock"] > 0)
     damaged = disaster & has_biz
-    sev = np.minimum(severity_v * (0.5 + u["dis_sev"]), f32(0.95))
+    spread = (0.5 + u["dis_sev"] if k.severity_spread == 1
+              else 1 + f32(k.severity_spread) * (u["dis_sev"] - f32(0.5)))
+    sev = np.minimum(severity_v * spread, f32(0.95))
     st["dis_sev"] = np.where(damaged, np.maximum(sev, st["dis_sev"] * (st["dis_left"] > 0)),
                              st["dis_sev"])
-    st["dis_left"] = np.where(damaged, 6 + (u["dis_dur"] * 7).astype(np.int8), st["dis_left"])
+    shortest, longest = k.disaster_months
+    st["dis_left"] = np.where(damaged, shortest + (u["dis_dur"] * (longest - shortest + 1))
+                              .astype(np.int8), st["dis_left"])
     unsafe = disaster & (u["house"] < q.house_damage * severity_v)
     st["housing_safe"] = st["housing_safe"] & ~unsafe
 
@@ -423,23 +375,46 @@ def step(s: dict, st: dict, t: int, d: Draws, p: Params) -> dict[str, np.ndarray
     crash = (d.c["crash"][s["ckey"]] < q.crash_rate) & (s["orchard"] > 0) & (u["biz"] < 0.6)
     failed = crash | (has_biz & (u["biz"] > 1 - q.business_loss_rate))
     st["biz_mult"] = np.where(failed, 0.35 * u["biz_mult"], st["biz_mult"])
-    st["biz_left"] = np.where(failed, 8 + (u["biz_dur"] * 8).astype(np.int8), st["biz_left"])
+    shortest, longest = k.business_months
+    st["biz_left"] = np.where(failed, shortest + (u["biz_dur"] * (longest - shortest + 1))
+                              .astype(np.int8), st["biz_left"])
 
     # Migrant job loss, far likelier in an epidemic; the idle find work again in time.
     p_loss = np.where(epidemic, f32(q.job_loss_epidemic), f32(q.job_loss))
+    if k.cycle_amplitude:
+        p_loss = p_loss * (1 + f32(k.cycle_amplitude) * cycle(s, t, k))
     job_loss = (me > 0) & (u["job_loss"] < 1 - (1 - p_loss) ** me)
+    if k.job_wave_rate or k.illness_job_loss:
+        # A village's migrants share employers (a closure sends many home at once); a serious
+        # illness calls a migrant home to care.
+        wave = d.v["job_wave"][vkey] < k.job_wave_rate
+        job_loss = job_loss | ((me > 0) & ((wave & (u["wave"] < k.job_wave_loss))
+                                           | (ill & (u["care"] < k.illness_job_loss))))
     me, mu = me - job_loss, mu + job_loss
     rehired = (mu > 0) & ~job_loss & (u["rehire"] < np.where(epidemic, q.rehire_epidemic,
                                                              q.rehire))
     me, mu = me + rehired, mu - rehired
+    if k.return_rate:
+        # Return migration: an idle migrant settles at home for good, a local laborer.
+        settle = (mu > 0) & ~rehired & ~job_loss & (u["settle"] < k.return_rate)
+        mu, local = mu - settle, local + settle
     st["mig_employed"], st["mig_unemployed"] = me, mu
 
     # Incomes of the month, and what each cause took from them.
-    w_mig = g * s["wage_mig"] * (1.3, 0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1.2)[cal]
-    w_loc = g * s["wage_loc"] * (0.8, 0.7, 1, 1.1, 1.1, 1, 1, 1, 1.1, 1.1, 1, 0.9)[cal]
-    partial = st["dis_mild_adults"] + s["a_partial_other"] + s["e_partial"]
+    mig_season, loc_season = MIGRANT_SEASON[cal], LOCAL_SEASON[cal]
+    if k.seasonality != 1:
+        mig_season, loc_season = mig_season ** k.seasonality, loc_season ** k.seasonality
+    w_mig = g * s["wage_mig"] * mig_season
+    w_loc = g * s["wage_loc"] * loc_season
+    if k.wage_shocks:
+        factor = wage_factor(s, st, t, nrm["wage"], k, REFERENCE_MONTH)
+        w_mig, w_loc = w_mig * factor, w_loc * factor
+    if k.cycle_wage:
+        w_loc = w_loc * (1 + f32(k.cycle_wage) * cycle(s, t, k))
+    partial = st["dis_mild_adults"] + s["a_partial_other"] + _e_partial(s, st)
     local_wage = local * w_loc
-    wage = (me * w_mig + np.where(disaster, f32(0.5), f32(1)) * local_wage
+    cut = f32(k.disaster_wage_cut)
+    wage = (me * w_mig + np.where(disaster, 1 - cut, f32(1)) * local_wage
             + mu * g * q.wage_fallback
             + partial * g * q.wage_partial + st["wjob"] * q.wage_welfare_job)
     loss = {
@@ -448,7 +423,7 @@ def step(s: dict, st: dict, t: int, d: Draws, p: Params) -> dict[str, np.ndarray
         "disability": (st["dis_sev_adults"] * w_loc
                        + st["dis_mild_adults"] * np.maximum(w_loc - g * q.wage_partial, 0)),
         "employment": mu * np.maximum(w_mig - g * q.wage_fallback, 0),
-        "disaster": disaster * 0.5 * local_wage,
+        "disaster": disaster * k.disaster_wage_cut * local_wage,
     }
     share = _HARVEST[(cal - s["harvest"]) % 12]
     sale = (u["sale"] < 0.35) * np.exp(0.3 * nrm["sale"]) / f32(0.35 * 12)
@@ -529,16 +504,18 @@ def step(s: dict, st: dict, t: int, d: Draws, p: Params) -> dict[str, np.ndarray
                                at_risk & (u["monitor"] < 0.15))
 
     # Recoveries at the month's end: the sick and injured back to work, damage fading.
-    rec = u["sick_rec"] < 0.25
+    rec = u["sick_rec"] < k.sick_recovery
     st["mig_employed"] = st["mig_employed"] + np.where(rec, st["sick_mig"], 0)
     st["sick_loc"] = np.where(rec, 0, st["sick_loc"]).astype(np.int16)
     st["sick_mig"] = np.where(rec, 0, st["sick_mig"]).astype(np.int16)
-    rec = u["acc_rec"] < 0.3
+    rec = u["acc_rec"] < k.injury_recovery
     st["mig_employed"] = st["mig_employed"] + np.where(rec, st["acc_mig"], 0)
     st["acc_loc"] = np.where(rec, 0, st["acc_loc"]).astype(np.int16)
     st["acc_mig"] = np.where(rec, 0, st["acc_mig"]).astype(np.int16)
-    st["serious"] = st["serious"] - ((st["serious"] > 0) & (u["serious_rec"] < 0.15))
+    st["serious"] = st["serious"] - ((st["serious"] > 0) & (u["serious_rec"] < k.serious_recovery))
     st["dis_left"] = np.maximum(st["dis_left"] - 1, 0).astype(np.int8)
     st["biz_left"] = np.maximum(st["biz_left"] - 1, 0).astype(np.int8)
     st["housing_safe"] = st["housing_safe"] | (u["repair"] < 0.08)
+    if k.changes_members:
+        change_members(s, st, u, k)
     return flows
