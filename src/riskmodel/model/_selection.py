@@ -276,9 +276,10 @@ def select_model(
         record = {"candidate": name, "status": "run",
                   "overrides": json.dumps(over, ensure_ascii=False, sort_keys=True),
                   "metric": metric}
-        if name != BASE and clock() - started + estimate > sel.time_budget_s:
+        elapsed = 0.0 if name == BASE else clock() - started
+        if name != BASE and elapsed + estimate > sel.time_budget_s:
             log.info("candidate %s skipped: about %.0f s, %.0f s of the %g s budget left",
-                     name, estimate, sel.time_budget_s - (clock() - started), sel.time_budget_s)
+                     name, estimate, sel.time_budget_s - elapsed, sel.time_budget_s)
             records.append({**record, "status": SKIPPED, "mean": np.nan,
                             "estimated_seconds": estimate})
             continue

@@ -680,7 +680,7 @@ def selection_table(selection: Selection):
     for col in ("candidate", "status", "mean", *origins, "seconds", "overrides"):
         table.add_column(col.removeprefix("at_"),
                          justify="left" if col in ("candidate", "status", "overrides")
-                         else "right")
+                         else "right", no_wrap=col != "overrides", overflow="fold")
     for row in shown.to_dict("records"):
         cells = [row["candidate"], row["status"]]
         for col in ("mean", *origins):
