@@ -109,6 +109,7 @@ from ._selection import (
     check_selection_config,
     measured_metrics,
     select_model,
+    selection_table,
 )
 from ._tracking import (
     DEFAULT_MODEL_URI,
@@ -147,7 +148,6 @@ from ._training import (
     TrainResult,
     check_promotion_config,
     promotion_gate,
-    selection_table,
     train,
     train_from_path,
     training_data,

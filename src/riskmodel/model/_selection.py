@@ -309,3 +309,28 @@ def select_model(
                      backtest=results[chosen], table=table, enabled=sel.enabled,
                      budget_s=float(sel.time_budget_s), seconds=clock() - started,
                      backtests=results)
+
+
+def selection_table(selection: Selection):
+    """The candidates compared, as the rich table ``riskmodel train`` prints."""
+    from rich.table import Table
+
+    shown = selection.table
+    origins = [c for c in shown.columns if c.startswith("at_")]
+    table = Table(title=f"Model selection by mean {selection.metric} over origins "
+                        f"(budget {selection.budget_s:g} s): {selection.chosen} chosen")
+    for col in ("candidate", "status", "mean", *origins, "seconds", "overrides"):
+        table.add_column(col.removeprefix("at_"),
+                         justify="left" if col in ("candidate", "status", "overrides")
+                         else "right", no_wrap=col != "overrides", overflow="fold")
+    for row in shown.to_dict("records"):
+        cells = [row["candidate"], row["status"]]
+        for col in ("mean", *origins):
+            value = row.get(col, np.nan)
+            cells.append(f"{value:.3f}" if pd.notna(value) else "—")
+        seconds = row.get("seconds", np.nan)
+        cells.append(f"{seconds:.0f}" if pd.notna(seconds) else
+                     f"~{row['estimated_seconds']:.0f}")
+        cells.append(row["overrides"] if row["overrides"] != "{}" else "")
+        table.add_row(*cells)
+    return table

@@ -38,7 +38,7 @@ from ._backtest import (
 from ._estimator import RiskModel
 from ._features import build_features, feature_causes, ledger_features
 from ._labels import make_labels
-from ._selection import Selection, check_selection_config, select_model
+from ._selection import Selection, check_selection_config, select_model, selection_table
 from ._tracking import (
     MODEL_NAME,
     LoggedRun,
@@ -668,27 +668,3 @@ def train_from_path(
                       markup=False)
     return result
 
-
-def selection_table(selection: Selection):
-    """The candidates compared, as the rich table ``riskmodel train`` prints."""
-    from rich.table import Table
-
-    shown = selection.table
-    origins = [c for c in shown.columns if c.startswith("at_")]
-    table = Table(title=f"Model selection by mean {selection.metric} over origins "
-                        f"(budget {selection.budget_s:g} s): {selection.chosen} chosen")
-    for col in ("candidate", "status", "mean", *origins, "seconds", "overrides"):
-        table.add_column(col.removeprefix("at_"),
-                         justify="left" if col in ("candidate", "status", "overrides")
-                         else "right", no_wrap=col != "overrides", overflow="fold")
-    for row in shown.to_dict("records"):
-        cells = [row["candidate"], row["status"]]
-        for col in ("mean", *origins):
-            value = row.get(col, np.nan)
-            cells.append(f"{value:.3f}" if pd.notna(value) else "—")
-        seconds = row.get("seconds", np.nan)
-        cells.append(f"{seconds:.0f}" if pd.notna(seconds) else
-                     f"~{row['estimated_seconds']:.0f}")
-        cells.append(row["overrides"] if row["overrides"] != "{}" else "")
-        table.add_row(*cells)
-    return table
