@@ -139,9 +139,15 @@ def test_the_budget_skips_candidates_whose_estimate_does_not_fit(ledger):
     data = training_data(ledger, config)
     costs = [candidate_cost(c, len(data.target)) for _, _, c in candidate_configs(config)]
     assert costs[1] / costs[0] == 25 and costs[2] / costs[0] == 0.125
+    checked = []
+
+    def check(model, origin):
+        checked.append((origin, model.max_iter))
+        return {"households": 1}
+
     with threadpool_limits(1):
         sel = select_model(data.features, data.target, data.months, config,
-                           clock=lambda: float(next(ticks)))
+                           clock=lambda: float(next(ticks)), origin_check=check)
     table = sel.table.set_index("candidate")
     # base: 1 s. slow: 25 s estimated at second 3, past the 10 s budget. quick: ⅛ s at 4.
     assert table["status"].tolist() == ["chosen" if sel.chosen == "base" else "run",
@@ -152,6 +158,13 @@ def test_the_budget_skips_candidates_whose_estimate_does_not_fit(ledger):
     assert table.loc["quick", "estimated_seconds"] == pytest.approx(0.125)
     assert table.loc["base", "seconds"] == table.loc["quick", "seconds"] == 1
     assert set(sel.backtests) == {"base", "quick"}
+    assert sel.seconds == 7
+    # The reasons are checked once per origin, on the chosen candidate's fold models only.
+    trees = 40 if sel.chosen == "base" else 5
+    assert checked == [("2023-07", trees), ("2023-08", trees)]
+    assert sel.backtest.agreement.to_dict("records") == [
+        {"origin": "2023-07", "households": 1}, {"origin": "2023-08", "households": 1}]
+    assert all(r.agreement is None for n, r in sel.backtests.items() if n != sel.chosen)
     assert "skipped for the 10 s budget: slow" in sel.line()
 
 

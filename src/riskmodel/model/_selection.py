@@ -242,9 +242,12 @@ def select_model(
 
     Parameters
     ----------
-    features, target, months, households, groups, true_risk, origin_check
+    features, target, months, households, groups, true_risk
         As for :func:`riskmodel.model.backtest` (every candidate is backtested on the same
         rows and origins).
+    origin_check : callable, optional
+        As for :func:`riskmodel.model.backtest`, run on the chosen candidate's fold models
+        only, after the choice (its counts in the chosen backtest's ``agreement``).
     config : Config
     clock : callable, default=time.perf_counter
         Seconds, for the time budget.
@@ -267,7 +270,7 @@ def select_model(
     metric = sel.metric
     rows = len(target)
     started = clock()
-    records, results = [], {}
+    records, results, folds = [], {}, {}
     spent_seconds, spent_cost = 0.0, 0.0
     for name, over, cfg in candidate_configs(config):
         cost = candidate_cost(cfg, rows)
@@ -284,8 +287,11 @@ def select_model(
                             "estimated_seconds": estimate})
             continue
         step = clock()
+        kept = folds.setdefault(name, [])
+        keep = None if origin_check is None else (
+            lambda model, origin, kept=kept: kept.append((origin, model)) or {})
         result = backtest(features, target, months, cfg, households=households, groups=groups,
-                          true_risk=true_risk, origin_check=origin_check)
+                          true_risk=true_risk, origin_check=keep)
         seconds = clock() - step
         spent_seconds += seconds
         spent_cost += cost
@@ -304,10 +310,20 @@ def select_model(
     table.loc[table["candidate"] == chosen, "status"] = "chosen"
     lead = ["candidate", "status", "overrides", "metric", "mean"]
     table = table[lead + [c for c in table.columns if c not in lead]]
+    seconds = clock() - started
+    if origin_check is not None:
+        # The reasons are checked for the chosen candidate's fold models alone: the check
+        # explains every origin, and the other candidates' agreement would decide nothing.
+        results[chosen].agreement = pd.DataFrame(
+            [{"origin": origin, **origin_check(model, origin)} for origin, model in folds[chosen]])
+        for name in results:
+            if name != chosen:
+                results[name].agreement = None
+    folds.clear()
     chosen_config = next(c for n, _, c in candidate_configs(config) if n == chosen)
     return Selection(metric=metric, chosen=chosen, config=chosen_config,
                      backtest=results[chosen], table=table, enabled=sel.enabled,
-                     budget_s=float(sel.time_budget_s), seconds=clock() - started,
+                     budget_s=float(sel.time_budget_s), seconds=seconds,
                      backtests=results)
 
 

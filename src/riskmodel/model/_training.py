@@ -667,4 +667,3 @@ def train_from_path(
         console.print(result.promotion.line(version), soft_wrap=True, highlight=False,
                       markup=False)
     return result
-
