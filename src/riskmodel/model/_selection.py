@@ -328,17 +328,25 @@ def select_model(
 
 
 def selection_table(selection: Selection):
-    """The candidates compared, as the rich table ``riskmodel train`` prints."""
+    """The candidates compared, as the rich table ``riskmodel train`` prints; what each
+    candidate changes in the caption."""
     from rich.table import Table
 
     shown = selection.table
     origins = [c for c in shown.columns if c.startswith("at_")]
+    changes = []
+    for row in shown.to_dict("records"):
+        over = json.loads(row["overrides"])
+        if over:
+            changes.append(f"{row['candidate']}: " + ", ".join(
+                f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in over.items()))
     table = Table(title=f"Model selection by mean {selection.metric} over origins "
-                        f"(budget {selection.budget_s:g} s): {selection.chosen} chosen")
-    for col in ("candidate", "status", "mean", *origins, "seconds", "overrides"):
+                        f"(budget {selection.budget_s:g} s): {selection.chosen} chosen",
+                  caption="; ".join(changes) or None)
+    for col in ("candidate", "status", "mean", *origins, "seconds"):
         table.add_column(col.removeprefix("at_"),
-                         justify="left" if col in ("candidate", "status", "overrides")
-                         else "right", no_wrap=col != "overrides", overflow="fold")
+                         justify="left" if col in ("candidate", "status") else "right",
+                         no_wrap=True)
     for row in shown.to_dict("records"):
         cells = [row["candidate"], row["status"]]
         for col in ("mean", *origins):
@@ -347,6 +355,5 @@ def selection_table(selection: Selection):
         seconds = row.get("seconds", np.nan)
         cells.append(f"{seconds:.0f}" if pd.notna(seconds) else
                      f"~{row['estimated_seconds']:.0f}")
-        cells.append(row["overrides"] if row["overrides"] != "{}" else "")
         table.add_row(*cells)
     return table
