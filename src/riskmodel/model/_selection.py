@@ -245,10 +245,10 @@ def select_model(
     features, target, months, households, groups, true_risk
         As for :func:`riskmodel.model.backtest` (every candidate is backtested on the same
         rows and origins).
+    config : Config
     origin_check : callable, optional
         As for :func:`riskmodel.model.backtest`, run on the chosen candidate's fold models
         only, after the choice (its counts in the chosen backtest's ``agreement``).
-    config : Config
     clock : callable, default=time.perf_counter
         Seconds, for the time budget.
 
@@ -272,6 +272,7 @@ def select_model(
     started = clock()
     records, results, folds = [], {}, {}
     spent_seconds, spent_cost = 0.0, 0.0
+    best_mean = None
     for name, over, cfg in candidate_configs(config):
         cost = candidate_cost(cfg, rows)
         estimate = (float("nan") if name == BASE
@@ -297,6 +298,13 @@ def select_model(
         spent_cost += cost
         results[name] = result
         mean, by_origin = _mean_over_origins(result, metric)
+        # Fold models are kept for the best candidate so far alone (for the reasons check).
+        # (the choice below: the highest finite mean, ties to the earlier, else base).
+        if name == BASE or (np.isfinite(mean) and (best_mean is None or mean > best_mean)):
+            folds = {name: folds[name]}
+            best_mean = mean if np.isfinite(mean) else best_mean
+        else:
+            folds.pop(name)
         log.info("candidate %s: mean %s %.4f over %d origin(s), %.1f s", name, metric, mean,
                  len(by_origin), seconds)
         records.append({**record, "mean": mean, **by_origin, **_pooled(result),
