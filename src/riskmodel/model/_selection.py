@@ -283,7 +283,7 @@ def select_model(
         elapsed = 0.0 if name == BASE else clock() - started
         if name != BASE and elapsed + estimate > sel.time_budget_s:
             log.info("candidate %s skipped: about %.0f s, %.0f s of the %g s budget left",
-                     name, estimate, sel.time_budget_s - elapsed, sel.time_budget_s)
+                     name, estimate, max(sel.time_budget_s - elapsed, 0.0), sel.time_budget_s)
             records.append({**record, "status": SKIPPED, "mean": np.nan,
                             "estimated_seconds": estimate})
             continue
