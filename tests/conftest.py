@@ -100,6 +100,12 @@ def ledger() -> pd.DataFrame:
     return tiny_ledger()
 
 
+def quick_selection(config):
+    """``model.selection`` with no time for candidates: the model block alone is backtested,
+    the others are recorded as skipped (tests/test_selection.py runs them)."""
+    return config.model.selection.model_copy(update={"time_budget_s": 1e-6})
+
+
 def fast_config():
     """The default config with a small model and a short backtest, for tests that train."""
     from riskmodel import load_config
@@ -108,7 +114,7 @@ def fast_config():
     return config.model_copy(update={
         "model": config.model.model_copy(update={
             "max_iter": 40, "min_samples_leaf": 20, "validation_months": 2,
-            "calibration_months": 3}),
+            "calibration_months": 3, "selection": quick_selection(config)}),
         "backtest": config.backtest.model_copy(update={"origins": 1, "bootstrap": 20}),
     })
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import features_of, tiny_ledger, valid
+from conftest import features_of, quick_selection, tiny_ledger, valid
 from test_labels_recorded import months_from, recorded
 from threadpoolctl import threadpool_limits
 
@@ -195,7 +195,8 @@ def trained(county):
         "label": CONFIG.label.model_copy(update={"kind": "either"}),
         "model": CONFIG.model.model_copy(update={
             "max_iter": 30, "min_samples_leaf": 20, "validation_months": 2,
-            "calibration_months": 2, "min_positive_labels": 20, "scorecard_features": 6}),
+            "calibration_months": 2, "min_positive_labels": 20, "scorecard_features": 6,
+            "selection": quick_selection(CONFIG)}),
         "backtest": CONFIG.backtest.model_copy(update={
             "origins": 2, "bootstrap": 10, "min_group_rows": 50}),
     })

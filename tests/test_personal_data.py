@@ -129,7 +129,7 @@ def _leaks(root: Path, markers: set[str], printed: str) -> list[str]:
 FAST = """\
 label: {kind: either}
 model: {max_iter: 40, min_samples_leaf: 20, validation_months: 2, calibration_months: 3,
-        min_positive_labels: 20}
+        min_positive_labels: 20, selection: {time_budget_s: 0.000001}}
 backtest: {origins: 1, bootstrap: 20}
 """
 

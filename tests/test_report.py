@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import quick_selection
 from matplotlib import font_manager
 from matplotlib import image as mpimg
 from threadpoolctl import threadpool_limits
@@ -436,7 +437,7 @@ def _score_sample(work: Path, raw: pd.DataFrame, config) -> tuple[Path, Path]:
     quick = config.model_copy(update={
         "model": config.model.model_copy(update={
             "max_iter": 40, "min_samples_leaf": 20, "validation_months": 2,
-            "calibration_months": 3}),
+            "calibration_months": 3, "selection": quick_selection(config)}),
         "backtest": config.backtest.model_copy(update={"origins": 1, "bootstrap": 0})})
     model = train(history, quick, track=False).model
     save_model(model, work / "model")

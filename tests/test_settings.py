@@ -43,7 +43,7 @@ def test_the_config_models_carry_no_defaults_of_their_own():
     from riskmodel import config as cfg
 
     entries = {cfg.PovertyLine, cfg.Cause, cfg.FeatureSpec, cfg.MeasureEffect, cfg.Measure,
-               cfg.CauseText, cfg.Tiers}
+               cfg.CauseText, cfg.Tiers, cfg.Candidate}
     sections = [c for c in vars(cfg).values() if isinstance(c, type)
                 and issubclass(c, BaseModel) and c.__module__ == cfg.__name__
                 and c not in entries and c is not cfg._Strict]

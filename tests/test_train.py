@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import quick_selection
 from threadpoolctl import threadpool_limits
 
 import riskmodel.model._training as train_module
@@ -35,7 +36,7 @@ def _config(**model):
         "model": config.model.model_copy(update={
             "max_iter": 40, "min_samples_leaf": 20, "validation_months": 2,
             "calibration_months": 2, "min_positive_labels": 20, "scorecard_features": 6,
-            **model}),
+            "selection": quick_selection(config), **model}),
         "backtest": config.backtest.model_copy(update={
             "origins": 2, "bootstrap": 10, "min_group_rows": 50}),
     })
@@ -264,7 +265,8 @@ def _county_config(**promotion):
     return config.model_copy(update={
         "model": config.model.model_copy(update={
             "max_iter": 40, "min_samples_leaf": 20, "validation_months": 2,
-            "calibration_months": 2, "min_positive_labels": 20, "scorecard_features": 6}),
+            "calibration_months": 2, "min_positive_labels": 20, "scorecard_features": 6,
+            "selection": quick_selection(config)}),
         "backtest": config.backtest.model_copy(update={
             "origins": 3, "bootstrap": 0, "min_group_rows": 50}),
         "training": config.training.model_copy(update={

@@ -17,7 +17,15 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from .errors import ConfigError
 
@@ -270,6 +278,72 @@ class Lifecycle(_Strict):
     elimination: Elimination
 
 
+class Candidate(_Strict):
+    """One candidate of ``model.selection``: a name and the ``model`` keys it changes.
+
+    A key left out keeps the ``model`` block's value; ``exclude_causes`` adds the features of
+    those causes (the ``features`` table's ``cause``) to ``exclude_features``.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=40)
+    max_iter: int | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0, le=1)
+    max_leaf_nodes: int | None = Field(None, ge=2)
+    min_samples_leaf: int | None = Field(None, ge=1)
+    l2_regularization: float | None = Field(None, ge=0)
+    max_train_rows: int | None = Field(None, ge=1000)
+    calibration: Literal["auto", "isotonic", "sigmoid"] | None = None
+    exclude_features: list[str] | None = None
+    exclude_causes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _no_empty_override(self) -> Candidate:
+        # null is a value only for max_train_rows (every row); elsewhere it would be no setting.
+        empty = sorted(k for k in self.model_fields_set
+                       if getattr(self, k) is None and k != "max_train_rows")
+        if empty:
+            raise ValueError(f"candidate {self.name!r} sets {empty[0]!r} to null; expected a "
+                             "value, or the key left out to keep the model block's.")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler):
+        # Written out and read back, a candidate gives the keys it gave, and no others.
+        data = handler(self)
+        return {k: v for k, v in data.items() if k == "name" or k in self.model_fields_set}
+
+    def overrides(self) -> dict:
+        """The keys this candidate gives, as given (``name`` aside)."""
+        return {k: getattr(self, k) for k in type(self).model_fields
+                if k in self.model_fields_set and k != "name"}
+
+
+class ModelSelection(_Strict):
+    """``model.selection``: the candidates ``riskmodel train`` backtests and chooses among.
+
+    The ``model`` block as it is runs first as ``base``; then each candidate in order while
+    ``time_budget_s`` allows. ``metric`` is a ranking figure of the backtest (``auc``, ``ap``,
+    ``recall_at_<n>pct`` or ``precision_at_<n>pct``), compared by its mean over the origins.
+    """
+
+    enabled: bool
+    time_budget_s: float = Field(gt=0)
+    metric: str = Field(pattern=r"^(auc|ap|(recall|precision)_at_\d+pct)$")
+    candidates: list[Candidate]
+
+    @field_validator("candidates")
+    @classmethod
+    def _names(cls, candidates: list[Candidate]) -> list[Candidate]:
+        names = [c.name for c in candidates]
+        if "base" in names:
+            raise ValueError("a candidate is named 'base', the name of the model block itself; "
+                             "expected another name.")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"candidate {twice[0]!r} is named twice; expected unique names.")
+        return candidates
+
+
 class ModelConfig(_Strict):
     max_iter: int = Field(gt=0)
     learning_rate: float = Field(gt=0, le=1)
@@ -287,6 +361,7 @@ class ModelConfig(_Strict):
     max_train_rows: int | None = Field(ge=1000)
     train_households: int | None = Field(ge=1)
     exclude_features: list[str]
+    selection: ModelSelection
 
 
 class BacktestConfig(_Strict):

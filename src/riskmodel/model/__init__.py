@@ -102,6 +102,15 @@ from ._rules import (
     rule_triggers,
 )
 from ._scorecard import MISSING, Scorecard
+from ._selection import (
+    Selection,
+    candidate_configs,
+    candidate_cost,
+    check_selection_config,
+    measured_metrics,
+    select_model,
+    selection_table,
+)
 from ._tracking import (
     DEFAULT_MODEL_URI,
     DEFAULT_STORE,
@@ -198,6 +207,13 @@ __all__ = [
     "LoggedRun",
     "ModelRef",
     "Promotion",
+    "Selection",
+    "candidate_configs",
+    "candidate_cost",
+    "check_selection_config",
+    "measured_metrics",
+    "select_model",
+    "selection_table",
     "RiskModel",
     "model_inputs",
     "RuleBaseline",

@@ -27,7 +27,6 @@ from ._agreement import (
 )
 from ._backtest import (
     BacktestResult,
-    backtest,
     comparable_origins,
     compare_fitted,
     model_features,
@@ -39,6 +38,7 @@ from ._backtest import (
 from ._estimator import RiskModel
 from ._features import build_features, feature_causes, ledger_features
 from ._labels import make_labels
+from ._selection import Selection, check_selection_config, select_model, selection_table
 from ._tracking import (
     MODEL_NAME,
     LoggedRun,
@@ -70,6 +70,9 @@ class TrainResult:
         Hash and counts of the ledger trained on.
     promotion : Promotion or None
         The alias gate's decision (None when no alias was asked for, or tracking was off).
+    selection : Selection or None
+        The candidates backtested and the one chosen (``selection.table``); with
+        ``model.selection.enabled: false``, ``base`` alone.
     """
 
     model: RiskModel
@@ -77,6 +80,7 @@ class TrainResult:
     run: LoggedRun | None
     fingerprint: dict
     promotion: Promotion | None = None
+    selection: Selection | None = None
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,13 @@ def train(
     force_alias: bool = False,
     reasons=None,
 ) -> TrainResult:
-    """Backtest, fit on the whole ledger and record the run in MLflow.
+    """Backtest, choose among candidates, fit on the whole ledger and record the run in MLflow.
+
+    With ``model.selection.enabled`` (the default), the ``model`` block (``base``) and each
+    candidate of ``model.selection`` are backtested in turn while the time budget allows
+    (:func:`riskmodel.model.select_model`); the one with the best mean over origins of
+    ``model.selection.metric`` is fitted on the whole ledger, gated and registered, and every
+    candidate's figures are recorded. Disabled, ``base`` alone is backtested and fitted.
 
     Parameters
     ----------
@@ -356,12 +366,15 @@ def train(
         ``alias`` is not one MLflow accepts, or ``force_alias`` comes without an alias; said
         before anything trains.
     ConfigError
-        With an alias, ``training.promotion.metric`` is not a figure the backtest measures.
+        With an alias, ``training.promotion.metric`` is not a figure the backtest measures;
+        ``model.selection`` asks for a figure or a feature that is not there (said before
+        anything trains).
     TrackingServerError
         With ``track``, the tracking server cannot be reached; said before anything trains.
     """
     config = config or load_config()
     _check_force(alias, force_alias)
+    check_selection_config(config)
     if track:
         _check_tracking(tracking_uri, alias)
         if alias is not None:
@@ -375,10 +388,15 @@ def train(
     step = time.perf_counter()
     check = (origin_agreement(reasons, ledger, config, truth)
              if reasons is not None and has_recorded_risks(ledger) else None)
-    result = backtest(data.features, data.target, data.months, config,
-                      households=data.households, groups=data.groups, true_risk=true_risk,
-                      origin_check=check)
+    selection = select_model(data.features, data.target, data.months, config,
+                             households=data.households, groups=data.groups,
+                             true_risk=true_risk, origin_check=check)
+    result = selection.backtest
     log.info("backtest: %d origins, %.1f s", len(result.splits), time.perf_counter() - step)
+    if selection.enabled:
+        log.info("%s", selection.line())
+    # The chosen candidate's config: its model block is what the final model learns with.
+    config = selection.config
     step = time.perf_counter()
     inputs = model_features(data.features.columns, config)
     model = RiskModel.from_config(config, inputs, calibration=result.calibration)
@@ -396,9 +414,11 @@ def train(
         run = log_training_run(
             model,
             tracking_uri=tracking_uri,
-            config=config.model_dump(mode="json"),
+            config={**config.model_dump(mode="json"),
+                    **({"selected_candidate": selection.chosen} if selection.enabled else {})},
             metrics={**_metrics(result), **agreement_metrics(result.agreement),
-                     **(promotion.metrics() if promotion else {})},
+                     **(promotion.metrics() if promotion else {}),
+                     **(selection.metrics() if selection.enabled else {})},
             fingerprint=fingerprint,
             example=input_example(data.features[inputs]),
             figures={"calibration.png": plot_calibration(result),
@@ -411,7 +431,8 @@ def train(
                     "backtest_by_group.csv": result.by_group,
                     "reliability.csv": result.reliability,
                     **({} if result.agreement is None
-                       else {"reason_agreement.csv": result.agreement})},
+                       else {"reason_agreement.csv": result.agreement}),
+                    **({"selection.csv": selection.table} if selection.enabled else {})},
             texts={"scorecard.html": model.scorecard_.to_html()},
             alias=alias if promotion is not None and promotion.promoted else None,
             source=source,
@@ -419,7 +440,7 @@ def train(
         )
         log.info("tracked as %s, %.1f s in all", run.model_uri, time.perf_counter() - started)
     return TrainResult(model=model, backtest=result, run=run, fingerprint=fingerprint,
-                       promotion=promotion)
+                       promotion=promotion, selection=selection)
 
 
 def _check_tracking(tracking_uri: str | None, alias: str | None) -> None:
@@ -601,6 +622,7 @@ def train_from_path(
 
     config = load_config(config_path)
     _check_force(alias, force_alias)
+    check_selection_config(config)
     _check_tracking(tracking_uri, alias)
     if alias is not None:
         check_promotion_config(config)
@@ -632,6 +654,8 @@ def train_from_path(
     for metric, values in shown.iterrows():
         table.add_row(str(metric), *[f"{v:.3f}" if pd.notna(v) else "—" for v in values])
     console.print(table)
+    if result.selection is not None and result.selection.enabled:
+        console.print(selection_table(result.selection))
     agreement = agreement_metrics(bt.agreement)
     if agreement:
         console.print(agreement_line(agreement), highlight=False, markup=False)
