@@ -29,10 +29,10 @@ Processes marked ``held_out`` in their specification are reported in a separate 
 choice of features, hyperparameters, reason rules or plan settings may be made looking at
 them. Each process's figures are compared with the targets of issue #26 (met / NOT met).
 
-Run from the repository root (defaults: 6,000 households × 48 months, 200 replicas; about
-7 minutes per process on 2 shared cores)::
+Run from the repository root (defaults: 4,000 households × 48 months, 200 replicas; about
+10 minutes per process on 2 shared cores, most of it the reference's grid)::
 
-    python benchmarks/bench_processes.py [--processes default,seasonal] [--households 6000]
+    python benchmarks/bench_processes.py [--processes default,seasonal] [--households 4000]
         [--months 48] [--seed 11] [--replicas 200] [--plot docs/img/robustness.png]
 """
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", default=",".join(PROCESSES),
                         help="comma-separated process names (default: every packaged one)")
-    parser.add_argument("--households", type=int, default=6000)
+    parser.add_argument("--households", type=int, default=4000)
     parser.add_argument("--months", type=int, default=48)
     parser.add_argument("--start", default="2022-01")
     parser.add_argument("--seed", type=int, default=11)
@@ -96,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="Monte Carlo futures per household and scenario of the truth")
     parser.add_argument("--grant", type=float, default=1500.0)
     parser.add_argument("--min-risk", type=float, default=0.25)
-    parser.add_argument("--reference-rows", type=int, default=120_000,
-                        help="rows the reference's grid learns on at most (its refit uses all)")
+    parser.add_argument("--reference-rows", type=int, default=20_000,
+                        help="rows each setting of the reference's grid learns on at most")
+    parser.add_argument("--reference-refit-rows", type=int, default=120_000,
+                        help="rows the reference's refit learns on at most (the product's "
+                             "model.max_train_rows)")
     parser.add_argument("--train", action="store_true",
                         help="fit the product with riskmodel.model.train (backtest, model "
                              "selection where configured) instead of RiskModel directly")
@@ -189,7 +192,7 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     clock = time.perf_counter()
     features, target, months = training_rows(past, config, cutoff)
     reference = fit_reference(features, target, months, config, max_rows=args.reference_rows,
-                              seed=args.seed)
+                              refit_rows=args.reference_refit_rows, seed=args.seed)
     del features
     at = generic_features(past, config, months=[truth_month])
     reference_score = pd.Series(reference.predict_proba(at),

@@ -262,7 +262,8 @@ def training_rows(ledger: pd.DataFrame, config: Config, cutoff: str
 
 def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray,
                   config: Config, grid: dict | None = None, max_iter: int = 1000,
-                  max_rows: int | None = None, seed: int = 0) -> Reference:
+                  max_rows: int | None = None, refit_rows: int | None = None,
+                  seed: int = 0) -> Reference:
     """Tune and fit the reference on labelled rows (all of months ≤ the cut-off).
 
     Parameters
@@ -282,7 +283,9 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
         Trees at most; early stopping on the validation months decides.
     max_rows : int, optional
         Learn the grid on at most this many rows of the earlier months (every positive, a
-        weighted random share of the rest) to bound the time; the refit uses all rows.
+        weighted random share of the rest) to bound the time.
+    refit_rows : int, optional
+        The same bound for the refit on every label month (all rows when ``None``).
     seed : int
     """
     started = time.perf_counter()
@@ -291,14 +294,7 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
     distinct = sorted(set(months))
     chosen_on = distinct[-held:]
     val = np.isin(months, chosen_on)
-    learn = np.flatnonzero(~val)
-    weight = None
-    if max_rows is not None and learn.size > max_rows:
-        pos, neg = learn[target[learn] == 1], learn[target[learn] == 0]
-        keep = max(max_rows - pos.size, pos.size)
-        rng = np.random.default_rng(seed)
-        learn = np.sort(np.concatenate([pos, rng.choice(neg, size=keep, replace=False)]))
-        weight = np.where(target[learn] == 1, 1.0, neg.size / keep)
+    learn, weight = _sample(np.flatnonzero(~val), target, max_rows, seed)
     X_val, y_val = features[val], target[val]
     rows = []
     for lr, leaves, leaf in itertools.product(grid["learning_rate"], grid["max_leaf_nodes"],
@@ -318,13 +314,28 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
     params = {"learning_rate": float(best["learning_rate"]),
               "max_leaf_nodes": int(best["max_leaf_nodes"]),
               "min_samples_leaf": int(best["min_samples_leaf"]), "trees": int(best["trees"])}
+    rows, weight = _sample(np.arange(len(target)), target, refit_rows, seed)
     final = HistGradientBoostingClassifier(
         learning_rate=params["learning_rate"], max_leaf_nodes=params["max_leaf_nodes"],
         min_samples_leaf=params["min_samples_leaf"], max_iter=params["trees"],
-        early_stopping=False, random_state=seed).fit(features, target)
+        early_stopping=False, random_state=seed).fit(features.iloc[rows], target[rows],
+                                                     sample_weight=weight)
     return Reference(model=final, params=params, tuning=tuning,
                      validation_months=[str(x) for x in chosen_on],
                      seconds=time.perf_counter() - started)
+
+
+def _sample(rows: np.ndarray, target: np.ndarray, max_rows: int | None, seed: int
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """At most ``max_rows`` of ``rows``: every positive, a random share of the negatives
+    weighted up so that the log-odds stay on scale."""
+    if max_rows is None or rows.size <= max_rows:
+        return rows, None
+    pos, neg = rows[target[rows] == 1], rows[target[rows] == 0]
+    keep = min(neg.size, max(max_rows - pos.size, pos.size))
+    chosen = np.random.default_rng(seed).choice(neg, size=keep, replace=False)
+    kept = np.sort(np.concatenate([pos, chosen]))
+    return kept, np.where(target[kept] == 1, 1.0, neg.size / keep)
 
 
 def main() -> None:
