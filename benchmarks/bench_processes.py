@@ -153,10 +153,19 @@ def held_out(name: str) -> bool:
     return bool(load_process(name).held_out) if load_process is not None else False
 
 
-def simulate(name: str, args, truth_month: str):
+def process_config(name: str, config):
+    """The config a county living under the process would keep: its own poverty lines where
+    the process changes them (``Process.apply_lines``), else ``config`` as it is."""
+    if load_process is None:
+        return config
+    apply = getattr(load_process(name), "apply_lines", None)
+    return apply(config) if apply is not None else config
+
+
+def simulate(name: str, args, config, truth_month: str):
     """The process's ledger with its truth at ``truth_month``."""
     kwargs = {"truth_months": [truth_month], "replicas": args.replicas,
-              "grant_amounts": (args.grant,)}
+              "grant_amounts": (args.grant,), "config": config}
     if "process" in inspect.signature(generate).parameters:
         kwargs["process"] = name
     elif name != "default":
@@ -167,8 +176,9 @@ def simulate(name: str, args, truth_month: str):
 def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     """Every figure of one process."""
     row = {"process": name, "held_out": held_out(name)}
+    config = process_config(name, config)
     clock = time.perf_counter()
-    data = simulate(name, args, truth_month)
+    data = simulate(name, args, config, truth_month)
     ledger = validate_ledger(data.ledger).valid
     t = int(month_index(pd.Series([truth_month]))[0])
     past = ledger[np.asarray(month_index(ledger["month"])) <= t]
