@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-refit-rows", type=int, default=120_000,
                         help="rows the reference's refit learns on at most (the product's "
                              "model.max_train_rows)")
+    parser.add_argument("--bootstrap", type=int, default=500,
+                        help="bootstrap resamples of households for the intervals of the "
+                             "product's lead over the reference")
     parser.add_argument("--train", action="store_true",
                         help="fit the product with riskmodel.model.train (backtest, model "
                              "selection where configured) instead of RiskModel directly")
@@ -205,8 +208,9 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
                               refit_rows=args.reference_refit_rows, seed=args.seed)
     del features
     at = generic_features(past, config, months=[truth_month])
-    reference_score = pd.Series(reference.predict_proba(at),
-                                index=past.loc[at.index, "household_id"].astype(str).to_numpy())
+    at_ids = past.loc[at.index, "household_id"].astype(str).to_numpy()
+    reference_score = pd.Series(reference.predict_proba(at), index=at_ids)
+    grid_score = pd.Series(reference.predict_proba(at, refitted=False), index=at_ids)
     row["reference"] = reference.params
     row["reference_validation_months"] = (f"{reference.validation_months[0]}–"
                                           f"{reference.validation_months[-1]}")
@@ -217,7 +221,8 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
 
     judged = truth[truth["target_complete"].notna()].join(explained, how="inner")
     judged["reference"] = reference_score.reindex(judged.index).to_numpy()
-    row.update(scores(judged))
+    judged["reference_grid"] = grid_score.reindex(judged.index).to_numpy()
+    row.update(scores(judged, args.bootstrap, args.seed))
     row.update(causes(truth.join(explained, how="inner"), args.min_risk))
 
     clock = time.perf_counter()
@@ -238,17 +243,37 @@ def fit_product(past: pd.DataFrame, config, cutoff: str, with_train: bool) -> Ri
         data.features.loc[keep, inputs], data.target[keep], months=data.months[keep])
 
 
-def scores(judged: pd.DataFrame) -> dict:
+def scores(judged: pd.DataFrame, draws: int, seed: int) -> dict:
     """Recall at the 5% caseload, AP and calibration of the product, the reference and the
-    true risk, against the true falls."""
+    true risk, against the true falls; 95% intervals of the product's lead over the reference
+    from a paired Poisson bootstrap over households (``draws`` resamples)."""
     y = judged["target_complete"].to_numpy(dtype="float64")
     month = judged["month"].astype(str).to_numpy()
-    product = scorer_metrics(y, judged["risk_score"], judged["risk_score"], month, (CASELOAD,),
-                             tiebreak=judged["log_odds"])
-    reference = scorer_metrics(y, judged["reference"], judged["reference"], month, (CASELOAD,))
-    ceiling = scorer_metrics(y, judged["true_risk"], judged["true_risk"], month, (CASELOAD,))
     tag = "recall_at_5pct"
+
+    def metrics(column: str, weight=None, tiebreak=None) -> dict:
+        return scorer_metrics(y, judged[column], judged[column], month, (CASELOAD,),
+                              weight=weight, tiebreak=tiebreak)
+
+    product = metrics("risk_score", tiebreak=judged["log_odds"])
+    reference = metrics("reference")
+    grid = metrics("reference_grid")
+    ceiling = metrics("true_risk")
+    rng = np.random.default_rng(seed)
+    lead = np.empty((draws, 2))
+    for d in range(draws):
+        w = rng.poisson(1.0, len(y)).astype("float64")
+        a = metrics("risk_score", w, judged["log_odds"])
+        b = metrics("reference", w)
+        lead[d] = a[tag] - b[tag], a["ap"] - b["ap"]
+    if draws:
+        low, high = np.percentile(lead, [2.5, 97.5], axis=0)
+    else:
+        low = high = np.full(2, np.nan)
     return {
+        "recall5_lead_95": [float(low[0]), float(high[0])],
+        "ap_lead_95": [float(low[1]), float(high[1])],
+        "recall5_reference_grid": grid[tag], "ap_reference_grid": grid["ap"],
         "judged": len(judged), "falls": int(y.sum()),
         "recall5_product": product[tag], "recall5_reference": reference[tag],
         "recall5_ceiling": ceiling[tag],
@@ -328,12 +353,15 @@ def targets(row: dict) -> list[str]:
     gap = row["mean_pred"] / row["fall_rate"] - 1
     worst = min(judged_causes(row).items(), key=lambda kv: kv[1][0], default=None)
     below = [s["share"] for s in row["plans"] if s["plan"] < s["risk_ranking"]]
+    lowest = min(row["plans"], key=lambda s: s["plan"] / s["risk_ranking"])
     lines = [
         f"- {name}: recall@5% {row['recall5_product']:.3f} vs reference "
-        f"{row['recall5_reference']:.3f} (ceiling {row['recall5_ceiling']:.3f}): "
+        f"{row['recall5_reference']:.3f} (lead 95% {_interval(row['recall5_lead_95'])}; "
+        f"ceiling {row['recall5_ceiling']:.3f}): "
         f"{verdict(row['recall5_product'] >= row['recall5_reference'])}",
         f"- {name}: AP {row['ap_product']:.3f} vs reference {row['ap_reference']:.3f} "
-        f"(ceiling {row['ap_ceiling']:.3f}): {verdict(row['ap_product'] >= row['ap_reference'])}",
+        f"(lead 95% {_interval(row['ap_lead_95'])}; ceiling {row['ap_ceiling']:.3f}): "
+        f"{verdict(row['ap_product'] >= row['ap_reference'])}",
         f"- {name}: mean predicted {row['mean_pred']:.4f} vs realised {row['fall_rate']:.4f} "
         f"({gap:+.1%}; ±10%): {verdict(abs(gap) <= TARGETS['calibration'])}",
         f"- {name}: reason_1 = true cause {row['reason_1']:.1%} of {row['caused']} (≥ 85%): "
@@ -353,7 +381,8 @@ def targets(row: dict) -> list[str]:
         f"risk ranking's {p['risk_ranking']:.1f} (≥ 1.05×): "
         f"{verdict(p['plan'] >= TARGETS['plan_vs_risk'] * p['risk_ranking'])}",
         f"- {name}: plan below risk ranking at budgets "
-        f"{', '.join(f'{s:.0%}' for s in below) or 'none'} of 1%–20% (none): "
+        f"{', '.join(f'{s:.0%}' for s in below) or 'none'} of 1%–20% (lowest "
+        f"{lowest['plan'] / lowest['risk_ranking']:.3f}× at {lowest['share']:.0%}; none): "
         f"{verdict(not below)}",
         f"- {name}: plan at 5% = {p['plan'] / p['true_risk_ranking']:.2f} of ranking by the "
         f"true risk ({p['true_risk_ranking']:.1f}; ≥ 0.90): "
@@ -364,18 +393,21 @@ def targets(row: dict) -> list[str]:
 
 def report(rows: list[dict]) -> str:
     """The Markdown tables of a group of processes: scores, reasons, plans."""
-    out = ["| process | judged | true falls | recall@5% product | reference | ceiling | "
-           "AP product | reference | ceiling | mean predicted / realised | reference's "
-           "setting (lr, leaves, leaf, trees) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| process | judged | true falls | recall@5% product | reference | product − "
+           "reference (95%) | ceiling | AP product | reference | product − reference (95%) | "
+           "ceiling | mean predicted / realised | reference without refit: recall@5%, AP | "
+           "reference's setting (lr, leaves, leaf, trees) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         s = r["reference"]
         out.append(
             f"| {r['process']} | {r['judged']:,} | {r['falls']:,} | {r['recall5_product']:.3f} | "
-            f"{r['recall5_reference']:.3f} | {r['recall5_ceiling']:.3f} | {r['ap_product']:.3f} "
-            f"| {r['ap_reference']:.3f} | {r['ap_ceiling']:.3f} | "
+            f"{r['recall5_reference']:.3f} | {_interval(r['recall5_lead_95'])} | "
+            f"{r['recall5_ceiling']:.3f} | {r['ap_product']:.3f} | {r['ap_reference']:.3f} | "
+            f"{_interval(r['ap_lead_95'])} | {r['ap_ceiling']:.3f} | "
             f"{r['mean_pred'] / r['fall_rate']:.2f} ({r['mean_pred']:.4f} / "
-            f"{r['fall_rate']:.4f}) | {s['learning_rate']:g}, {s['max_leaf_nodes']}, "
+            f"{r['fall_rate']:.4f}) | {r['recall5_reference_grid']:.3f}, "
+            f"{r['ap_reference_grid']:.3f} | {s['learning_rate']:g}, {s['max_leaf_nodes']}, "
             f"{s['min_samples_leaf']}, {s['trees']} |")
     out += ["", "| process | households (true risk ≥ 0.25) | reason_1 = true cause | "
             "top 3 | structural → 收入偏低/缺劳动力 | per true cause: rate (n) |",
@@ -399,6 +431,10 @@ def report(rows: list[dict]) -> str:
                 f"{p['plan'] / p['risk_ranking']:.2f} | {p['plan'] / p['income_cutoff']:.2f} | "
                 f"{p['plan'] / p['true_risk_ranking']:.2f} | {p['plan'] / p['ceiling']:.2f} |")
     return "\n".join(out)
+
+
+def _interval(bounds) -> str:
+    return f"{bounds[0]:+.3f} to {bounds[1]:+.3f}"
 
 
 def _plain(value):

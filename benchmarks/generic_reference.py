@@ -218,6 +218,9 @@ class Reference:
     ----------
     model : HistGradientBoostingClassifier
         Refitted on every label month up to the cut-off with the chosen setting.
+    grid_model : HistGradientBoostingClassifier
+        The chosen setting as the grid fitted it: trees of the earlier months only (as the
+        product's trees), stopped early on the held-out months.
     params : dict
         The chosen learning rate, leaves and minimum leaf size, and the trees it stopped at.
     tuning : DataFrame
@@ -228,15 +231,18 @@ class Reference:
     """
 
     model: HistGradientBoostingClassifier
+    grid_model: HistGradientBoostingClassifier
     params: dict
     tuning: pd.DataFrame
     validation_months: list[str]
     seconds: float = 0.0
     features: list[str] = field(default_factory=lambda: list(FEATURES))
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """The probability of a fall of each row of :func:`generic_features`."""
-        return self.model.predict_proba(X[self.features])[:, 1]
+    def predict_proba(self, X: pd.DataFrame, refitted: bool = True) -> np.ndarray:
+        """The probability of a fall of each row of :func:`generic_features` (by the grid's
+        fit of the chosen setting when not ``refitted``)."""
+        model = self.model if refitted else self.grid_model
+        return model.predict_proba(X[self.features])[:, 1]
 
 
 GRID = {"learning_rate": (0.05, 0.1), "max_leaf_nodes": (15, 63),
@@ -296,7 +302,7 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
     val = np.isin(months, chosen_on)
     learn, weight = _sample(np.flatnonzero(~val), target, max_rows, seed)
     X_val, y_val = features[val], target[val]
-    rows = []
+    rows, fitted = [], []
     for lr, leaves, leaf in itertools.product(grid["learning_rate"], grid["max_leaf_nodes"],
                                              grid["min_samples_leaf"]):
         clock = time.perf_counter()
@@ -309,8 +315,10 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
         rows.append({"learning_rate": lr, "max_leaf_nodes": leaves, "min_samples_leaf": leaf,
                      "trees": int(model.n_iter_), "validation_ap": float(ap),
                      "seconds": time.perf_counter() - clock})
+        fitted.append(model)
     tuning = pd.DataFrame(rows)
     best = tuning.loc[tuning["validation_ap"].idxmax()]
+    grid_model = fitted[int(tuning["validation_ap"].to_numpy().argmax())]
     params = {"learning_rate": float(best["learning_rate"]),
               "max_leaf_nodes": int(best["max_leaf_nodes"]),
               "min_samples_leaf": int(best["min_samples_leaf"]), "trees": int(best["trees"])}
@@ -320,7 +328,7 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
         min_samples_leaf=params["min_samples_leaf"], max_iter=params["trees"],
         early_stopping=False, random_state=seed).fit(features.iloc[rows], target[rows],
                                                      sample_weight=weight)
-    return Reference(model=final, params=params, tuning=tuning,
+    return Reference(model=final, grid_model=grid_model, params=params, tuning=tuning,
                      validation_months=[str(x) for x in chosen_on],
                      seconds=time.perf_counter() - started)
 
