@@ -452,7 +452,7 @@ def plot(rows: list[dict], args) -> None:
 
     names = [r["process"] + ("\n(held out)" if r["held_out"] else "") for r in rows]
     x = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 3, figsize=(max(12, 2.2 * len(rows) * 3), 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(max(13.0, 3.0 * len(rows) + 3.0), 4.8))
     width = 0.27
     for ax, (metric, title) in zip(axes[:2], (("recall5", "recall at the 5% caseload"),
                                               ("ap", "average precision")), strict=True):
