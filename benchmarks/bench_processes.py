@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
                              "selection where configured) instead of RiskModel directly")
     parser.add_argument("--plot", help="write the chart to this PNG")
     parser.add_argument("--json", help="write every process's figures to this JSON file")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="print the tables and draw the chart from the JSON files of "
+                             "earlier runs (of the same sizes) instead of running")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
     names = [n.strip() for n in args.processes.split(",") if n.strip()]
@@ -118,10 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     truth_month = str(month_label(last - h))
     cutoff = str(month_label(last - 2 * h))
     started = time.perf_counter()
-    print(f"# bench_processes: {args.households:,} households × {args.months} months from "
-          f"{args.start}, seed {args.seed}; truth at {truth_month} ({args.replicas} replicas); "
-          f"trained on label months ≤ {cutoff}; processes {', '.join(names)}", flush=True)
     rows = []
+    if args.from_json:
+        rows = [r for path in args.from_json for r in json.loads(Path(path).read_text("utf-8"))]
+        names = []  # nothing to run
+        print(f"# bench_processes: the figures of {', '.join(args.from_json)}")
+    else:
+        print(f"# bench_processes: {args.households:,} households × {args.months} months from "
+              f"{args.start}, seed {args.seed}; truth at {truth_month} ({args.replicas} "
+              f"replicas); trained on label months ≤ {cutoff}; processes {', '.join(names)}",
+              flush=True)
     for name in names:
         clock = time.perf_counter()
         # One OpenMP thread: on a shared 2-core machine competing threads slow the fits.
@@ -178,7 +187,9 @@ def simulate(name: str, args, config, truth_month: str):
 
 def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     """Every figure of one process."""
-    row = {"process": name, "held_out": held_out(name)}
+    row = {"process": name, "held_out": held_out(name), "households": args.households,
+           "months": args.months, "seed": args.seed, "replicas": args.replicas,
+           "truth_month": truth_month}
     config = process_config(name, config)
     clock = time.perf_counter()
     data = simulate(name, args, config, truth_month)
@@ -465,8 +476,8 @@ def plot(rows: list[dict], args) -> None:
             ax.bar_label(bars, fmt="%.2f", fontsize=7)
         ax.set_xticks(x, names, fontsize=8)
         ax.set_title(f"{title}, against the true falls", fontsize=9)
-        ax.set_ylim(0, 1)
-    axes[0].legend(loc="lower right", fontsize=7)
+        ax.set_ylim(0, 1.12)
+    axes[0].legend(loc="upper right", fontsize=7, ncol=3)
     ax = axes[2]
     width = 0.2
     for j, (who, colour, label) in enumerate((
@@ -480,9 +491,13 @@ def plot(rows: list[dict], args) -> None:
     ax.set_xticks(x, names, fontsize=8)
     ax.set_title(f"falls prevented at 5% of households ({args.grant:,.0f}-yuan grants),\n"
                  "× the income cut-off's", fontsize=9)
-    ax.legend(loc="lower right", fontsize=7)
-    fig.suptitle(f"{args.households:,} households × {args.months} months, seed {args.seed}, "
-                 f"{args.replicas} replicas", fontsize=9)
+    top = max(at_share(r)[w] / at_share(r)["income_cutoff"] for r in rows
+              for w in ("plan", "risk_ranking", "true_risk_ranking", "ceiling"))
+    ax.set_ylim(0, 1.3 * top)
+    ax.legend(loc="upper right", fontsize=7, ncol=2)
+    sizes = sorted({(r["households"], r["months"], r["seed"], r["replicas"]) for r in rows})
+    fig.suptitle("; ".join(f"{n:,} households × {m} months, seed {s}, {k} replicas"
+                           for n, m, s, k in sizes), fontsize=9)
     fig.tight_layout()
     out = Path(args.plot)
     out.parent.mkdir(parents=True, exist_ok=True)
