@@ -168,6 +168,25 @@ def test_the_budget_skips_candidates_whose_estimate_does_not_fit(ledger):
     assert "skipped for the 10 s budget: slow" in sel.line()
 
 
+def test_the_budget_keeps_room_for_the_chosen_candidates_final_fit(ledger):
+    # Each backtest takes one second of this clock. base: 1 s; "five" costs 5 times as much
+    # (200 trees at most against 40): 5 s of backtest would fit the 10 s budget at second 3,
+    # but with its final fit were it chosen (one origin's share of 2: 2.5 s) it would not.
+    ticks = itertools.count()
+    config = _config([{"name": "five", "max_iter": 1000}, {"name": "four", "max_iter": 160}],
+                     budget=10.0, max_iter=40)
+    data = training_data(ledger, config)
+    costs = [candidate_cost(c, len(data.target)) for _, _, c in candidate_configs(config)]
+    assert costs[1] / costs[0] == 5 and costs[2] / costs[0] == 4
+    with threadpool_limits(1):
+        sel = select_model(data.features, data.target, data.months, config,
+                           clock=lambda: float(next(ticks)))
+    status = sel.table.set_index("candidate")["status"]
+    assert status["five"] == "skipped: budget"
+    # At second 4, "four": 4 s of backtest and 2 s of final fit end at second 10.
+    assert status["four"] in {"run", "chosen"}
+
+
 def test_a_tiny_budget_runs_the_model_block_alone(ledger, tmp_path, capsys):
     from mlflow import MlflowClient
 

@@ -259,9 +259,10 @@ def select_model(
     Notes
     -----
     ``base`` always runs. Before each further candidate, its time is estimated from those
-    already run (their seconds per unit of :func:`candidate_cost`); a candidate whose estimate
-    would take the backtests past ``time_budget_s`` is not run and is recorded as
-    ``skipped: budget`` — a later, cheaper one may still run. The chosen candidate has the
+    already run (their seconds per unit of :func:`candidate_cost`); a candidate whose backtest
+    and, were it chosen, final fit (one origin's share of the backtest) would take selection
+    past ``time_budget_s`` is not run and is recorded as ``skipped: budget`` — a later, cheaper
+    one may still run. The chosen candidate has the
     highest mean over origins of ``metric`` (NaN, at an origin without a fall, is left out of
     the mean); ties go to the earlier candidate, so ``base`` keeps its place unless another
     does better.
@@ -281,7 +282,10 @@ def select_model(
                   "overrides": json.dumps(over, ensure_ascii=False, sort_keys=True),
                   "metric": metric}
         elapsed = 0.0 if name == BASE else clock() - started
-        if name != BASE and elapsed + estimate > sel.time_budget_s:
+        # Were it chosen, its fit on the whole ledger would follow: about one origin's share
+        # of its backtest (each origin fits one model on rows of the same size).
+        needed = estimate * (1.0 + 1.0 / max(config.backtest.origins, 1))
+        if name != BASE and elapsed + needed > sel.time_budget_s:
             log.info("candidate %s skipped: about %.0f s, %.0f s of the %g s budget left",
                      name, estimate, max(sel.time_budget_s - elapsed, 0.0), sel.time_budget_s)
             records.append({**record, "status": SKIPPED, "mean": np.nan,
