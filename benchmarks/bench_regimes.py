@@ -61,6 +61,9 @@ from riskmodel.months import month_index, month_label
 from riskmodel.sources import ingest
 from riskmodel.synthetic import county_sources, generate, write_sources
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_reasons import markdown as markdown_frame  # noqa: E402
+
 # File-name stems of the generator's migrant-work tables and warning lists (regime c drops them).
 DROPPED_IN_C = ("务工监测", "部门预警")
 STRUCTURAL_REASONS = ("labor_shortage", "income")
@@ -410,15 +413,6 @@ def by_cause(table: pd.DataFrame) -> str:
         n = max(d.get(cause, (0, 0))[1] for d in table["by_cause"])
         cells = [f"{d[cause][0]:.0%}" if cause in d else "—" for d in table["by_cause"]]
         lines.append(f"| {cause} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def markdown_frame(table: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table (index as the first column)."""
-    head = [table.index.name or "", *map(str, table.columns)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, row in table.iterrows():
-        lines.append("| " + " | ".join([str(name), *map(str, row.tolist())]) + " |")
     return "\n".join(lines)
 
 
