@@ -143,15 +143,15 @@ def current_recorded(
     recorded medical costs per member and the months since they were recorded (only those
     whose ledger columns are present)."""
     f: dict[str, np.ndarray] = {}
+    at = recorded_rows(ledger, rows)
     if any(c in ledger.columns for c in RECORDED_FEATURE_INPUTS["recorded_income_ratio"]):
-        f["recorded_income_ratio"] = recorded_income_pc(recorded_rows(ledger, rows)) / line
+        f["recorded_income_ratio"] = recorded_income_pc(at) / line
     if RECORDED_SPENDING[0] in ledger.columns:
-        at = recorded_rows(ledger, rows)
         with np.errstate(invalid="ignore", divide="ignore"):
             f["recorded_medical_pc"] = (_numbers(at, RECORDED_SPENDING[0])
                                         / _numbers(at, "members"))
     if "annual_recorded_month" in ledger.columns:
-        since = month - column_months(recorded_rows(ledger, rows), "annual_recorded_month")
+        since = month - column_months(at, "annual_recorded_month")
         # A record dated after the row's month is not known at it.
         f["months_since_recorded"] = np.where(since >= 0, since, np.nan)
     if "identified_month" in ledger.columns:
