@@ -39,7 +39,6 @@ Run from the repository root (defaults: 4,000 households × 48 months, 200 repli
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import resource
 import sys
@@ -66,12 +65,7 @@ from riskmodel.model import (
 )
 from riskmodel.months import month_index, month_label
 from riskmodel.plan import make_plan, plan_frame
-from riskmodel.synthetic import generate
-
-try:  # the family of processes (issue #26); a simulator without it has the default alone
-    from riskmodel.synthetic import PROCESSES, load_process
-except ImportError:  # pragma: no cover - depends on the simulator's version
-    PROCESSES, load_process = ("default",), None
+from riskmodel.synthetic import PROCESSES, generate, load_process
 
 CASELOAD = 0.05
 SHARES = (0.01, 0.02, 0.05, 0.10, 0.15, 0.20)
@@ -162,27 +156,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def held_out(name: str) -> bool:
     """Whether the process's specification marks it held out."""
-    return bool(load_process(name).held_out) if load_process is not None else False
+    return bool(load_process(name).held_out)
 
 
 def process_config(name: str, config):
     """The config a county living under the process would keep: its own poverty lines where
     the process changes them (``Process.apply_lines``), else ``config`` as it is."""
-    if load_process is None:
-        return config
-    apply = getattr(load_process(name), "apply_lines", None)
-    return apply(config) if apply is not None else config
+    return load_process(name).apply_lines(config)
 
 
 def simulate(name: str, args, config, truth_month: str):
     """The process's ledger with its truth at ``truth_month``."""
-    kwargs = {"truth_months": [truth_month], "replicas": args.replicas,
-              "grant_amounts": (args.grant,), "config": config}
-    if "process" in inspect.signature(generate).parameters:
-        kwargs["process"] = name
-    elif name != "default":
-        sys.exit(f"This simulator has the default process only; got --processes {name}.")
-    return generate(args.households, args.months, args.start, seed=args.seed, **kwargs)
+    return generate(args.households, args.months, args.start, seed=args.seed,
+                    truth_months=[truth_month], replicas=args.replicas,
+                    grant_amounts=(args.grant,), config=config, process=name)
 
 
 def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
