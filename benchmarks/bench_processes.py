@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from bench_plan import _rule_falls, true_falls
 from generic_reference import fit_reference, generic_features, training_rows
+from right_causes import right_causes
 from threadpoolctl import threadpool_limits
 
 from riskmodel import load_config, validate_ledger
@@ -70,7 +71,6 @@ from riskmodel.synthetic import PROCESSES, generate, load_process
 
 CASELOAD = 0.05
 SHARES = (0.01, 0.02, 0.05, 0.10, 0.15, 0.20)
-STRUCTURAL_REASONS = ("labor_shortage", "income")
 # A cause judged on fewer households than this is reported but not held to the target.
 MIN_CAUSE_N = 10
 TARGETS = {
@@ -319,23 +319,10 @@ def scores(judged: pd.DataFrame, draws: int, seed: int) -> dict:
 
 def causes(both: pd.DataFrame, min_risk: float) -> dict:
     """Right causes among households not poor at the month with a true risk ≥ ``min_risk``
-    (the definitions of ``bench_regimes.judge``)."""
-    risky = both[both["poor_complete"].eq(False) & (both["true_risk"] >= min_risk)]
-    true = risky["true_cause"].astype(str).to_numpy()
-    top3 = (risky[["reason_1", "reason_2", "reason_3"]].astype("string").fillna("(none)")
-            .to_numpy(dtype=object))
-    first = top3[:, 0]
-    caused = true != "structural"
-    named = pd.Series(first == true)[caused].groupby(true[caused]).agg(["mean", "size"])
-    return {
-        "risky": len(risky), "caused": int(caused.sum()), "structural_n": int((~caused).sum()),
-        "reason_1": float((first == true)[caused].mean()) if caused.any() else np.nan,
-        "top_3": (float((top3 == true[:, None]).any(axis=1)[caused].mean())
-                  if caused.any() else np.nan),
-        "structural": (float(np.isin(first[~caused], STRUCTURAL_REASONS).mean())
-                       if (~caused).any() else np.nan),
-        "by_cause": {c: [float(r["mean"]), int(r["size"])] for c, r in named.iterrows()},
-    }
+    (``right_causes.right_causes``, as ``bench_regimes.py`` judges them)."""
+    rates = right_causes(both, min_risk)
+    del rates["confusion"]  # a table the JSON of the figures does not hold
+    return rates
 
 
 def plans(past: pd.DataFrame, model, config, month: str, truth: pd.DataFrame, args) -> dict:

@@ -63,10 +63,10 @@ from riskmodel.synthetic import county_sources, generate, write_sources
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_reasons import markdown as markdown_frame  # noqa: E402
+from right_causes import right_causes  # noqa: E402
 
 # File-name stems of the generator's migrant-work tables and warning lists (regime c drops them).
 DROPPED_IN_C = ("务工监测", "部门预警")
-STRUCTURAL_REASONS = ("labor_shortage", "income")
 CASELOAD = 0.05
 REGIMES = {
     "a": "monthly ledger",
@@ -294,23 +294,12 @@ def judge(regime: str, kind: str, scored: pd.DataFrame, truth: pd.DataFrame,
     row["own_mean_pred"] = float(own["risk_score"].mean()) if len(own) else np.nan
     row["own_rate"] = float(own["own_label"].mean()) if len(own) else np.nan
     # Right cause: not poor at the month, true risk ≥ min_risk.
-    risky = both[both["poor_complete"].eq(False) & (both["true_risk"] >= min_risk)]
-    true = risky["true_cause"].astype(str).to_numpy()
-    first = risky["reason_1"].astype("string").fillna("(none)").to_numpy(dtype=object)
-    top3 = (risky[["reason_1", "reason_2", "reason_3"]].astype("string").fillna("(none)")
-            .to_numpy(dtype=object))
-    caused = true != "structural"
-    row["risky"] = len(risky)
-    row["caused"] = int(caused.sum())
-    row["cause_1"] = float((first == true)[caused].mean()) if caused.any() else np.nan
-    row["cause_3"] = (float((top3 == true[:, None]).any(axis=1)[caused].mean())
-                      if caused.any() else np.nan)
-    named = pd.Series(first == true)[caused].groupby(true[caused]).agg(["mean", "size"])
-    row["confusion"] = pd.crosstab(pd.Series(true[caused], name="true cause"),
-                                   pd.Series(first[caused], name="reason_1"))
-    row["by_cause"] = {c: (float(r["mean"]), int(r["size"])) for c, r in named.iterrows()}
-    row["structural_ok"] = (float(np.isin(first[~caused], STRUCTURAL_REASONS).mean())
-                            if (~caused).any() else np.nan)
+    rates = right_causes(both, min_risk)
+    row.update({"risky": rates["risky"], "caused": rates["caused"],
+                "cause_1": rates["reason_1"], "cause_3": rates["top_3"],
+                "confusion": rates["confusion"],
+                "by_cause": {c: tuple(v) for c, v in rates["by_cause"].items()},
+                "structural_ok": rates["structural"]})
     # Agreement with the cadres' records, on the households they identified in the horizon.
     counts = None
     for month, recorded in records.items():
