@@ -24,7 +24,15 @@ from ._causes import (
     scorecard_cause_points,
     sum_by_cause,
 )
-from ._counterfactual import CLEARED_EVENTS, ILL_MEMBERS, UNREAD, cause_drops
+from ._counterfactual import (
+    CLEARED_EVENTS,
+    ILL_MEMBERS,
+    STRUCTURAL,
+    UNREAD,
+    cause_drops,
+    first_by_counterfactual,
+    risk_shares,
+)
 from ._household import (
     HouseholdExplanation,
     explain_household,
@@ -80,6 +88,7 @@ __all__ = [
     "RECENT",
     "REQUIREMENTS",
     "SPAN",
+    "STRUCTURAL",
     "UNREAD",
     "WINDOW",
     "WINDOW_COUNTS",
@@ -89,6 +98,8 @@ __all__ = [
     "annual_per_capita",
     "cause_contributions",
     "cause_drops",
+    "first_by_counterfactual",
+    "risk_shares",
     "cause_givebacks",
     "cause_losses",
     "cause_matrix",

@@ -25,7 +25,7 @@ from ..model import (
     rule_triggers,
 )
 from ._causes import N_REASONS, _counterfactual, _shared_out, feature_contributions
-from ._counterfactual import cause_drops
+from ._counterfactual import cause_drops, first_by_counterfactual, risk_shares
 from ._reasons import (
     cause_givebacks,
     format_yuan,
@@ -102,7 +102,11 @@ def explain_households(
     allowed = valid_causes(facts, config)
     contributions = _shared_out(values, features, ledger_rows, window,
                                 facts["line"].to_numpy(), config, drops, givebacks, allowed)
-    codes, weights = rank_causes(pass_to_evidence(contributions, allowed), allowed, config)
+    contributions = pass_to_evidence(contributions, allowed)
+    if drops is not None and config.reasons.first_min_share is not None:
+        shares = risk_shares(model, values.to_numpy().sum(axis=1) + base, drops)
+        contributions = first_by_counterfactual(contributions, shares, allowed, config)
+    codes, weights = rank_causes(contributions, allowed, config)
     return reasons_frame(codes, weights, facts, config)
 
 
