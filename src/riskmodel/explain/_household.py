@@ -81,7 +81,11 @@ def explain_households(
           household's own months); NA where fewer causes raise it by at least
           ``reasons.min_weight``. A cause without evidence passes its risk-raising weight to
           the strongest cause with evidence (:func:`riskmodel.explain.pass_to_evidence`), so
-          the weights still add up to the log-odds.
+          the weights still add up to the log-odds. For households with counterfactual
+          weights, a first shock cause whose give-back takes away less than
+          ``reasons.first_min_share`` of the risk passes its weight to the cause taking away at
+          least ``reasons.structural_share``, or else to 收入偏低/缺劳动力
+          (:func:`riskmodel.explain.first_by_counterfactual`).
         - ``reason_1_weight`` … ``reason_3_weight``: each reason's contribution to the log-odds
           (additive; ``exp(weight)`` is the factor by which the cause multiplies the odds).
         - ``risk_causes``: up to ``reasons.max_causes`` codes joined by ``","``.
