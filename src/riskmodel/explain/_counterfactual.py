@@ -251,8 +251,9 @@ def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | 
     - else the structural cause with evidence (收入偏低 or 缺劳动力, the larger contribution
       first): no single cause explains the household's risk.
 
-    A household without counterfactual shares (below ``reasons.counterfactual_min_risk``), or
-    with nowhere to move, keeps its contributions. Row sums do not change, so the
+    A household without counterfactual shares (below ``reasons.counterfactual_min_risk``, or
+    NaN in ``shares``: :func:`riskmodel.explain.explain_households` leaves out households
+    without monthly incomes), or with nowhere to move, keeps its contributions. Row sums do not change, so the
     contributions still add up to the log-odds.
 
     Parameters

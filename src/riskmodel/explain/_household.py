@@ -109,6 +109,10 @@ def explain_households(
     contributions = pass_to_evidence(contributions, allowed)
     if drops is not None and config.reasons.first_min_share is not None:
         shares = risk_shares(model, values.to_numpy().sum(axis=1) + base, drops)
+        # Where the ledger holds no monthly incomes (incomes as recorded, docs/ledger.md),
+        # giving a cause back returns no yuan: its share says nothing, the record decides.
+        monthly = facts["observed_months"].to_numpy() >= config.label.min_observed_months
+        shares.loc[~monthly] = np.nan
         contributions = first_by_counterfactual(contributions, shares, allowed, config)
     codes, weights = rank_causes(contributions, allowed, config)
     return reasons_frame(codes, weights, facts, config)
