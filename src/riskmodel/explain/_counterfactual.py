@@ -189,7 +189,6 @@ def _features(hist: pd.DataFrame, ids: np.ndarray, month: str, config: Config,
     return features[names].iloc[order]
 
 
-
 def risk_shares(model, raw: np.ndarray, drops: pd.DataFrame) -> pd.DataFrame:
     """Share of each household's risk that giving each cause back takes away, in probability.
 
@@ -253,8 +252,8 @@ def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | 
 
     A household without counterfactual shares (below ``reasons.counterfactual_min_risk``, or
     NaN in ``shares``: :func:`riskmodel.explain.explain_households` leaves out households
-    without monthly incomes), or with nowhere to move, keeps its contributions. Row sums do not change, so the
-    contributions still add up to the log-odds.
+    without monthly incomes), or with nowhere to move, keeps its contributions. Row sums do
+    not change, so the contributions still add up to the log-odds.
 
     Parameters
     ----------
