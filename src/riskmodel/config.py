@@ -416,6 +416,8 @@ class Reasons(_Strict):
     structural_margin: float = Field(ge=0)
     counterfactual_min_risk: float | None = Field(ge=0, le=1)
     counterfactual_reach: float = Field(ge=0)
+    first_min_share: float | None = Field(ge=0, le=1)
+    structural_share: float = Field(ge=0, le=1)
     text: dict[str, CauseText]
 
     @field_validator("text")

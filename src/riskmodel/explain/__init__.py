@@ -24,7 +24,15 @@ from ._causes import (
     scorecard_cause_points,
     sum_by_cause,
 )
-from ._counterfactual import CLEARED_EVENTS, ILL_MEMBERS, UNREAD, cause_drops
+from ._counterfactual import (
+    CLEARED_EVENTS,
+    ILL_MEMBERS,
+    STRUCTURAL,
+    UNREAD,
+    cause_drops,
+    first_by_counterfactual,
+    risk_shares,
+)
 from ._household import (
     HouseholdExplanation,
     explain_household,
@@ -80,6 +88,7 @@ __all__ = [
     "RECENT",
     "REQUIREMENTS",
     "SPAN",
+    "STRUCTURAL",
     "UNREAD",
     "WINDOW",
     "WINDOW_COUNTS",
@@ -100,6 +109,7 @@ __all__ = [
     "explain_month",
     "explain_one",
     "feature_contributions",
+    "first_by_counterfactual",
     "format_yuan",
     "global_explanations",
     "grant_measures",
@@ -119,6 +129,7 @@ __all__ = [
     "render",
     "render_household",
     "required_rules",
+    "risk_shares",
     "risk_without",
     "rule_holds",
     "scorecard_cause_points",

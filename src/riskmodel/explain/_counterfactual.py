@@ -188,3 +188,122 @@ def _features(hist: pd.DataFrame, ids: np.ndarray, month: str, config: Config,
     order = pd.Index(households).get_indexer(ids)
     return features[names].iloc[order]
 
+
+def risk_shares(model, raw: np.ndarray, drops: pd.DataFrame) -> pd.DataFrame:
+    """Share of each household's risk that giving each cause back takes away, in probability.
+
+    The synthetic truth reads a household's cause by the same measure on the true risk
+    (``riskmodel.synthetic.true_cause``: the cause whose removal lowers the risk most, when
+    it removes at least half of it); :func:`cause_drops` gives the model's fall in log-odds,
+    and this turns it into ``(p − p_without) / p`` with the model's calibrated risk.
+
+    Parameters
+    ----------
+    model : RiskModel or HistGradientBoostingClassifier
+        A model with ``calibrated`` (log-odds → risk); a plain classifier's log-odds are read
+        through the logistic function.
+    raw : ndarray
+        The model's log-odds of the rows of ``drops``.
+    drops : DataFrame
+        :func:`cause_drops` of those rows.
+
+    Returns
+    -------
+    DataFrame
+        Like ``drops``: the share of the risk each cause takes away (negative where giving it
+        back raises the risk), NaN where ``drops`` is NaN or the risk is 0.
+    """
+    calibrated = getattr(model, "calibrated", None)
+    if calibrated is None:
+        def calibrated(log_odds):
+            return 1.0 / (1.0 + np.exp(-np.asarray(log_odds, dtype="float64")))
+    raw = np.asarray(raw, dtype="float64")
+    fall = drops.to_numpy(dtype="float64")
+    known = np.isfinite(fall)
+    p = np.asarray(calibrated(raw), dtype="float64")
+    without = np.asarray(calibrated((raw[:, None] - np.where(known, fall, 0.0)).ravel()),
+                         dtype="float64").reshape(fall.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (p[:, None] - without) / p[:, None]
+    share = np.where(known & (p[:, None] > 0), share, np.nan)
+    return pd.DataFrame(share, index=drops.index, columns=drops.columns)
+
+
+# Causes that read a household's risk as its own level and make-up rather than a shock.
+STRUCTURAL = ("income", "labor_shortage")
+
+
+def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | None,
+                            allowed: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Cause contributions with a first cause the model's counterfactual does not bear out
+    passing its weight on.
+
+    The first cause is the one :func:`riskmodel.explain.rank_causes` would put first (the
+    largest contribution among the causes ``allowed``, at least ``reasons.min_weight``). Where
+    it is a shock cause whose give-back (:func:`risk_shares`) takes away less than
+    ``reasons.first_min_share`` of the household's risk — its own features raise the score,
+    but the household without it would be about as much at risk — its contribution moves to:
+
+    - the allowed cause whose give-back takes away most, where that is at least
+      ``reasons.structural_share`` of the risk (the synthetic truth's half rule,
+      ``riskmodel.synthetic.true_cause``);
+    - else the structural cause with evidence (收入偏低 or 缺劳动力, the larger contribution
+      first): no single cause explains the household's risk.
+
+    A household without counterfactual shares (below ``reasons.counterfactual_min_risk``, or
+    NaN in ``shares``: :func:`riskmodel.explain.explain_households` leaves out households
+    without monthly incomes), or with nowhere to move, keeps its contributions. Row sums do
+    not change, so the contributions still add up to the log-odds.
+
+    Parameters
+    ----------
+    contributions : DataFrame
+        Per-cause contributions after :func:`riskmodel.explain.pass_to_evidence`.
+    shares : DataFrame or None
+        :func:`risk_shares` of the same rows (NaN rows: no counterfactual); None: no change.
+    allowed : DataFrame
+        :func:`riskmodel.explain.valid_causes` of the same rows.
+    config : Config
+
+    Returns
+    -------
+    DataFrame
+        Like ``contributions``.
+    """
+    min_share = config.reasons.first_min_share
+    if shares is None or min_share is None or not len(contributions):
+        return contributions
+    codes = list(contributions.columns)
+    values = contributions.to_numpy(dtype="float64", copy=True)
+    ok = allowed.reindex(index=contributions.index, columns=codes,
+                         fill_value=False).to_numpy(dtype=bool)
+    shocks = [c for c in shares.columns if c in codes]
+    taken = shares.reindex(index=contributions.index, columns=shocks).to_numpy(dtype="float64")
+    known = np.isfinite(taken).all(axis=1)
+    rows = np.arange(len(values))
+    score = np.where(ok & (values >= max(config.reasons.min_weight, np.finfo(float).tiny)),
+                     values, -np.inf)
+    top = score.argmax(axis=1)
+    # The first cause's share of the risk taken away; NaN where it is not a shock cause.
+    shock_of = pd.Index(shocks).get_indexer(codes)
+    position = shock_of[top]
+    top_share = np.where(position >= 0, taken[rows, np.maximum(position, 0)], np.nan)
+    weak = known & np.isfinite(score[rows, top]) & (top_share < min_share)
+    if not weak.any():
+        return contributions
+    column = pd.Index(codes).get_indexer(shocks)
+    candidates = np.where(ok[:, column] & np.isfinite(taken), taken, -np.inf)
+    best = candidates.argmax(axis=1)
+    explains = candidates[rows, best] >= config.reasons.structural_share
+    structural = pd.Index(codes).get_indexer([c for c in STRUCTURAL if c in codes])
+    to = np.full(len(values), -1)
+    if len(structural):
+        level = np.where(ok[:, structural], values[:, structural], -np.inf)
+        pick = structural[level.argmax(axis=1)]
+        to = np.where(np.isfinite(level.max(axis=1)), pick, -1)
+    to = np.where(explains, column[best], to)
+    move = weak & (to >= 0) & (to != top)
+    r, f, t = rows[move], top[move], to[move]
+    values[r, t] += values[r, f]
+    values[r, f] = 0.0
+    return pd.DataFrame(values, index=contributions.index, columns=contributions.columns)

@@ -25,7 +25,7 @@ from ..model import (
     rule_triggers,
 )
 from ._causes import N_REASONS, _counterfactual, _shared_out, feature_contributions
-from ._counterfactual import cause_drops
+from ._counterfactual import cause_drops, first_by_counterfactual, risk_shares
 from ._reasons import (
     cause_givebacks,
     format_yuan,
@@ -81,7 +81,11 @@ def explain_households(
           household's own months); NA where fewer causes raise it by at least
           ``reasons.min_weight``. A cause without evidence passes its risk-raising weight to
           the strongest cause with evidence (:func:`riskmodel.explain.pass_to_evidence`), so
-          the weights still add up to the log-odds.
+          the weights still add up to the log-odds. For households with counterfactual
+          weights, a first shock cause whose give-back takes away less than
+          ``reasons.first_min_share`` of the risk passes its weight to the cause taking away at
+          least ``reasons.structural_share``, or else to 收入偏低/缺劳动力
+          (:func:`riskmodel.explain.first_by_counterfactual`).
         - ``reason_1_weight`` … ``reason_3_weight``: each reason's contribution to the log-odds
           (additive; ``exp(weight)`` is the factor by which the cause multiplies the odds).
         - ``risk_causes``: up to ``reasons.max_causes`` codes joined by ``","``.
@@ -102,7 +106,15 @@ def explain_households(
     allowed = valid_causes(facts, config)
     contributions = _shared_out(values, features, ledger_rows, window,
                                 facts["line"].to_numpy(), config, drops, givebacks, allowed)
-    codes, weights = rank_causes(pass_to_evidence(contributions, allowed), allowed, config)
+    contributions = pass_to_evidence(contributions, allowed)
+    if drops is not None and config.reasons.first_min_share is not None:
+        shares = risk_shares(model, values.to_numpy().sum(axis=1) + base, drops)
+        # Where the ledger holds no monthly incomes (incomes as recorded, docs/ledger.md),
+        # giving a cause back returns no yuan: its share says nothing, the record decides.
+        monthly = facts["observed_months"].to_numpy() >= config.label.min_observed_months
+        shares.loc[~monthly] = np.nan
+        contributions = first_by_counterfactual(contributions, shares, allowed, config)
+    codes, weights = rank_causes(contributions, allowed, config)
     return reasons_frame(codes, weights, facts, config)
 
 
