@@ -264,9 +264,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--workdir", required=True, help="where the setting is built and kept")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="build the setting and stop")
     args = parser.parse_args(argv)
     work = Path(args.workdir)
     setting = prepare(work, args.households, args.base, args.months, args.seed)
+    if args.prepare_only:
+        return
     with open("/proc/loadavg", encoding="ascii") as f:
         load = f.read().split()[:3]
     figures = run(work, setting)

@@ -192,3 +192,21 @@ def test_without_force_an_existing_ledger_is_kept(county, tmp_path, capsys):
     assert main(["ingest", "--sources", str(growing), "--out", str(out)]) == 4
     assert "--force" in capsys.readouterr().err
     assert _outputs(out.parent) == before
+
+
+def test_households_across_row_groups_are_merged_whole(county, tmp_path, monkeypatch):
+    """Row groups of 50 rows: households run across them, new rows land in every part."""
+    from riskmodel.ledger import PARQUET_OPTIONS
+
+    monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", 50)
+    folder, months = county
+    growing = tmp_path / "growing"
+    new = _copy(folder, growing, lambda rel: not (_of(months[-1])(rel) or _of(months[-2])(rel)))
+    out = tmp_path / "out" / "ledger.parquet"
+    ingest(growing, out)
+    _copy(folder, growing, lambda rel: rel in new)
+    assert ingest(growing, out, force=True).appended == months[-2:]
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(out).num_row_groups > 5
+    assert _outputs(out.parent) == _full(folder, tmp_path)

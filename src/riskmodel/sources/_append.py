@@ -197,23 +197,67 @@ class _RowGroups:
             self.writer.write_table(pa.concat_tables(self.pending), row_group_size=self.size)
 
 
-def _month_numbers(labels: np.ndarray) -> np.ndarray:
-    text = pd.Series(labels, dtype="str")
+def _month_numbers(labels) -> np.ndarray:
+    text = pd.Series(np.asarray(labels, dtype=object), dtype="str")
     return (text.str[:4].astype("int64") * 12 + text.str[5:7].astype("int64") - 1).to_numpy()
 
 
-def _with_recorded_month(part: pa.Table) -> pa.Table:
-    """``annual_recorded_month`` of a run of whole households' rows (household, month order)
-    computed as the full ingest does."""
-    columns = ["household_id", "month", *ANNUAL, "annual_income_year"]
-    frame = part.select(columns).to_pandas()
+def _recorded_months(part: pa.Table, added: pa.Table, after: np.ndarray,
+                     start: np.ndarray) -> pa.Array:
+    """``annual_recorded_month`` of the new rows ``added``, as the full ingest gives it.
+
+    A run of identical annual figures looks only backwards, so a new row needs no more of its
+    household's history than the last old row with figures (``part``'s rows of the household
+    are ``start:after``): that row stands in with the month its own run began, and
+    :func:`recorded_month` is run on it and the new rows alone.
+    """
+    columns = [*ANNUAL, "annual_income_year"]
+    n_old = part.num_rows
+    filled = np.zeros(n_old, dtype=bool)
+    for c in columns:
+        filled |= pc.is_valid(part.column(c)).to_numpy(zero_copy_only=False)
+    before = np.full(len(after), -1, dtype="int64")
+    if n_old:
+        last = np.maximum.accumulate(np.where(filled, np.arange(n_old), -1))
+        before = np.where(after > 0, last[np.maximum(after - 1, 0)], -1)
+    before = np.where(before >= start, before, -1)
+    rows = np.unique(before[before >= 0])
+    old = part.take(pa.array(rows)).select(["household_id", "annual_recorded_month", *columns])
+    old = old.to_pandas()
+    new = added.select(["household_id", "month", *columns]).to_pandas()
+    frame = pd.concat([old.drop(columns="annual_recorded_month"),
+                       new.drop(columns="month")], ignore_index=True)
+    months = np.concatenate([_month_numbers(old["annual_recorded_month"]),
+                             _month_numbers(new["month"])])
     hcodes = pd.factorize(frame["household_id"])[0]
-    months = _month_numbers(frame["month"].to_numpy(dtype=object))
-    label = recorded_month(frame, hcodes, months)
-    at = part.schema.get_field_index("annual_recorded_month")
-    field = part.schema.field(at)
-    array = pa.array(label.to_numpy(dtype=object), type=field.type, from_pandas=True)
-    return part.set_column(at, field, array)
+    order = np.lexsort((months, hcodes))
+    label = recorded_month(frame.iloc[order].reset_index(drop=True), hcodes[order],
+                           months[order]).to_numpy(dtype=object)
+    out = np.empty(len(frame), dtype=object)
+    out[order] = label
+    field = part.schema.field("annual_recorded_month")
+    return pa.array(out[len(old):], type=field.type, from_pandas=True)
+
+
+def _merge_part(part: pa.Table, ids: np.ndarray, added: pa.Table,
+                added_ids: np.ndarray) -> tuple[pa.Table, int]:
+    """Whole households' old rows and their new rows (all of later months) in ledger order,
+    and the number of households."""
+    after = np.searchsorted(ids, added_ids, side="right")
+    start = np.searchsorted(ids, added_ids, side="left")
+    at = added.schema.get_field_index("annual_recorded_month")
+    added = added.set_column(at, added.schema.field(at),
+                             _recorded_months(part, added, after, start))
+    n_old, n_new = part.num_rows, added.num_rows
+    is_new = np.zeros(n_old + n_new, dtype=bool)
+    is_new[after + np.arange(n_new)] = True
+    source = np.empty(n_old + n_new, dtype="int64")
+    source[is_new] = n_old + np.arange(n_new)
+    source[~is_new] = np.arange(n_old)
+    merged = pa.concat_tables([part, added]).combine_chunks().take(pa.array(source))
+    households = (int(1 + np.count_nonzero(ids[1:] != ids[:-1])) if n_old else 0) \
+        + len(np.unique(added_ids[after == start]))
+    return merged, households
 
 
 def merge_ledger(old: Path, new: pd.DataFrame, tmp: Path) -> int:
@@ -249,15 +293,9 @@ def merge_ledger(old: Path, new: pd.DataFrame, tmp: Path) -> int:
                 end = len(added_ids)
             if not part.num_rows and end == at:
                 continue
-            if end > at:
-                part = pa.concat_tables([part, added.slice(at, end - at)])
-                order = pc.sort_indices(part, sort_keys=[("household_id", "ascending"),
-                                                         ("month", "ascending")])
-                part = _with_recorded_month(part.take(order))
-                ids = part.column("household_id").to_numpy(zero_copy_only=False)
-                at = end
-            if len(ids):
-                households += int(1 + np.count_nonzero(ids[1:] != ids[:-1]))
+            part, count = _merge_part(part, ids, added.slice(at, end - at), added_ids[at:end])
+            households += count
+            at = end
             groups.add(part)
         groups.close()
     fsync_path(tmp)
