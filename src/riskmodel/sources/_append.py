@@ -77,18 +77,24 @@ def _stat(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+def file_records(tables: list[SourceTable]) -> dict[str, dict]:
+    """What the state keeps of each table read (no row of it): path -> kind, month, sheet,
+    SHA-256, headers and the last month its rows reach."""
+    return {t.path: {"kind": t.kind, "month": t.month, "sheet": t.sheet, "sha256": t.sha256,
+                     "headers": t.headers, "reach": reach(t)} for t in tables}
+
+
 def write_state(cache_dir: Path, fingerprint: str, stats: dict[str, tuple[int, int]],
-                tables: list[SourceTable], unrecognised: list[dict], outputs: dict[str, Path],
+                records: dict[str, dict], unrecognised: list[dict], outputs: dict[str, Path],
                 old: dict | None = None) -> None:
     """Record what this ingest read and wrote, for the next one to append to.
 
-    ``stats`` are the files' size and time taken before they were read; ``old`` the state of
-    the ingest appended to, whose files stay listed.
+    ``stats`` are the files' size and time taken before they were read; ``records`` the
+    tables read (:func:`file_records`); ``old`` the state of the ingest appended to, whose
+    files stay listed.
     """
     files = dict(old["files"]) if old else {}
-    for t in tables:
-        files[t.path] = {"kind": t.kind, "month": t.month, "sheet": t.sheet, "sha256": t.sha256,
-                         "headers": t.headers, "reach": reach(t)}
+    files.update(records)
     for u in unrecognised:
         files[u["path"]] = {"kind": None, "reason": u["reason"], "sha256": None}
     for path, entry in files.items():

@@ -21,6 +21,7 @@ from ..errors import ArgumentError, OutputExistsError
 from ..ledger import fsync_path, temp_beside, write_json, write_parquet_atomic, write_xlsx
 from ._append import (
     check_new,
+    file_records,
     folder_stats,
     forget_state,
     merge_ledger,
@@ -62,7 +63,8 @@ class IngestResult:
     ----------
     ledger : DataFrame
         One row per household and download month: the ledger contract's columns, then the
-        recorded ones (``wage_migrant``, ``annual_*``, ``identified_month`` …).
+        recorded ones (``wage_migrant``, ``annual_*``, ``identified_month`` …). When
+        appending, only the appended months' rows (the file holds them all).
     quarantine : DataFrame
         Persons not aggregated: file, sheet, row, month, household_id, field, rule, value
         (personal values masked ``***``).
@@ -183,7 +185,7 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
                                  sheet="隔离记录"), paths["quarantine_xlsx"])
     _atomic(lambda p: write_json(report, p), paths["report"])
     write_parquet_atomic(made.ledger, out)
-    write_state(cache_dir, fingerprint, stats, tables, unrecognised, paths)
+    write_state(cache_dir, fingerprint, stats, file_records(tables), unrecognised, paths)
     return IngestResult(made.ledger, made.quarantine, report, paths,
                         from_cache=sum(t.from_cache for t in tables), rebuilt_because=why)
 
@@ -194,43 +196,47 @@ def _append(plan, tables, unrecognised, config: Config, paths: dict[str, Path],
     old_report = json.loads(paths["report"].read_text(encoding="utf-8"))
     old_files = len(old_report["files"])
     if not tables and not unrecognised:
-        write_state(cache_dir, fingerprint, stats, [], [], paths, old=plan.state)
+        write_state(cache_dir, fingerprint, stats, {}, [], paths, old=plan.state)
         return IngestResult(pd.DataFrame(), pd.read_parquet(paths["quarantine"]), old_report,
                             paths, from_cache=old_files)
     forget_state(cache_dir)
+    records, entries = file_records(tables), [_file_entry(t) for t in tables]
+    personal, headers = _personal(tables, config), _headers(tables)
+    months = sorted({t.month for t in tables if t.kind == "persons"})
+    from_cache = old_files + sum(t.from_cache for t in tables)
     if tables:
         made = households_from_tables(tables, config)
         new_report, new_ledger, new_quarantine = made.report, made.ledger, made.quarantine
+        del made
     else:
         new_report, new_ledger = None, None
         new_quarantine = pd.read_parquet(paths["quarantine"]).iloc[:0]
+    tables.clear()  # the parsed files are not needed while the ledger is merged
     out = paths["ledger"]
     tmp = temp_beside(out)
     try:
         if new_ledger is not None:
             households = merge_ledger(out, new_ledger, tmp)
-            report = merge_report(old_report, new_report, [_file_entry(t) for t in tables],
-                                  unrecognised, _personal(tables, config), households,
-                                  config.sources)
+            report = merge_report(old_report, new_report, entries, unrecognised, personal,
+                                  households, config.sources)
         else:
             report = {**old_report, "unrecognised_files": sorted(
                 old_report["unrecognised_files"] + unrecognised, key=lambda f: f["path"])}
         quarantine = merge_quarantine(paths["quarantine"], new_quarantine)
-        headers = [(p, e["headers"]) for p, e in plan.state["files"].items() if e["kind"]]
+        headers = [(p, e["headers"]) for p, e in plan.state["files"].items() if e["kind"]] \
+            + headers
         write_parquet_atomic(quarantine, paths["quarantine"])
-        _atomic(lambda p: write_xlsx(_for_cadres(quarantine, headers + _headers(tables)), p,
-                                     sheet="隔离记录"), paths["quarantine_xlsx"])
+        _atomic(lambda p: write_xlsx(_for_cadres(quarantine, headers), p, sheet="隔离记录"),
+                paths["quarantine_xlsx"])
         _atomic(lambda p: write_json(report, p), paths["report"])
         if new_ledger is not None:
             os.replace(tmp, out)
             fsync_path(out.parent)
     finally:
         tmp.unlink(missing_ok=True)
-    write_state(cache_dir, fingerprint, stats, tables, unrecognised, paths, old=plan.state)
-    months = sorted({t.month for t in tables if t.kind == "persons"})
+    write_state(cache_dir, fingerprint, stats, records, unrecognised, paths, old=plan.state)
     return IngestResult(new_ledger if new_ledger is not None else pd.DataFrame(), quarantine,
-                        report, paths, from_cache=old_files + sum(t.from_cache for t in tables),
-                        appended=months)
+                        report, paths, from_cache=from_cache, appended=months)
 
 
 def _file_entry(t) -> dict:
