@@ -260,7 +260,7 @@ def _merge_part(part: pa.Table, ids: np.ndarray, added: pa.Table,
     source = np.empty(n_old + n_new, dtype="int64")
     source[is_new] = n_old + np.arange(n_new)
     source[~is_new] = np.arange(n_old)
-    merged = pa.concat_tables([part, added]).combine_chunks().take(pa.array(source))
+    merged = pa.concat_tables([part, added]).take(pa.array(source))
     households = (int(1 + np.count_nonzero(ids[1:] != ids[:-1])) if n_old else 0) \
         + len(np.unique(added_ids[after == start]))
     return merged, households
