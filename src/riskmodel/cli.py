@@ -273,7 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the ledger to write; ingest_report.json and ingest_quarantine.parquet/"
                         ".xlsx go beside it (required)")
     p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
-    p.add_argument("--force", action="store_true", help="replace an existing ledger "
+    p.add_argument("--force", action="store_true", help="replace an existing ledger: the "
+                                                        "months added since the last ingest "
+                                                        "are appended when its record allows, "
+                                                        "else the whole folder is read "
                                                         "(default: refuse it, exit code 4)")
     p.set_defaults(func=_cmd_ingest)
 

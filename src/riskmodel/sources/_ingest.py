@@ -3,10 +3,13 @@
 read every file (reusing the cache of files already read) → persons to households, migrants
 and warnings joined → write the ledger, ``ingest_report.json``, ``ingest_quarantine.parquet``
 and ``ingest_quarantine.xlsx`` beside it, each atomically. The same folder gives the same bytes.
+Over the outputs of an earlier ingest (``force``), only the files added since are read and
+their months appended (:mod:`riskmodel.sources._append`), when its state says that is safe.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +19,20 @@ import pandas as pd
 from ..config import Config, load_config
 from ..errors import ArgumentError, OutputExistsError
 from ..ledger import fsync_path, temp_beside, write_json, write_parquet_atomic, write_xlsx
+from ._append import (
+    check_new,
+    file_records,
+    folder_stats,
+    forget_state,
+    merge_ledger,
+    merge_quarantine,
+    merge_report,
+    plan_append,
+    write_state,
+)
+from ._cache import SourceCache
 from ._households import households_from_tables
+from ._personal import cache_key
 from ._read import read_sources
 
 REPORT_NAME = "ingest_report.json"
@@ -47,7 +63,8 @@ class IngestResult:
     ----------
     ledger : DataFrame
         One row per household and download month: the ledger contract's columns, then the
-        recorded ones (``wage_migrant``, ``annual_*``, ``identified_month`` …).
+        recorded ones (``wage_migrant``, ``annual_*``, ``identified_month`` …). When
+        appending, only the appended months' rows (the file holds them all).
     quarantine : DataFrame
         Persons not aggregated: file, sheet, row, month, household_id, field, rule, value
         (personal values masked ``***``).
@@ -57,7 +74,14 @@ class IngestResult:
         ``ledger``, ``report``, ``quarantine``, ``quarantine_xlsx`` -> the file written.
     from_cache : int
         Files that came from the cache instead of being parsed (not in the report, which a
-        re-run must write byte for byte the same).
+        re-run must write byte for byte the same); when appending, the files of the ledger
+        appended to count here too.
+    appended : list of str
+        The months appended to the last ingest's ledger; empty when the ledger was built from
+        the whole folder.
+    rebuilt_because : str
+        Why an existing ledger was rebuilt from the whole folder rather than appended to
+        ('' when appended or when there was none).
     """
 
     ledger: pd.DataFrame
@@ -65,6 +89,8 @@ class IngestResult:
     report: dict
     paths: dict[str, Path] = field(default_factory=dict)
     from_cache: int = 0
+    appended: list[str] = field(default_factory=list)
+    rebuilt_because: str = ""
 
     def describe(self) -> str:
         """The one line the command line prints."""
@@ -74,11 +100,16 @@ class IngestResult:
         files = (f"{len(r['files'])} files ({len(r['files']) - self.from_cache} parsed, "
                  f"{self.from_cache} from the cache)"
                  + (f", {other} more of no known kind" if other else ""))
+        how = ""
+        if self.appended:
+            how = f" (appended {', '.join(self.appended)} to the last ingest's ledger)"
+        elif self.rebuilt_because:
+            how = f" (rebuilt from the whole folder: {self.rebuilt_because})"
         return (f"{files}, {len(r['months'])} months, {r['households']} "
                 f"households ({r['household_months']} household-months); persons in "
                 f"{r['persons_in']} = {r['persons_aggregated']} aggregated + "
                 f"{r['persons_quarantined']} quarantined; warnings {w['matched']} matched, "
-                f"{w['unmatched']} unmatched; wrote {self.paths['ledger']}")
+                f"{w['unmatched']} unmatched; wrote {self.paths['ledger']}{how}")
 
 
 def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | None = None,
@@ -97,7 +128,10 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
     config : Config, str or Path, optional
         A loaded configuration or a YAML file of overrides; the packaged defaults otherwise.
     force : bool, default=False
-        Replace an existing ledger.
+        Replace an existing ledger. When it is the one an earlier ingest of this folder wrote
+        and the folder has only gained files of later months since, those months are appended
+        (only the new files read; the ledger the same as a full ingest's); otherwise it is
+        rebuilt from the whole folder and ``rebuilt_because`` says why.
 
     Returns
     -------
@@ -118,27 +152,105 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
     if not isinstance(config, Config):
         config = load_config(config)
     folder = out.parent
-    tables, unrecognised = read_sources(sources, config, cache_dir=folder / CACHE_NAME)
-    made = households_from_tables(tables, config)
-    personal = sorted({t.headers[f] for t in tables for f in config.sources.personal
-                       if f in t.headers})
-    report = {
-        "files": [{"path": t.path, "sheet": t.sheet, "kind": t.kind, "month": t.month,
-                   "rows": len(t.frame), "sha256": t.sha256} for t in tables],
-        "unrecognised_files": unrecognised,
-        **made.report,
-        "personal_columns": {"seen": personal, "dropped": True},
-    }
+    cache_dir = folder / CACHE_NAME
+    directory = Path(sources)
+    if not directory.is_dir():
+        read_sources(directory, config)  # the one-line error of a missing folder
     paths = {"ledger": out, "report": folder / REPORT_NAME,
              "quarantine": folder / QUARANTINE_NAME, "quarantine_xlsx": folder / QUARANTINE_XLSX}
+    stats = folder_stats(directory)
+    fingerprint = SourceCache(cache_dir, config.sources, cache_key(cache_dir)).fingerprint
+    why = ""
+    if out.exists():
+        plan, why = plan_append(directory, cache_dir, paths, fingerprint, stats)
+        if plan is not None:
+            tables, unrecognised = read_sources(directory, config, cache_dir=cache_dir,
+                                                only=set(plan.new))
+            why = check_new(plan, tables)
+            if not why:
+                return _append(plan, tables, unrecognised, config, paths, cache_dir,
+                               fingerprint, stats)
+    tables, unrecognised = read_sources(directory, config, cache_dir=cache_dir)
+    made = households_from_tables(tables, config)
+    report = {
+        "files": [_file_entry(t) for t in tables],
+        "unrecognised_files": unrecognised,
+        **made.report,
+        "personal_columns": {"seen": _personal(tables, config), "dropped": True},
+    }
     folder.mkdir(parents=True, exist_ok=True)
+    forget_state(cache_dir)
     write_parquet_atomic(made.quarantine, paths["quarantine"])
-    _atomic(lambda p: write_xlsx(_for_cadres(made.quarantine, tables), p, sheet="隔离记录"),
-            paths["quarantine_xlsx"])
+    _atomic(lambda p: write_xlsx(_for_cadres(made.quarantine, _headers(tables)), p,
+                                 sheet="隔离记录"), paths["quarantine_xlsx"])
     _atomic(lambda p: write_json(report, p), paths["report"])
     write_parquet_atomic(made.ledger, out)
+    write_state(cache_dir, fingerprint, stats, file_records(tables), unrecognised, paths)
     return IngestResult(made.ledger, made.quarantine, report, paths,
-                        from_cache=sum(t.from_cache for t in tables))
+                        from_cache=sum(t.from_cache for t in tables), rebuilt_because=why)
+
+
+def _append(plan, tables, unrecognised, config: Config, paths: dict[str, Path],
+            cache_dir: Path, fingerprint: str, stats) -> IngestResult:
+    """Append the months of ``tables`` (the files added since the last ingest) to its outputs."""
+    old_report = json.loads(paths["report"].read_text(encoding="utf-8"))
+    old_files = len(old_report["files"])
+    if not tables and not unrecognised:
+        write_state(cache_dir, fingerprint, stats, {}, [], paths, old=plan.state)
+        return IngestResult(pd.DataFrame(), pd.read_parquet(paths["quarantine"]), old_report,
+                            paths, from_cache=old_files)
+    forget_state(cache_dir)
+    records, entries = file_records(tables), [_file_entry(t) for t in tables]
+    personal, headers = _personal(tables, config), _headers(tables)
+    months = sorted({t.month for t in tables if t.kind == "persons"})
+    from_cache = old_files + sum(t.from_cache for t in tables)
+    if tables:
+        made = households_from_tables(tables, config)
+        new_report, new_ledger, new_quarantine = made.report, made.ledger, made.quarantine
+        del made
+    else:
+        new_report, new_ledger = None, None
+        new_quarantine = pd.read_parquet(paths["quarantine"]).iloc[:0]
+    tables.clear()  # the parsed files are not needed while the ledger is merged
+    out = paths["ledger"]
+    tmp = temp_beside(out)
+    try:
+        if new_ledger is not None:
+            households = merge_ledger(out, new_ledger, tmp)
+            report = merge_report(old_report, new_report, entries, unrecognised, personal,
+                                  households, config.sources)
+        else:
+            report = {**old_report, "unrecognised_files": sorted(
+                old_report["unrecognised_files"] + unrecognised, key=lambda f: f["path"])}
+        quarantine = merge_quarantine(paths["quarantine"], new_quarantine)
+        headers = [(p, e["headers"]) for p, e in plan.state["files"].items() if e["kind"]] \
+            + headers
+        write_parquet_atomic(quarantine, paths["quarantine"])
+        _atomic(lambda p: write_xlsx(_for_cadres(quarantine, headers), p, sheet="隔离记录"),
+                paths["quarantine_xlsx"])
+        _atomic(lambda p: write_json(report, p), paths["report"])
+        if new_ledger is not None:
+            os.replace(tmp, out)
+            fsync_path(out.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_state(cache_dir, fingerprint, stats, records, unrecognised, paths, old=plan.state)
+    return IngestResult(new_ledger if new_ledger is not None else pd.DataFrame(), quarantine,
+                        report, paths, from_cache=from_cache, appended=months)
+
+
+def _file_entry(t) -> dict:
+    return {"path": t.path, "sheet": t.sheet, "kind": t.kind, "month": t.month,
+            "rows": len(t.frame), "sha256": t.sha256}
+
+
+def _personal(tables, config: Config) -> list[str]:
+    return sorted({t.headers[f] for t in tables for f in config.sources.personal
+                   if f in t.headers})
+
+
+def _headers(tables) -> list[tuple[str, dict]]:
+    return [(t.path, t.headers) for t in tables]
 
 
 def _atomic(write, path: Path) -> None:
@@ -152,10 +264,10 @@ def _atomic(write, path: Path) -> None:
     fsync_path(path.parent)
 
 
-def _for_cadres(quarantine: pd.DataFrame, tables) -> pd.DataFrame:
+def _for_cadres(quarantine: pd.DataFrame, headers: list[tuple[str, dict]]) -> pd.DataFrame:
     """The quarantine with Chinese headers, the column as the file writes it, each rule
-    explained."""
-    written = pd.DataFrame([(t.path, f, h) for t in tables for f, h in t.headers.items()],
+    explained (``headers``: each file's path and its fields' headers)."""
+    written = pd.DataFrame([(path, f, h) for path, fields in headers for f, h in fields.items()],
                            columns=["file", "field", "header"]).drop_duplicates(["file", "field"])
     header = quarantine[["file", "field"]].merge(written, on=["file", "field"], how="left")
     table = pd.DataFrame({

@@ -95,7 +95,7 @@ class SourceTable:
 
 
 def read_sources(directory: str | Path, config: Config | None = None,
-                 cache_dir: str | Path | None = None
+                 cache_dir: str | Path | None = None, only: set[str] | None = None
                  ) -> tuple[list[SourceTable], list[dict]]:
     """Read every ``.csv`` and ``.xlsx`` file under ``directory``, recognising each by its
     headers.
@@ -111,6 +111,9 @@ def read_sources(directory: str | Path, config: Config | None = None,
     cache_dir : str or Path, optional
         Folder of the per-file cache (:mod:`riskmodel.sources._cache`): a file whose bytes and
         ``sources`` configuration are unchanged is not parsed again. No cache when None.
+    only : set of str, optional
+        Read only these files (paths relative to ``directory``, with ``/``); every file when
+        None. An appending ingest reads the files added since the last one this way.
 
     Returns
     -------
@@ -149,6 +152,8 @@ def read_sources(directory: str | Path, config: Config | None = None,
     tables, unrecognised = [], []
     for path in _source_files(directory):
         relative = path.relative_to(directory).as_posix()
+        if only is not None and relative not in only:
+            continue
         sha256 = _sha256(path)
         parsed = cache.load(sha256) if cache is not None else None
         from_cache = parsed is not None

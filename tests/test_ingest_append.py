@@ -1,0 +1,217 @@
+"""The appending ingest: a month added to the folder is read alone and appended, and the outputs
+are those of a full ingest of the whole folder; anything the last ingest's state cannot vouch for
+rebuilds from the whole folder and says why."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from riskmodel.cli import main
+from riskmodel.config import load_config
+from riskmodel.sources import ingest
+from riskmodel.synthetic import county_sources, write_sources
+
+OUTPUTS = ["ledger.parquet", "ingest_report.json", "ingest_quarantine.parquet",
+           "ingest_quarantine.xlsx"]
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A folder of 40 households × 4 months of CSV exports (one person row doubled in the last
+    month, so that the quarantine grows), and its months."""
+    root = tmp_path_factory.mktemp("county")
+    sources = county_sources(40, 4, start="2024-01", seed=3, xlsx_max_rows=0)
+    write_sources(sources, root / "all")
+    months = sorted(sources.months)
+    last = months[-1].replace("-", "")
+    person = next(p for p in (root / "all").rglob("*.csv")
+                  if (last in p.name or p.parent.name == months[-1])
+                  and _person_table(p.name))
+    lines = person.read_bytes().rstrip(b"\n").split(b"\n")
+    person.write_bytes(b"\n".join([*lines, lines[-1]]) + b"\n")
+    return root / "all", months
+
+
+def _copy(src: Path, dst: Path, keep) -> list[str]:
+    """Copy the files of ``src`` for which ``keep(relative path)``; return those left out."""
+    left = []
+    for path in sorted(src.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(src).as_posix()
+        if keep(rel):
+            target = dst / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+        else:
+            left.append(rel)
+    return left
+
+
+def _of(month: str):
+    """Whether a file (its folder, else its name) is of ``month``."""
+    tag = month.replace("-", "")
+    return lambda rel: rel.startswith(f"{month}/") or tag in Path(rel).name
+
+
+def _person_table(name: str) -> bool:
+    """Whether a generated file is a person table (by the generator's names for them)."""
+    return "监测对象" in name or "脱贫人口" in name
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in OUTPUTS}
+
+
+def _full(county_dir: Path, tmp_path: Path) -> dict[str, bytes]:
+    out = tmp_path / "full" / "ledger.parquet"
+    ingest(county_dir, out)
+    return _outputs(out.parent)
+
+
+def test_appended_month_gives_the_full_ingests_outputs_and_parses_only_its_files(
+        county, tmp_path, caplog):
+    folder, months = county
+    growing = tmp_path / "growing"
+    new = _copy(folder, growing, lambda rel: not _of(months[-1])(rel))
+    assert new and any(_person_table(p) for p in new)
+    out = tmp_path / "out" / "ledger.parquet"
+    first = ingest(growing, out)
+    assert first.appended == [] and first.rebuilt_because == ""
+
+    _copy(folder, growing, lambda rel: rel in new)
+    caplog.set_level(logging.INFO, logger="riskmodel.sources")
+    caplog.clear()
+    result = ingest(growing, out, force=True)
+    assert result.appended == [months[-1]] and result.rebuilt_because == ""
+    parsed = sorted(r.getMessage().split(":")[0] for r in caplog.records
+                    if ": parsed (" in r.getMessage() or ": from the cache (" in r.getMessage())
+    assert parsed == sorted(new), "only the added files are read"
+    assert "appended" in result.describe()
+    # The appended rows are the new month's; the quarantine holds the doubled person.
+    assert set(result.ledger["month"]) == {months[-1]}
+    assert result.report["persons_quarantined"] > first.report["persons_quarantined"]
+
+    expected = _full(folder, tmp_path)
+    got = _outputs(out.parent)
+    full = pd.read_parquet(tmp_path / "full" / "ledger.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(out), full)
+    assert len(full) == result.report["household_months"]
+    for name in OUTPUTS:
+        assert got[name] == expected[name], f"{name} differs from the full ingest's"
+
+
+def test_two_months_at_once_then_nothing_new(county, tmp_path):
+    folder, months = county
+    growing = tmp_path / "growing"
+    new = _copy(folder, growing, lambda rel: not (_of(months[-1])(rel) or _of(months[-2])(rel)))
+    out = tmp_path / "out" / "ledger.parquet"
+    ingest(growing, out)
+    _copy(folder, growing, lambda rel: rel in new)
+    result = ingest(growing, out, force=True)
+    assert result.appended == months[-2:]
+    expected = _full(folder, tmp_path)
+    assert _outputs(out.parent) == expected
+    again = ingest(growing, out, force=True)
+    assert again.appended == [] and again.rebuilt_because == ""
+    assert _outputs(out.parent) == expected
+    # A file touched but not changed is still the same file.
+    old = next(p for p in sorted(growing.rglob("*.csv"))
+               if _of(months[0])(p.relative_to(growing).as_posix()))
+    os.utime(old, ns=(old.stat().st_atime_ns, old.stat().st_mtime_ns + 10**9))
+    _copy(folder, growing, lambda rel: False)
+    assert ingest(growing, out, force=True).rebuilt_because == ""
+
+
+def _appendable(county, tmp_path) -> tuple[Path, Path, list[str]]:
+    folder, months = county
+    growing = tmp_path / "growing"
+    new = _copy(folder, growing, lambda rel: not _of(months[-1])(rel))
+    out = tmp_path / "out" / "ledger.parquet"
+    ingest(growing, out)
+    _copy(folder, growing, lambda rel: rel in new)
+    return growing, out, new
+
+
+def test_a_changed_old_file_rebuilds_from_the_whole_folder(county, tmp_path, capsys):
+    folder, months = county
+    growing, out, _ = _appendable(county, tmp_path)
+    old = next(p for p in sorted(growing.rglob("*.csv"))
+               if _of(months[0])(p.relative_to(growing).as_posix()) and _person_table(p.name))
+    lines = old.read_bytes().rstrip(b"\n").split(b"\n")
+    old.write_bytes(b"\n".join(lines[:-1]) + b"\n")  # a person left out of an old month
+    assert main(["ingest", "--sources", str(growing), "--out", str(out), "--force"]) == 0
+    said = capsys.readouterr().out
+    assert "rebuilt from the whole folder" in said
+    assert f"{old.relative_to(growing).as_posix()} changed since the last ingest" in said
+    assert _outputs(out.parent) == _full(growing, tmp_path)
+
+
+def test_a_removed_file_a_replaced_ledger_a_late_file_or_new_settings_rebuild(county, tmp_path):
+    folder, months = county
+    growing, out, new = _appendable(county, tmp_path)
+    shutil.copy2(out, tmp_path / "kept.parquet")
+    # The ledger replaced by another file.
+    shutil.copy2(tmp_path / "kept.parquet", out)
+    os.utime(out, ns=(1, 1))
+    result = ingest(growing, out, force=True)
+    assert result.rebuilt_because == "ledger.parquet is not the one the last ingest wrote"
+    assert _outputs(out.parent) == _full(folder, tmp_path)
+
+    # A file of an old month added late.
+    growing, out, new = _appendable(county, tmp_path / "late")
+    late = next(p for p in sorted(growing.rglob("*.csv"))
+                if _of(months[1])(p.relative_to(growing).as_posix()))
+    shutil.copy2(late, late.with_name(f"补报_{late.name}"))
+    result = ingest(growing, out, force=True)
+    assert "not after the ledger's last month" in result.rebuilt_because
+
+    # A file removed.
+    growing, out, new = _appendable(county, tmp_path / "removed")
+    gone = next(p for p in sorted(growing.rglob("*.csv"))
+                if _of(months[0])(p.relative_to(growing).as_posix()))
+    gone.unlink()
+    result = ingest(growing, out, force=True)
+    assert result.rebuilt_because.endswith("is no longer in the folder")
+
+    # Other header spellings.
+    growing, out, new = _appendable(county, tmp_path / "settings")
+    yaml = tmp_path / "county.yaml"
+    config = load_config()
+    spellings = [*config.sources.headers["household_id"], "户码"]
+    yaml.write_text("sources:\n  headers:\n    household_id: [" + ", ".join(spellings)
+                    + "]\n", encoding="utf-8")
+    result = ingest(growing, out, config=yaml, force=True)
+    assert result.rebuilt_because.startswith("the sources configuration")
+
+
+def test_without_force_an_existing_ledger_is_kept(county, tmp_path, capsys):
+    growing, out, _ = _appendable(county, tmp_path)
+    before = _outputs(out.parent)
+    assert main(["ingest", "--sources", str(growing), "--out", str(out)]) == 4
+    assert "--force" in capsys.readouterr().err
+    assert _outputs(out.parent) == before
+
+
+def test_households_across_row_groups_are_merged_whole(county, tmp_path, monkeypatch):
+    """Row groups of 20 rows: households run across them, new rows land in every part."""
+    from riskmodel.ledger import PARQUET_OPTIONS
+
+    monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", 20)
+    folder, months = county
+    growing = tmp_path / "growing"
+    new = _copy(folder, growing, lambda rel: not (_of(months[-1])(rel) or _of(months[-2])(rel)))
+    out = tmp_path / "out" / "ledger.parquet"
+    ingest(growing, out)
+    _copy(folder, growing, lambda rel: rel in new)
+    assert ingest(growing, out, force=True).appended == months[-2:]
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(out).num_row_groups > 5
+    assert _outputs(out.parent) == _full(folder, tmp_path)
