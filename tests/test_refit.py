@@ -50,15 +50,15 @@ def test_without_refit_the_trees_are_the_early_stopped_ones():
     X, y, months = _months_frame()
     model = _model().fit(X, y, months=months)
     assert model.n_iter_ == model.stopped_iter_ == model.gbm_.n_iter_
-    assert "refit" not in model.slices_
-    assert [f["first"] for f in model.slices_["calibration_folds"]] == [24_021]
+    assert model.refit_ is None
+    assert [f["first"] for f in model.calibration_folds_] == [24_021]
 
 
 def test_refit_learns_what_only_the_latest_months_show():
     X, y, months = _months_frame()
     plain = _model().fit(X, y, months=months)
     refit = _model(refit=True).fit(X, y, months=months)
-    assert refit.slices_["refit"] == {"rows": len(y), "trees": refit.stopped_iter_,
+    assert refit.refit_ == {"rows": len(y), "trees": refit.stopped_iter_,
                                       "first": 24_000, "last": 24_023}
     assert refit.n_iter_ == refit.stopped_iter_ == plain.stopped_iter_
     # New rows of the latest regime: only the refitted trees have seen `late` matter.
@@ -85,7 +85,7 @@ def test_calibration_folds_pool_out_of_time_blocks_and_keep_their_mean():
     X, y, months = _months_frame(rate_shift_from=21)
     one = _model().fit(X, y, months=months)
     three = _model(calibration_folds=3).fit(X, y, months=months)
-    folds = three.slices_["calibration_folds"]
+    folds = three.calibration_folds_
     assert [(f["first"], f["last"]) for f in folds] == [(24_021, 24_023), (24_018, 24_020),
                                                         (24_015, 24_017)]
     # Each block was predicted by trees that learnt only months at least the gap before it:
@@ -110,27 +110,27 @@ def test_calibration_folds_pool_out_of_time_blocks_and_keep_their_mean():
 def test_folds_that_the_months_do_not_allow_are_left_out():
     X, y, months = _months_frame()
     model = _model(calibration_folds=10).fit(X, y, months=months)
-    firsts = [f["first"] for f in model.slices_["calibration_folds"]]
+    firsts = [f["first"] for f in model.calibration_folds_]
     # Blocks start at 21, 18, 15, 12, 9, 6; a block's trees need 3 months up to first − 2.
     assert firsts == [24_021, 24_018, 24_015, 24_012, 24_009, 24_006]
-    assert model.slices_["calibration_folds"][-1]["learnt_to"] == 24_004
+    assert model.calibration_folds_[-1]["learnt_to"] == 24_004
 
 
 def test_calibration_gap_sets_the_months_the_fold_trees_learn():
     X, y, months = _months_frame()
     model = _model(calibration_folds=2, calibration_gap=1).fit(X, y, months=months)
-    assert model.slices_["calibration_folds"][1]["learnt_to"] == 24_017
+    assert model.calibration_folds_[1]["learnt_to"] == 24_017
     # Without a config the gap is one month: the months before the block.
     bare = RiskModel(max_iter=40, min_samples_leaf=20, validation_months=2,
                      calibration_months=3, scorecard_features=3, calibration_folds=2)
     bare.fit(X, y, months=months)
-    assert bare.slices_["calibration_folds"][1]["learnt_to"] == 24_017
+    assert bare.calibration_folds_[1]["learnt_to"] == 24_017
 
 
 def test_refit_without_months_learns_every_row():
     X, y, _ = _months_frame()
     model = _model(refit=True).fit(X, y)
-    assert model.slices_["refit"] == {"rows": len(y), "trees": model.stopped_iter_}
+    assert model.refit_ == {"rows": len(y), "trees": model.stopped_iter_}
     assert model.predict_proba(X).shape == (len(y), 2)
 
 
@@ -168,7 +168,7 @@ def test_selection_cost_counts_the_extra_fits():
 def test_refitted_trees_explain_additively():
     config = load_config()
     ledger, features, model = small_model(seed=7, refit=True, calibration_folds=2)
-    assert "refit" in model.slices_
+    assert model.refit_ is not None
     rows = features.sample(500, random_state=2)
     contributions, base = cause_contributions(model, rows, config)
     np.testing.assert_allclose(contributions.sum(axis=1) + base, model.decision_function(rows),

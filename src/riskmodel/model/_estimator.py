@@ -111,8 +111,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         are pooled to fit the calibrators. The latest block is predicted by the early-stopped
         trees; each earlier block by trees fitted on every month before it (with the number of
         trees of ``refit_trees``). 1: the calibration slice alone. Blocks the months do not
-        allow (too few months before them, or one class only) are left out; ``slices_`` says
-        which were used.
+        allow (too few months before them, or one class only) are left out;
+        ``calibration_folds_`` says which were used.
     calibration_gap : int, optional
         The trees of an earlier calibration block learn months up to ``calibration_gap``
         months before the block's first month. None: the label horizon of ``config`` (as at
@@ -151,10 +151,13 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         fitted rows of that month of the year in the same bins (see
         :func:`calendar_month_shares`): a month is then compared with the same season.
     slices_ : dict
-        Months (``YYYY-MM``) and rows of the train, validation and calibration slices;
-        ``calibration_folds``, a list of the blocks whose out-of-time predictions fitted the
-        calibrators (months, rows, ``trees`` and ``learnt_to``, the last month the trees that
-        predicted the block learnt from); with ``refit``, ``refit`` (rows, trees, months).
+        Months (``YYYY-MM``) and rows of the train, validation and calibration slices.
+    calibration_folds_ : list of dict
+        The blocks whose out-of-time predictions fitted the calibrators, latest first: months
+        (``first``, ``last``), ``rows``, ``trees`` and ``learnt_to``, the last month the trees
+        that predicted the block learnt from.
+    refit_ : dict or None
+        With ``refit``, the rows, trees and months (``first``, ``last``) of the refit.
     stopped_iter_ : int
         Trees early stopping kept; ``n_iter_`` is the number in ``gbm_`` (the refit's, with
         ``refit``).
@@ -338,7 +341,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.calibrators_ = {m: Calibrator(m).fit(raw_pool, y_pool)
                              for m in CALIBRATION_METHODS}
         self.calibration_ = self.calibration
-        self.slices_["calibration_folds"] = folds
+        self.calibration_folds_ = folds
         self.calibration_pool_ = {
             "rows": int(y_pool.size), "rate": float(y_pool.mean()),
             **{f"predicted_{m}": float(c.transform(raw_pool).mean())
@@ -348,10 +351,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             every = np.arange(len(y01))
             trees = self._refit_size(every.size, n_train)
             self.gbm_ = self._fixed_trees(frame, y01, every, trees)
-            self.slices_["refit"] = {"rows": int(every.size), "trees": trees}
+            self.refit_ = {"rows": int(every.size), "trees": trees}
             if "first" in self.slices_["train"]:
-                self.slices_["refit"].update(first=self.slices_["train"]["first"],
-                                             last=self.slices_["calibration"]["last"])
+                self.refit_.update(first=self.slices_["train"]["first"],
+                                   last=self.slices_["calibration"]["last"])
+        else:
+            self.refit_ = None
         self.n_iter_ = int(self.gbm_.n_iter_)
 
         self.scorecard_ = Scorecard(n_bins=self.scorecard_bins,
