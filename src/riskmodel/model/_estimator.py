@@ -5,9 +5,11 @@ on numeric features (no native categorical support, so TreeSHAP applies to it), 
 constraints where config knows the direction of risk. Rows are split by month, oldest first:
 the trees learn on the oldest months, stop early on the next ``validation_months`` and are
 calibrated on the latest ``calibration_months`` — so ``predict_proba`` is a probability measured
-on months the trees never saw. A points :class:`~riskmodel.model.Scorecard` is fitted beside
-it as the transparent sibling, and the training distributions that drift monitoring compares
-against are kept in ``reference_``.
+on months the trees never saw. With ``refit``, the trees are then fitted again on every month
+with the number of trees early stopping chose, and the calibrators (fitted on out-of-time
+predictions, pooled over ``calibration_folds`` blocks) map the refitted trees. A points
+:class:`~riskmodel.model.Scorecard` is fitted beside it as the transparent sibling, and the
+training distributions that drift monitoring compares against are kept in ``reference_``.
 """
 
 from __future__ import annotations
