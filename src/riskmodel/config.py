@@ -354,8 +354,8 @@ class ModelConfig(_Strict):
     calibration_months: int = Field(ge=1)
     # Trees refitted on every labelled month once early stopping has fixed their number, and
     # the blocks of out-of-time predictions pooled for the calibrator (docs/training.md).
-    refit: bool = False
-    refit_trees: Literal["same", "rows"] = "same"
+    refit: bool = True
+    refit_trees: Literal["same", "rows"] = "rows"
     calibration_folds: int = Field(1, ge=1)
     calibration_gap: int | None = Field(None, ge=1)
     random_state: int
