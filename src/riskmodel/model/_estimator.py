@@ -107,7 +107,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         out-of-time predictions of trees that did not learn the rows they predict.
     refit_trees : {"same", "rows"}, default="same"
         Trees of the refit (and of the calibration folds): as many as early stopping chose, or
-        that number scaled by the rows learnt on against the train slice's.
+        that number scaled by the rows learnt on against the train slice's (both counted
+        before the ``max_train_rows`` sample).
     calibration_folds : int, default=1
         Blocks of ``calibration_months`` months, latest first, whose out-of-time predictions
         are pooled to fit the calibrators. The latest block is predicted by the early-stopped
