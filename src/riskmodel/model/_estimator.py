@@ -5,9 +5,11 @@ on numeric features (no native categorical support, so TreeSHAP applies to it), 
 constraints where config knows the direction of risk. Rows are split by month, oldest first:
 the trees learn on the oldest months, stop early on the next ``validation_months`` and are
 calibrated on the latest ``calibration_months`` — so ``predict_proba`` is a probability measured
-on months the trees never saw. A points :class:`~riskmodel.model.Scorecard` is fitted beside
-it as the transparent sibling, and the training distributions that drift monitoring compares
-against are kept in ``reference_``.
+on months the trees never saw. With ``refit``, the trees are then fitted again on every month
+with the number of trees early stopping chose, and the calibrators (fitted on out-of-time
+predictions, pooled over ``calibration_folds`` blocks) map the refitted trees. A points
+:class:`~riskmodel.model.Scorecard` is fitted beside it as the transparent sibling, and the
+training distributions that drift monitoring compares against are kept in ``reference_``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from ._labels import binary_target
 from ._scorecard import Scorecard
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
+REFIT_TREES = ("same", "rows")
 
 
 class Calibrator(BaseEstimator):
@@ -97,6 +100,27 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         Calibrator used by ``predict_proba``; both are fitted, see ``calibrators_``.
     validation_months, calibration_months : int
         Latest months held out for early stopping and for calibration (calibration latest).
+    refit : bool, default=False
+        After early stopping has fixed the number of trees, fit the trees again on every row
+        (train, validation and calibration months) with that many trees (see ``refit_trees``);
+        those are the trees ``predict_proba`` and ``gbm_`` use. The calibrators stay fitted on
+        out-of-time predictions of trees that did not learn the rows they predict.
+    refit_trees : {"same", "rows"}, default="same"
+        Trees of the refit (and of the calibration folds): as many as early stopping chose, or
+        that number scaled by the rows learnt on against the train slice's (both counted
+        before the ``max_train_rows`` sample).
+    calibration_folds : int, default=1
+        Blocks of ``calibration_months`` months, latest first, whose out-of-time predictions
+        are pooled to fit the calibrators. The latest block is predicted by the early-stopped
+        trees; each earlier block by trees fitted on every month before it (with the number of
+        trees of ``refit_trees``). 1: the calibration slice alone. Blocks the months do not
+        allow (too few months before them, or one class only) are left out;
+        ``calibration_folds_`` says which were used.
+    calibration_gap : int, optional
+        The trees of an earlier calibration block learn months up to ``calibration_gap``
+        months before the block's first month. None: the label horizon of ``config`` (as at
+        scoring, where the latest labelled month lies a horizon before the scoring month), 1
+        without one.
     validation_share, calibration_share : float
         Shares held out at random when ``fit`` gets no ``months``.
     scorecard_bins, scorecard_features : int
@@ -131,6 +155,19 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         :func:`calendar_month_shares`): a month is then compared with the same season.
     slices_ : dict
         Months (``YYYY-MM``) and rows of the train, validation and calibration slices.
+    calibration_folds_ : list of dict
+        The blocks whose out-of-time predictions fitted the calibrators, latest first: months
+        (``first``, ``last``), ``rows``, ``trees`` and ``learnt_to``, the last month the trees
+        that predicted the block learnt from.
+    refit_ : dict or None
+        With ``refit``, the rows, trees and months (``first``, ``last``) of the refit.
+    stopped_iter_ : int
+        Trees early stopping kept; ``n_iter_`` is the number in ``gbm_`` (the refit's, with
+        ``refit``).
+    calibration_pool_ : dict
+        ``rows`` and fall ``rate`` of the pooled out-of-time predictions the calibrators were
+        fitted on, and ``predicted_<method>``, each calibrator's mean probability over them
+        (equal to the rate: a calibrator keeps the mean of what it was fitted on).
     config_ : dict
     horizon_months_ : int or None
     trained_at_ : str
@@ -168,6 +205,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         calibration: str = "isotonic",
         validation_months: int = 3,
         calibration_months: int = 4,
+        refit: bool = False,
+        refit_trees: str = "same",
+        calibration_folds: int = 1,
+        calibration_gap: int | None = None,
         validation_share: float = 0.15,
         calibration_share: float = 0.2,
         scorecard_bins: int = 5,
@@ -188,6 +229,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.validation_months = validation_months
         self.calibration_months = calibration_months
+        self.refit = refit
+        self.refit_trees = refit_trees
+        self.calibration_folds = calibration_folds
+        self.calibration_gap = calibration_gap
         self.validation_share = validation_share
         self.calibration_share = calibration_share
         self.scorecard_bins = scorecard_bins
@@ -223,6 +268,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             "calibration": m.calibration if m.calibration != "auto" else "isotonic",
             "validation_months": m.validation_months,
             "calibration_months": m.calibration_months,
+            "refit": m.refit,
+            "refit_trees": m.refit_trees,
+            "calibration_folds": m.calibration_folds,
+            "calibration_gap": m.calibration_gap,
             "scorecard_bins": m.scorecard_bins,
             "scorecard_features": m.scorecard_features,
             "monotonic": {n: specs[n].monotonic for n in names if n in specs
@@ -251,6 +300,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if self.calibration not in CALIBRATION_METHODS:
             raise ValueError(f"Got calibration={self.calibration!r}, expected one of "
                              f"{', '.join(CALIBRATION_METHODS)}.")
+        if self.refit_trees not in REFIT_TREES:
+            raise ValueError(f"Got refit_trees={self.refit_trees!r}, expected one of "
+                             f"{', '.join(REFIT_TREES)}.")
+        if int(self.calibration_folds) < 1:
+            raise ValueError(f"Got calibration_folds={self.calibration_folds!r}, expected an "
+                             "integer of at least 1.")
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype="float64",
                              reset=True)
         self.classes_, y01 = binary_target(y)
@@ -262,31 +317,50 @@ class RiskModel(ClassifierMixin, BaseEstimator):
                                  "Give more months or more positive rows.")
         train, val, cal = (part == "train"), (part == "validation"), (part == "calibration")
 
-        self.gbm_ = HistGradientBoostingClassifier(
-            max_iter=self.max_iter,
-            learning_rate=self.learning_rate,
-            max_leaf_nodes=self.max_leaf_nodes,
-            min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization,
-            monotonic_cst=self._monotonic_cst(),
-            early_stopping=True,
-            n_iter_no_change=self.n_iter_no_change,
-            scoring="loss",
-            random_state=self.random_state,
-        )
+        self.gbm_ = self._trees(self.max_iter, early_stopping=True)
         rows, weight = self._sample(np.flatnonzero(train), y01)
-        fit_rows = frame.iloc[rows]
-        empty = fit_rows.columns[fit_rows.isna().all().to_numpy()]
-        if len(empty):
-            # A feature unknown on every training row carries no information, and the trees'
-            # binning cannot handle it: a constant is never split on, so it stays unused.
-            fit_rows = fit_rows.assign(**dict.fromkeys(empty, 0.0))
-        self.gbm_.fit(fit_rows, y01[rows], sample_weight=weight, X_val=frame[val],
-                      y_val=y01[val])
-        self.n_iter_ = self.gbm_.n_iter_
+        self.gbm_.fit(_learnable(frame.iloc[rows]), y01[rows], sample_weight=weight,
+                      X_val=frame[val], y_val=y01[val])
+        self.stopped_iter_ = int(self.gbm_.n_iter_)
+        n_train = int(train.sum())
+
+        # The calibrators learn from out-of-time predictions only: the early-stopped trees on
+        # the calibration slice, and, with calibration_folds, earlier blocks each predicted by
+        # trees fitted on the months before it.
         raw_cal = self.gbm_.decision_function(frame[cal])
-        self.calibrators_ = {m: Calibrator(m).fit(raw_cal, y01[cal]) for m in CALIBRATION_METHODS}
+        pooled_raw, pooled_y = [raw_cal], [y01[cal]]
+        folds = [self.slices_["calibration"] | {"trees": self.stopped_iter_,
+                                                "learnt_to": self.slices_["train"].get("last")}]
+        if months is not None and int(self.calibration_folds) > 1:
+            idx, as_label = month_numbers(months)
+            for block, before in self._fold_blocks(idx, y01):
+                trees = self._refit_size(before.size, n_train)
+                gbm = self._fixed_trees(frame, y01, before, trees)
+                pooled_raw.append(gbm.decision_function(frame.iloc[block]))
+                pooled_y.append(y01[block])
+                folds.append(_span(idx[block], as_label) | {
+                    "trees": trees, "learnt_to": _span(idx[before], as_label)["last"]})
+        raw_pool, y_pool = np.concatenate(pooled_raw), np.concatenate(pooled_y)
+        self.calibrators_ = {m: Calibrator(m).fit(raw_pool, y_pool)
+                             for m in CALIBRATION_METHODS}
         self.calibration_ = self.calibration
+        self.calibration_folds_ = folds
+        self.calibration_pool_ = {
+            "rows": int(y_pool.size), "rate": float(y_pool.mean()),
+            **{f"predicted_{m}": float(c.transform(raw_pool).mean())
+               for m, c in self.calibrators_.items()}}
+
+        if self.refit:
+            every = np.arange(len(y01))
+            trees = self._refit_size(every.size, n_train)
+            self.gbm_ = self._fixed_trees(frame, y01, every, trees)
+            self.refit_ = {"rows": int(every.size), "trees": trees}
+            if "first" in self.slices_["train"]:
+                self.refit_.update(first=self.slices_["train"]["first"],
+                                   last=self.slices_["calibration"]["last"])
+        else:
+            self.refit_ = None
+        self.n_iter_ = int(self.gbm_.n_iter_)
 
         self.scorecard_ = Scorecard(n_bins=self.scorecard_bins,
                                     max_features=self.scorecard_features,
@@ -324,6 +398,59 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         kept = np.sort(np.concatenate([pos, rng.choice(neg, size=keep, replace=False)]))
         weight = np.where(y01[kept] == 1, 1.0, neg.size / keep)
         return kept, weight
+
+    def _trees(self, max_iter: int, *, early_stopping: bool) -> HistGradientBoostingClassifier:
+        return HistGradientBoostingClassifier(
+            max_iter=max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            monotonic_cst=self._monotonic_cst(),
+            early_stopping=early_stopping,
+            n_iter_no_change=self.n_iter_no_change,
+            scoring="loss",
+            random_state=self.random_state,
+        )
+
+    def _fixed_trees(self, frame: pd.DataFrame, y01: np.ndarray, rows: np.ndarray,
+                     trees: int) -> HistGradientBoostingClassifier:
+        """``trees`` trees, no early stopping, on ``rows`` (sampled as the train slice is)."""
+        gbm = self._trees(trees, early_stopping=False)
+        kept, weight = self._sample(rows, y01)
+        return gbm.fit(_learnable(frame.iloc[kept]), y01[kept], sample_weight=weight)
+
+    def _refit_size(self, rows: int, train_rows: int) -> int:
+        """Trees for a fit on ``rows`` rows, from the early-stopped fit on ``train_rows``."""
+        if self.refit_trees == "rows":
+            return max(1, int(round(self.stopped_iter_ * rows / max(train_rows, 1))))
+        return self.stopped_iter_
+
+    def _gap(self) -> int:
+        if self.calibration_gap is not None:
+            return max(1, int(self.calibration_gap))
+        horizon = (self.config or {}).get("label", {}).get("horizon_months")
+        return max(1, int(horizon)) if horizon else 1
+
+    def _fold_blocks(self, idx: np.ndarray, y01: np.ndarray):
+        """The earlier calibration blocks: (rows of the block, rows of every month before it),
+        latest first, while the months before hold the train slice's minimum and both classes
+        are on each side."""
+        distinct = np.unique(idx)
+        c = self.calibration_months
+        for k in range(1, int(self.calibration_folds)):
+            first = len(distinct) - c * (k + 1)
+            if first < 0:
+                return
+            lo, hi = distinct[first], distinct[first + c]
+            # A fold's trees learn on at least validation_months + 1 months, as the train slice.
+            if np.unique(idx[idx <= lo - self._gap()]).size < self.validation_months + 1:
+                return
+            block = np.flatnonzero((idx >= lo) & (idx < hi))
+            before = np.flatnonzero(idx <= lo - self._gap())
+            if (len(np.unique(y01[block])) < 2 or len(np.unique(y01[before])) < 2):
+                return
+            yield block, before
 
     def _names(self) -> list[str]:
         if hasattr(self, "feature_names_in_"):
@@ -408,6 +535,24 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.classifier_tags.multi_class = False
         return tags
+
+
+def _learnable(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with every feature unknown on all of them set to 0.
+
+    A feature unknown on every training row carries no information, and the trees' binning
+    cannot handle it: a constant is never split on, so it stays unused.
+    """
+    empty = rows.columns[rows.isna().all().to_numpy()]
+    return rows.assign(**dict.fromkeys(empty, 0.0)) if len(empty) else rows
+
+
+def _span(idx: np.ndarray, as_label: bool) -> dict:
+    """Rows, first and last month of a block of month numbers."""
+    first, last = int(idx.min()), int(idx.max())
+    if as_label:
+        first, last = str(month_label(first)), str(month_label(last))
+    return {"rows": int(idx.size), "first": first, "last": last}
 
 
 # Rows each prediction thread gets at least (a block walks hundreds of trees; starting a thread

@@ -124,8 +124,10 @@ def candidate_cost(config: Config, rows: int) -> float:
 
     Rows are ``model.max_train_rows`` capped by the ``rows`` there are; trees are
     ``model.max_iter``, or ``20 / learning_rate`` when fewer (early stopping stops a slower
-    learner later). Only ratios of costs are used: a candidate's time is estimated from the
-    seconds per unit of cost of those already run.
+    learner later), times the fits of one model: the early-stopped one, one more per earlier
+    block of ``model.calibration_folds`` and one more with ``model.refit``. Only ratios of
+    costs are used: a candidate's time is estimated from the seconds per unit of cost of those
+    already run.
 
     Examples
     --------
@@ -138,7 +140,8 @@ def candidate_cost(config: Config, rows: int) -> float:
     m = config.model
     n = rows if m.max_train_rows is None else min(m.max_train_rows, rows)
     trees = min(float(m.max_iter), _TREES_AT_UNIT_RATE / m.learning_rate)
-    return float(max(n, 1)) * trees
+    fits = 1 + (m.calibration_folds - 1) + int(m.refit)
+    return float(max(n, 1)) * trees * fits
 
 
 @dataclass
