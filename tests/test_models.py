@@ -8,7 +8,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-import riskmodel.model._estimator as models_module
+import riskmodel.model._threads as threads_module
 from riskmodel import load_config
 from riskmodel.ledger import EVENTS
 from riskmodel.model import (
@@ -107,7 +107,7 @@ def test_monotonic_constraint_holds(fitted):
 def test_rows_split_over_threads_predict_exactly_as_one_call(fitted, monkeypatch):
     model, X, _, _ = fitted
     whole = model.gbm_.decision_function(X)
-    monkeypatch.setattr(models_module, "THREAD_ROWS", 500)
+    monkeypatch.setattr(threads_module, "THREAD_ROWS", 500)
     calls = []
 
     def predict(rows):

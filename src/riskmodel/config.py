@@ -354,10 +354,10 @@ class ModelConfig(_Strict):
     calibration_months: int = Field(ge=1)
     # Trees refitted on every labelled month once early stopping has fixed their number, and
     # the blocks of out-of-time predictions pooled for the calibrator (docs/training.md).
-    refit: bool = True
-    refit_trees: Literal["same", "rows"] = "rows"
-    calibration_folds: int = Field(1, ge=1)
-    calibration_gap: int | None = Field(None, ge=1)
+    refit: bool
+    refit_trees: Literal["same", "rows"]
+    calibration_folds: int = Field(ge=1)
+    calibration_gap: int | None = Field(ge=1)
     random_state: int
     n_iter_no_change: int = Field(ge=1)
     calibration: Literal["auto", "isotonic", "sigmoid"]

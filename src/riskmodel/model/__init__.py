@@ -47,6 +47,7 @@ from ._checks import (
     check_model,
     known_and_missing,
 )
+from ._distributions import calendar_month_shares, reference_bins
 from ._drift import (
     CALENDAR_MIN_ROWS,
     CALIBRATION_MONTHS,
@@ -64,11 +65,8 @@ from ._estimator import (
     CALIBRATION_METHODS,
     Calibrator,
     RiskModel,
-    calendar_month_shares,
     code_version,
     model_inputs,
-    predict_in_threads,
-    reference_bins,
 )
 from ._features import (
     CHUNK_HOUSEHOLDS,
@@ -111,6 +109,7 @@ from ._selection import (
     select_model,
     selection_table,
 )
+from ._threads import predict_in_threads
 from ._tracking import (
     DEFAULT_MODEL_URI,
     DEFAULT_STORE,

@@ -14,10 +14,7 @@ training distributions that drift monitoring compares against are kept in ``refe
 
 from __future__ import annotations
 
-import functools
-import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -30,12 +27,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import ThreadpoolController
 
 from ..config import Config
 from ..months import month_label, month_numbers
+from ._distributions import calendar_month_shares, reference_bins
 from ._labels import binary_target
 from ._scorecard import Scorecard
+from ._threads import predict_in_threads
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
 REFIT_TREES = ("same", "rows")
@@ -555,129 +553,6 @@ def _span(idx: np.ndarray, as_label: bool) -> dict:
     return {"rows": int(idx.size), "first": first, "last": last}
 
 
-# Rows each prediction thread gets at least (a block walks hundreds of trees; starting a thread
-# costs far less than that walk over this many rows).
-THREAD_ROWS = 5_000
-
-
-def predict_in_threads(predict, X: pd.DataFrame, threads: int | None = None) -> np.ndarray:
-    """``predict(X)`` over blocks of rows in threads, each tree walk on one OpenMP thread.
-
-    scikit-learn's tree predictor opens an OpenMP parallel region per tree and row block, so
-    each of the model's hundreds of trees waits for every thread; with another process busy on
-    the cores, that wait makes two threads 3–6 times slower than one (measured on the 2-core
-    project machine). Threads over row blocks wait once, at the end, and fall back to the
-    speed of one thread when the cores are taken. The result is identical to ``predict(X)``.
-
-    Parameters
-    ----------
-    predict : callable
-        Row-wise prediction, e.g. a fitted model's ``decision_function``.
-    X : DataFrame
-    threads : int, optional
-        The usable CPUs (``OMP_NUM_THREADS`` when set lower) by default; never so many that a
-        thread gets fewer than ``THREAD_ROWS`` rows.
-    """
-    threads = _usable_cpus() if threads is None else max(1, int(threads))
-    blocks = max(1, min(threads, len(X) // THREAD_ROWS))
-    with _openmp().limit(limits=1, user_api="openmp"):
-        if blocks == 1:
-            return np.asarray(predict(X))
-        bounds = np.linspace(0, len(X), blocks + 1).astype(int)
-        with ThreadPoolExecutor(blocks) as pool:
-            parts = pool.map(lambda ab: np.asarray(predict(X.iloc[ab[0]:ab[1]])),
-                             zip(bounds[:-1], bounds[1:], strict=True))
-            return np.concatenate(list(parts))
-
-
-@functools.cache
-def _openmp() -> ThreadpoolController:
-    """The process's thread pools, found once (finding them costs ~15 ms a call)."""
-    return ThreadpoolController()
-
-
-def _usable_cpus() -> int:
-    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1)
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return max(1, min(cpus, int(limit))) if limit.isdigit() and int(limit) > 0 else cpus
-
-
-def reference_bins(values: np.ndarray, n_bins: int = 10) -> dict:
-    """Quantile bins of a training distribution: ``{"edges", "shares", "missing"}``.
-
-    Examples
-    --------
-    >>> ref = reference_bins(np.array([1.0, 2.0, 3.0, 4.0, np.nan]), n_bins=2)
-    >>> ref["edges"], ref["shares"], ref["missing"]
-    ([-inf, 2.5, inf], [0.5, 0.5], 0.2)
-    """
-    values = np.asarray(values, dtype="float64")
-    known = values[~np.isnan(values)]
-    missing = float((values.size - known.size) / values.size) if values.size else 0.0
-    if known.size == 0:
-        return {"edges": [-np.inf, np.inf], "shares": [1.0], "missing": missing}
-    inner = np.unique(np.quantile(known, np.linspace(0, 1, n_bins + 1)[1:-1]))
-    edges = np.concatenate([[-np.inf], inner, [np.inf]])
-    counts = np.bincount(np.searchsorted(inner, known, side="right"), minlength=inner.size + 1)
-    return {"edges": [float(e) for e in edges],
-            "shares": [float(s) for s in counts / known.size],
-            "missing": missing}
-
-
-def calendar_month_shares(frame: pd.DataFrame, months: np.ndarray,
-                          bins: dict[str, dict]) -> dict[str, dict]:
-    """Per calendar month, the shares of each feature's values in its reference bins.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        Features of the fitted rows.
-    months : ndarray of int
-        Month number of each row (year × 12 + month − 1).
-    bins : dict
-        Feature name → reference bins (:func:`reference_bins`), whose edges are reused.
-
-    Returns
-    -------
-    dict
-        ``{"MM": {"rows": int, "features": {name: {"shares": [...], "missing": float}}}}`` for
-        each calendar month present.
-
-    Examples
-    --------
-    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, np.nan]})
-    >>> out = calendar_month_shares(frame, np.array([0, 0, 12, 1]),
-    ...                             {"x": reference_bins(frame["x"].to_numpy(), 2)})
-    >>> out["01"]["rows"], out["01"]["features"]["x"]
-    (3, {'shares': [0.3333333333333333, 0.6666666666666666], 'missing': 0.0})
-    >>> out["02"]["features"]["x"]
-    {'shares': [0.5, 0.5], 'missing': 1.0}
-    """
-    calendar = np.asarray(months, dtype="int64") % 12
-    values = frame[list(bins)].to_numpy(dtype="float64")
-    order = np.argsort(calendar, kind="stable")
-    bounds = np.searchsorted(calendar[order], np.arange(13))
-    out = {}
-    for month in range(12):
-        block = values[order[bounds[month]:bounds[month + 1]]]
-        if not len(block):
-            continue
-        features = {}
-        for column, (name, reference) in enumerate(bins.items()):
-            known = block[:, column][~np.isnan(block[:, column])]
-            inner = np.asarray(reference["edges"], dtype="float64")[1:-1]
-            counts = np.bincount(np.searchsorted(inner, known, side="right"),
-                                 minlength=inner.size + 1)
-            # All missing: the shares are weighted by zero; spread them evenly to sum to 1.
-            shares = counts / known.size if known.size else np.full(inner.size + 1,
-                                                                    1.0 / (inner.size + 1))
-            features[name] = {"shares": [float(v) for v in shares],
-                              "missing": float(1.0 - known.size / len(block))}
-        out[f"{month + 1:02d}"] = {"rows": len(block), "features": features}
-    return out
-
-
 #: The distribution's name on package indexes (the import name is ``riskmodel``; the
 #: distribution ``riskmodel`` on PyPI is an unrelated package).
 DISTRIBUTION = "fanpin-riskmodel"
@@ -699,8 +574,7 @@ def code_version() -> str:
     return f"{version}+g{commit}" if commit else version
 
 
-__all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "calendar_month_shares",
-           "code_version", "predict_in_threads", "reference_bins"]
+__all__ = ["CALIBRATION_METHODS", "Calibrator", "RiskModel", "code_version", "model_inputs"]
 
 
 def model_inputs(model, features: pd.DataFrame) -> pd.DataFrame:

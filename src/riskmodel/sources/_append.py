@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from ..config import SourcesConfig
 from ..ledger import PARQUET_OPTIONS, fsync_path, temp_beside
-from ..months import month_label
+from ..months import month_index, month_label
 from . import _values as values
 from ._households import ANNUAL, recorded_month
 from ._read import SourceTable, _sha256, _source_files
@@ -203,11 +203,6 @@ class _RowGroups:
             self.writer.write_table(pa.concat_tables(self.pending), row_group_size=self.size)
 
 
-def _month_numbers(labels) -> np.ndarray:
-    text = pd.Series(np.asarray(labels, dtype=object), dtype="str")
-    return (text.str[:4].astype("int64") * 12 + text.str[5:7].astype("int64") - 1).to_numpy()
-
-
 def _recorded_months(part: pa.Table, added: pa.Table, after: np.ndarray,
                      start: np.ndarray) -> pa.Array:
     """``annual_recorded_month`` of the new rows ``added``, as the full ingest gives it.
@@ -233,8 +228,8 @@ def _recorded_months(part: pa.Table, added: pa.Table, after: np.ndarray,
     new = added.select(["household_id", "month", *columns]).to_pandas()
     frame = pd.concat([old.drop(columns="annual_recorded_month"),
                        new.drop(columns="month")], ignore_index=True)
-    months = np.concatenate([_month_numbers(old["annual_recorded_month"]),
-                             _month_numbers(new["month"])])
+    months = np.concatenate([month_index(np.asarray(old["annual_recorded_month"], dtype=object)),
+                             month_index(np.asarray(new["month"], dtype=object))])
     hcodes = pd.factorize(frame["household_id"])[0]
     order = np.lexsort((months, hcodes))
     label = recorded_month(frame.iloc[order].reset_index(drop=True), hcodes[order],
