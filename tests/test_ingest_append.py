@@ -215,3 +215,17 @@ def test_households_across_row_groups_are_merged_whole(county, tmp_path, monkeyp
 
     assert pq.ParquetFile(out).num_row_groups > 5
     assert _outputs(out.parent) == _full(folder, tmp_path)
+
+
+def test_an_ingest_waits_for_no_one_and_writes_nothing_while_another_run_holds_the_folder(
+        county, tmp_path):
+    from riskmodel.errors import OutputExistsError
+    from riskmodel.ledger import OutputLock
+
+    folder, _ = county
+    out = tmp_path / "out"
+    with OutputLock(out), pytest.raises(OutputExistsError, match="another run is writing"):
+        ingest(folder, out / "ledger.parquet", load_config())
+    assert not any((out / name).exists() for name in OUTPUTS)
+    ingest(folder, out / "ledger.parquet", load_config())  # once the other run has let go
+    assert all((out / name).exists() for name in OUTPUTS)

@@ -18,7 +18,14 @@ import pandas as pd
 
 from ..config import Config, load_config
 from ..errors import ArgumentError, OutputExistsError
-from ..ledger import fsync_path, temp_beside, write_json, write_parquet_atomic, write_xlsx
+from ..ledger import (
+    OutputLock,
+    fsync_path,
+    temp_beside,
+    write_json,
+    write_parquet_atomic,
+    write_xlsx,
+)
 from ._append import (
     check_new,
     file_records,
@@ -140,7 +147,8 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
     Raises
     ------
     OutputExistsError
-        ``out`` exists and ``force`` is False (exit code 4).
+        ``out`` exists and ``force`` is False, or another run holds the folder's lock
+        (:class:`riskmodel.ledger.OutputLock`: an ingest, or a job writing there; exit code 4).
     SourceError
         A file cannot be read, a table has no download month, or there is no person table.
     """
@@ -151,11 +159,22 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
         raise OutputExistsError(f"{out} exists already; pass --force (force=True) to replace it.")
     if not isinstance(config, Config):
         config = load_config(config)
-    folder = out.parent
-    cache_dir = folder / CACHE_NAME
     directory = Path(sources)
     if not directory.is_dir():
         read_sources(directory, config)  # the one-line error of a missing folder
+    # Two ingests into one folder would interleave their writes to the ledger, the reports and
+    # the state an append relies on: one at a time.
+    with OutputLock(out.parent):
+        if out.exists() and not force:
+            raise OutputExistsError(
+                f"{out} exists already; pass --force (force=True) to replace it.")
+        return _ingest(directory, out, config)
+
+
+def _ingest(directory: Path, out: Path, config: Config) -> IngestResult:
+    """The work of :func:`ingest`, holding the output folder's lock."""
+    folder = out.parent
+    cache_dir = folder / CACHE_NAME
     paths = {"ledger": out, "report": folder / REPORT_NAME,
              "quarantine": folder / QUARANTINE_NAME, "quarantine_xlsx": folder / QUARANTINE_XLSX}
     stats = folder_stats(directory)
