@@ -122,19 +122,13 @@ def tile_ledger(ledger: Path, out: Path, tiles: int) -> int:
 
 
 def _train(ledger: Path, config_path: Path, model_dir: Path) -> None:
-    from threadpoolctl import threadpool_limits
+    from bench_score import fit_model
 
     from riskmodel import load_config, validate_ledger
-    from riskmodel.model import RiskModel, build_features, make_labels, save_model
+    from riskmodel.model import save_model
 
     config = load_config(config_path)
-    valid = validate_ledger(pd.read_parquet(ledger)).valid
-    features = build_features(valid, config)
-    target = make_labels(valid, config)["target"].to_numpy()
-    keep = ~np.isnan(target)
-    with threadpool_limits(limits=1):
-        model = RiskModel.from_config(config, features=list(features.columns)).fit(
-            features[keep], target[keep], months=valid["month"].to_numpy()[keep])
+    model = fit_model(validate_ledger(pd.read_parquet(ledger)).valid, config)
     save_model(model, model_dir)
 
 

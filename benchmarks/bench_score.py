@@ -29,23 +29,30 @@ print(json.dumps({"seconds": time.perf_counter() - start, "summary": result.summ
 """
 
 
-def _train(folder: Path, households: int, months: int) -> Path:
+def fit_model(valid, config):
+    """A ``RiskModel`` of the config on every labelled row of a validated ledger, on one thread
+    (training is not timed; one thread keeps it from fighting other jobs on a shared machine)."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
+    from riskmodel.model import RiskModel, build_features, make_labels
+
+    features = build_features(valid, config)
+    target = make_labels(valid, config)["target"].to_numpy()
+    keep = ~np.isnan(target)
+    with threadpool_limits(limits=1):
+        return RiskModel.from_config(config, features=list(features.columns)).fit(
+            features[keep], target[keep], months=valid["month"].to_numpy()[keep])
+
+
+def _train(folder: Path, households: int, months: int) -> Path:
     from riskmodel import load_config, validate_ledger
-    from riskmodel.model import RiskModel, build_features, make_labels, save_model
+    from riskmodel.model import save_model
     from riskmodel.synthetic import generate_ledger
 
     config = load_config()
     valid = validate_ledger(generate_ledger(households=households, months=months, seed=1)).valid
-    features = build_features(valid, config)
-    target = make_labels(valid, config)["target"].to_numpy()
-    keep = ~np.isnan(target)
-    # Training is not timed; one thread keeps it from fighting other jobs on a shared machine.
-    with threadpool_limits(limits=1):
-        model = RiskModel.from_config(config, features=list(features.columns)).fit(
-            features[keep], target[keep], months=valid["month"].to_numpy()[keep])
+    model = fit_model(valid, config)
     print(f"model: {model.gbm_.n_iter_} trees")
     return save_model(model, folder / "model")
 

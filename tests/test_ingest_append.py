@@ -54,6 +54,18 @@ def _copy(src: Path, dst: Path, keep) -> list[str]:
     return left
 
 
+def _ingested_then_grown_by_two_months(folder: Path, months: list[str],
+                                       tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of ``folder`` without its last two months, ingested; then those months copied in.
+    Returns the grown folder and the ledger of the ingest."""
+    growing = tmp_path / "growing"
+    new = _copy(folder, growing, lambda rel: not (_of(months[-1])(rel) or _of(months[-2])(rel)))
+    out = tmp_path / "out" / "ledger.parquet"
+    ingest(growing, out)
+    _copy(folder, growing, lambda rel: rel in new)
+    return growing, out
+
+
 def _of(month: str):
     """Whether a file (its folder, else its name) is of ``month``."""
     tag = month.replace("-", "")
@@ -109,11 +121,7 @@ def test_appended_month_gives_the_full_ingests_outputs_and_parses_only_its_files
 
 def test_two_months_at_once_then_nothing_new(county, tmp_path):
     folder, months = county
-    growing = tmp_path / "growing"
-    new = _copy(folder, growing, lambda rel: not (_of(months[-1])(rel) or _of(months[-2])(rel)))
-    out = tmp_path / "out" / "ledger.parquet"
-    ingest(growing, out)
-    _copy(folder, growing, lambda rel: rel in new)
+    growing, out = _ingested_then_grown_by_two_months(folder, months, tmp_path)
     result = ingest(growing, out, force=True)
     assert result.appended == months[-2:]
     expected = _full(folder, tmp_path)
@@ -205,11 +213,7 @@ def test_households_across_row_groups_are_merged_whole(county, tmp_path, monkeyp
 
     monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", 20)
     folder, months = county
-    growing = tmp_path / "growing"
-    new = _copy(folder, growing, lambda rel: not (_of(months[-1])(rel) or _of(months[-2])(rel)))
-    out = tmp_path / "out" / "ledger.parquet"
-    ingest(growing, out)
-    _copy(folder, growing, lambda rel: rel in new)
+    growing, out = _ingested_then_grown_by_two_months(folder, months, tmp_path)
     assert ingest(growing, out, force=True).appended == months[-2:]
     import pyarrow.parquet as pq
 
