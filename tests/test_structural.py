@@ -12,12 +12,12 @@ from sklearn.linear_model import LogisticRegression
 
 from riskmodel import load_config
 from riskmodel.explain import (
+    cause_drops,
     explain_households,
     first_by_counterfactual,
     rank_causes,
     risk_shares,
 )
-from riskmodel.explain._counterfactual import cause_drops
 
 CONFIG = load_config()
 CODES = [c.code for c in CONFIG.causes]
