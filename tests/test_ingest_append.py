@@ -14,6 +14,7 @@ import pytest
 
 from riskmodel.cli import main
 from riskmodel.config import load_config
+from riskmodel.ledger import read_ledger
 from riskmodel.sources import ingest
 from riskmodel.synthetic import county_sources, write_sources
 
@@ -78,7 +79,15 @@ def _person_table(name: str) -> bool:
 
 
 def _outputs(folder: Path) -> dict[str, bytes]:
-    return {name: (folder / name).read_bytes() for name in OUTPUTS}
+    """Every output's bytes; the ledger folder's by month file."""
+    files = {}
+    for name in OUTPUTS:
+        path = folder / name
+        if path.is_dir():
+            files.update({f"{name}/{p.name}": p.read_bytes() for p in sorted(path.iterdir())})
+        else:
+            files[name] = path.read_bytes()
+    return files
 
 
 def _full(county_dir: Path, tmp_path: Path) -> dict[str, bytes]:
@@ -112,10 +121,14 @@ def test_appended_month_gives_the_full_ingests_outputs_and_parses_only_its_files
 
     expected = _full(folder, tmp_path)
     got = _outputs(out.parent)
-    full = pd.read_parquet(tmp_path / "full" / "ledger.parquet")
-    pd.testing.assert_frame_equal(pd.read_parquet(out), full)
+    full = read_ledger(tmp_path / "full" / "ledger.parquet")
+    pd.testing.assert_frame_equal(read_ledger(out), full)
     assert len(full) == result.report["household_months"]
-    for name in OUTPUTS:
+    assert result.report["households"] == full["household_id"].nunique()
+    assert sorted(got) == sorted(expected)
+    assert [n for n in got if n.startswith("ledger.parquet/")] == [
+        f"ledger.parquet/{m}.parquet" for m in months]
+    for name in expected:
         assert got[name] == expected[name], f"{name} differs from the full ingest's"
 
 
@@ -164,10 +177,11 @@ def test_a_changed_old_file_rebuilds_from_the_whole_folder(county, tmp_path, cap
 def test_a_removed_file_a_replaced_ledger_a_late_file_or_new_settings_rebuild(county, tmp_path):
     folder, months = county
     growing, out, new = _appendable(county, tmp_path)
-    shutil.copy2(out, tmp_path / "kept.parquet")
-    # The ledger replaced by another file.
-    shutil.copy2(tmp_path / "kept.parquet", out)
-    os.utime(out, ns=(1, 1))
+    # A month file of the ledger replaced by another file.
+    first = sorted(out.iterdir())[0]
+    shutil.copy2(first, tmp_path / "kept.parquet")
+    shutil.copy2(tmp_path / "kept.parquet", first)
+    os.utime(first, ns=(1, 1))
     result = ingest(growing, out, force=True)
     assert result.rebuilt_because == "ledger.parquet is not the one the last ingest wrote"
     assert _outputs(out.parent) == _full(folder, tmp_path)
@@ -217,7 +231,7 @@ def test_households_across_row_groups_are_merged_whole(county, tmp_path, monkeyp
     assert ingest(growing, out, force=True).appended == months[-2:]
     import pyarrow.parquet as pq
 
-    assert pq.ParquetFile(out).num_row_groups > 5
+    assert all(pq.ParquetFile(p).num_row_groups > 1 for p in out.iterdir())
     assert _outputs(out.parent) == _full(folder, tmp_path)
 
 

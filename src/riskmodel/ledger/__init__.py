@@ -5,7 +5,8 @@ validating it against the ledger contract with the quarantine of every rejected 
 it broke, its row number in the file), the one household-chunk iterator over a ledger file
 (:class:`LedgerChunks`: each chunk validated, :class:`LedgerCounts`: the quarantine limit and
 the reconciliation of rows; :func:`validate_file`), writing files atomically under the output
-lock (the month folder, Parquet, JSON, workbooks), and the Chinese names outputs give risk
+lock (the month folder, Parquet, JSON, workbooks; a ledger kept as a folder of month files:
+:func:`write_ledger_folder`, :func:`month_files`), and the Chinese names outputs give risk
 tiers, hard triggers and household types (:data:`TIER_ZH`, :data:`TRIGGER_ZH`,
 :data:`HOUSEHOLD_TYPE_ZH`). It may import only the ground modules
 (:mod:`riskmodel.config`, :mod:`riskmodel.errors`, :mod:`riskmodel.months`,
@@ -23,6 +24,15 @@ from ._chunks import (
     validate_file,
 )
 from ._contract import Contract, Part, json_kind
+from ._folder import (
+    MONTH_FILE,
+    by_month,
+    month_file,
+    month_files,
+    tidy_ledger_folder,
+    write_ledger_folder,
+    write_month_file,
+)
 from ._names import HOUSEHOLD_TYPE_ZH, TIER_ZH, TRIGGER_ZH
 from ._outputs import (
     LOCK_NAME,
@@ -105,6 +115,7 @@ __all__ = [
     "KEY",
     "LEDGER_COLUMNS",
     "LOCK_NAME",
+    "MONTH_FILE",
     "MEMBER_COUNTS",
     "OPTIONAL",
     "OPTIONAL_COUNTS",
@@ -127,6 +138,7 @@ __all__ = [
     "ValidChunk",
     "ValidationResult",
     "blank_rows",
+    "by_month",
     "empty_cells",
     "empty_quarantine",
     "fold_width",
@@ -134,6 +146,8 @@ __all__ = [
     "household_ids",
     "ledger_sheet",
     "load_ledger",
+    "month_file",
+    "month_files",
     "normalise_columns",
     "parse_amount",
     "parse_months",
@@ -144,12 +158,15 @@ __all__ = [
     "sheet_to_read",
     "split_empty_columns",
     "temp_beside",
+    "tidy_ledger_folder",
     "unfilled_optional_counts",
     "validate_chunk",
     "validate_file",
     "validate_ledger",
     "warn_blank_rows",
     "write_json",
+    "write_ledger_folder",
+    "write_month_file",
     "write_parquet",
     "write_parquet_atomic",
     "write_quarantine_xlsx",

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from ..errors import LedgerError, RiskModelError
 from ..months import month_index, month_label
+from ._folder import ParquetParts
 from ._read import LedgerSource, normalise_columns, read_source, sheet_to_read
 from ._validate import (
     LEDGER_COLUMNS,
@@ -69,13 +70,12 @@ class LedgerChunks:
         self.path = Path(path)
         self.unfilled: list[str] = []
         self._raw: pd.DataFrame | None = None
-        self._file = None
-        if self.path.suffix.lower() == ".parquet" and self.path.is_file():
-            import pyarrow.parquet as pq
-
+        self._parts: ParquetParts | None = None
+        if self.path.is_dir() or (self.path.suffix.lower() == ".parquet"
+                                  and self.path.is_file()):
+            self._parts = ParquetParts(self.path)
             try:
-                self._file = pq.ParquetFile(self.path)
-                head = next(self._file.iter_batches(batch_size=1), None)
+                head = self._parts.head()
             except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
                 raise LedgerError(f"{self.path}: cannot be read as parquet "
                                   f"({exc.__class__.__name__}).") from None
@@ -85,8 +85,8 @@ class LedgerChunks:
             # as a column (``__index_level_0__``), which must keep its place among the names.
             names = normalise_columns(head.to_pandas(ignore_metadata=True),
                                       source=str(self.path)).columns
-            raw_name = dict(zip(names, self._file.schema_arrow.names, strict=True))
-            table = self._file.read(columns=[raw_name["household_id"], raw_name["month"]])
+            raw_name = dict(zip(names, self._parts.schema.names, strict=True))
+            table = self._parts.read([raw_name["household_id"], raw_name["month"]])
             ids, months = (table.column(i).to_pandas() for i in range(2))
             sheet_to_read(self.path, sheet)  # a Parquet file has no sheets: refused
             self.source = LedgerSource("parquet", headers=raw_name)
@@ -127,6 +127,13 @@ class LedgerChunks:
         # Rows without a household id go with the first chunk (and are quarantined there);
         # blank rows go with none.
         chunk = np.maximum(household, 0) // chunk_households
+        if self.path.is_dir():
+            # Each month file is sorted by household: chunks of households consecutive in that
+            # order are consecutive rows of every file, read in one pass over the files.
+            rank = np.empty(len(names), dtype="int64")
+            rank[np.argsort(np.asarray(names, dtype=object), kind="stable")] = \
+                np.arange(len(names))
+            chunk = np.append(rank, 0)[household] // chunk_households
         self.chunk_of_row = np.where(self._blank, -1, chunk).astype("int32")
         self.n_chunks = int(self.chunk_of_row.max()) + 1
 
@@ -146,17 +153,8 @@ class LedgerChunks:
             frame = self._raw.iloc[rows][PLACE].reset_index(drop=True)
         else:
             # Only the row groups holding the rows, only the place columns.
-            names = [self._raw_name[c] for c in PLACE]
-            meta = self._file.metadata
-            starts = np.cumsum([0] + [meta.row_group(g).num_rows
-                                      for g in range(meta.num_row_groups)])
-            groups = np.unique(np.searchsorted(starts, rows, side="right") - 1)
-            table = self._file.read_row_groups(groups.tolist(), columns=names)
-            # Rows numbered within the groups read, which follow each other in the table.
-            offset = np.cumsum([0] + [meta.row_group(g).num_rows for g in groups])
-            at = np.searchsorted(groups, np.searchsorted(starts, rows, side="right") - 1)
-            local = rows - starts[groups[at]] + offset[at]
-            frame = table.take(pa.array(local)).to_pandas().set_axis(PLACE, axis=1)
+            table = self._parts.take(rows, [self._raw_name[c] for c in PLACE])
+            frame = table.to_pandas().set_axis(PLACE, axis=1)
         text = frame.astype("string").apply(lambda s: s.str.strip())
         text = text.mask(text.eq("").fillna(False))
         return text.assign(file_row=rows + self.source.first_row)[["file_row", *PLACE]]
@@ -171,7 +169,7 @@ class LedgerChunks:
         else:
             names = [self._raw_name[c] for c in columns]
             # Distinct in Arrow: a province's place names are few, its rows many.
-            table = self._file.read(columns=names).filter(pa.array(rows))
+            table = self._parts.read(names, rows)
             frame = table.group_by(names).aggregate([]).to_pandas()
             frame = frame[names].set_axis(columns, axis=1)
         text = frame.drop_duplicates().astype("string").apply(lambda s: s.str.strip())
@@ -191,23 +189,20 @@ class LedgerChunks:
         null, or a numeric minimum (so a value). Otherwise the column is read and looked at."""
         if self._raw is not None:
             return unfilled_optional_counts(self._raw, self._blank)
-        meta = self._file.metadata
-        schema = self._file.schema_arrow
-        groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+        schema = self._parts.schema
         found = []
         for column in (c for c in OPTIONAL_COUNTS if c in raw_name):
-            at = schema.get_field_index(raw_name[column])
-            kind = schema.field(at).type
-            stats = [g.column(at).statistics for g in groups]
+            kind = schema.field(raw_name[column]).type
+            stats = self._parts.group_statistics(raw_name[column])
             if pa.types.is_null(kind) or all(
-                    s is not None and s.has_null_count and s.null_count == g.num_rows
-                    for s, g in zip(stats, groups, strict=True)):
+                    s is not None and s.has_null_count and s.null_count == rows
+                    for s, rows in stats):
                 found.append(column)
             elif (pa.types.is_integer(kind) or pa.types.is_floating(kind)) and any(
-                    s is not None and s.has_min_max for s in stats):
+                    s is not None and s.has_min_max for s, _ in stats):
                 continue
             else:
-                values = self._file.read(columns=[raw_name[column]]).column(0).to_pandas()
+                values = self._parts.read([raw_name[column]]).column(0).to_pandas()
                 if empty_cells(values)[~self._blank].all():
                     found.append(column)
         return found
@@ -222,10 +217,14 @@ class LedgerChunks:
         return blank
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        one_pass = None if self._parts is None else self._parts.in_one_pass(self.chunk_of_row,
+                                                                            self.n_chunks)
         for k in range(self.n_chunks):
             rows = np.flatnonzero(self.chunk_of_row == k)
             if self._raw is not None:
                 yield rows, self._raw.iloc[rows].reset_index(drop=True)
+            elif one_pass is not None:
+                yield rows, self._frame(next(one_pass))
             else:
                 yield rows, self._read(k)
 
@@ -281,24 +280,15 @@ class LedgerChunks:
 
     def _read_rows(self, wanted: np.ndarray) -> pd.DataFrame:
         """The file's rows where ``wanted`` (one flag per row), skipping row groups without."""
-        parts, start = [], 0
-        for group in range(self._file.num_row_groups):
-            size = self._file.metadata.row_group(group).num_rows
-            mask = wanted[start:start + size]
-            if mask.any():
-                at = 0
-                for batch in self._file.iter_batches(batch_size=262_144, row_groups=[group]):
-                    keep = mask[at:at + batch.num_rows]
-                    if keep.any():
-                        parts.append(batch.filter(pa.array(keep)))
-                    at += batch.num_rows
-            start += size
-        if not parts:  # no row wanted: the columns alone
-            head = next(self._file.iter_batches(batch_size=1)).to_pandas()
+        return self._frame(self._parts.read_rows(wanted))
+
+    def _frame(self, table: pa.Table | None) -> pd.DataFrame:
+        """Rows read, as a frame of contract names (the columns alone when None)."""
+        if table is None:
+            head = self._parts.head().to_pandas()
             frame = normalise_columns(head, source=str(self.path)).iloc[:0]
         else:
-            frame = normalise_columns(pa.Table.from_batches(parts).to_pandas(),
-                                      source=str(self.path))
+            frame = normalise_columns(table.to_pandas(), source=str(self.path))
         return frame.drop(columns=self.unfilled)
 
 

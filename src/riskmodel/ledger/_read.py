@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..config import load_aliases
 from ..errors import LedgerError
+from ._folder import read_folder
 from ._validate import (
     LEDGER_COLUMNS,
     REQUIRED,
@@ -99,7 +100,8 @@ def read_ledger(path: str | Path, aliases: dict[str, str] | None = None,
     Parameters
     ----------
     path : str or Path
-        ``.parquet``, ``.csv`` (UTF-8 with or without BOM, or GBK/GB18030) or ``.xlsx``.
+        ``.parquet``, ``.csv`` (UTF-8 with or without BOM, or GBK/GB18030) or ``.xlsx``, or a
+        ledger folder of month files ``YYYY-MM.parquet`` (read in name order, as one table).
     aliases : dict, optional
         Header → column map; the packaged ``configs/aliases.yaml`` by default.
     sheet : str, optional
@@ -129,6 +131,15 @@ def read_source(path: str | Path, aliases: dict[str, str] | None = None,
     logged.
     """
     path = Path(path)
+    if path.is_dir():
+        # A ledger folder: its month files in name order (:func:`month_files`).
+        if (_SHEET.get() if sheet is None else sheet) is not None:
+            raise LedgerError(f"{path}: got a sheet, but a ledger folder has none; leave --sheet "
+                              "out for it.")
+        frame = read_folder(path)
+        names = normalise_columns(frame, source=str(path), aliases=aliases)
+        headers = {new: str(old) for old, new in zip(frame.columns, names.columns, strict=True)}
+        return names, LedgerSource("parquet", headers=headers)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise LedgerError(
@@ -314,7 +325,8 @@ def load_ledger(path: str | Path, sheet: str | None = None) -> ValidationResult:
     Parameters
     ----------
     path : str or Path
-        Ledger file (``.parquet``, ``.csv`` or ``.xlsx``), read by :func:`read_ledger`.
+        Ledger file (``.parquet``, ``.csv`` or ``.xlsx``) or folder of month files, read by
+        :func:`read_ledger`.
     sheet : str, optional
         A workbook's ledger sheet (default: the first whose header names every required
         column; see :func:`read_ledger`).

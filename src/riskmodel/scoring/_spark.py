@@ -22,10 +22,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..config import Config
-from ..ledger import normalise_columns, validate_chunk
+from ..ledger import month_files, normalise_columns, validate_chunk
 from ._core import ChunkResult, score_frame
 
 ROW = "__source_row"
@@ -66,12 +68,24 @@ def read_ledger_spark(source: str | Path, spark=None):
     """A ledger as a Spark DataFrame with the file's row numbers, from Parquet or a table.
 
     A Parquet path keeps each row's position in the file (so quarantined rows name the same
-    ``source_row`` as the pandas engine); a table name gets increasing row ids instead.
+    ``source_row`` as the pandas engine); in a ledger folder, its position in the month files
+    read in name order (:func:`riskmodel.ledger.month_files`): the file's row plus the rows of
+    the files before it. A table name gets increasing row ids instead.
     """
     from pyspark.sql import functions as F
 
     spark = spark or spark_session()
-    if str(source).lower().endswith(".parquet") or Path(str(source)).exists():
+    path = Path(str(source))
+    if path.is_dir():
+        files = month_files(path)
+        before = np.concatenate([[0], np.cumsum([pq.ParquetFile(f).metadata.num_rows
+                                                 for f in files])])
+        offsets = F.create_map(*[F.lit(x) for f, n in zip(files, before, strict=False)
+                                 for x in (f.name, int(n))])
+        frame = spark.read.parquet(*[str(f) for f in files])
+        return frame.withColumn(ROW, F.col("_metadata.row_index")
+                                + offsets[F.col("_metadata.file_name")])
+    if str(source).lower().endswith(".parquet") or path.exists():
         frame = spark.read.parquet(str(source))
         return frame.withColumn(ROW, F.col("_metadata.row_index"))
     return spark.table(str(source)).withColumn(ROW, F.monotonically_increasing_id())

@@ -2,7 +2,8 @@
 
 A full ingest leaves beside its outputs, in the cache folder, ``ingest_state.json``: every file
 of the folder as it was read (size, modification time, SHA-256, kind, download month, headers,
-the last month its rows reach), the outputs as written (size, modification time) and a
+the last month its rows reach), the outputs as written (size, modification time; the ledger's
+by month file) and a
 fingerprint of the ``sources`` configuration and of the pseudonym key. The next ingest over the
 same outputs reads that state and appends when it still describes the folder and the outputs:
 
@@ -11,10 +12,11 @@ same outputs reads that state and appends when it still describes the folder and
 - the files added since are of months after the last month the old ones reach, and a person
   table is among them.
 
-Then only the added files are parsed and aggregated (memory bounded by the new months), and the
-ledger is written again by streaming the old row groups once, the new households-months merged
-into their place (household, month): the same file, row for row, as a full ingest of the whole
-folder gives. The report and the quarantine are the old ones with the new months' counts added.
+Then only the added files are parsed and aggregated (memory bounded by the new months), and only
+the new months' files are written into the ledger folder (the old month files are read for the
+household column and, for the households still without one, their last annual figures; never
+written): each the same file, byte for byte, as a full ingest of the whole folder writes. The
+report and the quarantine are the old ones with the new months' counts added.
 Anything else (no state, a file changed or removed, another configuration, a new file of an old
 month) rebuilds the ledger from the whole folder and says why.
 """
@@ -33,7 +35,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..config import SourcesConfig
-from ..ledger import PARQUET_OPTIONS, fsync_path, temp_beside
+from ..errors import LedgerError
+from ..ledger import (
+    by_month,
+    fsync_path,
+    month_file,
+    month_files,
+    temp_beside,
+    write_month_file,
+)
 from ..months import month_index, month_label
 from . import _values as values
 from ._households import ANNUAL, recorded_month
@@ -41,7 +51,7 @@ from ._read import SourceTable, _sha256, _source_files
 
 #: The state a full or appending ingest leaves in the cache folder.
 STATE_NAME = "ingest_state.json"
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 def folder_stats(directory: Path) -> dict[str, tuple[int, int]]:
@@ -77,6 +87,18 @@ def _stat(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+def output_stats(outputs: dict[str, Path]) -> dict[str, list[int]]:
+    """Each output's size and modification time; a ledger folder's by month file
+    (``ledger/2024-01.parquet``)."""
+    stats = {}
+    for name, path in sorted(outputs.items()):
+        if path.is_dir():
+            stats.update({f"{name}/{f.name}": _stat(f) for f in month_files(path)})
+        else:
+            stats[name] = _stat(path)
+    return stats
+
+
 def file_records(tables: list[SourceTable]) -> dict[str, dict]:
     """What the state keeps of each table read (no row of it): path -> kind, month, sheet,
     SHA-256, headers and the last month its rows reach."""
@@ -103,7 +125,7 @@ def write_state(cache_dir: Path, fingerprint: str, stats: dict[str, tuple[int, i
     reached = [e["reach"] for e in files.values() if e["kind"] and e["reach"]]
     state = {"format": STATE_FORMAT, "fingerprint": fingerprint,
              "last_month": max(reached) if reached else None,
-             "outputs": {name: _stat(path) for name, path in sorted(outputs.items())},
+             "outputs": output_stats(outputs),
              "files": dict(sorted(files.items()))}
     path = cache_dir / STATE_NAME
     tmp = temp_beside(path)
@@ -150,12 +172,18 @@ def plan_append(directory: Path, cache_dir: Path, outputs: dict[str, Path], fing
         return None, "no record of the last ingest beside the ledger"
     if state.get("fingerprint") != fingerprint:
         return None, "the sources configuration (or the cache's key) changed since the last ingest"
-    for name, path in outputs.items():
-        try:
-            if _stat(path) != state["outputs"].get(name):
-                return None, f"{path.name} is not the one the last ingest wrote"
-        except OSError:
+    for path in outputs.values():
+        if not path.exists():
             return None, f"{path.name} is missing"
+    try:
+        written = output_stats(outputs)
+    except (OSError, LedgerError):
+        written = {}
+    for name, path in outputs.items():
+        mine = {k: v for k, v in written.items() if k == name or k.startswith(f"{name}/")}
+        if mine != {k: v for k, v in state["outputs"].items()
+                    if k == name or k.startswith(f"{name}/")}:
+            return None, f"{path.name} is not the one the last ingest wrote"
     for path, entry in state["files"].items():
         if path not in stats:
             return None, f"{path} is no longer in the folder"
@@ -180,55 +208,53 @@ def check_new(plan: AppendPlan, tables: list[SourceTable]) -> str:
     return ""
 
 
-class _RowGroups:
-    """Rows handed to a Parquet writer in row groups of exactly ``size`` rows (the last one
-    shorter), as :func:`pyarrow.parquet.write_table` cuts one whole table."""
+def old_history(files: list[Path], ids: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """What the old month files hold of the households ``ids`` (unique): for each, its last
+    row with annual figures (``household_id``, ``annual_recorded_month`` and the figures), and
+    whether it has any row at all.
 
-    def __init__(self, writer: pq.ParquetWriter, size: int):
-        self.writer, self.size = writer, size
-        self.pending: list[pa.Table] = []
-        self.rows = 0
+    The files are read newest first, the household column of each and the figure columns only
+    while some household's last figures are still to be found.
+    """
+    columns = [*ANNUAL, "annual_income_year"]
+    wanted = pa.array(ids, type=pa.string())
+    present = np.zeros(len(ids), dtype=bool)
+    found = np.zeros(len(ids), dtype=bool)
+    last = []
+    for path in reversed(files):
+        source = pq.ParquetFile(path)
+        household = source.read(columns=["household_id"]).column(0).cast(pa.string())
+        at = pc.index_in(household, value_set=wanted).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(~np.isnan(at))
+        which = at[rows].astype("int64")
+        present[which] = True
+        need = rows[~found[which]]
+        if not len(need):
+            continue
+        table = source.read(columns=["household_id", "annual_recorded_month", *columns])
+        table = table.take(pa.array(need))
+        filled = np.zeros(len(need), dtype=bool)
+        for c in columns:
+            filled |= pc.is_valid(table.column(c)).to_numpy(zero_copy_only=False)
+        last.append(table.filter(pa.array(filled)))
+        found[at[need[filled]].astype("int64")] = True
+    frame = (pa.concat_tables(last, promote_options="permissive").to_pandas() if last else
+             pd.DataFrame(columns=["household_id", "annual_recorded_month", *columns]))
+    return frame, present
 
-    def add(self, table: pa.Table) -> None:
-        self.pending.append(table)
-        self.rows += table.num_rows
-        while self.rows >= self.size:
-            whole = pa.concat_tables(self.pending)
-            self.writer.write_table(whole.slice(0, self.size), row_group_size=self.size)
-            rest = whole.slice(self.size)
-            self.pending, self.rows = [rest], rest.num_rows
 
-    def close(self) -> None:
-        if self.rows:
-            self.writer.write_table(pa.concat_tables(self.pending), row_group_size=self.size)
-
-
-def _recorded_months(part: pa.Table, added: pa.Table, after: np.ndarray,
-                     start: np.ndarray) -> pa.Array:
-    """``annual_recorded_month`` of the new rows ``added``, as the full ingest gives it.
+def recorded_months(last: pd.DataFrame, new: pd.DataFrame) -> np.ndarray:
+    """``annual_recorded_month`` of the new rows, as the full ingest gives it.
 
     A run of identical annual figures looks only backwards, so a new row needs no more of its
-    household's history than the last old row with figures (``part``'s rows of the household
-    are ``start:after``): that row stands in with the month its own run began, and
+    household's history than the last old row with figures (``last``, from
+    :func:`old_history`): that row stands in with the month its own run began, and
     :func:`recorded_month` is run on it and the new rows alone.
     """
     columns = [*ANNUAL, "annual_income_year"]
-    n_old = part.num_rows
-    filled = np.zeros(n_old, dtype=bool)
-    for c in columns:
-        filled |= pc.is_valid(part.column(c)).to_numpy(zero_copy_only=False)
-    before = np.full(len(after), -1, dtype="int64")
-    if n_old:
-        last = np.maximum.accumulate(np.where(filled, np.arange(n_old), -1))
-        before = np.where(after > 0, last[np.maximum(after - 1, 0)], -1)
-    before = np.where(before >= start, before, -1)
-    rows = np.unique(before[before >= 0])
-    old = part.take(pa.array(rows)).select(["household_id", "annual_recorded_month", *columns])
-    old = old.to_pandas()
-    new = added.select(["household_id", "month", *columns]).to_pandas()
-    frame = pd.concat([old.drop(columns="annual_recorded_month"),
-                       new.drop(columns="month")], ignore_index=True)
-    months = np.concatenate([month_index(np.asarray(old["annual_recorded_month"], dtype=object)),
+    frame = pd.concat([last[["household_id", *columns]], new[["household_id", *columns]]],
+                      ignore_index=True)
+    months = np.concatenate([month_index(np.asarray(last["annual_recorded_month"], dtype=object)),
                              month_index(np.asarray(new["month"], dtype=object))])
     hcodes = pd.factorize(frame["household_id"])[0]
     order = np.lexsort((months, hcodes))
@@ -236,71 +262,41 @@ def _recorded_months(part: pa.Table, added: pa.Table, after: np.ndarray,
                            months[order]).to_numpy(dtype=object)
     out = np.empty(len(frame), dtype=object)
     out[order] = label
-    field = part.schema.field("annual_recorded_month")
-    return pa.array(out[len(old):], type=field.type, from_pandas=True)
+    return out[len(last):]
 
 
-def _merge_part(part: pa.Table, ids: np.ndarray, added: pa.Table,
-                added_ids: np.ndarray) -> tuple[pa.Table, int]:
-    """Whole households' old rows and their new rows (all of later months) in ledger order,
-    and the number of households."""
-    after = np.searchsorted(ids, added_ids, side="right")
-    start = np.searchsorted(ids, added_ids, side="left")
-    at = added.schema.get_field_index("annual_recorded_month")
-    added = added.set_column(at, added.schema.field(at),
-                             _recorded_months(part, added, after, start))
-    n_old, n_new = part.num_rows, added.num_rows
-    is_new = np.zeros(n_old + n_new, dtype=bool)
-    is_new[after + np.arange(n_new)] = True
-    source = np.empty(n_old + n_new, dtype="int64")
-    source[is_new] = n_old + np.arange(n_new)
-    source[~is_new] = np.arange(n_old)
-    merged = pa.concat_tables([part, added]).take(pa.array(source))
-    households = (int(1 + np.count_nonzero(ids[1:] != ids[:-1])) if n_old else 0) \
-        + len(np.unique(added_ids[after == start]))
-    return merged, households
+def append_months(ledger: Path, new: pd.DataFrame, households: int) -> tuple[pd.DataFrame, int]:
+    """Write the months of ``new`` (all after those of the ledger folder ``ledger``) as month
+    files beside the old ones, each renamed into place when whole; the old files are read, not
+    written.
 
+    Parameters
+    ----------
+    ledger : Path
+        The ledger folder the last ingest wrote.
+    new : DataFrame
+        The new months' ledger rows, sorted by household and month, as the full ingest makes
+        them from the new files alone.
+    households : int
+        Households in the old ledger (its report's count).
 
-def merge_ledger(old: Path, new: pd.DataFrame, tmp: Path) -> int:
-    """Write to ``tmp`` the ledger ``old`` with the household-months of ``new`` (all of months
-    after those of ``old``) merged into their place; return the number of households.
-
-    ``old`` is read one row group at a time; a household whose rows continue into the next row
-    group waits for it, so that each part written holds whole households, and the new rows of
-    the households before the part's last one go with it. Memory: a row group and the new rows.
+    Returns
+    -------
+    new : DataFrame
+        The new rows, their ``annual_recorded_month`` carried on from the old months.
+    households : int
+        Households in the ledger with the new months.
     """
-    source = pq.ParquetFile(old)
-    schema = source.schema_arrow
-    added = pa.Table.from_pandas(new, schema=schema, preserve_index=False)
-    added_ids = new["household_id"].to_numpy(dtype=object)
-    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
-    households, at, carry = 0, 0, None
-    with pq.ParquetWriter(tmp, schema, **options) as writer:
-        groups = _RowGroups(writer, PARQUET_OPTIONS["row_group_size"])
-        n_groups = source.num_row_groups
-        for g in range(n_groups):
-            part = source.read_row_group(g)
-            if carry is not None:
-                part = pa.concat_tables([carry, part])
-                carry = None
-            ids = part.column("household_id").to_numpy(zero_copy_only=False)
-            if g < n_groups - 1:
-                # The last household may go on in the next row group: it waits.
-                cut = int(np.searchsorted(ids, ids[-1], side="left"))
-                carry, part, ids = part.slice(cut), part.slice(0, cut), ids[:cut]
-                end = int(np.searchsorted(added_ids, carry.column("household_id")[0].as_py(),
-                                          side="left"))
-            else:
-                end = len(added_ids)
-            if not part.num_rows and end == at:
-                continue
-            part, count = _merge_part(part, ids, added.slice(at, end - at), added_ids[at:end])
-            households += count
-            at = end
-            groups.add(part)
-        groups.close()
-    fsync_path(tmp)
-    return households
+    files = month_files(ledger)
+    schema = pq.read_schema(files[-1])
+    ids = pd.unique(new["household_id"].to_numpy(dtype=object))
+    last, present = old_history(files, ids)
+    new = new.assign(annual_recorded_month=recorded_months(last, new))
+    table = pa.Table.from_pandas(new, schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata(schema.metadata)
+    for month, rows in by_month(table):
+        write_month_file(rows, month_file(ledger, month))
+    return new, households + int(np.count_nonzero(~present))
 
 
 def merge_quarantine(old: Path, new: pd.DataFrame) -> pd.DataFrame:

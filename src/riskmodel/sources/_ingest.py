@@ -1,10 +1,11 @@
 """The ingest job: a county's sources folder in, the ledger and its report out.
 
 read every file (reusing the cache of files already read) → persons to households, migrants
-and warnings joined → write the ledger, ``ingest_report.json``, ``ingest_quarantine.parquet``
-and ``ingest_quarantine.xlsx`` beside it, each atomically. The same folder gives the same bytes.
-Over the outputs of an earlier ingest (``force``), only the files added since are read and
-their months appended (:mod:`riskmodel.sources._append`), when its state says that is safe.
+and warnings joined → write the ledger (a folder of month files), ``ingest_report.json``,
+``ingest_quarantine.parquet`` and ``ingest_quarantine.xlsx`` beside it, each atomically. The
+same folder gives the same bytes. Over the outputs of an earlier ingest (``force``), only the
+files added since are read and their months' files written into the ledger folder
+(:mod:`riskmodel.sources._append`), when its state says that is safe.
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ from ..ledger import (
     OutputLock,
     fsync_path,
     temp_beside,
+    tidy_ledger_folder,
     write_json,
+    write_ledger_folder,
     write_parquet_atomic,
     write_xlsx,
 )
 from ._append import (
+    append_months,
     check_new,
     file_records,
     folder_stats,
     forget_state,
-    merge_ledger,
     merge_quarantine,
     merge_report,
     plan_append,
@@ -71,14 +74,15 @@ class IngestResult:
     ledger : DataFrame
         One row per household and download month: the ledger contract's columns, then the
         recorded ones (``wage_migrant``, ``annual_*``, ``identified_month`` …). When
-        appending, only the appended months' rows (the file holds them all).
+        appending, only the appended months' rows (the folder holds them all).
     quarantine : DataFrame
         Persons not aggregated: file, sheet, row, month, household_id, field, rule, value
         (personal values masked ``***``).
     report : dict
         The contents of ``ingest_report.json``.
     paths : dict
-        ``ledger``, ``report``, ``quarantine``, ``quarantine_xlsx`` -> the file written.
+        ``ledger``, ``report``, ``quarantine``, ``quarantine_xlsx`` -> the file written (the
+        ledger: the folder of month files).
     from_cache : int
         Files that came from the cache instead of being parsed (not in the report, which a
         re-run must write byte for byte the same); when appending, the files of the ledger
@@ -129,16 +133,20 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
         The folder of monthly downloads: person tables, migrant tables, warning lists
         (``.csv`` / ``.xlsx``, any depth).
     out : str or Path
-        The ledger to write (``.parquet``). ``ingest_report.json``,
-        ``ingest_quarantine.parquet`` and ``ingest_quarantine.xlsx`` go beside it, and the
-        cache of files already read in ``.riskmodel-cache/`` there.
+        The ledger to write (``.parquet``): a folder of one Parquet file per month,
+        ``YYYY-MM.parquet`` (:func:`riskmodel.ledger.write_ledger_folder`), built beside and
+        swapped in whole. ``ingest_report.json``, ``ingest_quarantine.parquet`` and
+        ``ingest_quarantine.xlsx`` go beside it, and the cache of files already read in
+        ``.riskmodel-cache/`` there.
     config : Config, str or Path, optional
         A loaded configuration or a YAML file of overrides; the packaged defaults otherwise.
     force : bool, default=False
         Replace an existing ledger. When it is the one an earlier ingest of this folder wrote
         and the folder has only gained files of later months since, those months are appended
-        (only the new files read; the ledger the same as a full ingest's); otherwise it is
-        rebuilt from the whole folder and ``rebuilt_because`` says why.
+        (only the new files read, only the new months' files written, each renamed into place
+        when whole; the ledger the same as a full ingest's); otherwise it is rebuilt from the
+        whole folder and ``rebuilt_because`` says why (a ledger of one file, as earlier
+        versions wrote, is rebuilt as a folder).
 
     Returns
     -------
@@ -179,8 +187,12 @@ def _ingest(directory: Path, out: Path, config: Config) -> IngestResult:
              "quarantine": folder / QUARANTINE_NAME, "quarantine_xlsx": folder / QUARANTINE_XLSX}
     stats = folder_stats(directory)
     fingerprint = SourceCache(cache_dir, config.sources, cache_key(cache_dir)).fingerprint
+    tidy_ledger_folder(out)
     why = ""
-    if out.exists():
+    if out.is_file():
+        why = (f"{out.name} is one file, as earlier versions wrote the ledger; it is rebuilt as "
+               "a folder of month files")
+    elif out.exists():
         plan, why = plan_append(directory, cache_dir, paths, fingerprint, stats)
         if plan is not None:
             tables, unrecognised = read_sources(directory, config, cache_dir=cache_dir,
@@ -203,7 +215,7 @@ def _ingest(directory: Path, out: Path, config: Config) -> IngestResult:
     _atomic(lambda p: write_xlsx(_for_cadres(made.quarantine, _headers(tables)), p,
                                  sheet="隔离记录"), paths["quarantine_xlsx"])
     _atomic(lambda p: write_json(report, p), paths["report"])
-    write_parquet_atomic(made.ledger, out)
+    write_ledger_folder(made.ledger, out)
     write_state(cache_dir, fingerprint, stats, file_records(tables), unrecognised, paths)
     return IngestResult(made.ledger, made.quarantine, report, paths,
                         from_cache=sum(t.from_cache for t in tables), rebuilt_because=why)
@@ -230,29 +242,22 @@ def _append(plan, tables, unrecognised, config: Config, paths: dict[str, Path],
     else:
         new_report, new_ledger = None, None
         new_quarantine = pd.read_parquet(paths["quarantine"]).iloc[:0]
-    tables.clear()  # the parsed files are not needed while the ledger is merged
-    out = paths["ledger"]
-    tmp = temp_beside(out)
-    try:
-        if new_ledger is not None:
-            households = merge_ledger(out, new_ledger, tmp)
-            report = merge_report(old_report, new_report, entries, unrecognised, personal,
-                                  households, config.sources)
-        else:
-            report = {**old_report, "unrecognised_files": sorted(
-                old_report["unrecognised_files"] + unrecognised, key=lambda f: f["path"])}
-        quarantine = merge_quarantine(paths["quarantine"], new_quarantine)
-        headers = [(p, e["headers"]) for p, e in plan.state["files"].items() if e["kind"]] \
-            + headers
-        write_parquet_atomic(quarantine, paths["quarantine"])
-        _atomic(lambda p: write_xlsx(_for_cadres(quarantine, headers), p, sheet="隔离记录"),
-                paths["quarantine_xlsx"])
-        _atomic(lambda p: write_json(report, p), paths["report"])
-        if new_ledger is not None:
-            os.replace(tmp, out)
-            fsync_path(out.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    tables.clear()  # the parsed files are not needed while the months are written
+    if new_ledger is not None:
+        new_ledger, households = append_months(paths["ledger"], new_ledger,
+                                               old_report["households"])
+        report = merge_report(old_report, new_report, entries, unrecognised, personal,
+                              households, config.sources)
+    else:
+        report = {**old_report, "unrecognised_files": sorted(
+            old_report["unrecognised_files"] + unrecognised, key=lambda f: f["path"])}
+    quarantine = merge_quarantine(paths["quarantine"], new_quarantine)
+    headers = [(p, e["headers"]) for p, e in plan.state["files"].items() if e["kind"]] \
+        + headers
+    write_parquet_atomic(quarantine, paths["quarantine"])
+    _atomic(lambda p: write_xlsx(_for_cadres(quarantine, headers), p, sheet="隔离记录"),
+            paths["quarantine_xlsx"])
+    _atomic(lambda p: write_json(report, p), paths["report"])
     write_state(cache_dir, fingerprint, stats, records, unrecognised, paths, old=plan.state)
     return IngestResult(new_ledger if new_ledger is not None else pd.DataFrame(), quarantine,
                         report, paths, from_cache=from_cache, appended=months)

@@ -1,0 +1,337 @@
+"""A ledger kept as a folder of month files, and the Parquet reading common to it and to one file.
+
+``riskmodel ingest`` writes its ledger as a folder named like a file (``ledger.parquet/``)
+holding one file per month, ``YYYY-MM.parquet``, each with every ledger column and its rows
+sorted by household: the layout Spark and pyarrow read as one dataset. Appending a month writes
+only the new month's file; the old ones never change.
+
+Readers treat the month files in name order as one table: rows are numbered consecutively
+across the files (``source_row`` 0 is the first row of the first month file). Names starting
+with ``.`` or ``_`` are skipped (a file being written, Spark's markers); any other name, or a
+folder without a month file, is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..errors import LedgerError
+from ._outputs import PARQUET_OPTIONS, fsync_path
+
+#: A month file's name in a ledger folder.
+MONTH_FILE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.parquet$")
+
+# Rows decoded at a time when the chunks are read in one pass over the files.
+_BATCH_ROWS = 16_384
+
+
+def month_files(path: str | Path) -> list[Path]:
+    """The month files of a ledger folder, in name order (the order of the months).
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder of ``YYYY-MM.parquet`` files; names starting with ``.`` or ``_`` are skipped.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    LedgerError
+        The folder holds anything else, or no month file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "ledger.parquet"
+    >>> folder.mkdir()
+    >>> for name in ["2024-02.parquet", "2024-01.parquet", ".2024-03.parquet.tmp-1"]:
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [p.name for p in month_files(folder)]
+    ['2024-01.parquet', '2024-02.parquet']
+    """
+    path = Path(path)
+    names = sorted(p.name for p in path.iterdir() if not p.name.startswith((".", "_")))
+    other = [n for n in names if not MONTH_FILE.match(n) or not (path / n).is_file()]
+    if other:
+        more = f" (and {len(other) - 1} more)" if len(other) > 1 else ""
+        raise LedgerError(f"{path}: a ledger folder holds only month files named YYYY-MM.parquet; "
+                          f"it also holds {other[0]!r}{more}.")
+    if not names:
+        raise LedgerError(f"{path}: the folder holds no month file (YYYY-MM.parquet).")
+    return [path / n for n in names]
+
+
+def read_folder(path: str | Path) -> pd.DataFrame:
+    """A ledger folder's month files read as pandas reads each, concatenated in name order."""
+    return pd.concat([pd.read_parquet(p) for p in month_files(path)], ignore_index=True)
+
+
+class ParquetParts:
+    """One Parquet file, or a ledger folder's month files in name order, read as one table.
+
+    Rows are numbered consecutively across the files; ``pieces`` are the (file, row group)
+    pairs in that order, so that a set of rows is read from the row groups holding it only.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.paths = month_files(self.path) if self.path.is_dir() else [self.path]
+        self.files = []
+        for p in self.paths:
+            try:
+                self.files.append(pq.ParquetFile(p))
+            except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+                raise LedgerError(f"{p}: cannot be read as parquet "
+                                  f"({exc.__class__.__name__}).") from None
+        names = self.files[0].schema_arrow.names
+        for p, f in zip(self.paths[1:], self.files[1:], strict=True):
+            if f.schema_arrow.names != names:
+                raise LedgerError(f"{p}: its columns are not those of {self.paths[0].name}; "
+                                  "every month file of a ledger folder has the same columns.")
+        self.schema = self.files[0].schema_arrow
+        pieces = [(i, g, f.metadata.row_group(g).num_rows)
+                  for i, f in enumerate(self.files) for g in range(f.num_row_groups)]
+        self.pieces = np.array(pieces, dtype="int64").reshape(-1, 3)
+        self.piece_start = np.concatenate([[0], np.cumsum(self.pieces[:, 2])])
+        self.file_start = np.concatenate(
+            [[0], np.cumsum([f.metadata.num_rows for f in self.files])])
+        self.num_rows = int(self.file_start[-1])
+
+    def head(self) -> pa.RecordBatch | None:
+        """The first row (None when no file has a row)."""
+        for f in self.files:
+            batch = next(f.iter_batches(batch_size=1), None)
+            if batch is not None:
+                return batch
+        return None
+
+    def columns(self) -> pd.DataFrame:
+        """The columns alone, no row."""
+        return self.schema.empty_table().to_pandas()
+
+    def read(self, columns: list[str], rows: np.ndarray | None = None) -> pa.Table:
+        """``columns`` of every row, or of the rows where ``rows`` (one flag per row); the
+        files without a wanted row are not read."""
+        parts = []
+        for i, f in enumerate(self.files):
+            s, e = self.file_start[i], self.file_start[i + 1]
+            if rows is not None and not rows[s:e].any():
+                continue
+            table = f.read(columns=columns)
+            parts.append(table if rows is None else table.filter(pa.array(rows[s:e])))
+        if not parts:
+            return self.schema.empty_table().select(columns)
+        return pa.concat_tables(parts, promote_options="permissive")
+
+    def take(self, rows: np.ndarray, columns: list[str]) -> pa.Table:
+        """``columns`` of the rows numbered ``rows``, in that order: only the row groups holding
+        them are read."""
+        rows = np.asarray(rows, dtype="int64")
+        at = np.searchsorted(self.piece_start, rows, side="right") - 1
+        used = np.unique(at)
+        tables = [self.files[self.pieces[p, 0]].read_row_group(int(self.pieces[p, 1]),
+                                                               columns=columns) for p in used]
+        if not tables:
+            return self.schema.empty_table().select(columns)
+        table = pa.concat_tables(tables, promote_options="permissive")
+        # Rows numbered within the groups read, which follow each other in the table.
+        offset = np.concatenate([[0], np.cumsum(self.pieces[used, 2])])
+        which = np.searchsorted(used, at)
+        return table.take(pa.array(rows - self.piece_start[used[which]] + offset[which]))
+
+    def read_rows(self, wanted: np.ndarray) -> pa.Table | None:
+        """Every column of the rows where ``wanted``, skipping row groups without one; None
+        when no row is wanted."""
+        parts = []
+        for p, (i, group, size) in enumerate(self.pieces):
+            start = self.piece_start[p]
+            mask = wanted[start:start + size]
+            if not mask.any():
+                continue
+            at = 0
+            for batch in self.files[i].iter_batches(batch_size=262_144, row_groups=[int(group)]):
+                keep = mask[at:at + batch.num_rows]
+                if keep.all():
+                    parts.append(batch)
+                elif keep.any():
+                    parts.append(batch.filter(pa.array(keep)))
+                at += batch.num_rows
+        return _table(parts)
+
+    def group_statistics(self, column: str) -> list[tuple[object, int]]:
+        """Each row group's statistics of ``column`` (None where not written) and its rows."""
+        out = []
+        for i, group, size in self.pieces:
+            f = self.files[i]
+            at = f.schema_arrow.get_field_index(column)
+            out.append((f.metadata.row_group(int(group)).column(at).statistics, int(size)))
+        return out
+
+    def in_one_pass(self, chunk_of_row: np.ndarray,
+                    n_chunks: int) -> Iterator[pa.Table | None] | None:
+        """The rows of each chunk (``chunk_of_row``: -1 for none), chunk by chunk, reading every
+        file once; None when some file's rows are not in chunk order (then each chunk is read
+        from the row groups holding it).
+
+        A file sorted by household, chunks made of consecutive households, is read this way:
+        each chunk's rows follow those of the chunk before in every file, so each file is
+        decoded once, a batch at a time, whatever the size of its row groups.
+        """
+        ends = []
+        for i in range(len(self.files)):
+            s = self.file_start[i]
+            chunk = chunk_of_row[s:self.file_start[i + 1]]
+            at = np.flatnonzero(chunk >= 0)
+            if np.any(np.diff(chunk[at]) < 0):
+                return None
+            upto = np.searchsorted(chunk[at], np.arange(n_chunks), side="right")
+            ends.append(s + np.where(upto > 0, at[np.maximum(upto - 1, 0)] + 1, 0))
+        return self._one_pass(chunk_of_row, n_chunks, ends)
+
+    def _one_pass(self, chunk_of_row, n_chunks, ends) -> Iterator[pa.Table | None]:
+        batches = [f.iter_batches(batch_size=_BATCH_ROWS) for f in self.files]
+        pending: list[pa.RecordBatch | None] = [None] * len(self.files)
+        position = [int(s) for s in self.file_start[:-1]]
+        for k in range(n_chunks):
+            parts = []
+            for i in range(len(self.files)):
+                while position[i] < ends[i][k]:
+                    batch = pending[i] if pending[i] is not None else next(batches[i])
+                    n = min(batch.num_rows, int(ends[i][k]) - position[i])
+                    keep = chunk_of_row[position[i]:position[i] + n] == k
+                    if keep.all():
+                        parts.append(batch.slice(0, n))
+                    elif keep.any():
+                        parts.append(batch.slice(0, n).filter(pa.array(keep)))
+                    pending[i] = batch.slice(n) if n < batch.num_rows else None
+                    position[i] += n
+            yield _table(parts)
+
+
+def _table(parts: list[pa.RecordBatch]) -> pa.Table | None:
+    if not parts:
+        return None
+    return pa.concat_tables([pa.Table.from_batches([b]) for b in parts],
+                            promote_options="permissive")
+
+
+def month_file(folder: str | Path, month: str) -> Path:
+    """The file of ``month`` (``YYYY-MM``) in a ledger folder."""
+    return Path(folder) / f"{month}.parquet"
+
+
+def write_month_file(table: pa.Table, path: str | Path) -> Path:
+    """Write one month's rows as Parquet with the fixed settings (``PARQUET_OPTIONS``) to a
+    hidden name beside ``path`` (readers skip it), then rename it into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_path(path.parent)
+    return path
+
+
+def by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """Each month (``YYYY-MM`` in ``month``) of ``table`` and its rows, in their order."""
+    months = table.column("month")
+    if months.null_count:
+        raise ValueError("Got rows without a month; every row of a ledger folder has one.")
+    codes = pc.dictionary_encode(months).combine_chunks()
+    names = np.asarray(codes.dictionary.to_pylist(), dtype=object)
+    index = codes.indices.to_numpy()
+    order = np.argsort(names)
+    rank = np.empty(len(names), dtype="int64")
+    rank[order] = np.arange(len(names))
+    rows = np.argsort(rank[index], kind="stable")
+    table = table.take(pa.array(rows))
+    bounds = np.searchsorted(rank[index][rows], np.arange(len(names) + 1))
+    for k, name in enumerate(names[order]):
+        yield str(name), table.slice(bounds[k], bounds[k + 1] - bounds[k])
+
+
+def write_ledger_folder(frame: pd.DataFrame | pa.Table, path: str | Path) -> list[Path]:
+    """Write a ledger as a folder of month files, built beside ``path`` and swapped in.
+
+    Each month's rows keep their order (a ledger sorted by household gives month files sorted
+    by household). Whatever was at ``path`` (a folder, or a ledger of one file) is replaced
+    only once the new folder is whole.
+
+    Parameters
+    ----------
+    frame : DataFrame or pyarrow.Table
+        The ledger, one ``month`` (``YYYY-MM``) per row; a frame is written without its index.
+    path : str or Path
+
+    Returns
+    -------
+    list of Path
+        The month files, in month order.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from riskmodel.synthetic import generate_ledger
+    >>> out = Path(tempfile.mkdtemp()) / "ledger.parquet"
+    >>> [p.name for p in write_ledger_folder(generate_ledger(5, 2, seed=1), out)]
+    ['2022-01.parquet', '2022-02.parquet']
+    """
+    path = Path(path)
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
+        frame, preserve_index=False)
+    building = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    try:
+        for month, rows in by_month(table):
+            target = month_file(building, month)
+            pq.write_table(rows, target, **PARQUET_OPTIONS)
+            fsync_path(target)
+        fsync_path(building)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(building, path)
+            _remove(old)
+        else:
+            os.replace(building, path)
+        fsync_path(path.parent)
+    finally:
+        _remove(building)
+    return month_files(path)
+
+
+def tidy_ledger_folder(path: str | Path) -> None:
+    """Remove what a killed writer of the ledger ``path`` left: the folder being built or
+    the one being replaced beside it, month files half-written inside it. Only safe while
+    holding the output folder's lock."""
+    path = Path(path)
+    for stale in [*path.parent.glob(f".{path.name}.tmp-*"),
+                  *path.parent.glob(f".{path.name}.old-*")]:
+        _remove(stale)
+    if path.is_dir():
+        for stale in path.glob(".????-??.parquet.tmp-*"):
+            stale.unlink(missing_ok=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
