@@ -92,7 +92,7 @@ def test_ingest_cli_writes_ledger_report_and_quarantine(tmp_path, capsys):
     assert main(["ingest", "--sources", str(src), "--out", str(out), "--force"]) == 0
     assert "4 files (0 parsed, 4 from the cache)" in capsys.readouterr().out
 
-    ledger = pd.read_parquet(out)
+    ledger = pd.read_parquet(out).sort_values(["household_id", "month"], ignore_index=True)
     assert len(validate_ledger(ledger).quarantine) == 0
     assert ledger[["household_id", "month"]].values.tolist() == [
         ["0001", "2024-01"], ["0001", "2024-02"], ["0002", "2024-01"], ["0002", "2024-02"],
@@ -130,8 +130,9 @@ def test_ingest_cli_writes_ledger_report_and_quarantine(tmp_path, capsys):
     assert sheet["填写内容"].tolist() == ["***"] * 2
 
     written = [p for p in folder.rglob("*") if p.is_file() and ".riskmodel-cache" not in p.parts]
-    assert {p.name for p in written} >= {"ledger.parquet", "ingest_report.json",
-                                         "ingest_quarantine.parquet", "ingest_quarantine.xlsx"}
+    assert {p.relative_to(folder).as_posix() for p in written} >= {
+        "ledger.parquet/2024-01.parquet", "ledger.parquet/2024-02.parquet", "ingest_report.json",
+        "ingest_quarantine.parquet", "ingest_quarantine.xlsx"}
     for path in written:
         text = _texts(path)
         leaked = [m for m in MARKERS if m in text]
