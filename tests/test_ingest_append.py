@@ -247,3 +247,51 @@ def test_an_ingest_waits_for_no_one_and_writes_nothing_while_another_run_holds_t
     assert not any((out / name).exists() for name in OUTPUTS)
     ingest(folder, out / "ledger.parquet", load_config())  # once the other run has let go
     assert all((out / name).exists() for name in OUTPUTS)
+
+
+def test_a_ledger_of_one_file_is_rebuilt_as_a_folder_and_another_folder_is_kept(county,
+                                                                                tmp_path):
+    from riskmodel.errors import OutputExistsError
+
+    folder, _ = county
+    out = tmp_path / "out" / "ledger.parquet"
+    ingest(folder, out)
+    expected = _outputs(out.parent)
+    one = read_ledger(out)
+    shutil.rmtree(out)
+    one.to_parquet(out)  # the ledger as one file, as earlier versions wrote it
+    result = ingest(folder, out, force=True)
+    assert "ledger.parquet is one file, as earlier versions wrote the ledger" \
+        in result.rebuilt_because
+    assert _outputs(out.parent) == expected
+    other = tmp_path / "mine.parquet"
+    other.mkdir()
+    (other / "notes.txt").write_text("备注", encoding="utf-8")
+    with pytest.raises(OutputExistsError, match="more than a ledger's month files"):
+        ingest(folder, other, force=True)
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
+def test_a_write_that_fails_leaves_the_old_month_files_and_no_half_file(county, tmp_path,
+                                                                        monkeypatch):
+    from riskmodel.ledger import _folder
+
+    folder, months = county
+    growing, out, _ = _appendable(county, tmp_path)
+    before = {k: v for k, v in _outputs(out.parent).items() if k.startswith("ledger")}
+
+    def failing(path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(_folder, "fsync_path", failing)
+    with pytest.raises(OSError, match="disk full"):
+        ingest(growing, out, force=True)  # the append: the new month's file
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    with pytest.raises(OSError, match="disk full"):
+        ingest(folder, out, force=True)  # a full ingest: the folder built beside
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".ledger")]
+    assert {k: v for k, v in _outputs(out.parent).items() if k.startswith("ledger")} == before
+    monkeypatch.undo()
+    result = ingest(growing, out, force=True)
+    assert result.rebuilt_because == "no record of the last ingest beside the ledger"
+    assert _outputs(out.parent) == _full(folder, tmp_path)

@@ -62,6 +62,11 @@ class LedgerChunks:
     rows, ``blank_rows`` numbers the blank ones (from 0, as ``source_row`` does) and a warning
     is logged when there are any.
 
+    ``path`` may be a ledger folder of month files (:func:`riskmodel.ledger.month_files`), read
+    as one table: rows numbered across the files in name order, and households taken in sorted
+    order for the chunks, so that each chunk's rows are consecutive in every month file and the
+    chunks are read in one pass over the files.
+
     ``sheet`` names a workbook's ledger sheet (see :func:`riskmodel.ledger.read_source`);
     ``source`` says how the file was read (its encoding, sheet and title rows).
     """

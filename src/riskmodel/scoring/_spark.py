@@ -80,8 +80,8 @@ def read_ledger_spark(source: str | Path, spark=None):
         files = month_files(path)
         before = np.concatenate([[0], np.cumsum([pq.ParquetFile(f).metadata.num_rows
                                                  for f in files])])
-        offsets = F.create_map(*[F.lit(x) for f, n in zip(files, before, strict=False)
-                                 for x in (f.name, int(n))])
+        offsets = F.create_map(*[x for f, n in zip(files, before, strict=False)
+                                 for x in (F.lit(f.name), F.lit(int(n)).cast("long"))])
         frame = spark.read.parquet(*[str(f) for f in files])
         return frame.withColumn(ROW, F.col("_metadata.row_index")
                                 + offsets[F.col("_metadata.file_name")])

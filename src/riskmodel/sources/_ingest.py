@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import Config, load_config
-from ..errors import ArgumentError, OutputExistsError
+from ..errors import ArgumentError, LedgerError, OutputExistsError
 from ..ledger import (
     OutputLock,
     fsync_path,
+    month_files,
     temp_beside,
     tidy_ledger_folder,
     write_json,
@@ -155,7 +156,8 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
     Raises
     ------
     OutputExistsError
-        ``out`` exists and ``force`` is False, or another run holds the folder's lock
+        ``out`` exists and ``force`` is False, ``out`` is a folder holding more than month
+        files (never replaced), or another run holds the folder's lock
         (:class:`riskmodel.ledger.OutputLock`: an ingest, or a job writing there; exit code 4).
     SourceError
         A file cannot be read, a table has no download month, or there is no person table.
@@ -165,6 +167,13 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
         raise ArgumentError(f"Got --out {out}, expected a .parquet file for the ledger.")
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists already; pass --force (force=True) to replace it.")
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            month_files(out)
+        except LedgerError:
+            raise OutputExistsError(f"{out} is a folder holding more than a ledger's month files "
+                                    "(YYYY-MM.parquet); it is not replaced: give another --out.")\
+                from None
     if not isinstance(config, Config):
         config = load_config(config)
     directory = Path(sources)
