@@ -213,31 +213,37 @@ def old_history(files: list[Path], ids: np.ndarray) -> tuple[pd.DataFrame, np.nd
     row with annual figures (``household_id``, ``annual_recorded_month`` and the figures), and
     whether it has any row at all.
 
-    The files are read newest first, the household column of each and the figure columns only
-    while some household's last figures are still to be found.
+    The files are read newest first, each for the households still in question only (not yet
+    seen, or seen without figures so far): the household column, and the figure columns only
+    where one of those households has a row. Once every household is seen with its figures,
+    the older files are not read.
     """
     columns = [*ANNUAL, "annual_income_year"]
-    wanted = pa.array(ids, type=pa.string())
+    ids = np.asarray(ids, dtype=object)
     present = np.zeros(len(ids), dtype=bool)
     found = np.zeros(len(ids), dtype=bool)
+    pending = np.arange(len(ids))
     last = []
     for path in reversed(files):
+        if not len(pending):
+            break
         source = pq.ParquetFile(path)
         household = source.read(columns=["household_id"]).column(0).cast(pa.string())
-        at = pc.index_in(household, value_set=wanted).to_numpy(zero_copy_only=False)
+        at = pc.index_in(household, value_set=pa.array(ids[pending], type=pa.string()))
+        at = at.to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(~np.isnan(at))
-        which = at[rows].astype("int64")
+        which = pending[at[rows].astype("int64")]
         present[which] = True
-        need = rows[~found[which]]
-        if not len(need):
-            continue
-        table = source.read(columns=["household_id", "annual_recorded_month", *columns])
-        table = table.take(pa.array(need))
-        filled = np.zeros(len(need), dtype=bool)
-        for c in columns:
-            filled |= pc.is_valid(table.column(c)).to_numpy(zero_copy_only=False)
-        last.append(table.filter(pa.array(filled)))
-        found[at[need[filled]].astype("int64")] = True
+        need, need_which = rows[~found[which]], which[~found[which]]
+        if len(need):
+            table = source.read(columns=["household_id", "annual_recorded_month", *columns])
+            table = table.take(pa.array(need))
+            filled = np.zeros(len(need), dtype=bool)
+            for c in columns:
+                filled |= pc.is_valid(table.column(c)).to_numpy(zero_copy_only=False)
+            last.append(table.filter(pa.array(filled)))
+            found[need_which[filled]] = True
+        pending = pending[~(present[pending] & found[pending])]
     frame = (pa.concat_tables(last, promote_options="permissive").to_pandas() if last else
              pd.DataFrame(columns=["household_id", "annual_recorded_month", *columns]))
     return frame, present
