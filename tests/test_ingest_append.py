@@ -295,3 +295,45 @@ def test_a_write_that_fails_leaves_the_old_month_files_and_no_half_file(county, 
     result = ingest(growing, out, force=True)
     assert result.rebuilt_because == "no record of the last ingest beside the ledger"
     assert _outputs(out.parent) == _full(folder, tmp_path)
+
+
+def test_new_rows_carry_on_figures_from_older_files_and_new_households_are_counted(county,
+                                                                                   tmp_path):
+    """Households without figures in the last old months (their last ones three files back),
+    with new figures in the new month, or seen first in it: the new month's file is the full
+    ingest's, byte for byte."""
+    from riskmodel.ledger import write_ledger_folder
+    from riskmodel.months import month_index
+    from riskmodel.sources._append import append_months
+    from riskmodel.sources._households import ANNUAL, recorded_month
+
+    folder, months = county
+    ingest(folder, tmp_path / "full" / "ledger.parquet")
+    ledger = read_ledger(tmp_path / "full" / "ledger.parquet").sort_values(
+        ["household_id", "month"], ignore_index=True)
+    figures = [*ANNUAL, "annual_income_year"]
+    ids = ledger["household_id"].unique()
+    quiet = ledger["household_id"].isin(ids[:10]) & ledger["month"].isin(months[1:-1])
+    for c in figures:
+        ledger[c] = ledger[c].mask(quiet)
+    changed = ledger["household_id"].isin(ids[10:15]) & (ledger["month"] == months[-1])
+    ledger.loc[changed, "annual_income_total"] += 1000.0
+    entering = ledger["household_id"].isin(ids[15:20]) & (ledger["month"] < months[-1])
+    ledger = ledger[~entering].reset_index(drop=True)
+    ledger["annual_recorded_month"] = recorded_month(
+        ledger, pd.factorize(ledger["household_id"])[0],
+        month_index(ledger["month"].to_numpy(dtype=object)))
+    whole = write_ledger_folder(ledger, tmp_path / "a" / "ledger.parquet")
+
+    old = (ledger["month"] < months[-1]).to_numpy()
+    appended = tmp_path / "b" / "ledger.parquet"
+    write_ledger_folder(ledger[old], appended)
+    new = ledger[~old].assign(annual_recorded_month=None).reset_index(drop=True)
+    rows, households = append_months(appended, new, ledger.loc[old, "household_id"].nunique())
+    assert households == len(ids)
+    expected = ledger.loc[~old, "annual_recorded_month"]
+    assert rows["annual_recorded_month"].tolist() == expected.tolist()
+    # Some runs carried on from the oldest file, across the two months without figures.
+    assert months[0] in set(expected[ledger.loc[~old, "household_id"].isin(ids[:10])])
+    assert set(expected[ledger.loc[~old, "household_id"].isin(ids[10:15])]) == {months[-1]}
+    assert (appended / f"{months[-1]}.parquet").read_bytes() == whole[-1].read_bytes()
