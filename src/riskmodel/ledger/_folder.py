@@ -260,10 +260,10 @@ def by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     rank = np.empty(len(names), dtype="int64")
     rank[order] = np.arange(len(names))
     rows = np.argsort(rank[index], kind="stable")
-    table = table.take(pa.array(rows))
     bounds = np.searchsorted(rank[index][rows], np.arange(len(names) + 1))
+    # A month's rows at a time: one month copied, not the whole table.
     for k, name in enumerate(names[order]):
-        yield str(name), table.slice(bounds[k], bounds[k + 1] - bounds[k])
+        yield str(name), table.take(pa.array(rows[bounds[k]:bounds[k + 1]]))
 
 
 def write_ledger_folder(frame: pd.DataFrame | pa.Table, path: str | Path) -> list[Path]:
