@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", required=True, metavar="DIR",
                    help="folder of the monthly downloads (.csv, .xlsx; any depth) (required)")
     p.add_argument("--out", required=True, metavar="LEDGER.parquet",
-                   help="the ledger to write; ingest_report.json and ingest_quarantine.parquet/"
+                   help="the ledger to write, a folder of one YYYY-MM.parquet per month; "
+                        "ingest_report.json and ingest_quarantine.parquet/"
                         ".xlsx go beside it (required)")
     p.add_argument("--config", metavar="YAML", help=CONFIG_HELP)
     p.add_argument("--force", action="store_true", help="replace an existing ledger: the "
