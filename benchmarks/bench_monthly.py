@@ -7,10 +7,10 @@ The setting is built once and kept in ``--workdir``:
   sources (:func:`riskmodel.synthetic.county_sources`: annual verification, migrant tables,
   department warnings) and written as its folder of exports;
 - its first ``months - 1`` months are ingested (a real full ingest, which leaves the state an
-  appending ingest checks); that ledger is then tiled ``--households / --base`` times (each tile
-  its own 户编号 prefix) into the ledger of ``--households`` households, which replaces the
-  ingested one (the state's record of the ledger is updated to it; the report and quarantine of
-  the old months stay those of the ``--base`` households);
+  appending ingest checks); each month file of that ledger folder is then tiled
+  ``--households / --base`` times (each tile its own 户编号 prefix) into the month of
+  ``--households`` households, in place (the state's record of the ledger is updated to it; the
+  report and quarantine of the old months stay those of the ``--base`` households);
 - the last month's person table, migrant table and warning lists are tiled the same way (户编号
   prefixed, 证件号码's first six digits replaced per tile, birth digits kept) into CSV files of
   ``--households`` households: the new month's downloads;
@@ -41,6 +41,8 @@ import pyarrow.parquet as pq
 from peak import run_measured
 
 TARGET_S = 120.0
+#: The ledger as ``riskmodel ingest`` writes it: a folder of month files.
+LAYOUT = "folder"
 START = "2023-01"
 
 
@@ -94,48 +96,50 @@ def tile_export(path: Path, out: Path, tiles: int) -> int:
     return len(whole)
 
 
-def tile_ledger(ledger: Path, out: Path, tiles: int) -> int:
-    """The ledger ``tiles`` times over, 户编号 prefixed with the tile (tile-major: still sorted by
-    household and month), written with the ledger's own settings; return its rows."""
+def tile_ledger(ledger: Path, tiles: int) -> int:
+    """Each month file of the ledger folder ``tiles`` times over, 户编号 prefixed with the tile
+    (tile-major: each file still sorted by household), written in place with the ledger's own
+    settings; return the rows."""
     import pyarrow.compute as pc
 
-    from riskmodel.ledger import PARQUET_OPTIONS
+    from riskmodel.ledger import month_files, write_month_file
 
-    table = pq.read_table(ledger)
-    options = {k: v for k, v in PARQUET_OPTIONS.items() if k != "row_group_size"}
-    size = PARQUET_OPTIONS["row_group_size"]
-    at = table.schema.get_field_index("household_id")
-    field = table.schema.field(at)
-    pending, rows = [], 0
-    with pq.ParquetWriter(out, table.schema, **options) as writer:
+    rows = 0
+    for path in month_files(ledger):
+        table = pq.read_table(path)
+        at = table.schema.get_field_index("household_id")
+        field = table.schema.field(at)
+        parts = []
         for k in range(tiles):
             ids = pc.binary_join_element_wise(f"{k:03d}", table.column(at).cast(pa.string()), "")
-            pending.append(table.set_column(at, field, ids.cast(field.type)))
-            rows += table.num_rows
-            while rows >= size:
-                whole = pa.concat_tables(pending)
-                writer.write_table(whole.slice(0, size), row_group_size=size)
-                pending, rows = [whole.slice(size)], whole.num_rows - size
-        if rows:
-            writer.write_table(pa.concat_tables(pending), row_group_size=size)
-    return tiles * table.num_rows
+            parts.append(table.set_column(at, field, ids.cast(field.type)))
+        tiled = pa.concat_tables(parts)
+        rows += tiled.num_rows
+        write_month_file(tiled, path)
+    return rows
+
+
+def _rows(ledger: Path) -> int:
+    from riskmodel.ledger import month_files
+
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in month_files(ledger))
 
 
 def _train(ledger: Path, config_path: Path, model_dir: Path) -> None:
     from bench_score import fit_model
 
-    from riskmodel import load_config, validate_ledger
+    from riskmodel import load_config, read_ledger, validate_ledger
     from riskmodel.model import save_model
 
     config = load_config(config_path)
-    model = fit_model(validate_ledger(pd.read_parquet(ledger)).valid, config)
+    model = fit_model(validate_ledger(read_ledger(ledger)).valid, config)
     save_model(model, model_dir)
 
 
 def prepare(work: Path, households: int, base: int, months: int, seed: int) -> dict:
     """Build (once) the setting in ``work``; return its paths and the new month."""
     from riskmodel.sources import ingest
-    from riskmodel.sources._append import STATE_NAME
+    from riskmodel.sources._append import STATE_NAME, output_stats
     from riskmodel.synthetic import county_sources, write_sources
 
     if households % base:
@@ -144,6 +148,9 @@ def prepare(work: Path, households: int, base: int, months: int, seed: int) -> d
     done = work / "setting.json"
     if done.exists():
         setting = json.loads(done.read_text(encoding="utf-8"))
+        if setting.get("layout") != LAYOUT:
+            sys.exit(f"{work} holds a one-file ledger of an earlier version; use another "
+                     "--workdir")
         if setting["households"] == households and setting["base"] == base:
             return setting
         sys.exit(f"{work} holds a setting of other sizes; use another --workdir")
@@ -179,13 +186,13 @@ def prepare(work: Path, households: int, base: int, months: int, seed: int) -> d
     # The old months at full size: the ingested ledger tiled; the state records it.
     tick = time.perf_counter()
     ledger = template / "ledger.parquet"
-    tiled = template / ".tiled.parquet"
-    rows = tile_ledger(ledger, tiled, tiles)
-    os.replace(tiled, ledger)
+    rows = tile_ledger(ledger, tiles)
     state_path = template / ".riskmodel-cache" / STATE_NAME
     state = json.loads(state_path.read_text(encoding="utf-8"))
-    st = ledger.stat()
-    state["outputs"]["ledger"] = [st.st_size, st.st_mtime_ns]
+    state["outputs"] = output_stats({
+        "ledger": ledger, "report": template / "ingest_report.json",
+        "quarantine": template / "ingest_quarantine.parquet",
+        "quarantine_xlsx": template / "ingest_quarantine.xlsx"})
     state_path.write_text(json.dumps(state, ensure_ascii=False, sort_keys=True),
                           encoding="utf-8")
     incoming = work / "incoming"
@@ -195,10 +202,11 @@ def prepare(work: Path, households: int, base: int, months: int, seed: int) -> d
         n = tile_export(path, incoming / new_month / f"{path.stem}.csv", tiles)
         if "监测对象" in path.name:
             persons += n
-    print(f"tiled ×{tiles}: ledger {rows:,} rows ({ledger.stat().st_size / 2**20:.0f} MiB), "
+    print(f"tiled ×{tiles}: ledger {rows:,} rows "
+          f"({sum(f.stat().st_size for f in ledger.iterdir()) / 2**20:.0f} MiB), "
           f"new month {persons:,} persons: {time.perf_counter() - tick:.0f} s")
     setting = {"households": households, "base": base, "months": months, "seed": seed,
-               "new_month": new_month, "old_rows": rows, "new_persons": persons}
+               "layout": LAYOUT, "new_month": new_month, "old_rows": rows, "new_persons": persons}
     done.write_text(json.dumps(setting), encoding="utf-8")
     return setting
 
@@ -246,7 +254,7 @@ def run(work: Path, setting: dict) -> dict:
     total = ingest["wall_s"] + score["wall_s"]
     return {"ingest": ingest, "score": score, "total_s": round(total, 1),
             "met": total <= TARGET_S, "stages_s": summary.get("timings_s"),
-            "rows": pq.ParquetFile(ledger).metadata.num_rows}
+            "rows": _rows(ledger)}
 
 
 def main(argv: list[str] | None = None) -> None:
