@@ -90,6 +90,7 @@ def household_facts(
     most = window.counts["migrant_workers"][:, 1:WINDOW].max(axis=1)
     out["migrants_returned"] = np.where(np.isnan(migrants), 0.0,
                                         np.clip(most - np.nan_to_num(migrants), 0, None))
+    out["disabled_adults"] = disabled_adults(rows)
 
     observed = window.observed[:, :WINDOW]
     window = {name: values[:, :WINDOW] for name, values in window.money.items()}
