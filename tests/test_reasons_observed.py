@@ -122,3 +122,21 @@ def test_the_interval_of_right_causes_draws_households_not_rows():
     # the interval reaches both ends; by rows (5 draws of 5 rows) it would rarely.
     assert (low, high) == (0.0, 1.0)
     assert cause_interval(both.assign(reason_1=both["true_cause"]), 0.25) == (1.0, 1.0)
+
+
+def test_a_medical_warning_is_evidence_of_illness_and_the_text_quotes_it():
+    # No member recorded ill and no monthly costs: only 医保's warning (ev_illness) in the year.
+    gbm, features, rows, ledger = low_recorded_income(plain={}, warned={})
+    warned = ledger["household_id"].eq("warned") & ledger["month"].eq(ledger["month"].max())
+    ledger.loc[warned, "ev_illness"] = True
+    features = build_features(ledger, CONFIG, months=[ledger["month"].max()])
+    rows = ledger.loc[features.index]
+    facts = household_facts(rows, CONFIG, ledger).set_axis(rows["household_id"].to_numpy())
+    assert valid_causes(facts, CONFIG)["illness"].to_dict() == {"plain": False, "warned": True}
+    reasons = explain_households(gbm, features, rows, CONFIG, history=ledger)
+    reasons = reasons.set_axis(rows["household_id"].to_numpy())
+    assert reasons["reason_1"].to_dict() == {"plain": "income", "warned": "illness"}
+    assert reasons.loc["warned", "reason_text_zh"].startswith(
+        "因病：近12个月合规自付医疗费用 — 元（近3个月 — 元），占年收入 —%；慢性病 0 人，重病 0 人，"
+        "近12个月患病或大额医疗费用预警 1 次")
+    assert not text_contradictions(reasons, CONFIG).fillna(False).to_numpy().any()
