@@ -425,9 +425,9 @@ class Reasons(_Strict):
     first_min_share: float | None = Field(ge=0, le=1)
     structural_share: float = Field(ge=0, le=1)
     text: dict[str, CauseText]
-    # The causes a low or falling recorded income may be read as (None: every cause with
+    # The causes a low or falling recorded income may be read as (null: every cause with
     # evidence rules but 收入偏低).
-    recorded_income_causes: list[str] | None = None
+    recorded_income_causes: list[str] | None
 
     @field_validator("recorded_income_causes")
     @classmethod
