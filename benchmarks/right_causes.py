@@ -32,8 +32,9 @@ def right_causes(both: pd.DataFrame, min_risk: float) -> dict:
         ``risky`` (households judged), ``caused`` and ``structural_n`` (of them with a true
         cause, and structural), ``reason_1`` and ``top_3`` (shares of ``caused``),
         ``structural`` (share of ``structural_n`` read as 收入偏低/缺劳动力), ``by_cause``
-        (true cause → [share with ``reason_1`` right, households]) and ``confusion`` (true
-        cause × ``reason_1`` counts of the households with a true cause).
+        (true cause → [share with ``reason_1`` right, households]), ``confusion`` (true
+        cause × ``reason_1`` counts of the households with a true cause) and ``households``
+        (distinct households among ``caused``).
     """
     risky = both[both["poor_complete"].eq(False) & (both["true_risk"] >= min_risk)]
     true = risky["true_cause"].astype(str).to_numpy()
@@ -44,6 +45,7 @@ def right_causes(both: pd.DataFrame, min_risk: float) -> dict:
     named = pd.Series(first == true)[caused].groupby(true[caused]).agg(["mean", "size"])
     return {
         "risky": len(risky), "caused": int(caused.sum()), "structural_n": int((~caused).sum()),
+        "households": int(risky["household_id"][caused].nunique()),
         "reason_1": float((first == true)[caused].mean()) if caused.any() else np.nan,
         "top_3": (float((top3 == true[:, None]).any(axis=1)[caused].mean())
                   if caused.any() else np.nan),
@@ -53,3 +55,43 @@ def right_causes(both: pd.DataFrame, min_risk: float) -> dict:
         "confusion": pd.crosstab(pd.Series(true[caused], name="true cause"),
                                  pd.Series(first[caused], name="reason_1")),
     }
+
+
+def cause_interval(both: pd.DataFrame, min_risk: float, draws: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap interval of the share whose ``reason_1`` is the true cause.
+
+    Households (``household_id``) are drawn with replacement, each with all its judged rows:
+    a household judged at two truth months is one draw, not two independent ones.
+
+    Parameters
+    ----------
+    both : DataFrame
+        As for :func:`right_causes`, with ``household_id``.
+    min_risk : float
+        The true risk from which a household is judged.
+    draws : int, default=2000
+    seed : int, default=0
+    level : float, default=0.95
+
+    Returns
+    -------
+    tuple of float
+        The interval's lower and upper ends (NaN when no household has a true cause).
+    """
+    risky = both[both["poor_complete"].eq(False) & (both["true_risk"] >= min_risk)
+                 & both["true_cause"].astype(str).ne("structural")]
+    if risky.empty:
+        return np.nan, np.nan
+    right = (risky["reason_1"].astype("string").fillna("")
+             == risky["true_cause"].astype(str)).to_numpy(dtype="float64")
+    code, households = pd.factorize(risky["household_id"])
+    hits = np.bincount(code, weights=right, minlength=len(households))
+    rows = np.bincount(code, minlength=len(households)).astype("float64")
+    rng = np.random.default_rng(seed)
+    weight = np.stack([np.bincount(rng.integers(0, len(households), len(households)),
+                                   minlength=len(households)) for _ in range(draws)])
+    shares = (weight @ hits) / (weight @ rows)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(shares, [tail, 100 - tail])
+    return float(low), float(high)

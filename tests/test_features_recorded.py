@@ -239,8 +239,8 @@ def test_a_plan_is_made_on_a_recorded_only_ledger(county, trained):
 
 def test_a_low_recorded_income_is_read_as_the_cause_the_record_shows():
     """The recorded-income features' weight goes to the causes with evidence (here a disabled
-    member and a seriously ill one), in equal parts, and stays 收入偏低 without any; the
-    contributions still add up to the log-odds."""
+    adult who does not work and a seriously ill member), in equal parts, and stays 收入偏低
+    without any; the contributions still add up to the log-odds."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from riskmodel.explain import (
@@ -250,8 +250,9 @@ def test_a_low_recorded_income_is_read_as_the_cause_the_record_shows():
     )
 
     frames = [recorded(h, [5000.0] * 14) for h in ("plain", "disabled", "both")]
-    frames[1]["disabled"] = 1
-    frames[2]["disabled"], frames[2]["serious_ill"] = 1, 1
+    # The disabled member is an adult who does not work (one full laborer of two left).
+    frames[1]["disabled"], frames[1]["labor_full"] = 1, 1
+    frames[2]["disabled"], frames[2]["labor_full"], frames[2]["serious_ill"] = 1, 1, 1
     ledger = valid(pd.concat(frames, ignore_index=True))
     last = ledger["month"].max()
     features = build_features(ledger, CONFIG, months=[last])
@@ -279,6 +280,10 @@ def test_a_low_recorded_income_is_read_as_the_cause_the_record_shows():
     moved.loc["disabled", "disability"] += part["disabled"]
     moved.loc[["disabled", "both"], "income"] -= part[["disabled", "both"]]
     moved.loc["both", ["disability", "illness"]] += part["both"] / 2
+    # A disabled adult's missing labor is read as 因残 (cause_contributions).
+    moved.loc[["disabled", "both"], "disability"] += moved.loc[["disabled", "both"],
+                                                               "labor_shortage"]
+    moved.loc[["disabled", "both"], "labor_shortage"] = 0.0
     pd.testing.assert_frame_equal(by_id, moved, check_exact=False, atol=1e-9)
 
     reasons = explain_households(gbm, features, rows, CONFIG, history=ledger)

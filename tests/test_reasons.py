@@ -88,12 +88,15 @@ def test_illness_disability_accident_disaster_and_status_causes():
         {},
         {"exp_medical_oop": [0.0] * 11 + [150.0]},
         {"chronic_ill": 1},
+        # A disabled member, but every member of working age works full time: no 因残.
         {"disabled": 1},
         {"ev_accident": at([3]), "ev_disaster": at([11])},
         # Events 13 months back are outside the year the reasons read.
         {"months": 24, "ev_accident": at([13], 24), "ev_disaster": at([13], 24)},
         {"housing_safe": False, "water_safe": False},
         {"labor_full": 1},
+        # One of the two adults is disabled and does not work full time.
+        {"disabled": 1, "labor_full": 1},
     )
     table = allowed[["illness", "disability", "accident", "disaster", "housing", "water",
                      "labor_shortage"]].to_numpy()
@@ -101,11 +104,12 @@ def test_illness_disability_accident_disaster_and_status_causes():
         [False, False, False, False, False, False, False],
         [True, False, False, False, False, False, False],
         [True, False, False, False, False, False, False],
-        [False, True, False, False, False, False, False],
+        [False, False, False, False, False, False, False],
         [False, False, True, True, False, False, False],
         [False, False, False, False, False, False, False],
         [False, False, False, False, True, True, False],
         [False, False, False, False, False, False, True],
+        [False, True, False, False, False, False, True],
     ])
 
 
@@ -123,7 +127,7 @@ def test_a_cause_without_evidence_is_never_named_its_weight_goes_to_the_stronges
     rows = households(
         {"inc_wage": [1155.0] * 9 + [1168.0] * 3, "exp_medical_oop": [0.0] * 11 + [300.0]},
         {"inc_business": 0.0, "students_noncompulsory": 1, "children": 0},
-        {"inc_wage": 4600.0, "disabled": 1},
+        {"inc_wage": 4600.0, "disabled": 1, "labor_full": 1},  # a disabled adult at home
         {"students_compulsory": 1, "exp_education": [0.0] * 11 + [220.0]},
     )
     now = rows[rows["month"] == "2024-12"]
@@ -189,7 +193,7 @@ def test_the_contradiction_check_reads_the_texts_of_the_issue():
         ("income", None, "收入偏低：近12个月人均可支配收入 — 元，监测线 8,700 元"),
         ("education", "illness", "因学：在校生 1 人（非义务教育 0 人），近12个月教育支出 220 元，"
          "占年收入 0%；因病：近12个月合规自付医疗费用 150 元（近3个月 150 元），占年收入 1%；"
-         "慢性病 0 人，重病 0 人"),
+         "慢性病 0 人，重病 0 人，近12个月患病或大额医疗费用预警 0 次"),
         ("employment", None, "因务工就业不稳：近3个月月均工资性收入 1,168 元，此前9个月月均 "
          "1,155 元；近12个月失业 1 次，返乡务工 0 人"),
         ("labor_shortage", None, "缺劳动力：4 口人中劳动力 2 人，老人 1 人，儿童 1 人"),

@@ -58,7 +58,7 @@ CAUSE_CODES = (
 MEMBER_FACTS = [
     "members", "laborers", "labor_full", "elderly", "children", "students",
     "students_noncompulsory", "ill", "chronic_ill", "serious_ill", "disabled", "disabled_severe",
-    "dropouts", "migrants_returned",
+    "dropouts", "migrants_returned", "disabled_adults",
 ]
 MONEY_FACTS = [
     "medical_3m", "medical_12m", "education_12m", "income_12m", "wage_3m", "wage_before",
@@ -425,6 +425,19 @@ class Reasons(_Strict):
     first_min_share: float | None = Field(ge=0, le=1)
     structural_share: float = Field(ge=0, le=1)
     text: dict[str, CauseText]
+    # The causes a low or falling recorded income may be read as (null: every cause with
+    # evidence rules but 收入偏低).
+    recorded_income_causes: list[str] | None
+
+    @field_validator("recorded_income_causes")
+    @classmethod
+    def _recorded_codes(cls, codes: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(codes or ()) - set(CAUSE_CODES))
+        if unknown:
+            raise ValueError(
+                f"Got cause codes {unknown}, expected codes of {', '.join(CAUSE_CODES)}."
+            )
+        return codes
 
     @field_validator("text")
     @classmethod

@@ -334,17 +334,20 @@ def _share_recorded(out: pd.DataFrame, values: pd.DataFrame, allowed: pd.DataFra
 
     A verified income that fell or sits low says the household is short of money, not why.
     Where their summed value raises the risk, it goes in equal parts to the causes whose
-    evidence rules hold on the household's record (a seriously ill or disabled member, a
-    student beyond compulsory school, a department's warning of an illness, accident,
-    disaster or job loss …: the cause table's ``evidence``), apart from the features' own cause
-    (收入偏低); with no such cause it stays there. The shares being equal, the causes keep the
-    order of their own features' weights; the record only decides whether a shock or the
-    income itself comes first. Row sums do not change.
+    evidence rules hold on the household's record (a seriously ill member, a disabled one of
+    working age, a student beyond compulsory school, a department's warning of an illness,
+    accident, disaster or job loss …: the cause table's ``evidence``), apart from the
+    features' own cause (收入偏低) and from causes outside ``reasons.recorded_income_causes``
+    (unsafe housing or water, which take no money); with no such cause it stays there. The
+    shares being equal, the causes keep the order of their own features' weights; the record
+    only decides whether a shock or the income itself comes first. Row sums do not change.
     """
     names = [n for n in RECORDED_INCOME if n in values.columns]
     own = {n: _own_cause(table, n) for n in names}
+    readable = config.reasons.recorded_income_causes
     takers = [c.code for c in config.causes
-              if c.evidence and c.code not in own.values() and c.code in out.columns]
+              if c.evidence and c.code not in own.values() and c.code in out.columns
+              and (readable is None or c.code in readable)]
     if not names or not takers:
         return
     parts = values[names].to_numpy(dtype="float64")

@@ -35,6 +35,9 @@ SPAN = 24
 WINDOW_COUNTS = ["migrant_workers"]
 
 MISSING = "—"
+# Money facts summed over the window's months: unknown where no month is observed.
+UNKNOWN_WITHOUT_MONTHS = ["medical_3m", "medical_12m", "education_12m", "wage_3m",
+                          "wage_before", "business_3m", "business_before"]
 
 
 def household_facts(
@@ -67,7 +70,10 @@ def household_facts(
         or NA), ``income_pc`` is the annual per-capita disposable income (NaN when fewer than
         ``label.min_observed_months`` of the last 12 are observed) and ``migrants_returned``
         how many fewer migrant workers the household has now than at its most in the 11 months
-        before (0 where the count is unknown now).
+        before (0 where the count is unknown now), ``disabled_adults`` the disabled members of
+        working age who do not work full time. Where no month of the last 12 has its income
+        observed, the money summed over them (``medical_12m``, ``wage_3m`` …) is NaN, and
+        ``income_pc`` is the annual figure as recorded at the row's month, where recorded.
     """
     if window is None:
         window = trailing_window(rows, rows if history is None else history)
@@ -90,6 +96,7 @@ def household_facts(
     most = window.counts["migrant_workers"][:, 1:WINDOW].max(axis=1)
     out["migrants_returned"] = np.where(np.isnan(migrants), 0.0,
                                         np.clip(most - np.nan_to_num(migrants), 0, None))
+    out["disabled_adults"] = disabled_adults(rows)
 
     observed = window.observed[:, :WINDOW]
     window = {name: values[:, :WINDOW] for name, values in window.money.items()}
@@ -124,6 +131,12 @@ def household_facts(
     # Where monthly incomes are unknown, the annual figures as recorded at the row's month
     # (docs/ledger.md), as the label reads them.
     out["income_pc"] = np.where(known, out["income_pc"].to_numpy(), recorded_income_pc(rows))
+    # Where no month of the window has its income observed (a ledger of incomes as recorded,
+    # docs/ledger.md), the window's money is unknown, not zero: the text prints "—". Rules
+    # read an unknown figure as not holding, as they read a zero here.
+    unknown = n_obs == 0
+    for name in UNKNOWN_WITHOUT_MONTHS:
+        out[name] = np.where(unknown, np.nan, out[name].to_numpy(dtype="float64"))
     m = months_of(rows["month"])
     out["line"] = poverty_lines(config, m // 12, rows.get("province"), rows.get("county"))
     out["observed_months"] = n_obs
