@@ -39,6 +39,7 @@ from ..months import month_index
 from ._recorded import (
     RECORDED_FEATURE_INPUTS,
     RECORDED_FEATURES,
+    RecordedColumns,
     current_recorded,
     history_recorded,
 )
@@ -267,7 +268,8 @@ def _fill(
     out: np.ndarray, ledger: pd.DataFrame, config: Config, targets: np.ndarray, month: np.ndarray
 ) -> None:
     """Compute the features of ``targets`` into ``out`` (features × targets)."""
-    current = _current_features(ledger, config, targets, month[targets])
+    recorded = RecordedColumns(ledger)
+    current = _current_features(ledger, config, targets, month[targets], recorded)
     for j, name in enumerate(FEATURE_NAMES):
         if name in current:
             out[j] = current[name]
@@ -304,14 +306,15 @@ def _fill(
         grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
         grid.first = first
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
-                                   current["line"][pos], current["line_ahead"][pos])
+                                   current["line"][pos], current["line_ahead"][pos], recorded)
         for j in history:
             if FEATURE_NAMES[j] in values:
                 out[j, pos] = values[FEATURE_NAMES[j]]
 
 
 def _current_features(
-    ledger: pd.DataFrame, config: Config, rows: np.ndarray, month: np.ndarray
+    ledger: pd.DataFrame, config: Config, rows: np.ndarray, month: np.ndarray,
+    recorded: RecordedColumns,
 ) -> dict[str, np.ndarray]:
     """Features read from the row itself: make-up, guarantees, assistance, household type."""
     f = {c: _take(ledger, c, rows) for c in [*COUNT_FEATURES, *STATE_FEATURES]}
@@ -333,7 +336,7 @@ def _current_features(
     f["line"] = _lines(config, month // 12, *places)
     f["line_ahead"] = _line_ahead(config, month, places)
     f["line_ahead_ratio"] = f["line_ahead"] / f["line"]
-    f.update(current_recorded(ledger, rows, month, f["line"]))
+    f.update(current_recorded(ledger, rows, month, f["line"], recorded))
     return f
 
 
@@ -413,6 +416,7 @@ def _history_features(
     members: np.ndarray,
     line: np.ndarray,
     line_ahead: np.ndarray,
+    recorded: RecordedColumns,
 ) -> dict[str, np.ndarray]:
     """Window features of the target rows of one chunk, from the months up to each."""
     f: dict[str, np.ndarray] = {}
@@ -483,7 +487,7 @@ def _history_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
 
-    f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK))
+    f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK, recorded))
 
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
         values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)
