@@ -401,11 +401,16 @@ class _Grid:
 
     def months_since(self, flags: np.ndarray) -> np.ndarray:
         """Months from the last flagged month ≤ each target's month, capped at LOOKBACK."""
-        steps = np.full(self.size, -LOOKBACK - 1, dtype="int32")
-        steps[self.cells[flags]] = self.cells[flags] % self.width
-        steps = np.maximum.accumulate(steps.reshape(-1, self.width), axis=1).ravel()
-        gap = self.targets % self.width - steps[self.targets]
-        return np.minimum(gap, LOOKBACK).astype("float64")
+        # The last flagged cell up to each target's, in grid order: one in an earlier
+        # household's row counts as none.
+        flagged = np.sort(self.cells[flags])
+        at = np.searchsorted(flagged, self.targets, side="right") - 1
+        last = flagged[np.maximum(at, 0)] if len(flagged) else np.zeros(len(at), dtype="int64")
+        last = np.where(at >= 0, last, -1)
+        col = self.targets % self.width
+        base = self.targets - col
+        steps = np.where(last >= base, last - base, -LOOKBACK - 1)
+        return np.minimum(col - steps, LOOKBACK).astype("float64")
 
 
 def _history_features(

@@ -314,29 +314,17 @@ def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid,
             f[name] = _distinct_runs(_on_grid(grid, dates), grid, LOOKBACK)
     if any(c in ledger.columns for c in RECORDED_RISKS):
         bits = columns.risks(rows)
-        if grid.width <= LOOKBACK:
-            # Every month of the grid up to a target's is within LOOKBACK of it: a type was
-            # recorded in the window when any row up to the target's month records it.
-            seen = np.zeros(grid.size, dtype="int32")
-            seen[grid.cells] = bits
-            seen = np.bitwise_or.accumulate(seen.reshape(-1, grid.width), axis=1)
-            seen = seen.ravel()[grid.targets]
-            for j, cause in enumerate(CAUSE_CODES):
-                f[f"recorded_{cause}"] = ((seen >> j) & 1).astype("float64")
-        else:
-            for j, cause in enumerate(CAUSE_CODES):
-                flags = (bits >> j) & 1 == 1
-                f[f"recorded_{cause}"] = (_months_since(grid, flags)
-                                          < LOOKBACK).astype("float64")
+        t = grid.targets
+        # A type counts when a row of the LOOKBACK months up to the target's (in its
+        # household's row of the grid) records it.
+        lo = t - np.minimum(t % grid.width, LOOKBACK - 1)
+        marked = np.flatnonzero(bits)
+        cells, bits = grid.cells[marked], bits[marked]
+        for j, cause in enumerate(CAUSE_CODES):
+            at = np.sort(cells[(bits >> j) & 1 == 1])
+            n = np.searchsorted(at, t, side="right") - np.searchsorted(at, lo, side="left")
+            f[f"recorded_{cause}"] = (n > 0).astype("float64")
     return f
-
-
-def _months_since(grid, flags: np.ndarray) -> np.ndarray:
-    """Months from the last flagged row up to each target's month (LOOKBACK or more: none)."""
-    steps = np.full(grid.size, -LOOKBACK - 1, dtype="int64")
-    steps[grid.cells[flags]] = grid.cells[flags] % grid.width
-    steps = np.maximum.accumulate(steps.reshape(-1, grid.width), axis=1).ravel()
-    return grid.targets % grid.width - steps[grid.targets]
 
 
 def _distinct_runs(values: np.ndarray, grid, lookback: int) -> np.ndarray:
@@ -344,25 +332,28 @@ def _distinct_runs(values: np.ndarray, grid, lookback: int) -> np.ndarray:
     ``lookback`` months up to the target's (a recorded date counted once however many months
     repeat it); reads nothing before the window, so the count is the same whatever the grid's
     first month."""
+    # Only the known cells, in grid order (each household's row after the one before).
     width = grid.width
-    v = values.reshape(-1, width)
-    known = ~np.isnan(v)
-    cols = np.arange(width)
-    last = np.maximum.accumulate(np.where(known, cols, -1), axis=1)
-    before = np.full_like(last, -1)
-    before[:, 1:] = last[:, :-1]
-    previous = np.take_along_axis(v, np.maximum(before, 0), axis=1)
-    new = known & ((before < 0) | (v != previous))
-    total = np.cumsum(new, axis=1).ravel()
-    nxt = np.minimum.accumulate(np.where(known, cols, width)[:, ::-1], axis=1)[:, ::-1].ravel()
-    new = new.ravel()
+    cells = np.flatnonzero(~np.isnan(values))
+    v = values[cells]
+    row = cells - cells % width
+    # A known cell opens a run unless the known cell before it, in the same row, holds its value.
+    new = np.ones(len(cells), dtype=bool)
+    new[1:] = (row[1:] != row[:-1]) | (v[1:] != v[:-1])
+    opened_at = cells[new]
     t = grid.targets
     base = t - t % width
-    start = np.maximum(t % width - lookback + 1, 0)
-    count = total[t] - np.where(start > 0, total[base + np.maximum(start - 1, 0)], 0)
-    first = nxt[base + start]
+    opened = base + np.maximum(t % width - lookback + 1, 0)
+    count = (np.searchsorted(opened_at, t, side="right")
+             - np.searchsorted(opened_at, opened, side="left"))
     # The window's first known cell is a run of its own even when it repeats an older value.
-    opens = (first <= t % width) & ~new[base + np.minimum(first, width - 1)]
+    opens = np.zeros(len(t), dtype=bool)
+    if len(cells):
+        at = np.searchsorted(cells, opened, side="left")
+        found = np.minimum(at, len(cells) - 1)
+        # The first known cell of the window (its column; past the target's: none).
+        first = np.where(at < len(cells), cells[found] - base, width)
+        opens = (first <= t % width) & ~new[found]
     return (count + opens).astype("float64")
 
 
