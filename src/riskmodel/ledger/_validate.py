@@ -477,10 +477,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
 
     # A ledger as written (sorted by household and month, every key filled) needs no sort:
     # its repeated keys are neighbours.
-    in_order = _in_key_order(cols["household_id"], cols["month"])
-    if in_order:
-        dup = _repeats_neighbour(cols["household_id"], cols["month"])
-    else:
+    dup = _sorted_repeats(cols["household_id"], cols["month"])
+    in_order = dup is not None
+    if not in_order:
         keys = pd.DataFrame({c: cols[c] for c in KEY}, copy=False)
         dup = keys.duplicated(keep=False) & cols["household_id"].notna() & cols["month"].notna()
     flag(dup, "duplicate_key", "household_id")
@@ -529,37 +528,27 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     return result
 
 
-def _arrow_text(values: pd.Series) -> arrow.Array:
-    return arrow.array(values.array, type=arrow.large_string(), from_pandas=True)
-
-
-def _in_key_order(ids: pd.Series, months: pd.Series) -> bool:
-    """Whether every row has a household id and a month and the rows run in the order a stable
-    sort by (household id, month) gives: each key at or after the one before."""
-    if len(ids) < 2:
-        return True
+def _sorted_repeats(ids: pd.Series, months: pd.Series) -> np.ndarray | None:
+    """When every row has a household id and a month and the rows run in the order a stable
+    sort by (household id, month) gives, the rows whose key a neighbour repeats (every row of
+    a repeated key); None otherwise."""
+    n = len(ids)
     if ids.isna().any() or months.isna().any():
-        return False
-    ids, months = _arrow_text(ids), _arrow_text(months)
-    n = len(ids)
-    same = pc.equal(ids.slice(1), ids.slice(0, n - 1))
-    after = pc.or_(pc.greater(ids.slice(1), ids.slice(0, n - 1)),
-                   pc.and_(same, pc.greater_equal(months.slice(1), months.slice(0, n - 1))))
-    return bool(pc.all(after).as_py())
-
-
-def _repeats_neighbour(ids: pd.Series, months: pd.Series) -> np.ndarray:
-    """Rows whose key (household id, month) a neighbour repeats: every row of a repeated key
-    when the rows are in key order (:func:`_in_key_order`)."""
-    n = len(ids)
+        return None
     repeat = np.zeros(n, dtype=bool)
-    if n > 1:
-        ids, months = _arrow_text(ids), _arrow_text(months)
-        same = pc.and_(pc.equal(ids.slice(1), ids.slice(0, n - 1)),
-                       pc.equal(months.slice(1), months.slice(0, n - 1)))
-        same = same.to_numpy(zero_copy_only=False)
-        repeat[1:] |= same
-        repeat[:-1] |= same
+    if n < 2:
+        return repeat
+    ids, months = (arrow.array(c.array, type=arrow.large_string(), from_pandas=True)
+                   for c in (ids, months))
+    same_id = pc.equal(ids.slice(1), ids.slice(0, n - 1))
+    after = pc.or_(pc.greater(ids.slice(1), ids.slice(0, n - 1)),
+                   pc.and_(same_id, pc.greater_equal(months.slice(1), months.slice(0, n - 1))))
+    if not pc.all(after).as_py():
+        return None
+    same = pc.and_(same_id, pc.equal(months.slice(1), months.slice(0, n - 1)))
+    same = same.to_numpy(zero_copy_only=False)
+    repeat[1:] |= same
+    repeat[:-1] |= same
     return repeat
 
 

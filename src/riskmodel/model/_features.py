@@ -42,6 +42,7 @@ from ._recorded import (
     RecordedColumns,
     current_recorded,
     history_recorded,
+    months_since,
 )
 
 WINDOW = 12
@@ -399,19 +400,6 @@ class _Grid:
         grid[self.cells[self.recent] if recent else self.cells] = values
         return grid[self.window]
 
-    def months_since(self, flags: np.ndarray) -> np.ndarray:
-        """Months from the last flagged month ≤ each target's month, capped at LOOKBACK."""
-        # The last flagged cell up to each target's, in grid order: one in an earlier
-        # household's row counts as none.
-        flagged = np.sort(self.cells[flags])
-        at = np.searchsorted(flagged, self.targets, side="right") - 1
-        last = flagged[np.maximum(at, 0)] if len(flagged) else np.zeros(len(at), dtype="int64")
-        last = np.where(at >= 0, last, -1)
-        col = self.targets % self.width
-        base = self.targets - col
-        steps = np.where(last >= base, last - base, -LOOKBACK - 1)
-        return np.minimum(col - steps, LOOKBACK).astype("float64")
-
 
 def _history_features(
     ledger: pd.DataFrame,
@@ -430,14 +418,14 @@ def _history_features(
         happened = grid.block(flags)
         f[f"ev_{name}_3m"] = happened[:, -3:].sum(axis=1)
         f[f"ev_{name}_12m"] = happened.sum(axis=1)
-        f[f"months_since_ev_{name}"] = grid.months_since(flags)
+        f[f"months_since_ev_{name}"] = months_since(grid, flags, LOOKBACK)
 
     full_rows = rows
     incomes = {c: _take(ledger, c, rows) for c in INCOME}
     observed = np.zeros(len(rows), dtype=bool)
     for values in incomes.values():
         observed |= ~np.isnan(values)
-    f["months_since_observed"] = grid.months_since(observed)
+    f["months_since_observed"] = months_since(grid, observed, LOOKBACK)
     rows, observed = rows[grid.recent], observed[grid.recent]
     incomes = {c: values[grid.recent] for c, values in incomes.items()}
     obs = grid.block(observed, recent=True)

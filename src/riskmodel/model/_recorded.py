@@ -327,6 +327,20 @@ def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid,
     return f
 
 
+def months_since(grid, flags: np.ndarray, lookback: int) -> np.ndarray:
+    """Months from the last flagged row up to each target's month, capped at ``lookback``."""
+    # The last flagged cell up to each target's, in grid order: one in an earlier household's
+    # row counts as none.
+    flagged = np.sort(grid.cells[flags])
+    at = np.searchsorted(flagged, grid.targets, side="right") - 1
+    last = flagged[np.maximum(at, 0)] if len(flagged) else np.zeros(len(at), dtype="int64")
+    last = np.where(at >= 0, last, -1)
+    col = grid.targets % grid.width
+    base = grid.targets - col
+    steps = np.where(last >= base, last - base, -lookback - 1)
+    return np.minimum(col - steps, lookback).astype("float64")
+
+
 def _distinct_runs(values: np.ndarray, grid, lookback: int) -> np.ndarray:
     """Per target, the runs of one known value among the household's cells of the last
     ``lookback`` months up to the target's (a recorded date counted once however many months
