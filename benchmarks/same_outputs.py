@@ -9,6 +9,9 @@ list and plan CSV files byte for byte, and the bulletin's visible text with the 
 timestamps masked, beside the figures of ``summary.json`` and ``plan_summary.json`` that do not
 depend on the clock.
 
+``--ledger`` runs it on another Parquet ledger (a regime-b ledger from ``riskmodel ingest``,
+say) instead of the sample.
+
 Run it on two versions of the code and compare::
 
     python benchmarks/same_outputs.py --out before.json      # on the old commit
@@ -100,24 +103,25 @@ def _stable(value):
     return value
 
 
-def fingerprint(work: Path) -> dict:
-    """Run the commands in ``work`` and return the fingerprint of what they published."""
+def fingerprint(work: Path, sample: Path = SAMPLE) -> dict:
+    """Run the commands in ``work`` on the ledger ``sample`` and return the fingerprint of what
+    they published."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlruns.db'}"}
-    ledger = pd.read_parquet(SAMPLE, columns=["month", "township"])
+    ledger = pd.read_parquet(sample, columns=["month", "township"])
     months = sorted(ledger["month"].unique())
     last, before = months[-1], months[-2]
     visits = pd.DataFrame({"township": sorted(ledger["township"].unique()), "visits": 5})
     visits.to_csv(work / "visits.csv", index=False)
-    _run("train", "--ledger", str(SAMPLE), "--alias", "champion", "--force-alias",
+    _run("train", "--ledger", str(sample), "--alias", "champion", "--force-alias",
          cwd=work, env=env)
     for month in (before, last):
-        _run("score", "--ledger", str(SAMPLE), "--month", month, "--out", "out",
+        _run("score", "--ledger", str(sample), "--month", month, "--out", "out",
              cwd=work, env=env)
     _run("report", "--scores", f"out/{last}", "--previous", f"out/{before}",
          "--out", "bulletin.html", cwd=work, env=env)
-    _run("plan", "--ledger", str(SAMPLE), "--budget", "150000", "--grant", "1500",
+    _run("plan", "--ledger", str(sample), "--budget", "150000", "--grant", "1500",
          "--visits", "visits.csv", "--out", "plan", cwd=work, env=env)
-    _run("plan", "--ledger", str(SAMPLE), "--budget", "150000", "--out", "plan-measures",
+    _run("plan", "--ledger", str(sample), "--budget", "150000", "--out", "plan-measures",
          cwd=work, env=env)
 
     found: dict[str, object] = {}
@@ -146,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the fingerprint here")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    parser.add_argument("--ledger", type=Path, default=SAMPLE,
+                        help="the Parquet ledger to run on (default: the committed sample)")
     args = parser.parse_args(argv)
     if args.compare:
         before, after = (json.loads(p.read_text(encoding="utf-8")) for p in args.compare)
@@ -156,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(differ)} differ")
         return 1 if differ else 0
     with tempfile.TemporaryDirectory(prefix="same-outputs-") as tmp:
-        found = fingerprint(Path(tmp))
+        found = fingerprint(Path(tmp), args.ledger.resolve())
     text = json.dumps(found, ensure_ascii=False, indent=1, sort_keys=True)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,12 +161,39 @@ class ValidationResult:
 def _text(series: pd.Series, fold: bool = False) -> pd.Series:
     """Values as stripped text (NA stays NA), each distinct value converted once; with
     ``fold``, full-width characters first folded to their ASCII forms (:func:`fold_width`)."""
+    codes, _, text = _distinct_text(series, fold)
+    return pd.Series(text.array.take(codes, allow_fill=True), index=series.index, dtype="string")
+
+
+def _distinct_text(series: pd.Series,
+                   fold: bool = False) -> tuple[np.ndarray, pd.Series, pd.Series]:
+    """Each cell's code (-1: NA), the distinct values as given and as stripped text (see
+    :func:`_text`)."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    text = pd.Series(uniques, dtype=object).astype("string")
+    given = pd.Series(uniques, dtype=object)
+    text = given.astype("string")
     if fold:
         text = fold_width(text)
-    text = text.str.strip().array
-    return pd.Series(text.take(codes, allow_fill=True), index=series.index, dtype="string")
+    return codes, given, text.str.strip()
+
+
+def _text_cells(series: pd.Series, fold: bool = False,
+                aliases: dict[str, str] | None = None) -> tuple[pd.Series, np.ndarray]:
+    """Values as stripped text, NA where empty (:func:`_is_empty`), and the mask of the empty
+    cells: both decided once per distinct value, as is the replacement of ``aliases``."""
+    codes, given, text = _distinct_text(series, fold)
+    empty = _is_empty(text).to_numpy(dtype=bool, na_value=True)
+    text = text.where(~empty)
+    if aliases:
+        text = text.replace(aliases)
+    if (isinstance(series.dtype, pd.StringDtype) and not empty.any()
+            and np.array_equal(text.to_numpy(dtype=object), given.to_numpy())):
+        # Text as it is written: the column itself, not a copy.
+        values = series.astype("string").array
+    else:
+        values = text.array.take(codes, allow_fill=True)
+    return (pd.Series(values, index=series.index, dtype="string"),
+            np.append(empty, True)[codes])
 
 
 def fold_width(text: pd.Series) -> pd.Series:
@@ -194,8 +222,7 @@ def household_ids(series: pd.Series) -> pd.Series:
     >>> household_ids(pd.Series(["Ｈ０１", " H01 ", ""])).tolist()
     ['H01', 'H01', <NA>]
     """
-    text = _text(series, fold=True)
-    return text.where(~_is_empty(text))
+    return _text_cells(series, fold=True)[0]
 
 
 def _is_empty(text: pd.Series) -> pd.Series:
@@ -211,7 +238,7 @@ def empty_cells(series: pd.Series) -> np.ndarray:
     >>> empty_cells(pd.Series(["H1", " ", None, "NaN", "0"])).tolist()
     [False, True, True, True, False]
     """
-    return _is_empty(_text(series)).to_numpy(dtype=bool, na_value=True)
+    return _text_cells(series)[1]
 
 
 def blank_rows(raw: pd.DataFrame) -> np.ndarray:
@@ -305,8 +332,8 @@ def parse_months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
         ok = (year.notna() & mon.between(1, 12)).to_numpy()
         parsed = pd.Series(pd.NA, index=uniq.index, dtype="string")
         parsed[ok] = month_label(year[ok].to_numpy("int64") * 12 + mon[ok].to_numpy("int64") - 1)
-    lookup = np.append(parsed.astype(object).to_numpy(), pd.NA)
-    out = pd.Series(lookup[codes], index=series.index, dtype="string")
+    out = pd.Series(parsed.array.take(codes, allow_fill=True), index=series.index,
+                    dtype="string")
     return out, out.isna()
 
 
@@ -315,7 +342,7 @@ def _rule(rule: str, test) -> pa.Check:
     return pa.Check(lambda s: s.isna() | test(s), error=rule)
 
 
-def _checked_frame(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+def _checked_frame(out: Mapping[str, pd.Series]) -> tuple[pd.DataFrame, dict[str, str]]:
     """Typed columns plus one slack column per cross-column invariant (> 0 means broken).
 
     Cross-column rules are checked as columns of their own so that a failure names one cell,
@@ -382,8 +409,10 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     problems: list[pd.DataFrame] = []
     empty_columns: list[str] = []
 
-    def flag(mask: pd.Series, rule: str, column: str) -> None:
-        idx = np.flatnonzero(mask.to_numpy(dtype=bool, na_value=False))
+    def flag(mask: pd.Series | np.ndarray, rule: str, column: str) -> None:
+        if isinstance(mask, pd.Series):
+            mask = mask.to_numpy(dtype=bool, na_value=False)
+        idx = np.flatnonzero(mask)
         if len(idx):
             values = raw[column].iloc[idx].astype("string") if column in raw else pd.NA
             problems.append(pd.DataFrame(
@@ -393,16 +422,17 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     for col in ["household_id", *PLACE, "province", "household_type"]:
         if col in raw:
             # Ids and types folded from full width (Ｈ００１ is H001); names kept as written.
-            text = _text(raw[col], fold=col in ("household_id", "household_type"))
-            empty = _is_empty(text)
-            cols[col] = text.where(~empty)
+            # Type names as written in Chinese read as their codes.
+            text, empty = _text_cells(raw[col], fold=col in ("household_id", "household_type"),
+                                      aliases=HOUSEHOLD_TYPE_ALIASES
+                                      if col == "household_type" else None)
+            cols[col] = text
             if empty.all():
                 empty_columns.append(col)
             if col != "province":
                 flag(empty, "value_missing", col)
         else:
             cols[col] = pd.Series(pd.NA, index=raw.index, dtype="string")
-    cols["household_type"] = cols["household_type"].replace(HOUSEHOLD_TYPE_ALIASES)
 
     cols["month"], bad = parse_months(raw["month"])
     flag(bad, "month_format", "month")
@@ -433,10 +463,7 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
         if col in EVENTS:
             cols[col] = cols[col].fillna(False)
 
-    extra = [c for c in raw.columns if c not in LEDGER_COLUMNS]
-    out = pd.DataFrame({**{c: cols[c] for c in LEDGER_COLUMNS}, **{c: raw[c] for c in extra}})
-
-    checked, slack_source = _checked_frame(out)
+    checked, slack_source = _checked_frame(cols)
     try:
         # The checked frame is built for the checks alone: no need for pandera to copy it.
         _schema(list(slack_source)).validate(checked, lazy=True, inplace=True)
@@ -448,12 +475,29 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             mask[grp["index"].astype("int64").to_numpy()] = True
             flag(pd.Series(mask), str(rule), slack_source.get(column, column))
 
-    dup = out.duplicated(KEY, keep=False) & cols["household_id"].notna() & cols["month"].notna()
+    # A ledger as written (sorted by household and month, every key filled) needs no sort:
+    # its repeated keys are neighbours.
+    dup = _sorted_repeats(cols["household_id"], cols["month"])
+    in_order = dup is not None
+    if not in_order:
+        keys = pd.DataFrame({c: cols[c] for c in KEY}, copy=False)
+        dup = keys.duplicated(keep=False) & cols["household_id"].notna() & cols["month"].notna()
     flag(dup, "duplicate_key", "household_id")
 
     for col in ["members", *MEMBER_COUNTS, "dropouts"]:
-        if col in raw and out[col].notna().all():
-            out[col] = out[col].astype("int64")
+        if col in raw and cols[col].notna().all():
+            given = raw[col].dtype
+            if isinstance(given, np.dtype) and given.kind == "i" and given.itemsize <= 4:
+                # Whole numbers as read (each exact as a float): no round trip through floats.
+                cols[col] = pd.Series(raw[col].to_numpy().astype("int64"), index=raw.index,
+                                      copy=False)
+            else:
+                cols[col] = cols[col].astype("int64")
+
+    extra = [c for c in raw.columns if c not in LEDGER_COLUMNS]
+    # One block per column, as built: consolidating them would copy every value once more.
+    out = pd.DataFrame({**{c: cols[c] for c in LEDGER_COLUMNS}, **{c: raw[c] for c in extra}},
+                       copy=False)
 
     if problems:
         found = pd.concat(problems, ignore_index=True).sort_values("row", kind="stable")
@@ -473,13 +517,39 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     else:
         quarantine = empty_quarantine()
         valid = out
-    valid = valid.sort_values(KEY, kind="stable").reset_index(drop=True)
+    if not in_order:
+        valid = valid.sort_values(KEY, kind="stable")
+    valid = valid.reset_index(drop=True)
     missing = [c for c in OPTIONAL if c not in raw.columns]
     # Without a row, no column has a value: that says nothing about the file's columns.
     empty = [c for c in LEDGER_COLUMNS if c in empty_columns] if n else []
     result = ValidationResult(valid, quarantine, n, missing, np.flatnonzero(blank), empty)
     assert result.reconciles, "validation lost rows"
     return result
+
+
+def _sorted_repeats(ids: pd.Series, months: pd.Series) -> np.ndarray | None:
+    """When every row has a household id and a month and the rows run in the order a stable
+    sort by (household id, month) gives, the rows whose key a neighbour repeats (every row of
+    a repeated key); None otherwise."""
+    n = len(ids)
+    if ids.isna().any() or months.isna().any():
+        return None
+    repeat = np.zeros(n, dtype=bool)
+    if n < 2:
+        return repeat
+    ids, months = (arrow.array(c.array, type=arrow.large_string(), from_pandas=True)
+                   for c in (ids, months))
+    same_id = pc.equal(ids.slice(1), ids.slice(0, n - 1))
+    after = pc.or_(pc.greater(ids.slice(1), ids.slice(0, n - 1)),
+                   pc.and_(same_id, pc.greater_equal(months.slice(1), months.slice(0, n - 1))))
+    if not pc.all(after).as_py():
+        return None
+    same = pc.and_(same_id, pc.equal(months.slice(1), months.slice(0, n - 1)))
+    same = same.to_numpy(zero_copy_only=False)
+    repeat[1:] |= same
+    repeat[:-1] |= same
+    return repeat
 
 
 def empty_quarantine() -> pd.DataFrame:

@@ -39,8 +39,10 @@ from ..months import month_index
 from ._recorded import (
     RECORDED_FEATURE_INPUTS,
     RECORDED_FEATURES,
+    RecordedColumns,
     current_recorded,
     history_recorded,
+    months_since,
 )
 
 WINDOW = 12
@@ -267,7 +269,8 @@ def _fill(
     out: np.ndarray, ledger: pd.DataFrame, config: Config, targets: np.ndarray, month: np.ndarray
 ) -> None:
     """Compute the features of ``targets`` into ``out`` (features × targets)."""
-    current = _current_features(ledger, config, targets, month[targets])
+    recorded = RecordedColumns(ledger)
+    current = _current_features(ledger, config, targets, month[targets], recorded)
     for j, name in enumerate(FEATURE_NAMES):
         if name in current:
             out[j] = current[name]
@@ -304,14 +307,15 @@ def _fill(
         grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
         grid.first = first
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
-                                   current["line"][pos], current["line_ahead"][pos])
+                                   current["line"][pos], current["line_ahead"][pos], recorded)
         for j in history:
             if FEATURE_NAMES[j] in values:
                 out[j, pos] = values[FEATURE_NAMES[j]]
 
 
 def _current_features(
-    ledger: pd.DataFrame, config: Config, rows: np.ndarray, month: np.ndarray
+    ledger: pd.DataFrame, config: Config, rows: np.ndarray, month: np.ndarray,
+    recorded: RecordedColumns,
 ) -> dict[str, np.ndarray]:
     """Features read from the row itself: make-up, guarantees, assistance, household type."""
     f = {c: _take(ledger, c, rows) for c in [*COUNT_FEATURES, *STATE_FEATURES]}
@@ -333,7 +337,7 @@ def _current_features(
     f["line"] = _lines(config, month // 12, *places)
     f["line_ahead"] = _line_ahead(config, month, places)
     f["line_ahead_ratio"] = f["line_ahead"] / f["line"]
-    f.update(current_recorded(ledger, rows, month, f["line"]))
+    f.update(current_recorded(ledger, rows, month, f["line"], recorded))
     return f
 
 
@@ -396,14 +400,6 @@ class _Grid:
         grid[self.cells[self.recent] if recent else self.cells] = values
         return grid[self.window]
 
-    def months_since(self, flags: np.ndarray) -> np.ndarray:
-        """Months from the last flagged month ≤ each target's month, capped at LOOKBACK."""
-        steps = np.full(self.size, -LOOKBACK - 1, dtype="int32")
-        steps[self.cells[flags]] = self.cells[flags] % self.width
-        steps = np.maximum.accumulate(steps.reshape(-1, self.width), axis=1).ravel()
-        gap = self.targets % self.width - steps[self.targets]
-        return np.minimum(gap, LOOKBACK).astype("float64")
-
 
 def _history_features(
     ledger: pd.DataFrame,
@@ -413,6 +409,7 @@ def _history_features(
     members: np.ndarray,
     line: np.ndarray,
     line_ahead: np.ndarray,
+    recorded: RecordedColumns,
 ) -> dict[str, np.ndarray]:
     """Window features of the target rows of one chunk, from the months up to each."""
     f: dict[str, np.ndarray] = {}
@@ -421,14 +418,14 @@ def _history_features(
         happened = grid.block(flags)
         f[f"ev_{name}_3m"] = happened[:, -3:].sum(axis=1)
         f[f"ev_{name}_12m"] = happened.sum(axis=1)
-        f[f"months_since_ev_{name}"] = grid.months_since(flags)
+        f[f"months_since_ev_{name}"] = months_since(grid, flags, LOOKBACK)
 
     full_rows = rows
     incomes = {c: _take(ledger, c, rows) for c in INCOME}
     observed = np.zeros(len(rows), dtype=bool)
     for values in incomes.values():
         observed |= ~np.isnan(values)
-    f["months_since_observed"] = grid.months_since(observed)
+    f["months_since_observed"] = months_since(grid, observed, LOOKBACK)
     rows, observed = rows[grid.recent], observed[grid.recent]
     incomes = {c: values[grid.recent] for c, values in incomes.items()}
     obs = grid.block(observed, recent=True)
@@ -483,7 +480,7 @@ def _history_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
 
-    f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK))
+    f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK, recorded))
 
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
         values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)

@@ -72,6 +72,14 @@ def _opt(value: object) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
 
 
+def _text_values(column: pd.Series):
+    """A column's values as a frame built of them stores them: text columns as ``str``
+    without a round trip through Python objects."""
+    if isinstance(column.dtype, pd.StringDtype):
+        return column.astype("str").array
+    return column.to_numpy()
+
+
 def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
     """Annual per-capita disposable income and poverty of every household-month.
 
@@ -95,10 +103,9 @@ def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
     reads :func:`recorded_income_pc`, the annual figures as recorded at that row, where the
     ledger has them; ``observed_months`` still counts monthly observations only.
     """
-    hid = ledger["household_id"].to_numpy()
     m = month_index(ledger["month"])
     net, observed = net_income(ledger)
-    codes, _ = pd.factorize(hid)
+    codes, _ = pd.factorize(ledger["household_id"])
     first = m.min()
     n_months = int(m.max() - first + 1)
     col = m - first
@@ -123,8 +130,8 @@ def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
     poor = pd.array(income_pc < line, dtype="boolean")
     poor[~known] = pd.NA
     return pd.DataFrame({
-        "household_id": hid,
-        "month": ledger["month"].to_numpy(),
+        "household_id": _text_values(ledger["household_id"]),
+        "month": _text_values(ledger["month"]),
         "observed_months": n_obs.astype("int64"),
         "income_pc": income_pc,
         "line": line,

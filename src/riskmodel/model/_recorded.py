@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pcompute
 
 from ..config import CAUSE_CODES, DEPARTMENT_CODES
 from ..months import month_index_or_nan
@@ -64,6 +66,7 @@ OBSERVED_FEATURE_INPUTS = {
 OBSERVED_FEATURES = list(OBSERVED_FEATURE_INPUTS)
 RECORDED_FEATURE_INPUTS.update(OBSERVED_FEATURE_INPUTS)
 RECORDED_FEATURES = list(RECORDED_FEATURE_INPUTS)
+_CAUSES = pa.array(CAUSE_CODES, type=pa.string())
 
 
 def _numbers(ledger: pd.DataFrame, column: str) -> np.ndarray:
@@ -120,58 +123,113 @@ def recorded_income_pc(ledger: pd.DataFrame) -> np.ndarray:
     n = len(ledger)
     if not has_recorded_incomes(ledger):
         return np.full(n, np.nan)
-    incomes = np.column_stack([_numbers(ledger, c) for c in RECORDED_INCOME])
+    # The row's sum of the figures it records, column by column from 0.0: np.nansum of the
+    # row's values, without laying the columns side by side.
+    recorded, total = np.zeros(n, dtype=bool), np.zeros(n)
+    for column in RECORDED_INCOME:
+        values = _numbers(ledger, column)
+        missing = np.isnan(values)
+        recorded |= ~missing
+        total += np.where(missing, 0.0, values)
     medical = _numbers(ledger, RECORDED_SPENDING[0])
-    recorded = ~np.isnan(incomes).all(axis=1)
     members = _numbers(ledger, "members")
     with np.errstate(invalid="ignore", divide="ignore"):
-        from_parts = (np.nansum(incomes, axis=1) - np.nan_to_num(medical)) / members
+        from_parts = (total - np.nan_to_num(medical)) / members
     pc = _numbers(ledger, RECORDED_PC)
     return np.where(np.isnan(pc), np.where(recorded, from_parts, np.nan), pc)
 
 
-def recorded_rows(ledger: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """The rows' members and recorded columns only (a ledger may carry many other columns)."""
-    columns = ["members", *{c for cols in RECORDED_FEATURE_INPUTS.values() for c in cols}]
-    return ledger[sorted(c for c in columns if c in ledger.columns)].iloc[rows]
+class RecordedColumns:
+    """What the recorded features read of a ledger at many rows, each computed once for every
+    row of the ledger (row by row, so any row's value is the same whichever rows are asked):
+    the recorded income per capita, ``YYYY-MM`` columns as month numbers, the risk types."""
+
+    def __init__(self, ledger: pd.DataFrame):
+        self.ledger = ledger
+        self._months: dict[str, np.ndarray] = {}
+        self._income_pc: np.ndarray | None = None
+        self._risks: np.ndarray | None = None
+
+    def income_pc(self, rows: np.ndarray) -> np.ndarray:
+        """:func:`recorded_income_pc` at ``rows``."""
+        if self._income_pc is None:
+            self._income_pc = recorded_income_pc(self.ledger)
+        return self._income_pc[rows]
+
+    def months(self, column: str, rows: np.ndarray) -> np.ndarray:
+        """:func:`column_months` at ``rows``."""
+        if column not in self._months:
+            self._months[column] = column_months(self.ledger, column)
+        return self._months[column][rows]
+
+    def risks(self, rows: np.ndarray) -> np.ndarray:
+        """The cause codes recorded in ``recorded_risk_1..5`` at ``rows`` as bits: bit j set
+        when one of the row's columns names ``CAUSE_CODES[j]`` (other texts count as none)."""
+        if self._risks is None:
+            bits = np.zeros(len(self.ledger), dtype="int32")
+            for c in (c for c in RECORDED_RISKS if c in self.ledger.columns):
+                values = self.ledger[c]
+                if isinstance(values.dtype, pd.StringDtype):
+                    # Text: each cell looked up among the codes (null: none of them).
+                    at = pcompute.index_in(pa.array(values.array), value_set=_CAUSES)
+                    found = at.to_numpy(zero_copy_only=False)
+                    known = ~np.isnan(found)
+                    bits[known] |= np.left_shift(1, found[known].astype("int32"))
+                    continue
+                found, texts = pd.factorize(values, use_na_sentinel=True)
+                lookup = np.array([1 << CAUSE_CODES.index(x) if x in CAUSE_CODES else 0
+                                   for x in texts] + [0], dtype="int32")
+                bits |= lookup[found]  # found == -1 (NA) reads the trailing 0
+            self._risks = bits
+        return self._risks[rows]
+
+
+def _numbers_at(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+    """:func:`_numbers` of one column at some rows."""
+    if column not in ledger.columns:
+        return np.full(len(rows), np.nan)
+    return _numbers(pd.DataFrame({column: ledger[column].array.take(rows)}), column)
 
 
 def current_recorded(
-    ledger: pd.DataFrame, rows: np.ndarray, month: np.ndarray, line: np.ndarray
+    ledger: pd.DataFrame, rows: np.ndarray, month: np.ndarray, line: np.ndarray,
+    columns: RecordedColumns | None = None,
 ) -> dict[str, np.ndarray]:
     """Features read from the rows themselves: the recorded income against the line, the
     recorded medical costs per member and the months since they were recorded (only those
-    whose ledger columns are present)."""
+    whose ledger columns are present). ``columns``: the ledger's :class:`RecordedColumns`,
+    when the caller keeps one."""
     f: dict[str, np.ndarray] = {}
-    at = recorded_rows(ledger, rows)
+    columns = columns or RecordedColumns(ledger)
     if any(c in ledger.columns for c in RECORDED_FEATURE_INPUTS["recorded_income_ratio"]):
-        f["recorded_income_ratio"] = recorded_income_pc(at) / line
+        f["recorded_income_ratio"] = columns.income_pc(rows) / line
     if RECORDED_SPENDING[0] in ledger.columns:
         with np.errstate(invalid="ignore", divide="ignore"):
-            f["recorded_medical_pc"] = (_numbers(at, RECORDED_SPENDING[0])
-                                        / _numbers(at, "members"))
+            f["recorded_medical_pc"] = (_numbers_at(ledger, RECORDED_SPENDING[0], rows)
+                                        / _numbers_at(ledger, "members", rows))
     if "annual_recorded_month" in ledger.columns:
-        since = month - column_months(at, "annual_recorded_month")
+        since = month - columns.months("annual_recorded_month", rows)
         # A record dated after the row's month is not known at it.
         f["months_since_recorded"] = np.where(since >= 0, since, np.nan)
     if "identified_month" in ledger.columns:
-        f.update(_status(ledger, rows, month))
+        f.update(_status(columns, rows, month))
     return f
 
 
-def _dates(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
+def _dates(columns: RecordedColumns, column: str, rows: np.ndarray) -> np.ndarray:
     """A ``YYYY-MM`` column at some rows as month numbers (NaN where empty or absent)."""
-    if column not in ledger.columns:
+    if column not in columns.ledger.columns:
         return np.full(len(rows), np.nan)
-    return month_index_or_nan(ledger[column].array.take(rows))
+    return columns.months(column, rows)
 
 
-def _status(ledger: pd.DataFrame, rows: np.ndarray, month: np.ndarray) -> dict[str, np.ndarray]:
+def _status(columns: RecordedColumns, rows: np.ndarray,
+            month: np.ndarray) -> dict[str, np.ndarray]:
     """Months since the household was identified as a monitoring object (NaN: never, as the
     row records it) and whether it is monitored now (identified by the row's month and not
     eliminated since)."""
-    identified = _dates(ledger, "identified_month", rows)
-    eliminated = _dates(ledger, "eliminated_month", rows)
+    identified = _dates(columns, "identified_month", rows)
+    eliminated = _dates(columns, "eliminated_month", rows)
     with np.errstate(invalid="ignore"):
         since = month - identified
         known = since >= 0
@@ -182,14 +240,16 @@ def _status(ledger: pd.DataFrame, rows: np.ndarray, month: np.ndarray) -> dict[s
 
 def history_recorded(
     ledger: pd.DataFrame, rows: np.ndarray, grid, members: np.ndarray, min_obs: dict[int, int],
-    lookback: int,
+    lookback: int, columns: RecordedColumns | None = None,
 ) -> dict[str, np.ndarray]:
     """Features of a chunk's target rows read from the household's months up to each: the change
     at the last verification and migrant wages per capita over 3 and 12 months (annualised over
-    the months a migrant table was downloaded; NaN with fewer than ``min_obs`` of them)."""
+    the months a migrant table was downloaded; NaN with fewer than ``min_obs`` of them).
+    ``columns``: the ledger's :class:`RecordedColumns`, when the caller keeps one."""
     f: dict[str, np.ndarray] = {}
+    columns = columns or RecordedColumns(ledger)
     if "annual_recorded_month" in ledger.columns:
-        f["recorded_income_change"] = _recorded_change(ledger, rows, grid, lookback)
+        f["recorded_income_change"] = _recorded_change(columns, rows, grid, lookback)
     if "wage_migrant" in ledger.columns:
         wages = _numbers(pd.DataFrame({"wage_migrant": ledger["wage_migrant"].array.take(
             rows[grid.recent])}), "wage_migrant")
@@ -200,7 +260,7 @@ def history_recorded(
             with np.errstate(invalid="ignore", divide="ignore"):
                 value = paid[:, -w:].sum(axis=1) * 12 / n / members
             f[f"migrant_wage_pc_{w}m"] = np.where(n >= min_obs[w], value, np.nan)
-    f.update(_observed_history(ledger, rows, grid))
+    f.update(_observed_history(ledger, rows, grid, columns))
     return f
 
 
@@ -219,24 +279,24 @@ def _on_grid(grid, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
     return out
 
 
-def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid) -> dict[str, np.ndarray]:
+def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid,
+                      columns: RecordedColumns) -> dict[str, np.ndarray]:
     """Warnings per department over 3/6/12 months, the warned amount over 12, 低保 starting,
     the identification and elimination counts and the recorded risk types, per target row,
     from the household's rows up to its month (only those whose ledger columns are present)."""
     f: dict[str, np.ndarray] = {}
-    t, col = grid.targets, grid.targets % grid.width
+    # The windows read only the chunk's recent rows (those in some target's 12 months).
+    recent = rows[grid.recent]
     for dept in DEPARTMENT_CODES:
         column = f"warnings_{dept}"
         if column in ledger.columns:
-            # Whole counts: window sums as differences of running sums are exact.
-            counts = _on_grid(grid, np.nan_to_num(_at(ledger, column, rows)), 0.0)
-            total = counts.reshape(-1, grid.width).cumsum(axis=1).ravel()
+            # Whole counts: window sums are exact in any order.
+            counts = grid.block(np.nan_to_num(_at(ledger, column, recent)), recent=True)
             for w in WARNING_WINDOWS:
-                before = np.where(col >= w, total[np.maximum(t - w, 0)], 0.0)
-                f[f"{column}_{w}m"] = total[t] - before
+                f[f"{column}_{w}m"] = counts[:, -w:].sum(axis=1)
     if "warning_amount" in ledger.columns:
-        amount = _on_grid(grid, np.nan_to_num(_at(ledger, "warning_amount", rows)), 0.0)
-        f["warning_amount_12m"] = amount[grid.window].sum(axis=1)
+        amount = grid.block(np.nan_to_num(_at(ledger, "warning_amount", recent)), recent=True)
+        f["warning_amount_12m"] = amount.sum(axis=1)
     if "warnings_civil" in ledger.columns and "dibao" in ledger.columns:
         dibao = _on_grid(grid, _at(ledger, "dibao", rows)).reshape(-1, grid.width)
         started = np.zeros_like(dibao, dtype=bool)
@@ -248,33 +308,37 @@ def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid) -> dict[str,
     for column, name in (("identified_month", "times_identified_24m"),
                          ("eliminated_month", "times_eliminated_24m")):
         if column in ledger.columns:
-            dates = _dates(ledger, column, rows)
+            dates = _dates(columns, column, rows)
             col = grid.cells % grid.width + grid.first
             dates[dates > col] = np.nan  # a date after the row's month is not known at it
             f[name] = _distinct_runs(_on_grid(grid, dates), grid, LOOKBACK)
-    present = [c for c in RECORDED_RISKS if c in ledger.columns]
-    if present:
-        # Each column's codes into the cause codes (-1: none or another text), read once.
-        codes = []
-        for c in present:
-            found, texts = pd.factorize(ledger[c].array.take(rows), use_na_sentinel=True)
-            lookup = np.array([CAUSE_CODES.index(x) if x in CAUSE_CODES else -1
-                               for x in texts] + [-1], dtype="int64")
-            codes.append(lookup[found])  # found == -1 (NA) reads the trailing -1
+    if any(c in ledger.columns for c in RECORDED_RISKS):
+        bits = columns.risks(rows)
+        t = grid.targets
+        # A type counts when a row of the LOOKBACK months up to the target's (in its
+        # household's row of the grid) records it.
+        lo = t - np.minimum(t % grid.width, LOOKBACK - 1)
+        marked = np.flatnonzero(bits)
+        cells, bits = grid.cells[marked], bits[marked]
         for j, cause in enumerate(CAUSE_CODES):
-            flags = np.zeros(len(rows), dtype=bool)
-            for code in codes:
-                flags |= code == j
-            f[f"recorded_{cause}"] = (_months_since(grid, flags) < LOOKBACK).astype("float64")
+            at = np.sort(cells[(bits >> j) & 1 == 1])
+            n = np.searchsorted(at, t, side="right") - np.searchsorted(at, lo, side="left")
+            f[f"recorded_{cause}"] = (n > 0).astype("float64")
     return f
 
 
-def _months_since(grid, flags: np.ndarray) -> np.ndarray:
-    """Months from the last flagged row up to each target's month (LOOKBACK or more: none)."""
-    steps = np.full(grid.size, -LOOKBACK - 1, dtype="int64")
-    steps[grid.cells[flags]] = grid.cells[flags] % grid.width
-    steps = np.maximum.accumulate(steps.reshape(-1, grid.width), axis=1).ravel()
-    return grid.targets % grid.width - steps[grid.targets]
+def months_since(grid, flags: np.ndarray, lookback: int) -> np.ndarray:
+    """Months from the last flagged row up to each target's month, capped at ``lookback``."""
+    # The last flagged cell up to each target's, in grid order: one in an earlier household's
+    # row counts as none.
+    flagged = np.sort(grid.cells[flags])
+    at = np.searchsorted(flagged, grid.targets, side="right") - 1
+    last = flagged[np.maximum(at, 0)] if len(flagged) else np.zeros(len(at), dtype="int64")
+    last = np.where(at >= 0, last, -1)
+    col = grid.targets % grid.width
+    base = grid.targets - col
+    steps = np.where(last >= base, last - base, -lookback - 1)
+    return np.minimum(col - steps, lookback).astype("float64")
 
 
 def _distinct_runs(values: np.ndarray, grid, lookback: int) -> np.ndarray:
@@ -282,29 +346,33 @@ def _distinct_runs(values: np.ndarray, grid, lookback: int) -> np.ndarray:
     ``lookback`` months up to the target's (a recorded date counted once however many months
     repeat it); reads nothing before the window, so the count is the same whatever the grid's
     first month."""
+    # Only the known cells, in grid order (each household's row after the one before).
     width = grid.width
-    v = values.reshape(-1, width)
-    known = ~np.isnan(v)
-    cols = np.arange(width)
-    last = np.maximum.accumulate(np.where(known, cols, -1), axis=1)
-    before = np.full_like(last, -1)
-    before[:, 1:] = last[:, :-1]
-    previous = np.take_along_axis(v, np.maximum(before, 0), axis=1)
-    new = known & ((before < 0) | (v != previous))
-    total = np.cumsum(new, axis=1).ravel()
-    nxt = np.minimum.accumulate(np.where(known, cols, width)[:, ::-1], axis=1)[:, ::-1].ravel()
-    new = new.ravel()
+    cells = np.flatnonzero(~np.isnan(values))
+    v = values[cells]
+    row = cells - cells % width
+    # A known cell opens a run unless the known cell before it, in the same row, holds its value.
+    new = np.ones(len(cells), dtype=bool)
+    new[1:] = (row[1:] != row[:-1]) | (v[1:] != v[:-1])
+    opened_at = cells[new]
     t = grid.targets
     base = t - t % width
-    start = np.maximum(t % width - lookback + 1, 0)
-    count = total[t] - np.where(start > 0, total[base + np.maximum(start - 1, 0)], 0)
-    first = nxt[base + start]
+    opened = base + np.maximum(t % width - lookback + 1, 0)
+    count = (np.searchsorted(opened_at, t, side="right")
+             - np.searchsorted(opened_at, opened, side="left"))
     # The window's first known cell is a run of its own even when it repeats an older value.
-    opens = (first <= t % width) & ~new[base + np.minimum(first, width - 1)]
+    opens = np.zeros(len(t), dtype=bool)
+    if len(cells):
+        at = np.searchsorted(cells, opened, side="left")
+        found = np.minimum(at, len(cells) - 1)
+        # The first known cell of the window (its column; past the target's: none).
+        first = np.where(at < len(cells), cells[found] - base, width)
+        opens = (first <= t % width) & ~new[found]
     return (count + opens).astype("float64")
 
 
-def _recorded_change(ledger: pd.DataFrame, rows: np.ndarray, grid, lookback: int) -> np.ndarray:
+def _recorded_change(columns: RecordedColumns, rows: np.ndarray, grid,
+                     lookback: int) -> np.ndarray:
     """Change of the recorded per-capita income at the last verification, per target row.
 
     The target row's ``annual_recorded_month`` R starts its run of identical figures; the
@@ -312,12 +380,11 @@ def _recorded_change(ledger: pd.DataFrame, rows: np.ndarray, grid, lookback: int
     before R that holds a figure. Both rows lie within ``lookback`` months up to the target's
     month, so nothing after it is read. NaN when either is unknown.
     """
-    frame = recorded_rows(ledger, rows)
     width = grid.width
     pc = np.full(grid.size, np.nan)
-    pc[grid.cells] = recorded_income_pc(frame)
+    pc[grid.cells] = columns.income_pc(rows)
     start = np.full(grid.size, np.nan)
-    start[grid.cells] = column_months(frame, "annual_recorded_month") - grid.first
+    start[grid.cells] = columns.months("annual_recorded_month", rows) - grid.first
     # The latest column up to each cell whose row holds a figure (-1: none), per household.
     latest = np.where(np.isnan(pc), -1, np.arange(grid.size) % width)
     latest = np.maximum.accumulate(latest.reshape(-1, width), axis=1).ravel()

@@ -16,7 +16,7 @@ import pandas as pd
 from ..clock import Clock
 from ..config import Config
 from ..explain import explain_households
-from ..ledger import ValidChunk
+from ..ledger import INCOME, SPENDING, ValidChunk
 from ..model import (
     HARD_TRIGGERS,
     ModelRef,
@@ -170,7 +170,12 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     out["rule_triggers"] = format_triggers(hard).fillna("")
     out["on_watchlist"] = out["risk_tier"].eq("high").fillna(False) | (out["rule_triggers"] != "")
 
-    monitoring = monitoring_columns(history, status, month, config)
+    # The elimination rules group the rows by household: integer codes group them as the ids
+    # do (in order of first appearance), without turning every id into a Python string.
+    grouped = pd.DataFrame({"household_id": pd.factorize(history["household_id"])[0],
+                            **{c: history[c] for c in ["month", *INCOME, *SPENDING]}},
+                           index=history.index, copy=False)
+    monitoring = monitoring_columns(grouped, status, month, config)
     rule = config.lifecycle.elimination
     facts = rows[["household_type", "labor_full", "labor_partial", *rule.guarantees]].join(
         monitoring).assign(risk_tier=out["risk_tier"], rule_triggers=out["rule_triggers"])

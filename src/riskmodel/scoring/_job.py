@@ -423,7 +423,12 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
     township = flags.groupby(["county", "township"], dropna=False, sort=True)[columns].sum()
     causes = pd.crosstab(scores["reason_1"], scores["risk_tier"]).reindex(
         index=[c.code for c in config.causes], columns=list(TIERS), fill_value=0)
-    triggers = scores["rule_triggers"].str.split(";").explode()
+    # Households by trigger: each distinct list of triggers split once, counted by its rows.
+    triggers = Counter()
+    for fired, n in scores["rule_triggers"].value_counts().items():
+        for name in str(fired).split(";"):
+            if name != "":
+                triggers[name] += int(n)
     warnings = [unscored] if unscored else []
     if missing:
         warnings.append("optional ledger columns absent (read as unknown): " + ", ".join(missing))
@@ -484,8 +489,7 @@ def _summary(month, ref, version, config, scores, quarantine, rows_in, chunks, n
         "thresholds": {"high": config.tiers.high, "medium": config.tiers.medium},
         "watchlist": {"households": int(scores["on_watchlist"].sum()),
                       "high_tier": int(tiers.get("high", 0)),
-                      "by_trigger": {k: int(v) for k, v in
-                                     triggers[triggers != ""].value_counts().sort_index().items()}},
+                      "by_trigger": {k: triggers[k] for k in sorted(triggers)}},
         "lifecycle": {
             "elimination_candidates": int(scores["elimination_candidate"].sum()),
             "previous_month": previous_month if changes is not None else None,

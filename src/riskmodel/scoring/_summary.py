@@ -197,6 +197,8 @@ def reason_agreement_part(scores: pd.DataFrame, recorded: pd.DataFrame,
     t = int(month_index(pd.Series([month]))[0])
     out = {"identified_from": str(month_label(t - config.label.horizon_months + 1)),
            "identified_to": month}
+    # Only the households identified count: compare those alone.
+    scores = scores[scores["household_id"].astype(str).isin(recorded.index)]
     for prefix, reasons in (("", scores), ("before_", before)):
         counts = compare_reasons(reasons, recorded)
         n = counts["households"]
