@@ -42,7 +42,8 @@ COMMAND = "import sys; from riskmodel.cli import main; sys.exit(main(sys.argv[1:
 # Keys of the JSON summaries that name a run, a time or a duration.
 VOLATILE_KEYS = re.compile(r"run_id|time|seconds|started|finished|elapsed|duration|created"
                            r"|host|pid|path|folder|uri|_at$|^cpu_s$|^timings_s$", re.IGNORECASE)
-VOLATILE_TEXT = [re.compile(p) for p in (r"[0-9a-f]{32}", r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"
+# A run id is 32 hex digits on its own: the 64 of a SHA-256 digest are compared, not masked.
+VOLATILE_TEXT = [re.compile(p) for p in (r"\b[0-9a-f]{32}\b", r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"
                                          r"(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?",
                                          r"\d+(\.\d+)? ?(s|秒)\b")]
 
