@@ -13,15 +13,13 @@ tiers, hard triggers and household types (:data:`TIER_ZH`, :data:`TRIGGER_ZH`,
 :mod:`riskmodel.fonts`).
 """
 
+from ._check_file import FileValidation, split_empty_columns, validate_file
 from ._chunks import (
-    FileValidation,
     LedgerChunks,
     LedgerCounts,
     ValidChunk,
     sample_households,
-    split_empty_columns,
     validate_chunk,
-    validate_file,
 )
 from ._contract import Contract, Part, json_kind
 from ._folder import (
