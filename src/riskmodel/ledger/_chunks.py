@@ -230,14 +230,16 @@ class LedgerChunks:
         one_pass = None if self._parts is None else self._parts.in_one_pass(self.chunk_of_row,
                                                                             self.n_chunks)
         for k in range(self.n_chunks):
-            rows = np.flatnonzero(self.chunk_of_row == k)
-            if self._raw is not None:
-                frame = self._raw.iloc[rows].reset_index(drop=True)
-            elif one_pass is not None:
-                frame = self._frame(next(one_pass))
-            else:
-                frame = self._read(k)
-            yield self._in_key_order(rows, frame)
+            # No name holds the chunk while it is out: the reader's ``del`` lets it go.
+            yield self._in_key_order(*self._chunk(k, one_pass))
+
+    def _chunk(self, k: int, one_pass) -> tuple[np.ndarray, pd.DataFrame]:
+        rows = np.flatnonzero(self.chunk_of_row == k)
+        if self._raw is not None:
+            return rows, self._raw.iloc[rows].reset_index(drop=True)
+        if one_pass is not None:
+            return rows, self._frame(next(one_pass))
+        return rows, self._read(k)
 
     def _in_key_order(self, rows: np.ndarray,
                       frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
