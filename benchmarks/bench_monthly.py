@@ -227,6 +227,19 @@ def _measured(command: list[str]) -> tuple[dict, str]:
             "peak_gib": round(done.peak_bytes / 2**30, 2)}, said
 
 
+def _score(work: Path, run_dir: Path, ledger: Path, setting: dict) -> tuple[dict, dict]:
+    """Time ``riskmodel score`` of the new month into ``run_dir``; its figures and summary."""
+    python = [sys.executable, "-m", "riskmodel.cli"]
+    score, said = _measured([*python, "score", "--ledger", str(ledger), "--month",
+                             setting["new_month"], "--model", str(work / "model"),
+                             "--out", str(run_dir / "scores"),
+                             "--tracking-uri", f"sqlite:///{run_dir / 'mlruns.db'}"])
+    print(said.strip()[-2000:])
+    summary = json.loads((run_dir / "scores" / setting["new_month"] / "summary.json")
+                         .read_text(encoding="utf-8"))
+    return score, summary
+
+
 def score_only(work: Path, setting: dict) -> dict:
     """Time ``score`` alone on the ledger the last run's ingest left in ``<workdir>/run/out``."""
     run_dir = work / "run"
@@ -236,14 +249,7 @@ def score_only(work: Path, setting: dict) -> dict:
     shutil.rmtree(run_dir / "scores", ignore_errors=True)
     (run_dir / "mlruns.db").unlink(missing_ok=True)
     shutil.rmtree(run_dir / "mlartifacts", ignore_errors=True)
-    python = [sys.executable, "-m", "riskmodel.cli"]
-    score, said = _measured([*python, "score", "--ledger", str(ledger), "--month",
-                             setting["new_month"], "--model", str(work / "model"),
-                             "--out", str(run_dir / "scores"),
-                             "--tracking-uri", f"sqlite:///{run_dir / 'mlruns.db'}"])
-    print(said.strip()[-2000:])
-    summary = json.loads((run_dir / "scores" / setting["new_month"] / "summary.json")
-                         .read_text(encoding="utf-8"))
+    score, summary = _score(work, run_dir, ledger, setting)
     return {"score": score, "stages_s": summary.get("timings_s"),
             "stages_cpu_s": summary.get("cpu_s"), "rows": _rows(ledger)}
 
@@ -268,13 +274,7 @@ def run(work: Path, setting: dict) -> dict:
     print(said.strip())
     if "appended" not in said:
         sys.exit("the ingest did not append")
-    score, said = _measured([*python, "score", "--ledger", str(ledger), "--month",
-                             setting["new_month"], "--model", str(work / "model"),
-                             "--out", str(run_dir / "scores"),
-                             "--tracking-uri", f"sqlite:///{run_dir / 'mlruns.db'}"])
-    print(said.strip()[-2000:])
-    summary = json.loads((run_dir / "scores" / setting["new_month"] / "summary.json")
-                         .read_text(encoding="utf-8"))
+    score, summary = _score(work, run_dir, ledger, setting)
     total = ingest["wall_s"] + score["wall_s"]
     return {"ingest": ingest, "score": score, "total_s": round(total, 1),
             "met": total <= TARGET_S, "stages_s": summary.get("timings_s"),
