@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import LedgerError
-from ._outputs import PARQUET_OPTIONS, fsync_path
+from ._outputs import PARQUET_OPTIONS, fsync_path, temp_beside
 
 #: A month file's name in a ledger folder.
 MONTH_FILE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.parquet$")
@@ -237,7 +237,7 @@ def write_month_file(table: pa.Table, path: str | Path) -> Path:
     """Write one month's rows as Parquet with the fixed settings (``PARQUET_OPTIONS``) to a
     hidden name beside ``path`` (readers skip it), then rename it into place."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_beside(path)
     try:
         pq.write_table(table, tmp, **PARQUET_OPTIONS)
         fsync_path(tmp)
@@ -295,7 +295,7 @@ def write_ledger_folder(frame: pd.DataFrame | pa.Table, path: str | Path) -> lis
     path = Path(path)
     table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(
         frame, preserve_index=False)
-    building = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    building = temp_beside(path)
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     try:
