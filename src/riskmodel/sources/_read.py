@@ -29,7 +29,7 @@ import pyarrow.csv as pcsv
 
 from ..config import Config, SourcesConfig, load_config
 from ..errors import SourceError
-from ._cache import ROW, Parsed, SourceCache
+from ._cache import ROW, Parsed, SourceCache, StoreBehind
 from ._personal import cache_key, new_key, pseudonymised
 from ._text import drop_midnight, normalise_array, normalise_text, string_series
 
@@ -142,6 +142,15 @@ def read_sources(directory: str | Path, config: Config | None = None,
     ('persons', '2024-01', 1, {'household_id': ['01'], 'health': ['健康'], \
 'labor_skill': ['普通劳动力'], '_row': [3]})
     """
+    with StoreBehind() as behind:
+        return read_tables(directory, config, cache_dir, only, behind)
+
+
+def read_tables(directory: str | Path, config: Config | None, cache_dir: str | Path | None,
+                only: set[str] | None, behind: StoreBehind
+                ) -> tuple[list[SourceTable], list[dict]]:
+    """:func:`read_sources`, the cache entries of the files parsed handed to ``behind`` to
+    write (the caller waits for them)."""
     config = load_config() if config is None else config
     directory = Path(directory)
     if not directory.is_dir():
@@ -164,7 +173,7 @@ def read_sources(directory: str | Path, config: Config | None = None,
                                                              config.sources.personal, key))
             logger.info("%s: parsed (%s)", relative, parsed.kind or "not recognised")
             if cache is not None:
-                cache.store(sha256, parsed)
+                behind.store(cache, sha256, parsed)
         else:
             logger.info("%s: from the cache (%s)", relative, parsed.kind or "not recognised")
         if parsed.kind is None:
