@@ -298,7 +298,8 @@ def test_cells_are_normalised_alike_on_every_path_of_the_vectorised_normalisatio
     cases = [["户编号", "H001", "残疾"],                       # nothing to change
              ["H 001", "12\t000", ""],                          # ASCII with spaces
              ["１２，０００", "长期慢性病、残疾", "致贫／返贫风险１"],  # NFKC
-             [f"户{spaces}编号", "\u200b是\ufeff", "（元）"]]         # every whitespace
+             [f"户{spaces}编号", "\u200b是\ufeff", "（元）"],        # every whitespace
+             ["Ⅻ号", "㈱户", "ｱ是", "𠀀〇"]]            # lead bytes beside E4-E9
     for values in cases:
         column = pa.chunked_array([pa.array(values * repeat), pa.array([None, values[0]])])
         expected = [normalise_text(v) for v in values] * repeat + ["", normalise_text(values[0])]
