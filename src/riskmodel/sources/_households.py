@@ -9,6 +9,8 @@ cannot be read, is quarantined whole: persons in = persons aggregated + persons 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -125,8 +127,39 @@ class _Field:
     keys: np.ndarray  # comparison key per distinct text (equal values, equal key)
 
 
-def _read_field(name: str, series: pd.Series, sources: SourcesConfig,
-                unknown: values.Unknown) -> _Field:
+class _Parallel:
+    """Independent readings run by a pool of every core's thread (Arrow's hashing and parsing
+    of texts release the GIL). ``run(fn, *args)`` calls ``fn(seen, *args)`` with an
+    :class:`~riskmodel.sources._values.Unknown` of its own; on leaving the ``with`` block every
+    reading is done and what each could not read is added to ``unknown`` in the order they
+    were handed over (the report does not depend on which finished first)."""
+
+    def __init__(self, unknown: values.Unknown):
+        self.unknown = unknown
+        self.jobs: list[tuple[Future, values.Unknown]] = []
+        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+
+    def __call__(self, fn, *args) -> Future:
+        seen = values.Unknown(self.unknown.personal)
+        future = self.pool.submit(fn, seen, *args)
+        self.jobs.append((future, seen))
+        return future
+
+    def __enter__(self) -> _Parallel:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        self.pool.shutdown(wait=True)
+        if kind is not None:
+            return
+        for future, seen in self.jobs:
+            future.result()
+            for name, counts in seen.counts.items():
+                self.unknown.counts[name].update(counts)
+
+
+def _read_field(unknown: values.Unknown, name: str, series: pd.Series,
+                sources: SourcesConfig) -> _Field:
     codes, texts = values.distinct(series)
     seen = values.Unknown()
     parsed = _parser(name, sources)(pd.Series(texts, dtype="string"), seen)
@@ -178,14 +211,32 @@ def households_from_tables(tables: list[SourceTable],
     col = lambda name: values.column(persons, name)  # noqa: E731
     month_no = persons["_m"].to_numpy()
 
-    # Ids of the person tables and the feeds as integer codes into shared dictionaries.
+    # Readings that depend on nothing but the cells, run on every core: ids of the person
+    # tables and the feeds as integer codes into shared dictionaries, the per-person readings,
+    # the household-level fields.
     migrant_feed, warning_feed = stack(tables, "migrants"), stack(tables, "warnings")
     feeds = [migrant_feed, warning_feed]
-    (hcodes, *feed_h), households_sorted = encode(
-        [col("household_id"), *(values.column(f.frame, "household_id") for f in feeds)],
-        sort=True)
-    (pcodes, *feed_p), person_ids = encode(
-        [col("person_id"), *(values.column(f.frame, "person_id") for f in feeds)])
+    vocab = sources.values
+    cells = {name: col(name) for name in PERSON_FIELDS}
+    with _Parallel(unknown) as run:
+        pid_job = run(lambda seen, ids: encode(ids), [
+            cells["person_id"], *(values.column(f.frame, "person_id") for f in feeds)])
+        hid_job = run(lambda seen, ids: encode(ids, sort=True), [
+            cells["household_id"], *(values.column(f.frame, "household_id") for f in feeds)])
+        field_jobs = {name: run(_read_field, name, cells[name], sources)
+                      for name in HOUSEHOLD_FIELDS}
+        born_job = run(lambda seen: values.birth_months(cells["birth_date"], cells["id_birth"]))
+        coded = {name: run(lambda seen, name: values.vocabulary(
+            name, cells[name], vocab[name], seen), name)
+            for name in ["labor_skill", "schooling", "disability_grade"]}
+        health_job = run(lambda seen: values.health(cells["health"], vocab["health"],
+                                                    sources.separators, seen))
+        flag_jobs = {name: run(lambda seen, name: values.flags(
+            name, cells[name], vocab[name], seen, numbers=name == "welfare_job"
+        ).fillna(False).to_numpy(dtype=bool), name)
+            for name in ["dropout", "working", "dibao", "tekun", "welfare_job"]}
+    (hcodes, *feed_h), households_sorted = hid_job.result()
+    (pcodes, *feed_p), person_ids = pid_job.result()
     for f, h, p in zip(feeds, feed_h, feed_p, strict=True):
         f.hcodes, f.pcodes = h, p
 
@@ -202,17 +253,12 @@ def households_from_tables(tables: list[SourceTable],
     first = idx[order[starts]]  # the first person row of each group
 
     # Per-person readings.
-    vocab = sources.values
-    born = values.birth_months(col("birth_date"), col("id_birth"))
+    born = born_job.result()
     age = (month_no - born) // 12
-    labor = values.vocabulary("labor_skill", col("labor_skill"), vocab["labor_skill"], unknown)
-    school = values.vocabulary("schooling", col("schooling"), vocab["schooling"], unknown)
-    grade = values.vocabulary("disability_grade", col("disability_grade"),
-                              vocab["disability_grade"], unknown)
-    health = values.health(col("health"), vocab["health"], sources.separators, unknown)
-    flag = {name: values.flags(name, col(name), vocab[name], unknown,
-                               numbers=name == "welfare_job").fillna(False).to_numpy(dtype=bool)
-            for name in ["dropout", "working", "dibao", "tekun", "welfare_job"]}
+    labor, school, grade = (coded[name].result()
+                            for name in ["labor_skill", "schooling", "disability_grade"])
+    health = health_job.result()
+    flag = {name: job.result() for name, job in flag_jobs.items()}
 
     # The person rules, first broken first.
     rules = _Rules(n)
@@ -226,7 +272,7 @@ def households_from_tables(tables: list[SourceTable],
     rules.set(idx[dup], "person_duplicated", "person_id", MASK)
 
     # Household-level fields: read once, compared across each group's rows.
-    fields = {name: _read_field(name, col(name), sources, unknown) for name in HOUSEHOLD_FIELDS}
+    fields = {name: job.result() for name, job in field_jobs.items()}
     _disagreements(fields, idx, gid, order, rules)
     bad_group = np.bincount(gid, weights=rules.has[idx], minlength=n_groups) > 0
     rules.set(idx[bad_group[gid]], "member_of_quarantined_household", "household_id", "")
