@@ -376,14 +376,17 @@ def _disagreements(fields: dict[str, _Field], idx: np.ndarray, gid: np.ndarray,
     """Quarantine the household-months whose rows disagree on a household-level field (the
     first such field, with two of its values) or lack a place."""
     sorted_gid = gid[order]
-    starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]][:len(idx)])
+    same_group = sorted_gid[1:] == sorted_gid[:-1]
+    starts = np.flatnonzero(np.r_[True, ~same_group][:len(idx)])
     first = idx[order[starts]]
+    rows = idx[order]
     disagree = np.full(len(starts), None, dtype=object)
     for name in HOUSEHOLD_FIELDS:
         f = fields[name]
-        key = f.keys[f.codes[idx[order]]]
-        differs = key != key[starts][sorted_gid]
-        at = np.flatnonzero(differs)
+        key = f.keys[f.codes[rows]]
+        # The first row of a group whose value changes from the row before is the group's
+        # first row that differs from its first row.
+        at = np.flatnonzero((key[1:] != key[:-1]) & same_group) + 1
         if not len(at):
             continue
         groups_at, where = np.unique(sorted_gid[at], return_index=True)
