@@ -443,15 +443,18 @@ def recorded_month(ledger: pd.DataFrame, hcodes: np.ndarray, months: np.ndarray)
     A household-month whose figures are all blank has none (NA) and does not break the run; a
     figure repeated after a gap keeps its first month; a changed figure starts a new run.
     """
-    columns = [*ANNUAL, "annual_income_year"]
-    filled = ledger[columns].notna().any(axis=1).to_numpy()
-    key = np.zeros(len(ledger), dtype="int64")
-    for c in columns:
-        codes, uniques = pd.factorize(ledger[c], use_na_sentinel=True)
-        key = pd.factorize(key * (len(uniques) + 1) + codes + 1)[0].astype("int64")
-    at = np.flatnonzero(filled)
-    h, k = hcodes[at], key[at]
-    new = np.r_[True, (h[1:] != h[:-1]) | (k[1:] != k[:-1])] if len(at) else np.zeros(0, bool)
+    figures = [ledger[c].to_numpy(dtype="float64", na_value=np.nan)
+               for c in [*ANNUAL, "annual_income_year"]]
+    blank = np.ones(len(ledger), dtype=bool)
+    for v in figures:
+        blank &= np.isnan(v)
+    at = np.flatnonzero(~blank)
+    h = hcodes[at]
+    new = np.r_[True, h[1:] != h[:-1]] if len(at) else np.zeros(0, bool)
+    for v in figures:
+        # Each filled row against the filled row before it: a blank figure equals a blank one.
+        v = v[at]
+        new[1:] |= (v[1:] != v[:-1]) & ~(np.isnan(v[1:]) & np.isnan(v[:-1]))
     run_start = at[np.flatnonzero(new)][np.cumsum(new) - 1]
     out = np.full(len(ledger), None, dtype=object)
     out[at] = month_label(months[run_start])
