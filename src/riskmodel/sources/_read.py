@@ -380,9 +380,15 @@ def _finish(path: Path, table: dict[str, pa.ChunkedArray], at: int, kind: str,
         normalised = dict(zip(names, pool.map(normalise_array, table.values()), strict=True))
     n = len(next(iter(normalised.values()))) if normalised else 0
     rows = np.arange(at + 2, at + 2 + n, dtype=np.int64)
-    filled = np.zeros(n, dtype=bool)
+    # Rows blank in every column so far; each further column is read at those rows only.
+    blank = np.arange(n)
     for values in normalised.values():
-        filled |= pc.greater(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
+        if not len(blank):
+            break
+        cells = values if len(blank) == n else values.take(pa.array(blank))
+        blank = blank[pc.equal(pc.binary_length(cells), 0).to_numpy(zero_copy_only=False)]
+    filled = np.ones(n, dtype=bool)
+    filled[blank] = False
     keep = None if filled.all() else pa.array(filled)
     frame = pd.DataFrame({
         name: string_series(values if keep is None else values.filter(keep))
