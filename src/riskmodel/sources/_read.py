@@ -158,12 +158,23 @@ def read_tables(directory: str | Path, config: Config | None, cache_dir: str | P
     spec = _Spec(config.sources)
     key = cache_key(Path(cache_dir)) if cache_dir is not None else new_key()
     cache = SourceCache(cache_dir, config.sources, key) if cache_dir is not None else None
+    paths = [p for p in _source_files(directory)
+             if only is None or p.relative_to(directory).as_posix() in only]
+    # The next files' digests are taken while this one is parsed (hashing releases the GIL).
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    try:
+        return _read_each(directory, paths, hasher.map(_sha256, paths), spec, cache, key,
+                          config, behind)
+    finally:
+        hasher.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_each(directory: Path, paths: list[Path], digests, spec: _Spec,
+               cache: SourceCache | None, key: str, config: Config, behind: StoreBehind
+               ) -> tuple[list[SourceTable], list[dict]]:
     tables, unrecognised = [], []
-    for path in _source_files(directory):
+    for path, sha256 in zip(paths, digests, strict=True):
         relative = path.relative_to(directory).as_posix()
-        if only is not None and relative not in only:
-            continue
-        sha256 = _sha256(path)
         parsed = cache.load(sha256) if cache is not None else None
         from_cache = parsed is not None
         if parsed is None:
