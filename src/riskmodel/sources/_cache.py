@@ -156,8 +156,15 @@ class StoreBehind:
     def __enter__(self) -> StoreBehind:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.wait()
+    def __exit__(self, kind, *exc) -> None:
+        try:
+            self.wait()
+        except Exception as error:
+            if kind is None:
+                raise
+            # The error already on its way out is the one to report.
+            logger.warning("a cache entry could not be written (%s)",
+                           error.__class__.__name__)
 
 
 def _write_arrow(frame: pd.DataFrame, path: Path) -> None:
