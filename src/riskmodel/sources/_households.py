@@ -267,8 +267,10 @@ def households_from_tables(tables: list[SourceTable],
     rules.set(no_birth, "birth_date_unreadable", "birth_date",
               col("birth_date").iloc[no_birth].to_numpy(dtype=object))
     pid_codes = pcodes[idx]
-    twice = pd.Series(gid * (len(person_ids) + 1) + pid_codes)
-    dup = twice.duplicated(keep=False).to_numpy() & (pid_codes >= 0)
+    # A (household-month, person) pair held by more than one row; sorting beats hashing here.
+    _, pair, rows_of_pair = np.unique(gid * (len(person_ids) + 1) + pid_codes,
+                                      return_inverse=True, return_counts=True)
+    dup = (rows_of_pair[pair] > 1) & (pid_codes >= 0)
     rules.set(idx[dup], "person_duplicated", "person_id", MASK)
 
     # Household-level fields: read once, compared across each group's rows.
