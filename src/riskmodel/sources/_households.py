@@ -382,13 +382,20 @@ def _disagreements(fields: dict[str, _Field], idx: np.ndarray, gid: np.ndarray,
     starts = np.flatnonzero(np.r_[True, ~same_group][:len(idx)])
     first = idx[order[starts]]
     rows = idx[order]
-    disagree = np.full(len(starts), None, dtype=object)
-    for name in HOUSEHOLD_FIELDS:
-        f = fields[name]
-        key = f.keys[f.codes[rows]]
+
+    def changes(name: str) -> np.ndarray:
         # The first row of a group whose value changes from the row before is the group's
         # first row that differs from its first row.
-        at = np.flatnonzero((key[1:] != key[:-1]) & same_group) + 1
+        key = fields[name].keys[fields[name].codes[rows]]
+        return np.flatnonzero((key[1:] != key[:-1]) & same_group) + 1
+
+    # numpy releases the GIL over whole arrays: the fields are compared on every core, then
+    # read in their order (the first field that disagrees is the one reported).
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        found = list(pool.map(changes, HOUSEHOLD_FIELDS))
+    disagree = np.full(len(starts), None, dtype=object)
+    for name, at in zip(HOUSEHOLD_FIELDS, found, strict=True):
+        f = fields[name]
         if not len(at):
             continue
         groups_at, where = np.unique(sorted_gid[at], return_index=True)
