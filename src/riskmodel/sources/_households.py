@@ -44,6 +44,9 @@ QUARANTINE_COLUMNS = ["file", "sheet", "row", "month", "household_id", "field", 
 #: The value written in the quarantine in place of a personal field's.
 MASK = "***"
 PLACES = ["county", "township", "village"]
+# Threads of the readings run side by side: each holds a column's temporaries (hundreds of MB
+# for millions of persons), so a machine of many cores does not run one per core.
+_THREADS = min(4, os.cpu_count() or 1)
 ELDERLY_AGE, CHILD_AGE = 60, 16
 
 
@@ -137,7 +140,7 @@ class _Parallel:
     def __init__(self, unknown: values.Unknown):
         self.unknown = unknown
         self.jobs: list[tuple[Future, values.Unknown]] = []
-        self.pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+        self.pool = ThreadPoolExecutor(max_workers=_THREADS)
 
     def __call__(self, fn, *args) -> Future:
         seen = values.Unknown(self.unknown.personal)
@@ -391,7 +394,7 @@ def _disagreements(fields: dict[str, _Field], idx: np.ndarray, gid: np.ndarray,
 
     # numpy releases the GIL over whole arrays: the fields are compared on every core, then
     # read in their order (the first field that disagrees is the one reported).
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
         found = list(pool.map(changes, HOUSEHOLD_FIELDS))
     disagree = np.full(len(starts), None, dtype=object)
     for name, at in zip(HOUSEHOLD_FIELDS, found, strict=True):
