@@ -74,8 +74,8 @@ def pseudonymised(frame: pd.DataFrame, personal: list[str], key: str) -> pd.Data
     ids = pa.array(out["person_id"].array, type=pa.large_string(), from_pandas=True)
     ids = pc.utf8_upper(pc.fill_null(ids, ""))
     digits = pc.utf8_slice_codeunits(ids, 6, 14)
-    has_birth = pc.and_(pc.equal(pc.utf8_length(ids), 18),
-                        pc.match_substring_regex(digits, r"^\d{8}$"))
+    # Eight characters whenever the number has eighteen: all of them ASCII digits.
+    has_birth = pc.and_(pc.equal(pc.utf8_length(ids), 18), pc.ascii_is_decimal(digits))
     blank = pc.equal(ids, "").to_numpy(zero_copy_only=False)
     # Numbers are nearly all distinct: hashing each is cheaper than factorising first (the
     # hashes are the same either way).
