@@ -220,6 +220,10 @@ def test_ages_from_birth_date_else_the_id_turning_at_the_birth_month():
     assert got == {"2024-02": [0, 2], "2024-03": [1, 1], "2024-04": [2, 0]}
     assert values.birth_months(pd.Series(["", "19901301"]),
                                pd.Series(["19900101", ""])).tolist() == [23880, -1]
+    # A birth date without its day is no birth date (the id's, when it has one, is read).
+    assert values.birth_months(pd.Series(["1990-03", "1990年3月", "19900315", "1990-03-15"]),
+                               pd.Series(["", "19851231", "", ""])).tolist() == [
+        -1, 23831, 23882, 23882]
 
 
 def test_money_with_full_width_digits_thousands_separators_and_yuan():

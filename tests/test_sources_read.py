@@ -153,6 +153,16 @@ def test_blank_lines_quoted_line_breaks_and_empty_rows_keep_the_numbering(tmp_pa
                                      "labor_skill": ["普通劳动力", "无劳动力"], "_row": [4, 7]}
 
 
+def test_a_row_is_a_record_when_any_mapped_cell_is_filled_not_only_the_first(tmp_path):
+    path = tmp_path / "人员_202401.csv"
+    path.write_text("户编号,劳动技能,健康状况,备注\n,,残疾,\n　,,,x\n,普通劳动力,,\nH1,,,\n"
+                    " ,\u200b,,\n", encoding="utf-8")
+    frame = read_one(tmp_path).frame
+    assert frame.to_dict("list") == {"household_id": ["", "", "H1"],
+                                     "health": ["残疾", "", ""],
+                                     "labor_skill": ["", "普通劳动力", ""], "_row": [2, 4, 5]}
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
 def test_csv_in_utf8_with_or_without_bom_and_in_gb18030(tmp_path, encoding):
     rows = [["监测对象信息"], PERSON_HEADERS, ["H1", "弱劳动力或半劳动力", "患大病"]]
@@ -298,7 +308,8 @@ def test_cells_are_normalised_alike_on_every_path_of_the_vectorised_normalisatio
     cases = [["户编号", "H001", "残疾"],                       # nothing to change
              ["H 001", "12\t000", ""],                          # ASCII with spaces
              ["１２，０００", "长期慢性病、残疾", "致贫／返贫风险１"],  # NFKC
-             [f"户{spaces}编号", "\u200b是\ufeff", "（元）"]]         # every whitespace
+             [f"户{spaces}编号", "\u200b是\ufeff", "（元）"],        # every whitespace
+             ["Ⅻ号", "㈱户", "ｱ是", "𠀀〇"]]            # lead bytes beside E4-E9
     for values in cases:
         column = pa.chunked_array([pa.array(values * repeat), pa.array([None, values[0]])])
         expected = [normalise_text(v) for v in values] * repeat + ["", normalise_text(values[0])]

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,6 +122,49 @@ class SourceCache:
         except OSError as exc:
             logger.warning("cannot write the cache entry %s (%s); the file will be parsed "
                            "again next time", meta_path.name, exc.__class__.__name__)
+
+
+class StoreBehind:
+    """Cache entries written by one background thread while the caller goes on (writing a
+    month's person table to disk and flushing it takes seconds the aggregation can use).
+
+    :meth:`wait` (or leaving the ``with`` block) returns once every entry handed over is
+    written or given up (:meth:`SourceCache.store` never raises for a disk that refuses).
+    """
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+
+    def store(self, cache: SourceCache, sha256: str, parsed: Parsed) -> None:
+        """Write ``parsed`` into ``cache`` in the background."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-store")
+        self._pending.append(self._pool.submit(cache.store, sha256, parsed))
+
+    def wait(self) -> None:
+        """Wait for every entry handed over; an unexpected error of one is raised here."""
+        pending, self._pending = self._pending, []
+        try:
+            for future in pending:
+                future.result()
+        finally:
+            if self._pool is not None and not self._pending:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def __enter__(self) -> StoreBehind:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        try:
+            self.wait()
+        except Exception as error:
+            if kind is None:
+                raise
+            # The error already on its way out is the one to report.
+            logger.warning("a cache entry could not be written (%s)",
+                           error.__class__.__name__)
 
 
 def _write_arrow(frame: pd.DataFrame, path: Path) -> None:

@@ -9,6 +9,8 @@ cannot be read, is quarantined whole: persons in = persons aggregated + persons 
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +44,9 @@ QUARANTINE_COLUMNS = ["file", "sheet", "row", "month", "household_id", "field", 
 #: The value written in the quarantine in place of a personal field's.
 MASK = "***"
 PLACES = ["county", "township", "village"]
+# Threads of the readings run side by side: each holds a column's temporaries (hundreds of MB
+# for millions of persons), so a machine of many cores does not run one per core.
+_THREADS = min(4, os.cpu_count() or 1)
 ELDERLY_AGE, CHILD_AGE = 60, 16
 
 
@@ -125,8 +130,39 @@ class _Field:
     keys: np.ndarray  # comparison key per distinct text (equal values, equal key)
 
 
-def _read_field(name: str, series: pd.Series, sources: SourcesConfig,
-                unknown: values.Unknown) -> _Field:
+class _Parallel:
+    """Independent readings run by a pool of every core's thread (Arrow's hashing and parsing
+    of texts release the GIL). ``run(fn, *args)`` calls ``fn(seen, *args)`` with an
+    :class:`~riskmodel.sources._values.Unknown` of its own; on leaving the ``with`` block every
+    reading is done and what each could not read is added to ``unknown`` in the order they
+    were handed over (the report does not depend on which finished first)."""
+
+    def __init__(self, unknown: values.Unknown):
+        self.unknown = unknown
+        self.jobs: list[tuple[Future, values.Unknown]] = []
+        self.pool = ThreadPoolExecutor(max_workers=_THREADS)
+
+    def __call__(self, fn, *args) -> Future:
+        seen = values.Unknown(self.unknown.personal)
+        future = self.pool.submit(fn, seen, *args)
+        self.jobs.append((future, seen))
+        return future
+
+    def __enter__(self) -> _Parallel:
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        self.pool.shutdown(wait=True)
+        if kind is not None:
+            return
+        for future, seen in self.jobs:
+            future.result()
+            for name, counts in seen.counts.items():
+                self.unknown.counts[name].update(counts)
+
+
+def _read_field(unknown: values.Unknown, name: str, series: pd.Series,
+                sources: SourcesConfig) -> _Field:
     codes, texts = values.distinct(series)
     seen = values.Unknown()
     parsed = _parser(name, sources)(pd.Series(texts, dtype="string"), seen)
@@ -178,14 +214,32 @@ def households_from_tables(tables: list[SourceTable],
     col = lambda name: values.column(persons, name)  # noqa: E731
     month_no = persons["_m"].to_numpy()
 
-    # Ids of the person tables and the feeds as integer codes into shared dictionaries.
+    # Readings that depend on nothing but the cells, run on every core: ids of the person
+    # tables and the feeds as integer codes into shared dictionaries, the per-person readings,
+    # the household-level fields.
     migrant_feed, warning_feed = stack(tables, "migrants"), stack(tables, "warnings")
     feeds = [migrant_feed, warning_feed]
-    (hcodes, *feed_h), households_sorted = encode(
-        [col("household_id"), *(values.column(f.frame, "household_id") for f in feeds)],
-        sort=True)
-    (pcodes, *feed_p), person_ids = encode(
-        [col("person_id"), *(values.column(f.frame, "person_id") for f in feeds)])
+    vocab = sources.values
+    cells = {name: col(name) for name in PERSON_FIELDS}
+    with _Parallel(unknown) as run:
+        pid_job = run(lambda seen, ids: encode(ids), [
+            cells["person_id"], *(values.column(f.frame, "person_id") for f in feeds)])
+        hid_job = run(lambda seen, ids: encode(ids, sort=True), [
+            cells["household_id"], *(values.column(f.frame, "household_id") for f in feeds)])
+        field_jobs = {name: run(_read_field, name, cells[name], sources)
+                      for name in HOUSEHOLD_FIELDS}
+        born_job = run(lambda seen: values.birth_months(cells["birth_date"], cells["id_birth"]))
+        coded = {name: run(lambda seen, name: values.vocabulary(
+            name, cells[name], vocab[name], seen), name)
+            for name in ["labor_skill", "schooling", "disability_grade"]}
+        health_job = run(lambda seen: values.health(cells["health"], vocab["health"],
+                                                    sources.separators, seen))
+        flag_jobs = {name: run(lambda seen, name: values.flags(
+            name, cells[name], vocab[name], seen, numbers=name == "welfare_job"
+        ).fillna(False).to_numpy(dtype=bool), name)
+            for name in ["dropout", "working", "dibao", "tekun", "welfare_job"]}
+    (hcodes, *feed_h), households_sorted = hid_job.result()
+    (pcodes, *feed_p), person_ids = pid_job.result()
     for f, h, p in zip(feeds, feed_h, feed_p, strict=True):
         f.hcodes, f.pcodes = h, p
 
@@ -202,17 +256,12 @@ def households_from_tables(tables: list[SourceTable],
     first = idx[order[starts]]  # the first person row of each group
 
     # Per-person readings.
-    vocab = sources.values
-    born = values.birth_months(col("birth_date"), col("id_birth"))
+    born = born_job.result()
     age = (month_no - born) // 12
-    labor = values.vocabulary("labor_skill", col("labor_skill"), vocab["labor_skill"], unknown)
-    school = values.vocabulary("schooling", col("schooling"), vocab["schooling"], unknown)
-    grade = values.vocabulary("disability_grade", col("disability_grade"),
-                              vocab["disability_grade"], unknown)
-    health = values.health(col("health"), vocab["health"], sources.separators, unknown)
-    flag = {name: values.flags(name, col(name), vocab[name], unknown,
-                               numbers=name == "welfare_job").fillna(False).to_numpy(dtype=bool)
-            for name in ["dropout", "working", "dibao", "tekun", "welfare_job"]}
+    labor, school, grade = (coded[name].result()
+                            for name in ["labor_skill", "schooling", "disability_grade"])
+    health = health_job.result()
+    flag = {name: job.result() for name, job in flag_jobs.items()}
 
     # The person rules, first broken first.
     rules = _Rules(n)
@@ -221,12 +270,14 @@ def households_from_tables(tables: list[SourceTable],
     rules.set(no_birth, "birth_date_unreadable", "birth_date",
               col("birth_date").iloc[no_birth].to_numpy(dtype=object))
     pid_codes = pcodes[idx]
-    twice = pd.Series(gid * (len(person_ids) + 1) + pid_codes)
-    dup = twice.duplicated(keep=False).to_numpy() & (pid_codes >= 0)
+    # A (household-month, person) pair held by more than one row; sorting beats hashing here.
+    _, pair, rows_of_pair = np.unique(gid * (len(person_ids) + 1) + pid_codes,
+                                      return_inverse=True, return_counts=True)
+    dup = (rows_of_pair[pair] > 1) & (pid_codes >= 0)
     rules.set(idx[dup], "person_duplicated", "person_id", MASK)
 
     # Household-level fields: read once, compared across each group's rows.
-    fields = {name: _read_field(name, col(name), sources, unknown) for name in HOUSEHOLD_FIELDS}
+    fields = {name: job.result() for name, job in field_jobs.items()}
     _disagreements(fields, idx, gid, order, rules)
     bad_group = np.bincount(gid, weights=rules.has[idx], minlength=n_groups) > 0
     rules.set(idx[bad_group[gid]], "member_of_quarantined_household", "household_id", "")
@@ -330,14 +381,24 @@ def _disagreements(fields: dict[str, _Field], idx: np.ndarray, gid: np.ndarray,
     """Quarantine the household-months whose rows disagree on a household-level field (the
     first such field, with two of its values) or lack a place."""
     sorted_gid = gid[order]
-    starts = np.flatnonzero(np.r_[True, sorted_gid[1:] != sorted_gid[:-1]][:len(idx)])
+    same_group = sorted_gid[1:] == sorted_gid[:-1]
+    starts = np.flatnonzero(np.r_[True, ~same_group][:len(idx)])
     first = idx[order[starts]]
+    rows = idx[order]
+
+    def changes(name: str) -> np.ndarray:
+        # The first row of a group whose value changes from the row before is the group's
+        # first row that differs from its first row.
+        key = fields[name].keys[fields[name].codes[rows]]
+        return np.flatnonzero((key[1:] != key[:-1]) & same_group) + 1
+
+    # numpy releases the GIL over whole arrays: the fields are compared on every core, then
+    # read in their order (the first field that disagrees is the one reported).
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        found = list(pool.map(changes, HOUSEHOLD_FIELDS))
     disagree = np.full(len(starts), None, dtype=object)
-    for name in HOUSEHOLD_FIELDS:
+    for name, at in zip(HOUSEHOLD_FIELDS, found, strict=True):
         f = fields[name]
-        key = f.keys[f.codes[idx[order]]]
-        differs = key != key[starts][sorted_gid]
-        at = np.flatnonzero(differs)
         if not len(at):
             continue
         groups_at, where = np.unique(sorted_gid[at], return_index=True)
@@ -394,15 +455,18 @@ def recorded_month(ledger: pd.DataFrame, hcodes: np.ndarray, months: np.ndarray)
     A household-month whose figures are all blank has none (NA) and does not break the run; a
     figure repeated after a gap keeps its first month; a changed figure starts a new run.
     """
-    columns = [*ANNUAL, "annual_income_year"]
-    filled = ledger[columns].notna().any(axis=1).to_numpy()
-    key = np.zeros(len(ledger), dtype="int64")
-    for c in columns:
-        codes, uniques = pd.factorize(ledger[c], use_na_sentinel=True)
-        key = pd.factorize(key * (len(uniques) + 1) + codes + 1)[0].astype("int64")
-    at = np.flatnonzero(filled)
-    h, k = hcodes[at], key[at]
-    new = np.r_[True, (h[1:] != h[:-1]) | (k[1:] != k[:-1])] if len(at) else np.zeros(0, bool)
+    figures = [ledger[c].to_numpy(dtype="float64", na_value=np.nan)
+               for c in [*ANNUAL, "annual_income_year"]]
+    blank = np.ones(len(ledger), dtype=bool)
+    for v in figures:
+        blank &= np.isnan(v)
+    at = np.flatnonzero(~blank)
+    h = hcodes[at]
+    new = np.r_[True, h[1:] != h[:-1]] if len(at) else np.zeros(0, bool)
+    for v in figures:
+        # Each filled row against the filled row before it: a blank figure equals a blank one.
+        v = v[at]
+        new[1:] |= (v[1:] != v[:-1]) & ~(np.isnan(v[1:]) & np.isnan(v[:-1]))
     run_start = at[np.flatnonzero(new)][np.cumsum(new) - 1]
     out = np.full(len(ledger), None, dtype=object)
     out[at] = month_label(months[run_start])

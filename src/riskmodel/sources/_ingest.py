@@ -41,10 +41,10 @@ from ._append import (
     plan_append,
     write_state,
 )
-from ._cache import SourceCache
+from ._cache import SourceCache, StoreBehind
 from ._households import households_from_tables
 from ._personal import cache_key
-from ._read import read_sources
+from ._read import read_sources, read_tables
 
 REPORT_NAME = "ingest_report.json"
 QUARANTINE_NAME = "ingest_quarantine.parquet"
@@ -189,7 +189,14 @@ def ingest(sources: str | Path, out: str | Path, config: Config | str | Path | N
 
 
 def _ingest(directory: Path, out: Path, config: Config) -> IngestResult:
-    """The work of :func:`ingest`, holding the output folder's lock."""
+    """The work of :func:`ingest`, holding the output folder's lock; the cache entries of the
+    files parsed are written while the households are made."""
+    with StoreBehind() as behind:
+        return _ingest_writing(directory, out, config, behind)
+
+
+def _ingest_writing(directory: Path, out: Path, config: Config,
+                    behind: StoreBehind) -> IngestResult:
     folder = out.parent
     cache_dir = folder / CACHE_NAME
     paths = {"ledger": out, "report": folder / REPORT_NAME,
@@ -204,13 +211,14 @@ def _ingest(directory: Path, out: Path, config: Config) -> IngestResult:
     elif out.exists():
         plan, why = plan_append(directory, cache_dir, paths, fingerprint, stats)
         if plan is not None:
-            tables, unrecognised = read_sources(directory, config, cache_dir=cache_dir,
-                                                only=set(plan.new))
+            tables, unrecognised = read_tables(directory, config, cache_dir, set(plan.new),
+                                               behind)
             why = check_new(plan, tables)
             if not why:
                 return _append(plan, tables, unrecognised, config, paths, cache_dir,
                                fingerprint, stats)
-    tables, unrecognised = read_sources(directory, config, cache_dir=cache_dir)
+            behind.wait()  # the files just parsed come from the cache in the full read
+    tables, unrecognised = read_tables(directory, config, cache_dir, None, behind)
     made = households_from_tables(tables, config)
     report = {
         "files": [_file_entry(t) for t in tables],

@@ -74,11 +74,13 @@ def pseudonymised(frame: pd.DataFrame, personal: list[str], key: str) -> pd.Data
     ids = pa.array(out["person_id"].array, type=pa.large_string(), from_pandas=True)
     ids = pc.utf8_upper(pc.fill_null(ids, ""))
     digits = pc.utf8_slice_codeunits(ids, 6, 14)
-    has_birth = pc.and_(pc.equal(pc.utf8_length(ids), 18),
-                        pc.match_substring_regex(digits, r"^\d{8}$"))
+    # Eight characters whenever the number has eighteen: all of them ASCII digits.
+    has_birth = pc.and_(pc.equal(pc.utf8_length(ids), 18), pc.ascii_is_decimal(digits))
     blank = pc.equal(ids, "").to_numpy(zero_copy_only=False)
+    # Numbers are nearly all distinct: hashing each is cheaper than factorising first (the
+    # hashes are the same either way).
     hashed = pd.util.hash_array(np.asarray(ids.to_numpy(zero_copy_only=False), dtype=object),
-                                hash_key=key, categorize=True)
+                                hash_key=key, categorize=False)
     text = pc.cast(pa.array(hashed, type=pa.uint64()), pa.large_string())
     text = pc.if_else(pa.array(blank), "", text)
     out["person_id"] = pd.Series(pd.array(text, dtype=pd.StringDtype()), index=out.index)

@@ -29,7 +29,7 @@ import pyarrow.csv as pcsv
 
 from ..config import Config, SourcesConfig, load_config
 from ..errors import SourceError
-from ._cache import ROW, Parsed, SourceCache
+from ._cache import ROW, Parsed, SourceCache, StoreBehind
 from ._personal import cache_key, new_key, pseudonymised
 from ._text import drop_midnight, normalise_array, normalise_text, string_series
 
@@ -142,6 +142,15 @@ def read_sources(directory: str | Path, config: Config | None = None,
     ('persons', '2024-01', 1, {'household_id': ['01'], 'health': ['健康'], \
 'labor_skill': ['普通劳动力'], '_row': [3]})
     """
+    with StoreBehind() as behind:
+        return read_tables(directory, config, cache_dir, only, behind)
+
+
+def read_tables(directory: str | Path, config: Config | None, cache_dir: str | Path | None,
+                only: set[str] | None, behind: StoreBehind
+                ) -> tuple[list[SourceTable], list[dict]]:
+    """:func:`read_sources`, the cache entries of the files parsed handed to ``behind`` to
+    write (the caller waits for them)."""
     config = load_config() if config is None else config
     directory = Path(directory)
     if not directory.is_dir():
@@ -149,12 +158,23 @@ def read_sources(directory: str | Path, config: Config | None = None,
     spec = _Spec(config.sources)
     key = cache_key(Path(cache_dir)) if cache_dir is not None else new_key()
     cache = SourceCache(cache_dir, config.sources, key) if cache_dir is not None else None
+    paths = [p for p in _source_files(directory)
+             if only is None or p.relative_to(directory).as_posix() in only]
+    # The next files' digests are taken while this one is parsed (hashing releases the GIL).
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+    try:
+        return _read_each(directory, paths, hasher.map(_sha256, paths), spec, cache, key,
+                          config, behind)
+    finally:
+        hasher.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_each(directory: Path, paths: list[Path], digests, spec: _Spec,
+               cache: SourceCache | None, key: str, config: Config, behind: StoreBehind
+               ) -> tuple[list[SourceTable], list[dict]]:
     tables, unrecognised = [], []
-    for path in _source_files(directory):
+    for path, sha256 in zip(paths, digests, strict=True):
         relative = path.relative_to(directory).as_posix()
-        if only is not None and relative not in only:
-            continue
-        sha256 = _sha256(path)
         parsed = cache.load(sha256) if cache is not None else None
         from_cache = parsed is not None
         if parsed is None:
@@ -164,7 +184,7 @@ def read_sources(directory: str | Path, config: Config | None = None,
                                                              config.sources.personal, key))
             logger.info("%s: parsed (%s)", relative, parsed.kind or "not recognised")
             if cache is not None:
-                cache.store(sha256, parsed)
+                behind.store(cache, sha256, parsed)
         else:
             logger.info("%s: from the cache (%s)", relative, parsed.kind or "not recognised")
         if parsed.kind is None:
@@ -371,9 +391,15 @@ def _finish(path: Path, table: dict[str, pa.ChunkedArray], at: int, kind: str,
         normalised = dict(zip(names, pool.map(normalise_array, table.values()), strict=True))
     n = len(next(iter(normalised.values()))) if normalised else 0
     rows = np.arange(at + 2, at + 2 + n, dtype=np.int64)
-    filled = np.zeros(n, dtype=bool)
+    # Rows blank in every column so far; each further column is read at those rows only.
+    blank = np.arange(n)
     for values in normalised.values():
-        filled |= pc.greater(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
+        if not len(blank):
+            break
+        cells = values if len(blank) == n else values.take(pa.array(blank))
+        blank = blank[pc.equal(pc.binary_length(cells), 0).to_numpy(zero_copy_only=False)]
+    filled = np.ones(n, dtype=bool)
+    filled[blank] = False
     keep = None if filled.all() else pa.array(filled)
     frame = pd.DataFrame({
         name: string_series(values if keep is None else values.filter(keep))

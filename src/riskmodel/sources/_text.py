@@ -109,13 +109,18 @@ def _bytes_check(chunk: pa.Array) -> tuple[bool, bool]:
     offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int64,
                             count=len(chunk) + 1, offset=8 * chunk.offset)
     data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    spaces = bool((data <= 0x20).any())
-    if not (data >= 0x80).any():
+    if not len(data):
+        return True, True
+    # Whole-array reductions only (no mask as large as the text): a lead byte outside E4-E9
+    # is one of EA-FF (the largest byte tells) or of C0-E3, which alone fall below 0x24 once
+    # 0xC0 is taken from every byte (uint8 arithmetic wraps the rest above).
+    spaces = bool(data.min() <= 0x20)
+    top = data.max()
+    if top < 0x80:
         return not spaces, True
     if spaces:
         return False, False
-    leads = data[data >= 0xC0]
-    return bool(((leads >= 0xE4) & (leads <= 0xE9)).all()), False
+    return bool(top < 0xEA and (data - np.uint8(0xC0)).min() >= 0x24), False
 
 
 def _without_whitespace(chunk: pa.Array) -> pa.Array:

@@ -166,7 +166,32 @@ def money(field: str, series: pd.Series, unknown: Unknown | None = None) -> pd.S
 
 
 def _parse_months(uniques: np.ndarray, need_day: bool = False) -> np.ndarray:
-    """Month numbers (year × 12 + month − 1) of distinct texts; -1 where unreadable."""
+    """Month numbers (year × 12 + month − 1) of distinct texts; -1 where unreadable.
+
+    Eight ASCII digits (``YYYYMMDD``, the birth date a 证件号码 carries), the common case, are
+    read by their positions; any other text by the pattern.
+    """
+    uniques = np.asarray(uniques, dtype=object)
+    plain = pc.match_substring_regex(pa.array(uniques, type=pa.large_string()),
+                                     r"^[0-9]{8}$").to_numpy(zero_copy_only=False)
+    if not plain.any():
+        return _parse_pattern(uniques, need_day)
+    out = np.full(len(uniques), -1, dtype="int64")
+    digits = (np.frombuffer("".join(uniques[plain]).encode("ascii"), dtype=np.uint8)
+              .reshape(-1, 8).astype("int64") - ord("0"))
+    year = digits[:, :4] @ np.array([1000, 100, 10, 1])
+    month = digits[:, 4] * 10 + digits[:, 5]
+    ok = (month >= 1) & (month <= 12)
+    if need_day:
+        day = digits[:, 6] * 10 + digits[:, 7]
+        ok &= (day >= 1) & (day <= 31)
+    out[plain] = np.where(ok, year * 12 + month - 1, -1)
+    if not plain.all():
+        out[~plain] = _parse_pattern(uniques[~plain], need_day)
+    return out
+
+
+def _parse_pattern(uniques: np.ndarray, need_day: bool) -> np.ndarray:
     parts = pd.Series(uniques, dtype="string").str.extract(_MONTH)
     year = pd.to_numeric(parts[0], errors="coerce")
     month = pd.to_numeric(parts[1].fillna(parts[2]), errors="coerce")
@@ -175,7 +200,7 @@ def _parse_months(uniques: np.ndarray, need_day: bool = False) -> np.ndarray:
         day = pd.to_numeric(parts[3], errors="coerce")
         ok &= day.between(1, 31)
     number = (year.fillna(0) * 12 + month.fillna(1) - 1).astype("int64").to_numpy()
-    return np.where(ok.to_numpy(dtype=bool), number, -1)
+    return np.where(ok.to_numpy(dtype=bool, na_value=False), number, -1)
 
 
 def parse_months(field: str, series: pd.Series, unknown: Unknown | None = None) -> np.ndarray:
