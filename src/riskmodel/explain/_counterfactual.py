@@ -250,10 +250,10 @@ def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | 
     - else the structural cause with evidence (收入偏低 or 缺劳动力, the larger contribution
       first): no single cause explains the household's risk.
 
-    The other way round, where 收入偏低 comes first but an allowed cause's give-back takes away
-    at least ``reasons.structural_share`` of the risk, 收入偏低's contribution moves to that
-    cause (the one taking away most): a household one cause explains half of is not read as
-    structural.
+    The other way round, where a structural cause (收入偏低 or 缺劳动力) comes first but an
+    allowed cause's give-back takes away at least ``reasons.structural_share`` of the risk, the
+    structural cause's contribution moves to that cause (the one taking away most): a household
+    one cause explains half of is not read as structural.
 
     A household without counterfactual shares (below ``reasons.counterfactual_min_risk``, or
     NaN in ``shares``: :func:`riskmodel.explain.explain_households` leaves out households
@@ -299,8 +299,8 @@ def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | 
     candidates = np.where(ok[:, column] & np.isfinite(taken), taken, -np.inf)
     best = candidates.argmax(axis=1)
     explains = candidates[rows, best] >= config.reasons.structural_share
-    income = codes.index("income") if "income" in codes else -1
-    strong = first & (top == income) & explains
+    strong = first & np.isin(top, pd.Index(codes).get_indexer(
+        [c for c in STRUCTURAL if c in codes])) & explains
     if not (weak.any() or strong.any()):
         return contributions
     structural = pd.Index(codes).get_indexer([c for c in STRUCTURAL if c in codes])
