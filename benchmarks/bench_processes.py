@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from bench_plan import _rule_falls, true_falls
 from generic_reference import fit_reference, generic_features, training_rows
-from right_causes import right_causes
+from right_causes import cause_interval, right_causes, structural_interval
 from threadpoolctl import threadpool_limits
 
 from riskmodel import load_config, validate_ledger
@@ -319,9 +319,14 @@ def scores(judged: pd.DataFrame, draws: int, seed: int) -> dict:
 
 def causes(both: pd.DataFrame, min_risk: float) -> dict:
     """Right causes among households not poor at the month with a true risk ≥ ``min_risk``
-    (``right_causes.right_causes``, as ``bench_regimes.py`` judges them)."""
+    (``right_causes.right_causes``, as ``bench_regimes.py`` judges them), with 95% intervals
+    of ``reason_1`` = true cause and of structural households read as 收入偏低/缺劳动力 from a
+    bootstrap over households."""
     rates = right_causes(both, min_risk)
     del rates["confusion"]  # a table the JSON of the figures does not hold
+    judged = both.assign(household_id=both.index.astype(str))
+    rates["reason_1_95"] = list(cause_interval(judged, min_risk, draws=1000))
+    rates["structural_95"] = list(structural_interval(judged, min_risk, draws=1000))
     return rates
 
 
@@ -437,9 +442,10 @@ def report(rows: list[dict]) -> str:
     for r in rows:
         per = ", ".join(f"{c} {v[0]:.0%} ({v[1]})" for c, v in
                         sorted(r["by_cause"].items(), key=lambda kv: -kv[1][1]))
-        out.append(f"| {r['process']} | {r['risky']:,} | {r['reason_1']:.1%} (of {r['caused']}) "
-                   f"| {r['top_3']:.1%} | {r['structural']:.1%} (of {r['structural_n']}) | "
-                   f"{per} |")
+        out.append(f"| {r['process']} | {r['risky']:,} | {r['reason_1']:.1%} (of {r['caused']}"
+                   f"{_share_interval(r, 'reason_1_95')}) | {r['top_3']:.1%} | "
+                   f"{r['structural']:.1%} (of {r['structural_n']}"
+                   f"{_share_interval(r, 'structural_95')}) | {per} |")
     out += ["", "| process | budget (share of households) | plan | risk ranking | income "
             "cut-off | true-risk ranking | ceiling (true effect) | plan / risk ranking | "
             "plan / income cut-off | plan / true-risk ranking | plan / ceiling |",
@@ -454,6 +460,12 @@ def report(rows: list[dict]) -> str:
                              ("risk_ranking", "income_cutoff", "true_risk_ranking", "ceiling"))
                 + " |")
     return "\n".join(out)
+
+
+def _share_interval(row: dict, key: str) -> str:
+    """``; 95% a–b%`` from a row's bootstrap interval, "" where an older JSON has none."""
+    low, high = row.get(key, (np.nan, np.nan))
+    return "" if not np.isfinite([low, high]).all() else f"; 95% {low:.0%}–{high:.0%}"
 
 
 def _ratio(a: float, b: float) -> float:

@@ -81,16 +81,39 @@ def cause_interval(both: pd.DataFrame, min_risk: float, draws: int = 2000, seed:
     """
     risky = both[both["poor_complete"].eq(False) & (both["true_risk"] >= min_risk)
                  & both["true_cause"].astype(str).ne("structural")]
-    if risky.empty:
-        return np.nan, np.nan
     right = (risky["reason_1"].astype("string").fillna("")
              == risky["true_cause"].astype(str)).to_numpy(dtype="float64")
-    code, households = pd.factorize(risky["household_id"])
-    hits = np.bincount(code, weights=right, minlength=len(households))
-    rows = np.bincount(code, minlength=len(households)).astype("float64")
+    return _by_household(risky["household_id"], right, draws, seed, level)
+
+
+def structural_interval(both: pd.DataFrame, min_risk: float, draws: int = 2000, seed: int = 0,
+                        level: float = 0.95) -> tuple[float, float]:
+    """Bootstrap interval of the share of structural households read as 收入偏低/缺劳动力,
+    households drawn with replacement as in :func:`cause_interval`.
+
+    Returns
+    -------
+    tuple of float
+        The interval's lower and upper ends (NaN when no household is structural).
+    """
+    risky = both[both["poor_complete"].eq(False) & (both["true_risk"] >= min_risk)
+                 & both["true_cause"].astype(str).eq("structural")]
+    right = np.isin(risky["reason_1"].astype("string").fillna("").to_numpy(dtype=object),
+                    STRUCTURAL_REASONS).astype("float64")
+    return _by_household(risky["household_id"], right, draws, seed, level)
+
+
+def _by_household(households: pd.Series, right: np.ndarray, draws: int, seed: int,
+                  level: float) -> tuple[float, float]:
+    """Percentile interval of the share ``right`` over households drawn with replacement."""
+    if not len(right):
+        return np.nan, np.nan
+    code, distinct = pd.factorize(households)
+    hits = np.bincount(code, weights=right, minlength=len(distinct))
+    rows = np.bincount(code, minlength=len(distinct)).astype("float64")
     rng = np.random.default_rng(seed)
-    weight = np.stack([np.bincount(rng.integers(0, len(households), len(households)),
-                                   minlength=len(households)) for _ in range(draws)])
+    weight = np.stack([np.bincount(rng.integers(0, len(distinct), len(distinct)),
+                                   minlength=len(distinct)) for _ in range(draws)])
     shares = (weight @ hits) / (weight @ rows)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(shares, [tail, 100 - tail])

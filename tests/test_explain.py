@@ -115,7 +115,7 @@ def test_consistency_rules_on_hand_built_households():
         {},
         # One laborer of four (a quarter: 缺劳动力 allowed), a student, a chronic patient.
         {"labor_full": 1, "students_noncompulsory": 1, "chronic_ill": 1},
-        # Nobody works; medical bills without a recorded illness.
+        # Nobody works; medical bills without an ill member or a recorded illness: no 因病.
         {"members": 3, "labor_full": 0, "exp_medical_oop": 500.0},
         # Education fees without a student on record; a partial laborer.
         {"labor_full": 1, "labor_partial": 1, "exp_education": 300.0},
@@ -128,7 +128,7 @@ def test_consistency_rules_on_hand_built_households():
     np.testing.assert_array_equal(table, [
         [False, False, False, False],
         [True, True, True, False],
-        [False, True, True, False],
+        [False, True, False, False],
         [True, False, False, False],
     ])
 

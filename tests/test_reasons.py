@@ -86,6 +86,7 @@ def test_education_needs_a_student_beyond_compulsory_school_or_costs_above_the_s
 def test_illness_disability_accident_disaster_and_status_causes():
     allowed = allowed_for(
         {},
+        # Medical costs without an ill member or an illness: routine costs, no 因病.
         {"exp_medical_oop": [0.0] * 11 + [150.0]},
         {"chronic_ill": 1},
         # A disabled member, but every member of working age works full time: no 因残.
@@ -102,7 +103,7 @@ def test_illness_disability_accident_disaster_and_status_causes():
                      "labor_shortage"]].to_numpy()
     np.testing.assert_array_equal(table, [
         [False, False, False, False, False, False, False],
-        [True, False, False, False, False, False, False],
+        [False, False, False, False, False, False, False],
         [True, False, False, False, False, False, False],
         [False, False, False, False, False, False, False],
         [False, False, True, True, False, False, False],
@@ -125,7 +126,8 @@ def test_evidence_reads_only_months_up_to_the_one_explained():
 def test_a_cause_without_evidence_is_never_named_its_weight_goes_to_the_strongest_with():
     # Each household's contributions name first a cause its ledger gives no evidence for.
     rows = households(
-        {"inc_wage": [1155.0] * 9 + [1168.0] * 3, "exp_medical_oop": [0.0] * 11 + [300.0]},
+        {"inc_wage": [1155.0] * 9 + [1168.0] * 3, "exp_medical_oop": [0.0] * 11 + [300.0],
+         "chronic_ill": 1},
         {"inc_business": 0.0, "students_noncompulsory": 1, "children": 0},
         {"inc_wage": 4600.0, "disabled": 1, "labor_full": 1},  # a disabled adult at home
         {"students_compulsory": 1, "exp_education": [0.0] * 11 + [220.0]},
@@ -142,8 +144,9 @@ def test_a_cause_without_evidence_is_never_named_its_weight_goes_to_the_stronges
     allowed = valid_causes(facts, CONFIG)
     passed = pass_to_evidence(contributions, allowed)
     codes, weights = rank_causes(passed, allowed, CONFIG)
-    # 因务工就业不稳 → 因病 (its only cause with evidence, 0.1); 因产业失败 → 收入偏低 (0.3, above
-    # 因学's 0.2); 收入偏低 at 15,000 a person → 因残; 因学 for 220 yuan → 收入偏低.
+    # 因务工就业不稳 → 因病 (a chronic patient: its only cause with evidence, 0.1); 因产业失败 →
+    # 收入偏低 (0.3, above 因学's 0.2); 收入偏低 at 15,000 a person → 因残; 因学 for 220 yuan →
+    # 收入偏低.
     assert codes[:, 0].tolist() == ["illness", "income", "disability", "income"]
     np.testing.assert_allclose(weights[:, 0], [1.3, 1.2, 1.7, 1.0])
     np.testing.assert_allclose(passed.sum(axis=1), contributions.sum(axis=1), atol=1e-12)
@@ -201,7 +204,8 @@ def test_the_contradiction_check_reads_the_texts_of_the_issue():
     )
     table = text_contradictions(frame, CONFIG)
     assert table["reason_1"].tolist() == [True, True, True, True, False, True, False]
-    assert table["reason_2"].tolist()[3] is False
+    # 150 yuan of medical costs with nobody ill and no illness on record: not 因病.
+    assert table["reason_2"].tolist()[3] is True
     with pytest.raises(ValueError, match="does not read back with the templates of income"):
         text_contradictions(explained(("income", None, "收入偏低")), CONFIG)
 

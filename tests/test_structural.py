@@ -1,6 +1,7 @@
 """The first reason checked against the model's counterfactual: a shock cause whose give-back
 takes away (almost) none of the risk does not come first; its weight goes to the cause that
-takes away at least half of the risk, or else to 收入偏低/缺劳动力 (a structural household)."""
+takes away at least half of the risk, or else to 收入偏低/缺劳动力 (a structural household).
+收入偏低/缺劳动力 do not come first where one cause's give-back takes away half of the risk."""
 
 from __future__ import annotations
 
@@ -88,6 +89,39 @@ def test_a_first_cause_the_counterfactual_does_not_bear_out_passes_its_weight_on
     assert first_by_counterfactual(weights, None, allowed, CONFIG) is weights
 
 
+def test_a_structural_first_yields_to_a_cause_that_takes_away_half_the_risk():
+    weights = frame([
+        # 收入偏低 first, illness's give-back takes away 70%: illness first, with its weight.
+        {"income": 1.5, "illness": 0.4, "employment": 0.3},
+        # 收入偏低 first, the most any cause takes away is 40%: structural, unchanged.
+        {"income": 1.5, "illness": 0.4},
+        # illness takes away 90% but has no evidence; employment, allowed, 60%: employment.
+        {"income": 1.5, "illness": 0.4, "employment": 0.2},
+        # 缺劳动力 first, illness takes away 90%: illness first.
+        {"labor_shortage": 1.5, "illness": 0.4},
+        # no counterfactual: unchanged.
+        {"income": 1.5, "illness": 0.4},
+    ], CODES, 0.0)
+    shares = frame([
+        {"illness": 0.7, "employment": 0.2},
+        {"illness": 0.4},
+        {"illness": 0.9, "employment": 0.6},
+        {"illness": 0.9},
+        {},
+    ], SHOCKS, 0.0)
+    shares.loc[4] = np.nan
+    allowed = pd.DataFrame(True, index=weights.index, columns=CODES)
+    allowed.loc[2, "illness"] = False
+    out = first_by_counterfactual(weights, shares, allowed, CONFIG)
+    np.testing.assert_allclose(out.sum(axis=1), weights.sum(axis=1), rtol=0, atol=1e-12)
+    codes, _ = rank_causes(out, allowed, CONFIG)
+    assert list(codes[:, 0]) == ["illness", "income", "employment", "illness", "income"]
+    assert out.loc[0, "illness"] == pytest.approx(1.9) and out.loc[0, "income"] == 0
+    assert out.loc[2, "employment"] == pytest.approx(1.7)
+    assert out.loc[3, "illness"] == pytest.approx(1.9) and out.loc[3, "labor_shortage"] == 0
+    pd.testing.assert_frame_equal(out.loc[[1, 4]], weights.loc[[1, 4]])
+
+
 def test_a_structural_household_takes_the_larger_structural_cause():
     weights = frame([{"illness": 1.0, "income": 0.2, "labor_shortage": 0.4}], CODES, 0.0)
     shares = frame([{"illness": 0.0}], SHOCKS, 0.0)
@@ -141,9 +175,9 @@ def test_explained_households_keep_their_weights_additive_and_ordered(fitted):
     changed = (out["reason_1"].astype("string").fillna("")
                != plain["reason_1"].astype("string").fillna("")).to_numpy()
     assert changed.any()
-    # A changed first reason was a shock cause before; it is now a cause whose give-back
-    # takes away at least half the risk, or a structural one.
-    assert plain["reason_1"][changed].isin(SHOCKS).all()
+    # A changed first reason was a shock cause, 收入偏低 or 缺劳动力 before; it is now a cause whose
+    # give-back takes away at least half the risk, or a structural one.
+    assert plain["reason_1"][changed].isin([*SHOCKS, "income", "labor_shortage"]).all()
     drops = cause_drops(model, ledger_rows, ledger, CONFIG)
     shares = risk_shares(model, model.decision_function(rows), drops)
     new = out["reason_1"][changed].astype(str).to_numpy()

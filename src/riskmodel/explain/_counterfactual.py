@@ -250,6 +250,11 @@ def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | 
     - else the structural cause with evidence (收入偏低 or 缺劳动力, the larger contribution
       first): no single cause explains the household's risk.
 
+    The other way round, where a structural cause (收入偏低 or 缺劳动力) comes first but an
+    allowed cause's give-back takes away at least ``reasons.structural_share`` of the risk, the
+    structural cause's contribution moves to that cause (the one taking away most): a household
+    one cause explains half of is not read as structural.
+
     A household without counterfactual shares (below ``reasons.counterfactual_min_risk``, or
     NaN in ``shares``: :func:`riskmodel.explain.explain_households` leaves out households
     without monthly incomes), or with nowhere to move, keeps its contributions. Row sums do
@@ -288,13 +293,16 @@ def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | 
     shock_of = pd.Index(shocks).get_indexer(codes)
     position = shock_of[top]
     top_share = np.where(position >= 0, taken[rows, np.maximum(position, 0)], np.nan)
-    weak = known & np.isfinite(score[rows, top]) & (top_share < min_share)
-    if not weak.any():
-        return contributions
+    first = known & np.isfinite(score[rows, top])
+    weak = first & (top_share < min_share)
     column = pd.Index(codes).get_indexer(shocks)
     candidates = np.where(ok[:, column] & np.isfinite(taken), taken, -np.inf)
     best = candidates.argmax(axis=1)
     explains = candidates[rows, best] >= config.reasons.structural_share
+    strong = first & np.isin(top, pd.Index(codes).get_indexer(
+        [c for c in STRUCTURAL if c in codes])) & explains
+    if not (weak.any() or strong.any()):
+        return contributions
     structural = pd.Index(codes).get_indexer([c for c in STRUCTURAL if c in codes])
     to = np.full(len(values), -1)
     if len(structural):
@@ -302,7 +310,7 @@ def first_by_counterfactual(contributions: pd.DataFrame, shares: pd.DataFrame | 
         pick = structural[level.argmax(axis=1)]
         to = np.where(np.isfinite(level.max(axis=1)), pick, -1)
     to = np.where(explains, column[best], to)
-    move = weak & (to >= 0) & (to != top)
+    move = (weak | strong) & (to >= 0) & (to != top)
     r, f, t = rows[move], top[move], to[move]
     values[r, t] += values[r, f]
     values[r, f] = 0.0

@@ -84,7 +84,9 @@ def explain_households(
           the weights still add up to the log-odds. For households with counterfactual
           weights, a first shock cause whose give-back takes away less than
           ``reasons.first_min_share`` of the risk passes its weight to the cause taking away at
-          least ``reasons.structural_share``, or else to 收入偏低/缺劳动力
+          least ``reasons.structural_share``, or else to 收入偏低/缺劳动力; a first 收入偏低 or
+          缺劳动力 passes its weight to a cause taking away at least
+          ``reasons.structural_share``
           (:func:`riskmodel.explain.first_by_counterfactual`).
         - ``reason_1_weight`` … ``reason_3_weight``: each reason's contribution to the log-odds
           (additive; ``exp(weight)`` is the factor by which the cause multiplies the odds).
