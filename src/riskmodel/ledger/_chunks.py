@@ -226,10 +226,24 @@ class LedgerChunks:
             blank[at] = blank_rows(rows)
         return blank
 
+    def reopen(self) -> None:
+        """Open a Parquet ledger's files again: a forked process reads through its own
+        handles."""
+        if self._parts is not None:
+            self._parts.reopen()
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-        one_pass = None if self._parts is None else self._parts.in_one_pass(self.chunk_of_row,
-                                                                            self.n_chunks)
-        for k in range(self.n_chunks):
+        return self.read_chunks()
+
+    def read_chunks(self, start: int = 0,
+                    stop: int | None = None) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        """Chunks ``start`` to ``stop`` (exclusive; the last when None), in order: each
+        chunk's row numbers and rows, as iterating over the chunks gives them."""
+        stop = self.n_chunks if stop is None else min(stop, self.n_chunks)
+        one_pass = None
+        if self._parts is not None and start < stop:
+            one_pass = self._parts.in_one_pass(self.chunk_of_row, self.n_chunks, start)
+        for k in range(start, stop):
             # No name holds the chunk while it is out: the reader's ``del`` lets it go.
             yield self._in_key_order(*self._chunk(k, one_pass))
 
@@ -274,8 +288,8 @@ class LedgerChunks:
         return LedgerCounts(self.n_rows, month, self.rows_in(month) if month else None,
                             max_quarantine_share)
 
-    def validated(self, month: str | None = None,
-                  counts: LedgerCounts | None = None) -> Iterator[ValidChunk]:
+    def validated(self, month: str | None = None, counts: LedgerCounts | None = None,
+                  start: int = 0, stop: int | None = None) -> Iterator[ValidChunk]:
         """Each chunk validated (:func:`validate_chunk`), in chunk order: the one way through
         the file.
 
@@ -287,12 +301,15 @@ class LedgerChunks:
         counts : LedgerCounts, optional
             Each chunk is added to it before it is yielded (:meth:`LedgerCounts.add`), so a
             month over its quarantine limit stops the reading there.
+        start, stop : int, optional
+            Only chunks ``start`` to ``stop`` (exclusive; the last when None): a worker's share
+            (:meth:`read_chunks`).
 
         Yields
         ------
         ValidChunk
         """
-        for rows, raw in self:
+        for rows, raw in self.read_chunks(start, stop):
             chunk = validate_chunk(raw, rows, month, self.month_of_row[rows])
             del raw
             if counts is not None:

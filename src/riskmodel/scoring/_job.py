@@ -75,6 +75,7 @@ from ._core import (
 from ._lifecycle import changes_since
 from ._summary import RunSummary, reason_agreement_part
 from ._watchlist import write_watchlist
+from ._workers import scored_chunks
 
 logger = logging.getLogger(__name__)
 
@@ -157,9 +158,19 @@ class ScoreResult:
 
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
                    version: str) -> Iterator[ChunkResult]:
-    for chunk in chunks.validated(month):
+    def score(chunk):
         frames = score_frame(chunk.valid, model, config, month, model_version=version)
-        yield ChunkResult.of(chunk, frames)
+        return ChunkResult.of(chunk, frames)
+
+    return scored_chunks(chunks, month, config.scoring.workers, score)
+
+
+def _chunk_size(config: Config, engine: str = "pandas") -> int:
+    """Households per chunk: ``scoring.chunk_households`` shared among the
+    ``scoring.workers`` of the pandas engine, so that the chunks in flight together hold no
+    more households than one chunk of a single process."""
+    workers = config.scoring.workers if engine == "pandas" else 1
+    return -(-config.scoring.chunk_households // workers)
 
 
 class _Progress:
@@ -278,7 +289,7 @@ def score_month(
         version = model_version_label(ref)
         names = check_model(model, ref)
         clock.lap("load_model")
-        chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
+        chunks = LedgerChunks(ledger_path, _chunk_size(config, engine))
         known = chunks.months
         if not known:
             raise LedgerError(f"{ledger_path}: no row has a readable month.")
