@@ -88,8 +88,13 @@ class LedgerChunks:
             names = normalise_columns(head.to_pandas(ignore_metadata=True),
                                       source=str(self.path)).columns
             raw_name = dict(zip(names, self._parts.schema.names, strict=True))
-            table = self._parts.read([raw_name["household_id"], raw_name["month"]])
-            ids, months = (table.column(i).to_pandas() for i in range(2))
+            # A month file's rows hold its one month: said by the statistics, not read.
+            constant = self._parts.constant_text(raw_name["month"])
+            wanted = [raw_name["household_id"]] + ([raw_name["month"]] if constant is None
+                                                   else [])
+            table = self._parts.read(wanted)
+            ids = table.column(0).to_pandas()
+            months = table.column(1).to_pandas() if constant is None else None
             sheet_to_read(self.path, sheet)  # a Parquet file has no sheets: refused
             self.source = LedgerSource("parquet", headers=raw_name)
         else:
@@ -97,7 +102,10 @@ class LedgerChunks:
             ids, months = self._raw["household_id"], self._raw["month"]
             raw_name = None
 
-        codes, uniques = pd.factorize(months)
+        if months is None:
+            codes, uniques = self._parts_months(constant, raw_name["month"])
+        else:
+            codes, uniques = pd.factorize(months)
         parsed, _ = parse_months(pd.Series(uniques))
         readable = parsed.notna().to_numpy()
         index = np.full(len(uniques) + 1, -1, dtype="int64")
@@ -146,6 +154,16 @@ class LedgerChunks:
             chunk = np.append(rank, 0)[household] // chunk_households
         self.chunk_of_row = np.where(self._blank, -1, chunk).astype("int32")
         self.n_chunks = int(self.chunk_of_row.max()) + 1
+
+    def _parts_months(self, constant: list[str], column: str) -> tuple[np.ndarray, object]:
+        """What ``pd.factorize`` gives of a month column whose every file holds one value
+        (``constant``, one per file): each row's code, the values in order of appearance."""
+        uniques = list(dict.fromkeys(constant))
+        code = {value: k for k, value in enumerate(uniques)}
+        codes = np.repeat(np.array([code[v] for v in constant], dtype="intp"),
+                          np.diff(self._parts.file_start))
+        dtype = self._parts.schema.empty_table().column(column).to_pandas().dtype
+        return codes, pd.array(uniques, dtype=dtype)
 
     @property
     def households(self) -> pd.Index:

@@ -175,6 +175,31 @@ class ParquetParts:
                 at += batch.num_rows
         return _table(parts)
 
+    def constant_text(self, column: str) -> list[str] | None:
+        """Each file's one value of the text ``column``, where every file's row groups'
+        statistics say that every row holds it (no null, the minimum the maximum, as a ledger
+        folder's ``month`` in each month file); None where some file's statistics do not."""
+        kind = self.schema.field(column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            return None
+        values = []
+        for f in self.files:
+            at = f.schema_arrow.get_field_index(column)
+            seen = set()
+            for g in range(f.num_row_groups):
+                group = f.metadata.row_group(g)
+                stats = group.column(at).statistics
+                if (group.num_rows == 0 or stats is None or not stats.has_min_max
+                        or not stats.has_null_count or stats.null_count != 0
+                        or stats.num_values != group.num_rows
+                        or not isinstance(stats.min, str) or stats.min != stats.max):
+                    return None
+                seen.add(stats.min)
+            if len(seen) != 1:
+                return None
+            values.append(seen.pop())
+        return values
+
     def group_statistics(self, column: str) -> list[tuple[object, int]]:
         """Each row group's statistics of ``column`` (None where not written) and its rows."""
         out = []

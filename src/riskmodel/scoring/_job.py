@@ -33,7 +33,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +75,7 @@ from ._core import (
 from ._lifecycle import changes_since
 from ._summary import RunSummary, reason_agreement_part
 from ._watchlist import write_watchlist
-from ._workers import scored_chunks
+from ._workers import ChunkWorkers
 
 logger = logging.getLogger(__name__)
 
@@ -157,12 +157,12 @@ class ScoreResult:
 
 
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
-                   version: str) -> Iterator[ChunkResult]:
+                   version: str) -> ChunkWorkers:
     def score(chunk):
         frames = score_frame(chunk.valid, model, config, month, model_version=version)
         return ChunkResult.of(chunk, frames)
 
-    return scored_chunks(chunks, month, config.scoring.workers, score)
+    return ChunkWorkers(chunks, month, config.scoring.workers, score)
 
 
 def _chunk_size(config: Config, engine: str = "pandas") -> int:
@@ -302,24 +302,30 @@ def score_month(
         clock.lap("plan")
         logger.info("scoring %s with model %s: %d rows of the month in %d chunk(s)", month,
                     version, rows_in, chunks.n_chunks)
-
-        run = ScoringRun(tracking_uri, config.scoring.experiment, month, {
-            "month": month, "model_uri": ref.uri, "model_name": ref.name,
-            "model_version": ref.version, "model_run_id": ref.run_id, "engine": engine,
-            "chunk_households": config.scoring.chunk_households, "features": len(names),
-        })
+        # The workers start reading while the MLflow run starts.
+        source = _pandas_chunks(chunks, model, config, month, version) \
+            if engine == "pandas" else None
         try:
-            result = _run(chunks, model, ref, version, config, month, rows_in, out, force, engine,
-                          ledger_path, run, clock, allow_unscored, writers)
-        except BaseException:
-            run.end("FAILED")
-            raise
-        run.end("FINISHED")
+            run = ScoringRun(tracking_uri, config.scoring.experiment, month, {
+                "month": month, "model_uri": ref.uri, "model_name": ref.name,
+                "model_version": ref.version, "model_run_id": ref.run_id, "engine": engine,
+                "chunk_households": config.scoring.chunk_households, "features": len(names),
+            })
+            try:
+                result = _run(chunks, model, ref, version, config, month, rows_in, out, force,
+                              engine, ledger_path, run, clock, allow_unscored, writers, source)
+            except BaseException:
+                run.end("FAILED")
+                raise
+            run.end("FINISHED")
+        finally:
+            if source is not None:
+                source.close()
     return result
 
 
 def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
-         run, clock, allow_unscored=False, writers=()) -> ScoreResult:
+         run, clock, allow_unscored=False, writers=(), source=None) -> ScoreResult:
     tally = chunks.counts(month, config.scoring.max_quarantine_share)
     parts, quarantined = [], []
     months_recorded: Counter = Counter()
@@ -334,7 +340,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             raise RiskModelError(f"The spark engine is not available ({exc}).") from None
         source = score_chunks(ledger_path, model, config, month, version,
                               unfilled=chunks.unfilled)
-    else:
+    elif source is None:
         source = _pandas_chunks(chunks, model, config, month, version)
     with _Progress(chunks.n_chunks if engine == "pandas" else None, month) as progress:
         tick = time.perf_counter()

@@ -46,9 +46,12 @@ def shares(n_chunks: int, workers: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def scored_chunks(chunks: LedgerChunks, month: str, workers: int,
-                  score: Callable[[ValidChunk], ChunkResult]) -> Iterator[ChunkResult]:
-    """Each chunk of ``chunks`` validated and scored by ``score``, in chunk order.
+class ChunkWorkers:
+    """Each chunk of a ledger validated and scored, in chunk order, by ``workers`` processes.
+
+    The worker processes are forked and start reading at once, when the object is made, so
+    that this process can do other work (start the MLflow run) while they do theirs; this
+    process scores the first share when iterated. :meth:`close` ends any worker still running.
 
     Parameters
     ----------
@@ -60,45 +63,52 @@ def scored_chunks(chunks: LedgerChunks, month: str, workers: int,
     score : callable
         A validated chunk in, its :class:`ChunkResult` out.
 
-    Yields
-    ------
-    ChunkResult
-
     Raises
     ------
     RiskModelError
-        A worker ended without sending its results (killed, out of memory); what a worker
-        raised is raised here as it was.
+        When iterated: a worker ended without sending its results (killed, out of memory);
+        what a worker raised is raised as it was.
     """
-    parts = shares(chunks.n_chunks, workers)
-    if len(parts) == 1:
-        for chunk in chunks.validated(month):
-            yield score(chunk)
-        return
-    context = multiprocessing.get_context("fork")
-    started = []
-    try:
-        for start, stop in parts[1:]:
-            channel = context.Queue()
-            process = context.Process(target=_work, name=f"riskmodel-score-{start}",
-                                      args=(chunks, month, start, stop, score, channel),
-                                      daemon=True)
-            process.start()
-            started.append((process, channel))
-        logger.info("%s: %d chunk(s) in %d processes", month, chunks.n_chunks, len(parts))
-        start, stop = parts[0]
-        for chunk in chunks.validated(month, start=start, stop=stop):
-            yield score(chunk)
-        for (process, channel), (start, stop) in zip(started, parts[1:], strict=True):
+
+    def __init__(self, chunks: LedgerChunks, month: str, workers: int,
+                 score: Callable[[ValidChunk], ChunkResult]):
+        self.chunks, self.month, self.score = chunks, month, score
+        self.shares = shares(chunks.n_chunks, workers)
+        self._started: list = []
+        context = multiprocessing.get_context("fork")
+        try:
+            for start, stop in self.shares[1:]:
+                channel = context.Queue()
+                process = context.Process(target=_work, name=f"riskmodel-score-{start}",
+                                          args=(chunks, month, start, stop, score, channel),
+                                          daemon=True)
+                process.start()
+                self._started.append((process, channel))
+        except BaseException:
+            self.close()
+            raise
+        if len(self.shares) > 1:
+            logger.info("%s: %d chunk(s) in %d processes", month, chunks.n_chunks,
+                        len(self.shares))
+
+    def __iter__(self) -> Iterator[ChunkResult]:
+        start, stop = self.shares[0]
+        for chunk in self.chunks.validated(self.month, start=start, stop=stop):
+            yield self.score(chunk)
+        for (process, channel), (start, stop) in zip(self._started, self.shares[1:],
+                                                     strict=True):
             for _ in range(start, stop):
                 yield _receive(process, channel)
             process.join()
-    finally:
-        for process, channel in started:
+
+    def close(self) -> None:
+        """End the workers still running (a failed or abandoned run) and wait for them."""
+        for process, channel in self._started:
             if process.is_alive():
                 process.terminate()
             process.join()
             channel.close()
+        self._started = []
 
 
 def _work(chunks: LedgerChunks, month: str, start: int, stop: int,
