@@ -247,3 +247,26 @@ def test_the_months_said_by_statistics_are_the_months_read(ledger, tmp_path):
     assert np.array_equal(mixed.month_of_row, c.month_of_row)
     assert mixed.month_of_row[1] == mixed.month_of_row[-1] and mixed.month_of_row[2] == -1
     assert mixed.rows_in(ledger["month"].max()) == 62
+
+
+def test_the_folder_index_is_the_index_of_the_rows_read_whole(ledger, tmp_path):
+    """Households in order of first appearance and each row's household: the same whether
+    every month file holds the same households (the first file's ids are taken for all) or
+    not (a household missing a month, a new one appearing, an id left empty)."""
+    _, folder, _, _ = both(ledger, tmp_path)
+    gone = (ledger["household_id"] == ledger.loc[7, "household_id"]) & (
+        ledger["month"] == ledger["month"].min())
+    changed = ledger[~gone]
+    extra = changed[changed["month"] == changed["month"].max()].head(2).copy()
+    extra["household_id"] = ["new-1", None]
+    changed = pd.concat([changed, extra]).sort_values(KEY, kind="stable", ignore_index=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, changed_folder, _, _ = both(changed, other)
+    for path in (folder, changed_folder):
+        whole = read_ledger(path)
+        whole.to_parquet(path.parent / "whole.parquet")
+        a, b = LedgerChunks(path, 25), LedgerChunks(path.parent / "whole.parquet", 25)
+        assert list(a.households) == list(b.households)
+        assert np.array_equal(a._household_of_row, b._household_of_row)
+    assert "new-1" in set(LedgerChunks(changed_folder, 25).households)

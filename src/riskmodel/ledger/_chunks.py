@@ -47,6 +47,19 @@ from ._validate import (
 logger = logging.getLogger(__name__)
 
 
+def _factorized_by_file(column: pa.ChunkedArray, file_start: np.ndarray) -> tuple[np.ndarray,
+                                                                                  object]:
+    """What ``pd.factorize`` gives of ``column`` (each row's code, -1 where null; the values in
+    order of first appearance). When every file holds the ids of the first, in the same order
+    (a household each month), the first file is factorized and its codes repeated."""
+    bounds = list(zip(file_start[:-1].tolist(), file_start[1:].tolist(), strict=True))
+    first = column.slice(0, bounds[0][1]) if bounds else None
+    if first is None or not all(column.slice(s, e - s).equals(first) for s, e in bounds[1:]):
+        return pd.factorize(column.to_pandas())
+    codes, uniques = pd.factorize(first.to_pandas())
+    return np.tile(codes, len(bounds)), uniques
+
+
 class LedgerChunks:
     """A ledger file read household-chunk by household-chunk, keeping file row numbers.
 
@@ -93,7 +106,7 @@ class LedgerChunks:
             wanted = [raw_name["household_id"]] + ([raw_name["month"]] if constant is None
                                                    else [])
             table = self._parts.read(wanted)
-            ids = table.column(0).to_pandas()
+            ids = table.column(0)
             months = table.column(1).to_pandas() if constant is None else None
             sheet_to_read(self.path, sheet)  # a Parquet file has no sheets: refused
             self.source = LedgerSource("parquet", headers=raw_name)
@@ -114,7 +127,10 @@ class LedgerChunks:
         self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
         no_month = np.append(empty_cells(pd.Series(uniques)), True)[codes]
 
-        codes, uniques = pd.factorize(ids)
+        if self._parts is not None:
+            codes, uniques = _factorized_by_file(ids, self._parts.file_start)
+        else:
+            codes, uniques = pd.factorize(ids)
         # As validation reads them: an id in full-width digits is the same household.
         keys, names = pd.factorize(household_ids(pd.Series(uniques)))
         household = np.append(keys, -1)[codes]  # -1: no household id
