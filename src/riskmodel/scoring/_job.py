@@ -75,7 +75,7 @@ from ._core import (
 from ._lifecycle import changes_since
 from ._summary import RunSummary, reason_agreement_part
 from ._watchlist import write_watchlist
-from ._workers import ChunkWorkers
+from ._workers import ChunkWorkers, shares
 
 logger = logging.getLogger(__name__)
 
@@ -158,11 +158,18 @@ class ScoreResult:
 
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
                    version: str) -> ChunkWorkers:
+    workers = config.scoring.workers
+    if len(shares(chunks.n_chunks, workers)) > 1:
+        # The processes share the cores: each explains with its share of the threads.
+        threads = max(1, config.scoring.threads // workers)
+        config = config.model_copy(update={
+            "scoring": config.scoring.model_copy(update={"threads": threads})})
+
     def score(chunk):
         frames = score_frame(chunk.valid, model, config, month, model_version=version)
         return ChunkResult.of(chunk, frames)
 
-    return ChunkWorkers(chunks, month, config.scoring.workers, score)
+    return ChunkWorkers(chunks, month, workers, score)
 
 
 def _chunk_size(config: Config, engine: str = "pandas") -> int:
