@@ -30,6 +30,7 @@ pure core; this module is the job around it.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sys
 import time
 from collections import Counter
@@ -159,7 +160,8 @@ class ScoreResult:
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
                    version: str) -> ChunkWorkers:
     workers = config.scoring.workers
-    if len(shares(chunks.n_chunks, workers)) > 1:
+    if len(shares(chunks.n_chunks, workers)) > 1 and \
+            "fork" in multiprocessing.get_all_start_methods():
         # The processes share the cores: each explains with its share of the threads.
         threads = max(1, config.scoring.threads // workers)
         config = config.model_copy(update={

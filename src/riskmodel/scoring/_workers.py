@@ -73,6 +73,8 @@ class ChunkWorkers:
     def __init__(self, chunks: LedgerChunks, month: str, workers: int,
                  score: Callable[[ValidChunk], ChunkResult]):
         self.chunks, self.month, self.score = chunks, month, score
+        if "fork" not in multiprocessing.get_all_start_methods():
+            workers = 1  # Windows: no fork; the chunks are scored here
         self.shares = shares(chunks.n_chunks, workers)
         self._started: list = []
         context = multiprocessing.get_context("fork")
