@@ -5,12 +5,14 @@ numbered by their place in the ledger folder."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import small_model
 
+from riskmodel.errors import LedgerError
 from riskmodel.ledger import KEY, LedgerChunks, read_ledger, write_ledger_folder
 from riskmodel.scoring import score_month
 from riskmodel.scoring._workers import shares
@@ -51,11 +53,15 @@ def _config(path, workers, chunk_households):
     return path
 
 
-def test_several_workers_publish_what_one_publishes(tmp_path):
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
     from riskmodel.model import save_model
 
     _, _, model = small_model(seed=4, households=300)
-    save_model(model, tmp_path / "model")
+    return save_model(model, tmp_path_factory.mktemp("model") / "model")
+
+
+def test_several_workers_publish_what_one_publishes(tmp_path, model_dir):
     raw = generate_ledger(households=150, months=14, seed=9)
     raw = raw.sort_values(KEY, kind="stable", ignore_index=True).astype({"members": object})
     month = raw["month"].max()
@@ -65,7 +71,7 @@ def test_several_workers_publish_what_one_publishes(tmp_path):
     raw.loc[[5, 900, 2000], "members"] = -2
     folder = tmp_path / "ledger.parquet"
     write_ledger_folder(raw.astype({"members": "string"}), folder)
-    common = {"month": month, "model_uri": str(tmp_path / "model"),
+    common = {"month": month, "model_uri": str(model_dir),
               "tracking_uri": f"sqlite:///{tmp_path / 'mlruns.db'}"}
     one = score_month(folder, tmp_path / "one",
                       config_path=_config(tmp_path / "one.yaml", 1, 1000), **common)
@@ -87,3 +93,22 @@ def test_several_workers_publish_what_one_publishes(tmp_path):
     assert counts(one) == counts(three)
     assert counts(three)["ledger"]["quarantined"] == 6
     assert counts(three)["reconciliation"]["rows_in"] == 150
+
+
+def test_a_month_over_its_quarantine_limit_stops_the_workers_and_writes_nothing(tmp_path,
+                                                                              model_dir):
+    raw = generate_ledger(households=150, months=14, seed=9)
+    raw = raw.sort_values(KEY, kind="stable", ignore_index=True).astype({"members": object})
+    month = raw["month"].max()
+    raw.loc[raw.index[raw["month"] == month][:20], "members"] = 0
+    folder = tmp_path / "ledger.parquet"
+    write_ledger_folder(raw.astype({"members": "string"}), folder)
+    config = tmp_path / "strict.yaml"
+    config.write_text("scoring:\n  workers: 3\n  chunk_households: 120\n"
+                      "  max_quarantine_share: 0.01\n", encoding="utf-8")
+    with pytest.raises(LedgerError, match="max_quarantine_share") as err:
+        score_month(folder, tmp_path / "out", month=month, model_uri=str(model_dir),
+                    tracking_uri=f"sqlite:///{tmp_path / 'mlruns.db'}", config_path=config)
+    assert err.value.exit_code == 2
+    assert not (tmp_path / "out" / month).exists()
+    assert multiprocessing.active_children() == []
