@@ -276,20 +276,23 @@ def _measured(command: list[str]) -> tuple[dict, str]:
             "tree_peak_gib": round(memory.peak / 2**30, 2)}, said
 
 
-def _score(work: Path, run_dir: Path, ledger: Path, setting: dict) -> tuple[dict, dict]:
-    """Time ``riskmodel score`` of the new month into ``run_dir``; its figures and summary."""
+def _score(work: Path, run_dir: Path, ledger: Path, setting: dict,
+           config: str | None = None) -> tuple[dict, dict]:
+    """Time ``riskmodel score`` of the new month into ``run_dir`` (with ``--config config``
+    when given); its figures and summary."""
     python = [sys.executable, "-m", "riskmodel.cli"]
     score, said = _measured([*python, "score", "--ledger", str(ledger), "--month",
                              setting["new_month"], "--model", str(work / "model"),
                              "--out", str(run_dir / "scores"),
-                             "--tracking-uri", f"sqlite:///{run_dir / 'mlruns.db'}"])
+                             "--tracking-uri", f"sqlite:///{run_dir / 'mlruns.db'}",
+                             *(["--config", config] if config else [])])
     print(said.strip()[-2000:])
     summary = json.loads((run_dir / "scores" / setting["new_month"] / "summary.json")
                          .read_text(encoding="utf-8"))
     return score, summary
 
 
-def score_only(work: Path, setting: dict) -> dict:
+def score_only(work: Path, setting: dict, config: str | None = None) -> dict:
     """Time ``score`` alone on the ledger the last run's ingest left in ``<workdir>/run/out``."""
     run_dir = work / "run"
     ledger = run_dir / "out" / "ledger.parquet"
@@ -298,12 +301,12 @@ def score_only(work: Path, setting: dict) -> dict:
     shutil.rmtree(run_dir / "scores", ignore_errors=True)
     (run_dir / "mlruns.db").unlink(missing_ok=True)
     shutil.rmtree(run_dir / "mlartifacts", ignore_errors=True)
-    score, summary = _score(work, run_dir, ledger, setting)
+    score, summary = _score(work, run_dir, ledger, setting, config)
     return {"score": score, "stages_s": summary.get("timings_s"),
             "stages_cpu_s": summary.get("cpu_s"), "rows": _rows(ledger)}
 
 
-def run(work: Path, setting: dict) -> dict:
+def run(work: Path, setting: dict, config: str | None = None) -> dict:
     """Copy the ingested outputs and the folder afresh; time ingest (append) and score."""
     run_dir = work / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -323,7 +326,7 @@ def run(work: Path, setting: dict) -> dict:
     print(said.strip())
     if "appended" not in said:
         sys.exit("the ingest did not append")
-    score, summary = _score(work, run_dir, ledger, setting)
+    score, summary = _score(work, run_dir, ledger, setting, config)
     total = ingest["wall_s"] + score["wall_s"]
     return {"ingest": ingest, "score": score, "total_s": round(total, 1),
             "met": total <= TARGET_S, "stages_s": summary.get("timings_s"),
@@ -344,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="build the setting and stop")
     parser.add_argument("--score-only", action="store_true",
                         help="time score alone, on the ledger the last run's ingest left")
+    parser.add_argument("--score-config", metavar="YAML",
+                        help="passed to score as --config (e.g. scoring: {workers: 1})")
     args = parser.parse_args(argv)
     work = Path(args.workdir)
     setting = prepare(work, args.households, args.base, args.months, args.seed)
@@ -351,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     with open("/proc/loadavg", encoding="ascii") as f:
         load = f.read().split()[:3]
-    figures = score_only(work, setting) if args.score_only else run(work, setting)
+    figures = (score_only(work, setting, args.score_config) if args.score_only
+               else run(work, setting, args.score_config))
     figures |= {"setting": setting, "load_before": load,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "cpus": os.cpu_count()}
