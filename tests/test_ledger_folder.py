@@ -222,3 +222,51 @@ def test_spark_numbers_a_folders_rows_as_the_pandas_engine(tmp_path):
     sb = pd.read_parquet(b.folder / "scores.parquet")
     np.testing.assert_allclose(sa["risk_score"].to_numpy(float), sb["risk_score"].to_numpy(float),
                                rtol=0, atol=1e-12)
+
+
+def test_the_months_said_by_statistics_are_the_months_read(ledger, tmp_path):
+    """Each month file's month comes from its statistics; a file whose rows hold another month,
+    or none, is read: either way the chunks see the months of the same rows in one file."""
+    _, folder, _, _ = both(ledger, tmp_path)
+    read_ledger(folder).to_parquet(tmp_path / "w.parquet")
+    a, b = LedgerChunks(folder, 25), LedgerChunks(tmp_path / "w.parquet", 25)
+    assert a._parts.constant_text("month") == sorted(ledger["month"].unique())
+    assert b._parts.constant_text("month") is None
+    assert np.array_equal(a.month_of_row, b.month_of_row) and a.months == b.months
+    # A month file holding a row of another month and a row without a month.
+    first = month_files(folder)[0]
+    part = pd.read_parquet(first)
+    part.loc[1, "month"] = ledger["month"].max()
+    part.loc[2, "month"] = None
+    pq.write_table(pa.Table.from_pandas(part, preserve_index=False), first)
+    mixed = LedgerChunks(folder, 25)
+    assert mixed._parts.constant_text("month") is None
+    moved = read_ledger(folder)
+    moved.to_parquet(tmp_path / "m.parquet")
+    c = LedgerChunks(tmp_path / "m.parquet", 25)
+    assert np.array_equal(mixed.month_of_row, c.month_of_row)
+    assert mixed.month_of_row[1] == mixed.month_of_row[-1] and mixed.month_of_row[2] == -1
+    assert mixed.rows_in(ledger["month"].max()) == 62
+
+
+def test_the_folder_index_is_the_index_of_the_rows_read_whole(ledger, tmp_path):
+    """Households in order of first appearance and each row's household: the same whether
+    every month file holds the same households (the first file's ids are taken for all) or
+    not (a household missing a month, a new one appearing, an id left empty)."""
+    _, folder, _, _ = both(ledger, tmp_path)
+    gone = (ledger["household_id"] == ledger.loc[7, "household_id"]) & (
+        ledger["month"] == ledger["month"].min())
+    changed = ledger[~gone]
+    extra = changed[changed["month"] == changed["month"].max()].head(2).copy()
+    extra["household_id"] = ["new-1", None]
+    changed = pd.concat([changed, extra]).sort_values(KEY, kind="stable", ignore_index=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, changed_folder, _, _ = both(changed, other)
+    for path in (folder, changed_folder):
+        whole = read_ledger(path)
+        whole.to_parquet(path.parent / "whole.parquet")
+        a, b = LedgerChunks(path, 25), LedgerChunks(path.parent / "whole.parquet", 25)
+        assert list(a.households) == list(b.households)
+        assert np.array_equal(a._household_of_row, b._household_of_row)
+    assert "new-1" in set(LedgerChunks(changed_folder, 25).households)

@@ -223,18 +223,21 @@ def test_a_rerun_gives_identical_scores_whatever_the_chunk_size(reference_run, w
     expected = (reference_run.folder / "scores.parquet").read_bytes()
     result = _score(work, work / "reference", tracking, force=True)
     assert (result.folder / "scores.parquet").read_bytes() == expected
-    small = _config_file(work, chunk_households=55)
-    with caplog.at_level("INFO", logger="riskmodel.scoring._job"):
-        result = _score(work, work / "chunked", tracking, config_path=small)
-    assert result.summary["reconciliation"] == reference_run.summary["reconciliation"]
-    assert (result.folder / "scores.parquet").read_bytes() == expected
-    assert (result.folder / "watchlist.xlsx").read_bytes() == \
-        (reference_run.folder / "watchlist.xlsx").read_bytes()
-    # Not a terminal: one plain line per chunk, and no household named in the log.
-    assert [m for m in caplog.messages if " chunk " in m] == [
-        m for m in caplog.messages if re.search(r" chunk [123]/3: \d+ rows", m)]
-    assert len([m for m in caplog.messages if " chunk " in m]) == 3
-    assert not any(h in caplog.text for h in valid["household_id"].unique())
+    # Chunks of 55 households in one process, then in two (110 shared by two workers).
+    for households, workers in [(55, 1), (110, 2)]:
+        small = _config_file(work, chunk_households=households, workers=workers)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="riskmodel.scoring._job"):
+            result = _score(work, work / f"chunked-{workers}", tracking, config_path=small)
+        assert result.summary["reconciliation"] == reference_run.summary["reconciliation"]
+        assert (result.folder / "scores.parquet").read_bytes() == expected
+        assert (result.folder / "watchlist.xlsx").read_bytes() == \
+            (reference_run.folder / "watchlist.xlsx").read_bytes()
+        # Not a terminal: one plain line per chunk, and no household named in the log.
+        assert [m for m in caplog.messages if " chunk " in m] == [
+            m for m in caplog.messages if re.search(r" chunk [123]/3: \d+ rows", m)]
+        assert len([m for m in caplog.messages if " chunk " in m]) == 3
+        assert not any(h in caplog.text for h in valid["household_id"].unique())
 
 
 def test_an_existing_month_is_refused_without_force(reference_run, work, tracking):

@@ -257,6 +257,7 @@ class Scoring(_Strict):
     max_quarantine_share: float = Field(ge=0, le=1)
     chunk_households: int = Field(gt=0)
     threads: int = Field(ge=1)
+    workers: int = Field(ge=1)
     drift_psi_warning: float = Field(gt=0)
     experiment: str = Field(min_length=1)
     min_scored_share: float = Field(ge=0, le=1)

@@ -47,6 +47,19 @@ from ._validate import (
 logger = logging.getLogger(__name__)
 
 
+def _factorized_by_file(column: pa.ChunkedArray, file_start: np.ndarray) -> tuple[np.ndarray,
+                                                                                  object]:
+    """What ``pd.factorize`` gives of ``column`` (each row's code, -1 where null; the values in
+    order of first appearance). When every file holds the ids of the first, in the same order
+    (a household each month), the first file is factorized and its codes repeated."""
+    bounds = list(zip(file_start[:-1].tolist(), file_start[1:].tolist(), strict=True))
+    first = column.slice(0, bounds[0][1]) if bounds else None
+    if first is None or not all(column.slice(s, e - s).equals(first) for s, e in bounds[1:]):
+        return pd.factorize(column.to_pandas())
+    codes, uniques = pd.factorize(first.to_pandas())
+    return np.tile(codes, len(bounds)), uniques
+
+
 class LedgerChunks:
     """A ledger file read household-chunk by household-chunk, keeping file row numbers.
 
@@ -88,8 +101,13 @@ class LedgerChunks:
             names = normalise_columns(head.to_pandas(ignore_metadata=True),
                                       source=str(self.path)).columns
             raw_name = dict(zip(names, self._parts.schema.names, strict=True))
-            table = self._parts.read([raw_name["household_id"], raw_name["month"]])
-            ids, months = (table.column(i).to_pandas() for i in range(2))
+            # A month file's rows hold its one month: said by the statistics, not read.
+            constant = self._parts.constant_text(raw_name["month"])
+            wanted = [raw_name["household_id"]] + ([raw_name["month"]] if constant is None
+                                                   else [])
+            table = self._parts.read(wanted)
+            ids = table.column(0)
+            months = table.column(1).to_pandas() if constant is None else None
             sheet_to_read(self.path, sheet)  # a Parquet file has no sheets: refused
             self.source = LedgerSource("parquet", headers=raw_name)
         else:
@@ -97,7 +115,10 @@ class LedgerChunks:
             ids, months = self._raw["household_id"], self._raw["month"]
             raw_name = None
 
-        codes, uniques = pd.factorize(months)
+        if months is None:
+            codes, uniques = self._parts_months(constant, raw_name["month"])
+        else:
+            codes, uniques = pd.factorize(months)
         parsed, _ = parse_months(pd.Series(uniques))
         readable = parsed.notna().to_numpy()
         index = np.full(len(uniques) + 1, -1, dtype="int64")
@@ -106,7 +127,10 @@ class LedgerChunks:
         self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
         no_month = np.append(empty_cells(pd.Series(uniques)), True)[codes]
 
-        codes, uniques = pd.factorize(ids)
+        if self._parts is not None:
+            codes, uniques = _factorized_by_file(ids, self._parts.file_start)
+        else:
+            codes, uniques = pd.factorize(ids)
         # As validation reads them: an id in full-width digits is the same household.
         keys, names = pd.factorize(household_ids(pd.Series(uniques)))
         household = np.append(keys, -1)[codes]  # -1: no household id
@@ -146,6 +170,16 @@ class LedgerChunks:
             chunk = np.append(rank, 0)[household] // chunk_households
         self.chunk_of_row = np.where(self._blank, -1, chunk).astype("int32")
         self.n_chunks = int(self.chunk_of_row.max()) + 1
+
+    def _parts_months(self, constant: list[str], column: str) -> tuple[np.ndarray, object]:
+        """What ``pd.factorize`` gives of a month column whose every file holds one value
+        (``constant``, one per file): each row's code, the values in order of appearance."""
+        uniques = list(dict.fromkeys(constant))
+        code = {value: k for k, value in enumerate(uniques)}
+        codes = np.repeat(np.array([code[v] for v in constant], dtype="intp"),
+                          np.diff(self._parts.file_start))
+        dtype = self._parts.schema.empty_table().column(column).to_pandas().dtype
+        return codes, pd.array(uniques, dtype=dtype)
 
     @property
     def households(self) -> pd.Index:
@@ -226,10 +260,24 @@ class LedgerChunks:
             blank[at] = blank_rows(rows)
         return blank
 
+    def reopen(self) -> None:
+        """Open a Parquet ledger's files again: a forked process reads through its own
+        handles."""
+        if self._parts is not None:
+            self._parts.reopen()
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
-        one_pass = None if self._parts is None else self._parts.in_one_pass(self.chunk_of_row,
-                                                                            self.n_chunks)
-        for k in range(self.n_chunks):
+        return self.read_chunks()
+
+    def read_chunks(self, start: int = 0,
+                    stop: int | None = None) -> Iterator[tuple[np.ndarray, pd.DataFrame]]:
+        """Chunks ``start`` to ``stop`` (exclusive; the last when None), in order: each
+        chunk's row numbers and rows, as iterating over the chunks gives them."""
+        stop = self.n_chunks if stop is None else min(stop, self.n_chunks)
+        one_pass = None
+        if self._parts is not None and start < stop:
+            one_pass = self._parts.in_one_pass(self.chunk_of_row, self.n_chunks, start)
+        for k in range(start, stop):
             # No name holds the chunk while it is out: the reader's ``del`` lets it go.
             yield self._in_key_order(*self._chunk(k, one_pass))
 
@@ -274,8 +322,8 @@ class LedgerChunks:
         return LedgerCounts(self.n_rows, month, self.rows_in(month) if month else None,
                             max_quarantine_share)
 
-    def validated(self, month: str | None = None,
-                  counts: LedgerCounts | None = None) -> Iterator[ValidChunk]:
+    def validated(self, month: str | None = None, counts: LedgerCounts | None = None,
+                  start: int = 0, stop: int | None = None) -> Iterator[ValidChunk]:
         """Each chunk validated (:func:`validate_chunk`), in chunk order: the one way through
         the file.
 
@@ -287,12 +335,15 @@ class LedgerChunks:
         counts : LedgerCounts, optional
             Each chunk is added to it before it is yielded (:meth:`LedgerCounts.add`), so a
             month over its quarantine limit stops the reading there.
+        start, stop : int, optional
+            Only chunks ``start`` to ``stop`` (exclusive; the last when None): a worker's share
+            (:meth:`read_chunks`).
 
         Yields
         ------
         ValidChunk
         """
-        for rows, raw in self:
+        for rows, raw in self.read_chunks(start, stop):
             chunk = validate_chunk(raw, rows, month, self.month_of_row[rows])
             del raw
             if counts is not None:

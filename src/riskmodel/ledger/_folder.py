@@ -89,13 +89,7 @@ class ParquetParts:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.paths = month_files(self.path) if self.path.is_dir() else [self.path]
-        self.files = []
-        for p in self.paths:
-            try:
-                self.files.append(pq.ParquetFile(p))
-            except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
-                raise LedgerError(f"{p}: cannot be read as parquet "
-                                  f"({exc.__class__.__name__}).") from None
+        self.reopen()
         names = self.files[0].schema_arrow.names
         for p, f in zip(self.paths[1:], self.files[1:], strict=True):
             if f.schema_arrow.names != names:
@@ -109,6 +103,16 @@ class ParquetParts:
         self.file_start = np.concatenate(
             [[0], np.cumsum([f.metadata.num_rows for f in self.files])])
         self.num_rows = int(self.file_start[-1])
+
+    def reopen(self) -> None:
+        """Open the files (again: a forked process reads through its own handles)."""
+        self.files = []
+        for p in self.paths:
+            try:
+                self.files.append(pq.ParquetFile(p))
+            except Exception as exc:  # noqa: BLE001 - any reader failure is one clear line
+                raise LedgerError(f"{p}: cannot be read as parquet "
+                                  f"({exc.__class__.__name__}).") from None
 
     def head(self) -> pa.RecordBatch | None:
         """The first row (None when no file has a row)."""
@@ -171,6 +175,31 @@ class ParquetParts:
                 at += batch.num_rows
         return _table(parts)
 
+    def constant_text(self, column: str) -> list[str] | None:
+        """Each file's one value of the text ``column``, where every file's row groups'
+        statistics say that every row holds it (no null, the minimum the maximum, as a ledger
+        folder's ``month`` in each month file); None where some file's statistics do not."""
+        kind = self.schema.field(column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            return None
+        values = []
+        for f in self.files:
+            at = f.schema_arrow.get_field_index(column)
+            seen = set()
+            for g in range(f.num_row_groups):
+                group = f.metadata.row_group(g)
+                stats = group.column(at).statistics
+                if (group.num_rows == 0 or stats is None or not stats.has_min_max
+                        or not stats.has_null_count or stats.null_count != 0
+                        or stats.num_values != group.num_rows
+                        or not isinstance(stats.min, str) or stats.min != stats.max):
+                    return None
+                seen.add(stats.min)
+            if len(seen) != 1:
+                return None
+            values.append(seen.pop())
+        return values
+
     def group_statistics(self, column: str) -> list[tuple[object, int]]:
         """Each row group's statistics of ``column`` (None where not written) and its rows."""
         out = []
@@ -180,15 +209,16 @@ class ParquetParts:
             out.append((f.metadata.row_group(int(group)).column(at).statistics, int(size)))
         return out
 
-    def in_one_pass(self, chunk_of_row: np.ndarray,
-                    n_chunks: int) -> Iterator[pa.Table | None] | None:
-        """The rows of each chunk (``chunk_of_row``: -1 for none), chunk by chunk, reading every
-        file once; None when some file's rows are not in chunk order (then each chunk is read
-        from the row groups holding it).
+    def in_one_pass(self, chunk_of_row: np.ndarray, n_chunks: int,
+                    start: int = 0) -> Iterator[pa.Table | None] | None:
+        """The rows of each chunk (``chunk_of_row``: -1 for none), chunk by chunk from chunk
+        ``start``, reading every file once; None when some file's rows are not in chunk order
+        (then each chunk is read from the row groups holding it).
 
         A file sorted by household, chunks made of consecutive households, is read this way:
         each chunk's rows follow those of the chunk before in every file, so each file is
-        decoded once, a batch at a time, whatever the size of its row groups.
+        decoded once, a batch at a time, whatever the size of its row groups. The rows of the
+        chunks before ``start`` are decoded and passed over.
         """
         ends = []
         for i in range(len(self.files)):
@@ -199,13 +229,20 @@ class ParquetParts:
                 return None
             upto = np.searchsorted(chunk[at], np.arange(n_chunks), side="right")
             ends.append(s + np.where(upto > 0, at[np.maximum(upto - 1, 0)] + 1, 0))
-        return self._one_pass(chunk_of_row, n_chunks, ends)
+        return self._one_pass(chunk_of_row, n_chunks, ends, start)
 
-    def _one_pass(self, chunk_of_row, n_chunks, ends) -> Iterator[pa.Table | None]:
+    def _one_pass(self, chunk_of_row, n_chunks, ends, start=0) -> Iterator[pa.Table | None]:
         batches = [f.iter_batches(batch_size=_BATCH_ROWS) for f in self.files]
         pending: list[pa.RecordBatch | None] = [None] * len(self.files)
         position = [int(s) for s in self.file_start[:-1]]
-        for k in range(n_chunks):
+        for i in range(len(self.files)) if start > 0 else ():
+            # Past the rows of the chunks before ``start``.
+            while position[i] < ends[i][start - 1]:
+                batch = pending[i] if pending[i] is not None else next(batches[i])
+                n = min(batch.num_rows, int(ends[i][start - 1]) - position[i])
+                pending[i] = batch.slice(n) if n < batch.num_rows else None
+                position[i] += n
+        for k in range(start, n_chunks):
             parts = []
             for i in range(len(self.files)):
                 while position[i] < ends[i][k]:

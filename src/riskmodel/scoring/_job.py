@@ -30,10 +30,11 @@ pure core; this module is the job around it.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,7 @@ from ._core import (
 from ._lifecycle import changes_since
 from ._summary import RunSummary, reason_agreement_part
 from ._watchlist import write_watchlist
+from ._workers import ChunkWorkers, shares
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +158,28 @@ class ScoreResult:
 
 
 def _pandas_chunks(chunks: LedgerChunks, model, config: Config, month: str,
-                   version: str) -> Iterator[ChunkResult]:
-    for chunk in chunks.validated(month):
+                   version: str) -> ChunkWorkers:
+    workers = config.scoring.workers
+    if len(shares(chunks.n_chunks, workers)) > 1 and \
+            "fork" in multiprocessing.get_all_start_methods():
+        # The processes share the cores: each explains with its share of the threads.
+        threads = max(1, config.scoring.threads // workers)
+        config = config.model_copy(update={
+            "scoring": config.scoring.model_copy(update={"threads": threads})})
+
+    def score(chunk):
         frames = score_frame(chunk.valid, model, config, month, model_version=version)
-        yield ChunkResult.of(chunk, frames)
+        return ChunkResult.of(chunk, frames)
+
+    return ChunkWorkers(chunks, month, workers, score)
+
+
+def _chunk_size(config: Config, engine: str = "pandas") -> int:
+    """Households per chunk: ``scoring.chunk_households`` shared among the
+    ``scoring.workers`` of the pandas engine, so that the chunks in flight together hold no
+    more households than one chunk of a single process."""
+    workers = config.scoring.workers if engine == "pandas" else 1
+    return -(-config.scoring.chunk_households // workers)
 
 
 class _Progress:
@@ -278,7 +298,7 @@ def score_month(
         version = model_version_label(ref)
         names = check_model(model, ref)
         clock.lap("load_model")
-        chunks = LedgerChunks(ledger_path, config.scoring.chunk_households)
+        chunks = LedgerChunks(ledger_path, _chunk_size(config, engine))
         known = chunks.months
         if not known:
             raise LedgerError(f"{ledger_path}: no row has a readable month.")
@@ -291,24 +311,30 @@ def score_month(
         clock.lap("plan")
         logger.info("scoring %s with model %s: %d rows of the month in %d chunk(s)", month,
                     version, rows_in, chunks.n_chunks)
-
-        run = ScoringRun(tracking_uri, config.scoring.experiment, month, {
-            "month": month, "model_uri": ref.uri, "model_name": ref.name,
-            "model_version": ref.version, "model_run_id": ref.run_id, "engine": engine,
-            "chunk_households": config.scoring.chunk_households, "features": len(names),
-        })
+        # The workers start reading while the MLflow run starts.
+        source = _pandas_chunks(chunks, model, config, month, version) \
+            if engine == "pandas" else None
         try:
-            result = _run(chunks, model, ref, version, config, month, rows_in, out, force, engine,
-                          ledger_path, run, clock, allow_unscored, writers)
-        except BaseException:
-            run.end("FAILED")
-            raise
-        run.end("FINISHED")
+            run = ScoringRun(tracking_uri, config.scoring.experiment, month, {
+                "month": month, "model_uri": ref.uri, "model_name": ref.name,
+                "model_version": ref.version, "model_run_id": ref.run_id, "engine": engine,
+                "chunk_households": config.scoring.chunk_households, "features": len(names),
+            })
+            try:
+                result = _run(chunks, model, ref, version, config, month, rows_in, out, force,
+                              engine, ledger_path, run, clock, allow_unscored, writers, source)
+            except BaseException:
+                run.end("FAILED")
+                raise
+            run.end("FINISHED")
+        finally:
+            if source is not None:
+                source.close()
     return result
 
 
 def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine, ledger_path,
-         run, clock, allow_unscored=False, writers=()) -> ScoreResult:
+         run, clock, allow_unscored=False, writers=(), source=None) -> ScoreResult:
     tally = chunks.counts(month, config.scoring.max_quarantine_share)
     parts, quarantined = [], []
     months_recorded: Counter = Counter()
@@ -323,7 +349,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
             raise RiskModelError(f"The spark engine is not available ({exc}).") from None
         source = score_chunks(ledger_path, model, config, month, version,
                               unfilled=chunks.unfilled)
-    else:
+    elif source is None:
         source = _pandas_chunks(chunks, model, config, month, version)
     with _Progress(chunks.n_chunks if engine == "pandas" else None, month) as progress:
         tick = time.perf_counter()
