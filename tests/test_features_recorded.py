@@ -241,7 +241,7 @@ def test_a_low_recorded_income_is_read_as_the_cause_the_record_shows():
     """The recorded-income features' weight goes to the causes with evidence (here a disabled
     adult who does not work and a seriously ill member), in equal parts, and stays 收入偏低
     without any; the contributions still add up to the log-odds."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from test_reasons_observed import low_recorded_income
 
     from riskmodel.explain import (
         cause_contributions,
@@ -249,25 +249,16 @@ def test_a_low_recorded_income_is_read_as_the_cause_the_record_shows():
         feature_contributions,
     )
 
-    frames = [recorded(h, [5000.0] * 14) for h in ("plain", "disabled", "both")]
-    # The disabled member is an adult who does not work (one full laborer of two left).
-    frames[1]["disabled"], frames[1]["labor_full"] = 1, 1
-    frames[2]["disabled"], frames[2]["labor_full"], frames[2]["serious_ill"] = 1, 1, 1
-    ledger = valid(pd.concat(frames, ignore_index=True))
-    last = ledger["month"].max()
-    features = build_features(ledger, CONFIG, months=[last])
-    rows = ledger.loc[features.index]
-    # Trees that read the recorded income alone: low income, high risk.
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(rng.normal(0.0, 1.0, (600, features.shape[1])), columns=features.columns)
-    X["recorded_income_ratio"] = rng.uniform(0.3, 3.0, 600)
-    y = (X["recorded_income_ratio"] + rng.normal(0, 0.2, 600) < 1.2).astype(int)
-    gbm = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    # The disabled member is an adult who does not work (one full laborer of two left). The
+    # trees read the recorded income alone: low income, high risk.
+    gbm, features, rows, ledger = low_recorded_income(
+        plain={}, disabled={"disabled": 1, "labor_full": 1},
+        both={"disabled": 1, "labor_full": 1, "serious_ill": 1})
 
     alone, base = cause_contributions(gbm, features, CONFIG)
     shared, base2 = cause_contributions(gbm, features, CONFIG, ledger_rows=rows)
     assert base2 == base
-    raw = gbm.decision_function(features[list(X.columns)])
+    raw = gbm.decision_function(features)
     np.testing.assert_allclose(shared.sum(axis=1) + base, raw, atol=1e-9)
     ids = rows["household_id"].to_numpy()
     by_id, before = shared.set_axis(ids), alone.set_axis(ids)
