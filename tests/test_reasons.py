@@ -250,7 +250,8 @@ def test_no_named_reason_contradicts_its_own_figures_and_weights_still_add_up(fi
 def test_a_bad_evidence_rule_is_a_config_error(tmp_path, rule, message):
     path = tmp_path / "config.yaml"
     text = (DEFAULT_CONFIG.read_text(encoding="utf-8")
-            .replace("evidence: [income_pc < 1.5 * line]", f"evidence: [{rule}]"))
+            .replace("evidence: [income_pc < 1.5 * line, income_pc < 1.5 * line_ahead]",
+                     f"evidence: [{rule}]"))
     assert rule in text
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=rf"causes\.10\.evidence: .*{message}"):
@@ -259,7 +260,8 @@ def test_a_bad_evidence_rule_is_a_config_error(tmp_path, rule, message):
 
 def test_evidence_rules_parse():
     rules = {c.code: c.evidence_rules for c in CONFIG.causes}
-    assert rules["income"] == [EvidenceRule("income_pc", "<", 1.5, "line", 0.0)]
+    assert rules["income"] == [EvidenceRule("income_pc", "<", 1.5, "line", 0.0),
+                               EvidenceRule("income_pc", "<", 1.5, "line_ahead", 0.0)]
     assert rules["education"][1] == EvidenceRule("education_share", ">", 1.0, None, 0.1)
     assert rules["labor_shortage"] == []
     assert EvidenceRule.parse("disabled") == EvidenceRule("disabled", ">", 1.0, None, 0.0)

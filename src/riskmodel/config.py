@@ -63,6 +63,8 @@ MEMBER_FACTS = [
 MONEY_FACTS = [
     "medical_3m", "medical_12m", "education_12m", "income_12m", "wage_3m", "wage_before",
     "business_3m", "business_before", "income_pc", "line",
+    # The highest line in force within the horizon (the coming year's line), and its year.
+    "line_ahead",
 ]
 SHARE_FACTS = ["medical_share", "education_share"]
 EVENT_FACTS = ["accident", "disaster", "illness", "job_loss", "business_loss"]
@@ -70,6 +72,7 @@ FLAG_FACTS = ["housing_unsafe", "water_unsafe"]
 FACTS = [
     *MEMBER_FACTS, *MONEY_FACTS, *SHARE_FACTS, *FLAG_FACTS, "observed_months",
     *[f"{e}_events" for e in EVENT_FACTS], *[f"{e}_month" for e in EVENT_FACTS],
+    "line_ahead_year",
 ]
 # The figures evidence rules may read: every fact but the months.
 RULE_FACTS = [f for f in FACTS if not f.endswith("_month")]
@@ -411,6 +414,10 @@ class TrainingConfig(_Strict):
 class CauseText(_Strict):
     zh: str
     en: str
+    # The text where the line in force within the horizon (``line_ahead``) is above the
+    # month's line, so it can quote the coming line; without it ``zh``/``en`` serve.
+    zh_ahead: str | None = None
+    en_ahead: str | None = None
 
 
 class Reasons(_Strict):

@@ -74,6 +74,8 @@ def household_facts(
         working age who do not work full time. Where no month of the last 12 has its income
         observed, the money summed over them (``medical_12m``, ``wage_3m`` …) is NaN, and
         ``income_pc`` is the annual figure as recorded at the row's month, where recorded.
+        ``line`` is the month's monitoring line, ``line_ahead`` the highest line in force
+        within the label's horizon and ``line_ahead_year`` its year (:func:`lines_ahead`).
     """
     if window is None:
         window = trailing_window(rows, rows if history is None else history)
@@ -139,6 +141,8 @@ def household_facts(
         out[name] = np.where(unknown, np.nan, out[name].to_numpy(dtype="float64"))
     m = months_of(rows["month"])
     out["line"] = poverty_lines(config, m // 12, rows.get("province"), rows.get("county"))
+    out["line_ahead"], out["line_ahead_year"] = lines_ahead(
+        config, m, rows.get("province"), rows.get("county"))
     out["observed_months"] = n_obs
     for event in EVENT_FACTS:
         hits = window[f"ev_{event}"] > 0
@@ -148,6 +152,70 @@ def household_facts(
         month[~hits.any(axis=1)] = pd.NA
         out[f"{event}_month"] = month
     return out[FACTS]
+
+
+def lines_ahead(
+    config: Config, month: np.ndarray, province: pd.Series | None, county: pd.Series | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The highest monitoring line in force over the months (t, t + H] of the label's horizon,
+    and the year whose line it is.
+
+    The label judges a fall against the lines of the months ahead, and the model reads them
+    (``line_ahead_ratio``, ``income_ratio_ahead_12m``): this is the same line, read the same
+    way. Lines are policy published in the config, not data from after the month; a year past
+    the configured ones keeps the last configured line (and year), and no year after the
+    horizon is read. Where two years of the horizon have the same highest line, the later one
+    is named.
+
+    Parameters
+    ----------
+    config : Config
+        Supplies ``poverty_lines`` and ``label.horizon_months``.
+    month : ndarray of int
+        Month indices (:func:`riskmodel.months.month_index`) of the rows.
+    province, county : Series, optional
+        The rows' places, as :func:`riskmodel.model.poverty_lines` reads them.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The line in yuan per person per year, and its year, both as floats.
+
+    Examples
+    --------
+    >>> from riskmodel import load_config
+    >>> from riskmodel.months import month_index
+    >>> m = month_index(pd.Series(["2024-06", "2024-09", "2024-09"]))
+    >>> lines_ahead(load_config(), m, pd.Series(["广西壮族自治区", "广西壮族自治区", "云南省"]), None)
+    (array([7200., 7500., 8700.]), array([2024., 2025., 2025.]))
+    """
+    month = np.asarray(month, dtype="int64")
+    n = len(month)
+    (p_codes, provinces), (c_codes, counties) = (
+        pd.factorize(pd.Series(np.full(n, None) if v is None else v, copy=False),
+                     use_na_sentinel=False)
+        for v in (province, county))
+    # The lines depend on the month and the place only: read them once per distinct pair.
+    key = (month * len(provinces) + p_codes) * len(counties) + c_codes
+    unique, inverse = np.unique(key, return_inverse=True)
+    m_of, rest = np.divmod(unique, len(provinces) * len(counties))
+    p_of, c_of = np.divmod(rest, len(counties))
+    places = [pd.Series(np.asarray(values, dtype=object)[codes])
+              for values, codes in ((provinces, p_of), (counties, c_of))]
+    years = [pl.year for pl in config.poverty_lines]
+    h = config.label.horizon_months
+    line = np.full(len(unique), -np.inf)
+    year_of = np.full(len(unique), np.nan)
+    for year in range((int(m_of.min()) + 1) // 12, (int(m_of.max()) + h) // 12 + 1):
+        inside = np.flatnonzero(((m_of + 1) // 12 <= year) & (year <= (m_of + h) // 12))
+        if len(inside):
+            clamped = min(max(year, min(years)), max(years))
+            found = poverty_lines(config, np.full(len(inside), clamped),
+                                  *(p.iloc[inside].reset_index(drop=True) for p in places))
+            later = found >= line[inside]
+            line[inside[later]] = found[later]
+            year_of[inside[later]] = clamped
+    return line[inverse], year_of[inverse]
 
 
 @dataclass
@@ -463,6 +531,11 @@ def _figure(facts: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
     if name.endswith("_month"):
         return col.astype("string").fillna(MISSING).to_numpy(dtype=object)
     values = col.to_numpy(dtype="float64")
+    if name.endswith("_year"):
+        known = np.isfinite(values)
+        years = np.where(known, values, 0).astype("int64").astype(str).astype(object)
+        years[~known] = MISSING
+        return years
     return format_yuan(values * 100 if name in SHARE_FACTS else values)
 
 
@@ -504,6 +577,9 @@ def reason_texts(codes: np.ndarray, facts: pd.DataFrame, config: Config) -> dict
              "en": {c.code: c.name_en for c in config.causes}}
     sep = {"zh": "；", "en": "; "}
     text = {lang: np.full(len(facts), None, dtype=object) for lang in names}
+    # Where the line in force within the horizon is above the month's, a cause's ``*_ahead``
+    # text (where it has one) quotes it.
+    ahead = (facts["line_ahead"] > facts["line"]).to_numpy(dtype=bool)
     for j in range(min(config.reasons.text_causes, codes.shape[1])):
         slot = codes[:, j]
         for code in pd.unique(slot[pd.notna(slot)]):
@@ -513,6 +589,10 @@ def reason_texts(codes: np.ndarray, facts: pd.DataFrame, config: Config) -> dict
             for lang, out in text.items():
                 template = getattr(spec, lang) if spec is not None else names[lang][code]
                 part = render(template, facts, rows, figures)
+                alternative = getattr(spec, f"{lang}_ahead") if spec is not None else None
+                if alternative is not None and ahead[rows].any():
+                    use = ahead[rows]
+                    part[use] = render(alternative, facts, rows[use])
                 out[rows] = part if j == 0 else out[rows] + sep[lang] + part
     none = {"zh": "无明显致贫返贫风险因素", "en": "no cause raises the risk"}
     for lang, out in text.items():
@@ -520,17 +600,18 @@ def reason_texts(codes: np.ndarray, facts: pd.DataFrame, config: Config) -> dict
     return {lang: pd.Series(out, index=facts.index, dtype="string") for lang, out in text.items()}
 
 
-_FIGURE = {"month": r"\d{4}-\d{2}|—", "number": r"-?\d[\d,]*|—"}
+_FIGURE = {"month": r"\d{4}-\d{2}|—", "year": r"\d{4}|—", "number": r"-?\d[\d,]*|—"}
 
 
-def _template_pattern(template: str, slot: int) -> tuple[str, list[str]]:
+def _template_pattern(template: str, slot: int | str) -> tuple[str, list[str]]:
     """A regular expression that reads one template's text back: its fields as named groups
     (``s<slot>_<k>``), in order, and the names of those fields."""
     pattern, fields = "", []
     for literal, field_name, _, _ in string.Formatter().parse(template):
         pattern += re.escape(literal)
         if field_name is not None:
-            kind = "month" if field_name.endswith("_month") else "number"
+            kind = next((k for k in ("month", "year") if field_name.endswith(f"_{k}")),
+                        "number")
             pattern += f"(?P<s{slot}_{len(fields)}>{_FIGURE[kind]})"
             fields.append(field_name)
     return pattern, fields
@@ -581,12 +662,20 @@ def text_contradictions(explained: pd.DataFrame, config: Config) -> pd.DataFrame
     rows_kept = np.flatnonzero(keep)
     for c, combo in enumerate(combos):
         rows = rows_kept[position.ravel() == c]
+        # Each cause's templates (its ``zh`` and, where it has one, ``zh_ahead``), each read
+        # back as a named group of its own so the rows each one reads are known.
         parts, fields = [], []
         for j, code in enumerate(combo):
             if code:
                 spec = config.reasons.text.get(code)
-                pattern, quoted = _template_pattern(spec.zh if spec else names[code], j)
-                parts.append(pattern)
+                templates = [names[code]] if spec is None else [
+                    t for t in (spec.zh, spec.zh_ahead) if t is not None]
+                alternatives, quoted = [], []
+                for v, template in enumerate(templates):
+                    one, read_back = _template_pattern(template, f"{j}v{v}")
+                    alternatives.append(f"(?P<s{j}v{v}>{one})")
+                    quoted.append(read_back)
+                parts.append("(?:" + "|".join(alternatives) + ")")
                 fields.append(quoted)
         pattern = "；".join(parts)
         unread = ~text.iloc[rows].str.fullmatch(pattern).to_numpy(dtype=bool)
@@ -594,21 +683,26 @@ def text_contradictions(explained: pd.DataFrame, config: Config) -> pd.DataFrame
             raise ValueError(f"Got reason text {text.iloc[rows[unread.argmax()]]!r}, which "
                              f"does not read back with the templates of "
                              f"{', '.join(c for c in combo if c)}.")
-        read = text.iloc[rows].str.extract(pattern) if any(fields) else None
-        for j, quoted in enumerate(fields):
-            figures = {}
-            for i, name in enumerate(quoted):
-                # "—" (unknown) reads as NaN.
-                value = pd.to_numeric(read[f"s{j}_{i}"].str.replace(",", "", regex=False),
-                                      errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-                figures[name] = value / 100 if name in SHARE_FACTS else value
-            judged = [r for r in evidence.get(combo[j], []) if set(r.figures) <= set(figures)]
-            must = [r for r in required.get(combo[j], []) if set(r.figures) <= set(figures)]
+        read = text.iloc[rows].str.extract(f"^(?:{pattern})$")
+        for j, variants in enumerate(fields):
             wrong = np.zeros(len(rows), dtype=bool)
-            if judged:
-                wrong = ~np.logical_or.reduce([rule_holds(r, figures) for r in judged])
-            for rule in must:
-                wrong |= ~rule_holds(rule, figures)
+            for v, quoted in enumerate(variants):
+                used = read[f"s{j}v{v}"].notna().to_numpy(dtype=bool)
+                figures = {}
+                for i, name in enumerate(quoted):
+                    # "—" (unknown) reads as NaN.
+                    value = pd.to_numeric(
+                        read[f"s{j}v{v}_{i}"].str.replace(",", "", regex=False),
+                        errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                    figures[name] = value / 100 if name in SHARE_FACTS else value
+                judged = [r for r in evidence.get(combo[j], []) if set(r.figures) <= set(figures)]
+                must = [r for r in required.get(combo[j], []) if set(r.figures) <= set(figures)]
+                bad = np.zeros(len(rows), dtype=bool)
+                if judged:
+                    bad = ~np.logical_or.reduce([rule_holds(r, figures) for r in judged])
+                for rule in must:
+                    bad |= ~rule_holds(rule, figures)
+                wrong |= used & bad
             out.iloc[rows, j] = wrong
     return out
 
