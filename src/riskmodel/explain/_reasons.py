@@ -186,7 +186,8 @@ def lines_ahead(
     >>> from riskmodel import load_config
     >>> from riskmodel.months import month_index
     >>> m = month_index(pd.Series(["2024-06", "2024-09", "2024-09"]))
-    >>> lines_ahead(load_config(), m, pd.Series(["广西壮族自治区", "广西壮族自治区", "云南省"]), None)
+    >>> places = pd.Series(["广西壮族自治区", "广西壮族自治区", "云南省"])
+    >>> lines_ahead(load_config(), m, places, None)
     (array([7200., 7500., 8700.]), array([2024., 2025., 2025.]))
     """
     month = np.asarray(month, dtype="int64")
