@@ -32,6 +32,7 @@ from ._reasons import (
     cause_losses,
     disabled_adults,
     household_facts,
+    lines_ahead,
     months_of,
     trailing_window,
     valid_causes,
@@ -174,7 +175,8 @@ def cause_contributions(
       among the causes in proportion to what each took from the household over the feature's
       window (:func:`riskmodel.explain.cause_losses`: medical costs, fees, the fall in wages
       after a job loss …) and the shortfall no cause explains (the loss-free income's distance
-      below the line plus ``reasons.structural_margin`` of it), which stays with 收入偏低; the
+      below the line plus ``reasons.structural_margin`` of it, the line being the highest in
+      force within the horizon, as the label reads it), which stays with 收入偏低; the
       change in net income (``income_change_3v12``) likewise, by the recent losses;
     - labor-shortage features of a household whose missing laborer is a disabled member of
       working age go to 因残.
@@ -231,15 +233,17 @@ def cause_contributions(
         raise ValueError("Got ledger_rows indexed unlike features; expected the same index "
                          "(the ledger rows the features were built from).")
     window = trailing_window(ledger_rows, ledger_rows if history is None else history)
-    line = poverty_lines(config, months_of(ledger_rows["month"]) // 12,
-                         ledger_rows.get("province"), ledger_rows.get("county"))
+    month = months_of(ledger_rows["month"])
+    places = ledger_rows.get("province"), ledger_rows.get("county")
+    line = poverty_lines(config, month // 12, *places)
+    ahead, _ = lines_ahead(config, month, *places)
     givebacks = cause_givebacks(ledger_rows, window)
     drops = _counterfactual(model, features, values, base, ledger_rows, history, window,
                             givebacks, config)
     allowed = (valid_causes(household_facts(ledger_rows, config, window=window), config)
                if any(n in values.columns for n in RECORDED_INCOME) else None)
     return _shared_out(values, features, ledger_rows, window, line, config, drops,
-                       givebacks, allowed), base
+                       givebacks, allowed, ahead), base
 
 
 def _counterfactual(model, features: pd.DataFrame, values: pd.DataFrame, base: float,
@@ -267,7 +271,8 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
                 window: LedgerWindow, line: np.ndarray, config: Config,
                 drops: pd.DataFrame | None = None,
                 givebacks: dict[str, dict[str, np.ndarray]] | None = None,
-                allowed: pd.DataFrame | None = None) -> pd.DataFrame:
+                allowed: pd.DataFrame | None = None,
+                line_ahead: np.ndarray | None = None) -> pd.DataFrame:
     """Cause contributions with net-income, recorded-income and labor-shortage features
     shared out.
 
@@ -300,10 +305,13 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
             given[code] += phi * share[:, k]
         given[_own_cause(table, name)] += phi * (1 - share.sum(axis=1))
 
-    floor = config.reasons.structural_margin * line
+    # The shortfall no cause explains is measured against the highest line in force within
+    # the horizon (``line_ahead``, where given), the line the label judges a fall against.
+    reference = line if line_ahead is None else np.maximum(line, line_ahead)
+    floor = config.reasons.structural_margin * reference
     for name, months in net.items():
         lost = lost_over[months]
-        margin = _margin(features, months, line)
+        margin = _margin(features, months, line) - (reference - line)
         # Unknown income: nothing to share by, the feature keeps its own cause.
         lost = np.where(np.isfinite(margin)[:, None], lost, 0.0)
         share_out(name, lost, np.clip(floor - np.nan_to_num(margin) - lost.sum(axis=1), 0, None))

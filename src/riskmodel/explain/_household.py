@@ -107,7 +107,8 @@ def explain_households(
                             givebacks, config, risk)
     allowed = valid_causes(facts, config)
     contributions = _shared_out(values, features, ledger_rows, window,
-                                facts["line"].to_numpy(), config, drops, givebacks, allowed)
+                                facts["line"].to_numpy(), config, drops, givebacks, allowed,
+                                facts["line_ahead"].to_numpy())
     contributions = pass_to_evidence(contributions, allowed)
     if drops is not None and config.reasons.first_min_share is not None:
         shares = risk_shares(model, values.to_numpy().sum(axis=1) + base, drops)
