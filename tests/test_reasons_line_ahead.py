@@ -7,10 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import features_of, households
+from conftest import features_of, households, small_model
 
 from riskmodel import load_config
-from riskmodel.explain import household_facts, reasons_frame, text_contradictions, valid_causes
+from riskmodel.explain import (
+    cause_contributions,
+    household_facts,
+    reasons_frame,
+    text_contradictions,
+    valid_causes,
+)
 
 CONFIG = load_config()
 # A province without lines of its own: the national lines, 7,200 in 2024 and 7,500 in 2025.
@@ -20,8 +26,8 @@ NATIONAL = "贵州省"
 BETWEEN = {"province": NATIONAL, "inc_wage": 3266.0}
 
 
-def config_with(tmp_path, text: str):
-    path = tmp_path / "county.yaml"
+def config_with(tmp_path, text: str, name: str = "county.yaml"):
+    path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return load_config(path)
 
@@ -116,3 +122,25 @@ def test_past_the_configured_years_the_last_line_and_its_year_serve(tmp_path):
 def test_the_line_ahead_follows_the_place(province, line):
     facts = facts_at("2024-12", {**BETWEEN, "province": province})
     assert facts["line_ahead"].tolist() == [line]
+
+
+def test_the_shortfall_left_to_low_income_is_measured_against_the_coming_line(tmp_path):
+    ledger, features, model = small_model(seed=7, households=200)
+    # 2023-09 (云南省): the month's line is the national 6,900, and the six months ahead reach
+    # 2024, whose provincial line is 8,700. A county whose 2024 line stays at 6,900 reads the
+    # same household against 6,900 throughout.
+    flat = config_with(tmp_path, "poverty_lines:\n  - {year: 2022, line: 6600}\n"
+                                 "  - {year: 2023, line: 6900}\n  - {year: 2024, line: 6900}\n"
+                                 "reasons:\n  counterfactual_min_risk: null\n")
+    rising = config_with(tmp_path, "reasons:\n  counterfactual_min_risk: null\n", "rising.yaml")
+    now = (ledger.loc[features.index, "month"] == "2023-09").to_numpy()
+    rows, ledger_rows = features[now], ledger.loc[features.index[now]]
+    facts = household_facts(ledger_rows, rising, ledger)
+    assert (facts[["line", "line_ahead"]].to_numpy() == [6900.0, 8700.0]).all()
+    against = {name: cause_contributions(model, rows, config, ledger_rows=ledger_rows,
+                                         history=ledger)[0]
+               for name, config in (("flat", flat), ("rising", rising))}
+    gained = against["rising"]["income"] - against["flat"]["income"]
+    assert (gained >= -1e-12).all() and (gained > 0.01).sum() >= 5
+    np.testing.assert_allclose(against["rising"].sum(axis=1), against["flat"].sum(axis=1),
+                               rtol=0, atol=1e-9)
