@@ -39,7 +39,7 @@ def both(frame: pd.DataFrame, folder, monkeypatch=None, group_rows: int | None =
         monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", group_rows)
     one = folder / "one.parquet"
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), one,
-                   row_group_size=group_rows or 1_000_000)
+                   row_group_size=group_rows or PARQUET_OPTIONS["row_group_size"])
     written = write_ledger_folder(frame, folder / "ledger.parquet")
     order = frame.sort_values("month", kind="stable").index.to_numpy()
     return one, folder / "ledger.parquet", written, order

@@ -275,19 +275,38 @@ class LedgerChunks:
         chunk's row numbers and rows, as iterating over the chunks gives them."""
         stop = self.n_chunks if stop is None else min(stop, self.n_chunks)
         one_pass = None
+        ordered: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+
+        def key_order(k: int) -> np.ndarray | None:
+            rows = np.flatnonzero(self.chunk_of_row == k)
+            ordered[k] = rows, self._key_order(rows)
+            return ordered[k][1]
+
         if self._parts is not None and start < stop:
-            one_pass = self._parts.in_one_pass(self.chunk_of_row, self.n_chunks, start)
+            # The rows put in key order as they are read, text still as codes.
+            one_pass = self._parts.in_one_pass(self.chunk_of_row, self.n_chunks, start,
+                                               keys=(self._raw_name["household_id"],),
+                                               order=key_order)
         for k in range(start, stop):
             # No name holds the chunk while it is out: the reader's ``del`` lets it go.
-            yield self._in_key_order(*self._chunk(k, one_pass))
+            if one_pass is not None:
+                table = next(one_pass)
+                rows, order = ordered.pop(k, (np.flatnonzero(self.chunk_of_row == k), None))
+                yield (rows if order is None else rows[order]), self._frame(table)
+            else:
+                yield self._in_key_order(*self._chunk(k))
 
-    def _chunk(self, k: int, one_pass) -> tuple[np.ndarray, pd.DataFrame]:
+    def _chunk(self, k: int) -> tuple[np.ndarray, pd.DataFrame]:
         rows = np.flatnonzero(self.chunk_of_row == k)
         if self._raw is not None:
             return rows, self._raw.iloc[rows].reset_index(drop=True)
-        if one_pass is not None:
-            return rows, self._frame(next(one_pass))
         return rows, self._read(k)
+
+    def _key_order(self, rows: np.ndarray) -> np.ndarray | None:
+        """The order that puts the rows numbered ``rows`` in key order, as
+        :meth:`_in_key_order` orders them; None where they are in it."""
+        order = np.lexsort((self.month_of_row[rows], self._rank_of_row[rows]))
+        return None if np.array_equal(order, np.arange(len(order))) else order
 
     def _in_key_order(self, rows: np.ndarray,
                       frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
@@ -295,8 +314,8 @@ class LedgerChunks:
         the same key in file order: the order :func:`validate_ledger` checks in one pass over
         neighbours (a ledger folder's rows come month file by month file; a file sorted by
         household and month is left as it is)."""
-        order = np.lexsort((self.month_of_row[rows], self._rank_of_row[rows]))
-        if np.array_equal(order, np.arange(len(order))):
+        order = self._key_order(rows)
+        if order is None:
             return rows, frame
         return rows[order], frame.iloc[order].reset_index(drop=True)
 

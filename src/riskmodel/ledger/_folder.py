@@ -32,7 +32,7 @@ from ._outputs import PARQUET_OPTIONS, fsync_path, temp_beside
 MONTH_FILE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\.parquet$")
 
 # Rows decoded at a time when the chunks are read in one pass over the files.
-_BATCH_ROWS = 16_384
+_BATCH_ROWS = 65_536
 
 
 def month_files(path: str | Path) -> list[Path]:
@@ -209,8 +209,9 @@ class ParquetParts:
             out.append((f.metadata.row_group(int(group)).column(at).statistics, int(size)))
         return out
 
-    def in_one_pass(self, chunk_of_row: np.ndarray, n_chunks: int,
-                    start: int = 0) -> Iterator[pa.Table | None] | None:
+    def in_one_pass(self, chunk_of_row: np.ndarray, n_chunks: int, start: int = 0,
+                    keys: tuple[str, ...] = (),
+                    order=None) -> Iterator[pa.Table | None] | None:
         """The rows of each chunk (``chunk_of_row``: -1 for none), chunk by chunk from chunk
         ``start``, reading every file once; None when some file's rows are not in chunk order
         (then each chunk is read from the row groups holding it).
@@ -219,6 +220,13 @@ class ParquetParts:
         each chunk's rows follow those of the chunk before in every file, so each file is
         decoded once, a batch at a time, whatever the size of its row groups. The rows of the
         chunks before ``start`` are decoded and passed over.
+
+        ``order``, given, is called with each chunk's number and gives the order its rows are
+        put in (positions among the chunk's rows as read), or None to leave them. Text
+        columns that are text in every file, but for ``keys`` (columns of nearly as many values
+        as rows, as household ids), are read as dictionaries (as Parquet stores them: a few
+        place names, months and risk types repeated over many rows) and turned back into text
+        after the rows are put in order, so that ordering moves their codes, not their text.
         """
         ends = []
         for i in range(len(self.files)):
@@ -229,33 +237,84 @@ class ParquetParts:
                 return None
             upto = np.searchsorted(chunk[at], np.arange(n_chunks), side="right")
             ends.append(s + np.where(upto > 0, at[np.maximum(upto - 1, 0)] + 1, 0))
-        return self._one_pass(chunk_of_row, n_chunks, ends, start)
+        return self._one_pass(chunk_of_row, n_chunks, ends, start, keys, order)
 
-    def _one_pass(self, chunk_of_row, n_chunks, ends, start=0) -> Iterator[pa.Table | None]:
-        batches = [f.iter_batches(batch_size=_BATCH_ROWS) for f in self.files]
-        pending: list[pa.RecordBatch | None] = [None] * len(self.files)
-        position = [int(s) for s in self.file_start[:-1]]
-        for i in range(len(self.files)) if start > 0 else ():
-            # Past the rows of the chunks before ``start``.
-            while position[i] < ends[i][start - 1]:
-                batch = pending[i] if pending[i] is not None else next(batches[i])
-                n = min(batch.num_rows, int(ends[i][start - 1]) - position[i])
-                pending[i] = batch.slice(n) if n < batch.num_rows else None
+    def _groups_before(self, i: int, row: int) -> tuple[int, int]:
+        """How many of file ``i``'s row groups end at or before the table's row ``row``, and
+        their rows."""
+        mine = self.pieces[:, 0] == i
+        ends = np.cumsum(self.pieces[mine, 2])
+        groups = int(np.searchsorted(ends, row - self.file_start[i], side="right"))
+        return groups, int(ends[groups - 1]) if groups else 0
+
+    def _text_columns(self, keys: tuple[str, ...]) -> list[str]:
+        """The columns that are text in every file, but for ``keys``."""
+        names = []
+        for name in (n for n in self.schema.names if n not in keys):
+            kinds = [f.schema_arrow.field(name).type for f in self.files]
+            if all(pa.types.is_string(k) or pa.types.is_large_string(k) for k in kinds):
+                names.append(name)
+        return names
+
+    def _one_pass(self, chunk_of_row, n_chunks, ends, start=0, keys=(),
+                  order=None) -> Iterator[pa.Table | None]:
+        text = self._text_columns(keys)
+        files = [pq.ParquetFile(p, read_dictionary=text) for p in self.paths]
+        # Each file is read from the row group holding its first row of chunk ``start``:
+        # the row groups before it are not decoded.
+        skip = [self._groups_before(i, int(ends[i][start - 1]) if start > 0 else 0)
+                for i in range(len(files))]
+        batches = [f.iter_batches(batch_size=_BATCH_ROWS,
+                                  row_groups=list(range(groups, f.num_row_groups)))
+                   for f, (groups, _) in zip(files, skip, strict=True)]
+        # Each file's batch being read, and the file row its first row is.
+        current: list[pa.RecordBatch | None] = [None] * len(files)
+        first = [int(s + rows) for s, (_, rows) in zip(self.file_start[:-1], skip, strict=True)]
+        position = list(first)
+
+        def rows_upto(i: int, end: int) -> list[pa.RecordBatch]:
+            """File ``i``'s rows from where it stands up to file row ``end``: slices of its
+            batches, no copy."""
+            out = []
+            while position[i] < end:
+                if current[i] is None or position[i] >= first[i] + current[i].num_rows:
+                    if current[i] is not None:
+                        first[i] += current[i].num_rows
+                    current[i] = next(batches[i])
+                at = position[i] - first[i]
+                n = min(end - position[i], current[i].num_rows - at)
+                out.append(current[i].slice(at, n))
                 position[i] += n
+            return out
+
+        for i in range(len(files)) if start > 0 else ():
+            rows_upto(i, int(ends[i][start - 1]))  # past the chunks before ``start``
         for k in range(start, n_chunks):
             parts = []
-            for i in range(len(self.files)):
-                while position[i] < ends[i][k]:
-                    batch = pending[i] if pending[i] is not None else next(batches[i])
-                    n = min(batch.num_rows, int(ends[i][k]) - position[i])
-                    keep = chunk_of_row[position[i]:position[i] + n] == k
+            for i in range(len(files)):
+                begin = position[i]
+                for part in rows_upto(i, int(ends[i][k])):
+                    keep = chunk_of_row[begin:begin + part.num_rows] == k
+                    begin += part.num_rows
                     if keep.all():
-                        parts.append(batch.slice(0, n))
+                        parts.append(part)
                     elif keep.any():
-                        parts.append(batch.slice(0, n).filter(pa.array(keep)))
-                    pending[i] = batch.slice(n) if n < batch.num_rows else None
-                    position[i] += n
-            yield _table(parts)
+                        parts.append(part.filter(pa.array(keep)))
+            table = _table(parts)
+            if table is not None:
+                wanted = None if order is None else order(k)
+                if wanted is not None:
+                    table = table.combine_chunks().take(pa.array(wanted))
+                table = _as_text(table, text)
+            yield table
+
+
+def _as_text(table: pa.Table, columns: list[str]) -> pa.Table:
+    """``table`` with ``columns``, read as dictionaries, decoded into their values."""
+    arrays = [c.cast(c.type.value_type) if name in columns and pa.types.is_dictionary(c.type)
+              else c for name, c in zip(table.schema.names, table.columns, strict=True)]
+    return pa.Table.from_arrays(arrays, names=table.schema.names,
+                                metadata=table.schema.metadata)
 
 
 def _table(parts: list[pa.RecordBatch]) -> pa.Table | None:

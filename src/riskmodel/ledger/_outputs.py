@@ -52,7 +52,7 @@ PARQUET_OPTIONS = {
     "data_page_version": "1.0",
     "use_dictionary": True,
     "write_statistics": True,
-    "row_group_size": 1_000_000,
+    "row_group_size": 65_536,
 }
 LOCK_NAME = ".riskmodel.lock"
 
