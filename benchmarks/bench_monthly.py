@@ -272,6 +272,7 @@ def _measured(command: list[str]) -> tuple[dict, str]:
     # peak_gib: the largest single process (``peak.py``); tree_peak_gib: the command and the
     # workers it forked together (``scoring.workers``), sampled.
     return {"wall_s": round(done.seconds, 1), "cpu_s": round(done.cpu_seconds, 1),
+            "user_s": round(done.user_seconds, 1), "system_s": round(done.system_seconds, 1),
             "peak_gib": round(done.peak_bytes / 2**30, 2),
             "tree_peak_gib": round(memory.peak / 2**30, 2)}, said
 

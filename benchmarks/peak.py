@@ -23,19 +23,22 @@ if pid == 0:
     os.execvp(sys.argv[2], sys.argv[2:])
 _, status, usage = os.wait4(pid, 0)
 with open(sys.argv[1], "w") as f:
-    f.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+    f.write(f"{usage.ru_maxrss} {usage.ru_utime} {usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 @dataclass
 class Measured:
-    """A finished command: exit code, wall seconds, CPU seconds, peak resident memory (bytes)."""
+    """A finished command: exit code, wall seconds, CPU seconds (user + system, and each; its
+    worker processes included), peak resident memory (bytes)."""
 
     returncode: int
     seconds: float
     cpu_seconds: float
     peak_bytes: int
+    user_seconds: float = float("nan")
+    system_seconds: float = float("nan")
 
 
 def run_measured(command: list[str], **popen) -> Measured:
@@ -48,5 +51,7 @@ def run_measured(command: list[str], **popen) -> Measured:
                                    **popen)
         process.wait()
         seconds = time.perf_counter() - start
-        maxrss, cpu = report.read_text().split() if report.exists() else ("0", "nan")
-    return Measured(process.returncode, seconds, float(cpu), int(maxrss) * 1024)
+        maxrss, user, system = (report.read_text().split() if report.exists()
+                                else ("0", "nan", "nan"))
+    return Measured(process.returncode, seconds, float(user) + float(system),
+                    int(maxrss) * 1024, float(user), float(system))

@@ -203,10 +203,10 @@ class ParquetParts:
     def group_statistics(self, column: str) -> list[tuple[object, int]]:
         """Each row group's statistics of ``column`` (None where not written) and its rows."""
         out = []
+        at = [f.schema_arrow.get_field_index(column) for f in self.files]
         for i, group, size in self.pieces:
-            f = self.files[i]
-            at = f.schema_arrow.get_field_index(column)
-            out.append((f.metadata.row_group(int(group)).column(at).statistics, int(size)))
+            group = self.files[i].metadata.row_group(int(group))
+            out.append((group.column(at[i]).statistics, int(size)))
         return out
 
     def in_one_pass(self, chunk_of_row: np.ndarray, n_chunks: int, start: int = 0,
@@ -249,9 +249,10 @@ class ParquetParts:
 
     def _text_columns(self, keys: tuple[str, ...]) -> list[str]:
         """The columns that are text in every file, but for ``keys``."""
+        schemas = [f.schema_arrow for f in self.files]
         names = []
         for name in (n for n in self.schema.names if n not in keys):
-            kinds = [f.schema_arrow.field(name).type for f in self.files]
+            kinds = [schema.field(name).type for schema in schemas]
             if all(pa.types.is_string(k) or pa.types.is_large_string(k) for k in kinds):
                 names.append(name)
         return names
