@@ -13,7 +13,13 @@ import pytest
 from conftest import small_model
 
 from riskmodel.errors import LedgerError
-from riskmodel.ledger import KEY, LedgerChunks, read_ledger, write_ledger_folder
+from riskmodel.ledger import (
+    KEY,
+    PARQUET_OPTIONS,
+    LedgerChunks,
+    read_ledger,
+    write_ledger_folder,
+)
 from riskmodel.scoring import score_month
 from riskmodel.scoring._workers import shares
 from riskmodel.synthetic import generate_ledger
@@ -32,12 +38,21 @@ def test_shares_are_contiguous_and_cover_every_chunk_once(n, workers, expected):
     assert [s for a, b in got for s in range(a, b)] == list(range(n))
 
 
-def test_a_worker_reads_its_chunks_as_one_pass_gives_them(tmp_path):
+@pytest.mark.parametrize("group_rows", [None, 7])
+def test_a_worker_reads_its_chunks_as_one_pass_gives_them(tmp_path, monkeypatch, group_rows):
+    """With month files of several row groups, a worker starts each file at the row group
+    holding its first row (7 rows: mid-group, mid-household) and reads the same rows."""
+    if group_rows is not None:
+        monkeypatch.setitem(PARQUET_OPTIONS, "row_group_size", group_rows)
     raw = generate_ledger(households=50, months=4, seed=2).sort_values(KEY, ignore_index=True)
     folder = tmp_path / "ledger.parquet"
     write_ledger_folder(raw, folder)
     chunks = LedgerChunks(folder, chunk_households=12)
     assert chunks.n_chunks == 5
+    if group_rows is not None:
+        # The third chunk's first row of the first file: three row groups (21 rows) before it.
+        first = int(np.flatnonzero(chunks.chunk_of_row == 2)[0])
+        assert first == 24 and chunks._parts._groups_before(0, first) == (3, 21)
     every = list(chunks)
     for start, stop in [(0, 2), (2, 5), (4, 5), (3, 3)]:
         part = list(chunks.read_chunks(start, stop))
