@@ -23,11 +23,13 @@ from ._chunks import (
 )
 from ._contract import Contract, Part, json_kind
 from ._folder import (
+    MEMORY_POOL_VARIABLE,
     MONTH_FILE,
     by_month,
     month_file,
     month_files,
     tidy_ledger_folder,
+    use_memory_pool,
     write_ledger_folder,
     write_month_file,
 )
@@ -113,6 +115,7 @@ __all__ = [
     "KEY",
     "LEDGER_COLUMNS",
     "LOCK_NAME",
+    "MEMORY_POOL_VARIABLE",
     "MONTH_FILE",
     "MEMBER_COUNTS",
     "OPTIONAL",
@@ -157,6 +160,7 @@ __all__ = [
     "split_empty_columns",
     "temp_beside",
     "tidy_ledger_folder",
+    "use_memory_pool",
     "unfilled_optional_counts",
     "validate_chunk",
     "validate_file",
