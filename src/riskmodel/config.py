@@ -323,10 +323,10 @@ class ModelSelection(_Strict):
     """``model.selection``: the candidates ``riskmodel train`` backtests and chooses among.
 
     The ``model`` block as it is runs first as ``base``; then each candidate in order while
-    ``time_budget_s`` allows. ``metric`` is a ranking figure of the backtest (``auc``, ``ap``,
-    ``recall_at_<n>pct`` or ``precision_at_<n>pct``), compared by its mean over the origins.
-    ``max_cost`` (units of ``riskmodel.model.candidate_cost``) decides which candidates run
-    before any runs; ``time_budget_s`` is then a cap on wall seconds.
+    ``max_cost`` allows (units of ``riskmodel.model.candidate_cost``, decided before any run);
+    ``time_budget_s`` is a safety cap on wall seconds. ``metric`` is a ranking figure of the
+    backtest (``auc``, ``ap``, ``recall_at_<n>pct`` or ``precision_at_<n>pct``), compared by its
+    mean over the origins.
     """
 
     enabled: bool
