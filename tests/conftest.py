@@ -101,9 +101,9 @@ def ledger() -> pd.DataFrame:
 
 
 def quick_selection(config):
-    """``model.selection`` with no time for candidates: the model block alone is backtested,
-    the others are recorded as skipped (tests/test_selection.py runs them)."""
-    return config.model.selection.model_copy(update={"time_budget_s": 1e-6})
+    """``model.selection`` with no cost budget for candidates: the model block alone is
+    backtested, the others are recorded as skipped (tests/test_selection.py runs them)."""
+    return config.model.selection.model_copy(update={"max_cost": 0.0})
 
 
 def fast_config():

@@ -1,5 +1,5 @@
-"""Model selection: training backtests the model block and its candidates, within a time
-budget, and fits the best."""
+"""Model selection: training backtests the model block and the candidates its cost budget
+allows, decided before any run, under a wall-time cap, and fits the best."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from riskmodel.cli import main
 from riskmodel.config import Config
 from riskmodel.errors import ConfigError
 from riskmodel.model import (
+    MACHINE_TAG,
     candidate_configs,
     candidate_cost,
     feature_causes,
     select_model,
+    selection_plan,
     train,
     training_data,
 )
@@ -31,14 +33,14 @@ BLIND_CAUSES = ("income", "employment", "business")
 
 
 def _config(candidates: list[dict], *, budget: float = 600.0, enabled: bool = True,
-            metric: str = "ap", **model) -> Config:
+            metric: str = "ap", max_cost: float = 1e9, **model) -> Config:
     """A small, fast model whose selection block lists ``candidates``."""
     raw = load_config().model_dump(mode="json")
     raw["model"].update({"max_iter": 30, "min_samples_leaf": 20, "validation_months": 2,
                          "calibration_months": 2, "min_positive_labels": 20,
                          "scorecard_features": 6, **model})
     raw["model"]["selection"] = {"enabled": enabled, "time_budget_s": budget, "metric": metric,
-                                 "candidates": candidates}
+                                 "max_cost": max_cost, "candidates": candidates}
     raw["backtest"].update({"origins": 2, "bootstrap": 5, "min_group_rows": 50})
     return Config.model_validate(raw)
 
@@ -122,6 +124,16 @@ def test_the_run_holds_every_candidate_figures_and_the_table(chosen, tmp_path):
         for key in ("auc", "ap", "recall_at_5pct", "ece"):
             assert metrics[f"selection.{name}.{key}"] == pytest.approx(table.loc[name, key])
     assert metrics["selection.candidates_run"] == 4
+    assert metrics["selection.candidates_capped"] == 0
+    assert metrics["selection.max_cost"] == 1e9
+    assert metrics["selection.planned_cost"] == pytest.approx(table["cost"].sum())
+    assert metrics["selection.sees_income.cost"] == pytest.approx(table.loc["sees_income", "cost"])
+    # The time cap did not fire: the choice did not depend on the machine; the registered
+    # version says so too.
+    assert run.data.tags[MACHINE_TAG] == "false"
+    client = MlflowClient(tracking_uri=uri)
+    (version,) = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    assert version.tags[MACHINE_TAG] == "false"
     assert metrics["model_ap"] == pytest.approx(table.loc["sees_income", "ap"])
     path = download_artifacts(run_id=run.info.run_id, artifact_path="tables/selection.csv",
                               tracking_uri=uri, dst_path=str(tmp_path))
@@ -131,28 +143,38 @@ def test_the_run_holds_every_candidate_figures_and_the_table(chosen, tmp_path):
     assert np.allclose(logged["mean"], table["mean"].to_numpy())
 
 
-def test_the_budget_skips_candidates_whose_estimate_does_not_fit(ledger):
-    # A clock one second further on at every reading: each backtest takes one second.
+def test_the_time_cap_stops_candidates_whose_estimate_does_not_fit(ledger, caplog):
+    # A clock one second further on at every reading: each backtest takes one second. The
+    # cost budget allows every candidate; the 10-second cap does not.
     ticks = itertools.count()
     config = _config([{"name": "slow", "max_iter": 1000, "learning_rate": 0.01},
                       {"name": "quick", "max_iter": 5}], budget=10.0, max_iter=40)
     data = training_data(ledger, config)
     costs = [candidate_cost(c, len(data.target)) for _, _, c in candidate_configs(config)]
-    assert costs[1] / costs[0] == 25 and costs[2] / costs[0] == 0.125
+    assert costs[1] / costs[0] == pytest.approx(25)
+    assert costs[2] / costs[0] == pytest.approx(0.125)
     checked = []
 
     def check(model, origin):
         checked.append((origin, model.max_iter))
         return {"households": 1}
 
-    with threadpool_limits(1):
+    assert [p for _, _, p in selection_plan(config, len(data.target))] == [True] * 3
+    with threadpool_limits(1), caplog.at_level("WARNING", logger="riskmodel.model"):
         sel = select_model(data.features, data.target, data.months, config,
                            clock=lambda: float(next(ticks)), origin_check=check)
     table = sel.table.set_index("candidate")
-    # base: 1 s. slow: 25 s estimated at second 3, past the 10 s budget. quick: ⅛ s at 4.
+    # base: 1 s. slow: 25 s estimated at second 3, past the 10 s cap. quick: ⅛ s at 4.
     assert table["status"].tolist() == ["chosen" if sel.chosen == "base" else "run",
-                                        "skipped: budget",
+                                        "skipped: time cap",
                                         "chosen" if sel.chosen == "quick" else "run"]
+    # The cap fired: a warning, and the selection says its choice depended on the machine.
+    assert sel.capped == ["slow"] and sel.machine_dependent
+    assert sel.tags() == {MACHINE_TAG: "true"}
+    assert sel.metrics()["selection.candidates_capped"] == 1
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "slow stopped by the time cap" in warning.getMessage()
+    assert "depends on this machine" in warning.getMessage()
     assert table.loc["slow", "estimated_seconds"] == pytest.approx(25)
     assert np.isnan(table.loc["slow", "mean"]) and np.isnan(table.loc["slow", "seconds"])
     assert table.loc["quick", "estimated_seconds"] == pytest.approx(0.125)
@@ -165,7 +187,7 @@ def test_the_budget_skips_candidates_whose_estimate_does_not_fit(ledger):
     assert sel.backtest.agreement.to_dict("records") == [
         {"origin": "2023-07", "households": 1}, {"origin": "2023-08", "households": 1}]
     assert all(r.agreement is None for n, r in sel.backtests.items() if n != sel.chosen)
-    assert "skipped for the 10 s budget: slow" in sel.line()
+    assert "stopped by the 10 s time cap: slow" in sel.line()
 
 
 def test_the_budget_keeps_room_for_the_chosen_candidates_final_fit(ledger):
@@ -177,17 +199,18 @@ def test_the_budget_keeps_room_for_the_chosen_candidates_final_fit(ledger):
                      budget=10.0, max_iter=40)
     data = training_data(ledger, config)
     costs = [candidate_cost(c, len(data.target)) for _, _, c in candidate_configs(config)]
-    assert costs[1] / costs[0] == 5 and costs[2] / costs[0] == 4
+    assert costs[1] / costs[0] == pytest.approx(5)
+    assert costs[2] / costs[0] == pytest.approx(4)
     with threadpool_limits(1):
         sel = select_model(data.features, data.target, data.months, config,
                            clock=lambda: float(next(ticks)))
     status = sel.table.set_index("candidate")["status"]
-    assert status["five"] == "skipped: budget"
+    assert status["five"] == "skipped: time cap"
     # At second 4, "four": 4 s of backtest and 2 s of final fit end at second 10.
     assert status["four"] in {"run", "chosen"}
 
 
-def test_a_tiny_budget_runs_the_model_block_alone(ledger, tmp_path, capsys):
+def test_a_tiny_time_cap_runs_the_model_block_alone_and_says_so(ledger, tmp_path, capsys):
     from mlflow import MlflowClient
 
     config = _config([{"name": "longer", "max_iter": 300, "learning_rate": 0.05},
@@ -202,16 +225,78 @@ def test_a_tiny_budget_runs_the_model_block_alone(ledger, tmp_path, capsys):
                      str(path), "--tracking-uri", uri])
     out = capsys.readouterr().out
     assert code == 0
-    assert "Model selection" in out and "skipped: budget" in out
+    assert "Model selection" in out and "skipped: time cap" in out
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("return-to-poverty")
                                  .experiment_id])
     assert run.data.params["selected_candidate"] == "base"
     assert run.data.metrics["selection.candidates_run"] == 1
+    assert run.data.metrics["selection.candidates_capped"] == 2
+    # The choice depended on this machine's speed: the run and its registered version say so.
+    assert run.data.tags[MACHINE_TAG] == "true"
+    (version,) = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+    assert version.tags[MACHINE_TAG] == "true"
     assert "selection.base.mean_ap" in run.data.metrics
     assert not [k for k in run.data.metrics if k.startswith(("selection.longer.mean",
                                                              "selection.sees_less.mean"))]
     assert run.data.metrics["selection.longer.estimated_seconds"] > 0
+
+
+def _same_but_time(a, b) -> None:
+    """Two selections alike in everything but the seconds they took."""
+    assert a.chosen == b.chosen and a.config == b.config and a.capped == b.capped == []
+    timing = ["seconds", "estimated_seconds"]
+    pd.testing.assert_frame_equal(a.table.drop(columns=timing), b.table.drop(columns=timing))
+    for name, result in a.backtests.items():
+        pd.testing.assert_frame_equal(result.metrics, b.backtests[name].metrics)
+
+
+def test_the_same_ledger_and_config_choose_the_same_model_at_any_clock_speed(ledger):
+    # Two machines, one fifty times slower than the other (each backtest: 1 s against 50 s).
+    # The cost budget leaves out "slow" before anything runs; the 1,000 s cap never fires.
+    config = _config([{"name": "slow", "max_iter": 1000, "learning_rate": 0.01},
+                      {"name": "sees_income", "exclude_features": []}],
+                     budget=1000.0, max_iter=40, exclude_features=_blind())
+    data = training_data(ledger, config)
+    costs = [candidate_cost(c, len(data.target)) for _, _, c in candidate_configs(config)]
+    # base and sees_income fit in the cost budget; slow (25 times base) does not.
+    config = config.model_copy(update={"model": config.model.model_copy(update={
+        "selection": config.model.selection.model_copy(
+            update={"max_cost": costs[0] * 2.2})})})
+    assert [p for _, _, p in selection_plan(config, len(data.target))] == [True, False, True]
+    selections = []
+    for speed in (1.0, 50.0):
+        ticks = itertools.count()
+        with threadpool_limits(1):
+            selections.append(select_model(data.features, data.target, data.months, config,
+                                           clock=lambda s=speed, t=ticks: s * next(t)))
+    fast, slow = selections
+    _same_but_time(fast, slow)
+    assert fast.chosen == "sees_income"
+    assert fast.table["status"].tolist() == ["run", "skipped: cost", "chosen"]
+    assert fast.table["seconds"].dropna().tolist() == [1, 1]
+    assert slow.table["seconds"].dropna().tolist() == [50, 50]
+    assert not fast.machine_dependent and fast.tags() == {MACHINE_TAG: "false"}
+    assert "left out by the cost budget" in fast.line() and "slow" in fast.line()
+    # The same selection on the real clock.
+    with threadpool_limits(1):
+        real = select_model(data.features, data.target, data.months, config)
+    _same_but_time(fast, real)
+
+
+def test_the_cost_plan_is_decided_from_the_config_and_the_rows_alone():
+    config = load_config()
+    # The default on 20,000 households × 54 months (717,592 training rows): wider is left
+    # out, coarser (cheaper) still fits; on a small ledger every candidate runs.
+    plan = selection_plan(config, 717_592)
+    assert [(n, p) for n, _, p in plan] == [("base", True), ("longer", True),
+                                           ("wider", False), ("coarser", True)]
+    assert sum(c for _, c, p in plan if p) <= config.model.selection.max_cost
+    assert all(p for _, _, p in selection_plan(config, 30_000))
+    # Nothing to spend: the model block alone, and base runs even past the budget.
+    none = config.model_copy(update={"model": config.model.model_copy(update={
+        "selection": config.model.selection.model_copy(update={"max_cost": 0.0})})})
+    assert [p for _, _, p in selection_plan(none, 717_592)] == [True, False, False, False]
 
 
 def test_disabled_selection_trains_the_model_block_as_before(ledger, tmp_path):

@@ -326,12 +326,15 @@ class ModelSelection(_Strict):
     """``model.selection``: the candidates ``riskmodel train`` backtests and chooses among.
 
     The ``model`` block as it is runs first as ``base``; then each candidate in order while
-    ``time_budget_s`` allows. ``metric`` is a ranking figure of the backtest (``auc``, ``ap``,
-    ``recall_at_<n>pct`` or ``precision_at_<n>pct``), compared by its mean over the origins.
+    ``max_cost`` allows (units of ``riskmodel.model.candidate_cost``, decided before any run);
+    ``time_budget_s`` is a safety cap on wall seconds. ``metric`` is a ranking figure of the
+    backtest (``auc``, ``ap``, ``recall_at_<n>pct`` or ``precision_at_<n>pct``), compared by its
+    mean over the origins.
     """
 
     enabled: bool
     time_budget_s: float = Field(gt=0)
+    max_cost: float = Field(ge=0)
     metric: str = Field(pattern=r"^(auc|ap|(recall|precision)_at_\d+pct)$")
     candidates: list[Candidate]
 

@@ -101,12 +101,14 @@ from ._rules import (
 )
 from ._scorecard import MISSING, Scorecard
 from ._selection import (
+    MACHINE_TAG,
     Selection,
     candidate_configs,
     candidate_cost,
     check_selection_config,
     measured_metrics,
     select_model,
+    selection_plan,
     selection_table,
 )
 from ._threads import predict_in_threads
@@ -212,7 +214,9 @@ __all__ = [
     "check_selection_config",
     "measured_metrics",
     "select_model",
+    "selection_plan",
     "selection_table",
+    "MACHINE_TAG",
     "RiskModel",
     "model_inputs",
     "RuleBaseline",

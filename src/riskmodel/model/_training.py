@@ -320,7 +320,7 @@ def train(
     """Backtest, choose among candidates, fit on the whole ledger and record the run in MLflow.
 
     With ``model.selection.enabled`` (the default), the ``model`` block (``base``) and each
-    candidate of ``model.selection`` are backtested in turn while the time budget allows
+    candidate of ``model.selection`` are backtested in turn as its cost budget allows
     (:func:`riskmodel.model.select_model`); the one with the best mean over origins of
     ``model.selection.metric`` is fitted on the whole ledger, gated and registered, and every
     candidate's figures are recorded. Disabled, ``base`` alone is backtested and fitted.
@@ -436,7 +436,8 @@ def train(
             texts={"scorecard.html": model.scorecard_.to_html()},
             alias=alias if promotion is not None and promotion.promoted else None,
             source=source,
-            tags=promotion.tags() if promotion else {},
+            tags={**(promotion.tags() if promotion else {}),
+                  **(selection.tags() if selection.enabled else {})},
         )
         log.info("tracked as %s, %.1f s in all", run.model_uri, time.perf_counter() - started)
     return TrainResult(model=model, backtest=result, run=run, fingerprint=fingerprint,
