@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from ..errors import LedgerError, RiskModelError
 from ..months import month_index, month_label
-from ._folder import ParquetParts
+from ._folder import ParquetParts, factorized_by_file
 from ._read import LedgerSource, normalise_columns, read_source, sheet_to_read
 from ._validate import (
     OPTIONAL_COUNTS,
@@ -45,19 +45,6 @@ from ._validate import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-def _factorized_by_file(column: pa.ChunkedArray, file_start: np.ndarray) -> tuple[np.ndarray,
-                                                                                  object]:
-    """What ``pd.factorize`` gives of ``column`` (each row's code, -1 where null; the values in
-    order of first appearance). When every file holds the ids of the first, in the same order
-    (a household each month), the first file is factorized and its codes repeated."""
-    bounds = list(zip(file_start[:-1].tolist(), file_start[1:].tolist(), strict=True))
-    first = column.slice(0, bounds[0][1]) if bounds else None
-    if first is None or not all(column.slice(s, e - s).equals(first) for s, e in bounds[1:]):
-        return pd.factorize(column.to_pandas())
-    codes, uniques = pd.factorize(first.to_pandas())
-    return np.tile(codes, len(bounds)), uniques
 
 
 class LedgerChunks:
@@ -116,35 +103,48 @@ class LedgerChunks:
             raw_name = None
 
         if months is None:
+            # One month a file: each file's month read once, repeated over its rows.
             codes, uniques = self._parts_months(constant, raw_name["month"])
+            sizes = np.diff(self._parts.file_start)
         else:
             codes, uniques = pd.factorize(months)
+            sizes = None
         parsed, _ = parse_months(pd.Series(uniques))
         readable = parsed.notna().to_numpy()
         index = np.full(len(uniques) + 1, -1, dtype="int64")
         index[:-1][readable] = month_index(parsed[readable])
-        self.month_of_row = index[codes]
-        self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
-        no_month = np.append(empty_cells(pd.Series(uniques)), True)[codes]
-
-        if self._parts is not None:
-            codes, uniques = _factorized_by_file(ids, self._parts.file_start)
+        no_month = np.append(empty_cells(pd.Series(uniques)), True)
+        if sizes is None:
+            self.month_of_row, no_month = index[codes], no_month[codes]
         else:
-            codes, uniques = pd.factorize(ids)
+            self.month_of_row = np.repeat(index[codes], sizes)
+            no_month = np.repeat(no_month[codes], sizes)
+        self.months = [str(month_label(m)) for m in np.unique(index[:-1][readable])]
+
+        # Each file's households, once when every file holds the first file's ids in the same
+        # order (``tiles``: the files), then repeated over the files.
+        if self._parts is not None:
+            codes, uniques, tiles = factorized_by_file(ids, self._parts.file_start)
+        else:
+            (codes, uniques), tiles = pd.factorize(ids), 1
+
+        def every_file(values: np.ndarray) -> np.ndarray:
+            return np.tile(values, tiles) if tiles > 1 else values
+
         # As validation reads them: an id in full-width digits is the same household.
         keys, names = pd.factorize(household_ids(pd.Series(uniques)))
-        household = np.append(keys, -1)[codes]  # -1: no household id
-        self._household_of_row = household.astype("int32")
+        household = np.append(keys, -1).astype("int32")[codes]  # -1: no household id
+        self._household_of_row = every_file(household)
         self._households = pd.Index(names)
         # Each row's household in the order of the ids (as validation compares them), -1
         # without one: a chunk is handed over in (household, month) order.
-        rank = np.empty(len(names) + 1, dtype="int64")
+        rank = np.empty(len(names) + 1, dtype="int32")
         order = pc.sort_indices(pa.array(np.asarray(names, dtype=object),
                                          type=pa.large_string())).to_numpy()
         rank[order] = np.arange(len(names))
         rank[-1] = -1
-        self._rank_of_row = rank[household]
-        self._blank = self._find_blank((household < 0) & no_month)
+        self._rank_of_row = every_file(rank[household])
+        self._blank = self._find_blank(every_file(household < 0) & no_month)
         self.blank_rows = np.flatnonzero(self._blank)
         self.n_rows = len(ids) - len(self.blank_rows)
         if not self.n_rows:
@@ -164,20 +164,22 @@ class LedgerChunks:
         if self.path.is_dir():
             # Each month file is sorted by household: chunks of households consecutive in that
             # order are consecutive rows of every file, read in one pass over the files.
-            rank = np.empty(len(names), dtype="int64")
+            rank = np.empty(len(names), dtype="int32")
             rank[np.argsort(np.asarray(names, dtype=object), kind="stable")] = \
                 np.arange(len(names))
             chunk = np.append(rank, 0)[household] // chunk_households
-        self.chunk_of_row = np.where(self._blank, -1, chunk).astype("int32")
+        self.chunk_of_row = every_file(chunk.astype("int32"))
+        if len(self.blank_rows):
+            self.chunk_of_row[self.blank_rows] = -1
         self.n_chunks = int(self.chunk_of_row.max()) + 1
 
     def _parts_months(self, constant: list[str], column: str) -> tuple[np.ndarray, object]:
         """What ``pd.factorize`` gives of a month column whose every file holds one value
-        (``constant``, one per file): each row's code, the values in order of appearance."""
+        (``constant``, one per file), a code per FILE: each file's code, the values in order of
+        appearance."""
         uniques = list(dict.fromkeys(constant))
         code = {value: k for k, value in enumerate(uniques)}
-        codes = np.repeat(np.array([code[v] for v in constant], dtype="intp"),
-                          np.diff(self._parts.file_start))
+        codes = np.array([code[v] for v in constant], dtype="intp")
         dtype = self._parts.schema.empty_table().column(column).to_pandas().dtype
         return codes, pd.array(uniques, dtype=dtype)
 

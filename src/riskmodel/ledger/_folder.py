@@ -354,6 +354,21 @@ def _table(parts: list[pa.RecordBatch]) -> pa.Table | None:
                             promote_options="permissive")
 
 
+def factorized_by_file(column: pa.ChunkedArray,
+                        file_start: np.ndarray) -> tuple[np.ndarray, object, int]:
+    """What ``pd.factorize`` gives of ``column`` (each row's code, -1 where null; the values in
+    order of first appearance), and how many times the codes repeat. When every file holds the
+    ids of the first, in the same order (a household each month), the first file is factorized
+    and its codes stand for every file's (repeated once per file); otherwise the codes are the
+    whole column's (repeated once)."""
+    bounds = list(zip(file_start[:-1].tolist(), file_start[1:].tolist(), strict=True))
+    first = column.slice(0, bounds[0][1]) if bounds else None
+    if first is None or not all(column.slice(s, e - s).equals(first) for s, e in bounds[1:]):
+        return (*pd.factorize(column.to_pandas()), 1)
+    codes, uniques = pd.factorize(first.to_pandas())
+    return codes, uniques, len(bounds)
+
+
 def month_file(folder: str | Path, month: str) -> Path:
     """The file of ``month`` (``YYYY-MM``) in a ledger folder."""
     return Path(folder) / f"{month}.parquet"
