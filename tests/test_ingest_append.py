@@ -337,3 +337,45 @@ def test_new_rows_carry_on_figures_from_older_files_and_new_households_are_count
     assert months[0] in set(expected[ledger.loc[~old, "household_id"].isin(ids[:10])])
     assert set(expected[ledger.loc[~old, "household_id"].isin(ids[10:15])]) == {months[-1]}
     assert (appended / f"{months[-1]}.parquet").read_bytes() == whole[-1].read_bytes()
+
+
+def test_the_cache_keeps_only_the_entries_of_the_files_in_the_folder(county, tmp_path):
+    """A file removed from the folder, or replaced by other bytes, leaves no entry behind once
+    the next ingest has run; the entries of the files still there, the key and the state stay,
+    and so does what a stopped writer left (removed)."""
+    from riskmodel.sources._append import STATE_NAME, recorded_contents
+    from riskmodel.sources._ingest import CACHE_NAME
+    from riskmodel.sources._personal import KEY_NAME
+
+    folder, months = county
+    growing = tmp_path / "county"
+    _copy(folder, growing, lambda rel: True)
+    out = tmp_path / "out" / "ledger.parquet"
+    ingest(growing, out)
+    cache = out.parent / CACHE_NAME
+    entries = {p.name for p in cache.glob("*.arrow")}
+    first = recorded_contents(cache)
+    assert first and len(entries) == len({n.split("-")[0] for n in entries})
+    stopped = cache / f".{sorted(entries)[0]}.tmp-4242"
+    stopped.write_bytes(b"half")
+    # One month's files removed, one file of another month given other bytes.
+    gone = _copy(folder, tmp_path / "unused", lambda rel: not _of(months[0])(rel))
+    for rel in gone:
+        (growing / rel).unlink()
+    changed = next(p for p in sorted(growing.rglob("*.csv")) if _of(months[1])(
+        p.relative_to(growing).as_posix()))
+    changed.write_bytes(changed.read_bytes().rstrip(b"\n") + b"\n\n")
+    ingest(growing, out, force=True)
+    kept = recorded_contents(cache)
+    names = {p.name for p in cache.iterdir()}
+
+    def contents(suffix: str) -> set[str]:
+        return {n.split("-")[0] for n in names if n.endswith(suffix) and len(n) > 64}
+
+    # Every file of the folder has its entry, and nothing else has one.
+    assert contents(".json") == kept and contents(".arrow") <= kept
+    assert first - kept and not (first - kept) & contents(".json")
+    assert KEY_NAME in names and STATE_NAME in names and stopped.name not in names
+    # The next ingest with nothing new reads every file from the cache.
+    result = ingest(growing, out, force=True)
+    assert result.from_cache == len(result.report["files"])

@@ -139,6 +139,16 @@ def write_state(cache_dir: Path, fingerprint: str, stats: dict[str, tuple[int, i
     fsync_path(cache_dir)
 
 
+def recorded_contents(cache_dir: Path) -> set[str] | None:
+    """The SHA-256 of every file the last ingest's state lists (the folder's files as it read
+    them), or None without a readable state."""
+    try:
+        state = json.loads((cache_dir / STATE_NAME).read_text(encoding="utf-8"))
+        return {e["sha256"] for e in state["files"].values() if e.get("sha256")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def forget_state(cache_dir: Path) -> None:
     """Remove the state before outputs are replaced: a run stopped half-way leaves none, and
     the next ingest rebuilds."""

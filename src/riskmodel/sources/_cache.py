@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,40 @@ class SourceCache:
         except OSError as exc:
             logger.warning("cannot write the cache entry %s (%s); the file will be parsed "
                            "again next time", meta_path.name, exc.__class__.__name__)
+
+
+    def prune(self, keep: set[str]) -> tuple[int, int]:
+        """Remove the entries of contents not in ``keep`` (SHA-256 of the files the folder
+        holds now), those made under another configuration or key, and the hidden files of
+        writers that were stopped; return the files removed and their bytes.
+
+        A month's person table leaves an entry of about a gigabyte per million persons: a
+        county running every month would otherwise keep every file it ever downloaded,
+        replaced or removed ones included.
+        """
+        removed = freed = 0
+        for path in self.folder.glob("*"):
+            name = path.name
+            entry = _ENTRY.fullmatch(name)
+            stale = (entry is not None and (entry["sha"] not in keep
+                                            or entry["fingerprint"] != self.fingerprint))
+            stale |= _STOPPED.fullmatch(name) is not None
+            if stale and path.is_file():
+                try:
+                    size = path.stat().st_size
+                    path.unlink()
+                except OSError as exc:
+                    logger.warning("cannot remove the cache entry %s (%s)", name,
+                                   exc.__class__.__name__)
+                    continue
+                removed, freed = removed + 1, freed + size
+        return removed, freed
+
+
+# A cache entry's files: the content's SHA-256, the configuration and key's fingerprint.
+_ENTRY = re.compile(r"(?P<sha>[0-9a-f]{64})-(?P<fingerprint>[0-9a-f]{24})\.(?:arrow|json)")
+# What a writer stopped before its rename left (``temp_beside``).
+_STOPPED = re.compile(r"\.[0-9a-f]{64}-[0-9a-f]{24}\.(?:arrow|json)\.tmp-\d+")
 
 
 class StoreBehind:

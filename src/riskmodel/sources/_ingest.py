@@ -11,6 +11,7 @@ files added since are read and their months' files written into the ledger folde
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +40,15 @@ from ._append import (
     merge_quarantine,
     merge_report,
     plan_append,
+    recorded_contents,
     write_state,
 )
 from ._cache import SourceCache, StoreBehind
 from ._households import households_from_tables
 from ._personal import cache_key
 from ._read import read_sources, read_tables
+
+logger = logging.getLogger(__name__)
 
 REPORT_NAME = "ingest_report.json"
 QUARANTINE_NAME = "ingest_quarantine.parquet"
@@ -192,7 +196,21 @@ def _ingest(directory: Path, out: Path, config: Config) -> IngestResult:
     """The work of :func:`ingest`, holding the output folder's lock; the cache entries of the
     files parsed are written while the households are made."""
     with StoreBehind() as behind:
-        return _ingest_writing(directory, out, config, behind)
+        result = _ingest_writing(directory, out, config, behind)
+    _prune_cache(out.parent / CACHE_NAME, config)
+    return result
+
+
+def _prune_cache(cache_dir: Path, config: Config) -> None:
+    """Remove the cache entries of files no longer in the folder as this ingest read it (and
+    of other configurations): the state just written lists the files kept."""
+    keep = recorded_contents(cache_dir)
+    if keep is None:
+        return
+    removed, freed = SourceCache(cache_dir, config.sources, cache_key(cache_dir)).prune(keep)
+    if removed:
+        logger.info("cache: removed %d file(s) of %.1f MiB no longer in the folder", removed,
+                    freed / 2**20)
 
 
 def _ingest_writing(directory: Path, out: Path, config: Config,
