@@ -130,9 +130,9 @@ class SourceCache:
         holds now), those made under another configuration or key, and the hidden files of
         writers that were stopped; return the files removed and their bytes.
 
-        A month's person table leaves an entry of about a gigabyte per million persons: a
-        county running every month would otherwise keep every file it ever downloaded,
-        replaced or removed ones included.
+        A month of a million households leaves about 1.5 GB of entries: a county running
+        every month would otherwise keep every file it ever downloaded, replaced or removed
+        ones included.
         """
         removed = freed = 0
         for path in self.folder.glob("*"):
