@@ -280,9 +280,10 @@ def fit_product(past: pd.DataFrame, config, cutoff: str, with_train: bool) -> Ri
     inputs = model_features(data.features.columns, config)
     model = RiskModel.from_config(config, inputs).fit(
         data.features.loc[keep, inputs], data.target[keep], months=data.months[keep])
-    if config.model.level_months:
+    recent = recent_falls(past, config) if config.model.level_months else None
+    if recent is not None and recent.usable:
         # As train does: the level of the falls seen after the labelled months, up to T.
-        model.follow_level(recent_falls(past, config))
+        model.follow_level(recent)
     return model
 
 

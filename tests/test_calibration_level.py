@@ -166,20 +166,25 @@ def test_months_after_the_cutoff_change_nothing():
     np.testing.assert_array_equal(a.lead, b.lead)
     assert a.development == b.development
     pd.testing.assert_frame_equal(a.features, b.features)
+    # The shares seen by each lead, from the same month a year before: the same falls seen.
+    year = recent_falls(upto, config, months=5, development="year")
+    np.testing.assert_array_equal(year.fell, a.fell)
+    shares = [year.development[d] for d in range(1, 6)]
+    assert all(0 <= x <= y <= 1 for x, y in zip(shares, shares[1:], strict=False))
+    with pytest.raises(ValueError, match="expected one of year, calibration"):
+        recent_falls(upto, config, months=5, development="season")
     # Read to its own end, the later ledger shows those falls.
     c = recent_falls(later, config, months=5)
     assert c.fell.mean() > 0.9
 
 
-def test_the_key_is_validated_and_defaults_off():
+def test_the_key_is_validated():
     config = load_config()
-    assert config.model.model_copy(update={"level_months": 0}).level_months == 0
+    assert config.model.level_months == 5
     data = config.model.model_dump()
     data["level_months"] = -1
     with pytest.raises(ValidationError):
         type(config.model).model_validate(data)
-    data.pop("level_months")
-    assert type(config.model).model_validate(data).level_months == 0
     with pytest.raises(ValueError, match="expected 1 to 5"):
         recent_falls(shock_ledger(households=50), config, months=6)
 
@@ -194,3 +199,29 @@ def test_the_ratio_and_the_shift():
     assert moved.sum() / risk.sum() == pytest.approx(0.6)
     with pytest.raises(ValueError, match="beyond what a shift"):
         log_odds_shift(risk, 10.0)
+
+
+def test_train_follows_the_level_only_with_the_key_on():
+    from conftest import fast_config
+
+    from riskmodel.model import train
+
+    ledger = shock_ledger(households=800)
+    config = fast_config()
+    on = config.model_copy(update={"model": config.model.model_copy(update={
+        "level_months": 5})})
+    off = config.model_copy(update={"model": config.model.model_copy(update={
+        "level_months": 0})})
+    with_level = train(ledger, on, track=False).model
+    without = train(ledger, off, track=False).model
+    assert without.level_ is None
+    assert with_level.level_["labelled_to"] == "2024-06" and with_level.level_["ratio"] < 1
+    X = at_cutoff(ledger, config)
+    raw = without.decision_function(X)
+    # The same trees and calibrator; on, one shift of the calibrated log-odds.
+    np.testing.assert_array_equal(with_level.decision_function(X), raw)
+    plain = without.calibrators_[without.calibration_].transform(raw)
+    np.testing.assert_array_equal(without.predict_proba(X)[:, 1], plain)
+    moved = with_level.predict_proba(X)[:, 1]
+    assert moved.mean() < plain.mean()
+    assert (np.diff(moved[np.argsort(plain, kind="stable")]) >= -1e-15).all()

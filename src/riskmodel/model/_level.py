@@ -9,7 +9,8 @@ rate has moved to since the calibrator's months.
 :func:`recent_falls` collects them, point-in-time: the features of the latest ``months``
 partly labelled months, whether each household fell within the ``d`` months seen, and the
 *development* of the labelled months, the share of their falls within the horizon that came
-within the first ``d`` months (measured on the calibrator's months). Then
+within the first ``d`` months (measured on the same month a year before, so that the months of
+the year the falls are seen in are the same). Then
 :func:`level_ratio` compares, as an actuary reads claims not yet fully reported, the falls seen
 with the falls the model expects by that lead (its risk × the development), and
 :func:`log_odds_shift` turns that ratio into one shift of the calibrated log-odds, so that the
@@ -31,6 +32,8 @@ from ..months import month_index, month_label
 from ._features import build_features
 from ._labels import WINDOW, make_labels
 
+DEVELOPMENT = ("year", "calibration")
+
 
 @dataclass(frozen=True)
 class RecentFalls:
@@ -48,8 +51,8 @@ class RecentFalls:
     months : ndarray of str
         Month (``YYYY-MM``) of each row.
     development : dict of int to float
-        Lead → share of the falls within the horizon of the latest labelled months
-        (``calibration_months`` of them) that came within the first ``lead`` months.
+        Lead → share of the falls within the horizon of labelled months (the calibrator's, or
+        the same month a year before) that came within the first ``lead`` months.
     labelled_to : str
         The last month with a complete label.
     cutoff : str
@@ -64,9 +67,17 @@ class RecentFalls:
     labelled_to: str
     cutoff: str
 
+    @property
+    def usable(self) -> bool:
+        """Whether a level can be read: falls seen, and every lead's share measured (the
+        labelled months it is measured on hold falls)."""
+        shares = np.array(list(self.development.values()), dtype="float64")
+        return bool(self.fell.sum() > 0 and shares.size
+                    and np.isfinite(shares).all() and (shares > 0).all())
+
 
 def recent_falls(ledger: pd.DataFrame, config: Config, months: int | None = None,
-                 cutoff: str | None = None) -> RecentFalls:
+                 cutoff: str | None = None, development: str = "year") -> RecentFalls:
     """The falls seen so far in the latest partly labelled months of ``ledger``.
 
     Parameters
@@ -81,6 +92,11 @@ def recent_falls(ledger: pd.DataFrame, config: Config, months: int | None = None
         cut-off (at most H − 1). None: ``model.level_months``.
     cutoff : str, optional
         The last month read (``YYYY-MM``); rows after it are ignored. None: the ledger's last.
+    development : {"year", "calibration"}
+        The labelled months whose falls give the share seen by each lead: for the month
+        ``d`` months before the cut-off, the same month a year before (the same months of the
+        year ahead of it, where falls are seasonal), or the calibrator's months (measured
+        worse, docs/training.md).
 
     Returns
     -------
@@ -97,6 +113,9 @@ def recent_falls(ledger: pd.DataFrame, config: Config, months: int | None = None
     if config.label.target_column is not None:
         raise ValueError("model.level_months reads the falls month by month, which a "
                          "label.target_column does not show; set model.level_months to 0.")
+    if development not in DEVELOPMENT:
+        raise ValueError(f"Got development={development!r}, expected one of "
+                         f"{', '.join(DEVELOPMENT)}.")
     if not 1 <= k <= h - 1:
         raise ValueError(f"Got {k} partly labelled months, expected 1 to {h - 1} "
                          f"(label.horizon_months - 1).")
@@ -107,7 +126,7 @@ def recent_falls(ledger: pd.DataFrame, config: Config, months: int | None = None
     first_cal = labelled_to - c + 1
     # Only the trailing window the annual income needs is read before the development months.
     upto = ledger[idx <= end]
-    part = upto[np.asarray(month_index(upto["month"])) >= first_cal - WINDOW]
+    part = upto[np.asarray(month_index(upto["month"])) >= min(first_cal, end - k - 12) - WINDOW]
     part_idx = np.asarray(month_index(part["month"]))
     if not (part_idx <= labelled_to).any():
         raise ValueError("The ledger holds no month with a complete label before the "
@@ -115,11 +134,12 @@ def recent_falls(ledger: pd.DataFrame, config: Config, months: int | None = None
 
     full = make_labels(part, config)["target"].to_numpy()
     in_cal = (part_idx >= first_cal) & (part_idx <= labelled_to)
-    total = float(np.nansum(full[in_cal]))
     development, fell, rows, lead = {}, [], [], []
     for d in range(1, k + 1):
         within = make_labels(part, config, horizon=d)["target"].to_numpy()
-        development[d] = float(np.nansum(within[in_cal]) / total) if total else float("nan")
+        ref = in_cal if development == "calibration" else part_idx == end - d - 12
+        total = float(np.nansum(full[ref]))
+        development[d] = float(np.nansum(within[ref]) / total) if total else float("nan")
         at = np.flatnonzero((part_idx == end - d) & ~np.isnan(within))
         rows.append(at)
         fell.append(within[at])
@@ -198,9 +218,10 @@ def follow_level(model, recent: RecentFalls):
         ``expected`` falls, ``rows``, the months read (``first``, ``last``), ``labelled_to``
         and the ``development`` by lead.
     """
-    if not len(recent.fell):
-        raise ValueError("Got no household-month after the labelled months; expected the "
-                         "partly labelled months of the ledger.")
+    if not recent.usable:
+        raise ValueError("Got no fall after the labelled months, or no fall in the labelled "
+                         "months the shares seen by each lead are measured on; expected both "
+                         "(a longer ledger, more households, or model.level_months 0).")
     before = getattr(model, "level_", None)
     model.level_ = None
     bins = model.reference_["score"]
