@@ -61,6 +61,7 @@ from riskmodel.model import (
     build_features,
     model_features,
     model_inputs,
+    recent_falls,
     scorer_metrics,
     train,
     training_data,
@@ -106,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the reference's scores here, by a digest of the ledger, the "
                              "config and the reference's code and settings, and reuse them: "
                              "reruns that change only the product skip the reference's grid")
+    parser.add_argument("--level-months", type=int, metavar="N",
+                        help="model.level_months for the product (default: the config's)")
     parser.add_argument("--plot", help="write the chart to this PNG")
     parser.add_argument("--json", help="write every process's figures to this JSON file")
     parser.add_argument("--from-json", nargs="+", metavar="FILE",
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     names = [n.strip() for n in args.processes.split(",") if n.strip()]
     config = load_config()
+    if args.level_months is not None:
+        config = config.model_copy(update={"model": config.model.model_copy(
+            update={"level_months": args.level_months})})
     h = config.label.horizon_months
     last = int(month_index(pd.Series([args.start]))[0]) + args.months - 1
     truth_month = str(month_label(last - h))
@@ -272,8 +278,13 @@ def fit_product(past: pd.DataFrame, config, cutoff: str, with_train: bool) -> Ri
     keep = np.asarray(month_index(pd.Series(data.months))) <= month_index(
         pd.Series([cutoff]))[0]
     inputs = model_features(data.features.columns, config)
-    return RiskModel.from_config(config, inputs).fit(
+    model = RiskModel.from_config(config, inputs).fit(
         data.features.loc[keep, inputs], data.target[keep], months=data.months[keep])
+    recent = recent_falls(past, config) if config.model.level_months else None
+    if recent is not None and recent.usable:
+        # As train does: the level of the falls seen after the labelled months, up to T.
+        model.follow_level(recent)
+    return model
 
 
 def scores(judged: pd.DataFrame, draws: int, seed: int) -> dict:

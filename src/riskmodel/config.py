@@ -365,6 +365,9 @@ class ModelConfig(_Strict):
     refit_trees: Literal["same", "rows"]
     calibration_folds: int = Field(ge=1)
     calibration_gap: int | None = Field(ge=1)
+    # Partly labelled months after the labelled ones whose falls so far move the calibrated
+    # level (docs/training.md, "A level that follows the months after the cut-off"); 0: off.
+    level_months: int = Field(ge=0)
     random_state: int
     n_iter_no_change: int = Field(ge=1)
     calibration: Literal["auto", "isotonic", "sigmoid"]

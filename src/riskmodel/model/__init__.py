@@ -84,6 +84,7 @@ from ._features import (
     ledger_features,
 )
 from ._labels import binary_target, make_labels, net_income, poverty_lines, poverty_status
+from ._level import RecentFalls, follow_level, level_ratio, log_odds_shift, recent_falls
 from ._recorded import (
     OBSERVED_FEATURES,
     RECORDED_FEATURE_INPUTS,
@@ -218,6 +219,11 @@ __all__ = [
     "selection_table",
     "MACHINE_TAG",
     "RiskModel",
+    "RecentFalls",
+    "follow_level",
+    "level_ratio",
+    "log_odds_shift",
+    "recent_falls",
     "model_inputs",
     "RuleBaseline",
     "Scorecard",

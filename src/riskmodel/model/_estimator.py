@@ -32,6 +32,7 @@ from ..config import Config
 from ..months import month_label, month_numbers
 from ._distributions import calendar_month_shares, reference_bins
 from ._labels import binary_target
+from ._level import RecentFalls, follow_level, shifted
 from ._scorecard import Scorecard
 from ._threads import predict_in_threads
 
@@ -166,6 +167,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         ``rows`` and fall ``rate`` of the pooled out-of-time predictions the calibrators were
         fitted on, and ``predicted_<method>``, each calibrator's mean probability over them
         (equal to the rate: a calibrator keeps the mean of what it was fitted on).
+    level_ : dict or None
+        The shift of the calibrated log-odds of :meth:`follow_level`; None without one.
     config_ : dict
     horizon_months_ : int or None
     trained_at_ : str
@@ -183,8 +186,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     >>> months = np.repeat(np.arange(10), 300)
     >>> model = RiskModel(max_iter=50, min_samples_leaf=20, monotonic={"margin": -1},
     ...                   validation_months=2, calibration_months=2).fit(X, y, months=months)
-    >>> model.predict_proba(X).shape
-    (3000, 2)
+    >>> model.predict_proba(X).shape, model.level_
+    ((3000, 2), None)
     >>> bool(model.predict_proba(X.iloc[[0]])[0, 1] > 0)
     True
     """
@@ -380,7 +383,12 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.trained_at_ = datetime.now(UTC).date().isoformat()
         self.code_version_ = code_version()
         self.summary_ = {}
+        self.level_ = None
         return self
+
+    def follow_level(self, recent: RecentFalls) -> RiskModel:
+        """Shift the calibrated log-odds to the level of recent falls (:func:`follow_level`)."""
+        return follow_level(self, recent)
 
     def _sample(self, rows: np.ndarray, y01: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """At most ``max_train_rows`` rows: every positive, a weighted random share of the rest.
@@ -521,8 +529,11 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         return np.column_stack([1.0 - p, p])
 
     def calibrated(self, log_odds: np.ndarray) -> np.ndarray:
-        """The risk of raw log-odds of the trees (:meth:`decision_function`), calibrated."""
-        return self.calibrators_[self.calibration_].transform(np.asarray(log_odds))
+        """The risk of raw log-odds of the trees (:meth:`decision_function`), calibrated (and
+        moved by ``level_``, see :meth:`follow_level`)."""
+        risk = self.calibrators_[self.calibration_].transform(np.asarray(log_odds))
+        level = getattr(self, "level_", None)
+        return risk if level is None else shifted(risk, level["shift"])
 
     def predict(self, X) -> np.ndarray:
         positive = self.predict_proba(X)[:, 1] >= 0.5

@@ -38,6 +38,7 @@ from ._backtest import (
 from ._estimator import RiskModel
 from ._features import build_features, feature_causes, ledger_features
 from ._labels import make_labels
+from ._level import recent_falls
 from ._selection import Selection, check_selection_config, select_model, selection_table
 from ._tracking import (
     MODEL_NAME,
@@ -401,6 +402,16 @@ def train(
     inputs = model_features(data.features.columns, config)
     model = RiskModel.from_config(config, inputs, calibration=result.calibration)
     model.fit(data.features[inputs], data.target, months=data.months)
+    recent = (recent_falls(ledger, config)
+              if config.model.level_months and config.label.target_column is None else None)
+    if recent is not None and recent.usable:
+        # The calibrated level follows the falls seen after the labelled months.
+        model.follow_level(recent)
+        log.info("level: ratio %.3f of falls seen to expected after %s, log-odds %+.3f",
+                 model.level_["ratio"], model.level_["labelled_to"], model.level_["shift"])
+    elif recent is not None:
+        log.warning("level: the months after %s show no fall, or a year before them none is "
+                    "labelled; the calibrator's level is kept", recent.labelled_to)
     model.summary_ = result.summary()
     log.info("final model: %d trees, %.1f s", model.n_iter_, time.perf_counter() - step)
     fingerprint = {**data_fingerprint(ledger), "training_rows": len(data.target),
