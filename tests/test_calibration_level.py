@@ -127,6 +127,19 @@ def test_the_level_follows_a_fall_rate_that_halves_after_the_labelled_months(hal
     assert all(a <= b for a, b in zip(edges, edges[1:], strict=False))
 
 
+def test_the_plan_reads_the_risk_with_the_level(halved):
+    """The plan's risk is the score's: the calibrated risk moved by the level."""
+    from riskmodel.plan._inputs import risk_scores
+
+    ledger, config, model = halved
+    X = at_cutoff(ledger, config)
+    follow_level(model, recent_falls(ledger, config, months=config.label.horizon_months - 1))
+    assert model.level_["shift"] != 0
+    log_odds, risk = risk_scores(model, X)
+    np.testing.assert_array_equal(log_odds, model.decision_function(X))
+    np.testing.assert_array_equal(risk, model.predict_proba(X)[:, 1])
+
+
 def test_a_second_call_replaces_the_first_shift(halved):
     ledger, config, model = halved
     recent = recent_falls(ledger, config, months=5)

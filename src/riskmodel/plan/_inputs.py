@@ -318,12 +318,12 @@ def _where(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
 
 
 def risk_scores(model, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """The model's log-odds and calibrated risk of the rows, from one pass of the trees."""
+    """The model's log-odds and calibrated risk of the rows (its level included, as
+    ``predict_proba`` gives it), from one pass of the trees."""
     log_odds = model.decision_function(features[[str(c) for c in model.feature_names_in_]])
-    calibrators = getattr(model, "calibrators_", None)
-    if calibrators is None:
+    if not hasattr(model, "calibrated"):
         return log_odds, model.predict_proba(model_inputs(model, features))[:, 1]
-    return log_odds, calibrators[model.calibration_].transform(log_odds)
+    return log_odds, model.calibrated(log_odds)
 
 
 def _households(rows: pd.DataFrame, status: pd.DataFrame, features: pd.DataFrame, model,
