@@ -238,3 +238,15 @@ def test_train_follows_the_level_only_with_the_key_on():
     moved = with_level.predict_proba(X)[:, 1]
     assert moved.mean() < plain.mean()
     assert (np.diff(moved[np.argsort(plain, kind="stable")]) >= -1e-15).all()
+
+
+def test_the_training_run_records_the_level(halved):
+    from riskmodel.model._training import _level_metrics
+
+    ledger, config, model = halved
+    follow_level(model, recent_falls(ledger, config, months=config.label.horizon_months - 1))
+    got = _level_metrics(model)
+    assert got == {"level_shift": model.level_["shift"], "level_ratio": model.level_["ratio"],
+                   "level_seen": float(model.level_["seen"]),
+                   "level_expected": model.level_["expected"]}
+    assert _level_metrics(fitted(shock_ledger(households=200), small_config())) == {}

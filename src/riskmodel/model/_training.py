@@ -429,7 +429,8 @@ def train(
                     **({"selected_candidate": selection.chosen} if selection.enabled else {})},
             metrics={**_metrics(result), **agreement_metrics(result.agreement),
                      **(promotion.metrics() if promotion else {}),
-                     **(selection.metrics() if selection.enabled else {})},
+                     **(selection.metrics() if selection.enabled else {}),
+                     **_level_metrics(model)},
             fingerprint=fingerprint,
             example=input_example(data.features[inputs]),
             figures={"calibration.png": plot_calibration(result),
@@ -453,6 +454,15 @@ def train(
         log.info("tracked as %s, %.1f s in all", run.model_uri, time.perf_counter() - started)
     return TrainResult(model=model, backtest=result, run=run, fingerprint=fingerprint,
                        promotion=promotion, selection=selection)
+
+
+def _level_metrics(model: RiskModel) -> dict[str, float]:
+    """The level the final model follows (``level_``), as run metrics: the shift of its
+    log-odds, the ratio of falls seen to expected and both counts; none without a level."""
+    level = getattr(model, "level_", None)
+    if level is None:
+        return {}
+    return {f"level_{k}": float(level[k]) for k in ("shift", "ratio", "seen", "expected")}
 
 
 def _check_tracking(tracking_uri: str | None, alias: str | None) -> None:
