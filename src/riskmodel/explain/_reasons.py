@@ -237,8 +237,8 @@ def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPA
     there; events count as 0 where absent.
     """
     columns = [*INCOME, *SPENDING, *[f"ev_{e}" for e in EVENT_FACTS]]
-    hist_code, households = pd.factorize(history["household_id"])
-    row_code = pd.Index(households).get_indexer(rows["household_id"])
+    hist_code, households = household_codes(history["household_id"])
+    row_code = households.get_indexer(rows["household_id"])
     row_month = months_of(rows["month"])
     first = int(row_month.min()) - months + 1
     span = int(row_month.max()) - first + 1
@@ -250,22 +250,47 @@ def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPA
     # row's trailing months are read from.
     put = hist_code * span + hist_month
     cells = (row_code * span + row_month - first)[:, None] - np.arange(months)[None, :]
+    # Each cell's history row (the last one there), or the extra last slot, which holds the
+    # value of a month without a row: every column is read with one gather.
+    n = len(history)
+    source = np.full(len(households) * span, n, dtype=np.intp)
+    source[put] = keep
+    source = source.take(cells)
 
     def column(name: str, na: float) -> np.ndarray:
-        return history[name].to_numpy(dtype="float64", na_value=na)[keep]
+        values = np.empty(n + 1)
+        values[:n] = history[name].to_numpy(dtype="float64", na_value=na)
+        values[n] = na
+        return values
 
-    size = len(households) * span
     incomes = {name: column(name, np.nan) for name in INCOME}
-    observed = np.zeros(size, dtype=bool)
-    observed[put] = ~np.isnan(np.column_stack(list(incomes.values()))).all(axis=1)
+    observed = np.zeros(n + 1, dtype=bool)
+    for values in incomes.values():
+        observed |= ~np.isnan(values)
     money = {}
-    grid = np.empty(size)
     for name in [*columns, *WINDOW_COUNTS]:
-        grid.fill(0.0)
-        grid[put] = np.nan_to_num(incomes.pop(name) if name in incomes else column(name, 0.0))
-        money[name] = grid.take(cells)
+        values = (incomes.pop(name) if name in incomes else column(name, 0.0)).take(source)
+        # NaN (and ±inf) as np.nan_to_num reads them, where there are any.
+        money[name] = values if np.isfinite(values).all() else np.nan_to_num(values)
     counts = {name: money.pop(name) for name in WINDOW_COUNTS}
-    return LedgerWindow(money, observed.take(cells), counts)
+    return LedgerWindow(money, observed.take(source), counts)
+
+
+def household_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each row's household as an integer code, and the households: ``pd.factorize``'s codes
+    and values, read from the runs of equal ids where each household's rows are together (as
+    a ledger's chunks hold them), which needs no hashing of every row."""
+    values = ids.array
+    if len(values) > 1 and not ids.hasnans:
+        change = np.asarray(values[1:] != values[:-1], dtype=bool)
+        starts = np.flatnonzero(np.concatenate([[True], change]))
+        households = pd.Index(values.take(starts))
+        if households.is_unique:
+            codes = np.zeros(len(values), dtype=np.intp)
+            codes[starts[1:]] = 1
+            return np.cumsum(codes), households
+    codes, uniques = pd.factorize(ids)
+    return codes, pd.Index(uniques)
 
 
 # The name explain's modules use for riskmodel.months.month_index (which parses each distinct
