@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..config import (
     EVENT_FACTS,
@@ -602,28 +604,102 @@ def reason_texts(codes: np.ndarray, facts: pd.DataFrame, config: Config) -> dict
     names = {"zh": {c.code: c.name_zh for c in config.causes},
              "en": {c.code: c.name_en for c in config.causes}}
     sep = {"zh": "；", "en": "; "}
-    text = {lang: np.full(len(facts), None, dtype=object) for lang in names}
+    n = len(facts)
+    # The text is joined in Arrow: each template's literals and figures are concatenated
+    # column-wise, without a Python string operation per household.
+    text: dict[str, pa.Array | None] = {lang: None for lang in names}
+    figures: dict[str, pa.Array] = {}
     # Where the line in force within the horizon is above the month's, a cause's ``*_ahead``
     # text (where it has one) quotes it.
     ahead = (facts["line_ahead"] > facts["line"]).to_numpy(dtype=bool)
     for j in range(min(config.reasons.text_causes, codes.shape[1])):
         slot = codes[:, j]
-        for code in pd.unique(slot[pd.notna(slot)]):
+        named = pd.notna(slot)
+        parts: dict[str, list[pa.Array]] = {lang: [] for lang in names}
+        order = []
+        for code in pd.unique(slot[named]):
             rows = np.flatnonzero(slot == code)
+            order.append(rows)
             spec = config.reasons.text.get(code)
-            figures: dict[str, np.ndarray] = {}
-            for lang, out in text.items():
+            for lang in names:
                 template = getattr(spec, lang) if spec is not None else names[lang][code]
-                part = render(template, facts, rows, figures)
+                part = _render_arrow(template, facts, rows, figures)
                 alternative = getattr(spec, f"{lang}_ahead") if spec is not None else None
                 if alternative is not None and ahead[rows].any():
-                    use = ahead[rows]
-                    part[use] = render(alternative, facts, rows[use])
-                out[rows] = part if j == 0 else out[rows] + sep[lang] + part
+                    part = pc.if_else(pa.array(ahead[rows]),
+                                      _render_arrow(alternative, facts, rows, figures), part)
+                parts[lang].append(part)
+        if not order:
+            continue
+        # Each household's part of this slot, null where the slot names no cause.
+        position = np.full(n, -1, dtype=np.int64)
+        position[np.concatenate(order)] = np.arange(sum(len(rows) for rows in order))
+        where = pa.array(position, mask=position < 0)
+        for lang in names:
+            part = pa.concat_arrays(parts[lang]).take(where)
+            if text[lang] is None:
+                text[lang] = part
+            else:
+                joined = pc.binary_join_element_wise(text[lang], part, _LARGE(sep[lang]))
+                text[lang] = pc.if_else(pc.is_valid(part), joined, text[lang])
     none = {"zh": "无明显致贫返贫风险因素", "en": "no cause raises the risk"}
-    for lang, out in text.items():
-        out[pd.isna(out)] = none[lang]
-    return {lang: pd.Series(out, index=facts.index, dtype="string") for lang, out in text.items()}
+    out = {}
+    for lang, joined in text.items():
+        joined = (pa.nulls(n, pa.large_string()) if joined is None else joined)
+        joined = pc.fill_null(joined, _LARGE(none[lang]))
+        out[lang] = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([joined])),
+                              index=facts.index, copy=False)
+    return out
+
+
+def _LARGE(text: str) -> pa.Scalar:
+    """A text as the Arrow scalar the reason text is joined with."""
+    return pa.scalar(text, pa.large_string())
+
+
+def _figure_arrow(facts: pd.DataFrame, name: str) -> pa.Array:
+    """One fact of every household formatted for text (as :func:`_figure`), in Arrow."""
+    if name not in facts:
+        raise ValueError(f"Reason template names {{{name}}}, expected one of {', '.join(FACTS)}.")
+    col = facts[name]
+    if name.endswith("_month"):
+        filled = col.astype("string").fillna(MISSING)
+        return pa.array(np.asarray(filled.to_numpy(dtype=object)), pa.large_string()) \
+            if not hasattr(filled.array, "__arrow_array__") else \
+            pa.chunked_array(pa.array(filled.array)).cast(pa.large_string()).combine_chunks()
+    values = col.to_numpy(dtype="float64")
+    if name.endswith("_year"):
+        known = np.isfinite(values)
+        position, distinct = pd.factorize(np.where(known, values, 0))
+        words = [str(year) for year in distinct.astype("int64").tolist()]
+    else:
+        v = np.rint(values * 100 if name in SHARE_FACTS else values) + 0.0
+        known = np.isfinite(v)
+        # Amounts repeat across households: format each distinct amount once (format_yuan).
+        position, distinct = pd.factorize(np.where(known, v, 0.0))
+        words = [f"{amount:,.0f}" for amount in distinct.tolist()]
+    position = np.where(known, position, len(words))
+    return pa.array([*words, MISSING], pa.large_string()).take(position)
+
+
+def _render_arrow(template: str, facts: pd.DataFrame, rows: np.ndarray,
+                  figures: dict[str, pa.Array]) -> pa.Array:
+    """:func:`render` in Arrow: the template filled with the facts of the given rows.
+
+    ``figures`` caches each fact of every household, formatted, between templates.
+    """
+    parts: list[pa.Array | pa.Scalar] = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        if literal:
+            parts.append(_LARGE(literal))
+        if field is not None:
+            if field not in figures:
+                figures[field] = _figure_arrow(facts, field)
+            parts.append(figures[field].take(rows))
+    if not any(isinstance(part, pa.Array) for part in parts):
+        return pa.array(["".join(p.as_py() for p in parts)], pa.large_string()).take(
+            np.zeros(len(rows), dtype=np.int64))
+    return pc.binary_join_element_wise(*parts, _LARGE(""))
 
 
 _FIGURE = {"month": r"\d{4}-\d{2}|—", "year": r"\d{4}|—", "number": r"-?\d[\d,]*|—"}
@@ -762,4 +838,5 @@ def suggested_measures(codes: np.ndarray, has_labor: np.ndarray, config: Config)
                 spec = config.cause_by_code[cause]
                 measures += spec.measures_zh if labor else spec.measures_no_labor_zh
         table.append("、".join(dict.fromkeys(measures)))
-    return pd.Series(np.asarray(table, dtype=object)[combo], dtype="string")
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
+        [pa.array(table, pa.large_string()).take(combo)])))
