@@ -150,9 +150,11 @@ def household_facts(
         hits = window[f"ev_{event}"] > 0
         out[f"{event}_events"] = hits.sum(axis=1).astype("float64")
         latest = np.argmax(hits, axis=1)
-        month = pd.array(month_label(m - latest), dtype="string")
-        month[~hits.any(axis=1)] = pd.NA
-        out[f"{event}_month"] = month
+        # Each distinct month labelled once, then taken (NA where the event never happened).
+        position, distinct = pd.factorize(m - latest)
+        labels = pa.array(np.asarray(month_label(distinct), dtype=object), pa.large_string())
+        month = labels.take(pa.array(position, mask=~hits.any(axis=1)))
+        out[f"{event}_month"] = pd.arrays.ArrowStringArray(pa.chunked_array([month]))
     return out[FACTS]
 
 
@@ -329,14 +331,21 @@ def cause_givebacks(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, dict[
 
     def change_after(column: str, age: np.ndarray, sign: float) -> np.ndarray:
         """sign × (value − level before the event) where positive, from the event on."""
+        # Only households with the event have months after it: the others get 0.
+        out = np.zeros(recent.shape)
+        rows = np.flatnonzero(age >= 0)
+        if not len(rows):
+            return out
+        age, values = age[rows, None], money[column][rows]
         ages = np.arange(observed.shape[1])
-        before = observed & (ages > age[:, None]) & (ages <= age[:, None] + WINDOW)
+        before = observed[rows] & (ages > age) & (ages <= age + WINDOW)
         count = before.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            level = (money[column] * before).sum(axis=1) / count
-        after = recent & (ages[:WINDOW] <= age[:, None]) & (count > 0)[:, None]
-        return np.where(after, np.clip(sign * (money[column][:, :WINDOW] - level[:, None]),
-                                       0, None), 0.0)
+            level = (values * before).sum(axis=1) / count
+        after = recent[rows] & (ages[:WINDOW] <= age) & (count > 0)[:, None]
+        out[rows] = np.where(after, np.clip(sign * (values[:, :WINDOW] - level[:, None]),
+                                            0, None), 0.0)
+        return out
 
     illness, accident = latest("illness"), latest("accident")
     medical = money["exp_medical_oop"][:, :WINDOW] * recent
