@@ -81,7 +81,8 @@ def household_facts(
     """
     if window is None:
         window = trailing_window(rows, rows if history is None else history)
-    out = pd.DataFrame(index=rows.index)
+    # Columns gathered as arrays, the frame made once.
+    out: dict[str, np.ndarray | pd.api.extensions.ExtensionArray] = {}
 
     def count(col: str) -> np.ndarray:
         return rows[col].to_numpy(dtype="float64", na_value=0.0)
@@ -130,17 +131,17 @@ def household_facts(
         net = (income - medical - education).sum(axis=1)
         known = n_obs >= config.label.min_observed_months
         out["income_pc"] = np.where(
-            known, net * WINDOW / np.maximum(n_obs, 1) / out["members"].to_numpy(), np.nan
+            known, net * WINDOW / np.maximum(n_obs, 1) / out["members"], np.nan
         )
     # Where monthly incomes are unknown, the annual figures as recorded at the row's month
     # (docs/ledger.md), as the label reads them.
-    out["income_pc"] = np.where(known, out["income_pc"].to_numpy(), recorded_income_pc(rows))
+    out["income_pc"] = np.where(known, out["income_pc"], recorded_income_pc(rows))
     # Where no month of the window has its income observed (a ledger of incomes as recorded,
     # docs/ledger.md), the window's money is unknown, not zero: the text prints "—". Rules
     # read an unknown figure as not holding, as they read a zero here.
     unknown = n_obs == 0
     for name in UNKNOWN_WITHOUT_MONTHS:
-        out[name] = np.where(unknown, np.nan, out[name].to_numpy(dtype="float64"))
+        out[name] = np.where(unknown, np.nan, np.asarray(out[name], dtype="float64"))
     m = months_of(rows["month"])
     out["line"] = poverty_lines(config, m // 12, rows.get("province"), rows.get("county"))
     out["line_ahead"], out["line_ahead_year"] = lines_ahead(
@@ -155,7 +156,7 @@ def household_facts(
         labels = pa.array(np.asarray(month_label(distinct), dtype=object), pa.large_string())
         month = labels.take(pa.array(position, mask=~hits.any(axis=1)))
         out[f"{event}_month"] = pd.arrays.ArrowStringArray(pa.chunked_array([month]))
-    return out[FACTS]
+    return pd.DataFrame({name: out[name] for name in FACTS}, index=rows.index)
 
 
 def lines_ahead(
