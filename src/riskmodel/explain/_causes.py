@@ -27,7 +27,6 @@ from ._counterfactual import cause_drops
 from ._reasons import (
     WINDOW,
     LedgerWindow,
-    annual_per_capita,
     cause_givebacks,
     cause_losses,
     disabled_adults,
@@ -289,12 +288,18 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
     out = pd.DataFrame(sum_by_cause(values.drop(columns=shared).to_numpy(),
                                     table.drop(index=shared).to_numpy()),
                        index=values.index, columns=causes)
-    given = pd.DataFrame(0.0, index=values.index, columns=causes)
+    # What each cause is given, one array per cause (column operations on a frame cost more
+    # than the arithmetic).
+    given_to = {code: np.zeros(len(values)) for code in causes}
     losses = {c: v for c, v in cause_losses(rows, window, givebacks).items() if c in causes}
     members = rows["members"].to_numpy(dtype="float64")
-    lost_over = {months: np.column_stack([annual_per_capita(v, window, members, months)
-                                          for v in losses.values()])
-                 for months in {*net.values(), *NET_CHANGE.values(), WINDOW}}
+    lost_over = {}
+    for months in {*net.values(), *NET_CHANGE.values(), WINDOW}:
+        # annual_per_capita of each cause, the observed months counted once.
+        n_obs = np.maximum(window.observed[:, :months].sum(axis=1), 1)
+        lost_over[months] = np.column_stack([v[:, :months].sum(axis=1) * WINDOW / n_obs / members
+                                             for v in losses.values()])
+    own = {name: _own_cause(table, name) for name in shared}
 
     def share_out(name: str, lost: np.ndarray, unexplained: np.ndarray) -> None:
         phi = values[name].to_numpy()
@@ -302,8 +307,8 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
         share = np.where(((phi > 0) & (total > 0))[:, None],
                          lost / np.where(total > 0, total, 1.0)[:, None], 0.0)
         for k, code in enumerate(losses):
-            given[code] += phi * share[:, k]
-        given[_own_cause(table, name)] += phi * (1 - share.sum(axis=1))
+            given_to[code] += phi * share[:, k]
+        given_to[own[name]] += phi * (1 - share.sum(axis=1))
 
     # The shortfall no cause explains is measured against the highest line in force within
     # the horizon (``line_ahead``, where given), the line the label judges a fall against.
@@ -319,6 +324,7 @@ def _shared_out(values: pd.DataFrame, features: pd.DataFrame, rows: pd.DataFrame
         recent = np.clip(lost_over[NET_CHANGE[name]] - lost_over[WINDOW], 0, None)
         fall = np.clip(-features[name].to_numpy(dtype="float64"), 0, None)
         share_out(name, recent, np.clip(np.nan_to_num(fall) - recent.sum(axis=1), 0, None))
+    given = pd.DataFrame(given_to, index=values.index, columns=causes, copy=False)
     if drops is not None and shared:
         _share_by_drops(given, values[shared], drops, table, config)
     out += given

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..config import DEFAULT_MODEL_URI, Config, load_config
 from ..errors import LedgerError
@@ -126,23 +127,55 @@ def reasons_frame(
 ) -> pd.DataFrame:
     """The output columns of :func:`explain_households` from ranked causes and facts."""
     out = pd.DataFrame(index=facts.index)
+    k = codes.shape[1]
+    # Each slot's codes as integers into the list of distinct codes (-1 where none): the text
+    # columns are taken from a few distinct strings, not converted household by household.
+    position, distinct = pd.factorize(codes.ravel(), use_na_sentinel=True)
+    position = position.reshape(codes.shape)
+    names = pa.array([str(code) for code in distinct], pa.large_string())
     for j in range(N_REASONS):
-        have = j < codes.shape[1]
-        out[f"reason_{j + 1}"] = pd.array(codes[:, j] if have else np.full(len(facts), None),
-                                          dtype="string")
+        if j < k:
+            column = names.take(pa.array(position[:, j], mask=position[:, j] < 0))
+        else:
+            column = pa.nulls(len(facts), pa.large_string())
+        out[f"reason_{j + 1}"] = _strings(column)
     for j in range(N_REASONS):
-        out[f"reason_{j + 1}_weight"] = weights[:, j] if j < codes.shape[1] else np.nan
-    listed = pd.Series(pd.array(codes[:, 0], dtype="string"), index=facts.index)
-    for j in range(1, codes.shape[1]):
-        more = pd.Series(pd.array(codes[:, j], dtype="string"), index=facts.index)
-        listed = listed.where(more.isna(), listed + "," + more)
-    out["risk_causes"] = listed.fillna("")
+        out[f"reason_{j + 1}_weight"] = weights[:, j] if j < k else np.nan
+    out["risk_causes"] = _strings(_listed(position, distinct, len(facts)))
     texts = reason_texts(codes, facts, config)
-    out["reason_text_zh"] = texts["zh"].to_numpy()
-    out["reason_text_en"] = texts["en"].to_numpy()
+    # The text columns are pandas' default string type (NaN for missing), as an array of
+    # Python strings would be read.
+    out["reason_text_zh"] = texts["zh"].array.astype(_TEXT)
+    out["reason_text_en"] = texts["en"].array.astype(_TEXT)
     out["measures_zh"] = suggested_measures(codes, facts["laborers"].to_numpy() > 0,
-                                            config).to_numpy()
+                                            config).array.astype(_TEXT)
     return out
+
+
+_TEXT = pd.StringDtype(na_value=np.nan)
+
+
+def _strings(values: pa.Array) -> pd.arrays.ArrowStringArray:
+    """An Arrow array of text as pandas' ``string`` (NA for missing)."""
+    return pd.arrays.ArrowStringArray(pa.chunked_array([values]))
+
+
+def _listed(position: np.ndarray, distinct: np.ndarray, n: int) -> pa.Array:
+    """``risk_causes``: each household's codes joined by ``","`` ("" where the first slot is
+    empty), built once per distinct combination of codes."""
+    if position.shape[1] == 0:
+        return pa.array([""] * n, pa.large_string())
+    base = len(distinct) + 1
+    key = np.zeros(n, dtype=np.int64)
+    for j in range(position.shape[1]):
+        key = key * base + (position[:, j] + 1)
+    which, keys = pd.factorize(key)
+    table = []
+    for value in keys.tolist():
+        combo = [(value // base ** j) % base - 1 for j in range(position.shape[1] - 1, -1, -1)]
+        table.append(",".join(str(distinct[c]) for c in combo if c >= 0)
+                     if combo[0] >= 0 else "")
+    return pa.array(table, pa.large_string()).take(which)
 
 
 def explain_month(

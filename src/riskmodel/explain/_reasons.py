@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..config import (
     EVENT_FACTS,
@@ -79,7 +81,8 @@ def household_facts(
     """
     if window is None:
         window = trailing_window(rows, rows if history is None else history)
-    out = pd.DataFrame(index=rows.index)
+    # Columns gathered as arrays, the frame made once.
+    out: dict[str, np.ndarray | pd.api.extensions.ExtensionArray] = {}
 
     def count(col: str) -> np.ndarray:
         return rows[col].to_numpy(dtype="float64", na_value=0.0)
@@ -128,17 +131,17 @@ def household_facts(
         net = (income - medical - education).sum(axis=1)
         known = n_obs >= config.label.min_observed_months
         out["income_pc"] = np.where(
-            known, net * WINDOW / np.maximum(n_obs, 1) / out["members"].to_numpy(), np.nan
+            known, net * WINDOW / np.maximum(n_obs, 1) / out["members"], np.nan
         )
     # Where monthly incomes are unknown, the annual figures as recorded at the row's month
     # (docs/ledger.md), as the label reads them.
-    out["income_pc"] = np.where(known, out["income_pc"].to_numpy(), recorded_income_pc(rows))
+    out["income_pc"] = np.where(known, out["income_pc"], recorded_income_pc(rows))
     # Where no month of the window has its income observed (a ledger of incomes as recorded,
     # docs/ledger.md), the window's money is unknown, not zero: the text prints "—". Rules
     # read an unknown figure as not holding, as they read a zero here.
     unknown = n_obs == 0
     for name in UNKNOWN_WITHOUT_MONTHS:
-        out[name] = np.where(unknown, np.nan, out[name].to_numpy(dtype="float64"))
+        out[name] = np.where(unknown, np.nan, np.asarray(out[name], dtype="float64"))
     m = months_of(rows["month"])
     out["line"] = poverty_lines(config, m // 12, rows.get("province"), rows.get("county"))
     out["line_ahead"], out["line_ahead_year"] = lines_ahead(
@@ -148,10 +151,12 @@ def household_facts(
         hits = window[f"ev_{event}"] > 0
         out[f"{event}_events"] = hits.sum(axis=1).astype("float64")
         latest = np.argmax(hits, axis=1)
-        month = pd.array(month_label(m - latest), dtype="string")
-        month[~hits.any(axis=1)] = pd.NA
-        out[f"{event}_month"] = month
-    return out[FACTS]
+        # Each distinct month labelled once, then taken (NA where the event never happened).
+        position, distinct = pd.factorize(m - latest)
+        labels = pa.array(np.asarray(month_label(distinct), dtype=object), pa.large_string())
+        month = labels.take(pa.array(position, mask=~hits.any(axis=1)))
+        out[f"{event}_month"] = pd.arrays.ArrowStringArray(pa.chunked_array([month]))
+    return pd.DataFrame({name: out[name] for name in FACTS}, index=rows.index)
 
 
 def lines_ahead(
@@ -237,8 +242,8 @@ def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPA
     there; events count as 0 where absent.
     """
     columns = [*INCOME, *SPENDING, *[f"ev_{e}" for e in EVENT_FACTS]]
-    hist_code, households = pd.factorize(history["household_id"])
-    row_code = pd.Index(households).get_indexer(rows["household_id"])
+    hist_code, households = household_codes(history["household_id"])
+    row_code = households.get_indexer(rows["household_id"])
     row_month = months_of(rows["month"])
     first = int(row_month.min()) - months + 1
     span = int(row_month.max()) - first + 1
@@ -250,22 +255,47 @@ def trailing_window(rows: pd.DataFrame, history: pd.DataFrame, months: int = SPA
     # row's trailing months are read from.
     put = hist_code * span + hist_month
     cells = (row_code * span + row_month - first)[:, None] - np.arange(months)[None, :]
+    # Each cell's history row (the last one there), or the extra last slot, which holds the
+    # value of a month without a row: every column is read with one gather.
+    n = len(history)
+    source = np.full(len(households) * span, n, dtype=np.intp)
+    source[put] = keep
+    source = source.take(cells)
 
     def column(name: str, na: float) -> np.ndarray:
-        return history[name].to_numpy(dtype="float64", na_value=na)[keep]
+        values = np.empty(n + 1)
+        values[:n] = history[name].to_numpy(dtype="float64", na_value=na)
+        values[n] = na
+        return values
 
-    size = len(households) * span
     incomes = {name: column(name, np.nan) for name in INCOME}
-    observed = np.zeros(size, dtype=bool)
-    observed[put] = ~np.isnan(np.column_stack(list(incomes.values()))).all(axis=1)
+    observed = np.zeros(n + 1, dtype=bool)
+    for values in incomes.values():
+        observed |= ~np.isnan(values)
     money = {}
-    grid = np.empty(size)
     for name in [*columns, *WINDOW_COUNTS]:
-        grid.fill(0.0)
-        grid[put] = np.nan_to_num(incomes.pop(name) if name in incomes else column(name, 0.0))
-        money[name] = grid.take(cells)
+        values = (incomes.pop(name) if name in incomes else column(name, 0.0)).take(source)
+        # NaN (and ±inf) as np.nan_to_num reads them, where there are any.
+        money[name] = values if np.isfinite(values).all() else np.nan_to_num(values)
     counts = {name: money.pop(name) for name in WINDOW_COUNTS}
-    return LedgerWindow(money, observed.take(cells), counts)
+    return LedgerWindow(money, observed.take(source), counts)
+
+
+def household_codes(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each row's household as an integer code, and the households: ``pd.factorize``'s codes
+    and values, read from the runs of equal ids where each household's rows are together (as
+    a ledger's chunks hold them), which needs no hashing of every row."""
+    values = ids.array
+    if len(values) > 1 and not ids.hasnans:
+        change = np.asarray(values[1:] != values[:-1], dtype=bool)
+        starts = np.flatnonzero(np.concatenate([[True], change]))
+        households = pd.Index(values.take(starts))
+        if households.is_unique:
+            codes = np.zeros(len(values), dtype=np.intp)
+            codes[starts[1:]] = 1
+            return np.cumsum(codes), households
+    codes, uniques = pd.factorize(ids)
+    return codes, pd.Index(uniques)
 
 
 # The name explain's modules use for riskmodel.months.month_index (which parses each distinct
@@ -302,14 +332,21 @@ def cause_givebacks(rows: pd.DataFrame, window: LedgerWindow) -> dict[str, dict[
 
     def change_after(column: str, age: np.ndarray, sign: float) -> np.ndarray:
         """sign × (value − level before the event) where positive, from the event on."""
+        # Only households with the event have months after it: the others get 0.
+        out = np.zeros(recent.shape)
+        rows = np.flatnonzero(age >= 0)
+        if not len(rows):
+            return out
+        age, values = age[rows, None], money[column][rows]
         ages = np.arange(observed.shape[1])
-        before = observed & (ages > age[:, None]) & (ages <= age[:, None] + WINDOW)
+        before = observed[rows] & (ages > age) & (ages <= age + WINDOW)
         count = before.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            level = (money[column] * before).sum(axis=1) / count
-        after = recent & (ages[:WINDOW] <= age[:, None]) & (count > 0)[:, None]
-        return np.where(after, np.clip(sign * (money[column][:, :WINDOW] - level[:, None]),
-                                       0, None), 0.0)
+            level = (values * before).sum(axis=1) / count
+        after = recent[rows] & (ages[:WINDOW] <= age) & (count > 0)[:, None]
+        out[rows] = np.where(after, np.clip(sign * (values[:, :WINDOW] - level[:, None]),
+                                            0, None), 0.0)
+        return out
 
     illness, accident = latest("illness"), latest("accident")
     medical = money["exp_medical_oop"][:, :WINDOW] * recent
@@ -577,28 +614,102 @@ def reason_texts(codes: np.ndarray, facts: pd.DataFrame, config: Config) -> dict
     names = {"zh": {c.code: c.name_zh for c in config.causes},
              "en": {c.code: c.name_en for c in config.causes}}
     sep = {"zh": "；", "en": "; "}
-    text = {lang: np.full(len(facts), None, dtype=object) for lang in names}
+    n = len(facts)
+    # The text is joined in Arrow: each template's literals and figures are concatenated
+    # column-wise, without a Python string operation per household.
+    text: dict[str, pa.Array | None] = {lang: None for lang in names}
+    figures: dict[str, pa.Array] = {}
     # Where the line in force within the horizon is above the month's, a cause's ``*_ahead``
     # text (where it has one) quotes it.
     ahead = (facts["line_ahead"] > facts["line"]).to_numpy(dtype=bool)
     for j in range(min(config.reasons.text_causes, codes.shape[1])):
         slot = codes[:, j]
-        for code in pd.unique(slot[pd.notna(slot)]):
+        named = pd.notna(slot)
+        parts: dict[str, list[pa.Array]] = {lang: [] for lang in names}
+        order = []
+        for code in pd.unique(slot[named]):
             rows = np.flatnonzero(slot == code)
+            order.append(rows)
             spec = config.reasons.text.get(code)
-            figures: dict[str, np.ndarray] = {}
-            for lang, out in text.items():
+            for lang in names:
                 template = getattr(spec, lang) if spec is not None else names[lang][code]
-                part = render(template, facts, rows, figures)
+                part = _render_arrow(template, facts, rows, figures)
                 alternative = getattr(spec, f"{lang}_ahead") if spec is not None else None
                 if alternative is not None and ahead[rows].any():
-                    use = ahead[rows]
-                    part[use] = render(alternative, facts, rows[use])
-                out[rows] = part if j == 0 else out[rows] + sep[lang] + part
+                    part = pc.if_else(pa.array(ahead[rows]),
+                                      _render_arrow(alternative, facts, rows, figures), part)
+                parts[lang].append(part)
+        if not order:
+            continue
+        # Each household's part of this slot, null where the slot names no cause.
+        position = np.full(n, -1, dtype=np.int64)
+        position[np.concatenate(order)] = np.arange(sum(len(rows) for rows in order))
+        where = pa.array(position, mask=position < 0)
+        for lang in names:
+            part = pa.concat_arrays(parts[lang]).take(where)
+            if text[lang] is None:
+                text[lang] = part
+            else:
+                joined = pc.binary_join_element_wise(text[lang], part, _LARGE(sep[lang]))
+                text[lang] = pc.if_else(pc.is_valid(part), joined, text[lang])
     none = {"zh": "无明显致贫返贫风险因素", "en": "no cause raises the risk"}
-    for lang, out in text.items():
-        out[pd.isna(out)] = none[lang]
-    return {lang: pd.Series(out, index=facts.index, dtype="string") for lang, out in text.items()}
+    out = {}
+    for lang, joined in text.items():
+        joined = (pa.nulls(n, pa.large_string()) if joined is None else joined)
+        joined = pc.fill_null(joined, _LARGE(none[lang]))
+        out[lang] = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([joined])),
+                              index=facts.index, copy=False)
+    return out
+
+
+def _LARGE(text: str) -> pa.Scalar:
+    """A text as the Arrow scalar the reason text is joined with."""
+    return pa.scalar(text, pa.large_string())
+
+
+def _figure_arrow(facts: pd.DataFrame, name: str) -> pa.Array:
+    """One fact of every household formatted for text (as :func:`_figure`), in Arrow."""
+    if name not in facts:
+        raise ValueError(f"Reason template names {{{name}}}, expected one of {', '.join(FACTS)}.")
+    col = facts[name]
+    if name.endswith("_month"):
+        filled = col.astype("string").fillna(MISSING)
+        return pa.array(np.asarray(filled.to_numpy(dtype=object)), pa.large_string()) \
+            if not hasattr(filled.array, "__arrow_array__") else \
+            pa.chunked_array(pa.array(filled.array)).cast(pa.large_string()).combine_chunks()
+    values = col.to_numpy(dtype="float64")
+    if name.endswith("_year"):
+        known = np.isfinite(values)
+        position, distinct = pd.factorize(np.where(known, values, 0))
+        words = [str(year) for year in distinct.astype("int64").tolist()]
+    else:
+        v = np.rint(values * 100 if name in SHARE_FACTS else values) + 0.0
+        known = np.isfinite(v)
+        # Amounts repeat across households: format each distinct amount once (format_yuan).
+        position, distinct = pd.factorize(np.where(known, v, 0.0))
+        words = [f"{amount:,.0f}" for amount in distinct.tolist()]
+    position = np.where(known, position, len(words))
+    return pa.array([*words, MISSING], pa.large_string()).take(position)
+
+
+def _render_arrow(template: str, facts: pd.DataFrame, rows: np.ndarray,
+                  figures: dict[str, pa.Array]) -> pa.Array:
+    """:func:`render` in Arrow: the template filled with the facts of the given rows.
+
+    ``figures`` caches each fact of every household, formatted, between templates.
+    """
+    parts: list[pa.Array | pa.Scalar] = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        if literal:
+            parts.append(_LARGE(literal))
+        if field is not None:
+            if field not in figures:
+                figures[field] = _figure_arrow(facts, field)
+            parts.append(figures[field].take(rows))
+    if not any(isinstance(part, pa.Array) for part in parts):
+        return pa.array(["".join(p.as_py() for p in parts)], pa.large_string()).take(
+            np.zeros(len(rows), dtype=np.int64))
+    return pc.binary_join_element_wise(*parts, _LARGE(""))
 
 
 _FIGURE = {"month": r"\d{4}-\d{2}|—", "year": r"\d{4}|—", "number": r"-?\d[\d,]*|—"}
@@ -737,4 +848,5 @@ def suggested_measures(codes: np.ndarray, has_labor: np.ndarray, config: Config)
                 spec = config.cause_by_code[cause]
                 measures += spec.measures_zh if labor else spec.measures_no_labor_zh
         table.append("、".join(dict.fromkeys(measures)))
-    return pd.Series(np.asarray(table, dtype=object)[combo], dtype="string")
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(
+        [pa.array(table, pa.large_string()).take(combo)])))
