@@ -342,6 +342,36 @@ def _rule(rule: str, test) -> pa.Check:
     return pa.Check(lambda s: s.isna() | test(s), error=rule)
 
 
+_CHECKED = ["household_id", "household_type", *COUNTS, *AMOUNTS]
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    """Whether a column was read as integers (numpy's, not nullable): no cell of it can be
+    empty, fractional or other than a number."""
+    return isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"
+
+
+def _may_break_schema(cols: Mapping[str, pd.Series]) -> np.ndarray:
+    """Mask of the rows that may break a check of :func:`_schema`: each check's failing
+    condition tested on the typed columns with numpy (a cell the check lets pass, an empty
+    one included, marks no row)."""
+    kind = cols["household_type"]
+    suspect = np.array((kind.notna() & ~kind.isin(HOUSEHOLD_TYPES)).to_numpy(
+        dtype=bool, na_value=False))
+    number = {c: cols[c].to_numpy(dtype="float64") for c in [*COUNTS, *AMOUNTS]}
+    with np.errstate(invalid="ignore"):
+        suspect |= number["members"] < 1
+        for c in [*MEMBER_COUNTS, "dropouts"]:
+            suspect |= number[c] < 0
+            suspect |= number[c] - number["members"] > 0
+        for c in AMOUNTS:
+            if c != "inc_business":
+                suspect |= number[c] < 0
+        suspect |= number["labor_full"] + number["labor_partial"] - number["members"] > 0
+        suspect |= number["disabled_severe"] - number["disabled"] > 0
+    return suspect
+
+
 def _checked_frame(out: Mapping[str, pd.Series]) -> tuple[pd.DataFrame, dict[str, str]]:
     """Typed columns plus one slack column per cross-column invariant (> 0 means broken).
 
@@ -444,14 +474,22 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             cols[col] = pd.Series(np.nan, index=raw.index)
             continue
         values, bad = _to_number(raw[col])
+        cols[col] = values
+        if _whole_numbers(raw[col]):
+            # Read as integers: every cell a number, none empty, none fractional.
+            if not n:
+                empty_columns.append(col)
+            continue
+        number = values.to_numpy()
+        bad = bad.to_numpy(dtype=bool)
+        missing = np.isnan(number)
         flag(bad, "not_a_number", col)
-        if values.isna().all() and not bad.any():
+        if missing.all() and not bad.any():
             empty_columns.append(col)
         if col in COUNTS:
-            fractional = values.notna() & (values != np.floor(values))
+            fractional = ~missing & (number != np.floor(number))
             flag(fractional, "count_not_integer", col)
-            flag(values.isna() & ~bad, "value_missing", col)
-        cols[col] = values
+            flag(missing & ~bad, "value_missing", col)
     for col in BOOLEANS:
         if col not in raw:
             cols[col] = pd.Series(pd.NA, index=raw.index, dtype="boolean")
@@ -463,10 +501,14 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
         if col in EVENTS:
             cols[col] = cols[col].fillna(False)
 
-    checked, slack_source = _checked_frame(cols)
+    # The schema names the rules each row breaks. It checks the rows that may break one: every
+    # check is of a row's own cells, so the others pass it as they would in the whole frame.
+    suspect = np.flatnonzero(_may_break_schema(cols))
+    checked, slack_source = _checked_frame({c: cols[c].iloc[suspect] for c in _CHECKED})
     try:
-        # The checked frame is built for the checks alone: no need for pandera to copy it.
-        _schema(list(slack_source)).validate(checked, lazy=True, inplace=True)
+        if len(suspect):
+            # The checked frame is built for the checks alone: no need for pandera to copy it.
+            _schema(list(slack_source)).validate(checked, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         cases = cases[cases["index"].notna() & cases["failure_case"].notna()]
