@@ -392,10 +392,25 @@ class _Grid:
         # Grid positions of the 12 months ending at each target row's month, oldest first.
         self.window = self.targets[:, None] + np.arange(-WINDOW + 1, 1)
         # Rows old enough to fall in no target's window are only read for months-since.
-        self.recent = col >= col[is_target].min() - WINDOW + 1
+        start = int(col[is_target].min()) - WINDOW + 1
+        self.recent = col >= start
+        # A chunk as a monthly ledger holds it: every household a row in every month of the
+        # grid, in order, and its one target in the same (last) column. Its rows are then the
+        # grid itself, and a block the same 12 columns of every household's row.
+        households = self.size // width
+        self.full = (len(self.cells) == self.size and len(self.targets) == households
+                     and bool(np.all(self.cells == np.arange(self.size)))
+                     and bool(np.all(self.targets % width == start + WINDOW - 1)))
+        self._start = start
 
     def block(self, values: np.ndarray, recent: bool = False, fill: float = 0.0) -> np.ndarray:
         """Targets × 12 months of one variable given at the chunk's (recent) rows."""
+        if self.full:
+            given = np.asarray(values, dtype="float64")
+            rows = given.reshape(self.size // self.width, -1)
+            # The recent rows start at the window's first column; all rows at the grid's.
+            at = 0 if recent else self._start
+            return np.ascontiguousarray(rows[:, at:at + WINDOW])
         grid = np.full(self.size, fill)
         grid[self.cells[self.recent] if recent else self.cells] = values
         return grid[self.window]

@@ -274,6 +274,9 @@ def _at(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
 
 def _on_grid(grid, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
     """Values given at the chunk's rows laid on the flat household × month grid."""
+    if getattr(grid, "full", False):
+        # Every cell of the grid is a row, in order.
+        return np.array(values, dtype="float64")
     out = np.full(grid.size, fill)
     out[grid.cells] = values
     return out
