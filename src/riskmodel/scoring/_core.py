@@ -29,7 +29,7 @@ from ..model import (
     recorded_at_identification,
     rule_triggers,
 )
-from ..months import month_index, month_label
+from ..months import month_index, month_index_or_nan, month_label
 from ._lifecycle import elimination_candidates, monitoring_columns
 
 NOT_SCORED = ("poor_now", "insufficient_history")
@@ -197,12 +197,16 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
                             return_counts=True)
     identified = None
     if has_recorded_risks(history):
-        # The rows and columns it reads: those of the months in the window.
+        # The rows and columns it reads: those of the months in the window that record an
+        # identification in the window, known at the row's month.
         start = t - config.label.horizon_months
+        window = np.flatnonzero(months > start)
+        ident = month_index_or_nan(history["identified_month"].iloc[window])
+        with np.errstate(invalid="ignore"):
+            window = window[(ident > start) & (ident <= t) & (months[window] >= ident)]
         read = [c for c in ["household_id", "month", "identified_month", *RECORDED_RISKS]
                 if c in history.columns]
-        identified = recorded_at_identification(history[read].iloc[np.flatnonzero(
-            months > start)], start, t)
+        identified = recorded_at_identification(history[read].iloc[window], start, t)
     clock.lap("flags")
     return ScoreFrames(finalize_scores(out), counts, clock.laps,
                        dict(zip(recorded.tolist(), n.tolist(), strict=True)), identified)
