@@ -165,12 +165,18 @@ def _text(series: pd.Series, fold: bool = False) -> pd.Series:
     return pd.Series(text.array.take(codes, allow_fill=True), index=series.index, dtype="string")
 
 
-def _distinct_text(series: pd.Series,
-                   fold: bool = False) -> tuple[np.ndarray, pd.Series, pd.Series]:
-    """Each cell's code (-1: NA), the distinct values as given and as stripped text (see
-    :func:`_text`)."""
+def _factorized(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
+    """Each cell's code (-1: NA) and the distinct values as given."""
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    given = pd.Series(uniques, dtype=object)
+    return codes, pd.Series(uniques, dtype=object)
+
+
+def _distinct_text(series: pd.Series, fold: bool = False,
+                   factorized: tuple[np.ndarray, pd.Series] | None = None,
+                   ) -> tuple[np.ndarray, pd.Series, pd.Series]:
+    """Each cell's code (-1: NA), the distinct values as given and as stripped text (see
+    :func:`_text`); ``factorized``: :func:`_factorized` of the series, when known."""
+    codes, given = _factorized(series) if factorized is None else factorized
     text = given.astype("string")
     if fold:
         text = fold_width(text)
@@ -178,10 +184,13 @@ def _distinct_text(series: pd.Series,
 
 
 def _text_cells(series: pd.Series, fold: bool = False,
-                aliases: dict[str, str] | None = None) -> tuple[pd.Series, np.ndarray]:
+                aliases: dict[str, str] | None = None,
+                factorized: tuple[np.ndarray, pd.Series] | None = None,
+                ) -> tuple[pd.Series, np.ndarray]:
     """Values as stripped text, NA where empty (:func:`_is_empty`), and the mask of the empty
-    cells: both decided once per distinct value, as is the replacement of ``aliases``."""
-    codes, given, text = _distinct_text(series, fold)
+    cells: both decided once per distinct value, as is the replacement of ``aliases``
+    (``factorized``: see :func:`_distinct_text`)."""
+    codes, given, text = _distinct_text(series, fold, factorized)
     empty = _is_empty(text).to_numpy(dtype=bool, na_value=True)
     text = text.where(~empty)
     if aliases:
@@ -254,12 +263,21 @@ def blank_rows(raw: pd.DataFrame) -> np.ndarray:
     >>> blank_rows(raw).tolist()
     [False, True, False]
     """
+    return _blank_rows(raw)
+
+
+def _blank_rows(raw: pd.DataFrame, ids: tuple[np.ndarray, pd.Series] | None = None,
+                ) -> np.ndarray:
+    """:func:`blank_rows`; ``ids``: :func:`_factorized` of the household ids, when known."""
     blank = np.ones(len(raw), dtype=bool)
     # The key first: the rows left to look at are then few.
     for column in [*(c for c in KEY if c in raw), *(c for c in raw.columns if c not in KEY)]:
         at = np.flatnonzero(blank)
         if not len(at):
             break
+        if column == "household_id" and ids is not None and len(at) == len(raw):
+            blank[at] = _text_cells(raw[column], factorized=ids)[1]
+            continue
         blank[at] = empty_cells(raw[column].iloc[at])
     return blank
 
@@ -431,7 +449,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     (1, 'members_below_1')
     """
     given = raw.reset_index(drop=True)
-    blank = blank_rows(given)
+    # The ids are read once: for the blank rows, and as the household_id column.
+    ids = _factorized(given["household_id"]) if "household_id" in given else None
+    blank = _blank_rows(given, ids)
     kept = np.flatnonzero(~blank)
     raw = given.iloc[kept].reset_index(drop=True) if blank.any() else given
     n = len(raw)
@@ -455,7 +475,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             # Type names as written in Chinese read as their codes.
             text, empty = _text_cells(raw[col], fold=col in ("household_id", "household_type"),
                                       aliases=HOUSEHOLD_TYPE_ALIASES
-                                      if col == "household_type" else None)
+                                      if col == "household_type" else None,
+                                      factorized=ids if col == "household_id"
+                                      and not blank.any() else None)
             cols[col] = text
             if empty.all():
                 empty_columns.append(col)
@@ -466,7 +488,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
 
     cols["month"], bad = parse_months(raw["month"])
     flag(bad, "month_format", "month")
-    if empty_cells(raw["month"]).all():
+    # An empty cell reads as no month: only a column of no month at all may be empty.
+    if bad.all() and empty_cells(raw["month"]).all():
         empty_columns.append("month")
 
     for col in [*COUNTS, *AMOUNTS]:
