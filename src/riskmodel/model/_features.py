@@ -308,9 +308,12 @@ def _fill(
         grid.first = first
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
                                    current["line"][pos], current["line_ahead"][pos], recorded)
+        # Every target, in order: rows of ``out`` copied whole rather than scattered.
+        at = slice(None) if len(pos) == out.shape[1] and bool(
+            np.all(pos == np.arange(len(pos)))) else pos
         for j in history:
             if FEATURE_NAMES[j] in values:
-                out[j, pos] = values[FEATURE_NAMES[j]]
+                out[j, at] = values[FEATURE_NAMES[j]]
 
 
 def _current_features(
