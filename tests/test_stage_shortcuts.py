@@ -59,3 +59,32 @@ def test_validation_quarantines_the_same_rows_whatever_rows_break_the_schema():
     assert rows.loc[20, "rule"] == "household_type_unknown"
     assert len(bad.valid) == len(raw) - 4
     assert np.isin(bad.valid.index, range(len(raw))).all()
+
+
+def test_scores_are_the_same_whether_each_households_rows_are_together_or_apart():
+    from threadpoolctl import threadpool_limits
+
+    from riskmodel.model import RiskModel, make_labels
+    from riskmodel.scoring import finalize_scores, score_frame
+
+    with threadpool_limits(limits=1):
+        train = validate_ledger(generate_ledger(households=300, months=24, seed=11)).valid
+        features = build_features(train, CONFIG)
+        target = make_labels(train, CONFIG)["target"].to_numpy()
+        keep = ~np.isnan(target)
+        model = RiskModel.from_config(
+            CONFIG, features=list(features.columns), max_iter=20, min_samples_leaf=20,
+            validation_months=2, calibration_months=3,
+        ).fit(features[keep], target[keep], months=train["month"].to_numpy()[keep])
+        valid = validate_ledger(generate_ledger(households=80, months=20, start="2022-01",
+                                                seed=7)).valid
+        month = "2023-08"
+        together = score_frame(valid, model, CONFIG, month, model_version="v1")
+        # The same rows with the households interleaved: every shortcut for rows kept together
+        # gives way to the general path.
+        apart = valid.sample(frac=1.0, random_state=3)
+        shuffled = score_frame(apart, model, CONFIG, month, model_version="v1")
+    pd.testing.assert_frame_equal(finalize_scores(shuffled.scores), together.scores,
+                                  check_exact=True)
+    assert together.scores["elimination_candidate"].any() or \
+        together.scores["months_above_line"].gt(0).any()
