@@ -7,6 +7,12 @@
    values agree, and reports the speed-up.
 
 Run: ``python benchmarks/bench_features.py [--households N] [--months M] [--sample S]``.
+
+``--stages LEDGER --model MODEL`` instead times the scoring job's stages on the first chunks of
+a real ledger (a ledger folder of month files, say): each chunk validated and scored as the job
+does (:func:`riskmodel.ledger.validate_chunk`, :func:`riskmodel.scoring.score_frame`), one
+thread, and each stage's CPU seconds as ``summary.json`` records them (``cpu_s``), the least
+of ``--repeat`` runs, per 100,000 households.
 The ledger is made by a small vectorised generator of its own, with the validated ledger's
 types, a few percent of months without a row and of months not visited (empty money cells).
 """
@@ -225,8 +231,57 @@ def _rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def time_stages(ledger: str, model_uri: str, config_path: str | None, month: str | None,
+                chunks: int, repeat: int) -> None:
+    """Print each scoring stage's CPU seconds per 100,000 households on the first ``chunks``
+    chunks of ``ledger`` (least of ``repeat`` runs), one thread."""
+    import pyarrow as pa
+    from threadpoolctl import threadpool_limits
+
+    from riskmodel.ledger import LedgerChunks, validate_chunk
+    from riskmodel.model import load_model
+    from riskmodel.scoring import score_frame
+
+    config = load_config(config_path)
+    config = config.model_copy(update={
+        "scoring": config.scoring.model_copy(update={"threads": 1})})
+    model, _ = load_model(model_uri)
+    source = LedgerChunks(ledger, config.scoring.chunk_households)
+    month = month or source.months[-1]
+    read = list(source.read_chunks(0, chunks))
+    households = 0
+    best: dict[str, float] = {}
+    pa.set_cpu_count(1)
+    with threadpool_limits(1):
+        for k in range(repeat):
+            laps: dict[str, float] = {}
+            for rows, raw in read:
+                chunk = validate_chunk(raw, rows, month, source.month_of_row[rows])
+                frames = score_frame(chunk.valid, model, config, month)
+                for name, seconds in {**chunk.timings, **frames.timings}.items():
+                    if name.startswith("cpu:"):
+                        laps[name[4:]] = laps.get(name[4:], 0.0) + seconds
+                if not k:
+                    households += len(frames.scores)
+            best = {name: min(best.get(name, np.inf), seconds) for name, seconds in laps.items()}
+    per = 100_000 / households
+    four = sum(best.get(s, 0.0) for s in ("validate", "status", "features", "flags"))
+    print(f"{households:,} households of {month} in {len(read)} chunk(s); CPU seconds per "
+          f"100,000 households, least of {repeat}:")
+    for name, seconds in best.items():
+        print(f"  {name:10s} {seconds * per:6.2f}")
+    print(f"  validate + status + features + flags: {four * per:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", metavar="LEDGER",
+                        help="time the scoring stages on this ledger's first chunks instead")
+    parser.add_argument("--model", help="with --stages: the model (folder or URI)")
+    parser.add_argument("--config", help="with --stages: the config (default: packaged)")
+    parser.add_argument("--month", help="with --stages: the month (default: the last)")
+    parser.add_argument("--chunks", type=int, default=1, help="with --stages")
+    parser.add_argument("--repeat", type=int, default=3, help="with --stages")
     parser.add_argument("--households", type=int, default=1_000_000)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--sample", type=int, default=20_000)
@@ -236,6 +291,11 @@ def main() -> None:
                              "time, as a scoring job does, instead of all in memory")
     parser.add_argument("--skip-textbook", action="store_true")
     args = parser.parse_args()
+    if args.stages:
+        if not args.model:
+            parser.error("--stages needs --model")
+        time_stages(args.stages, args.model, args.config, args.month, args.chunks, args.repeat)
+        return
     config = load_config()
     gib = 2**30
 

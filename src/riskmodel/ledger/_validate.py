@@ -1,16 +1,15 @@
 """The ledger contract and its validation: coerce, check every rule, quarantine.
 
-The contract's columns, the cells' spellings (full-width digits, 是/否, the ways a month is
-written), the pandera schema of the invariants and the quarantine. A bad row never stops a run
-and is never dropped silently: it goes to the quarantine table with the rule it broke and the
-offending value, so that rows in = valid + quarantined. Reading a file is
-:mod:`riskmodel.ledger._read`.
+The contract's columns, the pandera schema of the invariants and the quarantine. A bad row never
+stops a run and is never dropped silently: it goes to the quarantine table with the rule it broke
+and the offending value, so that rows in = valid + quarantined. The cells' spellings (full-width
+digits, 是/否, the ways a month is written) are read by :mod:`riskmodel.ledger._cells`; reading
+a file is :mod:`riskmodel.ledger._read`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,11 @@ import pandas as pd
 import pyarrow as arrow
 import pyarrow.compute as pc
 
-from ..months import month_label
+from ._cells import _factorized, _text_cells, _to_bool, _to_number, empty_cells
+from ._cells import fold_width as fold_width
+from ._cells import household_ids as household_ids
+from ._cells import parse_amount as parse_amount
+from ._cells import parse_months as parse_months
 
 with warnings.catch_warnings():
     # pandera probes the optional pyspark integration, which warns about pandas 3 on import.
@@ -90,10 +93,6 @@ VALUE_NEEDED = ["household_id", "month", *PLACE, "household_type", *COUNTS]
 # the others have and are quarantined. Decided over the whole file, never per chunk.
 OPTIONAL_COUNTS = [c for c in COUNTS if c in OPTIONAL]
 
-_TRUE = {"true", "1", "1.0", "yes", "y", "是", "t"}
-_FALSE = {"false", "0", "0.0", "no", "n", "否", "f"}
-_EMPTY = {"", "nan", "none", "null", "<na>", "nat"}
-_MONTH = re.compile(r"^\s*(\d{4})\s*[-/.年]?\s*(\d{1,2})(?:\s*月)?(?:[-/.]\d{1,2})?(?:[ T].*)?\s*$")
 
 # What each quarantine rule means, for the offices that fix the rows (quarantine.xlsx).
 # ``{column}`` is the column's header as the file writes it.
@@ -158,89 +157,6 @@ class ValidationResult:
         return self.n_in == len(self.valid) + len(self.quarantine)
 
 
-def _text(series: pd.Series, fold: bool = False) -> pd.Series:
-    """Values as stripped text (NA stays NA), each distinct value converted once; with
-    ``fold``, full-width characters first folded to their ASCII forms (:func:`fold_width`)."""
-    codes, _, text = _distinct_text(series, fold)
-    return pd.Series(text.array.take(codes, allow_fill=True), index=series.index, dtype="string")
-
-
-def _distinct_text(series: pd.Series,
-                   fold: bool = False) -> tuple[np.ndarray, pd.Series, pd.Series]:
-    """Each cell's code (-1: NA), the distinct values as given and as stripped text (see
-    :func:`_text`)."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    given = pd.Series(uniques, dtype=object)
-    text = given.astype("string")
-    if fold:
-        text = fold_width(text)
-    return codes, given, text.str.strip()
-
-
-def _text_cells(series: pd.Series, fold: bool = False,
-                aliases: dict[str, str] | None = None) -> tuple[pd.Series, np.ndarray]:
-    """Values as stripped text, NA where empty (:func:`_is_empty`), and the mask of the empty
-    cells: both decided once per distinct value, as is the replacement of ``aliases``."""
-    codes, given, text = _distinct_text(series, fold)
-    empty = _is_empty(text).to_numpy(dtype=bool, na_value=True)
-    text = text.where(~empty)
-    if aliases:
-        text = text.replace(aliases)
-    if (isinstance(series.dtype, pd.StringDtype) and not empty.any()
-            and np.array_equal(text.to_numpy(dtype=object), given.to_numpy())):
-        # Text as it is written: the column itself, not a copy.
-        values = series.astype("string").array
-    else:
-        values = text.array.take(codes, allow_fill=True)
-    return (pd.Series(values, index=series.index, dtype="string"),
-            np.append(empty, True)[codes])
-
-
-def fold_width(text: pd.Series) -> pd.Series:
-    """Unicode NFKC of text values: full-width digits, letters, signs, decimal points, commas
-    and spaces (``８８４８``, ``－３``, ``１，２３４．５``, ``　``) become their ASCII forms, as a
-    county's export mixes them; the minus sign U+2212 becomes ``-``. Chinese characters are
-    kept.
-
-    Examples
-    --------
-    >>> fold_width(pd.Series(["８８４８", "－１，２３４．５", "Ｈ００１", "是", None],
-    ...                      dtype="string")).tolist()
-    ['8848', '-1,234.5', 'H001', '是', <NA>]
-    """
-    folded = pc.utf8_normalize(arrow.array(text, type=arrow.large_string(),
-                                              from_pandas=True), "NFKC")
-    folded = pc.replace_substring(folded, "\u2212", "-")
-    return pd.Series(pd.array(folded, dtype="string"), index=text.index)
-
-
-def household_ids(series: pd.Series) -> pd.Series:
-    """Household ids as validation reads them: full-width folded, stripped, NA when empty.
-
-    Examples
-    --------
-    >>> household_ids(pd.Series(["Ｈ０１", " H01 ", ""])).tolist()
-    ['H01', 'H01', <NA>]
-    """
-    return _text_cells(series, fold=True)[0]
-
-
-def _is_empty(text: pd.Series) -> pd.Series:
-    return text.isna() | text.str.lower().isin(_EMPTY)
-
-
-def empty_cells(series: pd.Series) -> np.ndarray:
-    """Mask of the cells without a value: missing, blank, or written as empty (``nan``, ``null``
-    …), as validation reads them.
-
-    Examples
-    --------
-    >>> empty_cells(pd.Series(["H1", " ", None, "NaN", "0"])).tolist()
-    [False, True, True, True, False]
-    """
-    return _text_cells(series)[1]
-
-
 def blank_rows(raw: pd.DataFrame) -> np.ndarray:
     """Mask of the rows whose every field is empty (see :func:`empty_cells`).
 
@@ -254,12 +170,21 @@ def blank_rows(raw: pd.DataFrame) -> np.ndarray:
     >>> blank_rows(raw).tolist()
     [False, True, False]
     """
+    return _blank_rows(raw)
+
+
+def _blank_rows(raw: pd.DataFrame, ids: tuple[np.ndarray, pd.Series] | None = None,
+                ) -> np.ndarray:
+    """:func:`blank_rows`; ``ids``: :func:`_factorized` of the household ids, when known."""
     blank = np.ones(len(raw), dtype=bool)
     # The key first: the rows left to look at are then few.
     for column in [*(c for c in KEY if c in raw), *(c for c in raw.columns if c not in KEY)]:
         at = np.flatnonzero(blank)
         if not len(at):
             break
+        if column == "household_id" and ids is not None and len(at) == len(raw):
+            blank[at] = _text_cells(raw[column], factorized=ids)[1]
+            continue
         blank[at] = empty_cells(raw[column].iloc[at])
     return blank
 
@@ -272,74 +197,39 @@ def warn_blank_rows(source: str | Path, rows: np.ndarray, shown: int = 5) -> Non
                        source, len(rows), listed)
 
 
-def _to_number(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Float values and a mask of cells that held something that is not a number."""
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        values = series.astype("float64")
-        return values, pd.Series(False, index=series.index)
-    text = _text(series, fold=True)
-    empty = _is_empty(text)
-    values = pd.to_numeric(text.str.replace(",", "", regex=False).where(~empty), errors="coerce")
-    values = values.astype("float64")
-    return values, values.isna() & ~empty
-
-
-def parse_amount(text: str) -> float:
-    """One amount written as a ledger cell may write it: thousands separators, full-width
-    digits and signs (``30,000``, ``３００００``).
-
-    Raises
-    ------
-    ValueError
-        When the text is empty or not a finite number.
-
-    Examples
-    --------
-    >>> parse_amount("30,000"), parse_amount("１２，５００．５")
-    (30000.0, 12500.5)
-    """
-    values, bad = _to_number(pd.Series([text], dtype="string"))
-    value = float(values.iloc[0])
-    if bool(bad.iloc[0]) or not np.isfinite(value):
-        raise ValueError(f"Got {text!r}, expected an amount such as 30000 or 30,000.")
-    return value
-
-
-def _to_bool(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype("boolean"), pd.Series(False, index=series.index)
-    text = _text(series, fold=True).str.lower()
-    empty = _is_empty(text)
-    out = pd.Series(pd.NA, index=series.index, dtype="boolean")
-    out[text.isin(_TRUE).fillna(False).to_numpy()] = True
-    out[text.isin(_FALSE).fillna(False).to_numpy()] = False
-    return out, out.isna() & ~empty
-
-
-def parse_months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Months as ``YYYY-MM`` text from the spellings ledgers use (2024-03, 2024/3, 202403,
-    2024年3月, dates, in full-width digits too), and a mask of the values left NA (empty or
-    unreadable)."""
-    # A ledger holds few distinct months: parse each spelling once.
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    uniq = pd.Series(uniques)
-    if pd.api.types.is_datetime64_any_dtype(uniq):
-        parsed = uniq.dt.strftime("%Y-%m").astype("string")
-    else:
-        parts = _text(uniq, fold=True).str.extract(_MONTH)
-        year = pd.to_numeric(parts[0], errors="coerce")
-        mon = pd.to_numeric(parts[1], errors="coerce")
-        ok = (year.notna() & mon.between(1, 12)).to_numpy()
-        parsed = pd.Series(pd.NA, index=uniq.index, dtype="string")
-        parsed[ok] = month_label(year[ok].to_numpy("int64") * 12 + mon[ok].to_numpy("int64") - 1)
-    out = pd.Series(parsed.array.take(codes, allow_fill=True), index=series.index,
-                    dtype="string")
-    return out, out.isna()
-
-
 def _rule(rule: str, test) -> pa.Check:
     # The check's error string is the rule name reported in the quarantine.
     return pa.Check(lambda s: s.isna() | test(s), error=rule)
+
+
+_CHECKED = ["household_id", "household_type", *COUNTS, *AMOUNTS]
+
+
+def _whole_numbers(column: pd.Series) -> bool:
+    """Whether a column was read as integers (numpy's, not nullable): no cell of it can be
+    empty, fractional or other than a number."""
+    return isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu"
+
+
+def _may_break_schema(cols: Mapping[str, pd.Series]) -> np.ndarray:
+    """Mask of the rows that may break a check of :func:`_schema`: each check's failing
+    condition tested on the typed columns with numpy (a cell the check lets pass, an empty
+    one included, marks no row)."""
+    kind = cols["household_type"]
+    suspect = np.array((kind.notna() & ~kind.isin(HOUSEHOLD_TYPES)).to_numpy(
+        dtype=bool, na_value=False))
+    number = {c: cols[c].to_numpy(dtype="float64") for c in [*COUNTS, *AMOUNTS]}
+    with np.errstate(invalid="ignore"):
+        suspect |= number["members"] < 1
+        for c in [*MEMBER_COUNTS, "dropouts"]:
+            suspect |= number[c] < 0
+            suspect |= number[c] - number["members"] > 0
+        for c in AMOUNTS:
+            if c != "inc_business":
+                suspect |= number[c] < 0
+        suspect |= number["labor_full"] + number["labor_partial"] - number["members"] > 0
+        suspect |= number["disabled_severe"] - number["disabled"] > 0
+    return suspect
 
 
 def _checked_frame(out: Mapping[str, pd.Series]) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -401,7 +291,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
     (1, 'members_below_1')
     """
     given = raw.reset_index(drop=True)
-    blank = blank_rows(given)
+    # The ids are read once: for the blank rows, and as the household_id column.
+    ids = _factorized(given["household_id"]) if "household_id" in given else None
+    blank = _blank_rows(given, ids)
     kept = np.flatnonzero(~blank)
     raw = given.iloc[kept].reset_index(drop=True) if blank.any() else given
     n = len(raw)
@@ -425,7 +317,9 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             # Type names as written in Chinese read as their codes.
             text, empty = _text_cells(raw[col], fold=col in ("household_id", "household_type"),
                                       aliases=HOUSEHOLD_TYPE_ALIASES
-                                      if col == "household_type" else None)
+                                      if col == "household_type" else None,
+                                      factorized=ids if col == "household_id"
+                                      and not blank.any() else None)
             cols[col] = text
             if empty.all():
                 empty_columns.append(col)
@@ -436,7 +330,8 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
 
     cols["month"], bad = parse_months(raw["month"])
     flag(bad, "month_format", "month")
-    if empty_cells(raw["month"]).all():
+    # An empty cell reads as no month: only a column of no month at all may be empty.
+    if bad.all() and empty_cells(raw["month"]).all():
         empty_columns.append("month")
 
     for col in [*COUNTS, *AMOUNTS]:
@@ -444,14 +339,22 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
             cols[col] = pd.Series(np.nan, index=raw.index)
             continue
         values, bad = _to_number(raw[col])
+        cols[col] = values
+        if _whole_numbers(raw[col]):
+            # Read as integers: every cell a number, none empty, none fractional.
+            if not n:
+                empty_columns.append(col)
+            continue
+        number = values.to_numpy()
+        bad = bad.to_numpy(dtype=bool)
+        missing = np.isnan(number)
         flag(bad, "not_a_number", col)
-        if values.isna().all() and not bad.any():
+        if missing.all() and not bad.any():
             empty_columns.append(col)
         if col in COUNTS:
-            fractional = values.notna() & (values != np.floor(values))
+            fractional = ~missing & (number != np.floor(number))
             flag(fractional, "count_not_integer", col)
-            flag(values.isna() & ~bad, "value_missing", col)
-        cols[col] = values
+            flag(missing & ~bad, "value_missing", col)
     for col in BOOLEANS:
         if col not in raw:
             cols[col] = pd.Series(pd.NA, index=raw.index, dtype="boolean")
@@ -463,10 +366,14 @@ def validate_ledger(raw: pd.DataFrame) -> ValidationResult:
         if col in EVENTS:
             cols[col] = cols[col].fillna(False)
 
-    checked, slack_source = _checked_frame(cols)
+    # The schema names the rules each row breaks. It checks the rows that may break one: every
+    # check is of a row's own cells, so the others pass it as they would in the whole frame.
+    suspect = np.flatnonzero(_may_break_schema(cols))
+    checked, slack_source = _checked_frame({c: cols[c].iloc[suspect] for c in _CHECKED})
     try:
-        # The checked frame is built for the checks alone: no need for pandera to copy it.
-        _schema(list(slack_source)).validate(checked, lazy=True, inplace=True)
+        if len(suspect):
+            # The checked frame is built for the checks alone: no need for pandera to copy it.
+            _schema(list(slack_source)).validate(checked, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as err:
         cases = err.failure_cases
         cases = cases[cases["index"].notna() & cases["failure_case"].notna()]

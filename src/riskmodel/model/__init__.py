@@ -77,7 +77,6 @@ from ._features import (
     SOURCES,
     STATE_FEATURES,
     WINDOWS,
-    LedgerFeatures,
     build_features,
     feature_causes,
     feature_monotonic,
@@ -154,6 +153,7 @@ from ._training import (
     train_from_path,
     training_data,
 )
+from ._transformer import LedgerFeatures
 
 __all__ = [
     "AGREEMENT_COUNTS",

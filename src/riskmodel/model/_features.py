@@ -29,10 +29,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
-from ..config import Config, load_config
+from ..config import Config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
@@ -308,9 +306,10 @@ def _fill(
         grid.first = first
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
                                    current["line"][pos], current["line_ahead"][pos], recorded)
+        at = slice(None) if np.array_equal(pos, np.arange(out.shape[1])) else pos  # all, in order
         for j in history:
             if FEATURE_NAMES[j] in values:
-                out[j, pos] = values[FEATURE_NAMES[j]]
+                out[j, at] = values[FEATURE_NAMES[j]]
 
 
 def _current_features(
@@ -392,10 +391,20 @@ class _Grid:
         # Grid positions of the 12 months ending at each target row's month, oldest first.
         self.window = self.targets[:, None] + np.arange(-WINDOW + 1, 1)
         # Rows old enough to fall in no target's window are only read for months-since.
-        self.recent = col >= col[is_target].min() - WINDOW + 1
+        self._start = start = int(col[is_target].min()) - WINDOW + 1
+        self.recent = col >= start
+        # A chunk as a monthly ledger holds it (every household a row in every month, in order,
+        # its one target in the last column) is the grid itself: a block is 12 of its columns.
+        self.full = (len(self.cells) == self.size == len(self.targets) * width
+                     and np.array_equal(self.cells, np.arange(self.size))
+                     and bool(np.all(self.targets % width == start + WINDOW - 1)))
 
     def block(self, values: np.ndarray, recent: bool = False, fill: float = 0.0) -> np.ndarray:
         """Targets × 12 months of one variable given at the chunk's (recent) rows."""
+        if self.full:  # the recent rows start at the window's first column, all at the grid's
+            rows = np.asarray(values, dtype="float64").reshape(self.size // self.width, -1)
+            at = 0 if recent else self._start
+            return np.ascontiguousarray(rows[:, at:at + WINDOW])
         grid = np.full(self.size, fill)
         grid[self.cells[self.recent] if recent else self.cells] = values
         return grid[self.window]
@@ -502,95 +511,3 @@ def _slope_and_spread(values: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, 
         slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
         spread = np.sqrt((dy * dy).sum(axis=1) / (n - 1))
     return slope, spread
-
-
-class LedgerFeatures(TransformerMixin, BaseEstimator):
-    """Point-in-time ledger features as a scikit-learn transformer.
-
-    Stateless: ``fit`` only checks the ledger and records its columns; ``transform`` calls
-    :func:`build_features`. It takes a validated ledger — a DataFrame of named contract
-    columns — not an arbitrary numeric array.
-
-    Parameters
-    ----------
-    config : Config, optional
-        Run configuration; the packaged default when ``None``.
-    months : sequence of str, optional
-        ``YYYY-MM`` months to build rows for; all months when ``None``.
-
-    Attributes
-    ----------
-    config_ : Config
-        The configuration used.
-    feature_names_in_ : ndarray of str
-        Columns of the ledger seen in ``fit``.
-    n_features_in_ : int
-        Number of those columns.
-    feature_names_out_ : ndarray of str
-        :data:`FEATURE_NAMES`.
-
-    Examples
-    --------
-    >>> from riskmodel import validate_ledger
-    >>> from riskmodel.synthetic import generate_ledger
-    >>> ledger = validate_ledger(generate_ledger(households=20, months=3, seed=1)).valid
-    >>> features = LedgerFeatures().fit_transform(ledger)
-    >>> features.shape == (len(ledger), len(FEATURE_NAMES))
-    True
-    """
-
-    def __init__(self, config: Config | None = None, months: Sequence[str] | None = None):
-        self.config = config
-        self.months = months
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> LedgerFeatures:
-        """Check the ledger's columns and record them.
-
-        Parameters
-        ----------
-        X : DataFrame
-            A validated ledger.
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self
-        """
-        _require_columns(X)
-        self.config_ = load_config() if self.config is None else self.config
-        if not isinstance(self.config_, Config):
-            raise TypeError(
-                f"Got config of type {type(self.config_).__name__}, expected riskmodel.Config."
-            )
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
-        self.feature_names_out_ = np.asarray(FEATURE_NAMES, dtype=object)
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Build the features of a validated ledger.
-
-        Parameters
-        ----------
-        X : DataFrame
-            A validated ledger; extra columns are ignored.
-
-        Returns
-        -------
-        DataFrame
-            See :func:`build_features`.
-        """
-        check_is_fitted(self)
-        return build_features(X, self.config_, self.months)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        tags.input_tags.string = True
-        return tags
-
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        """Names of the output columns, :data:`FEATURE_NAMES`."""
-        check_is_fitted(self)
-        return self.feature_names_out_.copy()

@@ -274,6 +274,9 @@ def _at(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
 
 def _on_grid(grid, values: np.ndarray, fill: float = np.nan) -> np.ndarray:
     """Values given at the chunk's rows laid on the flat household × month grid."""
+    if getattr(grid, "full", False):
+        # Every cell of the grid is a row, in order.
+        return np.array(values, dtype="float64")
     out = np.full(grid.size, fill)
     out[grid.cells] = values
     return out
@@ -291,7 +294,8 @@ def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid,
         column = f"warnings_{dept}"
         if column in ledger.columns:
             # Whole counts: window sums are exact in any order.
-            counts = grid.block(np.nan_to_num(_at(ledger, column, recent)), recent=True)
+            counts = grid.block(np.nan_to_num(_at(ledger, column, recent), copy=False),
+                                recent=True)
             for w in WARNING_WINDOWS:
                 f[f"{column}_{w}m"] = counts[:, -w:].sum(axis=1)
     if "warning_amount" in ledger.columns:
@@ -314,6 +318,13 @@ def _observed_history(ledger: pd.DataFrame, rows: np.ndarray, grid,
             f[name] = _distinct_runs(_on_grid(grid, dates), grid, LOOKBACK)
     if any(c in ledger.columns for c in RECORDED_RISKS):
         bits = columns.risks(rows)
+        if getattr(grid, "full", False) and grid.width <= LOOKBACK:
+            # Every row of the grid is a household's, its target the last column, all of it
+            # within the lookback: the types of the row's cells together.
+            seen = np.bitwise_or.reduce(bits.reshape(-1, grid.width), axis=1)
+            for j, cause in enumerate(CAUSE_CODES):
+                f[f"recorded_{cause}"] = ((seen >> j) & 1 == 1).astype("float64")
+            return f
         t = grid.targets
         # A type counts when a row of the LOOKBACK months up to the target's (in its
         # household's row of the grid) records it.

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..clock import Clock
 from ..config import Config
@@ -19,6 +21,7 @@ from ..explain import explain_households
 from ..ledger import INCOME, SPENDING, ValidChunk
 from ..model import (
     HARD_TRIGGERS,
+    RECORDED_RISKS,
     ModelRef,
     build_features,
     count_bins,
@@ -28,7 +31,7 @@ from ..model import (
     recorded_at_identification,
     rule_triggers,
 )
-from ..months import month_index
+from ..months import month_index, month_index_or_nan, month_label
 from ._lifecycle import elimination_candidates, monitoring_columns
 
 NOT_SCORED = ("poor_now", "insufficient_history")
@@ -134,12 +137,20 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     rows = history.iloc[now]
     if len(rows) == 0:
         return ScoreFrames(_typed(pd.DataFrame(index=rows.index)), None, clock.laps)
-    status = poverty_status(history, config)
+    # The stages group the rows by household and read their months: integer codes group them
+    # as the ids do (in order of first appearance), and months as categories are read without
+    # parsing every row's text again. The ids and months as written go to the explanations.
+    house = _household_codes(history["household_id"])
+    keys = history.assign(household_id=house)
+    status = poverty_status(keys, config)
     poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)[now]
     eligible = poor == 0
     clock.lap("status")
 
-    features = build_features(history, config, months=[month]).loc[rows.index]
+    first = int(months.min())
+    keys["month"] = pd.Categorical.from_codes(
+        months - first, categories=month_label(np.arange(first, t + 1)))
+    features = build_features(keys, config, months=[month]).loc[rows.index]
     clock.lap("features")
     names = [str(c) for c in model.feature_names_in_]
     scored = features.loc[eligible, names]
@@ -170,12 +181,8 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     out["rule_triggers"] = format_triggers(hard).fillna("")
     out["on_watchlist"] = out["risk_tier"].eq("high").fillna(False) | (out["rule_triggers"] != "")
 
-    # The elimination rules group the rows by household: integer codes group them as the ids
-    # do (in order of first appearance), without turning every id into a Python string.
-    grouped = pd.DataFrame({"household_id": pd.factorize(history["household_id"])[0],
-                            **{c: history[c] for c in ["month", *INCOME, *SPENDING]}},
-                           index=history.index, copy=False)
-    monitoring = monitoring_columns(grouped, status, month, config)
+    monitoring = monitoring_columns(keys[["household_id", "month", *INCOME, *SPENDING]],
+                                    status, month, config)
     rule = config.lifecycle.elimination
     facts = rows[["household_type", "labor_full", "labor_partial", *rule.guarantees]].join(
         monitoring).assign(risk_tier=out["risk_tier"], rule_triggers=out["rule_triggers"])
@@ -190,11 +197,37 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     counts = count_bins(reference, scored, risk[eligible]) if reference else None
     recorded, n = np.unique(status["observed_months"].to_numpy()[now][np.isnan(poor)],
                             return_counts=True)
-    identified = (recorded_at_identification(history, t - config.label.horizon_months, t)
-                  if has_recorded_risks(history) else None)
+    identified = None
+    if has_recorded_risks(history):
+        # The rows and columns it reads: those of the months in the window that record an
+        # identification in the window, known at the row's month.
+        start = t - config.label.horizon_months
+        window = np.flatnonzero(months > start)
+        ident = month_index_or_nan(history["identified_month"].iloc[window])
+        with np.errstate(invalid="ignore"):
+            window = window[(ident > start) & (ident <= t) & (months[window] >= ident)]
+        read = [c for c in ["household_id", "month", "identified_month", *RECORDED_RISKS]
+                if c in history.columns]
+        identified = recorded_at_identification(history[read].iloc[window], start, t)
     clock.lap("flags")
     return ScoreFrames(finalize_scores(out), counts, clock.laps,
                        dict(zip(recorded.tolist(), n.tolist(), strict=True)), identified)
+
+
+def _household_codes(ids: pd.Series) -> np.ndarray:
+    """``pd.factorize(ids)[0]``: each row's household numbered in order of first appearance.
+    Where each household's rows are together (a validated ledger's are), read from the runs of
+    equal ids, comparing neighbours instead of hashing every id."""
+    n = len(ids)
+    if n < 2 or not isinstance(ids.dtype, pd.StringDtype) or ids.isna().any():
+        return pd.factorize(ids)[0]
+    text = pa.array(ids.array, type=pa.large_string(), from_pandas=True)
+    changes = pc.not_equal(text.slice(1), text.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    new = np.concatenate([[True], changes])
+    starts = np.flatnonzero(new)
+    if len(pd.unique(ids.iloc[starts])) < len(starts):
+        return pd.factorize(ids)[0]  # a household's rows apart
+    return np.cumsum(new) - 1
 
 
 def finalize_scores(scores: pd.DataFrame) -> pd.DataFrame:

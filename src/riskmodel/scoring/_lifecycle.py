@@ -73,8 +73,12 @@ def monitoring_columns(history: pd.DataFrame, status: pd.DataFrame, month: str,
     run = np.where(broken.any(axis=1), broken.argmax(axis=1), span)[at_t]
 
     window = config.lifecycle.elimination.rigid_spending_months
-    incomes = np.nansum(history[INCOME].to_numpy(dtype="float64", na_value=np.nan), axis=1)
-    rigid = np.nansum(history[SPENDING].to_numpy(dtype="float64", na_value=np.nan), axis=1)
+    # Only the rows of the window are summed: the others are read no further.
+    inside = np.flatnonzero(offset < window)
+    recent = history.iloc[inside] if len(inside) < len(history) else history
+    incomes = np.nansum(recent[INCOME].to_numpy(dtype="float64", na_value=np.nan), axis=1)
+    rigid = np.nansum(recent[SPENDING].to_numpy(dtype="float64", na_value=np.nan), axis=1)
+    codes, offset = codes[inside], offset[inside]
     income_sum = _window_sum(codes, offset, incomes, window, n_households)[at_t]
     rigid_sum = _window_sum(codes, offset, rigid, window, n_households)[at_t]
     with np.errstate(divide="ignore", invalid="ignore"):
