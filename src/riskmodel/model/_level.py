@@ -167,7 +167,7 @@ def level_ratio(risk: np.ndarray, fell: np.ndarray, lead: np.ndarray,
     --------
     >>> level_ratio(np.array([0.1, 0.1, 0.2, 0.2]), np.array([0.0, 0.0, 1.0, 0.0]),
     ...             np.array([1, 1, 2, 2]), {1: 0.5, 2: 1.0})
-    (1.5, 1.0, 0.6666666666666666)
+    (2.0, 1.0, 0.5)
     """
     share = np.array([development[int(d)] for d in np.unique(lead)])
     weight = share[np.searchsorted(np.unique(lead), lead)]
