@@ -274,10 +274,16 @@ def test_a_killed_run_leaves_no_partial_month_and_the_rerun_completes(reference_
     child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ,
                                                                   "OMP_NUM_THREADS": "1"})
     try:
+        # The watch list is written by a forked process (which stalls here) while the job
+        # writes the rest and then waits for it: killed there, with its own files staged.
         deadline = time.monotonic() + 120
-        while not marker.exists() and time.monotonic() < deadline and child.poll() is None:
+
+        def staged() -> bool:
+            return marker.exists() and (Path(marker.read_text()) / "summary.json").is_file()
+
+        while not staged() and time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.1)
-        assert marker.exists(), "the run never reached writing its outputs"
+        assert staged(), "the run never reached writing its outputs"
         staging = Path(marker.read_text())
         assert (staging / "scores.parquet").is_file()
     finally:

@@ -127,3 +127,51 @@ def test_a_month_over_its_quarantine_limit_stops_the_workers_and_writes_nothing(
     assert err.value.exit_code == 2
     assert not (tmp_path / "out" / month).exists()
     assert multiprocessing.active_children() == []
+
+
+def test_a_killed_job_takes_its_workers_with_it(tmp_path, model_dir):
+    """A job killed outright (SIGKILL) while its worker scores: the worker ends too, so the
+    output folder's lock is free for the next run, which publishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    raw = generate_ledger(households=150, months=14, seed=9).sort_values(KEY, ignore_index=True)
+    folder = tmp_path / "ledger.parquet"
+    write_ledger_folder(raw, folder)
+    out, pids = tmp_path / "out", tmp_path / "worker.pid"
+    config = _config(tmp_path / "two.yaml", 2, 120)
+    tracking = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    script = textwrap.dedent(f"""
+        import os, pathlib, time
+        import riskmodel.scoring._job as job
+        job_pid, real = os.getpid(), job.score_frame
+        def stall(*args, **kwargs):
+            if os.getpid() != job_pid:  # the worker: says who it is, then never ends
+                pathlib.Path({str(pids)!r}).write_text(str(os.getpid()))
+                time.sleep(600)
+            return real(*args, **kwargs)
+        job.score_frame = stall
+        job.score_month({str(folder)!r}, {str(out)!r}, model_uri={str(model_dir)!r},
+                        tracking_uri={tracking!r}, config_path={str(config)!r})
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 120
+        while not pids.exists() and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.1)
+        assert pids.exists(), "the worker never started"
+        worker = int(pids.read_text())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{worker}"), "the worker outlived the job"
+    result = score_month(folder, out, model_uri=str(model_dir), tracking_uri=tracking,
+                         config_path=config)
+    assert (result.folder / "scores.parquet").is_file()

@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..clock import Clock
@@ -76,7 +77,7 @@ from ._core import (
 from ._lifecycle import changes_since
 from ._summary import RunSummary, reason_agreement_part
 from ._watchlist import write_watchlist
-from ._workers import ChunkWorkers, shares
+from ._workers import ChunkWorkers, ForkedTask, shares
 
 logger = logging.getLogger(__name__)
 
@@ -406,28 +407,35 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     for warning in summary["warnings"]:
         logger.warning("%s: %s", month, warning)
     with MonthOutput(out, month, force) as staged:
-        write_parquet(scores, staged.staging / "scores.parquet")
-        write_parquet(quarantine, staged.staging / "quarantine.parquet")
-        write_quarantine_xlsx(quarantine, staged.staging / "quarantine.xlsx",
-                              chunks.locate(quarantine["source_row"]), chunks.source.headers)
-        if changes is not None:
-            write_parquet(changes, staged.staging / "changes.parquet")
-        watchlist = write_watchlist(scores, staged.staging, config)
-        summary["watchlist"]["rows_written"] = len(watchlist)
-        clock.lap("write")
-        summary["timings_s"] = {k: round(v, 3) for k, v in clock.laps.items()
-                                if not k.startswith("cpu:")}
-        summary["timings_s"]["total"] = round(sum(summary["timings_s"].values()), 3)
-        summary["cpu_s"] = {k[4:]: round(v, 3) for k, v in clock.laps.items()
-                            if k.startswith("cpu:")}
-        summary["cpu_s"]["total"] = round(sum(summary["cpu_s"].values()), 3)
-        summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
-        path = RunSummary.parse(summary).write(staged.staging / "summary.json")
-        month_files = StagedMonth(staged.staging, month, scores, summary, quarantine,
-                                  previous_path.parent if previous_scores is not None else None,
-                                  previous_scores, config)
-        for writer in writers:
-            writer(month_files)
+        # The watch list is written by a forked process while this one writes the rest.
+        listing = ForkedTask(write_watchlist, scores, staged.staging, config)
+        try:
+            write_parquet(scores, staged.staging / "scores.parquet")
+            write_parquet(quarantine, staged.staging / "quarantine.parquet")
+            write_quarantine_xlsx(quarantine, staged.staging / "quarantine.xlsx",
+                                  chunks.locate(quarantine["source_row"]),
+                                  chunks.source.headers)
+            if changes is not None:
+                write_parquet(changes, staged.staging / "changes.parquet")
+            summary["watchlist"]["rows_written"] = int(
+                np.count_nonzero(scores["on_watchlist"].to_numpy(dtype=bool)))
+            clock.lap("write")
+            summary["timings_s"] = {k: round(v, 3) for k, v in clock.laps.items()
+                                    if not k.startswith("cpu:")}
+            summary["timings_s"]["total"] = round(sum(summary["timings_s"].values()), 3)
+            summary["cpu_s"] = {k[4:]: round(v, 3) for k, v in clock.laps.items()
+                                if k.startswith("cpu:")}
+            summary["cpu_s"]["total"] = round(sum(summary["cpu_s"].values()), 3)
+            summary["mlflow"] = {"run_id": run.run_id, "tracking_uri": run.uri}
+            path = RunSummary.parse(summary).write(staged.staging / "summary.json")
+            month_files = StagedMonth(staged.staging, month, scores, summary, quarantine,
+                                      previous_path.parent if previous_scores is not None
+                                      else None, previous_scores, config)
+            for writer in writers:
+                writer(month_files)
+            listing.wait()
+        finally:
+            listing.close()
         run.finish(_metrics(summary, drift), path)
         folder = staged.publish()
     logger.info("%s published to %s", month, folder)

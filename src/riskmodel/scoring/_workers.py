@@ -11,10 +11,14 @@ number of workers.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
+import os
 import pickle
 import queue as queues
+import signal
+import sys
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -82,7 +86,8 @@ class ChunkWorkers:
             for start, stop in self.shares[1:]:
                 channel = context.Queue()
                 process = context.Process(target=_work, name=f"riskmodel-score-{start}",
-                                          args=(chunks, month, start, stop, score, channel),
+                                          args=(chunks, month, start, stop, score, channel,
+                                                os.getpid()),
                                           daemon=True)
                 process.start()
                 self._started.append((process, channel))
@@ -114,8 +119,9 @@ class ChunkWorkers:
 
 
 def _work(chunks: LedgerChunks, month: str, start: int, stop: int,
-          score: Callable[[ValidChunk], ChunkResult], channel) -> None:
+          score: Callable[[ValidChunk], ChunkResult], channel, parent: int) -> None:
     """A worker: chunks ``start`` to ``stop`` scored and sent, in order; or what it raised."""
+    _die_with(parent)
     try:
         chunks.reopen()
         for chunk in chunks.validated(month, start=start, stop=stop):
@@ -125,6 +131,19 @@ def _work(chunks: LedgerChunks, month: str, start: int, stop: int,
         channel.put(("error", _sendable(exc)))
     channel.close()
     channel.join_thread()
+
+
+def _die_with(parent: int) -> None:
+    """End this forked process when the job that forked it ends, killed included (Linux's
+    parent-death signal), so that it never outlives the job holding its output folder's lock;
+    end it now if the job is already gone."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no prctl: the process ends when its work does
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _sendable(exc: BaseException) -> BaseException:
@@ -152,3 +171,68 @@ def _receive(process, channel) -> ChunkResult:
         if kind == "error":
             raise value
         return value
+
+
+class ForkedTask:
+    """``fn(*args)`` run in a forked process while this one goes on; :meth:`wait` waits for it
+    and raises what it raised. Where processes cannot be forked it runs at once, here.
+
+    The month's watch list (a workbook and a CSV of a sixth of a province's households) is
+    written this way while the job writes its other files and the bulletin.
+    """
+
+    def __init__(self, fn: Callable, *args):
+        self._process = self._channel = None
+        if "fork" not in multiprocessing.get_all_start_methods():
+            fn(*args)
+            return
+        context = multiprocessing.get_context("fork")
+        self._channel = context.Queue()
+        self._process = context.Process(target=_task,
+                                        args=(fn, args, self._channel, os.getpid()),
+                                        name="riskmodel-task", daemon=True)
+        self._process.start()
+
+    def wait(self) -> None:
+        """Wait for the task; raise what it raised, or a one-line error if it died."""
+        if self._process is None:
+            return
+        process, channel = self._process, self._channel
+        while True:
+            try:
+                kind, value = channel.get(timeout=_POLL_S)
+                break
+            except queues.Empty:
+                if not process.is_alive():
+                    try:
+                        kind, value = channel.get(timeout=_POLL_S)
+                        break
+                    except queues.Empty:
+                        raise RiskModelError(
+                            f"A process writing the month's files ended (exit code "
+                            f"{process.exitcode}) before it was done; nothing was "
+                            "published.") from None
+        process.join()
+        self.close()
+        if kind == "error":
+            raise value
+
+    def close(self) -> None:
+        """End the task if it still runs (a failed run) and wait for it."""
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.terminate()
+            self._process.join()
+            self._channel.close()
+            self._process = self._channel = None
+
+
+def _task(fn: Callable, args: tuple, channel, parent: int) -> None:
+    _die_with(parent)
+    try:
+        fn(*args)
+        channel.put(("done", None))
+    except BaseException as exc:  # noqa: BLE001 - sent to the job, which raises it
+        channel.put(("error", _sendable(exc)))
+    channel.close()
+    channel.join_thread()
