@@ -22,12 +22,16 @@ reasons when given its ledger, stay here with 收入偏低 (``income``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import shap
 
 from ..config import Config, load_config
 from ._causes import cause_matrix, feature_contributions, sum_by_cause
+
+if TYPE_CHECKING:  # shap is loaded where an explanation is made, not by the jobs
+    import shap
 
 
 def shap_explanation(model, features: pd.DataFrame, n_jobs: int = 1) -> shap.Explanation:
@@ -65,6 +69,8 @@ def shap_explanation(model, features: pd.DataFrame, n_jobs: int = 1) -> shap.Exp
     >>> bool(np.allclose(view.values.sum(axis=1) + view.base_values, gbm.decision_function(X)))
     True
     """
+    import shap  # for shap's own plots only: not loaded by the jobs (about 1 s)
+
     values, base = feature_contributions(model, features, n_jobs=n_jobs)
     names = [str(c) for c in values.columns]
     return shap.Explanation(
@@ -122,6 +128,8 @@ def shap_by_cause(explanation: shap.Explanation, config: Config | None = None) -
     table = cause_matrix([str(n) for n in explanation.feature_names], config)
     summed = sum_by_cause(np.atleast_2d(values), table.to_numpy())
     base = explanation.base_values
+    import shap
+
     return shap.Explanation(
         values=summed[0] if values.ndim == 1 else summed,
         base_values=float(base) if np.ndim(base) == 0 else np.array(base, dtype="float64"),
