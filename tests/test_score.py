@@ -261,13 +261,13 @@ def test_a_killed_run_leaves_no_partial_month_and_the_rerun_completes(reference_
     script = textwrap.dedent(f"""
         import pathlib, time
         import riskmodel.scoring._job as job
-        real = job.write_watchlist
-        def stall(scores, folder, config):
-            table = real(scores, folder, config)
+        real = job.write_watchlist_file
+        def stall(table, folder, kind):
+            path = real(table, folder, kind)
             pathlib.Path({str(marker)!r}).write_text(str(folder))
             time.sleep(600)
-            return table
-        job.write_watchlist = stall
+            return path
+        job.write_watchlist_file = stall
         job.score_month({str(work / "ledger.parquet")!r}, {str(out)!r},
                         model_uri={str(work / "model")!r}, tracking_uri={tracking!r})
     """)

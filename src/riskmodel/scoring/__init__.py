@@ -29,7 +29,12 @@ from ._lifecycle import (
 )
 from ._spark import BUCKET, ROW, read_ledger_spark, score_chunks, score_spark, spark_session
 from ._summary import RunSummary
-from ._watchlist import WATCHLIST_HEADERS, watchlist_frame, write_watchlist
+from ._watchlist import (
+    WATCHLIST_HEADERS,
+    watchlist_frame,
+    write_watchlist,
+    write_watchlist_file,
+)
 
 __all__ = [
     "RunSummary",
@@ -60,4 +65,5 @@ __all__ = [
     "spark_session",
     "watchlist_frame",
     "write_watchlist",
+    "write_watchlist_file",
 ]

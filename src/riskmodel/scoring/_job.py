@@ -38,7 +38,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..clock import Clock
@@ -76,7 +75,7 @@ from ._core import (
 )
 from ._lifecycle import changes_since
 from ._summary import RunSummary, reason_agreement_part
-from ._watchlist import write_watchlist
+from ._watchlist import watchlist_frame, write_watchlist_file
 from ._workers import ChunkWorkers, ForkedTask, shares
 
 logger = logging.getLogger(__name__)
@@ -407,8 +406,11 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
     for warning in summary["warnings"]:
         logger.warning("%s: %s", month, warning)
     with MonthOutput(out, month, force) as staged:
-        # The watch list is written by a forked process while this one writes the rest.
-        listing = ForkedTask(write_watchlist, scores, staged.staging, config)
+        # The watch list's two files are written by forked processes while this one writes
+        # the rest.
+        table = watchlist_frame(scores, config)
+        listing = [ForkedTask(write_watchlist_file, table, staged.staging, kind)
+                   for kind in ("csv", "xlsx")]
         try:
             write_parquet(scores, staged.staging / "scores.parquet")
             write_parquet(quarantine, staged.staging / "quarantine.parquet")
@@ -417,8 +419,7 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
                                   chunks.source.headers)
             if changes is not None:
                 write_parquet(changes, staged.staging / "changes.parquet")
-            summary["watchlist"]["rows_written"] = int(
-                np.count_nonzero(scores["on_watchlist"].to_numpy(dtype=bool)))
+            summary["watchlist"]["rows_written"] = len(table)
             clock.lap("write")
             summary["timings_s"] = {k: round(v, 3) for k, v in clock.laps.items()
                                     if not k.startswith("cpu:")}
@@ -433,9 +434,11 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
                                       else None, previous_scores, config)
             for writer in writers:
                 writer(month_files)
-            listing.wait()
+            for task in listing:
+                task.wait()
         finally:
-            listing.close()
+            for task in listing:
+                task.close()
         run.finish(_metrics(summary, drift), path)
         folder = staged.publish()
     logger.info("%s published to %s", month, folder)

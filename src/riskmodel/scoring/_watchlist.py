@@ -83,8 +83,20 @@ def write_watchlist(scores: pd.DataFrame, folder: str | Path, config: Config) ->
     DataFrame
         The watch list as written.
     """
-    folder = Path(folder)
     table = watchlist_frame(scores, config)
-    table.to_csv(folder / "watchlist.csv", index=False, encoding="utf-8-sig")
-    write_xlsx(table, folder / "watchlist.xlsx")
+    for kind in ("csv", "xlsx"):
+        write_watchlist_file(table, folder, kind)
     return table
+
+
+def write_watchlist_file(table: pd.DataFrame, folder: str | Path, kind: str) -> Path:
+    """Write the watch list ``table`` (:func:`watchlist_frame`) as ``watchlist.csv`` (UTF-8
+    with BOM; ``kind`` "csv") or ``watchlist.xlsx`` ("xlsx") into ``folder``."""
+    path = Path(folder) / f"watchlist.{kind}"
+    if kind == "csv":
+        table.to_csv(path, index=False, encoding="utf-8-sig")
+    elif kind == "xlsx":
+        write_xlsx(table, path)
+    else:
+        raise ValueError(f"Got kind={kind!r}, expected 'csv' or 'xlsx'.")
+    return path
