@@ -409,9 +409,10 @@ def _run(chunks, model, ref, version, config, month, rows_in, out, force, engine
         # The watch list's two files are written by forked processes while this one writes
         # the rest.
         table = watchlist_frame(scores, config)
-        listing = [ForkedTask(write_watchlist_file, table, staged.staging, kind)
-                   for kind in ("csv", "xlsx")]
+        listing = []
         try:
+            for kind in ("csv", "xlsx"):
+                listing.append(ForkedTask(write_watchlist_file, table, staged.staging, kind))
             write_parquet(scores, staged.staging / "scores.parquet")
             write_parquet(quarantine, staged.staging / "quarantine.parquet")
             write_quarantine_xlsx(quarantine, staged.staging / "quarantine.xlsx",
