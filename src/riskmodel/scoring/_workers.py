@@ -154,7 +154,12 @@ def _sendable(exc: BaseException) -> BaseException:
     return exc
 
 
-def _receive(process, channel) -> ChunkResult:
+def _receive(process, channel, died: str = (
+        "A scoring worker ended (exit code {code}) before sending all its chunks; nothing "
+        "was written. With little memory, lower scoring.chunk_households or "
+        "scoring.workers.")):
+    """The next thing ``process`` sends: its value, or what it raised, raised here; ``died``
+    (its exit code as ``{code}``) when it ended without sending."""
     while True:
         try:
             kind, value = channel.get(timeout=_POLL_S)
@@ -164,10 +169,7 @@ def _receive(process, channel) -> ChunkResult:
             try:
                 kind, value = channel.get(timeout=_POLL_S)
             except queues.Empty:
-                raise RiskModelError(
-                    f"A scoring worker ended (exit code {process.exitcode}) before sending "
-                    "all its chunks; nothing was written. With little memory, lower "
-                    "scoring.chunk_households or scoring.workers.") from None
+                raise RiskModelError(died.format(code=process.exitcode)) from None
         if kind == "error":
             raise value
         return value
@@ -197,25 +199,13 @@ class ForkedTask:
         """Wait for the task; raise what it raised, or a one-line error if it died."""
         if self._process is None:
             return
-        process, channel = self._process, self._channel
-        while True:
-            try:
-                kind, value = channel.get(timeout=_POLL_S)
-                break
-            except queues.Empty:
-                if not process.is_alive():
-                    try:
-                        kind, value = channel.get(timeout=_POLL_S)
-                        break
-                    except queues.Empty:
-                        raise RiskModelError(
-                            f"A process writing the month's files ended (exit code "
-                            f"{process.exitcode}) before it was done; nothing was "
-                            "published.") from None
-        process.join()
-        self.close()
-        if kind == "error":
-            raise value
+        try:
+            _receive(self._process, self._channel,
+                     "A process writing the month's files ended (exit code {code}) before it "
+                     "was done; nothing was published.")
+            self._process.join()
+        finally:
+            self.close()
 
     def close(self) -> None:
         """End the task if it still runs (a failed run) and wait for it."""
