@@ -35,6 +35,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -294,11 +295,16 @@ def score_month(
     with OutputLock(out):
         if month is not None:
             MonthOutput(out, month, force).check()
-        model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
-        version = model_version_label(ref)
-        names = check_model(model, ref)
-        clock.lap("load_model")
-        chunks = LedgerChunks(ledger_path, _chunk_size(config, engine))
+        # The ledger is indexed while the model loads: the index is mostly Arrow reading the
+        # ledger's files, which runs outside the interpreter lock, and loading the model
+        # mostly Python, so the two overlap on two cores.
+        with ThreadPoolExecutor(1, thread_name_prefix="index") as pool:
+            indexing = pool.submit(LedgerChunks, ledger_path, _chunk_size(config, engine))
+            model, ref = load_model(model_uri or DEFAULT_MODEL_URI, tracking_uri=tracking_uri)
+            version = model_version_label(ref)
+            names = check_model(model, ref)
+            clock.lap("load_model")
+            chunks = indexing.result()
         known = chunks.months
         if not known:
             raise LedgerError(f"{ledger_path}: no row has a readable month.")
