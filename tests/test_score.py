@@ -118,6 +118,23 @@ def test_score_frame_is_the_same_whatever_the_partition(valid, model, config):
     np.testing.assert_array_equal(counts["score"], whole.drift_counts["score"])
 
 
+def test_finalize_scores_orders_by_risk_then_id_as_python_compares_them(valid, model, config):
+    """Scored first by decreasing risk, ties and the unscored by id in Python's string order
+    (code points: digits < ASCII letters < Chinese), whatever order the rows come in."""
+    frame = score_frame(valid, model, config, MONTH, model_version="v1").scores
+    ids = ["户2", "户10", "B7", "a3", "户1", "Z", "户", "10", "9"]
+    risks = [0.5, 0.5, 0.5, np.nan, 0.5, 0.25, np.nan, 0.5, np.nan]
+    rows = frame.iloc[np.arange(len(ids)) % len(frame)].reset_index(drop=True)
+    rows["household_id"] = pd.array(ids, dtype="string")
+    rows["risk_score"] = risks
+    out = finalize_scores(rows.sample(frac=1.0, random_state=3))
+    expected = sorted(zip(risks, ids, strict=True),
+                      key=lambda r: (np.isnan(r[0]), -(0.0 if np.isnan(r[0]) else r[0]), r[1]))
+    assert out["household_id"].tolist() == [i for _, i in expected]
+    assert out["rank"].tolist()[:6] == [1, 2, 3, 4, 5, 6]
+    assert out["rank"].isna().tolist()[6:] == [True, True, True]
+
+
 def test_score_frame_never_reads_later_months(valid, model, config):
     cut = valid[valid["month"] <= MONTH]
     later = valid[valid["month"] > MONTH].copy()

@@ -238,11 +238,16 @@ def finalize_scores(scores: pd.DataFrame) -> pd.DataFrame:
     Applied to the union of partitions it gives the same frame whatever the partition.
     """
     frame = _typed(scores)
-    key = pd.DataFrame({"unscored": frame["risk_score"].isna().to_numpy(),
-                        "risk": -frame["risk_score"].fillna(0.0).to_numpy(),
-                        "household_id": frame["household_id"].to_numpy(dtype=object)})
-    order = key.sort_values(["unscored", "risk", "household_id"], kind="stable").index
-    frame = frame.iloc[order].reset_index(drop=True)
+    risk = frame["risk_score"].to_numpy(dtype="float64", na_value=np.nan)
+    unscored = np.isnan(risk)
+    # Arrow's sort is stable and orders text by its UTF-8 bytes, which is the order of its
+    # code points, as Python compares strings; ids are not turned into Python objects.
+    key = pa.table({"unscored": unscored, "risk": -np.where(unscored, 0.0, risk),
+                    "household_id": pa.array(frame["household_id"].array,
+                                             type=pa.large_string(), from_pandas=True)})
+    order = pc.sort_indices(key, sort_keys=[("unscored", "ascending"), ("risk", "ascending"),
+                                            ("household_id", "ascending")])
+    frame = frame.iloc[order.to_numpy()].reset_index(drop=True)
     position = pd.Series(np.arange(1, len(frame) + 1), dtype="Int64")
     frame["rank"] = position.where(frame["risk_score"].notna())
     return frame
