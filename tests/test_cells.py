@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from riskmodel.ledger._cells import _factorized, _run_starts
+from riskmodel.ledger._cells import _factorized, _run_starts, parse_months
 
 
 def _expected(series: pd.Series) -> tuple[np.ndarray, list]:
@@ -43,3 +43,19 @@ def test_short_runs_and_other_types_are_factorized_cell_by_cell():
         expected_codes, expected_uniques = _expected(series)
         np.testing.assert_array_equal(codes, expected_codes)
         assert uniques.tolist() == expected_uniques
+
+
+@pytest.mark.parametrize("months", [
+    ["2024-01", "2024-02", "2024-02"],
+    ["2024-01", "2024/2", "2024-02"],
+    ["2024-01", "2024-13", "2024-02"],
+    ["2024-01", None, "2024-02"],
+    ["2024-01", " 2024-02", "2024-02"],
+])
+def test_months_written_as_text_read_as_from_any_column(months):
+    given = pd.Series(months, dtype="str", index=[5, 6, 7])
+    parsed, bad = parse_months(given)
+    expected, expected_bad = parse_months(pd.Series(months, dtype=object, index=[5, 6, 7]))
+    pd.testing.assert_series_equal(parsed, expected, check_exact=True)
+    pd.testing.assert_series_equal(bad, expected_bad, check_exact=True)
+    assert parsed.dtype == "string"

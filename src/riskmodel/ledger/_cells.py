@@ -194,7 +194,7 @@ def parse_months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
         parsed = pd.Series(pd.NA, index=uniq.index, dtype="string")
         parsed[ok] = month_label(year[ok].to_numpy("int64") * 12 + mon[ok].to_numpy("int64") - 1)
     if (isinstance(series.dtype, pd.StringDtype) and (codes >= 0).all()
-            and np.array_equal(parsed.to_numpy(dtype=object), uniq.to_numpy(dtype=object))):
+            and parsed.notna().all() and parsed.tolist() == uniq.tolist()):
         # Every month written as YYYY-MM already: the column itself, not a copy.
         out = series.astype("string")
     else:
