@@ -142,7 +142,7 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     # parsing every row's text again. The ids and months as written go to the explanations.
     house = _household_codes(history["household_id"])
     keys = history.assign(household_id=house)
-    status = poverty_status(keys, config)
+    status = poverty_status(keys, config, months=months)
     poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)[now]
     eligible = poor == 0
     clock.lap("status")
