@@ -159,7 +159,7 @@ def poverty_status(ledger: pd.DataFrame, config: Config,
     m = month_index(ledger["month"]) if months is None else np.asarray(months)
     net, observed = net_income(ledger)
     if observed.any():
-        total, n_obs = _trailing_sums(_household_codes(ledger["household_id"]), m, net,
+        total, n_obs = _trailing_sums(household_rows(ledger["household_id"]), m, net,
                                       observed)
     else:
         # Nothing observed: every trailing window sums to zero over zero months.
@@ -185,7 +185,7 @@ def poverty_status(ledger: pd.DataFrame, config: Config,
     })
 
 
-def _household_codes(ids: pd.Series) -> np.ndarray:
+def household_rows(ids: pd.Series) -> np.ndarray:
     """A grid row per household: the ids themselves when they are integer codes already
     (0 ≤ code < rows), else the ids numbered in order of first appearance."""
     values = ids.to_numpy() if isinstance(ids.dtype, np.dtype) else None

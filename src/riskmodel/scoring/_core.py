@@ -182,7 +182,7 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     out["on_watchlist"] = out["risk_tier"].eq("high").fillna(False) | (out["rule_triggers"] != "")
 
     monitoring = monitoring_columns(keys[["household_id", "month", *INCOME, *SPENDING]],
-                                    status, month, config)
+                                    status, month, config, months=months)
     rule = config.lifecycle.elimination
     facts = rows[["household_type", "labor_full", "labor_partial", *rule.guarantees]].join(
         monitoring).assign(risk_tier=out["risk_tier"], rule_triggers=out["rule_triggers"])
