@@ -29,8 +29,29 @@ def _text(series: pd.Series, fold: bool = False) -> pd.Series:
 
 def _factorized(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """Each cell's code (-1: NA) and the distinct values as given."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    starts = _run_starts(series)
+    if starts is None:
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    else:
+        # A value first appears at the start of a run: the runs' first cells give the same
+        # codes, in the same order, as every cell.
+        codes, uniques = pd.factorize(series.iloc[starts], use_na_sentinel=True)
+        codes = np.repeat(codes, np.diff(np.append(starts, len(series))))
     return codes, pd.Series(uniques, dtype=object)
+
+
+def _run_starts(series: pd.Series) -> np.ndarray | None:
+    """Where each run of equal neighbouring text cells starts, when the runs are long (a
+    ledger's ids, places and types, its rows in household order): comparing neighbours is
+    cheaper than hashing every cell. None for other columns, or runs too short to pay."""
+    n = len(series)
+    if n < 2 or not isinstance(series.dtype, pd.StringDtype):
+        return None
+    text = arrow.array(series.array, type=arrow.large_string(), from_pandas=True)
+    # An empty cell beside anything opens a run of its own: factorizing says what it is.
+    same = pc.fill_null(pc.equal(text.slice(1), text.slice(0, n - 1)), False)
+    starts = np.flatnonzero(np.concatenate([[True], ~same.to_numpy(zero_copy_only=False)]))
+    return starts if len(starts) <= n // 4 else None
 
 
 def _distinct_text(series: pd.Series, fold: bool = False,
@@ -172,6 +193,11 @@ def parse_months(series: pd.Series) -> tuple[pd.Series, pd.Series]:
         ok = (year.notna() & mon.between(1, 12)).to_numpy()
         parsed = pd.Series(pd.NA, index=uniq.index, dtype="string")
         parsed[ok] = month_label(year[ok].to_numpy("int64") * 12 + mon[ok].to_numpy("int64") - 1)
-    out = pd.Series(parsed.array.take(codes, allow_fill=True), index=series.index,
-                    dtype="string")
+    if (isinstance(series.dtype, pd.StringDtype) and (codes >= 0).all()
+            and parsed.notna().all() and parsed.tolist() == uniq.tolist()):
+        # Every month written as YYYY-MM already: the column itself, not a copy.
+        out = series.astype("string")
+    else:
+        out = pd.Series(parsed.array.take(codes, allow_fill=True), index=series.index,
+                        dtype="string")
     return out, out.isna()

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..config import Config
 from ..errors import LedgerError
@@ -38,6 +40,12 @@ WINDOW = 12
 
 def net_income(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Monthly net disposable income and whether the month was observed."""
+    observed = np.zeros(len(ledger), dtype=bool)
+    for column in INCOME:
+        observed |= ledger[column].notna().to_numpy()
+    if not observed.any():
+        # A ledger of incomes as recorded: no month observed, nothing to sum.
+        return np.full(len(ledger), np.nan), observed
     incomes = ledger[INCOME].to_numpy(dtype="float64", na_value=np.nan)
     spending = ledger[SPENDING].to_numpy(dtype="float64", na_value=np.nan)
     observed = ~np.isnan(incomes).all(axis=1)
@@ -49,6 +57,45 @@ def poverty_lines(
     config: Config, year: np.ndarray, province: pd.Series | None, county: pd.Series | None
 ) -> np.ndarray:
     """The monitoring line of each row: county, then province, then national."""
+    year = np.asarray(year, dtype="int64")
+    n = len(year)
+    if n < 2:
+        return _lines(config, year, province, county)
+    # A ledger's rows in household order hold the same year and place for months on end: the
+    # line is read at the first row of each run of equal neighbours.
+    new = np.ones(n, dtype=bool)
+    new[1:] = year[1:] != year[:-1]
+    for place in (province, county):
+        if place is not None:
+            new[1:] |= _changes(place)
+    starts = np.flatnonzero(new)
+    if len(starts) > n // 4:
+        return _lines(config, year, province, county)
+    lines = _lines(config, year[starts], *(None if place is None else _take(place, starts)
+                                           for place in (province, county)))
+    return np.repeat(lines, np.diff(np.append(starts, n)))
+
+
+def _changes(values) -> np.ndarray:
+    """Whether each cell after the first differs from the one before it (an empty cell beside
+    anything counts as a change)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
+        text = pa.array(values.array, type=pa.large_string(), from_pandas=True)
+        n = len(text)
+        same = pc.fill_null(pc.equal(text.slice(1), text.slice(0, n - 1)), False)
+        return ~same.to_numpy(zero_copy_only=False)
+    codes = pd.factorize(pd.Series(values, copy=False), use_na_sentinel=True)[0]
+    return (codes[1:] != codes[:-1]) | (codes[1:] < 0)
+
+
+def _take(values, rows: np.ndarray):
+    return values.iloc[rows] if isinstance(values, pd.Series) else np.asarray(values)[rows]
+
+
+def _lines(
+    config: Config, year: np.ndarray, province: pd.Series | None, county: pd.Series | None
+) -> np.ndarray:
+    """:func:`poverty_lines` of every row, each distinct year and place looked up once."""
     n = len(year)
     # Factorize each key column on its own and combine the small integer codes: a MultiIndex
     # of Python objects costs seconds per million rows.
@@ -80,15 +127,21 @@ def _text_values(column: pd.Series):
     return column.to_numpy()
 
 
-def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
+def poverty_status(ledger: pd.DataFrame, config: Config,
+                   months: np.ndarray | None = None) -> pd.DataFrame:
     """Annual per-capita disposable income and poverty of every household-month.
 
     Parameters
     ----------
     ledger : DataFrame
-        A validated ledger (see :func:`riskmodel.validate_ledger`).
+        A validated ledger (see :func:`riskmodel.validate_ledger`). ``household_id`` may be
+        integer codes instead of the ids (0 ≤ code < rows, one per household), as the scoring
+        numbers them.
     config : Config
         Supplies the poverty lines and ``label.min_observed_months``.
+    months : ndarray of int, optional
+        The rows' month numbers (:func:`riskmodel.months.month_index` of ``month``), when the
+        caller has them.
 
     Returns
     -------
@@ -103,21 +156,14 @@ def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
     reads :func:`recorded_income_pc`, the annual figures as recorded at that row, where the
     ledger has them; ``observed_months`` still counts monthly observations only.
     """
-    m = month_index(ledger["month"])
+    m = month_index(ledger["month"]) if months is None else np.asarray(months)
     net, observed = net_income(ledger)
-    codes, _ = pd.factorize(ledger["household_id"])
-    first = m.min()
-    n_months = int(m.max() - first + 1)
-    col = m - first
-    grid_net = np.zeros((codes.max() + 1, n_months + WINDOW))
-    grid_obs = np.zeros_like(grid_net)
-    grid_net[codes, col + WINDOW] = np.where(observed, net, 0.0)
-    grid_obs[codes, col + WINDOW] = observed
-    csum_net = np.cumsum(grid_net, axis=1)
-    csum_obs = np.cumsum(grid_obs, axis=1)
-    at = col + WINDOW
-    total = csum_net[codes, at] - csum_net[codes, at - WINDOW]
-    n_obs = csum_obs[codes, at] - csum_obs[codes, at - WINDOW]
+    if observed.any():
+        total, n_obs = _trailing_sums(household_rows(ledger["household_id"]), m, net,
+                                      observed)
+    else:
+        # Nothing observed: every trailing window sums to zero over zero months.
+        total, n_obs = np.zeros(len(m)), np.zeros(len(m))
     members = ledger["members"].to_numpy(dtype="float64")
     known = n_obs >= config.label.min_observed_months
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -137,6 +183,35 @@ def poverty_status(ledger: pd.DataFrame, config: Config) -> pd.DataFrame:
         "line": line,
         "poor": poor,
     })
+
+
+def household_rows(ids: pd.Series) -> np.ndarray:
+    """A grid row per household: the ids themselves when they are integer codes already
+    (0 ≤ code < rows), else the ids numbered in order of first appearance."""
+    values = ids.to_numpy() if isinstance(ids.dtype, np.dtype) else None
+    if (values is not None and values.dtype.kind in "iu" and len(values)
+            and values.min() >= 0 and values.max() < len(values)):
+        return values
+    return pd.factorize(ids)[0]
+
+
+def _trailing_sums(codes: np.ndarray, m: np.ndarray, net: np.ndarray,
+                   observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the net income and the observed months of its household's trailing 12 months
+    (each household's months on a grid; a window's sum is a difference of running sums)."""
+    first = m.min()
+    n_months = int(m.max() - first + 1)
+    col = m - first
+    grid_net = np.zeros((codes.max() + 1, n_months + WINDOW))
+    grid_obs = np.zeros_like(grid_net)
+    grid_net[codes, col + WINDOW] = np.where(observed, net, 0.0)
+    grid_obs[codes, col + WINDOW] = observed
+    csum_net = np.cumsum(grid_net, axis=1)
+    csum_obs = np.cumsum(grid_obs, axis=1)
+    at = col + WINDOW
+    total = csum_net[codes, at] - csum_net[codes, at - WINDOW]
+    n_obs = csum_obs[codes, at] - csum_obs[codes, at - WINDOW]
+    return total, n_obs
 
 
 def binary_target(y) -> tuple[np.ndarray, np.ndarray]:

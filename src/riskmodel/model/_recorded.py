@@ -123,6 +123,10 @@ def recorded_income_pc(ledger: pd.DataFrame) -> np.ndarray:
     n = len(ledger)
     if not has_recorded_incomes(ledger):
         return np.full(n, np.nan)
+    pc = _numbers(ledger, RECORDED_PC)
+    if not np.isnan(pc).any():
+        # Recorded on every row: the parts are not read.
+        return pc.copy()
     # The row's sum of the figures it records, column by column from 0.0: np.nansum of the
     # row's values, without laying the columns side by side.
     recorded, total = np.zeros(n, dtype=bool), np.zeros(n)
@@ -135,7 +139,6 @@ def recorded_income_pc(ledger: pd.DataFrame) -> np.ndarray:
     members = _numbers(ledger, "members")
     with np.errstate(invalid="ignore", divide="ignore"):
         from_parts = (total - np.nan_to_num(medical)) / members
-    pc = _numbers(ledger, RECORDED_PC)
     return np.where(np.isnan(pc), np.where(recorded, from_parts, np.nan), pc)
 
 

@@ -194,7 +194,15 @@ def rule_triggers(features: pd.DataFrame, config: Config) -> pd.DataFrame:
 def format_triggers(fired: pd.DataFrame) -> pd.Series:
     """The names of the fired columns of each row joined by ``;`` (empty when none fired)."""
     names = np.asarray(fired.columns, dtype=object)
-    marks = np.where(fired.to_numpy(dtype=bool), names + ";", "")
+    flags = fired.to_numpy(dtype=bool)
+    if flags.size and flags.shape[1] <= 30:
+        # Few columns, few combinations of them: each combination is spelled once.
+        combination = flags @ (1 << np.arange(flags.shape[1]))
+        seen, at = np.unique(combination, return_inverse=True)
+        texts = np.array(["".join(n + ";" for j, n in enumerate(names) if c >> j & 1).rstrip(";")
+                          for c in seen.tolist()], dtype=object)
+        return pd.Series(texts[at], index=fired.index, dtype="string")
+    marks = np.where(flags, names + ";", "")
     joined = pd.Series(marks.sum(axis=1) if marks.size else np.full(len(fired), ""),
                        index=fired.index, dtype="string")
     return joined.str.rstrip(";")

@@ -142,7 +142,7 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     # parsing every row's text again. The ids and months as written go to the explanations.
     house = _household_codes(history["household_id"])
     keys = history.assign(household_id=house)
-    status = poverty_status(keys, config)
+    status = poverty_status(keys, config, months=months)
     poor = status["poor"].to_numpy(dtype="float64", na_value=np.nan)[now]
     eligible = poor == 0
     clock.lap("status")
@@ -182,7 +182,7 @@ def score_frame(ledger: pd.DataFrame, model, config: Config, month: str,
     out["on_watchlist"] = out["risk_tier"].eq("high").fillna(False) | (out["rule_triggers"] != "")
 
     monitoring = monitoring_columns(keys[["household_id", "month", *INCOME, *SPENDING]],
-                                    status, month, config)
+                                    status, month, config, months=months)
     rule = config.lifecycle.elimination
     facts = rows[["household_type", "labor_full", "labor_partial", *rule.guarantees]].join(
         monitoring).assign(risk_tier=out["risk_tier"], rule_triggers=out["rule_triggers"])

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..config import Config
 from ..ledger import INCOME, SPENDING
+from ..model._labels import household_rows
 from ..months import month_index
 
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2}
@@ -34,18 +35,22 @@ def _window_sum(codes: np.ndarray, offset: np.ndarray, values: np.ndarray, windo
 
 
 def monitoring_columns(history: pd.DataFrame, status: pd.DataFrame, month: str,
-                       config: Config) -> pd.DataFrame:
+                       config: Config, months: np.ndarray | None = None) -> pd.DataFrame:
     """The history the elimination rules read, for the rows at ``month``.
 
     Parameters
     ----------
     history : DataFrame
-        Validated ledger rows of some households at months ≤ ``month``.
+        Validated ledger rows of some households at months ≤ ``month`` (``household_id`` may
+        be integer codes, 0 ≤ code < rows, as the scoring numbers them).
     status : DataFrame
         :func:`riskmodel.model.poverty_status` of ``history`` (same row order).
     month : str
         ``YYYY-MM``.
     config : Config
+    months : ndarray of int, optional
+        The rows' month numbers (:func:`riskmodel.months.month_index` of ``month``), when the
+        caller has them.
 
     Returns
     -------
@@ -57,10 +62,10 @@ def monitoring_columns(history: pd.DataFrame, status: pd.DataFrame, month: str,
         spending, inf when spending met no income).
     """
     t = int(month_index(pd.Series([month]))[0])
-    offset = t - month_index(history["month"])
+    offset = t - (month_index(history["month"]) if months is None else np.asarray(months))
     if (offset < 0).any():
         raise ValueError(f"Got history with months after {month}; expected months ≤ {month}.")
-    codes, _ = pd.factorize(history["household_id"].to_numpy())
+    codes = household_rows(history["household_id"])
     n_households = int(codes.max()) + 1 if len(codes) else 0
     now = np.flatnonzero(offset == 0)
     at_t = codes[now]
@@ -121,7 +126,7 @@ def elimination_candidates(rows: pd.DataFrame, config: Config) -> np.ndarray:
     guarantees = np.ones(len(rows), dtype=bool)
     for column in rule.guarantees:
         guarantees &= rows[column].astype("boolean").eq(True).fillna(False).to_numpy(dtype=bool)
-    tier = rows["risk_tier"].map(TIER_ORDER).to_numpy(dtype="float64", na_value=np.nan)
+    tier = _tier_order(rows["risk_tier"])
     return (
         rows["household_type"].isin(rule.household_types).to_numpy(dtype=bool)
         & (rows["months_above_line"].to_numpy() >= rule.months_above_line)
@@ -131,6 +136,15 @@ def elimination_candidates(rows: pd.DataFrame, config: Config) -> np.ndarray:
         & (tier <= TIER_ORDER[rule.max_risk_tier])
         & (laborers >= rule.min_laborers)
     )
+
+
+def _tier_order(tiers: pd.Series) -> np.ndarray:
+    """Each tier's place in :data:`TIER_ORDER` (NaN for anything else), as
+    ``tiers.map(TIER_ORDER)`` without a lookup per row."""
+    order = np.full(len(tiers), np.nan)
+    for name, place in TIER_ORDER.items():
+        order[tiers.eq(name).to_numpy(dtype=bool, na_value=False)] = place
+    return order
 
 
 def changes_since(previous: pd.DataFrame, current: pd.DataFrame,
