@@ -27,7 +27,7 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,6 +50,9 @@ class _Leaf:
     features: tuple[int, ...]  # distinct features of the root path, first-appearance order
     zero_fractions: np.ndarray  # product of the path's cover ratios per feature, (k,)
     allowed: tuple[np.ndarray, ...]  # per feature: bool over interval codes, True = on the path
+    # the leaf's share of each path feature's value for each pattern of path bits, (k, 2**k);
+    # None for a path longer than _MAX_TABLE_BITS
+    share: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -130,44 +133,64 @@ def _leaf_contributions(ones: np.ndarray, zero_fractions: np.ndarray, value: flo
     return (value * (o - z[:, None]) * weighted).T
 
 
-def _leaf_table(zero_fractions: np.ndarray, value: float) -> np.ndarray:
-    """Share of one leaf in the SHAP values for all ``2**k`` patterns of its path bits.
+def _leaf_tables(zero_fractions: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Share of each of several leaves in the SHAP values for all ``2**k`` patterns of their
+    path bits, the leaves having paths of the same length ``k``.
 
-    Row ``p`` of the result holds the pattern whose bit ``j`` is ``o_j``. Uses that feature i's
-    coalition polynomial ``prod_{j != i} (z_j + o_j t)`` does not depend on ``o_i``, so it equals
-    the full polynomial of the pattern with bit i cleared, divided by ``z_i``: one polynomial per
-    pattern instead of one per pattern and feature.
+    Column ``p`` of a leaf's table holds the pattern whose bit ``j`` is ``o_j``. Uses that feature
+    i's coalition polynomial ``prod_{j != i} (z_j + o_j t)`` does not depend on ``o_i``, so it
+    equals the full polynomial of the pattern with bit i cleared, divided by ``z_i``: one
+    polynomial per pattern instead of one per pattern and feature. The leaves are computed
+    together, element by element as one leaf alone would be.
 
     Parameters
     ----------
-    zero_fractions : ndarray of shape (k,)
-        Product of the cover ratios of the path's conditions on each feature.
-    value : float
-        The leaf value.
+    zero_fractions : ndarray of shape (n_leaves, k)
+        Product of the cover ratios of each path's conditions on each feature.
+    values : ndarray of shape (n_leaves,)
+        The leaf values.
 
     Returns
     -------
-    ndarray of shape (2**k, k)
+    ndarray of shape (n_leaves, k, 2**k)
     """
     z = zero_fractions
-    k = len(z)
-    # poly[p, s]: coefficient of t**s in prod_j (z_j + o_j t) for pattern p; built by doubling,
-    # the new feature's bit being the highest so far.
-    poly = np.ones((1, 1))
+    n_leaves, k = z.shape
+    # poly[l, p, s]: coefficient of t**s in prod_j (z_j + o_j t) for leaf l and pattern p;
+    # built by doubling, the new feature's bit being the highest so far.
+    poly = np.ones((n_leaves, 1, 1))
     for j in range(k):
-        absent = np.zeros((poly.shape[0], j + 2))
-        absent[:, : j + 1] = poly * z[j]
+        absent = np.zeros((n_leaves, poly.shape[1], j + 2))
+        absent[:, :, : j + 1] = poly * z[:, j, None, None]
         present = absent.copy()
-        present[:, 1:] += poly
-        poly = np.concatenate([absent, present])
-    weighted = poly[:, :k] @ _shapley_weights(k)
+        present[:, :, 1:] += poly
+        poly = np.concatenate([absent, present], axis=1)
+    weights = _shapley_weights(k)
+    # One product per leaf, as for a leaf alone: a stacked product may sum in another order.
+    weighted = np.stack([leaf[:, :k] @ weights for leaf in poly])
     patterns = np.arange(2**k)
-    table = np.empty((2**k, k))
+    tables = np.empty((n_leaves, k, 2**k))
     for i in range(k):
         bit = 1 << i
         ones = (patterns & bit) != 0
-        table[:, i] = value * (ones - z[i]) * (weighted[patterns & ~bit] / z[i])
-    return table
+        zi = z[:, i, None]
+        tables[:, i] = values[:, None] * (ones - zi) * (weighted[:, patterns & ~bit] / zi)
+    return tables
+
+
+def _with_shares(leaves: list[_Leaf]) -> list[_Leaf]:
+    """The leaves with their tables of shares, made together for the leaves of each path length."""
+    by_length: dict[int, list[int]] = {}
+    for n, leaf in enumerate(leaves):
+        if len(leaf.features) <= _MAX_TABLE_BITS:
+            by_length.setdefault(len(leaf.features), []).append(n)
+    out = list(leaves)
+    for which in by_length.values():
+        tables = _leaf_tables(np.array([leaves[n].zero_fractions for n in which]),
+                              np.array([leaves[n].value for n in which]))
+        for n, table in zip(which, tables, strict=True):
+            out[n] = replace(leaves[n], share=table)
+    return out
 
 
 def _as_float_array(X, feature_names: np.ndarray | None, n_features: int) -> np.ndarray:
@@ -315,33 +338,48 @@ class TreeShapExplainer:
     # -- building --------------------------------------------------------------------------
 
     def _leaves(self, nodes: np.ndarray) -> list[_Leaf]:
-        """Leaves of one tree in depth-first order, each with its path summary."""
+        """Leaves of one tree in depth-first order, each with its path summary and, unless its
+        path is too long, its table of shares."""
+        count = nodes["count"].astype(np.float64).tolist()
+        feature = nodes["feature_idx"].tolist()
+        is_leaf, left, right = (nodes[c].tolist() for c in ("is_leaf", "left", "right"))
+        goes_left = self._goes_left(nodes)
         out: list[_Leaf] = []
-        count = nodes["count"].astype(np.float64)
         stack: list[tuple[int, tuple[tuple[int, bool], ...]]] = [(0, ())]
         while stack:
             i, path = stack.pop()
-            if nodes["is_leaf"][i]:
+            if is_leaf[i]:
                 if path:  # a lone root leaf only moves the expected value
-                    out.append(self._leaf(nodes, count, i, path))
+                    out.append(self._leaf(feature, count, goes_left, i, path,
+                                          float(nodes["value"][i])))
                 continue
-            stack.append((int(nodes["right"][i]), (*path, (i, False))))
-            stack.append((int(nodes["left"][i]), (*path, (i, True))))
+            stack.append((right[i], (*path, (i, False))))
+            stack.append((left[i], (*path, (i, True))))
+        return _with_shares(out)
+
+    def _goes_left(self, nodes: np.ndarray) -> dict[int, np.ndarray]:
+        """For each split node, which interval codes of its feature go left (NaN's code last),
+        made once per node rather than once per leaf below it."""
+        out: dict[int, np.ndarray] = {}
+        split = np.flatnonzero(nodes["is_leaf"] == 0)
+        for f in np.unique(nodes["feature_idx"][split]):
+            mine = split[nodes["feature_idx"][split] == f]
+            edges = self._edges[self._row_of_feature[int(f)]]
+            at = np.searchsorted(edges, nodes["num_threshold"][mine])
+            table = np.arange(len(edges) + 1)[None, :] <= at[:, None]
+            table[:, len(edges)] = nodes["missing_go_to_left"][mine].astype(bool)
+            out.update(zip(mine.tolist(), table, strict=True))
         return out
 
-    def _leaf(self, nodes: np.ndarray, count: np.ndarray, leaf: int, path) -> _Leaf:
+    def _leaf(self, feature: list[int], count: list[float], goes_left: dict[int, np.ndarray],
+              leaf: int, path, value: float) -> _Leaf:
         features: list[int] = []
         zero: dict[int, float] = {}
         allowed: dict[int, np.ndarray] = {}
         children = [node for node, _ in path[1:]] + [leaf]
         for (node, went_left), child in zip(path, children, strict=True):
-            f = int(nodes["feature_idx"][node])
-            edges = self._edges[self._row_of_feature[f]]
-            goes_left = np.arange(len(edges) + 1) <= np.searchsorted(
-                edges, nodes["num_threshold"][node]
-            )
-            goes_left[len(edges)] = bool(nodes["missing_go_to_left"][node])
-            on_path = goes_left if went_left else ~goes_left
+            f = feature[node]
+            on_path = goes_left[node] if went_left else ~goes_left[node]
             # Same order of products as shap, which multiplies the new ratio by the running one.
             ratio = count[child] / count[node]
             if f in zero:
@@ -352,7 +390,7 @@ class TreeShapExplainer:
                 zero[f] = ratio
                 allowed[f] = on_path
         return _Leaf(
-            value=float(nodes["value"][leaf]),
+            value=value,
             features=tuple(features),
             zero_fractions=np.array([zero[f] for f in features]),
             allowed=tuple(allowed[f] for f in features),
@@ -451,13 +489,14 @@ class TreeShapExplainer:
         part = np.empty(n, dtype=np.int64)
         index = np.empty(n, dtype=np.intp)
         gathered = np.empty(n)
+        # Every index is in range: "wrap" then reads as "clip" would, and numpy checks it faster.
         take, add, right_shift, bitwise_and = np.take, np.add, np.right_shift, np.bitwise_and
         for bundle in self._bundles:
             rows, luts = bundle.rows, bundle.luts
             if rows:
-                take(luts[0], code_rows[rows[0]], None, word, "clip")
+                take(luts[0], code_rows[rows[0]], None, word, "wrap")
                 for r, lut in zip(rows[1:], luts[1:], strict=True):
-                    take(lut, code_rows[r], None, part, "clip")
+                    take(lut, code_rows[r], None, part, "wrap")
                     add(word, part, word)
             else:
                 word.fill(0)
@@ -468,7 +507,7 @@ class TreeShapExplainer:
                 else:
                     bitwise_and(word, mask, index)
                 for f, table in pairs:
-                    take(table, index, None, gathered, "clip")
+                    take(table, index, None, gathered, "wrap")
                     row = phi_rows[f]
                     add(row, gathered, row)
         for leaf in self._deep:
@@ -491,10 +530,14 @@ def _refine(
     out = dict(states)
     for f, allowed in zip(leaf.features, leaf.allowed, strict=True):
         previous = out.get(f)
-        key = allowed.astype(np.intp) if previous is None else previous[0] * 2 + allowed
-        present = np.zeros(int(key.max()) + 1, dtype=bool)
+        if previous is None:
+            key, bound = allowed.astype(np.intp), 2
+        else:
+            key, bound = previous[0] * 2 + allowed, previous[1] * 2
+        # Keys run below twice the states so far: no need to look for the largest.
+        present = np.zeros(bound, dtype=bool)
         present[key] = True
-        relabel = np.cumsum(present) - 1
+        relabel = present.cumsum() - 1
         out[f] = (relabel[key], int(relabel[-1]) + 1)
     return out
 
@@ -526,9 +569,8 @@ def _table(leaves: Sequence[_Leaf], states: dict[int, tuple[np.ndarray, int]]) -
         for j, (f, allowed) in enumerate(zip(leaf.features, leaf.allowed, strict=True)):
             bit = allowed[representative[f]].astype(np.intp)
             pattern |= bit[entry_state[f]] << j
-        share = _leaf_table(leaf.zero_fractions, leaf.value).T.copy()
         for j, f in enumerate(leaf.features):
-            tables[f] += share[j].take(pattern)
+            tables[f] += leaf.share[j].take(pattern)
     return _GroupTable(
         states={f: states[f][0] * radix[f] for f in features if states[f][1] > 1},
         n_states=n_states,
