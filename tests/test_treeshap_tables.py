@@ -6,7 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 
+from riskmodel.explain import TreeShapExplainer
 from riskmodel.explain._treeshap import _leaf_contributions, _leaf_tables
 
 
@@ -33,3 +35,17 @@ def test_each_pattern_of_the_table_is_the_leafs_shapley_share(k):
     for leaf in range(3):
         shares = _leaf_contributions(ones, zero_fractions[leaf], values[leaf])
         np.testing.assert_allclose(tables[leaf].T, shares, rtol=1e-12, atol=1e-14)
+
+
+def test_a_feature_no_tree_splits_on_gets_zero_and_the_values_add_up():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    X[:, 2] = 1.0  # constant: never split on
+    y = (X[:, 0] - X[:, 3] + rng.normal(size=600) > 0).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(X, y)
+    explainer = TreeShapExplainer(model)
+    values = explainer.shap_values(X, chunk_rows=250)
+    assert (values[:, 2] == 0).all()
+    assert (values[:, [0, 3]] != 0).any(axis=0).all()
+    np.testing.assert_allclose(values.sum(axis=1) + explainer.expected_value,
+                               model.decision_function(X), rtol=0, atol=1e-10)

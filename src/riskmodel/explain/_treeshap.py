@@ -69,7 +69,7 @@ class _Bundle:
 
     rows: tuple[int, ...]  # code rows read to build the word
     luts: tuple[np.ndarray, ...]  # per row: interval code -> packed contribution (int64)
-    # per group: (shift, mask, ((output feature, table), ...))
+    # per group: (shift, mask, ((code row of the output feature, table), ...))
     parts: tuple[tuple[int, int, tuple[tuple[int, np.ndarray], ...]], ...]
 
 
@@ -77,7 +77,6 @@ class _Bundle:
 class _DeepLeaf:
     rows: tuple[int, ...]  # code row of each path feature
     allowed: tuple[np.ndarray, ...]  # per path feature: interval code -> 1 on the path, else 0
-    out_features: tuple[int, ...]
     zero_fractions: np.ndarray
     value: float
 
@@ -422,7 +421,6 @@ class TreeShapExplainer:
         return _DeepLeaf(
             rows=tuple(self._row_of_feature[f] for f in leaf.features),
             allowed=tuple(allowed.astype(np.int64) for allowed in leaf.allowed),
-            out_features=leaf.features,
             zero_fractions=leaf.zero_fractions,
             value=leaf.value,
         )
@@ -453,7 +451,8 @@ class TreeShapExplainer:
         """
         X = _as_float_array(X, self.feature_names, self.n_features)
         n_rows = X.shape[0]
-        out = np.empty((n_rows, self.n_features))
+        # Features no tree splits on keep 0.
+        out = np.zeros((n_rows, self.n_features))
         if n_rows == 0:
             return out
         n_jobs = _effective_jobs(n_jobs)
@@ -464,7 +463,7 @@ class TreeShapExplainer:
 
         def work(start: int) -> None:
             stop = min(start + chunk_rows, n_rows)
-            out[start:stop] = self._explain_chunk(X[start:stop]).T
+            out[start:stop, self._code_features] = self._explain_chunk(X[start:stop]).T
 
         if n_jobs == 1:
             for start in starts:
@@ -476,13 +475,16 @@ class TreeShapExplainer:
         return out
 
     def _explain_chunk(self, X: np.ndarray) -> np.ndarray:
-        """SHAP values of one chunk, transposed: (n_features, n_rows)."""
+        """SHAP values of one chunk for the features the trees split on, transposed: one row
+        per code row (n_code_features, n_rows)."""
         n = X.shape[0]
         columns = np.ascontiguousarray(X[:, self._code_features].T)
         codes = np.empty(columns.shape, dtype=np.intp)
         for r, edges in enumerate(self._edges):
             codes[r] = np.searchsorted(edges, columns[r])
-        phi = np.zeros((self.n_features, n))
+        # Only the features the trees split on get values: rows of the others would make the
+        # array the loop below reads and writes row by row larger than the CPU cache.
+        phi = np.zeros((len(self._edges), n))
         # Row views made once: the loop below runs thousands of times per chunk.
         code_rows, phi_rows = list(codes), list(phi)
         word = np.zeros(n, dtype=np.int64)
@@ -594,7 +596,8 @@ def _bundle(groups: Sequence[_GroupTable], row_of_feature: dict[int, int]) -> li
                     lut = luts.setdefault(row_of_feature[f], np.zeros(len(contribution), np.int64))
                     lut += contribution.astype(np.int64) << shift
                 mask = (1 << (member.n_states - 1).bit_length()) - 1
-                pairs = tuple(zip(member.out_features, member.tables, strict=True))
+                pairs = tuple((row_of_feature[f], table) for f, table
+                              in zip(member.out_features, member.tables, strict=True))
                 parts.append((shift, mask, pairs))
             bundles.append(
                 _Bundle(rows=tuple(luts), luts=tuple(luts.values()), parts=tuple(parts))
@@ -609,7 +612,7 @@ def _bundle(groups: Sequence[_GroupTable], row_of_feature: dict[int, int]) -> li
 def _add_deep_leaf(leaf: _DeepLeaf, codes: np.ndarray, phi: np.ndarray) -> None:
     """Add a long-path leaf's share, computed once per distinct bit pattern in the chunk."""
     n = codes.shape[1]
-    k = len(leaf.out_features)
+    k = len(leaf.rows)
     if k <= _WORD_BITS:
         key = np.zeros(n, dtype=np.int64)
         for j, (r, allowed) in enumerate(zip(leaf.rows, leaf.allowed, strict=True)):
@@ -624,8 +627,8 @@ def _add_deep_leaf(leaf: _DeepLeaf, codes: np.ndarray, phi: np.ndarray) -> None:
         ones = patterns.astype(np.float64)
     share = _leaf_contributions(ones, leaf.zero_fractions, leaf.value)
     inverse = inverse.ravel()
-    for j, f in enumerate(leaf.out_features):
-        phi[f] += share[inverse, j]
+    for j, r in enumerate(leaf.rows):
+        phi[r] += share[inverse, j]
 
 
 def tree_shap(
