@@ -561,8 +561,10 @@ def _table(leaves: Sequence[_Leaf], states: dict[int, tuple[np.ndarray, int]]) -
         labels, size = states[f]
         radix[f] = step
         entry_state[f] = (entry // step) % size
-        # Any code of a state stands for it: all its codes give every leaf the same bit.
-        representative[f] = np.unique(labels, return_index=True)[1]
+        # Any code of a state stands for it: all its codes give every leaf the same bit, so
+        # whichever code the assignment leaves in a state's slot will do.
+        representative[f] = np.empty(size, dtype=np.intp)
+        representative[f][labels] = np.arange(len(labels))
         step *= size
 
     tables = {f: np.zeros(n_states) for f in features}
