@@ -9,7 +9,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from riskmodel.explain import TreeShapExplainer
-from riskmodel.explain._treeshap import _leaf_contributions, _leaf_tables
+from riskmodel.explain._leafshares import _leaf_contributions, _leaf_tables
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 9])
