@@ -6,11 +6,12 @@ text built from the household's own figures, the suggested measures, the what-if
 or a grant on the model's risk, and the plots of explanations. It may import the ground
 modules, :mod:`riskmodel.ledger` and :mod:`riskmodel.model`.
 
-Inside, imports go one way: ``_treeshap`` (the algorithm) and ``_reasons`` (the household's
-facts, rules and text) at the bottom; ``_counterfactual`` (a cause given back) and ``_whatif``
-(a measure applied) above ``_reasons``; ``_causes`` (attribution per cause) above
-``_counterfactual``; ``_text`` (the terminal report), ``_plots`` and ``_shap`` above
-``_causes``; ``_household`` (the explanation API, with its I/O) on top.
+Inside, imports go one way: ``_leafshares`` (a leaf's share) under ``_treeshap`` (the
+algorithm), and ``_reasons`` (the household's facts, rules and text), at the bottom;
+``_counterfactual`` (a cause given back) and ``_whatif`` (a measure applied) above
+``_reasons``; ``_causes`` (attribution per cause) above ``_counterfactual``; ``_text`` (the
+terminal report), ``_plots`` and ``_shap`` above ``_causes``; ``_household`` (the
+explanation API, with its I/O) on top.
 """
 
 from ._causes import (

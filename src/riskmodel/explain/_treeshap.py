@@ -27,9 +27,11 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from ._leafshares import _leaf_contributions, _leaf_tables
 
 __all__ = ["TreeShapExplainer", "tree_shap"]
 
@@ -50,6 +52,9 @@ class _Leaf:
     features: tuple[int, ...]  # distinct features of the root path, first-appearance order
     zero_fractions: np.ndarray  # product of the path's cover ratios per feature, (k,)
     allowed: tuple[np.ndarray, ...]  # per feature: bool over interval codes, True = on the path
+    # the leaf's share of each path feature's value for each pattern of path bits, (k, 2**k);
+    # None for a path longer than _MAX_TABLE_BITS
+    share: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class _Bundle:
 
     rows: tuple[int, ...]  # code rows read to build the word
     luts: tuple[np.ndarray, ...]  # per row: interval code -> packed contribution (int64)
-    # per group: (shift, mask, ((output feature, table), ...))
+    # per group: (shift, mask, ((code row of the output feature, table), ...))
     parts: tuple[tuple[int, int, tuple[tuple[int, np.ndarray], ...]], ...]
 
 
@@ -74,100 +79,23 @@ class _Bundle:
 class _DeepLeaf:
     rows: tuple[int, ...]  # code row of each path feature
     allowed: tuple[np.ndarray, ...]  # per path feature: interval code -> 1 on the path, else 0
-    out_features: tuple[int, ...]
     zero_fractions: np.ndarray
     value: float
 
 
-def _shapley_weights(k: int) -> np.ndarray:
-    """``|S|! (k - |S| - 1)! / k!`` for ``|S| = 0 .. k-1``."""
-    return np.array([1.0 / (k * math.comb(k - 1, s)) for s in range(k)])
-
-
-def _leaf_contributions(ones: np.ndarray, zero_fractions: np.ndarray, value: float) -> np.ndarray:
-    """Share of one leaf in the SHAP values, for each given pattern of path bits.
-
-    Parameters
-    ----------
-    ones : ndarray of shape (n_patterns, k)
-        1.0 where the row satisfies the path's conditions on that feature, else 0.0.
-    zero_fractions : ndarray of shape (k,)
-        Product of the cover ratios of the path's conditions on each feature.
-    value : float
-        The leaf value.
-
-    Returns
-    -------
-    ndarray of shape (n_patterns, k)
-        The leaf's contribution to each path feature's SHAP value.
-    """
-    n_patterns, k = ones.shape
-    z = zero_fractions
-    o = ones.T  # (k, n_patterns)
-    # Coefficients of prod_j (z_j + o_j t): the coefficient of t**s sums, over the coalitions of
-    # size s, the probability mass of this leaf.
-    poly = np.zeros((k + 1, n_patterns))
-    poly[0] = 1.0
-    for j in range(k):
-        poly[1 : j + 2] = poly[1 : j + 2] * z[j] + poly[0 : j + 1] * o[j]
-        poly[0] *= z[j]
-    # Divide feature i's own factor back out and weight the quotient's coefficients by coalition
-    # size. For o_i = 1 the factor is (t + z_i), divided from the top, which is stable because
-    # z_i <= 1; for o_i = 0 it is the constant z_i > 0.
-    weights = _shapley_weights(k)
-    quotient = np.broadcast_to(poly[k], (k, n_patterns))
-    weighted = weights[k - 1] * quotient
-    for s in range(k - 1, 0, -1):
-        quotient = poly[s] - z[:, None] * quotient
-        weighted += weights[s - 1] * quotient
-    # Summed term by term, not by a BLAS product, whose order of summation depends on how many
-    # patterns the chunk has: a row's values must not depend on the rows explained with it.
-    by_zero = np.zeros(n_patterns)
-    for s in range(k):
-        by_zero += weights[s] * poly[s]
-    by_zero = by_zero[None, :] / z[:, None]
-    weighted = np.where(o > 0, weighted, by_zero)
-    return (value * (o - z[:, None]) * weighted).T
-
-
-def _leaf_table(zero_fractions: np.ndarray, value: float) -> np.ndarray:
-    """Share of one leaf in the SHAP values for all ``2**k`` patterns of its path bits.
-
-    Row ``p`` of the result holds the pattern whose bit ``j`` is ``o_j``. Uses that feature i's
-    coalition polynomial ``prod_{j != i} (z_j + o_j t)`` does not depend on ``o_i``, so it equals
-    the full polynomial of the pattern with bit i cleared, divided by ``z_i``: one polynomial per
-    pattern instead of one per pattern and feature.
-
-    Parameters
-    ----------
-    zero_fractions : ndarray of shape (k,)
-        Product of the cover ratios of the path's conditions on each feature.
-    value : float
-        The leaf value.
-
-    Returns
-    -------
-    ndarray of shape (2**k, k)
-    """
-    z = zero_fractions
-    k = len(z)
-    # poly[p, s]: coefficient of t**s in prod_j (z_j + o_j t) for pattern p; built by doubling,
-    # the new feature's bit being the highest so far.
-    poly = np.ones((1, 1))
-    for j in range(k):
-        absent = np.zeros((poly.shape[0], j + 2))
-        absent[:, : j + 1] = poly * z[j]
-        present = absent.copy()
-        present[:, 1:] += poly
-        poly = np.concatenate([absent, present])
-    weighted = poly[:, :k] @ _shapley_weights(k)
-    patterns = np.arange(2**k)
-    table = np.empty((2**k, k))
-    for i in range(k):
-        bit = 1 << i
-        ones = (patterns & bit) != 0
-        table[:, i] = value * (ones - z[i]) * (weighted[patterns & ~bit] / z[i])
-    return table
+def _with_shares(leaves: list[_Leaf]) -> list[_Leaf]:
+    """The leaves with their tables of shares, made together for the leaves of each path length."""
+    by_length: dict[int, list[int]] = {}
+    for n, leaf in enumerate(leaves):
+        if len(leaf.features) <= _MAX_TABLE_BITS:
+            by_length.setdefault(len(leaf.features), []).append(n)
+    out = list(leaves)
+    for which in by_length.values():
+        tables = _leaf_tables(np.array([leaves[n].zero_fractions for n in which]),
+                              np.array([leaves[n].value for n in which]))
+        for n, table in zip(which, tables, strict=True):
+            out[n] = replace(leaves[n], share=table)
+    return out
 
 
 def _as_float_array(X, feature_names: np.ndarray | None, n_features: int) -> np.ndarray:
@@ -315,33 +243,48 @@ class TreeShapExplainer:
     # -- building --------------------------------------------------------------------------
 
     def _leaves(self, nodes: np.ndarray) -> list[_Leaf]:
-        """Leaves of one tree in depth-first order, each with its path summary."""
+        """Leaves of one tree in depth-first order, each with its path summary and, unless its
+        path is too long, its table of shares."""
+        count = nodes["count"].astype(np.float64).tolist()
+        feature = nodes["feature_idx"].tolist()
+        is_leaf, left, right = (nodes[c].tolist() for c in ("is_leaf", "left", "right"))
+        goes_left = self._goes_left(nodes)
         out: list[_Leaf] = []
-        count = nodes["count"].astype(np.float64)
         stack: list[tuple[int, tuple[tuple[int, bool], ...]]] = [(0, ())]
         while stack:
             i, path = stack.pop()
-            if nodes["is_leaf"][i]:
+            if is_leaf[i]:
                 if path:  # a lone root leaf only moves the expected value
-                    out.append(self._leaf(nodes, count, i, path))
+                    out.append(self._leaf(feature, count, goes_left, i, path,
+                                          float(nodes["value"][i])))
                 continue
-            stack.append((int(nodes["right"][i]), (*path, (i, False))))
-            stack.append((int(nodes["left"][i]), (*path, (i, True))))
+            stack.append((right[i], (*path, (i, False))))
+            stack.append((left[i], (*path, (i, True))))
+        return _with_shares(out)
+
+    def _goes_left(self, nodes: np.ndarray) -> dict[int, np.ndarray]:
+        """For each split node, which interval codes of its feature go left (NaN's code last),
+        made once per node rather than once per leaf below it."""
+        out: dict[int, np.ndarray] = {}
+        split = np.flatnonzero(nodes["is_leaf"] == 0)
+        for f in np.unique(nodes["feature_idx"][split]):
+            mine = split[nodes["feature_idx"][split] == f]
+            edges = self._edges[self._row_of_feature[int(f)]]
+            at = np.searchsorted(edges, nodes["num_threshold"][mine])
+            table = np.arange(len(edges) + 1)[None, :] <= at[:, None]
+            table[:, len(edges)] = nodes["missing_go_to_left"][mine].astype(bool)
+            out.update(zip(mine.tolist(), table, strict=True))
         return out
 
-    def _leaf(self, nodes: np.ndarray, count: np.ndarray, leaf: int, path) -> _Leaf:
+    def _leaf(self, feature: list[int], count: list[float], goes_left: dict[int, np.ndarray],
+              leaf: int, path, value: float) -> _Leaf:
         features: list[int] = []
         zero: dict[int, float] = {}
         allowed: dict[int, np.ndarray] = {}
         children = [node for node, _ in path[1:]] + [leaf]
         for (node, went_left), child in zip(path, children, strict=True):
-            f = int(nodes["feature_idx"][node])
-            edges = self._edges[self._row_of_feature[f]]
-            goes_left = np.arange(len(edges) + 1) <= np.searchsorted(
-                edges, nodes["num_threshold"][node]
-            )
-            goes_left[len(edges)] = bool(nodes["missing_go_to_left"][node])
-            on_path = goes_left if went_left else ~goes_left
+            f = feature[node]
+            on_path = goes_left[node] if went_left else ~goes_left[node]
             # Same order of products as shap, which multiplies the new ratio by the running one.
             ratio = count[child] / count[node]
             if f in zero:
@@ -352,7 +295,7 @@ class TreeShapExplainer:
                 zero[f] = ratio
                 allowed[f] = on_path
         return _Leaf(
-            value=float(nodes["value"][leaf]),
+            value=value,
             features=tuple(features),
             zero_fractions=np.array([zero[f] for f in features]),
             allowed=tuple(allowed[f] for f in features),
@@ -384,7 +327,6 @@ class TreeShapExplainer:
         return _DeepLeaf(
             rows=tuple(self._row_of_feature[f] for f in leaf.features),
             allowed=tuple(allowed.astype(np.int64) for allowed in leaf.allowed),
-            out_features=leaf.features,
             zero_fractions=leaf.zero_fractions,
             value=leaf.value,
         )
@@ -415,7 +357,8 @@ class TreeShapExplainer:
         """
         X = _as_float_array(X, self.feature_names, self.n_features)
         n_rows = X.shape[0]
-        out = np.empty((n_rows, self.n_features))
+        # Features no tree splits on keep 0.
+        out = np.zeros((n_rows, self.n_features))
         if n_rows == 0:
             return out
         n_jobs = _effective_jobs(n_jobs)
@@ -426,7 +369,7 @@ class TreeShapExplainer:
 
         def work(start: int) -> None:
             stop = min(start + chunk_rows, n_rows)
-            out[start:stop] = self._explain_chunk(X[start:stop]).T
+            out[start:stop, self._code_features] = self._explain_chunk(X[start:stop]).T
 
         if n_jobs == 1:
             for start in starts:
@@ -438,26 +381,30 @@ class TreeShapExplainer:
         return out
 
     def _explain_chunk(self, X: np.ndarray) -> np.ndarray:
-        """SHAP values of one chunk, transposed: (n_features, n_rows)."""
+        """SHAP values of one chunk for the features the trees split on, transposed: one row
+        per code row (n_code_features, n_rows)."""
         n = X.shape[0]
         columns = np.ascontiguousarray(X[:, self._code_features].T)
         codes = np.empty(columns.shape, dtype=np.intp)
         for r, edges in enumerate(self._edges):
             codes[r] = np.searchsorted(edges, columns[r])
-        phi = np.zeros((self.n_features, n))
+        # Only the features the trees split on get values: rows of the others would make the
+        # array the loop below reads and writes row by row larger than the CPU cache.
+        phi = np.zeros((len(self._edges), n))
         # Row views made once: the loop below runs thousands of times per chunk.
         code_rows, phi_rows = list(codes), list(phi)
         word = np.zeros(n, dtype=np.int64)
         part = np.empty(n, dtype=np.int64)
         index = np.empty(n, dtype=np.intp)
         gathered = np.empty(n)
+        # Every index is in range: "wrap" then reads as "clip" would, and numpy checks it faster.
         take, add, right_shift, bitwise_and = np.take, np.add, np.right_shift, np.bitwise_and
         for bundle in self._bundles:
             rows, luts = bundle.rows, bundle.luts
             if rows:
-                take(luts[0], code_rows[rows[0]], None, word, "clip")
+                take(luts[0], code_rows[rows[0]], None, word, "wrap")
                 for r, lut in zip(rows[1:], luts[1:], strict=True):
-                    take(lut, code_rows[r], None, part, "clip")
+                    take(lut, code_rows[r], None, part, "wrap")
                     add(word, part, word)
             else:
                 word.fill(0)
@@ -468,7 +415,7 @@ class TreeShapExplainer:
                 else:
                     bitwise_and(word, mask, index)
                 for f, table in pairs:
-                    take(table, index, None, gathered, "clip")
+                    take(table, index, None, gathered, "wrap")
                     row = phi_rows[f]
                     add(row, gathered, row)
         for leaf in self._deep:
@@ -491,10 +438,14 @@ def _refine(
     out = dict(states)
     for f, allowed in zip(leaf.features, leaf.allowed, strict=True):
         previous = out.get(f)
-        key = allowed.astype(np.intp) if previous is None else previous[0] * 2 + allowed
-        present = np.zeros(int(key.max()) + 1, dtype=bool)
+        if previous is None:
+            key, bound = allowed.astype(np.intp), 2
+        else:
+            key, bound = previous[0] * 2 + allowed, previous[1] * 2
+        # Keys run below twice the states so far: no need to look for the largest.
+        present = np.zeros(bound, dtype=bool)
         present[key] = True
-        relabel = np.cumsum(present) - 1
+        relabel = present.cumsum() - 1
         out[f] = (relabel[key], int(relabel[-1]) + 1)
     return out
 
@@ -516,8 +467,10 @@ def _table(leaves: Sequence[_Leaf], states: dict[int, tuple[np.ndarray, int]]) -
         labels, size = states[f]
         radix[f] = step
         entry_state[f] = (entry // step) % size
-        # Any code of a state stands for it: all its codes give every leaf the same bit.
-        representative[f] = np.unique(labels, return_index=True)[1]
+        # Any code of a state stands for it: all its codes give every leaf the same bit, so
+        # whichever code the assignment leaves in a state's slot will do.
+        representative[f] = np.empty(size, dtype=np.intp)
+        representative[f][labels] = np.arange(len(labels))
         step *= size
 
     tables = {f: np.zeros(n_states) for f in features}
@@ -526,9 +479,8 @@ def _table(leaves: Sequence[_Leaf], states: dict[int, tuple[np.ndarray, int]]) -
         for j, (f, allowed) in enumerate(zip(leaf.features, leaf.allowed, strict=True)):
             bit = allowed[representative[f]].astype(np.intp)
             pattern |= bit[entry_state[f]] << j
-        share = _leaf_table(leaf.zero_fractions, leaf.value).T.copy()
         for j, f in enumerate(leaf.features):
-            tables[f] += share[j].take(pattern)
+            tables[f] += leaf.share[j].take(pattern)
     return _GroupTable(
         states={f: states[f][0] * radix[f] for f in features if states[f][1] > 1},
         n_states=n_states,
@@ -552,7 +504,8 @@ def _bundle(groups: Sequence[_GroupTable], row_of_feature: dict[int, int]) -> li
                     lut = luts.setdefault(row_of_feature[f], np.zeros(len(contribution), np.int64))
                     lut += contribution.astype(np.int64) << shift
                 mask = (1 << (member.n_states - 1).bit_length()) - 1
-                pairs = tuple(zip(member.out_features, member.tables, strict=True))
+                pairs = tuple((row_of_feature[f], table) for f, table
+                              in zip(member.out_features, member.tables, strict=True))
                 parts.append((shift, mask, pairs))
             bundles.append(
                 _Bundle(rows=tuple(luts), luts=tuple(luts.values()), parts=tuple(parts))
@@ -567,7 +520,7 @@ def _bundle(groups: Sequence[_GroupTable], row_of_feature: dict[int, int]) -> li
 def _add_deep_leaf(leaf: _DeepLeaf, codes: np.ndarray, phi: np.ndarray) -> None:
     """Add a long-path leaf's share, computed once per distinct bit pattern in the chunk."""
     n = codes.shape[1]
-    k = len(leaf.out_features)
+    k = len(leaf.rows)
     if k <= _WORD_BITS:
         key = np.zeros(n, dtype=np.int64)
         for j, (r, allowed) in enumerate(zip(leaf.rows, leaf.allowed, strict=True)):
@@ -582,8 +535,8 @@ def _add_deep_leaf(leaf: _DeepLeaf, codes: np.ndarray, phi: np.ndarray) -> None:
         ones = patterns.astype(np.float64)
     share = _leaf_contributions(ones, leaf.zero_fractions, leaf.value)
     inverse = inverse.ravel()
-    for j, f in enumerate(leaf.out_features):
-        phi[f] += share[inverse, j]
+    for j, r in enumerate(leaf.rows):
+        phi[r] += share[inverse, j]
 
 
 def tree_shap(
