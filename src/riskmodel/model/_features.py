@@ -400,12 +400,15 @@ class _Grid:
                      and bool(np.all(self.targets % width == start + WINDOW - 1)))
 
     def block(self, values: np.ndarray, recent: bool = False, fill: float = 0.0) -> np.ndarray:
-        """Targets × 12 months of one variable given at the chunk's (recent) rows."""
+        """Targets × 12 months of one variable given at the chunk's (recent) rows: float64, or
+        bool for flags (absent cells False), which sum to the same counts as 0.0/1.0 do."""
+        flags = values.dtype == bool and fill == 0
         if self.full:  # the recent rows start at the window's first column, all at the grid's
-            rows = np.asarray(values, dtype="float64").reshape(self.size // self.width, -1)
+            rows = np.asarray(values, dtype=None if flags else "float64")
+            rows = rows.reshape(self.size // self.width, -1)
             at = 0 if recent else self._start
             return np.ascontiguousarray(rows[:, at:at + WINDOW])
-        grid = np.full(self.size, fill)
+        grid = np.zeros(self.size, dtype=bool) if flags else np.full(self.size, fill)
         grid[self.cells[self.recent] if recent else self.cells] = values
         return grid[self.window]
 
@@ -425,8 +428,8 @@ def _history_features(
     for name, ev in zip(EVENT_NAMES, EVENTS, strict=True):
         flags = _take(ledger, ev, rows) > 0
         happened = grid.block(flags)
-        f[f"ev_{name}_3m"] = happened[:, -3:].sum(axis=1)
-        f[f"ev_{name}_12m"] = happened.sum(axis=1)
+        f[f"ev_{name}_3m"] = _count(happened, 3)
+        f[f"ev_{name}_12m"] = _count(happened, WINDOW)
         f[f"months_since_ev_{name}"] = months_since(grid, flags, LOOKBACK)
 
     full_rows = rows
@@ -438,7 +441,7 @@ def _history_features(
     rows, observed = rows[grid.recent], observed[grid.recent]
     incomes = {c: values[grid.recent] for c, values in incomes.items()}
     obs = grid.block(observed, recent=True)
-    n_obs = {w: obs[:, -w:].sum(axis=1) for w in WINDOWS}
+    n_obs = {w: _count(obs, w) for w in WINDOWS}
     f["observed_months_12m"] = n_obs[WINDOW]
     min_obs = {w: max(1, math.ceil(config.label.min_observed_months * w / WINDOW))
                for w in WINDOWS}
@@ -478,8 +481,9 @@ def _history_features(
 
     enough = n_obs[WINDOW] >= min_obs[WINDOW]
     scale = (WINDOW / members)[:, None]
+    months = _ObservedMonths(obs)
     for name, src in (("income", "net"), ("wage", "wage"), ("business", "business")):
-        slope, spread = _slope_and_spread(money[src] * scale, obs)
+        slope, spread = months.slope_and_spread(money[src] * scale)
         f[f"{name}_slope_12m"] = np.where(enough, slope, np.nan)
         f[f"{name}_volatility_12m"] = np.where(enough, spread, np.nan)
     gross = money["wage"] + money["business"] + money["property"] + money["transfer"]
@@ -499,15 +503,33 @@ def _history_features(
     return f
 
 
-def _slope_and_spread(values: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares slope per month and standard deviation over the observed cells of a block."""
-    x = np.arange(values.shape[1], dtype="float64")
-    n = obs.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x_mean = (obs * x).sum(axis=1) / n
-        y_mean = (obs * values).sum(axis=1) / n
-        dx = (x - x_mean[:, None]) * obs
-        dy = (values - y_mean[:, None]) * obs
-        slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
-        spread = np.sqrt((dy * dy).sum(axis=1) / (n - 1))
-    return slope, spread
+def _count(block: np.ndarray, w: int) -> np.ndarray:
+    """Sum of the last ``w`` months of a block of flags or whole counts, column by column (a
+    row-wise sum over a dozen cells costs more per row than adding the columns)."""
+    total = block[:, -w].astype("int64")
+    for k in range(-w + 1, 0):
+        total += block[:, k]
+    return total
+
+
+class _ObservedMonths:
+    """Least-squares slope per month and standard deviation over the observed cells of blocks
+    of the same targets and months: what depends only on which cells are observed is computed
+    once for every variable."""
+
+    def __init__(self, obs: np.ndarray):
+        x = np.arange(obs.shape[1], dtype="float64")
+        self.obs = obs
+        self.n = obs.sum(axis=1, dtype="float64")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x_mean = (obs * x).sum(axis=1) / self.n
+        self.dx = (x - x_mean[:, None]) * obs
+        self.dxx = (self.dx * self.dx).sum(axis=1)
+
+    def slope_and_spread(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            y_mean = (self.obs * values).sum(axis=1) / self.n
+            dy = (values - y_mean[:, None]) * self.obs
+            slope = (self.dx * dy).sum(axis=1) / self.dxx
+            spread = np.sqrt((dy * dy).sum(axis=1) / (self.n - 1))
+        return slope, spread
