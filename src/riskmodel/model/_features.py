@@ -34,6 +34,7 @@ from ..config import Config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
+from ._month_text import FeatureColumns
 from ._recorded import (
     RECORDED_FEATURE_INPUTS,
     RECORDED_FEATURES,
@@ -253,21 +254,34 @@ def _require_columns(ledger: pd.DataFrame) -> None:
         )
 
 
-def _take(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
-    """One column at some rows as float64, NaN where empty or absent."""
+def _take(ledger: pd.DataFrame, column: str, rows: np.ndarray | None) -> np.ndarray:
+    """One column at some rows (every row, in order, when None: then possibly the ledger's own
+    array, not to be written to) as float64, NaN where empty or absent."""
     if column not in ledger.columns:
-        return np.full(len(rows), np.nan)
+        return np.full(len(ledger) if rows is None else len(rows), np.nan)
     values = ledger[column].array
     if isinstance(values, pd.arrays.NumpyExtensionArray):
-        return np.asarray(values).take(rows).astype("float64", copy=False)
-    return values.take(rows).to_numpy(dtype="float64", na_value=np.nan)
+        values = np.asarray(values)
+        return (values if rows is None else values.take(rows)).astype("float64", copy=False)
+    if rows is not None:
+        values = values.take(rows)
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _flags(ledger: pd.DataFrame, column: str, rows: np.ndarray | None) -> np.ndarray:
+    """Where one column at some rows (every row when None) is positive: true for booleans, false
+    where empty or absent. Not to be written to."""
+    if column in ledger.columns and isinstance(ledger[column].dtype, pd.BooleanDtype):
+        flags = ledger[column].array.to_numpy(dtype=bool, na_value=False)
+        return flags if rows is None else flags.take(rows)
+    return _take(ledger, column, rows) > 0
 
 
 def _fill(
     out: np.ndarray, ledger: pd.DataFrame, config: Config, targets: np.ndarray, month: np.ndarray
 ) -> None:
     """Compute the features of ``targets`` into ``out`` (features × targets)."""
-    recorded = RecordedColumns(ledger)
+    recorded = FeatureColumns(ledger)
     current = _current_features(ledger, config, targets, month[targets], recorded)
     for j, name in enumerate(FEATURE_NAMES):
         if name in current:
@@ -284,7 +298,8 @@ def _fill(
     has_target[house[targets]] = True
     rows = np.flatnonzero((month >= first) & (month <= last) & has_target[house]).astype("int32")
     house = house[rows]
-    if np.any(house[1:] < house[:-1]):
+    reordered = bool(np.any(house[1:] < house[:-1]))
+    if reordered:
         order = np.argsort(house, kind="stable")
         rows, house = rows[order], house[order]
     dense = np.zeros(len(rows), dtype="int32")
@@ -304,6 +319,7 @@ def _fill(
         pos = pos[is_target]
         grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
         grid.first = first
+        grid.whole = not reordered and int(b - a) == len(month)
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
                                    current["line"][pos], current["line_ahead"][pos], recorded)
         at = slice(None) if np.array_equal(pos, np.arange(out.shape[1])) else pos  # all, in order
@@ -385,6 +401,7 @@ class _Grid:
     def __init__(self, house: np.ndarray, col: np.ndarray, width: int, is_target: np.ndarray):
         self.width = width
         self.first = 0  # month number of the first column, set by the caller
+        self.whole = False  # whether the rows are all of the ledger's, in order (the caller's)
         self.size = (int(house[-1]) + 1) * width
         self.cells = house * width + col
         self.targets = self.cells[is_target]
@@ -425,15 +442,17 @@ def _history_features(
 ) -> dict[str, np.ndarray]:
     """Window features of the target rows of one chunk, from the months up to each."""
     f: dict[str, np.ndarray] = {}
+    # A chunk of every row reads whole columns: no gather.
+    every = None if grid.whole else rows
     for name, ev in zip(EVENT_NAMES, EVENTS, strict=True):
-        flags = _take(ledger, ev, rows) > 0
+        flags = _flags(ledger, ev, every)
         happened = grid.block(flags)
         f[f"ev_{name}_3m"] = _count(happened, 3)
         f[f"ev_{name}_12m"] = _count(happened, WINDOW)
         f[f"months_since_ev_{name}"] = months_since(grid, flags, LOOKBACK)
 
     full_rows = rows
-    incomes = {c: _take(ledger, c, rows) for c in INCOME}
+    incomes = {c: _take(ledger, c, every) for c in INCOME}
     observed = np.zeros(len(rows), dtype=bool)
     for values in incomes.values():
         observed |= ~np.isnan(values)
