@@ -1,4 +1,5 @@
-"""``YYYY-MM`` columns read through their bytes give the numbers the text parser gives, and a
+"""``YYYY-MM`` columns read through their bytes give the numbers the text parser gives, integer
+household ids already numbered are kept as factorize would number them, and a
 chunk that holds every row of the ledger (read without a gather) gives the features it gives
 among other households' rows."""
 
@@ -11,6 +12,7 @@ import pytest
 from riskmodel import load_config, validate_ledger
 from riskmodel.ledger import EVENTS
 from riskmodel.model import build_features
+from riskmodel.model._features import _household_numbers
 from riskmodel.model._month_text import FeatureColumns, text_months
 from riskmodel.model._recorded import column_months
 from riskmodel.synthetic import generate_ledger
@@ -73,3 +75,16 @@ def test_a_chunk_of_every_row_equals_the_chunk_among_others():
     among = build_features(pd.concat([other, ledger]), load_config(), months=[last])
     pd.testing.assert_frame_equal(alone, among, check_exact=True)
     assert (alone[[c for c in alone.columns if c.startswith("ev_")]] > 0).any().all()
+
+
+@pytest.mark.parametrize("ids", [
+    [0, 0, 1, 1, 2], [0, 1, 0, 2], [1, 1, 2], [0, 2, 2], [0, 0, -1], [5], [],
+    np.array([0, 1, 1, 2], dtype="uint16"), np.array([0, 2, 1], dtype="uint8"),
+    pd.array([0, 1, None], dtype="Int64"), ["b", "a", "b"],
+])
+def test_household_numbers_are_the_factorized_ids(ids):
+    series = pd.Series(ids)
+    expected = pd.factorize(series)[0]
+    got = _household_numbers(series)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)
