@@ -34,6 +34,7 @@ from ..config import Config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
+from ._grid import WINDOW, Grid, ObservedMonths, window_count, window_sum
 from ._month_text import FeatureColumns
 from ._recorded import (
     RECORDED_FEATURE_INPUTS,
@@ -44,7 +45,6 @@ from ._recorded import (
     months_since,
 )
 
-WINDOW = 12
 WINDOWS = (3, 6, 12)
 # Households laid on the grid at a time: bounds memory whatever the ledger's size.
 CHUNK_HOUSEHOLDS = 50_000
@@ -317,7 +317,7 @@ def _fill(
         pos = position[chunk]
         is_target = pos >= 0
         pos = pos[is_target]
-        grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
+        grid = Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
         grid.first = first
         grid.whole = not reordered and int(b - a) == len(month)
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
@@ -406,46 +406,11 @@ def _name(value: object) -> str | None:
     return None if pd.isna(value) else str(value)
 
 
-class _Grid:
-    """A chunk of whole households' rows on a flat household × month grid."""
-
-    def __init__(self, house: np.ndarray, col: np.ndarray, width: int, is_target: np.ndarray):
-        self.width = width
-        self.first = 0  # month number of the first column, set by the caller
-        self.whole = False  # whether the rows are all of the ledger's, in order (the caller's)
-        self.size = (int(house[-1]) + 1) * width
-        self.cells = house * width + col
-        self.targets = self.cells[is_target]
-        # Grid positions of the 12 months ending at each target row's month, oldest first.
-        self.window = self.targets[:, None] + np.arange(-WINDOW + 1, 1)
-        # Rows old enough to fall in no target's window are only read for months-since.
-        self._start = start = int(col[is_target].min()) - WINDOW + 1
-        self.recent = col >= start
-        # A chunk as a monthly ledger holds it (every household a row in every month, in order,
-        # its one target in the last column) is the grid itself: a block is 12 of its columns.
-        self.full = (len(self.cells) == self.size == len(self.targets) * width
-                     and np.array_equal(self.cells, np.arange(self.size))
-                     and bool(np.all(self.targets % width == start + WINDOW - 1)))
-
-    def block(self, values: np.ndarray, recent: bool = False, fill: float = 0.0) -> np.ndarray:
-        """Targets × 12 months of one variable given at the chunk's (recent) rows: float64, or
-        bool for flags (absent cells False), which sum to the same counts as 0.0/1.0 do."""
-        flags = values.dtype == bool and fill == 0
-        if self.full:  # the recent rows start at the window's first column, all at the grid's
-            rows = np.asarray(values, dtype=None if flags else "float64")
-            rows = rows.reshape(self.size // self.width, -1)
-            at = 0 if recent else self._start
-            return np.ascontiguousarray(rows[:, at:at + WINDOW])
-        grid = np.zeros(self.size, dtype=bool) if flags else np.full(self.size, fill)
-        grid[self.cells[self.recent] if recent else self.cells] = values
-        return grid[self.window]
-
-
 def _history_features(
     ledger: pd.DataFrame,
     config: Config,
     rows: np.ndarray,
-    grid: _Grid,
+    grid: Grid,
     members: np.ndarray,
     line: np.ndarray,
     line_ahead: np.ndarray,
@@ -457,9 +422,9 @@ def _history_features(
     every = None if grid.whole else rows
     for name, ev in zip(EVENT_NAMES, EVENTS, strict=True):
         flags = _flags(ledger, ev, every)
-        happened = grid.block(flags)
-        f[f"ev_{name}_3m"] = _count(happened, 3)
-        f[f"ev_{name}_12m"] = _count(happened, WINDOW)
+        happened = grid.months(flags)
+        f[f"ev_{name}_3m"] = window_count(happened, 3)
+        f[f"ev_{name}_12m"] = window_count(happened, WINDOW)
         f[f"months_since_ev_{name}"] = months_since(grid, flags, LOOKBACK)
 
     full_rows = rows
@@ -470,8 +435,8 @@ def _history_features(
     f["months_since_observed"] = months_since(grid, observed, LOOKBACK)
     rows, observed = rows[grid.recent], observed[grid.recent]
     incomes = {c: values[grid.recent] for c, values in incomes.items()}
-    obs = grid.block(observed, recent=True)
-    n_obs = {w: _count(obs, w) for w in WINDOWS}
+    obs = grid.months(observed, recent=True)
+    n_obs = {w: window_count(obs, w) for w in WINDOWS}
     f["observed_months_12m"] = n_obs[WINDOW]
     min_obs = {w: max(1, math.ceil(config.label.min_observed_months * w / WINDOW))
                for w in WINDOWS}
@@ -482,16 +447,16 @@ def _history_features(
     for src, column in SOURCES.items():
         values = incomes[column] if column in incomes else _take(ledger, column, rows)
         values[~observed | np.isnan(values)] = 0.0
-        money[src] = grid.block(values, recent=True)
+        money[src] = grid.months(values, recent=True)
         if column in incomes:
             earned += values
         else:
             spent += values
-    money["net"] = grid.block(earned - spent, recent=True)
+    money["net"] = grid.months(earned - spent, recent=True)
 
     def per_capita(src: str, w: int) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            value = money[src][:, -w:].sum(axis=1) * WINDOW / n_obs[w] / members
+            value = window_sum(money[src], w) * WINDOW / n_obs[w] / members
         return np.where(n_obs[w] >= min_obs[w], value, np.nan)
 
     pc = {(src, w): per_capita(src, w) for src in money for w in WINDOWS}
@@ -510,56 +475,27 @@ def _history_features(
         f[f"{src}_change_rel_3v12"] = np.where(pc[src, 12] > 0, rel, np.nan)
 
     enough = n_obs[WINDOW] >= min_obs[WINDOW]
-    scale = (WINDOW / members)[:, None]
-    months = _ObservedMonths(obs)
+    scale = WINDOW / members
+    months = ObservedMonths(obs)
     for name, src in (("income", "net"), ("wage", "wage"), ("business", "business")):
         slope, spread = months.slope_and_spread(money[src] * scale)
         f[f"{name}_slope_12m"] = np.where(enough, slope, np.nan)
         f[f"{name}_volatility_12m"] = np.where(enough, spread, np.nan)
     gross = money["wage"] + money["business"] + money["property"] + money["transfer"]
-    gross = gross.sum(axis=1)
+    gross = window_sum(gross, WINDOW)
     usable = enough & (gross > 0)
     for src in ("transfer", "medical", "education"):
         with np.errstate(invalid="ignore", divide="ignore"):
-            f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
+            f[f"{src}_share_12m"] = np.where(usable, window_sum(money[src], WINDOW) / gross,
+                                             np.nan)
 
     f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK, recorded))
 
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
-        values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)
-        recorded = (~np.isnan(values)).any(axis=1)
-        f[name] = np.where(recorded, np.nansum(values, axis=1), np.nan)
+        values = grid.months(_take(ledger, column, rows), recent=True, fill=np.nan)
+        empty = np.isnan(values)
+        recorded = ~empty.all(axis=0)
+        values[empty] = 0.0  # as np.nansum reads them
+        f[name] = np.where(recorded, window_sum(values, WINDOW), np.nan)
     f["temp_assistance_pc_12m"] = f.pop("temp_assistance") / members
     return f
-
-
-def _count(block: np.ndarray, w: int) -> np.ndarray:
-    """Sum of the last ``w`` months of a block of flags or whole counts, column by column (a
-    row-wise sum over a dozen cells costs more per row than adding the columns)."""
-    total = block[:, -w].astype("int64")
-    for k in range(-w + 1, 0):
-        total += block[:, k]
-    return total
-
-
-class _ObservedMonths:
-    """Least-squares slope per month and standard deviation over the observed cells of blocks
-    of the same targets and months: what depends only on which cells are observed is computed
-    once for every variable."""
-
-    def __init__(self, obs: np.ndarray):
-        x = np.arange(obs.shape[1], dtype="float64")
-        self.obs = obs
-        self.n = obs.sum(axis=1, dtype="float64")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            x_mean = (obs * x).sum(axis=1) / self.n
-        self.dx = (x - x_mean[:, None]) * obs
-        self.dxx = (self.dx * self.dx).sum(axis=1)
-
-    def slope_and_spread(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            y_mean = (self.obs * values).sum(axis=1) / self.n
-            dy = (values - y_mean[:, None]) * self.obs
-            slope = (self.dx * dy).sum(axis=1) / self.dxx
-            spread = np.sqrt((dy * dy).sum(axis=1) / (self.n - 1))
-        return slope, spread
