@@ -88,3 +88,25 @@ def test_household_numbers_are_the_factorized_ids(ids):
     got = _household_numbers(series)
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, expected)
+
+
+def test_feature_columns_hand_out_every_row_as_a_copy():
+    frame = pd.DataFrame({
+        "members": [2, 3, 4],
+        "annual_income_pc": [5000.0, None, 7000.0],
+        "annual_recorded_month": pd.Series(["2024-03", None, "2024-01"], dtype="str"),
+        "recorded_risk_1": pd.Series(["illness", None, "education"], dtype="str"),
+    })
+    every = np.arange(3)
+    columns = FeatureColumns(frame)
+    columns.every = every
+    gathered = FeatureColumns(frame)
+    reads = [lambda c, r: c.months("annual_recorded_month", r), lambda c, r: c.income_pc(r),
+             lambda c, r: c.risks(r)]
+    for read in reads:
+        expected = read(gathered, np.arange(3))
+        got = read(columns, every)
+        np.testing.assert_array_equal(got, expected)
+        got[:] = 0
+        np.testing.assert_array_equal(read(columns, every), expected)
+        np.testing.assert_array_equal(read(columns, np.array([2, 0])), expected[[2, 0]])

@@ -320,6 +320,7 @@ def _fill(
         grid = Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
         grid.first = first
         grid.whole = not reordered and int(b - a) == len(month)
+        recorded.every = chunk if grid.whole else None
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
                                    current["line"][pos], current["line_ahead"][pos], recorded)
         at = slice(None) if np.array_equal(pos, np.arange(out.shape[1])) else pos  # all, in order
@@ -414,7 +415,7 @@ def _history_features(
     members: np.ndarray,
     line: np.ndarray,
     line_ahead: np.ndarray,
-    recorded: RecordedColumns,
+    recorded: FeatureColumns,
 ) -> dict[str, np.ndarray]:
     """Window features of the target rows of one chunk, from the months up to each."""
     f: dict[str, np.ndarray] = {}

@@ -21,12 +21,29 @@ _DIGITS = (0, 1, 2, 3, 5, 6)
 
 
 class FeatureColumns(RecordedColumns):
-    """:class:`RecordedColumns` whose ``YYYY-MM`` columns are read by :func:`text_months`."""
+    """:class:`RecordedColumns` whose ``YYYY-MM`` columns are read by :func:`text_months`.
+
+    Asked for the rows named :attr:`every` (set by the caller: all of the ledger's rows, in
+    order), it hands out a copy of the whole column instead of gathering every row.
+    """
+
+    every: np.ndarray | None = None
 
     def months(self, column: str, rows: np.ndarray) -> np.ndarray:
         if column not in self._months:
             self._months[column] = text_months(self.ledger, column)
-        return super().months(column, rows)
+        return self._at(super().months, column, rows=rows)
+
+    def income_pc(self, rows: np.ndarray) -> np.ndarray:
+        return self._at(super().income_pc, rows=rows)
+
+    def risks(self, rows: np.ndarray) -> np.ndarray:
+        return self._at(super().risks, rows=rows)
+
+    def _at(self, read, *args: str, rows: np.ndarray) -> np.ndarray:
+        if rows is not None and rows is self.every:
+            return read(*args, slice(None)).copy()  # a copy: callers write into what they get
+        return read(*args, rows)
 
 
 def text_months(ledger: pd.DataFrame, column: str) -> np.ndarray:
