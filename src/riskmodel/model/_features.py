@@ -495,8 +495,8 @@ def _history_features(
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
         values = grid.months(_take(ledger, column, rows), recent=True, fill=np.nan)
         empty = np.isnan(values)
-        recorded = ~empty.all(axis=0)
+        known = ~empty.all(axis=0)
         values[empty] = 0.0  # as np.nansum reads them
-        f[name] = np.where(recorded, window_sum(values, WINDOW), np.nan)
+        f[name] = np.where(known, window_sum(values, WINDOW), np.nan)
     f["temp_assistance_pc_12m"] = f.pop("temp_assistance") / members
     return f
