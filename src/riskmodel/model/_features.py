@@ -34,6 +34,8 @@ from ..config import Config
 from ..errors import ConfigError, LedgerError
 from ..ledger import EVENTS, HOUSEHOLD_TYPES, INCOME, SPENDING
 from ..months import month_index
+from ._grid import WINDOW, Grid, ObservedMonths, window_count, window_sum
+from ._month_text import FeatureColumns
 from ._recorded import (
     RECORDED_FEATURE_INPUTS,
     RECORDED_FEATURES,
@@ -43,7 +45,6 @@ from ._recorded import (
     months_since,
 )
 
-WINDOW = 12
 WINDOWS = (3, 6, 12)
 # Households laid on the grid at a time: bounds memory whatever the ledger's size.
 CHUNK_HOUSEHOLDS = 50_000
@@ -253,21 +254,34 @@ def _require_columns(ledger: pd.DataFrame) -> None:
         )
 
 
-def _take(ledger: pd.DataFrame, column: str, rows: np.ndarray) -> np.ndarray:
-    """One column at some rows as float64, NaN where empty or absent."""
+def _take(ledger: pd.DataFrame, column: str, rows: np.ndarray | None) -> np.ndarray:
+    """One column at some rows (every row, in order, when None: then possibly the ledger's own
+    array, not to be written to) as float64, NaN where empty or absent."""
     if column not in ledger.columns:
-        return np.full(len(rows), np.nan)
+        return np.full(len(ledger) if rows is None else len(rows), np.nan)
     values = ledger[column].array
     if isinstance(values, pd.arrays.NumpyExtensionArray):
-        return np.asarray(values).take(rows).astype("float64", copy=False)
-    return values.take(rows).to_numpy(dtype="float64", na_value=np.nan)
+        values = np.asarray(values)
+        return (values if rows is None else values.take(rows)).astype("float64", copy=False)
+    if rows is not None:
+        values = values.take(rows)
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _flags(ledger: pd.DataFrame, column: str, rows: np.ndarray | None) -> np.ndarray:
+    """Where one column at some rows (every row when None) is positive: true for booleans, false
+    where empty or absent. Not to be written to."""
+    if column in ledger.columns and isinstance(ledger[column].dtype, pd.BooleanDtype):
+        flags = ledger[column].array.to_numpy(dtype=bool, na_value=False)
+        return flags if rows is None else flags.take(rows)
+    return _take(ledger, column, rows) > 0
 
 
 def _fill(
     out: np.ndarray, ledger: pd.DataFrame, config: Config, targets: np.ndarray, month: np.ndarray
 ) -> None:
     """Compute the features of ``targets`` into ``out`` (features × targets)."""
-    recorded = RecordedColumns(ledger)
+    recorded = FeatureColumns(ledger)
     current = _current_features(ledger, config, targets, month[targets], recorded)
     for j, name in enumerate(FEATURE_NAMES):
         if name in current:
@@ -279,12 +293,13 @@ def _fill(
     first = min(earliest - WINDOW + 1, max(earliest - LOOKBACK + 1, int(month.min())))
     width = last - first + 1
     # Row-length index arrays are int32: on a province's ledger each int64 one costs 200 MB.
-    house = pd.factorize(ledger["household_id"])[0].astype("int32")
+    house = _household_numbers(ledger["household_id"])
     has_target = np.zeros(int(house.max()) + 1, dtype=bool)
     has_target[house[targets]] = True
     rows = np.flatnonzero((month >= first) & (month <= last) & has_target[house]).astype("int32")
     house = house[rows]
-    if np.any(house[1:] < house[:-1]):
+    reordered = bool(np.any(house[1:] < house[:-1]))
+    if reordered:
         order = np.argsort(house, kind="stable")
         rows, house = rows[order], house[order]
     dense = np.zeros(len(rows), dtype="int32")
@@ -302,14 +317,27 @@ def _fill(
         pos = position[chunk]
         is_target = pos >= 0
         pos = pos[is_target]
-        grid = _Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
+        grid = Grid(dense[a:b] - dense[a], month[chunk] - first, width, is_target)
         grid.first = first
+        grid.whole = not reordered and int(b - a) == len(month)
+        recorded.every = chunk if grid.whole else None
         values = _history_features(ledger, config, chunk, grid, current["members"][pos],
                                    current["line"][pos], current["line_ahead"][pos], recorded)
         at = slice(None) if np.array_equal(pos, np.arange(out.shape[1])) else pos  # all, in order
         for j in history:
             if FEATURE_NAMES[j] in values:
                 out[j, at] = values[FEATURE_NAMES[j]]
+
+
+def _household_numbers(ids: pd.Series) -> np.ndarray:
+    """``pd.factorize(ids)[0]`` as int32. Integer ids that already number the households 0, 1,
+    … in order, each household's rows together (as the scoring job passes them), are kept."""
+    values = ids.to_numpy()
+    if values.dtype.kind in "iu" and len(values) and values[0] == 0:
+        # Steps of 0 or 1 from 0: each id is new exactly when it is one more than the last.
+        if (np.diff(values).astype("uint64") <= 1).all():
+            return values.astype("int32")
+    return pd.factorize(ids)[0].astype("int32")
 
 
 def _current_features(
@@ -379,66 +407,37 @@ def _name(value: object) -> str | None:
     return None if pd.isna(value) else str(value)
 
 
-class _Grid:
-    """A chunk of whole households' rows on a flat household × month grid."""
-
-    def __init__(self, house: np.ndarray, col: np.ndarray, width: int, is_target: np.ndarray):
-        self.width = width
-        self.first = 0  # month number of the first column, set by the caller
-        self.size = (int(house[-1]) + 1) * width
-        self.cells = house * width + col
-        self.targets = self.cells[is_target]
-        # Grid positions of the 12 months ending at each target row's month, oldest first.
-        self.window = self.targets[:, None] + np.arange(-WINDOW + 1, 1)
-        # Rows old enough to fall in no target's window are only read for months-since.
-        self._start = start = int(col[is_target].min()) - WINDOW + 1
-        self.recent = col >= start
-        # A chunk as a monthly ledger holds it (every household a row in every month, in order,
-        # its one target in the last column) is the grid itself: a block is 12 of its columns.
-        self.full = (len(self.cells) == self.size == len(self.targets) * width
-                     and np.array_equal(self.cells, np.arange(self.size))
-                     and bool(np.all(self.targets % width == start + WINDOW - 1)))
-
-    def block(self, values: np.ndarray, recent: bool = False, fill: float = 0.0) -> np.ndarray:
-        """Targets × 12 months of one variable given at the chunk's (recent) rows."""
-        if self.full:  # the recent rows start at the window's first column, all at the grid's
-            rows = np.asarray(values, dtype="float64").reshape(self.size // self.width, -1)
-            at = 0 if recent else self._start
-            return np.ascontiguousarray(rows[:, at:at + WINDOW])
-        grid = np.full(self.size, fill)
-        grid[self.cells[self.recent] if recent else self.cells] = values
-        return grid[self.window]
-
-
 def _history_features(
     ledger: pd.DataFrame,
     config: Config,
     rows: np.ndarray,
-    grid: _Grid,
+    grid: Grid,
     members: np.ndarray,
     line: np.ndarray,
     line_ahead: np.ndarray,
-    recorded: RecordedColumns,
+    recorded: FeatureColumns,
 ) -> dict[str, np.ndarray]:
     """Window features of the target rows of one chunk, from the months up to each."""
     f: dict[str, np.ndarray] = {}
+    # A chunk of every row reads whole columns: no gather.
+    every = None if grid.whole else rows
     for name, ev in zip(EVENT_NAMES, EVENTS, strict=True):
-        flags = _take(ledger, ev, rows) > 0
-        happened = grid.block(flags)
-        f[f"ev_{name}_3m"] = happened[:, -3:].sum(axis=1)
-        f[f"ev_{name}_12m"] = happened.sum(axis=1)
+        flags = _flags(ledger, ev, every)
+        happened = grid.months(flags)
+        f[f"ev_{name}_3m"] = window_count(happened, 3)
+        f[f"ev_{name}_12m"] = window_count(happened, WINDOW)
         f[f"months_since_ev_{name}"] = months_since(grid, flags, LOOKBACK)
 
     full_rows = rows
-    incomes = {c: _take(ledger, c, rows) for c in INCOME}
+    incomes = {c: _take(ledger, c, every) for c in INCOME}
     observed = np.zeros(len(rows), dtype=bool)
     for values in incomes.values():
         observed |= ~np.isnan(values)
     f["months_since_observed"] = months_since(grid, observed, LOOKBACK)
     rows, observed = rows[grid.recent], observed[grid.recent]
     incomes = {c: values[grid.recent] for c, values in incomes.items()}
-    obs = grid.block(observed, recent=True)
-    n_obs = {w: obs[:, -w:].sum(axis=1) for w in WINDOWS}
+    obs = grid.months(observed, recent=True)
+    n_obs = {w: window_count(obs, w) for w in WINDOWS}
     f["observed_months_12m"] = n_obs[WINDOW]
     min_obs = {w: max(1, math.ceil(config.label.min_observed_months * w / WINDOW))
                for w in WINDOWS}
@@ -449,16 +448,16 @@ def _history_features(
     for src, column in SOURCES.items():
         values = incomes[column] if column in incomes else _take(ledger, column, rows)
         values[~observed | np.isnan(values)] = 0.0
-        money[src] = grid.block(values, recent=True)
+        money[src] = grid.months(values, recent=True)
         if column in incomes:
             earned += values
         else:
             spent += values
-    money["net"] = grid.block(earned - spent, recent=True)
+    money["net"] = grid.months(earned - spent, recent=True)
 
     def per_capita(src: str, w: int) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
-            value = money[src][:, -w:].sum(axis=1) * WINDOW / n_obs[w] / members
+            value = window_sum(money[src], w) * WINDOW / n_obs[w] / members
         return np.where(n_obs[w] >= min_obs[w], value, np.nan)
 
     pc = {(src, w): per_capita(src, w) for src in money for w in WINDOWS}
@@ -477,37 +476,27 @@ def _history_features(
         f[f"{src}_change_rel_3v12"] = np.where(pc[src, 12] > 0, rel, np.nan)
 
     enough = n_obs[WINDOW] >= min_obs[WINDOW]
-    scale = (WINDOW / members)[:, None]
+    scale = WINDOW / members
+    months = ObservedMonths(obs)
     for name, src in (("income", "net"), ("wage", "wage"), ("business", "business")):
-        slope, spread = _slope_and_spread(money[src] * scale, obs)
+        slope, spread = months.slope_and_spread(money[src] * scale)
         f[f"{name}_slope_12m"] = np.where(enough, slope, np.nan)
         f[f"{name}_volatility_12m"] = np.where(enough, spread, np.nan)
     gross = money["wage"] + money["business"] + money["property"] + money["transfer"]
-    gross = gross.sum(axis=1)
+    gross = window_sum(gross, WINDOW)
     usable = enough & (gross > 0)
     for src in ("transfer", "medical", "education"):
         with np.errstate(invalid="ignore", divide="ignore"):
-            f[f"{src}_share_12m"] = np.where(usable, money[src].sum(axis=1) / gross, np.nan)
+            f[f"{src}_share_12m"] = np.where(usable, window_sum(money[src], WINDOW) / gross,
+                                             np.nan)
 
     f.update(history_recorded(ledger, full_rows, grid, members, min_obs, LOOKBACK, recorded))
 
     for column, name in (("dibao", "dibao_months_12m"), ("temp_assistance", "temp_assistance")):
-        values = grid.block(_take(ledger, column, rows), recent=True, fill=np.nan)
-        recorded = (~np.isnan(values)).any(axis=1)
-        f[name] = np.where(recorded, np.nansum(values, axis=1), np.nan)
+        values = grid.months(_take(ledger, column, rows), recent=True, fill=np.nan)
+        empty = np.isnan(values)
+        known = ~empty.all(axis=0)
+        values[empty] = 0.0  # as np.nansum reads them
+        f[name] = np.where(known, window_sum(values, WINDOW), np.nan)
     f["temp_assistance_pc_12m"] = f.pop("temp_assistance") / members
     return f
-
-
-def _slope_and_spread(values: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares slope per month and standard deviation over the observed cells of a block."""
-    x = np.arange(values.shape[1], dtype="float64")
-    n = obs.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x_mean = (obs * x).sum(axis=1) / n
-        y_mean = (obs * values).sum(axis=1) / n
-        dx = (x - x_mean[:, None]) * obs
-        dy = (values - y_mean[:, None]) * obs
-        slope = (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1)
-        spread = np.sqrt((dy * dy).sum(axis=1) / (n - 1))
-    return slope, spread
