@@ -371,9 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from .ledger import ledger_sheet, use_memory_pool
+    from .ledger import keep_freed_memory, ledger_sheet, use_memory_pool
 
     use_memory_pool()
+    keep_freed_memory()
     try:
         with ledger_sheet(getattr(args, "sheet", None)):
             return args.func(args)

@@ -33,6 +33,7 @@ from ._folder import (
     write_ledger_folder,
     write_month_file,
 )
+from ._memory import keep_freed_memory
 from ._names import HOUSEHOLD_TYPE_ZH, TIER_ZH, TRIGGER_ZH
 from ._outputs import (
     LOCK_NAME,
@@ -145,6 +146,7 @@ __all__ = [
     "fold_width",
     "fsync_path",
     "household_ids",
+    "keep_freed_memory",
     "ledger_sheet",
     "load_ledger",
     "month_file",
