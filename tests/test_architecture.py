@@ -45,7 +45,6 @@ MAX_LINES = 600
 LONG_MODULES = {
     "riskmodel.config": "one idea: the configuration's schema (a pydantic model per section, "
                         "with the vocabulary its rules may name) and its loading",
-    "riskmodel.explain._treeshap": "one idea: the TreeSHAP algorithm and its data structures",
     "riskmodel.model._tracking": "one idea: MLflow tracking, the registry and model loading",
     "riskmodel.model._backtest": "one idea: the rolling-origin backtest, its metrics at fixed "
                                  "caseloads and the plots of them",

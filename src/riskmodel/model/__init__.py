@@ -82,7 +82,14 @@ from ._features import (
     feature_monotonic,
     ledger_features,
 )
-from ._labels import binary_target, make_labels, net_income, poverty_lines, poverty_status
+from ._labels import (
+    binary_target,
+    household_rows,
+    make_labels,
+    net_income,
+    poverty_lines,
+    poverty_status,
+)
 from ._level import RecentFalls, follow_level, level_ratio, log_odds_shift, recent_falls
 from ._recorded import (
     OBSERVED_FEATURES,
@@ -164,6 +171,7 @@ __all__ = [
     "agreement_rates",
     "compare_reasons",
     "has_recorded_risks",
+    "household_rows",
     "origin_agreement",
     "reason_agreement",
     "recorded_at_identification",

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..config import Config
 from ..ledger import INCOME, SPENDING
-from ..model._labels import household_rows
+from ..model import household_rows
 from ..months import month_index
 
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2}
