@@ -101,6 +101,37 @@ def test_lock_of_a_killed_process_is_free(tmp_path):
         pass
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forked children are POSIX's")
+def test_a_forked_child_does_not_keep_the_lock_of_a_killed_holder(tmp_path):
+    """The holder forks a child that outlives it (a worker slow to die): once the holder is
+    killed the folder is free, though the child still runs."""
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import os, time
+        from riskmodel.ledger import OutputLock
+        with OutputLock({str(tmp_path)!r}):
+            child = os.fork()
+            if child == 0:
+                time.sleep(600)
+                os._exit(0)
+            print(child, flush=True)
+            time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        child = int(holder.stdout.readline())
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        os.kill(child, 0)  # the child is still running
+        with OutputLock(tmp_path):
+            pass
+    finally:
+        if holder.poll() is None:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait()
+        if child is not None:
+            os.kill(child, signal.SIGKILL)
+
+
 def _listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != LOCK_NAME)
 

@@ -143,6 +143,23 @@ def _plain(value):
     return value
 
 
+#: The lock files this process holds. A forked child (a scoring worker, a watch-list writer)
+#: closes its copies at once: a lock held through a child's copy would outlive a job killed
+#: outright for as long as the child takes to die, and the rerun would find the folder locked.
+_HELD: set[int] = set()
+
+
+def _let_go_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_let_go_in_child)
+
+
 class OutputLock:
     """Exclusive lock on an output folder for the length of a run.
 
@@ -195,6 +212,7 @@ class OutputLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd = fd
+        _HELD.add(fd)
         _tidy(self.out_dir)
         return self
 
@@ -241,6 +259,9 @@ class OutputLock:
                 with contextlib.suppress(OSError):  # another run has just made its lock file
                     self.out_dir.rmdir()
             return
+        if self._fd not in _HELD:  # a forked child: its copy was closed, the lock is the parent's
+            self._fd = None
+            return
         try:
             if self._created and [p.name for p in self.out_dir.iterdir()] == [LOCK_NAME]:
                 # Still holding the lock, so no other run writes here. A run that opened the
@@ -249,6 +270,7 @@ class OutputLock:
                 with contextlib.suppress(OSError):  # another run has just made its lock file
                     self.out_dir.rmdir()
         finally:
+            _HELD.discard(self._fd)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
