@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..config import Config
 from ..months import month_label, month_numbers
+from ._binning import learnable, one_pass_binning
 from ._distributions import calendar_month_shares, reference_bins
 from ._labels import binary_target
 from ._level import RecentFalls, follow_level, shifted
@@ -320,8 +321,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
         self.gbm_ = self._trees(self.max_iter, early_stopping=True)
         rows, weight = self._sample(np.flatnonzero(train), y01)
-        self.gbm_.fit(_learnable(frame.iloc[rows]), y01[rows], sample_weight=weight,
-                      X_val=frame[val], y_val=y01[val])
+        with one_pass_binning():
+            self.gbm_.fit(learnable(frame.iloc[rows]), y01[rows], sample_weight=weight,
+                          X_val=frame[val], y_val=y01[val])
         self.stopped_iter_ = int(self.gbm_.n_iter_)
         n_train = int(train.sum())
 
@@ -424,7 +426,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         """``trees`` trees, no early stopping, on ``rows`` (sampled as the train slice is)."""
         gbm = self._trees(trees, early_stopping=False)
         kept, weight = self._sample(rows, y01)
-        return gbm.fit(_learnable(frame.iloc[kept]), y01[kept], sample_weight=weight)
+        with one_pass_binning():
+            return gbm.fit(learnable(frame.iloc[kept]), y01[kept], sample_weight=weight)
 
     def _refit_size(self, rows: int, train_rows: int) -> int:
         """Trees for a fit on ``rows`` rows, from the early-stopped fit on ``train_rows``."""
@@ -544,16 +547,6 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.classifier_tags.multi_class = False
         return tags
-
-
-def _learnable(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with every feature unknown on all of them set to 0.
-
-    A feature unknown on every training row carries no information, and the trees' binning
-    cannot handle it: a constant is never split on, so it stays unused.
-    """
-    empty = rows.columns[rows.isna().all().to_numpy()]
-    return rows.assign(**dict.fromkeys(empty, 0.0)) if len(empty) else rows
 
 
 def _span(idx: np.ndarray, as_label: bool) -> dict:
