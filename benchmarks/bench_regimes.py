@@ -36,6 +36,13 @@ cores alone)::
         --truth-months 2024-12,2025-03,2025-06
 
 Their intervals resample households (a household judged at several truth months is one draw).
+
+``--labels`` may also name ``monthly`` for b and c: a yardstick no county has, the label regime a
+trains on (falls below the line read from the monthly ledger's incomes) given to the county's
+ledger row by row. The model then learns from the county's features alone what the monthly
+ledger says happened, so its recall tells what the county's features could reach with a label
+as good as the monthly ledger's: what b loses against a through the label (``identified`` against
+``monthly``) and through the features (``monthly`` against a).
 """
 
 from __future__ import annotations
@@ -77,6 +84,7 @@ from right_causes import cause_interval, right_causes  # noqa: E402
 # File-name stems of the generator's migrant-work tables and warning lists (regime c drops them).
 DROPPED_IN_C = ("务工监测", "部门预警")
 CASELOAD = 0.05
+MONTHLY = "monthly"
 REGIMES = {
     "a": "monthly ledger",
     "b": "county sources",
@@ -131,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(ledgers and truth in {time.perf_counter() - started:.0f} s)")
 
     records = recorded_types(ledgers["b"], truth_months, h, ids)
+    monthly = monthly_label(ledgers["a"], config, ids)
     rows, judged = [], []
     for regime, kinds in (("a", ["income"]), ("b", args.labels.split(",")),
                           ("c", args.labels.split(","))):
@@ -138,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for kind in kinds:
             clock = time.perf_counter()
-            cfg = with_kind(config, kind)
-            scored = score_regime(ledgers[regime], cfg, cutoff, truth_months)
+            cfg = with_kind(config, "identified" if kind == MONTHLY else kind)
+            scored = score_regime(ledgers[regime], cfg, cutoff, truth_months,
+                                  label=monthly if kind == MONTHLY else None)
             if regime != "a":
                 scored = to_latent(scored, ids)
             row, kept = judge(regime, kind, scored, truth, records, cfg, args.min_risk,
@@ -222,14 +232,33 @@ def observe(args, truth_months: list[str], work: Path, with_c: bool = True):
     return ledgers, ids, data.truth
 
 
-def score_regime(ledger: pd.DataFrame, config, cutoff: str, truth_months: list[str]):
+def monthly_label(latent: pd.DataFrame, config, ids: pd.Series) -> pd.Series:
+    """Regime a's label (``income`` on the monthly ledger) by (户编号, month): the yardstick
+    label ``monthly``; NaN where the monthly ledger has no label."""
+    labels = make_labels(latent, with_kind(config, "income"))
+    source = pd.Series(ids.index.to_numpy(), index=ids.to_numpy().astype(str))
+    return pd.Series(labels["target"].to_numpy(dtype="float64"), index=pd.MultiIndex.from_arrays(
+        [source.reindex(latent["household_id"].astype(str).to_numpy()).to_numpy(),
+         latent["month"].astype(str).to_numpy()]))
+
+
+def score_regime(ledger: pd.DataFrame, config, cutoff: str, truth_months: list[str],
+                 label: pd.Series | None = None):
     """Train on rows of months ≤ cutoff; score and explain every household at the truth
-    months, with the rules of the same ledger and the regime's own label there."""
+    months, with the rules of the same ledger and the regime's own label there. ``label``
+    (by household id and month) replaces the config's label for training: rows it does not
+    label are left out."""
     data = training_data(ledger, config)
-    keep = np.flatnonzero(np.asarray(month_index(pd.Series(data.months)))
-                          <= month_index(pd.Series([cutoff]))[0])
+    keep = np.asarray(month_index(pd.Series(data.months))) <= month_index(pd.Series([cutoff]))[0]
+    target = data.target
+    if label is not None:
+        target = label.reindex(pd.MultiIndex.from_arrays(
+            [np.asarray(data.households).astype(str),
+             pd.Series(data.months).astype(str).to_numpy()])).to_numpy()
+        keep &= ~np.isnan(target)
+    keep = np.flatnonzero(keep)
     features = data.features.iloc[keep]
-    target, months = data.target[keep], data.months[keep]
+    target, months = target[keep].astype("int64"), data.months[keep]
     inputs = model_features(features.columns, config)
     # One OpenMP thread: on a shared 2-core machine competing threads slow the fit tenfold.
     with threadpool_limits(1):
