@@ -52,6 +52,7 @@ from riskmodel.ledger import AMOUNTS, ASSISTANCE_FLAGS, COUNTS, EVENTS, GUARANTE
 from riskmodel.ledger import INCOME as INCOMES
 from riskmodel.ledger import SPENDING as SPENDINGS
 from riskmodel.model import make_labels, poverty_lines
+from riskmodel.model._binning import one_pass_binning  # the same bins, found in one pass
 from riskmodel.months import month_index
 
 LAGS = tuple(range(1, 13))
@@ -309,8 +310,9 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
         model = HistGradientBoostingClassifier(
             learning_rate=lr, max_leaf_nodes=leaves, min_samples_leaf=leaf, max_iter=max_iter,
             early_stopping=True, n_iter_no_change=20, scoring="loss", random_state=seed)
-        model.fit(features.iloc[learn], target[learn], sample_weight=weight, X_val=X_val,
-                  y_val=y_val)
+        with one_pass_binning():
+            model.fit(features.iloc[learn], target[learn], sample_weight=weight, X_val=X_val,
+                      y_val=y_val)
         ap = average_precision_score(y_val, model.predict_proba(X_val)[:, 1])
         rows.append({"learning_rate": lr, "max_leaf_nodes": leaves, "min_samples_leaf": leaf,
                      "trees": int(model.n_iter_), "validation_ap": float(ap),
@@ -326,8 +328,9 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
     final = HistGradientBoostingClassifier(
         learning_rate=params["learning_rate"], max_leaf_nodes=params["max_leaf_nodes"],
         min_samples_leaf=params["min_samples_leaf"], max_iter=params["trees"],
-        early_stopping=False, random_state=seed).fit(features.iloc[rows], target[rows],
-                                                     sample_weight=weight)
+        early_stopping=False, random_state=seed)
+    with one_pass_binning():
+        final.fit(features.iloc[rows], target[rows], sample_weight=weight)
     return Reference(model=final, grid_model=grid_model, params=params, tuning=tuning,
                      validation_months=[str(x) for x in chosen_on],
                      seconds=time.perf_counter() - started)

@@ -14,8 +14,9 @@ again; on 120,000 rows × 144 features that is about 20 s of CPU per fit, more t
 ``_weighted_percentile`` for all 254 quantiles in one call. That call sorts once and then runs,
 for each quantile, the very arithmetic the separate calls run, so the thresholds — and so the
 trees, their predictions and their explanations — are the same to the last bit
-(``tests/test_binning.py`` checks it against scikit-learn's own function). Unweighted fits, and
-scikit-learn releases that no longer loop (1.10 and later), are left exactly as they are.
+(``tests/test_binning.py`` checks it against scikit-learn's own function). The swap is made
+only for 1.7 to 1.9, the releases known to loop; unweighted fits, and any other release, are
+left exactly as they are.
 :func:`learnable` gives the binning rows it can take.
 """
 
