@@ -2,9 +2,9 @@
 
 Before its trees grow, scikit-learn's :class:`~sklearn.ensemble.HistGradientBoostingClassifier`
 cuts every feature into at most 255 bins at quantiles of the training rows. Since scikit-learn
-1.7 those quantiles are weighted when the fit is given ``sample_weight`` and holds fewer than
+1.9 those quantiles are weighted when the fit is given ``sample_weight`` and holds fewer than
 200,000 rows — exactly the model's case: every positive and a weighted share of the negatives,
-120,000 rows by default. Releases up to 1.9 find the 254 weighted quantiles of a feature by 254
+120,000 rows by default. The 1.9 releases find the 254 weighted quantiles of a feature by 254
 separate calls of ``sklearn.utils.stats._weighted_percentile``, each of which sorts the column
 again; on 120,000 rows × 144 features that is about 20 s of CPU per fit, more than a third of
 ``riskmodel train`` (scikit-learn issue #34304, fixed for a later release by pull request
@@ -15,8 +15,8 @@ again; on 120,000 rows × 144 features that is about 20 s of CPU per fit, more t
 for each quantile, the very arithmetic the separate calls run, so the thresholds — and so the
 trees, their predictions and their explanations — are the same to the last bit
 (``tests/test_binning.py`` checks it against scikit-learn's own function). The swap is made
-only for 1.7 to 1.9, the releases known to loop; unweighted fits, and any other release, are
-left exactly as they are.
+only for 1.9, the release line known to loop (1.8 and earlier do not weight the bins at all);
+unweighted fits, and any other release, are left exactly as they are.
 :func:`learnable` gives the binning rows it can take.
 """
 
@@ -41,8 +41,8 @@ def _release(version: str) -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
-#: Whether this scikit-learn finds weighted thresholds one quantile at a time (1.7 to 1.9).
-LOOPS_OVER_QUANTILES = (1, 7) <= _release(sklearn.__version__) < (1, 10)
+#: Whether this scikit-learn finds weighted thresholds one quantile at a time (1.9).
+LOOPS_OVER_QUANTILES = (1, 9) <= _release(sklearn.__version__) < (1, 10)
 
 
 def weighted_thresholds(col_data: np.ndarray, max_bins: int,
