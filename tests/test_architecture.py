@@ -50,9 +50,6 @@ LONG_MODULES = {
                                  "caseloads and the plots of them",
     "riskmodel.model._training": "one idea: the training job, from ledger to registered model, "
                                  "with its promotion gate",
-    "riskmodel.explain._reasons": "the household's ledger facts and the reasons built from "
-                                  "them (rules, ranking, text, measures): the facts could "
-                                  "become _facts",
     "riskmodel.ledger._outputs": "one idea: writing a run's files atomically under the output "
                                  "lock (Parquet, the month folder, watch list, quarantine.xlsx)",
 }

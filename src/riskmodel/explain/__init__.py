@@ -7,9 +7,9 @@ or a grant on the model's risk, and the plots of explanations. It may import the
 modules, :mod:`riskmodel.ledger` and :mod:`riskmodel.model`.
 
 Inside, imports go one way: ``_leafshares`` (a leaf's share) under ``_treeshap`` (the
-algorithm), and ``_reasons`` (the household's facts, rules and text), at the bottom;
-``_counterfactual`` (a cause given back) and ``_whatif`` (a measure applied) above
-``_reasons``; ``_causes`` (attribution per cause) above ``_counterfactual``; ``_text`` (the
+algorithm), and ``_facts`` (the household's figures from its ledger) under ``_reasons`` (evidence
+rules, ranking, reason text, measures), at the bottom; ``_counterfactual`` (a cause given back)
+and ``_whatif`` (a measure applied) above ``_reasons``; ``_causes`` (attribution per cause) above ``_counterfactual``; ``_text`` (the
 terminal report), ``_plots`` and ``_shap`` above ``_causes``; ``_household`` (the
 explanation API, with its I/O) on top.
 """
@@ -34,6 +34,24 @@ from ._counterfactual import (
     first_by_counterfactual,
     risk_shares,
 )
+from ._facts import (
+    MISSING,
+    RECENT,
+    SPAN,
+    WINDOW,
+    WINDOW_COUNTS,
+    LedgerWindow,
+    annual_per_capita,
+    cause_givebacks,
+    cause_losses,
+    disabled_adults,
+    household_facts,
+    member_count,
+    months_of,
+    not_full_time,
+    printed_figures,
+    trailing_window,
+)
 from ._household import (
     HouseholdExplanation,
     explain_household,
@@ -45,24 +63,9 @@ from ._household import (
 )
 from ._plots import global_explanations, plot_beeswarm, plot_cause_bar, plot_cause_shares
 from ._reasons import (
-    MISSING,
-    RECENT,
-    SPAN,
-    WINDOW,
-    WINDOW_COUNTS,
-    LedgerWindow,
-    annual_per_capita,
-    cause_givebacks,
-    cause_losses,
     contradiction_share,
-    disabled_adults,
     format_yuan,
-    household_facts,
-    member_count,
-    months_of,
-    not_full_time,
     pass_to_evidence,
-    printed_figures,
     rank_causes,
     reason_texts,
     render,
@@ -70,7 +73,6 @@ from ._reasons import (
     rule_holds,
     suggested_measures,
     text_contradictions,
-    trailing_window,
     valid_causes,
 )
 from ._shap import shap_by_cause, shap_explanation

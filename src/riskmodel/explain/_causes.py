@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..model import FEATURE_NAMES, poverty_lines
 from ._counterfactual import cause_drops
-from ._reasons import (
+from ._facts import (
     WINDOW,
     LedgerWindow,
     cause_givebacks,
@@ -34,8 +34,8 @@ from ._reasons import (
     lines_ahead,
     months_of,
     trailing_window,
-    valid_causes,
 )
+from ._reasons import valid_causes
 from ._treeshap import TreeShapExplainer
 
 N_REASONS = 3

@@ -22,7 +22,7 @@ import pandas as pd
 from ..config import Config
 from ..model import LOOKBACK, build_features
 from ..months import month_label
-from ._reasons import (
+from ._facts import (
     WINDOW,
     LedgerWindow,
     cause_givebacks,

@@ -27,16 +27,13 @@ from ..model import (
 )
 from ._causes import N_REASONS, _counterfactual, _shared_out, feature_contributions
 from ._counterfactual import cause_drops, first_by_counterfactual, risk_shares
+from ._facts import cause_givebacks, household_facts, months_of, trailing_window
 from ._reasons import (
-    cause_givebacks,
     format_yuan,
-    household_facts,
-    months_of,
     pass_to_evidence,
     rank_causes,
     reason_texts,
     suggested_measures,
-    trailing_window,
     valid_causes,
 )
 from ._text import render_household

@@ -37,7 +37,7 @@ from ..errors import LedgerError
 from ..ledger import INCOME
 from ..model import LOOKBACK, build_features, model_inputs
 from ..months import month_index
-from ._reasons import WINDOW, household_facts
+from ._facts import WINDOW, household_facts
 
 # Features of transfer income that mark a household as one receiving assistance; held at their
 # values before the measure, as the status flags are.
