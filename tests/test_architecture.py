@@ -45,7 +45,6 @@ MAX_LINES = 600
 LONG_MODULES = {
     "riskmodel.config": "one idea: the configuration's schema (a pydantic model per section, "
                         "with the vocabulary its rules may name) and its loading",
-    "riskmodel.model._tracking": "one idea: MLflow tracking, the registry and model loading",
     "riskmodel.model._backtest": "one idea: the rolling-origin backtest, its metrics at fixed "
                                  "caseloads and the plots of them",
     "riskmodel.model._training": "one idea: the training job, from ledger to registered model, "

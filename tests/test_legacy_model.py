@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import skops.io
 
+import riskmodel.model._store as store
 import riskmodel.model._tracking as tracking
 from riskmodel.errors import ModelNotFoundError
 from riskmodel.model import RiskModel, load_model
@@ -61,7 +62,7 @@ def test_a_registered_champion_saved_before_the_subpackages_loads(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     # The folder as a training run of that version left it in the registry, as @champion.
-    with tracking._tracking(uri):
+    with store._tracking(uri):
         experiment = mlflow.create_experiment("legacy", artifact_location=str(tmp_path / "art"))
         with mlflow.start_run(experiment_id=experiment) as run:
             mlflow.log_artifacts(str(LEGACY / "model"), "model")

@@ -18,6 +18,7 @@ import pytest
 import skops.io
 from threadpoolctl import threadpool_limits
 
+import riskmodel.model._store as mlflow_store
 import riskmodel.model._tracking as tracking
 from riskmodel.cli import main
 from riskmodel.errors import ArgumentError, ModelNotFoundError, TrackingServerError
@@ -286,7 +287,7 @@ def test_any_answer_counts_but_a_proxys_gateway_error(answering):
 
 
 def test_a_server_that_never_answers_is_given_up_on(monkeypatch):
-    monkeypatch.setattr(tracking, "_REACH_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(mlflow_store, "_REACH_TIMEOUT_S", 0.3)
     with socket.socket() as silent:
         # Listening, never accepting: the connection opens, no answer comes.
         silent.bind(("127.0.0.1", 0))
@@ -385,16 +386,16 @@ def test_runs_of_a_process_killed_with_sigkill_are_marked_failed_by_the_next_run
 
 
 def test_a_reused_pid_is_not_taken_for_the_process_that_opened_the_run():
-    tags = tracking.process_tags()
+    tags = mlflow_store.process_tags()
     assert tags["riskmodel.pid"] == str(os.getpid())
-    assert tracking._process_gone(os.getpid(), tags["riskmodel.process"]) is False
+    assert mlflow_store._process_gone(os.getpid(), tags["riskmodel.process"]) is False
     boot, namespace, start = tags["riskmodel.process"].split(":")
     # This pid, started at another time: another process.
-    assert tracking._process_gone(os.getpid(), f"{boot}:{namespace}:{int(start) + 1}") is True
+    assert mlflow_store._process_gone(os.getpid(), f"{boot}:{namespace}:{int(start) + 1}") is True
     # Recorded before the machine last booted: gone.
-    assert tracking._process_gone(os.getpid(), f"other-boot:{namespace}:{start}") is True
+    assert mlflow_store._process_gone(os.getpid(), f"other-boot:{namespace}:{start}") is True
     # Another pid namespace (another container with this host name): cannot be told.
-    assert tracking._process_gone(os.getpid(), f"{boot}:1:{start}") is None
+    assert mlflow_store._process_gone(os.getpid(), f"{boot}:1:{start}") is None
 
 
 def test_a_tracking_run_leaves_mlflow_and_the_environment_as_it_found_them(

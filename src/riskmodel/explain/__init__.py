@@ -7,11 +7,11 @@ or a grant on the model's risk, and the plots of explanations. It may import the
 modules, :mod:`riskmodel.ledger` and :mod:`riskmodel.model`.
 
 Inside, imports go one way: ``_leafshares`` (a leaf's share) under ``_treeshap`` (the
-algorithm), and ``_facts`` (the household's figures from its ledger) under ``_reasons`` (evidence
-rules, ranking, reason text, measures), at the bottom; ``_counterfactual`` (a cause given back)
-and ``_whatif`` (a measure applied) above ``_reasons``; ``_causes`` (attribution per cause) above ``_counterfactual``; ``_text`` (the
-terminal report), ``_plots`` and ``_shap`` above ``_causes``; ``_household`` (the
-explanation API, with its I/O) on top.
+algorithm), and ``_facts`` (the household's figures from its ledger) under ``_reasons``
+(evidence rules, ranking, reason text, measures), at the bottom; ``_counterfactual`` (a cause
+given back) and ``_whatif`` (a measure applied) above ``_reasons``; ``_causes`` (attribution per
+cause) above ``_counterfactual``; ``_text`` (the terminal report), ``_plots`` and ``_shap``
+above ``_causes``; ``_household`` (the explanation API, with its I/O) on top.
 """
 
 from ._causes import (

@@ -118,35 +118,37 @@ from ._selection import (
     selection_plan,
     selection_table,
 )
-from ._threads import predict_in_threads
-from ._tracking import (
-    DEFAULT_MODEL_URI,
+from ._store import (
     DEFAULT_STORE,
     EXPERIMENT,
     HOST_TAG,
-    LEGACY_MODULES,
-    LEGACY_TRUSTED_TYPES,
-    MODEL_NAME,
     PID_TAG,
     PROCESS_TAG,
     STALE_TAG,
+    check_tracking_server,
+    close_stale_runs,
+    experiment_id,
+    process_tags,
+    resolve_tracking_uri,
+)
+from ._threads import predict_in_threads
+from ._tracking import (
+    DEFAULT_MODEL_URI,
+    LEGACY_MODULES,
+    LEGACY_TRUSTED_TYPES,
+    MODEL_NAME,
     TRUSTED_TYPES,
     LoggedRun,
     ModelRef,
     ScoringRun,
     alias_version,
     check_alias,
-    check_tracking_server,
-    close_stale_runs,
     data_fingerprint,
-    experiment_id,
     flatten,
     input_example,
     load_model,
     log_training_run,
-    process_tags,
     requirements,
-    resolve_tracking_uri,
     save_model,
     set_alias,
 )

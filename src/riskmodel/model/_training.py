@@ -40,17 +40,16 @@ from ._features import build_features, feature_causes, ledger_features
 from ._labels import make_labels
 from ._level import recent_falls
 from ._selection import Selection, check_selection_config, select_model, selection_table
+from ._store import check_tracking_server, resolve_tracking_uri
 from ._tracking import (
     MODEL_NAME,
     LoggedRun,
     alias_version,
     check_alias,
-    check_tracking_server,
     data_fingerprint,
     input_example,
     load_model,
     log_training_run,
-    resolve_tracking_uri,
 )
 
 log = logging.getLogger(__name__)
