@@ -112,7 +112,7 @@ def test_the_run_holds_every_candidate_figures_and_the_table(chosen, tmp_path):
     from mlflow.artifacts import download_artifacts
 
     result, uri = chosen
-    run = MlflowClient(tracking_uri=uri).get_run(result.run.run_id)
+    run = MlflowClient(tracking_uri=uri, registry_uri=uri).get_run(result.run.run_id)
     metrics, params = run.data.metrics, run.data.params
     assert params["selected_candidate"] == "sees_income"
     # Params describe the registered model: the chosen candidate's model block.
@@ -131,7 +131,7 @@ def test_the_run_holds_every_candidate_figures_and_the_table(chosen, tmp_path):
     # The time cap did not fire: the choice did not depend on the machine; the registered
     # version says so too.
     assert run.data.tags[MACHINE_TAG] == "false"
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     (version,) = client.search_model_versions(f"run_id = '{run.info.run_id}'")
     assert version.tags[MACHINE_TAG] == "false"
     assert metrics["model_ap"] == pytest.approx(table.loc["sees_income", "ap"])
@@ -226,7 +226,7 @@ def test_a_tiny_time_cap_runs_the_model_block_alone_and_says_so(ledger, tmp_path
     out = capsys.readouterr().out
     assert code == 0
     assert "Model selection" in out and "skipped: time cap" in out
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("return-to-poverty")
                                  .experiment_id])
     assert run.data.params["selected_candidate"] == "base"
@@ -310,10 +310,10 @@ def test_disabled_selection_trains_the_model_block_as_before(ledger, tmp_path):
     assert result.selection.table["candidate"].tolist() == ["base"]
     assert result.selection.chosen == "base"
     assert "income_ratio_3m" not in result.model.feature_names_in_
-    run = MlflowClient(tracking_uri=uri).get_run(result.run.run_id)
+    run = MlflowClient(tracking_uri=uri, registry_uri=uri).get_run(result.run.run_id)
     assert "selected_candidate" not in run.data.params
     assert not [k for k in run.data.metrics if k.startswith("selection.")]
-    artifacts = {a.path for a in MlflowClient(tracking_uri=uri).list_artifacts(
+    artifacts = {a.path for a in MlflowClient(tracking_uri=uri, registry_uri=uri).list_artifacts(
         run.info.run_id, "tables")}
     assert "tables/selection.csv" not in artifacts and "tables/backtest_metrics.csv" in artifacts
 

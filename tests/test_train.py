@@ -12,6 +12,7 @@ import pytest
 from conftest import quick_selection
 from threadpoolctl import threadpool_limits
 
+import riskmodel.model._store as mlflow_store
 import riskmodel.model._training as train_module
 from riskmodel import load_config, validate_ledger
 from riskmodel.cli import main
@@ -84,7 +85,6 @@ def test_registered_champion_round_trips(trained, ledger):
 
 
 def test_run_holds_no_household_identifier(trained, ledger, tmp_path):
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
@@ -103,13 +103,12 @@ def test_run_holds_no_household_identifier(trained, ledger, tmp_path):
     texts = [str(v) for v in run.data.params.values()] + [str(v) for v in run.data.tags.values()]
     texts += [(Path(folder) / f).read_text(encoding="utf-8-sig")
               for f in files if f.endswith((".csv", ".html", ".json"))]
-    before = mlflow.get_registry_uri()
-    mlflow.set_registry_uri(uri)
-    try:
+    # The registry is pointed at the store for the download and left as found: restoring it
+    # with set_registry_uri(get_registry_uri()) would pin every later client of this process
+    # (one that names only its tracking URI) to the default registry.
+    with mlflow_store._tracking(uri):
         model_dir = download_artifacts(f"models:/{MODEL_NAME}/{result.run.version}",
                                        tracking_uri=uri, dst_path=str(tmp_path / "model"))
-    finally:
-        mlflow.set_registry_uri(before)
     texts += [p.read_text(encoding="utf-8", errors="ignore")
               for p in Path(model_dir).rglob("*")
               if p.is_file() and p.suffix in (".json", "") and p.name != "model.skops"]
