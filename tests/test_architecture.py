@@ -47,8 +47,6 @@ LONG_MODULES = {
                         "with the vocabulary its rules may name) and its loading",
     "riskmodel.model._backtest": "one idea: the rolling-origin backtest, its metrics at fixed "
                                  "caseloads and the plots of them",
-    "riskmodel.model._training": "one idea: the training job, from ledger to registered model, "
-                                 "with its promotion gate",
     "riskmodel.ledger._outputs": "one idea: writing a run's files atomically under the output "
                                  "lock (Parquet, the month folder, watch list, quarantine.xlsx)",
 }

@@ -91,12 +91,14 @@ from ._labels import (
     poverty_status,
 )
 from ._level import RecentFalls, follow_level, level_ratio, log_odds_shift, recent_falls
+from ._promotion import Promotion, check_promotion_config, promotion_gate
 from ._recorded import (
     OBSERVED_FEATURES,
     RECORDED_FEATURE_INPUTS,
     RECORDED_FEATURES,
     recorded_income_pc,
 )
+from ._rows import TrainingData, training_data
 from ._rules import (
     BASELINE_RULES,
     HARD_TRIGGERS,
@@ -152,16 +154,7 @@ from ._tracking import (
     save_model,
     set_alias,
 )
-from ._training import (
-    Promotion,
-    TrainingData,
-    TrainResult,
-    check_promotion_config,
-    promotion_gate,
-    train,
-    train_from_path,
-    training_data,
-)
+from ._training import TrainResult, train, train_from_path
 from ._transformer import LedgerFeatures
 
 __all__ = [
