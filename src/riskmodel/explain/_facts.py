@@ -15,13 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..config import (
-    EVENT_FACTS,
-    FACTS,
-    RULE_FACTS,
-    SHARE_FACTS,
-    Config,
-)
+from ..config import EVENT_FACTS, FACTS, RULE_FACTS, SHARE_FACTS, Config
 from ..ledger import INCOME, SPENDING
 from ..model import poverty_lines, recorded_income_pc
 from ..months import month_index, month_label

@@ -16,12 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..config import (
-    FACTS,
-    SHARE_FACTS,
-    Config,
-    EvidenceRule,
-)
+from ..config import FACTS, SHARE_FACTS, Config, EvidenceRule
 from ._facts import MISSING, printed_figures
 
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}

@@ -16,18 +16,10 @@ import pandas as pd
 from ..config import Config
 from ..errors import ConfigError, ModelNotFoundError
 from ..months import month_index, month_label
-from ._backtest import (
-    BacktestResult,
-    comparable_origins,
-    compare_fitted,
-)
+from ._backtest import BacktestResult, comparable_origins, compare_fitted
 from ._estimator import RiskModel
 from ._rows import TrainingData
-from ._tracking import (
-    MODEL_NAME,
-    alias_version,
-    load_model,
-)
+from ._tracking import MODEL_NAME, alias_version, load_model
 
 
 @dataclass(frozen=True)

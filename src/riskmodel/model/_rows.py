@@ -15,9 +15,7 @@ import pandas as pd
 from ..config import Config
 from ..errors import ConfigError, TrainingDataError
 from ..months import month_index
-from ._backtest import (
-    time_splits,
-)
+from ._backtest import time_splits
 from ._features import build_features, feature_causes, ledger_features
 from ._labels import make_labels
 

@@ -18,12 +18,7 @@ import pandas as pd
 from ..config import Config, load_config
 from ..errors import ArgumentError
 from ..ledger import LedgerChunks, load_ledger, sample_households, validate_ledger
-from ._agreement import (
-    agreement_line,
-    agreement_metrics,
-    has_recorded_risks,
-    origin_agreement,
-)
+from ._agreement import agreement_line, agreement_metrics, has_recorded_risks, origin_agreement
 from ._backtest import (
     BacktestResult,
     model_features,
@@ -37,13 +32,7 @@ from ._promotion import Promotion, _champion, check_promotion_config, promotion_
 from ._rows import TrainingData, _check_slices, training_data
 from ._selection import Selection, check_selection_config, select_model, selection_table
 from ._store import check_tracking_server, resolve_tracking_uri
-from ._tracking import (
-    LoggedRun,
-    check_alias,
-    data_fingerprint,
-    input_example,
-    log_training_run,
-)
+from ._tracking import LoggedRun, check_alias, data_fingerprint, input_example, log_training_run
 
 log = logging.getLogger(__name__)
 
