@@ -43,11 +43,18 @@ ledger row by row. The model then learns from the county's features alone what t
 ledger says happened, so its recall tells what the county's features could reach with a label
 as good as the monthly ledger's: what b loses against a through the label (``identified`` against
 ``monthly``) and through the features (``monthly`` against a).
+
+It may also name the county's own identifications over another window, for b and c:
+``identified>K`` the window moved K months later, identified in (t+K, t+H+K] (to undo the
+cadres' lag), and ``identified+K`` the window widened by K months, identified in (t, t+H+K].
+Their rows are trained only up to the cut-off minus K, so that no label reaches past the first
+truth month.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import sys
 import tempfile
@@ -85,6 +92,8 @@ from right_causes import cause_interval, right_causes  # noqa: E402
 DROPPED_IN_C = ("务工监测", "部门预警")
 CASELOAD = 0.05
 MONTHLY = "monthly"
+# identified>K: the identification window moved K months later; identified+K: widened by K.
+WINDOW_LABEL = re.compile(r"identified([>+])(\d+)")
 REGIMES = {
     "a": "monthly ledger",
     "b": "county sources",
@@ -147,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for kind in kinds:
             clock = time.perf_counter()
-            cfg = with_kind(config, "identified" if kind == MONTHLY else kind)
-            scored = score_regime(ledgers[regime], cfg, cutoff, truth_months,
-                                  label=monthly if kind == MONTHLY else None)
+            window = WINDOW_LABEL.fullmatch(kind)
+            cfg = with_kind(config, "identified" if kind == MONTHLY or window else kind)
+            label = (monthly if kind == MONTHLY else None if window is None else
+                     window_label(ledgers[regime], cfg, cutoff, window[1], int(window[2])))
+            scored = score_regime(ledgers[regime], cfg, cutoff, truth_months, label=label)
             if regime != "a":
                 scored = to_latent(scored, ids)
             row, kept = judge(regime, kind, scored, truth, records, cfg, args.min_risk,
@@ -240,6 +251,28 @@ def monthly_label(latent: pd.DataFrame, config, ids: pd.Series) -> pd.Series:
     return pd.Series(labels["target"].to_numpy(dtype="float64"), index=pd.MultiIndex.from_arrays(
         [source.reindex(latent["household_id"].astype(str).to_numpy()).to_numpy(),
          latent["month"].astype(str).to_numpy()]))
+
+
+def window_label(ledger: pd.DataFrame, config, cutoff: str, how: str, k: int) -> pd.Series:
+    """The county's identifications over another window, by (户编号, month): ``how`` ``>``
+    identified in (t+k, t+H+k], ``+`` identified in (t, t+H+k]; NaN after the cut-off minus k
+    (those rows' windows reach past the first truth month) and where the label is undefined."""
+    target = make_labels(ledger, config)["target"].to_numpy(dtype="float64")
+    ids = ledger["household_id"].astype(str).to_numpy()
+    month = np.asarray(month_index(ledger["month"]))
+    by_row = pd.Series(target, index=pd.MultiIndex.from_arrays([ids, month]))
+    later = np.array(by_row.reindex(pd.MultiIndex.from_arrays([ids, month + k])),
+                     dtype="float64")
+    if how == ">":
+        label = later
+    else:
+        # Identified within (t, t+H] already, or else within (t+k, t+H+k]: a household
+        # identified by t+k has no label there, but has one at t.
+        label = np.where(target == 1, 1.0, later)
+        label[np.isnan(target)] = np.nan
+    label[month > month_index(pd.Series([cutoff]))[0] - k] = np.nan
+    return pd.Series(label, index=pd.MultiIndex.from_arrays(
+        [ids, ledger["month"].astype(str).to_numpy()]))
 
 
 def score_regime(ledger: pd.DataFrame, config, cutoff: str, truth_months: list[str],
