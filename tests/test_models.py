@@ -23,6 +23,7 @@ from riskmodel.model import (
     reference_bins,
     rule_triggers,
 )
+from riskmodel.model._estimator import TIE_BREAK
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -144,6 +145,35 @@ def test_isotonic_calibrator_is_monotone_and_keeps_the_mean():
     assert sig.intercept_ == pytest.approx(-2, abs=0.2)
     with pytest.raises(ValueError, match="expected one of"):
         Calibrator("beta").fit(raw, y)
+
+
+def test_isotonic_probability_rises_strictly_with_the_log_odds():
+    """Inside one isotonic step the probability still orders households by their log-odds,
+    and it stays within TIE_BREAK of the step function (so the mean keeps to 1e-9)."""
+    rng = np.random.default_rng(2)
+    raw = rng.normal(size=5000)
+    y = (rng.random(5000) < 1 / (1 + np.exp(-(raw - 2)))).astype(float)
+    cal = Calibrator("isotonic").fit(raw, y)
+    steps = np.interp(raw, cal.x_, cal.y_)
+    assert len(np.unique(steps)) < 100          # the step function ties most households
+    # Log-odds a thousandth apart over a risk model's range, across every step.
+    grid = np.linspace(-6.0, 6.0, 12_001)
+    p = cal.transform(grid)
+    assert np.all(np.diff(p) > 0)
+    assert len(np.unique(cal.transform(raw))) == len(np.unique(raw))
+    assert np.abs(p - np.interp(grid, cal.x_, cal.y_)).max() <= TIE_BREAK
+    assert np.all((p >= 0) & (p <= 1))
+
+
+def test_the_calibrated_risk_orders_rows_as_the_log_odds_do(fitted):
+    model, X, _, _ = fitted
+    assert model.calibration_ == "isotonic"
+    raw = model.decision_function(X)
+    risk = model.predict_proba(X)[:, 1]
+    order = np.argsort(raw, kind="stable")
+    distinct = np.diff(raw[order]) > 1e-5
+    assert np.all(np.diff(risk[order])[distinct] > 0)
+    assert np.all(np.diff(risk[order]) >= 0)
 
 
 def test_fit_refuses_a_slice_with_one_class():

@@ -38,6 +38,9 @@ from ._scorecard import Scorecard
 from ._threads import predict_in_threads
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
+#: Share of the isotonic probability given to the logistic of the log-odds: it orders log-odds
+#: that differ by more than about 1e-5 and moves no probability or mean by more than 1e-9.
+TIE_BREAK = 1e-9
 REFIT_TREES = ("same", "rows")
 
 
@@ -45,8 +48,11 @@ class Calibrator(BaseEstimator):
     """Maps the trees' log-odds to probabilities, fitted on a later time slice.
 
     ``isotonic`` is isotonic regression (pool adjacent violators), interpolated linearly between
-    its steps; it keeps the mean of the calibration slice exactly. Households inside one step
-    share a probability, so rankings break ties by the log-odds (``decision_function``).
+    its steps and blended with :data:`TIE_BREAK` of the logistic of the log-odds, so that it
+    rises strictly with the log-odds: rankings by it (``rank``, tiers, plans, average precision)
+    order the households of one step as the model does (a step's households would otherwise
+    share one probability and be listed by ``household_id``), and it stays within
+    :data:`TIE_BREAK` of the step function, which keeps the calibration slice's mean.
     ``sigmoid`` is Platt scaling of the log-odds.
 
     Parameters
@@ -79,7 +85,7 @@ class Calibrator(BaseEstimator):
         raw = np.asarray(raw, dtype="float64")
         if self.method == "sigmoid":
             return expit(self.slope_ * raw + self.intercept_)
-        return np.interp(raw, self.x_, self.y_)
+        return (1.0 - TIE_BREAK) * np.interp(raw, self.x_, self.y_) + TIE_BREAK * expit(raw)
 
 
 class RiskModel(ClassifierMixin, BaseEstimator):
