@@ -1,0 +1,201 @@
+"""What the generic reference's features hold that the product's do not, and the product's ties.
+
+On one synthetic ledger (a process of the family, its truth at T, the last month with a full
+horizon ahead), the same gradient-boosted trees are fitted on the product's features
+(:func:`riskmodel.model.build_features`), on the generic reference's
+(``generic_reference.generic_features``), and on the product's plus each group of the generic
+ones, all on the labelled rows of months up to the cut-off T − horizon. Each is judged on
+
+- the ledger's own label in the months (cut-off, T]: average precision and recall at the 5%
+  caseload within each month — thousands of falls, the steadier figure;
+- the true falls at T (the truth's complete-data label): average precision and recall at 5%.
+
+The product model itself (``RiskModel`` as ``bench_processes.py`` fits it) is judged the same
+way three times: by its isotonic step function alone (what ``risk_score`` was before its ties
+were broken), by ``predict_proba`` (the blended probability) and by its log-odds, with the
+number of distinct scores at T and the recall in the published order (score, then
+``household_id``), as docs/training.md, "Ties inside the isotonic steps", reports them.
+
+Run from the repository root (about 25 minutes on 2 cores at 20,000 households; ``--sets``
+picks a few)::
+
+    python benchmarks/bench_feature_gap.py [--process default] [--households 20000]
+        [--seed 11] [--sets product,generic,windows,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+from generic_reference import generic_features
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import average_precision_score
+
+from riskmodel import load_config, validate_ledger
+from riskmodel.model import RiskModel, build_features, make_labels, model_features
+from riskmodel.model._binning import one_pass_binning
+from riskmodel.months import month_index, month_label
+from riskmodel.synthetic import generate, load_process
+
+CASELOAD = 0.05
+STATS = ("sum", "mean", "min", "max", "std")
+# The trees every feature set is fitted with: the reference's usual choice at this size.
+TREES = {"learning_rate": 0.05, "max_leaf_nodes": 63, "min_samples_leaf": 200}
+TRAIN_ROWS = 120_000
+
+
+def groups(columns: list[str]) -> dict[str, list[str]]:
+    """Groups of the generic features, by what they read."""
+    def ends(stats, windows):
+        return [c for c in columns if any(c.endswith(f"_{s}_{w}m") for s in stats
+                                          for w in windows)]
+    return {
+        "all": list(columns),
+        "windows": ends(STATS, (3, 6, 12, 24)),
+        "lags": [c for c in columns if "_lag" in c],
+        "per_capita": [c for c in columns if "_pc_" in c or "_line_ratio_" in c],
+        "events": [c for c in columns if "_count_" in c or c.startswith("g_months_since_ev")],
+        "windows_24": ends(STATS, (24,)),
+        "spread_3_12": ends(("min", "max", "std"), (3, 6, 12)),
+        "wage_business_range": [f"g_{c}_{s}_{w}m" for c in ("inc_wage", "inc_business")
+                                for s in ("min", "max") for w in (3, 6, 12)],
+        "net_range": [f"g_net_income_{s}_{w}m" for s in ("min", "max", "std")
+                      for w in (3, 6, 12)],
+        "minima": ends(("min",), (3, 6, 12)),
+        "maxima": ends(("max",), (3, 6, 12)),
+        "spreads": ends(("std",), (3, 6, 12)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--process", default="default")
+    parser.add_argument("--households", type=int, default=20_000)
+    parser.add_argument("--months", type=int, default=48)
+    parser.add_argument("--start", default="2022-01")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--replicas", type=int, default=200)
+    parser.add_argument("--sets", help="comma-separated: product_model, product, generic, and "
+                        "product+GROUP for a group of " + ", ".join(groups([])))
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    config = load_process(args.process).apply_lines(load_config())
+    h = config.label.horizon_months
+    last = int(month_index(pd.Series([args.start]))[0]) + args.months - 1
+    truth_at, cutoff = last - h, last - 2 * h
+    data = generate(args.households, args.months, args.start, seed=args.seed,
+                    truth_months=[str(month_label(truth_at))], replicas=args.replicas,
+                    config=config, process=args.process)
+    ledger = validate_ledger(data.ledger).valid
+    month = np.asarray(month_index(ledger["month"]))
+    labels = make_labels(ledger, config)
+    y = labels["target"].to_numpy()
+    product = build_features(ledger, config)
+    inputs = model_features(product.columns, config)
+    generic = generic_features(ledger, config)
+    generic.columns = [f"g_{c}" for c in generic.columns]
+    print(f"# bench_feature_gap: {args.process}, {args.households:,} households × "
+          f"{args.months} months, seed {args.seed}; trained on label months ≤ "
+          f"{month_label(cutoff)}; ledger and features {time.perf_counter() - started:.0f} s",
+          flush=True)
+
+    train = (month <= cutoff) & ~np.isnan(y)
+    after = (month > cutoff) & (month <= truth_at) & ~np.isnan(y)
+    at_t = month == truth_at
+    truth = data.truth[data.truth["month"].astype(str) == str(month_label(truth_at))]
+    ids = ledger["household_id"].astype(str).to_numpy()
+    true_fall = pd.Series(ids[at_t]).map(
+        truth.set_index(truth["household_id"].astype(str))["target_complete"]).to_numpy(float)
+    judged = ~np.isnan(true_fall)
+    judge = Judge(y[after], month[after], ids[after], true_fall[judged], ids[at_t][judged])
+
+    rng = np.random.default_rng(0)
+    positive = np.flatnonzero(train & (y == 1))
+    negative = np.flatnonzero(train & (y == 0))
+    kept = rng.choice(negative, min(len(negative), TRAIN_ROWS - len(positive)), replace=False)
+    rows = np.sort(np.concatenate([positive, kept]))
+    weight = np.where(y[rows] == 1, 1.0, len(negative) / len(kept))
+
+    by_group = groups(list(generic.columns))
+    wanted = (args.sets.split(",") if args.sets else
+              ["product_model", "product", "generic", *[f"product+{g}" for g in by_group]])
+    print("\n| features | n | AP, ledger's label | recall@5%, label | AP, true falls | "
+          "recall@5%, true falls | trees | seconds |\n|---|---|---|---|---|---|---|---|")
+    for name in wanted:
+        clock = time.perf_counter()
+        if name == "product_model":
+            product_model(config, inputs, product, y, labels, train, after, at_t, judged,
+                          judge, clock)
+            continue
+        if name == "product":
+            X = product[inputs]
+        elif name == "generic":
+            X = generic
+        else:
+            X = pd.concat([product[inputs], generic[by_group[name.split("+", 1)[1]]]], axis=1)
+        trees = HistGradientBoostingClassifier(max_iter=1000, early_stopping=True,
+                                               n_iter_no_change=20, validation_fraction=0.15,
+                                               random_state=0, **TREES)
+        with one_pass_binning():
+            trees.fit(X.iloc[rows].to_numpy(np.float32), y[rows], sample_weight=weight)
+        score_after = trees.predict_proba(X[after].to_numpy(np.float32))[:, 1]
+        score_t = trees.predict_proba(X[at_t].to_numpy(np.float32))[:, 1][judged]
+        print(judge.row(name, X.shape[1], score_after, score_t, trees.n_iter_,
+                        time.perf_counter() - clock), flush=True)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+class Judge:
+    """The figures of one score on the months after the cut-off and at T."""
+
+    def __init__(self, y, month, ids, true_fall, true_ids):
+        self.y, self.month, self.ids = y, month, ids
+        self.true_fall, self.true_ids = true_fall, true_ids
+
+    def recall(self, score, y, month, ids) -> float:
+        """Recall at the caseload within each month, in the published order (score, then
+        household_id)."""
+        hits = 0.0
+        for m in np.unique(month):
+            inside = month == m
+            order = np.lexsort((ids[inside], -score[inside]))
+            hits += y[inside][order[:round(CASELOAD * inside.sum())]].sum()
+        return hits / y.sum()
+
+    def figures(self, after, at_t) -> tuple[float, float, float, float]:
+        return (average_precision_score(self.y, after),
+                self.recall(after, self.y, self.month, self.ids),
+                average_precision_score(self.true_fall, at_t),
+                self.recall(at_t, self.true_fall, np.zeros(len(at_t)), self.true_ids))
+
+    def row(self, name, n, after, at_t, trees, seconds) -> str:
+        ap, recall, true_ap, true_recall = self.figures(after, at_t)
+        return (f"| {name} | {n} | {ap:.3f} | {recall:.3f} | {true_ap:.3f} | {true_recall:.3f} "
+                f"| {trees} | {seconds:.0f} |")
+
+
+def product_model(config, inputs, product, y, labels, train, after, at_t, judged, judge, clock):
+    """The product model by its step function, its probability and its log-odds."""
+    model = RiskModel.from_config(config, inputs).fit(
+        product.loc[train, inputs], y[train], months=labels.loc[train, "month"].to_numpy())
+    raw_after = model.decision_function(product.loc[after, inputs])
+    raw_t = model.decision_function(product.loc[at_t, inputs])[judged]
+    seconds = time.perf_counter() - clock
+    iso = model.calibrators_["isotonic"]
+    scores = {"log-odds": (raw_after, raw_t),
+              "probability": (model.calibrated(raw_after), model.calibrated(raw_t)),
+              "isotonic steps": (np.interp(raw_after, iso.x_, iso.y_),
+                                 np.interp(raw_t, iso.x_, iso.y_))}
+    for kind, (after_score, t_score) in scores.items():
+        print(judge.row(f"product model ({model.calibration_}), {kind}", len(inputs),
+                        after_score, t_score, model.n_iter_, seconds), flush=True)
+        print(f"|   distinct scores at T: {len(np.unique(t_score)):,} of {len(t_score):,} | "
+              "| | | | | | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
