@@ -3,8 +3,9 @@
 On one synthetic ledger (a process of the family, its truth at T, the last month with a full
 horizon ahead), the same gradient-boosted trees are fitted on the product's features
 (:func:`riskmodel.model.build_features`), on the generic reference's
-(``generic_reference.generic_features``), and on the product's plus each group of the generic
-ones, all on the labelled rows of months up to the cut-off T − horizon. Each is judged on
+(``generic_reference.generic_features``), on the product's plus each group of the generic
+ones, and on the product's less a few groups of its own, all on the labelled rows of months
+up to the cut-off T − horizon. Each is judged on
 
 - the ledger's own label in the months (cut-off, T]: average precision and recall at the 5%
   caseload within each month — thousands of falls, the steadier figure;
@@ -70,6 +71,15 @@ def groups(columns: list[str]) -> dict[str, list[str]]:
     }
 
 
+def without(inputs: list[str]) -> dict[str, list[str]]:
+    """Groups of the product's features a row may leave out (``product-GROUP``)."""
+    return {
+        "observed": ["observed_months_12m", "months_since_observed"],
+        "income_ratio": [c for c in inputs if c.startswith(("income_ratio", "income_margin"))],
+        "slopes": [c for c in inputs if "_slope_" in c or "_volatility_" in c],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--process", default="default")
@@ -78,8 +88,9 @@ def main() -> None:
     parser.add_argument("--start", default="2022-01")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--replicas", type=int, default=200)
-    parser.add_argument("--sets", help="comma-separated: product_model, product, generic, and "
-                        "product+GROUP for a group of " + ", ".join(groups([])))
+    parser.add_argument("--sets", help="comma-separated: product_model, product, generic, "
+                        "product+GROUP for a group of " + ", ".join(groups([])) + ", and "
+                        "product-GROUP for a group of " + ", ".join(without([])))
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -122,7 +133,8 @@ def main() -> None:
 
     by_group = groups(list(generic.columns))
     wanted = (args.sets.split(",") if args.sets else
-              ["product_model", "product", "generic", *[f"product+{g}" for g in by_group]])
+              ["product_model", "product", "generic", *[f"product+{g}" for g in by_group],
+               *[f"product-{g}" for g in without([])]])
     print("\n| features | n | AP, ledger's label | recall@5%, label | AP, true falls | "
           "recall@5%, true falls | trees | seconds |\n|---|---|---|---|---|---|---|---|")
     for name in wanted:
@@ -133,6 +145,9 @@ def main() -> None:
             continue
         if name == "product":
             X = product[inputs]
+        elif name.startswith("product-"):
+            left_out = set(without(inputs)[name.split("-", 1)[1]])
+            X = product[[c for c in inputs if c not in left_out]]
         elif name == "generic":
             X = generic
         else:
