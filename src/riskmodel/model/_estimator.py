@@ -39,7 +39,8 @@ from ._threads import predict_in_threads
 
 CALIBRATION_METHODS = ("isotonic", "sigmoid")
 #: Share of the isotonic probability given to the logistic of the log-odds: it orders log-odds
-#: that differ by more than about 1e-5 and moves no probability or mean by more than 1e-9.
+#: within -6 and 6 that differ by more than about 1e-5 (float64's limit near a probability of 1
+#: or beyond that range) and moves no probability or mean by more than 1e-9.
 TIE_BREAK = 1e-9
 REFIT_TREES = ("same", "rows")
 
