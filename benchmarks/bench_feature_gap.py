@@ -15,18 +15,22 @@ The product model itself (``RiskModel`` as ``bench_processes.py`` fits it) is ju
 way three times: by its isotonic step function alone (what ``risk_score`` was before its ties
 were broken), by ``predict_proba`` (the blended probability) and by its log-odds, with the
 number of distinct scores at T and the recall in the published order (score, then
-``household_id``), as docs/training.md, "Ties inside the isotonic steps", reports them.
+``household_id``), as docs/training.md, "Ties inside the isotonic steps", reports them;
+``product_model-GROUP`` fits it without a group of its features, and ``--model-params``
+replaces its configured parameters (``'{"monotonic": {}}'``: no monotonic constraints; a
+selection candidate's keys: that candidate).
 
 Run from the repository root (about 25 minutes on 2 cores at 20,000 households; ``--sets``
 picks a few)::
 
     python benchmarks/bench_feature_gap.py [--process default] [--households 20000]
-        [--seed 11] [--sets product,generic,product+windows,...]
+        [--seed 11] [--sets product,generic,product+windows,...] [--model-params JSON]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -98,7 +102,12 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=200)
     parser.add_argument("--sets", help="comma-separated: product_model, product, generic, "
                         "product+GROUP for a group of " + ", ".join(groups([])) + ", and "
-                        "product-GROUP for a group of " + ", ".join(without([])))
+                        "product-GROUP or product_model-GROUP for a group of "
+                        + ", ".join(without([])))
+    parser.add_argument("--model-params", type=json.loads, default={}, metavar="JSON",
+                        help="parameters of RiskModel that replace the configured ones in "
+                        "the product_model rows, e.g. '{\"monotonic\": {}}' or a selection "
+                        "candidate's keys")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -149,9 +158,10 @@ def main() -> None:
           "recall@5%, true falls | trees | seconds |\n|---|---|---|---|---|---|---|---|")
     for name in wanted:
         clock = time.perf_counter()
-        if name == "product_model":
-            product_model(config, inputs, product, y, labels, train, after, at_t, judged,
-                          judge, clock)
+        if name.startswith("product_model"):
+            left_out = set(without(inputs)[name.split("-", 1)[1]]) if "-" in name else set()
+            product_model(config, [c for c in inputs if c not in left_out], product, y,
+                          labels, train, after, at_t, judged, judge, clock, args.model_params)
             continue
         if name == "product":
             X = product[inputs]
@@ -201,9 +211,10 @@ def _id_order(ids: np.ndarray) -> np.ndarray:
     return np.unique(ids, return_inverse=True)[1].astype("float64")
 
 
-def product_model(config, inputs, product, y, labels, train, after, at_t, judged, judge, clock):
+def product_model(config, inputs, product, y, labels, train, after, at_t, judged, judge, clock,
+                  params):
     """The product model by its step function, its probability and its log-odds."""
-    model = RiskModel.from_config(config, inputs).fit(
+    model = RiskModel.from_config(config, inputs, **params).fit(
         product.loc[train, inputs], y[train], months=labels.loc[train, "month"].to_numpy())
     raw_after = model.decision_function(product.loc[after, inputs])
     raw_t = model.decision_function(product.loc[at_t, inputs])[judged]

@@ -12,18 +12,19 @@ from the ledger up to T, and score every household at T:
 - **the generic reference** (``generic_reference.py``): boosting over several hundred generic
   point-in-time features, tuned on the months the product validates and calibrates on.
 
-Judged against the truth at T, on the households not poor at T (the truth's complete-data
-label ``target_complete``, the true falls): recall at the 5% caseload and average precision of
-both and of the true risk (the ceiling); the product's mean predicted probability against the
-realised fall rate; right causes among households not poor with a true risk ≥ ``--min-risk``
-(as ``bench_regimes.py`` and ``bench_reasons.py`` judge them: ``reason_1`` = true cause, the
-true cause among ``reason_1..3``, a ``structural`` household read as 收入偏低/缺劳动力, and per
-true cause); and the plan (:func:`riskmodel.plan.plan_frame`, one-off grants of ``--grant``
-yuan, budgets of 1% to 20% of the households) scored by the truth's true effects
-(``true_risk − true_risk_grant_<grant>``) beside, at the same budget and among the same eligible
-households, the income cut-off, ranking by the same model's risk, ranking by the true risk and
-the ceiling (the largest true effects; a Monte Carlo estimate, so slightly flattered by its own
-noise, see ``bench_plan.py``).
+Judged against the truth at T, on the households not poor at T (the truth's complete-data label
+``target_complete``, the true falls): recall at the 5% caseload and average precision of both
+and of the true risk (the ceiling); the product's mean predicted probability against the
+realised fall rate, the mean true risk and the ledger's own label at T (the observed months'
+falls, which the model is calibrated to); right causes among households not poor with a true
+risk ≥ ``--min-risk`` (as ``bench_regimes.py`` and ``bench_reasons.py`` judge them:
+``reason_1`` = true cause, the true cause among ``reason_1..3``, a ``structural`` household
+read as 收入偏低/缺劳动力, and per true cause); and the plan (:func:`riskmodel.plan.plan_frame`,
+one-off grants of ``--grant`` yuan, budgets of 1% to 20% of the households) scored by the
+truth's true effects (``true_risk − true_risk_grant_<grant>``) beside, at the same budget and
+among the same eligible households, the income cut-off, ranking by the same model's risk,
+ranking by the true risk and the ceiling (the largest true effects; a Monte Carlo estimate, so
+slightly flattered by its own noise, see ``bench_plan.py``).
 
 Processes marked ``held_out`` in their specification are reported in a separate table: no
 choice of features, hyperparameters, reason rules or plan settings may be made looking at
@@ -59,6 +60,7 @@ from riskmodel.explain import explain_month
 from riskmodel.model import (
     RiskModel,
     build_features,
+    make_labels,
     model_features,
     model_inputs,
     recent_falls,
@@ -222,12 +224,26 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     judged["reference"] = reference["score"].reindex(judged.index).to_numpy()
     judged["reference_grid"] = reference["grid"].reindex(judged.index).to_numpy()
     row.update(scores(judged, args.bootstrap, args.seed))
+    row.update(ledger_label_rate(ledger, config, truth_month, judged))
     row.update(causes(truth.join(explained, how="inner"), args.min_risk))
 
     clock = time.perf_counter()
     row.update(plans(past, model, config, truth_month, truth, args))
     print(f"  {name}: plans {time.perf_counter() - clock:.0f} s", flush=True)
     return row
+
+
+def ledger_label_rate(ledger: pd.DataFrame, config, truth_month: str,
+                      judged: pd.DataFrame) -> dict:
+    """The ledger's own label at T (what a county records: falls read from the observed
+    months, H months on) and the product's mean predicted, on the judged households whose
+    label is known. The model is calibrated to this label, not to the truth's complete one."""
+    at = ledger["month"].astype(str).to_numpy() == truth_month
+    label = pd.Series(make_labels(ledger, config)["target"].to_numpy()[at],
+                      index=ledger["household_id"].astype(str).to_numpy()[at])
+    known = label.reindex(judged.index).dropna()
+    return {"ledger_label_rate": float(known.mean()), "ledger_labelled": len(known),
+            "mean_pred_labelled": float(judged.loc[known.index, "risk_score"].mean())}
 
 
 def reference_scores(past: pd.DataFrame, config, truth_month: str, cutoff: str, args) -> dict:
@@ -400,7 +416,10 @@ def targets(row: dict) -> list[str]:
         f"(lead 95% {_interval(row['ap_lead_95'])}; ceiling {row['ap_ceiling']:.3f}): "
         f"{verdict(row['ap_product'] >= row['ap_reference'])}",
         f"- {name}: mean predicted {row['mean_pred']:.4f} vs realised {row['fall_rate']:.4f} "
-        f"({gap:+.1%}; ±10%): {verdict(abs(gap) <= TARGETS['calibration'])}",
+        f"({gap:+.1%}; ±10%): {verdict(abs(gap) <= TARGETS['calibration'])} (the realised "
+        f"rate alone varies by ±{1.96 / np.sqrt(max(row['falls'], 1)):.0%} at "
+        f"{row['falls']} falls; predicted / mean true risk "
+        f"{_ratio(row['mean_pred'], row['mean_true_risk']):.2f}{_against_label(row)})",
         f"- {name}: reason_1 = true cause {row['reason_1']:.1%} of {row['caused']} (≥ 85%): "
         f"{verdict(row['reason_1'] >= TARGETS['reason_1'])}",
         f"- {name}: true cause in top 3 {row['top_3']:.1%} (≥ 95%): "
@@ -417,7 +436,9 @@ def targets(row: dict) -> list[str]:
         f"- {name}: plan at 5% prevents {p['plan']:.1f} = "
         f"{_ratio(p['plan'], p['risk_ranking']):.2f}× "
         f"risk ranking's {p['risk_ranking']:.1f} (≥ 1.05×): "
-        f"{verdict(p['plan'] >= TARGETS['plan_vs_risk'] * p['risk_ranking'])}",
+        f"{verdict(p['plan'] >= TARGETS['plan_vs_risk'] * p['risk_ranking'])} (choosing by "
+        f"the true effect prevents {_ratio(p['ceiling'], p['true_risk_ranking']):.3f}× "
+        f"ranking by the true risk)",
         f"- {name}: plan below risk ranking at budgets "
         f"{', '.join(f'{s:.0%}' for s in below) or 'none'} of 1%–20% (lowest "
         f"{_ratio(lowest['plan'], lowest['risk_ranking']):.3f}× at {lowest['share']:.0%}; none): "
@@ -471,6 +492,15 @@ def report(rows: list[dict]) -> str:
                              ("risk_ranking", "income_cutoff", "true_risk_ranking", "ceiling"))
                 + " |")
     return "\n".join(out)
+
+
+def _against_label(row: dict) -> str:
+    """``; / the ledger's own label …`` where the row has it (older JSON files do not)."""
+    if "ledger_label_rate" not in row:
+        return ""
+    return (f"; predicted / the ledger's own label at T "
+            f"{_ratio(row['mean_pred_labelled'], row['ledger_label_rate']):.2f}, "
+            f"{row['ledger_label_rate']:.4f} on {row['ledger_labelled']:,} households")
 
 
 def _share_interval(row: dict, key: str) -> str:

@@ -108,11 +108,10 @@ def test_exclude_causes_leaves_out_the_features_of_those_causes():
 
 
 def test_the_run_holds_every_candidate_figures_and_the_table(chosen, tmp_path):
-    from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
     result, uri = chosen
-    run = MlflowClient(tracking_uri=uri, registry_uri=uri).get_run(result.run.run_id)
+    run = _client(uri).get_run(result.run.run_id)
     metrics, params = run.data.metrics, run.data.params
     assert params["selected_candidate"] == "sees_income"
     # Params describe the registered model: the chosen candidate's model block.
@@ -131,7 +130,7 @@ def test_the_run_holds_every_candidate_figures_and_the_table(chosen, tmp_path):
     # The time cap did not fire: the choice did not depend on the machine; the registered
     # version says so too.
     assert run.data.tags[MACHINE_TAG] == "false"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _client(uri)
     (version,) = client.search_model_versions(f"run_id = '{run.info.run_id}'")
     assert version.tags[MACHINE_TAG] == "false"
     assert metrics["model_ap"] == pytest.approx(table.loc["sees_income", "ap"])
@@ -211,8 +210,6 @@ def test_the_budget_keeps_room_for_the_chosen_candidates_final_fit(ledger):
 
 
 def test_a_tiny_time_cap_runs_the_model_block_alone_and_says_so(ledger, tmp_path, capsys):
-    from mlflow import MlflowClient
-
     config = _config([{"name": "longer", "max_iter": 300, "learning_rate": 0.05},
                       {"name": "sees_less", "exclude_causes": ["income"]}], budget=0.001)
     path = tmp_path / "county.yaml"
@@ -226,7 +223,7 @@ def test_a_tiny_time_cap_runs_the_model_block_alone_and_says_so(ledger, tmp_path
     out = capsys.readouterr().out
     assert code == 0
     assert "Model selection" in out and "skipped: time cap" in out
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = _client(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("return-to-poverty")
                                  .experiment_id])
     assert run.data.params["selected_candidate"] == "base"
@@ -300,8 +297,6 @@ def test_the_cost_plan_is_decided_from_the_config_and_the_rows_alone():
 
 
 def test_disabled_selection_trains_the_model_block_as_before(ledger, tmp_path):
-    from mlflow import MlflowClient
-
     config = _config([{"name": "sees_income", "exclude_features": []}], enabled=False,
                      exclude_features=_blind())
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
@@ -310,10 +305,10 @@ def test_disabled_selection_trains_the_model_block_as_before(ledger, tmp_path):
     assert result.selection.table["candidate"].tolist() == ["base"]
     assert result.selection.chosen == "base"
     assert "income_ratio_3m" not in result.model.feature_names_in_
-    run = MlflowClient(tracking_uri=uri, registry_uri=uri).get_run(result.run.run_id)
+    run = _client(uri).get_run(result.run.run_id)
     assert "selected_candidate" not in run.data.params
     assert not [k for k in run.data.metrics if k.startswith("selection.")]
-    artifacts = {a.path for a in MlflowClient(tracking_uri=uri, registry_uri=uri).list_artifacts(
+    artifacts = {a.path for a in _client(uri).list_artifacts(
         run.info.run_id, "tables")}
     assert "tables/selection.csv" not in artifacts and "tables/backtest_metrics.csv" in artifacts
 
@@ -363,3 +358,10 @@ def test_a_candidate_reads_back_as_written(tmp_path):
                      encoding="utf-8")
     assert load_config(again).model.selection == config.model.selection
     assert candidate_configs(config)[1][2].model.max_train_rows is None
+
+
+def _client(uri: str):
+    """An MLflow client of the test's own store, for both its runs and its registry."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
