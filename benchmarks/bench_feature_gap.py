@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from bench_processes import process_config
 from generic_reference import FEATURES as GENERIC
-from generic_reference import generic_features
+from generic_reference import fit_reference, generic_features
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from riskmodel import load_config, validate_ledger
@@ -58,6 +58,9 @@ STATS = ("sum", "mean", "min", "max", "std")
 # The trees every feature set is fitted with: the reference's usual choice at this size.
 TREES = {"learning_rate": 0.05, "max_leaf_nodes": 63, "min_samples_leaf": 200}
 TRAIN_ROWS = 120_000
+# The generic reference's grid learns on this many rows of the earlier months, as
+# bench_processes.py's --reference-rows.
+REFERENCE_ROWS = 20_000
 
 
 def groups(columns: list[str]) -> dict[str, list[str]]:
@@ -129,7 +132,8 @@ def main() -> None:
               ["product_model", "product", "generic", *[f"product+{g}" for g in by_group],
                *[f"product-{g}" for g in without([])]])
     generic = None
-    if any(name == "generic" or name.startswith("product+") for name in wanted):
+    if any(name in ("generic", "recipe:generic") or name.startswith("product+")
+           for name in wanted):
         generic = generic_features(ledger, config)
         generic.columns = [f"g_{c}" for c in generic.columns]
     print(f"# bench_feature_gap: {args.process}, {args.households:,} households × "
@@ -162,6 +166,16 @@ def main() -> None:
             left_out = set(without(inputs)[name.split("-", 1)[1]]) if "-" in name else set()
             product_model(config, [c for c in inputs if c not in left_out], product, y,
                           labels, train, after, at_t, judged, judge, clock, args.model_params)
+            continue
+        if name.startswith("recipe:"):
+            X = product[inputs] if name == "recipe:product" else generic
+            ref = fit_reference(X[train].reset_index(drop=True), y[train],
+                                labels.loc[train, "month"].to_numpy(dtype=object), config,
+                                max_rows=REFERENCE_ROWS, refit_rows=TRAIN_ROWS, seed=args.seed)
+            print(judge.row(f"{name} ({ref.params})", X.shape[1],
+                            ref.model.predict_proba(X[after])[:, 1],
+                            ref.model.predict_proba(X[at_t])[:, 1][judged],
+                            ref.params["trees"], time.perf_counter() - clock), flush=True)
             continue
         if name == "product":
             X = product[inputs]

@@ -224,7 +224,8 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     judged["reference"] = reference["score"].reindex(judged.index).to_numpy()
     judged["reference_grid"] = reference["grid"].reindex(judged.index).to_numpy()
     row.update(scores(judged, args.bootstrap, args.seed))
-    row.update(ledger_label_rate(ledger, config, truth_month, judged))
+    row.update(ledger_label_rate(ledger, config, truth_month, judged, args.bootstrap,
+                                 args.seed))
     row.update(causes(truth.join(explained, how="inner"), args.min_risk))
 
     clock = time.perf_counter()
@@ -233,17 +234,19 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     return row
 
 
-def ledger_label_rate(ledger: pd.DataFrame, config, truth_month: str,
-                      judged: pd.DataFrame) -> dict:
-    """The ledger's own label at T (what a county records: falls read from the observed
-    months, H months on) and the product's mean predicted, on the judged households whose
-    label is known. The model is calibrated to this label, not to the truth's complete one."""
+def ledger_label_rate(ledger: pd.DataFrame, config, truth_month: str, judged: pd.DataFrame,
+                      draws: int, seed: int) -> dict:
+    """The figures of :func:`scores` again (keys ``labelled_…``) on the judged households with
+    a label of the ledger's own at T — those the monthly job scores, not poor by the observed
+    months — with that label's rate (what a county records: falls read from the observed
+    months, H months on). The model is calibrated to this label, not to the truth's."""
     at = ledger["month"].astype(str).to_numpy() == truth_month
     label = pd.Series(make_labels(ledger, config)["target"].to_numpy()[at],
                       index=ledger["household_id"].astype(str).to_numpy()[at])
     known = label.reindex(judged.index).dropna()
-    return {"ledger_label_rate": float(known.mean()), "ledger_labelled": len(known),
-            "mean_pred_labelled": float(judged.loc[known.index, "risk_score"].mean())}
+    on = scores(judged.loc[known.index], draws, seed)
+    return {**{f"labelled_{k}": v for k, v in on.items()},
+            "ledger_label_rate": float(known.mean())}
 
 
 def reference_scores(past: pd.DataFrame, config, truth_month: str, cutoff: str, args) -> dict:
@@ -415,6 +418,7 @@ def targets(row: dict) -> list[str]:
         f"- {name}: AP {row['ap_product']:.3f} vs reference {row['ap_reference']:.3f} "
         f"(lead 95% {_interval(row['ap_lead_95'])}; ceiling {row['ap_ceiling']:.3f}): "
         f"{verdict(row['ap_product'] >= row['ap_reference'])}",
+        *_labelled_ranking(name, row),
         f"- {name}: mean predicted {row['mean_pred']:.4f} vs realised {row['fall_rate']:.4f} "
         f"({gap:+.1%}; ±10%): {verdict(abs(gap) <= TARGETS['calibration'])} (the realised "
         f"rate alone varies by ±{1.96 / np.sqrt(max(row['falls'], 1)):.0%} at "
@@ -494,13 +498,31 @@ def report(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _labelled_ranking(name: str, row: dict) -> list[str]:
+    """The ranking on the households with a label of the ledger's own at T (those the monthly
+    job scores: not poor by the observed months), where the row has it."""
+    if "labelled_judged" not in row:
+        return []
+    return [f"  - {name}, on the {row['labelled_judged']:,} households with a ledger label at T "
+            f"({row['labelled_falls']} true falls): recall@5% "
+            f"{row['labelled_recall5_product']:.3f} vs reference "
+            f"{row['labelled_recall5_reference']:.3f} (lead 95% "
+            f"{_interval(row['labelled_recall5_lead_95'])}), AP "
+            f"{row['labelled_ap_product']:.3f} vs {row['labelled_ap_reference']:.3f} (lead 95% "
+            f"{_interval(row['labelled_ap_lead_95'])})"]
+
+
 def _against_label(row: dict) -> str:
-    """``; / the ledger's own label …`` where the row has it (older JSON files do not)."""
-    if "ledger_label_rate" not in row:
+    """``; on the households with a ledger label …`` where the row has it (older JSON files
+    do not)."""
+    if "labelled_judged" not in row:
         return ""
-    return (f"; predicted / the ledger's own label at T "
-            f"{_ratio(row['mean_pred_labelled'], row['ledger_label_rate']):.2f}, "
-            f"{row['ledger_label_rate']:.4f} on {row['ledger_labelled']:,} households")
+    ratio = _ratio(row["labelled_mean_pred"], row["ledger_label_rate"])
+    return (f"; on the {row['labelled_judged']:,} households with a label of the ledger's own "
+            f"at T, predicted {row['labelled_mean_pred']:.4f} against that label's "
+            f"{row['ledger_label_rate']:.4f} ({ratio:.2f}×), the true falls' "
+            f"{row['labelled_fall_rate']:.4f} and the mean true risk "
+            f"{row['labelled_mean_true_risk']:.4f}")
 
 
 def _share_interval(row: dict, key: str) -> str:
