@@ -149,7 +149,9 @@ def main() -> None:
     true_fall = pd.Series(ids[at_t]).map(
         truth.set_index(truth["household_id"].astype(str))["target_complete"]).to_numpy(float)
     judged = ~np.isnan(true_fall)
-    judge = Judge(y[after], month[after], ids[after], true_fall[judged], ids[at_t][judged])
+    scored = ~np.isnan(y[at_t][judged])
+    judge = Judge(y[after], month[after], ids[after], true_fall[judged], ids[at_t][judged],
+                  scored)
 
     rng = np.random.default_rng(0)
     positive = np.flatnonzero(train & (y == 1))
@@ -158,8 +160,12 @@ def main() -> None:
     rows = np.sort(np.concatenate([positive, kept]))
     weight = np.where(y[rows] == 1, 1.0, len(negative) / len(kept))
 
-    print("\n| features | n | AP, ledger's label | recall@5%, label | AP, true falls | "
-          "recall@5%, true falls | trees | seconds |\n|---|---|---|---|---|---|---|---|")
+    print(f"\n{int(scored.sum()):,} of the {int(judged.sum()):,} households judged at T "
+          f"have a label of the ledger's own (the monthly job scores them), with "
+          f"{int(true_fall[judged][scored].sum())} of the {int(true_fall[judged].sum())} true "
+          "falls.\n\n| features | n | AP, ledger's label | recall@5%, label | AP, true falls | "
+          "recall@5%, true falls | AP, true falls, scored | recall@5%, true falls, scored | "
+          "trees | seconds |\n|---|---|---|---|---|---|---|---|---|---|")
     for name in wanted:
         clock = time.perf_counter()
         if name.startswith("product_model"):
@@ -200,24 +206,28 @@ def main() -> None:
 
 class Judge:
     """The figures of one score on the months after the cut-off and at T, in the published
-    order: by the score, then by ``household_id``."""
+    order: by the score, then by ``household_id``; at T on every household the truth judges
+    and on those the monthly job scores (``scored``: a label of the ledger's own at T)."""
 
-    def __init__(self, y, month, ids, true_fall, true_ids):
-        self.y, self.month, self.true_fall = y, month, true_fall
+    def __init__(self, y, month, ids, true_fall, true_ids, scored):
+        self.y, self.month, self.true_fall, self.scored = y, month, true_fall, scored
         self.after_order = -_id_order(ids)
         self.true_order = -_id_order(true_ids)
 
-    def figures(self, after, at_t) -> tuple[float, float, float, float]:
+    def figures(self, after, at_t) -> tuple[float, ...]:
         later = scorer_metrics(self.y, None, after, self.month, (CASELOAD,),
                                tiebreak=self.after_order)
         now = scorer_metrics(self.true_fall, None, at_t, np.zeros(len(at_t)), (CASELOAD,),
                              tiebreak=self.true_order)
-        return later["ap"], later[RECALL], now["ap"], now[RECALL]
+        s = self.scored
+        scored = scorer_metrics(self.true_fall[s], None, at_t[s], np.zeros(int(s.sum())),
+                                (CASELOAD,), tiebreak=self.true_order[s])
+        return (later["ap"], later[RECALL], now["ap"], now[RECALL], scored["ap"],
+                scored[RECALL])
 
     def row(self, name, n, after, at_t, trees, seconds) -> str:
-        ap, recall, true_ap, true_recall = self.figures(after, at_t)
-        return (f"| {name} | {n} | {ap:.3f} | {recall:.3f} | {true_ap:.3f} | {true_recall:.3f} "
-                f"| {trees} | {seconds:.0f} |")
+        figures = " | ".join(f"{x:.3f}" for x in self.figures(after, at_t))
+        return f"| {name} | {n} | {figures} | {trees} | {seconds:.0f} |"
 
 
 def _id_order(ids: np.ndarray) -> np.ndarray:
@@ -242,7 +252,7 @@ def product_model(config, inputs, product, y, labels, train, after, at_t, judged
         print(judge.row(f"product model ({model.calibration_}), {kind}", len(inputs),
                         after_score, t_score, model.n_iter_, seconds), flush=True)
         print(f"|   distinct scores at T: {len(np.unique(t_score)):,} of {len(t_score):,} | "
-              "| | | | | | |", flush=True)
+              "| | | | | | | | |", flush=True)
 
 
 if __name__ == "__main__":
