@@ -9,7 +9,9 @@ up to the cut-off T − horizon. Each is judged on
 
 - the ledger's own label in the months (cut-off, T]: average precision and recall at the 5%
   caseload within each month — thousands of falls, the steadier figure;
-- the true falls at T (the truth's complete-data label): average precision and recall at 5%.
+- the true falls at T (the truth's complete-data label): average precision and recall at 5%,
+  on every household the truth judges and on those the monthly job scores (a label of the
+  ledger's own at T: not poor by the observed months).
 
 The product model itself (``RiskModel`` as ``bench_processes.py`` fits it) is judged the same
 way three times: by its isotonic step function alone (what ``risk_score`` was before its ties
