@@ -224,8 +224,8 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     judged["reference"] = reference["score"].reindex(judged.index).to_numpy()
     judged["reference_grid"] = reference["grid"].reindex(judged.index).to_numpy()
     row.update(scores(judged, args.bootstrap, args.seed))
-    row.update(ledger_label_rate(ledger, config, truth_month, judged, args.bootstrap,
-                                 args.seed))
+    row.update(on_scored_households(ledger, config, truth_month, judged, args.bootstrap,
+                                    args.seed))
     row.update(causes(truth.join(explained, how="inner"), args.min_risk))
 
     clock = time.perf_counter()
@@ -234,8 +234,8 @@ def run_process(name: str, args, config, truth_month: str, cutoff: str) -> dict:
     return row
 
 
-def ledger_label_rate(ledger: pd.DataFrame, config, truth_month: str, judged: pd.DataFrame,
-                      draws: int, seed: int) -> dict:
+def on_scored_households(ledger: pd.DataFrame, config, truth_month: str,
+                         judged: pd.DataFrame, draws: int, seed: int) -> dict:
     """The figures of :func:`scores` again (keys ``labelled_…``) on the judged households with
     a label of the ledger's own at T — those the monthly job scores, not poor by the observed
     months — with that label's rate (what a county records: falls read from the observed
