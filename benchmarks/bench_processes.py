@@ -354,6 +354,9 @@ def causes(both: pd.DataFrame, min_risk: float) -> dict:
     bootstrap over households."""
     rates = right_causes(both, min_risk)
     del rates["confusion"]  # a table the JSON of the figures does not hold
+    # Its distinct households among "caused" (one month here: "caused" itself) would replace
+    # the row's "households", the ledger's size, which the plot's title reads.
+    del rates["households"]
     judged = both.assign(household_id=both.index.astype(str))
     rates["reason_1_95"] = list(cause_interval(judged, min_risk, draws=1000))
     rates["structural_95"] = list(structural_interval(judged, min_risk, draws=1000))
