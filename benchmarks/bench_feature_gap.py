@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from bench_processes import process_config
 from generic_reference import FEATURES as GENERIC
-from generic_reference import fit_reference, generic_features
+from generic_reference import fit_reference, generic_features, sample_rows
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from riskmodel import load_config, validate_ledger
@@ -155,12 +155,11 @@ def main() -> None:
     judge = Judge(y[after], month[after], ids[after], true_fall[judged], ids[at_t][judged],
                   scored)
 
-    rng = np.random.default_rng(0)
-    positive = np.flatnonzero(train & (y == 1))
-    negative = np.flatnonzero(train & (y == 0))
-    kept = rng.choice(negative, min(len(negative), TRAIN_ROWS - len(positive)), replace=False)
-    rows = np.sort(np.concatenate([positive, kept]))
-    weight = np.where(y[rows] == 1, 1.0, len(negative) / len(kept))
+    rows, weight = sample_rows(np.flatnonzero(train), y, TRAIN_ROWS, seed=0)
+    if weight is None:
+        # Weights of one where no row was left out: the weighted binning takes a column with
+        # no value in the rows learnt on (4,000 households); sklearn's unweighted one does not.
+        weight = np.ones(len(rows))
 
     print(f"\n{int(scored.sum()):,} of the {int(judged.sum()):,} households judged at T "
           f"have a label of the ledger's own (the monthly job scores them), with "
@@ -170,10 +169,10 @@ def main() -> None:
           "trees | seconds |\n|---|---|---|---|---|---|---|---|---|---|")
     for name in wanted:
         clock = time.perf_counter()
+        kept = _kept(name, inputs)
         if name.startswith("product_model"):
-            left_out = set(without(inputs)[name.split("-", 1)[1]]) if "-" in name else set()
-            product_model(config, [c for c in inputs if c not in left_out], product, y,
-                          labels, train, after, at_t, judged, judge, clock, args.model_params)
+            product_model(config, kept, product, y, labels, train, after, at_t, judged, judge,
+                          clock, args.model_params)
             continue
         if name.startswith("recipe:"):
             X = product[inputs] if name == "recipe:product" else generic
@@ -185,11 +184,8 @@ def main() -> None:
                             ref.model.predict_proba(X[at_t])[:, 1][judged],
                             ref.params["trees"], time.perf_counter() - clock), flush=True)
             continue
-        if name == "product":
-            X = product[inputs]
-        elif name.startswith("product-"):
-            left_out = set(without(inputs)[name.split("-", 1)[1]])
-            X = product[[c for c in inputs if c not in left_out]]
+        if name == "product" or name.startswith("product-"):
+            X = product[kept]
         elif name == "generic":
             X = generic
         else:
@@ -230,6 +226,12 @@ class Judge:
     def row(self, name, n, after, at_t, trees, seconds) -> str:
         figures = " | ".join(f"{x:.3f}" for x in self.figures(after, at_t))
         return f"| {name} | {n} | {figures} | {trees} | {seconds:.0f} |"
+
+
+def _kept(name: str, inputs: list[str]) -> list[str]:
+    """The product's features a row named ``…-GROUP`` keeps: all but the group's."""
+    left_out = set(without(inputs)[name.split("-", 1)[1]]) if "-" in name else set()
+    return [c for c in inputs if c not in left_out]
 
 
 def _id_order(ids: np.ndarray) -> np.ndarray:

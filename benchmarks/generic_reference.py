@@ -301,7 +301,7 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
     distinct = sorted(set(months))
     chosen_on = distinct[-held:]
     val = np.isin(months, chosen_on)
-    learn, weight = _sample(np.flatnonzero(~val), target, max_rows, seed)
+    learn, weight = sample_rows(np.flatnonzero(~val), target, max_rows, seed)
     X_val, y_val = features[val], target[val]
     rows, fitted = [], []
     for lr, leaves, leaf in itertools.product(grid["learning_rate"], grid["max_leaf_nodes"],
@@ -324,7 +324,7 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
     params = {"learning_rate": float(best["learning_rate"]),
               "max_leaf_nodes": int(best["max_leaf_nodes"]),
               "min_samples_leaf": int(best["min_samples_leaf"]), "trees": int(best["trees"])}
-    rows, weight = _sample(np.arange(len(target)), target, refit_rows, seed)
+    rows, weight = sample_rows(np.arange(len(target)), target, refit_rows, seed)
     final = HistGradientBoostingClassifier(
         learning_rate=params["learning_rate"], max_leaf_nodes=params["max_leaf_nodes"],
         min_samples_leaf=params["min_samples_leaf"], max_iter=params["trees"],
@@ -336,7 +336,7 @@ def fit_reference(features: pd.DataFrame, target: np.ndarray, months: np.ndarray
                      seconds=time.perf_counter() - started)
 
 
-def _sample(rows: np.ndarray, target: np.ndarray, max_rows: int | None, seed: int
+def sample_rows(rows: np.ndarray, target: np.ndarray, max_rows: int | None, seed: int
             ) -> tuple[np.ndarray, np.ndarray | None]:
     """At most ``max_rows`` of ``rows``: every positive, a random share of the negatives
     weighted up so that the log-odds stay on scale."""
