@@ -177,6 +177,16 @@ def test_households_without_labor_get_the_safety_net_measures():
         dict.fromkeys(illness.measures_no_labor_zh + shortage.measures_no_labor_zh))
 
 
+@pytest.mark.parametrize("empty", [None, np.nan])
+def test_measures_of_one_household_with_one_cause(empty):
+    # A slot empty for every household (one household's second slot) is no cause.
+    codes = np.array([["illness", empty, empty]], dtype=object)
+    measures = suggested_measures(codes, np.array([True]), CONFIG)
+    assert measures.tolist() == ["、".join(CONFIG.cause_by_code["illness"].measures_zh)]
+    nothing = suggested_measures(np.array([[None, None]], dtype=object), np.array([True]), CONFIG)
+    assert nothing.tolist() == [""]
+
+
 def test_format_yuan():
     text = format_yuan(np.array([18400, 0, -1234.6, 1234567, np.nan, 999.5]))
     assert text.tolist() == ["18,400", "0", "-1,235", "1,234,567", "—", "1,000"]

@@ -166,6 +166,16 @@ def test_a_household_without_any_evidence_keeps_its_contributions_and_gets_no_re
     assert codes[0, 0] is None and codes[1, 0] == "income"
 
 
+def test_a_household_gets_the_same_passed_weights_alone_or_among_others():
+    rng = np.random.default_rng(3)
+    contributions = pd.DataFrame(rng.normal(0, 1, (500, len(CODES))), columns=CODES)
+    allowed = pd.DataFrame(rng.random((500, len(CODES))) < 0.3, columns=CODES)
+    together = pass_to_evidence(contributions, allowed).to_numpy()
+    alone = np.vstack([pass_to_evidence(contributions.iloc[[i]], allowed.iloc[[i]]).to_numpy()
+                       for i in range(len(contributions))])
+    np.testing.assert_array_equal(together, alone)  # to the last bit, as the job's chunks need
+
+
 def explained(*rows: tuple[str, str | None, str]) -> pd.DataFrame:
     """Rows of (reason_1, reason_2, reason_text_zh) as explain_households writes them."""
     frame = pd.DataFrame(rows, columns=["reason_1", "reason_2", "reason_text_zh"])

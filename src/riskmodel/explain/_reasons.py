@@ -109,7 +109,12 @@ def pass_to_evidence(contributions: pd.DataFrame, allowed: pd.DataFrame) -> pd.D
     given = np.where(~ok & (values > 0) & receives[:, None], values, 0.0)
     strongest = np.argmax(np.where(ok, values, -np.inf), axis=1)
     values -= given
-    values[np.arange(len(values)), strongest] += given.sum(axis=1)
+    # Added cause by cause: numpy's row sum adds in an order that depends on the number of
+    # rows, and a household's weight must not depend on the chunk it was explained in.
+    total = np.zeros(len(values))
+    for column in given.T:
+        total += column
+    values[np.arange(len(values)), strongest] += total
     return pd.DataFrame(values, index=contributions.index, columns=contributions.columns)
 
 
@@ -426,7 +431,10 @@ def suggested_measures(codes: np.ndarray, has_labor: np.ndarray, config: Config)
     """
     k = min(config.reasons.text_causes, codes.shape[1])
     order = [None, *(c.code for c in config.causes)]
-    slots = [pd.Index(order).get_indexer(codes[:, j]) for j in range(k)]
+    # A slot's position in ``order``: 0 where empty. (Looking None up in an index holding it
+    # finds nothing when the whole slot is empty, as one household's third slot often is.)
+    causes = pd.Index(order[1:])
+    slots = [causes.get_indexer(pd.Index(codes[:, j], dtype=object)) + 1 for j in range(k)]
     key = np.asarray(has_labor, dtype="int64")
     for slot in slots:
         key = key * len(order) + slot
