@@ -18,7 +18,8 @@ way three times: by its isotonic step function alone (what ``risk_score`` was be
 were broken), by ``predict_proba`` (the blended probability) and by its log-odds, with the
 number of distinct scores at T and the recall in the published order (score, then
 ``household_id``), as docs/training.md, "Ties inside the isotonic steps", reports them;
-``product_model-GROUP`` fits it without a group of its features, and ``--model-params``
+``product_model-GROUP`` fits it without a group of its features, ``product_model+GROUP``
+with a group of the generic ones added (unconstrained, their cause unknown), and ``--model-params``
 replaces its configured parameters (``'{"monotonic": {}}'``: no monotonic constraints; a
 selection candidate's keys: that candidate).
 
@@ -94,6 +95,7 @@ def without(inputs: list[str]) -> dict[str, list[str]]:
         "observed": ["observed_months_12m", "months_since_observed"],
         "income_ratio": [c for c in inputs if c.startswith(("income_ratio", "income_margin"))],
         "slopes": [c for c in inputs if "_slope_" in c or "_volatility_" in c],
+        "extremes": [c for c in inputs if "_min_" in c or "_max_" in c],
     }
 
 
@@ -106,7 +108,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--replicas", type=int, default=200)
     parser.add_argument("--sets", help="comma-separated: product_model, product, generic, "
-                        "product+GROUP for a group of " + ", ".join(groups([])) + ", and "
+                        "product+GROUP or product_model+GROUP for a group of "
+                        + ", ".join(groups([])) + ", and "
                         "product-GROUP or product_model-GROUP for a group of "
                         + ", ".join(without([])))
     parser.add_argument("--model-params", type=json.loads, default={}, metavar="JSON",
@@ -134,7 +137,7 @@ def main() -> None:
               ["product_model", "product", "generic", *[f"product+{g}" for g in by_group],
                *[f"product-{g}" for g in without([])]])
     generic = None
-    if any(name in ("generic", "recipe:generic") or name.startswith("product+")
+    if any(name in ("generic", "recipe:generic") or name.startswith(("product+", "product_model+"))
            for name in wanted):
         generic = generic_features(ledger, config)
         generic.columns = [f"g_{c}" for c in generic.columns]
@@ -170,6 +173,11 @@ def main() -> None:
     for name in wanted:
         clock = time.perf_counter()
         kept = _kept(name, inputs)
+        if name.startswith("product_model+"):
+            added = by_group[name.split("+", 1)[1]]
+            product_model(config, [*inputs, *added], pd.concat([product, generic[added]], axis=1),
+                          y, labels, train, after, at_t, judged, judge, clock, args.model_params)
+            continue
         if name.startswith("product_model"):
             product_model(config, kept, product, y, labels, train, after, at_t, judged, judge,
                           clock, args.model_params)

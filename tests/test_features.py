@@ -214,6 +214,34 @@ def test_missing_and_unvisited_months_are_annualised_not_zero_filled():
     assert row["business_pc_12m"] == pytest.approx(500 * 8 * 12 / observed / 4)
 
 
+def test_extremes_read_the_lowest_and_highest_observed_month():
+    raw = steady()
+    raw.loc[raw["month"] == "2024-12", "inc_wage"] = 0.0          # a month without wages
+    raw.loc[raw["month"] == "2024-10", "exp_medical_oop"] = 2400.0  # one large bill
+    raw.loc[raw["month"] == "2025-01", INCOME] = np.nan            # visited, nothing recorded
+    ledger = valid(raw)
+    row = at(build_features(ledger, CONFIG), ledger, "H0000", LAST)
+    members, line, monthly = 4, 8700.0, 3550.0
+    # The window of 3 is 2024-12 (no wage), 2025-01 (unobserved) and 2025-02: the unobserved
+    # month is not read as a month of zero.
+    assert row["wage_pc_min_3m"] == 0
+    assert row["wage_pc_max_3m"] == pytest.approx(3000 * 12 / members)
+    assert row["income_ratio_min_3m"] == pytest.approx((monthly - 3000) * 12 / members / line)
+    assert row["income_ratio_max_3m"] == pytest.approx(monthly * 12 / members / line)
+    assert row["medical_pc_max_3m"] == 0
+    assert row["medical_pc_max_6m"] == pytest.approx(2400 * 12 / members)
+    assert row["medical_pc_min_6m"] == 0
+    assert row["business_pc_min_12m"] == row["business_pc_max_12m"] == pytest.approx(
+        500 * 12 / members)
+    # Steady months: the extremes are the window's own per-capita figure.
+    plain = valid(steady())
+    steady_row = at(build_features(plain, CONFIG), plain, "H0000", LAST)
+    for w in (3, 6, 12):
+        assert steady_row[f"wage_pc_min_{w}m"] == pytest.approx(steady_row[f"wage_pc_{w}m"])
+        assert steady_row[f"income_ratio_max_{w}m"] == pytest.approx(
+            steady_row[f"income_ratio_{w}m"])
+
+
 @pytest.mark.parametrize(("observed", "known"), [(5, False), (6, True)])
 def test_twelve_month_figures_need_min_observed_months(observed, known):
     raw = steady(months=12)
@@ -223,9 +251,9 @@ def test_twelve_month_figures_need_min_observed_months(observed, known):
     assert row["observed_months_12m"] == observed
     assert row["months_since_observed"] == 12 - observed
     for name in ("income_margin_12m", "wage_pc_12m", "income_volatility_12m",
-                 "transfer_share_12m"):
+                 "transfer_share_12m", "wage_pc_min_12m", "income_ratio_max_12m"):
         assert np.isnan(row[name]) != known, name
-    assert np.isnan(row["income_margin_3m"])
+    assert np.isnan(row["income_margin_3m"]) and np.isnan(row["medical_pc_max_3m"])
 
 
 def test_stale_household_is_capped_and_unknown():

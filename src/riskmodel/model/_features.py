@@ -72,6 +72,10 @@ COUNT_FEATURES = [
 ]
 STATE_FEATURES = ["insured_all", "housing_safe", "water_safe", "dibao", "welfare_job"]
 EVENT_NAMES = [ev.removeprefix("ev_") for ev in EVENTS]
+# Sources whose lowest and highest observed month of a window are features: how a source moves
+# within the window, which its sum does not say (a month without wages, one large bill).
+EXTREME_SOURCES = ("wage", "business", "medical")
+EXTREMES = ("min", "max")
 
 FEATURE_NAMES: list[str] = [
     *[f"income_{kind}_{w}m" for w in WINDOWS for kind in ("ratio", "margin")],
@@ -105,6 +109,8 @@ FEATURE_NAMES: list[str] = [
     "months_since_observed",
     "line_ahead_ratio",
     "income_ratio_ahead_12m",
+    *[f"income_ratio_{s}_{w}m" for w in WINDOWS for s in EXTREMES],
+    *[f"{src}_pc_{s}_{w}m" for src in EXTREME_SOURCES for w in WINDOWS for s in EXTREMES],
 ]
 FEATURE_NAMES += RECORDED_FEATURES
 """Names of the features :func:`build_features` returns, in column order."""
@@ -474,6 +480,19 @@ def _history_features(
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = pc[src, 3] / pc[src, 12] - 1
         f[f"{src}_change_rel_3v12"] = np.where(pc[src, 12] > 0, rel, np.nan)
+
+    for w in WINDOWS:
+        seen = obs[-w:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(n_obs[w] >= min_obs[w], WINDOW / members, np.nan)
+        for src in ("net", *EXTREME_SOURCES):
+            cells = money[src][-w:]
+            low = np.where(seen, cells, np.inf).min(axis=0) * scale
+            high = np.where(seen, cells, -np.inf).max(axis=0) * scale
+            if src == "net":
+                f[f"income_ratio_min_{w}m"], f[f"income_ratio_max_{w}m"] = low / line, high / line
+            else:
+                f[f"{src}_pc_min_{w}m"], f[f"{src}_pc_max_{w}m"] = low, high
 
     enough = n_obs[WINDOW] >= min_obs[WINDOW]
     scale = WINDOW / members
