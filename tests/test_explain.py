@@ -388,6 +388,26 @@ def _at_risk_household(ledger, model, month):
     return ex.loc[above, "risk_score"].idxmax(), ex
 
 
+def test_a_household_explained_alone_gets_the_reasons_of_its_month(fitted):
+    # To the last bit: the counterfactual, the sharing and the passing of weights read each
+    # row alone, whichever households are explained with it.
+    ledger, _, model = fitted
+    month = ledger["month"].max()
+    ex = explain_month(model, ledger, CONFIG, month)
+    status = poverty_status(ledger, CONFIG)
+    now = status[status["month"] == month].set_index("household_id")["poor"]
+    scored = now.index[now.eq(False).fillna(False).to_numpy(dtype=bool)]
+    for household in ex.loc[scored, "risk_score"].nlargest(20).index:
+        e = explain_one(ledger, model, household)
+        assert e.scored, household
+        row = ex.loc[household]
+        assert list(e.reasons["cause"]) == [c for c in row[["reason_1", "reason_2", "reason_3"]]
+                                            if pd.notna(c)], household
+        weights = row[[f"reason_{j}_weight" for j in e.reasons.index]].to_numpy(dtype=float)
+        np.testing.assert_array_equal(e.reasons["weight"].to_numpy(dtype=float), weights,
+                                      err_msg=household)
+
+
 def test_explain_one_gives_the_explanation_as_data(fitted, tmp_path):
     ledger, _, model = fitted
     month = ledger["month"].max()

@@ -261,7 +261,9 @@ def _counterfactual(model, features: pd.DataFrame, values: pd.DataFrame, base: f
         values[_net_features(values.columns)].to_numpy().sum(axis=1) > 0)
     if not select.any():
         return None
-    raw = values.to_numpy().sum(axis=1) + base
+    # The log-odds as the contributions add up to them, each row's features added in order
+    # (sum_by_cause): the same bits whichever households are explained with it.
+    raw = sum_by_cause(values.to_numpy(), np.ones((values.shape[1], 1)))[:, 0] + base
     return cause_drops(model, rows, history, config, raw=raw, select=select, window=window,
                        givebacks=givebacks)
 
