@@ -133,6 +133,7 @@ def textbook_features(ledger: pd.DataFrame, config, month: str) -> pd.DataFrame:
     n_obs = {w: roll("observed", w, lambda x: np.nansum(x)) for w in (3, 6, 12)}
     sums = {(s, w): roll(s, w, lambda x: np.nansum(x)) for s in [*SOURCES, "net"]
             for w in (3, 6, 12)}
+
     def extreme(fn):
         return lambda x: fn(x) if (~np.isnan(x)).any() else np.nan
 

@@ -35,7 +35,7 @@ from ._facts import (
     months_of,
     trailing_window,
 )
-from ._reasons import valid_causes
+from ._reasons import row_sums, valid_causes
 from ._treeshap import TreeShapExplainer
 
 N_REASONS = 3
@@ -258,12 +258,10 @@ def _counterfactual(model, features: pd.DataFrame, values: pd.DataFrame, base: f
         risk = model.predict_proba(features[list(values.columns)])[:, 1]
     # The counterfactual only moves net-income value that raises the risk (_share_by_drops).
     select = (np.asarray(risk, dtype="float64") >= threshold) & (
-        values[_net_features(values.columns)].to_numpy().sum(axis=1) > 0)
+        row_sums(values[_net_features(values.columns)].to_numpy()) > 0)
     if not select.any():
         return None
-    # The log-odds as the contributions add up to them, each row's features added in order
-    # (sum_by_cause): the same bits whichever households are explained with it.
-    raw = sum_by_cause(values.to_numpy(), np.ones((values.shape[1], 1)))[:, 0] + base
+    raw = row_sums(values.to_numpy()) + base
     return cause_drops(model, rows, history, config, raw=raw, select=select, window=window,
                        givebacks=givebacks)
 

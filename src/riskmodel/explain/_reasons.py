@@ -109,13 +109,19 @@ def pass_to_evidence(contributions: pd.DataFrame, allowed: pd.DataFrame) -> pd.D
     given = np.where(~ok & (values > 0) & receives[:, None], values, 0.0)
     strongest = np.argmax(np.where(ok, values, -np.inf), axis=1)
     values -= given
-    # Added cause by cause: numpy's row sum adds in an order that depends on the number of
-    # rows, and a household's weight must not depend on the chunk it was explained in.
-    total = np.zeros(len(values))
-    for column in given.T:
-        total += column
-    values[np.arange(len(values)), strongest] += total
+    values[np.arange(len(values)), strongest] += row_sums(given)
     return pd.DataFrame(values, index=contributions.index, columns=contributions.columns)
+
+
+def row_sums(values: np.ndarray) -> np.ndarray:
+    """Each row's sum, its columns added left to right: the same bits whichever rows are
+    summed with it, so that a household's weights do not depend on the chunk it was explained
+    in. (numpy's row sum of a column-major array, as a frame's values are, adds column by
+    column over many rows but pairwise within a single row.)"""
+    total = np.zeros(len(values))
+    for column in np.asarray(values, dtype="float64").T:
+        total += column
+    return total
 
 
 def rank_causes(

@@ -484,11 +484,11 @@ def _history_features(
     for w in WINDOWS:
         seen = obs[-w:]
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(n_obs[w] >= min_obs[w], WINDOW / members, np.nan)
+            annualised = np.where(n_obs[w] >= min_obs[w], WINDOW / members, np.nan)
         for src in ("net", *EXTREME_SOURCES):
             cells = money[src][-w:]
-            low = np.where(seen, cells, np.inf).min(axis=0) * scale
-            high = np.where(seen, cells, -np.inf).max(axis=0) * scale
+            low = np.where(seen, cells, np.inf).min(axis=0) * annualised
+            high = np.where(seen, cells, -np.inf).max(axis=0) * annualised
             if src == "net":
                 f[f"income_ratio_min_{w}m"], f[f"income_ratio_max_{w}m"] = low / line, high / line
             else:
