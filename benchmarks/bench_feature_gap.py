@@ -44,6 +44,7 @@ from generic_reference import fit_reference, generic_features, sample_rows
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from riskmodel import load_config, validate_ledger
+from riskmodel.ledger import AMOUNTS, COUNTS
 from riskmodel.model import (
     RiskModel,
     build_features,
@@ -75,6 +76,13 @@ def groups(columns: list[str]) -> dict[str, list[str]]:
         "all": list(columns),
         "windows": ends(STATS, (3, 6, 12, 24)),
         "lags": [c for c in columns if "_lag" in c],
+        "money_lags": [c for c in columns if "_lag" in c
+                       and c.removeprefix("g_").rsplit("_lag", 1)[0] in AMOUNTS],
+        "count_lags": [c for c in columns if "_lag" in c
+                       and c.removeprefix("g_").rsplit("_lag", 1)[0] in COUNTS],
+        "recent_lags": [c for c in columns if c.endswith(("_lag0", "_lag1", "_lag2", "_lag3"))],
+        "older_lags": [c for c in columns if "_lag" in c
+                       and int(c.rsplit("_lag", 1)[1]) >= 4],
         "per_capita": [c for c in columns if "_pc_" in c or "_line_ratio_" in c],
         "events": [c for c in columns if "_count_" in c or c.startswith("g_months_since_ev")],
         "windows_24": ends(STATS, (24,)),
