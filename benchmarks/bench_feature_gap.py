@@ -67,6 +67,12 @@ TRAIN_ROWS = 120_000
 REFERENCE_ROWS = 20_000
 
 
+def lag(column: str) -> tuple[str, int] | None:
+    """The ledger column and the lag of a generic lag feature (``g_inc_wage_lag3``), else None."""
+    name, sep, k = column.removeprefix("g_").rpartition("_lag")
+    return (name, int(k)) if sep and k.isdigit() else None
+
+
 def groups(columns: list[str]) -> dict[str, list[str]]:
     """Groups of the generic features, by what they read."""
     def ends(stats, windows):
@@ -76,13 +82,10 @@ def groups(columns: list[str]) -> dict[str, list[str]]:
         "all": list(columns),
         "windows": ends(STATS, (3, 6, 12, 24)),
         "lags": [c for c in columns if "_lag" in c],
-        "money_lags": [c for c in columns if "_lag" in c
-                       and c.removeprefix("g_").rsplit("_lag", 1)[0] in AMOUNTS],
-        "count_lags": [c for c in columns if "_lag" in c
-                       and c.removeprefix("g_").rsplit("_lag", 1)[0] in COUNTS],
-        "recent_lags": [c for c in columns if c.endswith(("_lag0", "_lag1", "_lag2", "_lag3"))],
-        "older_lags": [c for c in columns if "_lag" in c
-                       and int(c.rsplit("_lag", 1)[1]) >= 4],
+        "money_lags": [c for c in columns if lag(c) and lag(c)[0] in AMOUNTS],
+        "count_lags": [c for c in columns if lag(c) and lag(c)[0] in COUNTS],
+        "recent_lags": [c for c in columns if lag(c) and lag(c)[1] <= 3],
+        "older_lags": [c for c in columns if lag(c) and lag(c)[1] >= 4],
         "per_capita": [c for c in columns if "_pc_" in c or "_line_ratio_" in c],
         "events": [c for c in columns if "_count_" in c or c.startswith("g_months_since_ev")],
         "windows_24": ends(STATS, (24,)),
