@@ -283,11 +283,7 @@ def test_explain_household_prints_score_causes_text_measures_and_what_if(fitted,
     path = tmp_path / "ledger.parquet"
     ledger.to_parquet(path)
     month = ledger["month"].max()
-    ex = explain_month(model, ledger, CONFIG, month)
-    status = poverty_status(ledger, CONFIG)
-    now = status[status["month"] == month].set_index("household_id")["poor"]
-    above = now.index[now.eq(False).fillna(False).to_numpy(dtype=bool)]
-    household = ex.loc[above, "risk_score"].idxmax()
+    household, ex = _at_risk_household(ledger, model, month)
     text = explain_household(str(path), household, model_uri=str(tmp_path / "model"))
     row = ex.loc[household]
     assert household in text and month in text
@@ -303,6 +299,7 @@ def test_explain_household_prints_score_causes_text_measures_and_what_if(fitted,
     # Across the month's households at risk, the first cause given back lowers the risk of
     # most (a cause that took nothing leaves it, a few give back what raises it).
     every = risk_without(model, ledger, CONFIG, month)
+    above = _households(ledger, month, poor=False)
     at_risk = ex.loc[above][ex.loc[above, "risk_score"] > 0.2]
     moves = []
     for hh, r in at_risk.iterrows():
@@ -316,7 +313,7 @@ def test_explain_household_prints_score_causes_text_measures_and_what_if(fitted,
     broken.to_csv(tmp_path / "ledger.csv", index=False, encoding="utf-8-sig")
     assert explain_household(str(tmp_path / "ledger.csv"), f" {household} ",
                              model_uri=str(tmp_path / "model")) == text
-    poor = now.index[now.eq(True).fillna(False).to_numpy(dtype=bool)][0]
+    poor = _households(ledger, month, poor=True)[0]
     text = explain_household(str(path), poor, model_uri=str(tmp_path / "model"))
     assert "already below the line" in text and "risk:" not in text
     with pytest.raises(LedgerError, match="Household .nobody. is not in"):
@@ -380,12 +377,16 @@ def test_explain_says_why_a_household_has_no_row_to_explain(tmp_path, capsys):
                    "its rows are for 2024-01, 2024-02, 2024-03."]
 
 
-def _at_risk_household(ledger, model, month):
-    ex = explain_month(model, ledger, CONFIG, month)
+def _households(ledger, month, *, poor: bool) -> pd.Index:
+    """The households the ledger shows poor (or not poor) at the month, by its observed months."""
     status = poverty_status(ledger, CONFIG)
     now = status[status["month"] == month].set_index("household_id")["poor"]
-    above = now.index[now.eq(False).fillna(False).to_numpy(dtype=bool)]
-    return ex.loc[above, "risk_score"].idxmax(), ex
+    return now.index[now.eq(poor).fillna(False).to_numpy(dtype=bool)]
+
+
+def _at_risk_household(ledger, model, month):
+    ex = explain_month(model, ledger, CONFIG, month)
+    return ex.loc[_households(ledger, month, poor=False), "risk_score"].idxmax(), ex
 
 
 def test_a_household_explained_alone_gets_the_reasons_of_its_month(fitted):
@@ -394,9 +395,7 @@ def test_a_household_explained_alone_gets_the_reasons_of_its_month(fitted):
     ledger, _, model = fitted
     month = ledger["month"].max()
     ex = explain_month(model, ledger, CONFIG, month)
-    status = poverty_status(ledger, CONFIG)
-    now = status[status["month"] == month].set_index("household_id")["poor"]
-    scored = now.index[now.eq(False).fillna(False).to_numpy(dtype=bool)]
+    scored = _households(ledger, month, poor=False)
     for household in ex.loc[scored, "risk_score"].nlargest(20).index:
         e = explain_one(ledger, model, household)
         assert e.scored, household
@@ -495,9 +494,7 @@ def test_a_household_new_this_month_says_it_has_too_little_history(fitted, tmp_p
 def test_a_household_under_the_line_names_the_trigger_that_lists_it(fitted):
     ledger, _, model = fitted
     month = ledger["month"].max()
-    status = poverty_status(ledger, CONFIG)
-    now = status[status["month"] == month].set_index("household_id")["poor"]
-    poor = now.index[now.eq(True).fillna(False).to_numpy(dtype=bool)][0]
+    poor = _households(ledger, month, poor=True)[0]
     e = explain_one(ledger, model, poor)
     assert (e.scored, e.not_scored_reason) == (False, "poor_now")
     assert "income_below_line" in e.rule_triggers and e.on_watchlist
