@@ -78,14 +78,15 @@ def groups(columns: list[str]) -> dict[str, list[str]]:
     def ends(stats, windows):
         return [c for c in columns if any(c.endswith(f"_{s}_{w}m") for s in stats
                                           for w in windows)]
+    lags = {c: parsed for c in columns if (parsed := lag(c))}
     return {
         "all": list(columns),
         "windows": ends(STATS, (3, 6, 12, 24)),
-        "lags": [c for c in columns if "_lag" in c],
-        "money_lags": [c for c in columns if lag(c) and lag(c)[0] in AMOUNTS],
-        "count_lags": [c for c in columns if lag(c) and lag(c)[0] in COUNTS],
-        "recent_lags": [c for c in columns if lag(c) and lag(c)[1] <= 3],
-        "older_lags": [c for c in columns if lag(c) and lag(c)[1] >= 4],
+        "lags": list(lags),
+        "money_lags": [c for c, (source, _) in lags.items() if source in AMOUNTS],
+        "count_lags": [c for c, (source, _) in lags.items() if source in COUNTS],
+        "recent_lags": [c for c, (_, k) in lags.items() if k <= 3],
+        "older_lags": [c for c, (_, k) in lags.items() if k >= 4],
         "per_capita": [c for c in columns if "_pc_" in c or "_line_ratio_" in c],
         "events": [c for c in columns if "_count_" in c or c.startswith("g_months_since_ev")],
         "windows_24": ends(STATS, (24,)),
