@@ -485,6 +485,13 @@ def report(rows: list[dict]) -> str:
                    f"{_share_interval(r, 'reason_1_95')}) | {r['top_3']:.1%} | "
                    f"{r['structural']:.1%} (of {r['structural_n']}"
                    f"{_share_interval(r, 'structural_95')}) | {per} |")
+    read_as = [r for r in rows if r.get("structural_read_as")]
+    if read_as:
+        out += ["", "Structural households by `reason_1` (the households of the structural "
+                "column):", ""]
+        out += [f"- {r['process']}: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(r["structural_read_as"].items(),
+                                          key=lambda kv: -kv[1])) for r in read_as]
     out += ["", "| process | budget (share of households) | plan | risk ranking | income "
             "cut-off | true-risk ranking | ceiling (true effect) | plan / risk ranking | "
             "plan / income cut-off | plan / true-risk ranking | plan / ceiling |",

@@ -33,8 +33,9 @@ def right_causes(both: pd.DataFrame, min_risk: float) -> dict:
         cause, and structural), ``reason_1`` and ``top_3`` (shares of ``caused``),
         ``structural`` (share of ``structural_n`` read as 收入偏低/缺劳动力), ``by_cause``
         (true cause → [share with ``reason_1`` right, households]), ``confusion`` (true
-        cause × ``reason_1`` counts of the households with a true cause) and ``households``
-        (distinct households among ``caused``).
+        cause × ``reason_1`` counts of the households with a true cause),
+        ``structural_read_as`` (``reason_1`` → structural households, "(none)" for those
+        without a reason) and ``households`` (distinct households among ``caused``).
     """
     risky = both[both["poor_complete"].eq(False) & (both["true_risk"] >= min_risk)]
     true = risky["true_cause"].astype(str).to_numpy()
@@ -52,6 +53,8 @@ def right_causes(both: pd.DataFrame, min_risk: float) -> dict:
         "structural": (float(np.isin(first[~caused], STRUCTURAL_REASONS).mean())
                        if (~caused).any() else np.nan),
         "by_cause": {c: [float(r["mean"]), int(r["size"])] for c, r in named.iterrows()},
+        "structural_read_as": {str(k): int(v) for k, v in
+                               pd.Series(first[~caused]).value_counts().items()},
         "confusion": pd.crosstab(pd.Series(true[caused], name="true cause"),
                                  pd.Series(first[caused], name="reason_1")),
     }
